@@ -1,0 +1,1 @@
+"""api: the HTTP face of bump (FastAPI), thin routes over bump's service functions."""

@@ -1,0 +1,54 @@
+"""Entry point of the ``bump`` command. Bad input exits 2 with a one-line error (``--debug`` for the traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from bump.cli import convert, info
+from ingest.errors import BumpError
+
+
+def _commands() -> list[ModuleType]:
+    """Subcommand modules, each with ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
+    return [info, convert]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bump",
+        description="Find road defects from the phones of ordinary drivers.",
+        epilog="Run 'bump COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _commands():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except (BumpError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"bump {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""One module per input format. Each exposes ``NAME``, ``sniff(src) -> bool`` and ``read(src, *, limits)``.
+
+``FORMATS`` is the sniffing order: the most specific signatures first, the plain CSV last.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ingest.formats import bump_json
+
+FORMATS: list[ModuleType] = [bump_json]

@@ -1,0 +1,144 @@
+"""Reader and writer for the canonical ``bump.trace/1`` JSON document (plain or gzip).
+
+Layout: ``docs/trace-format.md``; JSON Schema: ``ingest/schema/bump.trace-1.schema.json``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ingest.errors import FormatError, SchemaError
+from ingest.source import Source
+from ingest.trace import FORMAT_ID, Limits, Trace
+from ingest.validate import build_trace
+
+NAME = "bump"
+
+
+def sniff(src: Source) -> bool:
+    return src.single and b'"bump.trace/' in src.head(2048)
+
+
+def _obj(doc: Any, key: str, *, source: str, required: bool) -> dict[str, Any] | None:
+    val = doc.get(key)
+    if val is None:
+        if required:
+            raise SchemaError(f"is missing; a {FORMAT_ID} document needs an {key!r} object", source=source,
+                              field=key)
+        return None
+    if not isinstance(val, dict):
+        raise SchemaError(f"must be an object, got {type(val).__name__}", source=source, field=key)
+    return val
+
+
+def _arr(block: dict[str, Any], key: str, prefix: str, *, source: str, required: bool = True) -> Any:
+    if key not in block or block[key] is None:
+        if required:
+            raise SchemaError(f"is missing; the {prefix} block needs t, x, y, z", source=source,
+                              field=f"{prefix}.{key}")
+        return None
+    val = block[key]
+    if not isinstance(val, list):
+        raise SchemaError(f"must be a list of numbers, got {type(val).__name__}", source=source,
+                          field=f"{prefix}.{key}")
+    return val
+
+
+def parse_document(doc: Any, *, source: str, limits: Limits = Limits()) -> Trace:
+    """Validate a decoded ``bump.trace/1`` document and build its Trace."""
+    if not isinstance(doc, dict):
+        raise SchemaError(f"the document must be a JSON object, got {type(doc).__name__}", source=source)
+    fmt = doc.get("format")
+    if fmt != FORMAT_ID:
+        raise FormatError(f"format is {fmt!r}; expected {FORMAT_ID!r}", source=source, field="format")
+    ids = {}
+    for key in ("trip_id", "device_id"):
+        val = doc.get(key)
+        if not isinstance(val, str) or not val.strip():
+            raise SchemaError(f"must be a non-empty string, got {val!r}", source=source, field=key)
+        if len(val) > 200:
+            raise SchemaError(f"is {len(val)} characters long; at most 200", source=source, field=key)
+        ids[key] = val
+    accel = _obj(doc, "accel", source=source, required=True)
+    assert accel is not None
+    unit = accel.get("unit", "m/s2")
+    gyro = _obj(doc, "gyro", source=source, required=False)
+    gps = _obj(doc, "gps", source=source, required=False)
+    vehicle = _obj(doc, "vehicle", source=source, required=False) or {}
+    phone = _obj(doc, "phone", source=source, required=False) or {}
+    wheelbase = vehicle.get("wheelbase_m")
+    if wheelbase is not None and not (isinstance(wheelbase, int | float) and 1.0 <= wheelbase <= 10.0):
+        raise SchemaError(f"is {wheelbase!r}; a wheelbase in metres between 1 and 10 is expected",
+                          source=source, field="vehicle.wheelbase_m")
+    return build_trace(
+        source=source,
+        source_format=NAME,
+        trip_id=ids["trip_id"],
+        device_id=ids["device_id"],
+        accel_t_s=_arr(accel, "t", "accel", source=source),
+        accel_xyz=[_arr(accel, k, "accel", source=source) for k in "xyz"],
+        accel_unit=unit if isinstance(unit, str) else repr(unit),
+        gyro_t_s=None if gyro is None else _arr(gyro, "t", "gyro", source=source),
+        gyro_xyz=None if gyro is None else [_arr(gyro, k, "gyro", source=source) for k in "xyz"],
+        gps_t_s=None if gps is None else _arr(gps, "t", "gps", source=source),
+        lat_deg=None if gps is None else _arr(gps, "lat", "gps", source=source),
+        lon_deg=None if gps is None else _arr(gps, "lon", "gps", source=source),
+        speed_mps=None if gps is None else _arr(gps, "speed", "gps", source=source, required=False),
+        heading_deg=None if gps is None else _arr(gps, "heading", "gps", source=source, required=False),
+        accuracy_m=None if gps is None else _arr(gps, "accuracy", "gps", source=source, required=False),
+        vehicle=vehicle,
+        phone=phone,
+        limits=limits,
+    )
+
+
+def loads(data: bytes, *, source: str = "<bytes>", limits: Limits = Limits()) -> Trace:
+    """Parse ``bump.trace/1`` JSON bytes (already decompressed)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"is not valid JSON ({exc}); check the upload is complete", source=source) from exc
+    return parse_document(doc, source=source, limits=limits)
+
+
+def read(src: Source, *, limits: Limits = Limits()) -> Trace:
+    return loads(src.data, source=src.name, limits=limits)
+
+
+def to_document(trace: Trace) -> dict[str, Any]:
+    """The ``bump.trace/1`` document of a Trace (arrays stay NumPy; serialise with :func:`dumps`)."""
+    doc: dict[str, Any] = {
+        "format": FORMAT_ID,
+        "trip_id": trace.trip_id,
+        "device_id": trace.device_id,
+    }
+    if trace.vehicle:
+        doc["vehicle"] = trace.vehicle
+    if trace.phone:
+        doc["phone"] = trace.phone
+    doc["accel"] = {"t": trace.t_s, **_axes(trace.accel_mps2), "unit": "m/s2"}
+    if trace.has_gyro:
+        doc["gyro"] = {"t": trace.gyro_t_s, **_axes(trace.gyro_rad_s)}
+    if trace.has_gps:
+        doc["gps"] = {"t": trace.gps_t_s, "lat": trace.lat_deg, "lon": trace.lon_deg, "speed": trace.speed_mps,
+                      "heading": trace.heading_deg, "accuracy": trace.accuracy_m}
+    return doc
+
+
+def _axes(a: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: np.ascontiguousarray(a[:, i]) for i, k in enumerate("xyz")}
+
+
+def dumps_document(doc: dict[str, Any], *, compress: bool = False) -> bytes:
+    """Serialise a document whose arrays may be NumPy; NaN becomes null. Shortest round-trip floats."""
+    data = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
+
+
+def dumps(trace: Trace, *, compress: bool = False) -> bytes:
+    """``bump.trace/1`` bytes of a Trace; gzip when ``compress``."""
+    return dumps_document(to_document(trace), compress=compress)

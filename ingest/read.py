@@ -1,0 +1,40 @@
+"""``ingest.read``: any supported input to a validated Trace, choosing the reader by content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.errors import FormatError
+from ingest.formats import FORMATS
+from ingest.source import Source, open_source
+from ingest.trace import Limits, Trace
+
+
+def format_names() -> list[str]:
+    return [m.NAME for m in FORMATS]
+
+
+def detect_format(src: Source) -> str:
+    """Name of the first reader whose signature matches ``src``; FormatError if none does."""
+    for module in FORMATS:
+        if module.sniff(src):
+            return module.NAME
+    listing = ", ".join(src.member_names()[:8])
+    raise FormatError(
+        f"is not a format bump knows (members: {listing}); supported: {', '.join(format_names())}. "
+        "Use --format to force one, or export as bump.trace/1 JSON or a t,ax,ay,az CSV", source=src.name)
+
+
+def read(source: str | Path | bytes | Source, format: str | None = None, *, name: str | None = None,
+         limits: Limits = Limits()) -> Trace:
+    """Read a trace from a path (file, folder, zip, .gz), bytes, or an opened Source.
+
+    ``format`` forces a reader by name (see :func:`format_names`); by default the content decides.
+    Raises a subclass of :class:`ingest.errors.TraceError` (a ValueError) on bad input.
+    """
+    src = source if isinstance(source, Source) else open_source(source, name=name)
+    fmt = format or detect_format(src)
+    for module in FORMATS:
+        if module.NAME == fmt:
+            return module.read(src, limits=limits)
+    raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(format_names())}", source=src.name)

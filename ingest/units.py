@@ -1,0 +1,9 @@
+"""Unit constants: the one place that knows how vendor units relate to SI."""
+
+from __future__ import annotations
+
+G_MPS2 = 9.80665            # standard gravity [m/s^2]
+NS_PER_S = 1_000_000_000
+KMH_PER_MPS = 3.6
+
+ACCEL_UNITS: dict[str, float] = {"m/s2": 1.0, "g": G_MPS2}   # factor to m/s^2

@@ -1,0 +1,331 @@
+"""Turn arrays from any reader into a validated :class:`~ingest.trace.Trace`.
+
+Every reader ends here, so the rules live in one place:
+
+* non-finite accelerometer samples are dropped and counted (rejected above ``Limits.max_nonfinite_fraction``);
+  nothing missing is ever filled with zeros;
+* small timestamp reorderings are sorted, exact duplicate timestamps dropped, a clock that runs backwards by
+  more than ``Limits.max_backward_jump_s`` rejected;
+* median sample rate, duration and sample count must lie within :class:`~ingest.trace.Limits`;
+* the accelerometer unit must agree with the data (|a| at rest is 1 g = 9.80665 m/s^2);
+* GPS fixes without a position or at (0, 0) are dropped and counted; coordinates out of range are rejected;
+  negative speed or accuracy means unknown (NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ingest.errors import GpsError, SampleRateError, SchemaError, SizeError, TimestampError, UnitError
+from ingest.trace import Limits, Quality, Trace
+from ingest.units import ACCEL_UNITS, G_MPS2
+
+ArrayLike = Any
+
+
+def as_float_array(values: ArrayLike, *, field: str, source: str | None) -> np.ndarray:
+    """``values`` as a 1-D float64 array; ``None`` entries become NaN. Raises SchemaError if non-numeric."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = _first_non_numeric(values)
+            raise SchemaError(
+                f"holds a non-numeric value{bad}; every entry must be a number (or null where allowed)",
+                source=source, field=field,
+            ) from exc
+    if arr.ndim != 1:
+        raise SchemaError(f"must be a flat list of numbers, got an array of shape {arr.shape}",
+                          source=source, field=field)
+    return arr
+
+
+def _first_non_numeric(values: ArrayLike) -> str:
+    if isinstance(values, Sequence) and not isinstance(values, str | bytes):
+        for i, v in enumerate(values):
+            if v is not None and not isinstance(v, int | float):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    return f" at index {i} ({v!r})"
+    return ""
+
+
+def _check_lengths(arrays: Mapping[str, np.ndarray], *, source: str | None) -> None:
+    lengths = {k: v.size for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k}={n}" for k, n in lengths.items())
+        first = next(iter(lengths))
+        raise SchemaError(f"arrays differ in length ({desc}); every array of a block needs one entry per sample",
+                          source=source, field=first)
+
+
+def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source: str | None,
+                 limits: Limits, dropped: dict[str, int], problems: list[str],
+                 label: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sort small reorderings, drop exact duplicates, reject a clock that runs back too far."""
+    if t_s.size < 2:
+        return t_s, cols
+    dt = np.diff(t_s)
+    if np.all(dt > 0):
+        return t_s, cols
+    run_max = np.maximum.accumulate(t_s)
+    back_s = run_max - t_s
+    worst = int(np.argmax(back_s))
+    if back_s[worst] > limits.max_backward_jump_s:
+        raise TimestampError(
+            f"clock runs backwards by {back_s[worst]:.3f} s at index {worst} (t={t_s[worst]:.3f}); "
+            f"more than {limits.max_backward_jump_s:g} s back is not a reordering: split the recording "
+            "where the clock was reset", source=source, field=field)
+    if np.any(dt < 0):
+        order = np.argsort(t_s, kind="stable")
+        t_s = t_s[order]
+        cols = [c[order] for c in cols]
+        problems.append(f"{label}: {int(np.count_nonzero(dt < 0))} out-of-order timestamps sorted")
+    keep = np.concatenate(([True], np.diff(t_s) > 0))
+    n_dup = int(keep.size - np.count_nonzero(keep))
+    if n_dup:
+        dropped[f"{label}_duplicate_t"] = n_dup
+        t_s = t_s[keep]
+        cols = [c[keep] for c in cols]
+    return t_s, cols
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
+def _rate_stats(t_s: np.ndarray) -> tuple[float, float, np.ndarray]:
+    dt = np.diff(t_s)
+    med = float(np.median(dt))
+    jitter = float(1.4826 * np.median(np.abs(dt - med)))
+    return med, jitter, dt
+
+
+def build_trace(
+    *,
+    source: str | None,
+    source_format: str,
+    trip_id: str,
+    device_id: str,
+    accel_t_s: ArrayLike,
+    accel_xyz: Sequence[ArrayLike] | np.ndarray,
+    accel_unit: str = "m/s2",
+    gyro_t_s: ArrayLike | None = None,
+    gyro_xyz: Sequence[ArrayLike] | np.ndarray | None = None,
+    gps_t_s: ArrayLike | None = None,
+    lat_deg: ArrayLike | None = None,
+    lon_deg: ArrayLike | None = None,
+    speed_mps: ArrayLike | None = None,
+    heading_deg: ArrayLike | None = None,
+    accuracy_m: ArrayLike | None = None,
+    vehicle: Mapping[str, Any] | None = None,
+    phone: Mapping[str, Any] | None = None,
+    limits: Limits = Limits(),
+    problems: Sequence[str] = (),
+    dropped: Mapping[str, int] | None = None,
+    field_prefix: Mapping[str, str] | None = None,
+) -> Trace:
+    """Validate arrays from a reader and return a canonical :class:`Trace`.
+
+    ``accel_xyz`` is three arrays (x, y, z) or an (n, 3) array in ``accel_unit`` ("m/s2" or "g"), gravity
+    included. ``field_prefix`` maps "accel", "gyro", "gps" to the names the reader's format uses, so errors
+    point at the user's own field or file (e.g. ``{"accel": "TotalAcceleration.csv"}``).
+    """
+    names = {"accel": "accel", "gyro": "gyro", "gps": "gps", **(field_prefix or {})}
+    problems_out = list(problems)
+    dropped_out: dict[str, int] = dict(dropped or {})
+
+    # --- accelerometer -------------------------------------------------------------------------------
+    if accel_unit not in ACCEL_UNITS:
+        raise SchemaError(f"unknown unit {accel_unit!r}; use one of {sorted(ACCEL_UNITS)}",
+                          source=source, field=f"{names['accel']}.unit")
+    t = as_float_array(accel_t_s, field=f"{names['accel']}.t", source=source)
+    if isinstance(accel_xyz, np.ndarray) and accel_xyz.ndim == 2:
+        if accel_xyz.shape[1] != 3:
+            raise SchemaError(f"needs 3 axes, got shape {accel_xyz.shape}", source=source, field=names["accel"])
+        axes = [np.asarray(accel_xyz[:, i], dtype=np.float64) for i in range(3)]
+    else:
+        axes = [as_float_array(a, field=f"{names['accel']}.{k}", source=source)
+                for k, a in zip("xyz", accel_xyz, strict=True)]
+    _check_lengths({f"{names['accel']}.t": t, **{f"{names['accel']}.{k}": a for k, a in zip("xyz", axes,
+                                                                                               strict=True)}},
+                   source=source)
+    n_in = t.size
+    if n_in == 0:
+        raise SchemaError("has no samples; a trace needs accelerometer samples", source=source,
+                          field=names["accel"])
+    if n_in > limits.max_samples:
+        raise SizeError(f"has {n_in} samples, more than the limit of {limits.max_samples}; split the trip",
+                        source=source, field=names["accel"])
+    finite = np.isfinite(t) & np.isfinite(axes[0]) & np.isfinite(axes[1]) & np.isfinite(axes[2])
+    n_bad = int(n_in - np.count_nonzero(finite))
+    if n_bad:
+        if n_bad > limits.max_nonfinite_fraction * n_in:
+            first = int(np.argmin(finite))
+            raise SchemaError(
+                f"{n_bad} of {n_in} samples are NaN, inf or null (first at index {first}); at most "
+                f"{limits.max_nonfinite_fraction:.0%} may be dropped: fix the recording", source=source,
+                field=names["accel"])
+        dropped_out["accel_nonfinite"] = n_bad
+        t = t[finite]
+        axes = [a[finite] for a in axes]
+    t, axes = _order_times(t, axes, field=f"{names['accel']}.t", source=source, limits=limits,
+                           dropped=dropped_out, problems=problems_out, label="accel")
+    if t.size < 2:
+        raise TimestampError("needs at least 2 samples with distinct times", source=source,
+                             field=f"{names['accel']}.t")
+    duration_s = float(t[-1] - t[0])
+    if duration_s < limits.min_duration_s:
+        raise TimestampError(f"lasts {duration_s:.3f} s, shorter than {limits.min_duration_s:g} s; "
+                             "record a longer trip", source=source, field=f"{names['accel']}.t")
+    if duration_s > limits.max_duration_s:
+        raise TimestampError(f"lasts {duration_s / 3600:.2f} h, longer than "
+                             f"{limits.max_duration_s / 3600:g} h; split it into trips (are the times in s?)",
+                             source=source, field=f"{names['accel']}.t")
+    med_dt, jitter_s, dt = _rate_stats(t)
+    rate_hz = 1.0 / med_dt
+    if not limits.min_rate_hz <= rate_hz <= limits.max_rate_hz:
+        raise SampleRateError(
+            f"median sample rate is {rate_hz:.3g} Hz, outside {limits.min_rate_hz:g}-{limits.max_rate_hz:g} Hz; "
+            "check that t is in seconds (not ms or ns)", source=source, field=f"{names['accel']}.t")
+    accel = np.column_stack(axes)
+    norm_med = float(np.median(np.sqrt(np.einsum("ij,ij->i", accel, accel))))
+    if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
+        raise UnitError(f"median |a| is {norm_med:.3g} but the unit says m/s2; this looks like g: "
+                        "set unit to \"g\"", source=source, field=f"{names['accel']}.unit")
+    if accel_unit == "g" and 4.0 < norm_med < 25.0:
+        raise UnitError(f"median |a| is {norm_med:.3g} but the unit says g; this looks like m/s2: "
+                        "set unit to \"m/s2\"", source=source, field=f"{names['accel']}.unit")
+    if norm_med < 0.3:
+        raise UnitError(f"median |a| is {norm_med:.3g} {accel_unit}: gravity is missing; bump needs the raw "
+                        "accelerometer including gravity (add the gravity sensor to linear acceleration)",
+                        source=source, field=names["accel"])
+    accel_mps2 = accel * ACCEL_UNITS[accel_unit]
+    gap_mask = dt > limits.gap_factor * med_dt
+    if norm_med * ACCEL_UNITS[accel_unit] > 3 * G_MPS2:
+        problems_out.append(f"median |a| is {norm_med * ACCEL_UNITS[accel_unit]:.1f} m/s2, far above 1 g")
+
+    # --- gyroscope -----------------------------------------------------------------------------------
+    gyro_t = np.empty(0)
+    gyro = np.empty((0, 3))
+    gyro_rate_hz = 0.0
+    if gyro_t_s is not None and gyro_xyz is not None:
+        gt = as_float_array(gyro_t_s, field=f"{names['gyro']}.t", source=source)
+        if isinstance(gyro_xyz, np.ndarray) and gyro_xyz.ndim == 2:
+            gaxes = [np.asarray(gyro_xyz[:, i], dtype=np.float64) for i in range(3)]
+        else:
+            gaxes = [as_float_array(a, field=f"{names['gyro']}.{k}", source=source)
+                     for k, a in zip("xyz", gyro_xyz, strict=True)]
+        _check_lengths({f"{names['gyro']}.t": gt, **{f"{names['gyro']}.{k}": a for k, a in zip("xyz", gaxes,
+                                                                                               strict=True)}},
+                       source=source)
+        gfinite = np.isfinite(gt) & np.isfinite(gaxes[0]) & np.isfinite(gaxes[1]) & np.isfinite(gaxes[2])
+        if gfinite.size - np.count_nonzero(gfinite):
+            dropped_out["gyro_nonfinite"] = int(gfinite.size - np.count_nonzero(gfinite))
+            gt = gt[gfinite]
+            gaxes = [a[gfinite] for a in gaxes]
+        gt, gaxes = _order_times(gt, gaxes, field=f"{names['gyro']}.t", source=source, limits=limits,
+                                 dropped=dropped_out, problems=problems_out, label="gyro")
+        if gt.size >= 2:
+            gyro_t = gt
+            gyro = np.column_stack(gaxes)
+            gyro_rate_hz = 1.0 / float(np.median(np.diff(gt)))
+        elif gt.size:
+            problems_out.append("gyro: fewer than 2 samples, ignored")
+
+    # --- GPS -----------------------------------------------------------------------------------------
+    gps = _build_gps(gps_t_s, lat_deg, lon_deg, speed_mps, heading_deg, accuracy_m, source=source,
+                     prefix=names["gps"], limits=limits, dropped=dropped_out, problems=problems_out)
+    if gps[0].size == 0:
+        problems_out.append("no GPS fixes: impacts can be timed but not placed on a map")
+    elif gps[0][-1] < t[0] - 60.0 or gps[0][0] > t[-1] + 60.0:
+        raise TimestampError(
+            f"GPS fixes span t={gps[0][0]:.3f}..{gps[0][-1]:.3f} s but the accelerometer spans "
+            f"{t[0]:.3f}..{t[-1]:.3f} s; both must be seconds since the UNIX epoch on one clock",
+            source=source, field=f"{names['gps']}.t")
+
+    quality = Quality(
+        n_samples=int(t.size),
+        duration_s=duration_s,
+        accel_rate_hz=rate_hz,
+        jitter_s=jitter_s,
+        n_gaps=int(np.count_nonzero(gap_mask)),
+        gap_total_s=float(dt[gap_mask].sum()),
+        longest_gap_s=float(dt.max()),
+        gyro_rate_hz=gyro_rate_hz,
+        gps_fixes=int(gps[0].size),
+        dropped=dropped_out,
+        problems=tuple(problems_out),
+    )
+    return Trace(
+        trip_id=str(trip_id),
+        device_id=str(device_id),
+        t_s=_readonly(t),
+        accel_mps2=_readonly(accel_mps2),
+        gyro_t_s=_readonly(gyro_t),
+        gyro_rad_s=_readonly(gyro),
+        gps_t_s=_readonly(gps[0]),
+        lat_deg=_readonly(gps[1]),
+        lon_deg=_readonly(gps[2]),
+        speed_mps=_readonly(gps[3]),
+        heading_deg=_readonly(gps[4]),
+        accuracy_m=_readonly(gps[5]),
+        quality=quality,
+        source_format=source_format,
+        vehicle=dict(vehicle or {}),
+        phone=dict(phone or {}),
+    )
+
+
+def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | None, speed: ArrayLike | None,
+               heading: ArrayLike | None, accuracy: ArrayLike | None, *, source: str | None, prefix: str,
+               limits: Limits, dropped: dict[str, int], problems: list[str]) -> list[np.ndarray]:
+    if t_s is None and lat is None and lon is None:
+        return [np.empty(0) for _ in range(6)]
+    for name, v in (("t", t_s), ("lat", lat), ("lon", lon)):
+        if v is None:
+            raise SchemaError("is missing; a gps block needs t, lat and lon", source=source,
+                              field=f"{prefix}.{name}")
+    gt = as_float_array(t_s, field=f"{prefix}.t", source=source)
+    cols = {"lat": as_float_array(lat, field=f"{prefix}.lat", source=source),
+            "lon": as_float_array(lon, field=f"{prefix}.lon", source=source)}
+    for name, v in (("speed", speed), ("heading", heading), ("accuracy", accuracy)):
+        cols[name] = (np.full(gt.size, np.nan) if v is None
+                      else as_float_array(v, field=f"{prefix}.{name}", source=source))
+    _check_lengths({f"{prefix}.t": gt, **{f"{prefix}.{k}": v for k, v in cols.items()}}, source=source)
+    la, lo = cols["lat"], cols["lon"]
+    out_of_range = np.isfinite(la) & np.isfinite(lo) & ((np.abs(la) > 90) | (np.abs(lo) > 180))
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise GpsError(f"fix {i} has lat={la[i]!r}, lon={lo[i]!r}, outside [-90, 90] x [-180, 180]; "
+                       "are lat and lon swapped or scaled?", source=source, field=f"{prefix}.lat")
+    no_fix = ~(np.isfinite(gt) & np.isfinite(la) & np.isfinite(lo))
+    null_island = ~no_fix & (la == 0) & (lo == 0)
+    n_fixes_in = gt.size
+    if no_fix.any():
+        dropped["gps_no_fix"] = int(np.count_nonzero(no_fix))
+    if null_island.any():
+        dropped["gps_zero_zero"] = int(np.count_nonzero(null_island))
+    keep = ~(no_fix | null_island)
+    if n_fixes_in and not keep.any() and null_island.any():
+        raise GpsError("every fix is at (0, 0), the phone's placeholder for 'no fix'; drop the gps block "
+                       "or record with location enabled", source=source, field=f"{prefix}.lat")
+    gt = gt[keep]
+    rest = [cols[k][keep] for k in ("lat", "lon", "speed", "heading", "accuracy")]
+    for i, name in ((2, "speed"), (4, "accuracy")):
+        neg = rest[i] < 0
+        if neg.any():
+            rest[i] = np.where(neg, np.nan, rest[i])
+            problems.append(f"gps.{name}: {int(np.count_nonzero(neg))} negative values treated as unknown")
+    rest[3] = np.where(np.isfinite(rest[3]) & (rest[3] >= 0), np.mod(rest[3], 360.0), np.nan)
+    gt, rest = _order_times(gt, rest, field=f"{prefix}.t", source=source, limits=limits, dropped=dropped,
+                            problems=problems, label="gps")
+    return [gt, *rest]
