@@ -198,20 +198,21 @@ def build_trace(
             "check that t is in seconds (not ms or ns)", source=source, field=f"{names['accel']}.t")
     accel = np.column_stack(axes)
     norm_med = float(np.median(np.sqrt(np.einsum("ij,ij->i", accel, accel))))
+    norm_med_mps2 = norm_med * ACCEL_UNITS[accel_unit]
     if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says m/s2; this looks like g: "
                         "set unit to \"g\"", source=source, field=f"{names['accel']}.unit")
     if accel_unit == "g" and 4.0 < norm_med < 25.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says g; this looks like m/s2: "
                         "set unit to \"m/s2\"", source=source, field=f"{names['accel']}.unit")
-    if norm_med < 0.3:
-        raise UnitError(f"median |a| is {norm_med:.3g} {accel_unit}: gravity is missing; bump needs the raw "
-                        "accelerometer including gravity (add the gravity sensor to linear acceleration)",
+    if norm_med_mps2 < 5.0:
+        raise UnitError(f"median |a| is {norm_med_mps2:.3g} m/s2, far below 1 g: gravity is missing; bump needs "
+                        "the raw accelerometer including gravity (add the gravity sensor to linear acceleration)",
                         source=source, field=names["accel"])
+    if norm_med_mps2 > 3 * G_MPS2:
+        problems_out.append(f"median |a| is {norm_med_mps2:.1f} m/s2, far above 1 g")
     accel_mps2 = accel * ACCEL_UNITS[accel_unit]
     gap_mask = dt > limits.gap_factor * med_dt
-    if norm_med * ACCEL_UNITS[accel_unit] > 3 * G_MPS2:
-        problems_out.append(f"median |a| is {norm_med * ACCEL_UNITS[accel_unit]:.1f} m/s2, far above 1 g")
 
     # --- gyroscope -----------------------------------------------------------------------------------
     gyro_t = np.empty(0)
@@ -305,7 +306,7 @@ def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | No
     out_of_range = np.isfinite(la) & np.isfinite(lo) & ((np.abs(la) > 90) | (np.abs(lo) > 180))
     if out_of_range.any():
         i = int(np.argmax(out_of_range))
-        raise GpsError(f"fix {i} has lat={la[i]!r}, lon={lo[i]!r}, outside [-90, 90] x [-180, 180]; "
+        raise GpsError(f"fix {i} has lat={float(la[i])!r}, lon={float(lo[i])!r}, outside [-90, 90] x [-180, 180]; "
                        "are lat and lon swapped or scaled?", source=source, field=f"{prefix}.lat")
     no_fix = ~(np.isfinite(gt) & np.isfinite(la) & np.isfinite(lo))
     null_island = ~no_fix & (la == 0) & (lo == 0)

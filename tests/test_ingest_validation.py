@@ -1,0 +1,233 @@
+"""Validation of bump.trace/1 input: a table of malformed inputs, each with its exact error and message,
+and the repairs validation is allowed to make (sorting, dropping, counting) checked on tiny cases."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from conftest import T0_S, make_doc
+
+import ingest
+from ingest.errors import (
+    FormatError,
+    GpsError,
+    SampleRateError,
+    SchemaError,
+    SizeError,
+    TimestampError,
+    TraceError,
+    UnitError,
+)
+from ingest.trace import Limits
+
+Doc = dict[str, Any]
+
+
+def _walk(d: Doc, path: str) -> tuple[Any, Any]:
+    """(container, key) of a dotted path; numeric parts index lists."""
+    *parents, last = (int(p) if p.isdigit() else p for p in path.split("."))
+    node: Any = d
+    for p in parents:
+        node = node[p]
+    return node, last
+
+
+def _set(path: str, value: Any) -> Callable[[Doc], Any]:
+    def edit(d: Doc) -> None:
+        node, key = _walk(d, path)
+        node[key] = value
+    return edit
+
+
+def _del(path: str) -> Callable[[Doc], Any]:
+    def edit(d: Doc) -> None:
+        node, key = _walk(d, path)
+        del node[key]
+    return edit
+
+
+def _scale_t(factor: float) -> Callable[[Doc], None]:
+    def edit(d: Doc) -> None:
+        t = np.asarray(d["accel"]["t"])
+        d["accel"]["t"] = (t[0] + (t - t[0]) * factor).tolist()
+    return edit
+
+
+def _accel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Doc], None]:
+    def edit(d: Doc) -> None:
+        for k in "xyz":
+            d["accel"][k] = fn(np.asarray(d["accel"][k])).tolist()
+    return edit
+
+
+def _backwards(d: Doc) -> None:
+    t = d["accel"]["t"]
+    t[300] = t[300] - 2.5
+
+
+def _nulls(frac: float) -> Callable[[Doc], None]:
+    def edit(d: Doc) -> None:
+        n = len(d["accel"]["x"])
+        for i in range(0, n, max(1, round(1 / frac))):
+            d["accel"]["x"][i] = None
+    return edit
+
+
+def _unequal(d: Doc) -> None:
+    d["accel"]["y"] = d["accel"]["y"][:-3]
+
+
+def _gps_all(key: str, value: Any) -> Callable[[Doc], None]:
+    def edit(d: Doc) -> None:
+        d["gps"][key] = [value] * len(d["gps"]["t"])
+    return edit
+
+
+def _gps_far_in_time(d: Doc) -> None:
+    d["gps"]["t"] = [t - 86_400.0 for t in d["gps"]["t"]]
+
+
+def _empty_accel(d: Doc) -> None:
+    d["accel"].update(t=[], x=[], y=[], z=[])
+
+
+# (id, edit of a valid document or raw bytes, expected class, fragment of the message)
+CASES: list[tuple[str, Any, type[Exception], str]] = [
+    ("not-a-format", b"hello, this is not a trace", FormatError, "not a format bump knows"),
+    ("json-array", b"[1, 2, 3]", FormatError, "not a format bump knows"),
+    ("wrong-version", _set("format", "bump.trace/2"), FormatError, "expected 'bump.trace/1'"),
+    ("truncated-json", "truncate", SchemaError, "not valid JSON"),
+    ("bad-gzip", b"\x1f\x8b\x08\x00garbage", FormatError, "not valid gzip"),
+    ("missing-accel", _del("accel"), SchemaError, "needs an 'accel' object"),
+    ("accel-not-object", _set("accel", [1, 2, 3]), SchemaError, "must be an object"),
+    ("missing-accel-z", _del("accel.z"), SchemaError, "is missing"),
+    ("accel-x-string", _set("accel.x", "1,2,3"), SchemaError, "must be a list of numbers"),
+    ("accel-nested", _set("accel.t", [[1, 2]] * 500), SchemaError, "flat list"),
+    ("unequal-lengths", _unequal, SchemaError, "differ in length"),
+    ("non-numeric", _set("accel.z.7", "nine"), SchemaError, "non-numeric value at index 7"),
+    ("too-many-nulls", _nulls(0.2), SchemaError, "are NaN, inf or null"),
+    ("empty-accel", _empty_accel, SchemaError, "has no samples"),
+    ("missing-trip-id", _del("trip_id"), SchemaError, "non-empty string"),
+    ("empty-trip-id", _set("trip_id", "  "), SchemaError, "non-empty string"),
+    ("numeric-device-id", _set("device_id", 42), SchemaError, "non-empty string"),
+    ("absurd-wheelbase", _set("vehicle.wheelbase_m", 50), SchemaError, "wheelbase in metres"),
+    ("unknown-unit", _set("accel.unit", "ft/s2"), SchemaError, "unknown unit 'ft/s2'"),
+    ("clock-backwards", _backwards, TimestampError, "clock runs backwards by 2.48"),
+    ("too-short", _scale_t(0.05), TimestampError, "shorter than 1 s"),
+    ("too-long", _scale_t(10_000.0), TimestampError, "longer than 24 h"),
+    ("rate-too-low", _scale_t(20.0), SampleRateError, "outside 4-1000 Hz"),
+    ("rate-too-high", lambda d: d.update(make_doc(rate_hz=2500.0, duration_s=2.0)), SampleRateError,
+     "outside 4-1000 Hz"),
+    ("g-labelled-mps2", _accel(lambda a: a / 9.81), UnitError, "looks like g"),
+    ("mps2-labelled-g", _set("accel.unit", "g"), UnitError, "looks like m/s2"),
+    ("gravity-free", _accel(lambda a: a - np.median(a)), UnitError, "gravity is missing"),
+    ("lat-out-of-range", _set("gps.lat.2", 95.0), GpsError, "lat=95.0"),
+    ("all-zero-zero", lambda d: (_gps_all("lat", 0.0)(d), _gps_all("lon", 0.0)(d)), GpsError, "(0, 0)"),
+    ("gps-missing-lon", _del("gps.lon"), SchemaError, "needs t, lat and lon"),
+    ("gps-other-clock", _gps_far_in_time, TimestampError, "one clock"),
+    ("gps-non-numeric", _set("gps.speed.1", "fast"), SchemaError, "non-numeric value at index 1"),
+]
+
+
+def _input(edit: Any) -> bytes:
+    if isinstance(edit, bytes):
+        return edit
+    d = make_doc()
+    if edit == "truncate":
+        return orjson.dumps(d)[:5000]
+    edit(d)
+    return orjson.dumps(d)
+
+
+@pytest.mark.parametrize(("edit", "cls", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_malformed_input_is_rejected_with_a_precise_message(edit: Any, cls: type[Exception], fragment: str) -> None:
+    with pytest.raises(cls) as info:
+        ingest.read(_input(edit), name="upload.json")
+    assert type(info.value) is cls
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TraceError)
+    assert fragment in str(info.value)
+    assert "upload.json" in str(info.value)
+
+
+def test_malformed_table_is_large_enough() -> None:
+    assert len(CASES) >= 25
+
+
+def test_sample_limit_is_configurable() -> None:
+    data = orjson.dumps(make_doc())
+    with pytest.raises(SizeError, match="more than the limit of 100"):
+        ingest.read(data, limits=Limits(max_samples=100))
+    assert ingest.read(data).n_samples == 500
+
+
+def test_small_reorderings_are_sorted_and_duplicates_dropped() -> None:
+    d = make_doc()
+    t = d["accel"]["t"]
+    t[10], t[11] = t[11], t[10]                 # a swapped pair
+    x10, x11 = d["accel"]["x"][10], d["accel"]["x"][11]
+    t[20] = t[19]                               # an exact duplicate time
+    trace = ingest.read(orjson.dumps(d))
+    assert np.all(np.diff(trace.t_s) > 0)
+    assert trace.n_samples == 499
+    assert trace.quality.dropped == {"accel_duplicate_t": 1}
+    assert any("out-of-order" in p for p in trace.quality.problems)
+    # the sample that came first in time is now first, with its own values
+    assert trace.accel_mps2[10, 0] == x11 and trace.accel_mps2[11, 0] == x10
+
+
+def test_a_few_nulls_are_dropped_and_counted_never_zero_filled() -> None:
+    d = make_doc()
+    d["accel"]["z"][5] = None
+    d["accel"]["x"][9] = None
+    trace = ingest.read(orjson.dumps(d))
+    assert trace.n_samples == 498
+    assert trace.quality.dropped["accel_nonfinite"] == 2
+    assert not np.any(trace.accel_mps2 == 0.0)
+    assert T0_S + 5 / 50 not in trace.t_s
+
+
+def test_gps_sentinels_become_unknown_or_dropped() -> None:
+    d = make_doc()
+    d["gps"]["speed"][0] = -1.0
+    d["gps"]["accuracy"][1] = None
+    d["gps"]["lat"][2] = 0.0
+    d["gps"]["lon"][2] = 0.0
+    d["gps"]["lat"][3] = None
+    trace = ingest.read(orjson.dumps(d))
+    assert trace.quality.gps_fixes == 8
+    assert trace.quality.dropped == {"gps_zero_zero": 1, "gps_no_fix": 1}
+    assert np.isnan(trace.speed_mps[0]) and trace.speed_mps[1] == 11.1
+    assert np.isnan(trace.accuracy_m[1])
+
+
+def test_g_unit_is_converted_once() -> None:
+    d = make_doc(gps=False, gyro=False)
+    for k in "xyz":
+        d["accel"][k] = [v / 9.80665 for v in d["accel"][k]]
+    d["accel"]["unit"] = "g"
+    trace = ingest.read(orjson.dumps(d))
+    np.testing.assert_allclose(np.median(trace.accel_mps2[:, 2]), 9.81, atol=0.05)
+    assert not trace.has_gps and trace.gps_t_s.shape == (0,) and trace.gyro_rad_s.shape == (0, 3)
+
+
+def test_five_hz_recording_is_read() -> None:
+    trace = ingest.read(orjson.dumps(make_doc(rate_hz=5.0, duration_s=60.0)))
+    assert trace.quality.accel_rate_hz == pytest.approx(5.0)
+    assert trace.n_samples == 300
+
+
+def test_gzip_and_plain_give_the_same_trace() -> None:
+    raw = orjson.dumps(make_doc())
+    a, b = ingest.read(raw), ingest.read(gzip.compress(raw))
+    assert np.array_equal(a.accel_mps2, b.accel_mps2) and np.array_equal(a.t_s, b.t_s)
+
+
+def test_arrays_are_read_only() -> None:
+    trace = ingest.read(orjson.dumps(make_doc()))
+    with pytest.raises(ValueError, match="read-only"):
+        trace.accel_mps2[0, 0] = 1.0
