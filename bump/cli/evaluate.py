@@ -1,0 +1,117 @@
+"""Score detections against a simulator's truth.json.
+
+Defects (positions): greedy one-to-one matching within --radius metres against the reportable truth defects
+(potholes >= 3 cm deep, covers sunk > 2.5 cm), closest pairs first. FILE: a JSON list of {lat, lon, kind?,
+confidence?}, a GeoJSON FeatureCollection of Points, or JSON Lines of such objects.
+
+Impacts (times): per-wheel truth impacts on one defect within --group seconds are ONE expected pass (a detector
+reports one impact per pass; front and rear axle hits are one pass). A detection matches a pass within --tol seconds
+of any of its wheel hits, one-to-one, smallest |dt| first. FILE: `bump detect --json` output or a JSON list of
+impacts with t. False positives are broken down by the nearest non-reportable feature or non-road event.
+
+Examples:
+  bump evaluate --truth run/truth.json --defects defects.geojson --radius 10
+  bump evaluate --truth run/truth.json --impacts detections.jsonl --trip all --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import orjson
+
+from bump.evaluate import (
+    DefectScore,
+    EvaluationInputError,
+    ImpactScore,
+    evaluate_defects,
+    evaluate_impacts,
+    load_defects,
+    load_impacts,
+    load_truth,
+)
+
+NAME = "evaluate"
+HELP = "score detected defects or impacts against a simulator's truth.json"
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--truth", required=True, metavar="FILE", help="truth.json written by the simulator")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--defects", metavar="FILE", help="reported defects: JSON list, GeoJSON or JSON Lines")
+    what.add_argument("--impacts", metavar="FILE", help="detected impacts: `bump detect --json` output")
+    p.add_argument("--radius", type=_positive, default=10.0, metavar="M",
+                   help="match radius for defects [m] (default 10)")
+    p.add_argument("--as-of", type=float, default=None, metavar="EPOCH_S",
+                   help="defects repaired at or before this time are no longer reportable")
+    p.add_argument("--trip", default="all", metavar="ID", help="trip to score for --impacts, or 'all' (default)")
+    p.add_argument("--tol", type=_non_negative, default=0.5, metavar="S",
+                   help="largest |dt| between a detection and a truth hit [s] (default 0.5)")
+    p.add_argument("--group", type=_non_negative, default=1.5, metavar="S",
+                   help="largest gap between wheel hits of one pass [s] (default 1.5)")
+    p.add_argument("--json", action="store_true", help="print the full score as one JSON object")
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _breakdown(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
+
+
+def _print_defects(s: DefectScore) -> None:
+    print(f"defects: {s.n_detected} reported, {s.n_reportable} reportable in truth (radius {s.radius_m:g} m)")
+    print(f"  precision {_f(s.precision)}  recall {_f(s.recall)}  F1 {_f(s.f1)}  TP {s.tp}  FP {s.fp}  FN {s.fn}")
+    print(f"  localisation error: median {_f(s.error_median_m, 2)} m, p90 {_f(s.error_p90_m, 2)} m")
+    print(f"  false positives by nearest truth feature: {_breakdown(s.fp_by_kind)}")
+
+
+def _print_impacts(s: ImpactScore) -> None:
+    trips = s.trips[0] if len(s.trips) == 1 else f"{len(s.trips)} trips"
+    print(f"impacts ({trips}): {s.n_detected} detected, {s.n_passes} passes over reportable defects "
+          f"(tol {s.tol_s:g} s)")
+    print(f"  precision {_f(s.precision)}  recall {_f(s.recall)}  F1 {_f(s.f1)}  TP {s.tp}  FP {s.fp}  FN {s.fn}")
+    print(f"  timing error: median {_f(s.dt_median_s)} s, p90 {_f(s.dt_p90_s)} s")
+    print(f"  false positives by nearest truth: {_breakdown(s.fp_by_kind)}")
+    print(f"  near non-reportable features {s.n_near_features} (pothole-kind {s.n_pothole_on_features} "
+          f"in {s.n_feature_passes} feature passes, rate {_f(s.false_pothole_rate)}), "
+          f"near non-road events {s.n_near_events} (pothole-kind {s.n_pothole_on_events})")
+
+
+def run(args: argparse.Namespace) -> int:
+    truth = load_truth(args.truth)
+    if args.defects is not None:
+        score: DefectScore | ImpactScore = evaluate_defects(truth, load_defects(args.defects), args.radius,
+                                                            as_of_s=args.as_of)
+    else:
+        trip = None if args.trip == "all" else args.trip
+        try:
+            score = evaluate_impacts(truth, load_impacts(args.impacts), trip, args.tol, group_s=args.group)
+        except EvaluationInputError as exc:
+            if exc.source is not None:
+                raise
+            raise EvaluationInputError(exc.message, source=args.impacts, field=exc.field) from exc
+    if args.json:
+        sys.stdout.write(orjson.dumps(score.to_dict()).decode() + "\n")
+    elif isinstance(score, DefectScore):
+        _print_defects(score)
+    else:
+        _print_impacts(score)
+    return 0
