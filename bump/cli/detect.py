@@ -1,0 +1,85 @@
+"""Detect impacts and measure roughness in trace files.
+
+Without --json: a readable table per trace. With --json: JSON Lines, one object per trace:
+  {"trip_id", "file", "detector", "impacts": [{"t", "lat", "lon", "kind", "severity", "confidence",
+   "speed_mps", ...}], "roughness": [...], "quality": {...}}
+
+Examples:
+  bump detect sample_traces/trips/*.json.gz
+  bump detect --json clips/*.json > impacts.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+from tqdm import tqdm
+
+import ingest
+from bump.report import detection_summary
+from detect import DetectorParams, detect
+from ingest.errors import BumpError
+
+NAME = "detect"
+HELP = "find impacts (potholes, bumps, joints, covers) and roughness in traces"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="trace files, export folders or zips")
+    p.add_argument("--json", action="store_true", help="JSON Lines, one object per trace")
+    p.add_argument("--format", choices=ingest.format_names(), help="force a reader instead of sniffing")
+    p.add_argument("--params", metavar="FILE", help="JSON file of DetectorParams overrides")
+    p.add_argument("--all-candidates", action="store_true", help="table: also list rejected candidates")
+
+
+def load_params(path: str | None) -> DetectorParams:
+    if not path:
+        return DetectorParams()
+    try:
+        return DetectorParams.from_dict(orjson.loads(Path(path).read_bytes()))
+    except (ValueError, TypeError) as exc:
+        raise BumpError(f"bad detector parameters: {exc}", source=path) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    status = 0
+    paths = args.paths
+    bar = tqdm(paths, unit="trace", disable=len(paths) < 20 or not sys.stderr.isatty(), file=sys.stderr)
+    for path in bar:
+        try:
+            trace = ingest.read(path, format=args.format)
+        except BumpError as exc:
+            if len(paths) == 1:
+                raise
+            print(f"bump detect: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        det = detect(trace, params)
+        summary = detection_summary(det, trace, file=str(path))
+        if args.json:
+            sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+            continue
+        _print_table(summary, det, args.all_candidates)
+    return status
+
+
+def _print_table(summary: dict, det, all_candidates: bool) -> None:
+    print(f"{summary['file']}  trip {summary['trip_id']}  {len(summary['impacts'])} impacts, "
+          f"{len(summary['roughness'])} roughness windows")
+    print(f"  {'time (s)':>10} {'kind':<10} {'sev':>6} {'conf':>5} {'speed':>6} {'lat':>10} {'lon':>11}")
+    t0 = det.signals.t_s[0]
+    for imp in summary["impacts"]:
+        lat = f"{imp['lat']:.6f}" if imp["lat"] is not None else "-"
+        lon = f"{imp['lon']:.6f}" if imp["lon"] is not None else "-"
+        speed = f"{imp['speed_mps']:.1f}" if imp["speed_mps"] is not None else "-"
+        print(f"  {imp['t'] - t0:10.2f} {imp['kind']:<10} {imp['severity']:6.1f} {imp['confidence']:5.2f} "
+              f"{speed:>6} {lat:>10} {lon:>11}")
+    if all_candidates:
+        cand = det.candidates
+        for i in range(len(cand)):
+            if cand["rejected"][i]:
+                print(f"  {cand['t_s'][i] - t0:10.2f} rejected: {cand['rejected'][i]}")

@@ -1,0 +1,45 @@
+"""Plain-JSON views of detector results, shared by the CLI, the store and the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detect import Detection
+from ingest import Trace
+
+IMPACT_FIELDS = ("t_s", "lat_deg", "lon_deg", "accuracy_m", "heading_deg", "kind", "severity", "depth_class",
+                 "confidence", "speed_mps")
+_DECIMALS = {"t_s": 3, "lat_deg": 6, "lon_deg": 6, "accuracy_m": 1, "heading_deg": 1, "severity": 2,
+             "confidence": 3, "speed_mps": 2, "iri_m_per_km": 2, "rms_mps2": 3, "length_m": 1,
+             "distance_start_m": 1, "t_start_s": 3, "t_end_s": 3}
+
+
+def impact_records(det: Detection) -> list[dict[str, Any]]:
+    """Impacts as dicts with short public names: t, lat, lon, kind, severity, confidence, speed_mps, ..."""
+    cols = det.impacts.select(slice(None))
+    rows = cols.__class__({k: cols[k] for k in IMPACT_FIELDS}).to_records(decimals=_DECIMALS)
+    rename = {"t_s": "t", "lat_deg": "lat", "lon_deg": "lon"}
+    return [{rename.get(k, k): v for k, v in r.items()} for r in rows]
+
+
+def roughness_records(det: Detection) -> list[dict[str, Any]]:
+    names = [k for k in ("t_start_s", "t_end_s", "lat_deg", "lon_deg", "heading_deg", "distance_start_m", "length_m",
+                         "speed_mps", "rms_mps2", "iri_m_per_km", "valid") if k in det.roughness]
+    sub = det.roughness.__class__({k: det.roughness[k] for k in names})
+    return sub.to_records(decimals=_DECIMALS)
+
+
+def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) -> dict[str, Any]:
+    """The ``bump detect --json`` object of one trace."""
+    out: dict[str, Any] = {"trip_id": det.trip_id, "device_id": det.device_id}
+    if file is not None:
+        out["file"] = file
+    out["detector"] = {"version": det.params.version, "params_digest": det.params.digest()}
+    out["impacts"] = impact_records(det)
+    out["roughness"] = roughness_records(det)
+    out["quality"] = trace.quality.to_dict()
+    out["quality"]["mount_segments"] = int(det.orientation.seg_start.size)
+    out["quality"]["candidates_rejected"] = {
+        str(r): int((det.candidates["rejected"] == r).sum()) for r in set(det.candidates["rejected"].tolist()) if r
+    }
+    return out

@@ -1,0 +1,133 @@
+"""Virtual reorientation of a phone at any angle (after Nericell, Mohan et al., SenSys 2008).
+
+1. Gravity: the direction of the accelerometer's mean over *steady* 1-s blocks (|mean| within a tolerance of
+   g, so braking, turning and bumps do not tilt it), per mount segment.
+2. Re-mounts: a lasting change of the block-mean gravity direction (mean direction over ``remount_context_s``
+   before vs after a block boundary differs by more than ``remount_angle_deg``) starts a new segment.
+3. Forward: least squares of the horizontal acceleration on GPS dv/dt (braking and accelerating) and on the
+   centripetal term v*dpsi/dt (turns); without GPS speed, the principal horizontal axis (sign unknown).
+
+Frame of the output: ``up`` (against gravity), ``forward`` (direction of travel) and ``left = up x forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal as sps
+
+from detect.signal import block_reduce, lowpass
+
+G_MPS2 = 9.80665
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """Per mount segment: start index on the grid, unit axes in the phone frame, gravity magnitude."""
+
+    seg_start: np.ndarray      # (s,) int, first grid index of each segment; seg_start[0] == 0
+    up: np.ndarray             # (s, 3)
+    forward: np.ndarray        # (s, 3)
+    left: np.ndarray           # (s, 3)
+    g_mps2: np.ndarray         # (s,)
+    forward_method: tuple[str, ...]   # "gps" | "pca" per segment
+
+    def segment_of(self, n: int) -> np.ndarray:
+        """Segment index of every one of ``n`` grid samples."""
+        return np.searchsorted(self.seg_start, np.arange(n), side="right") - 1
+
+    def project(self, vec: np.ndarray, axis: str) -> np.ndarray:
+        """Component of (n, 3) phone-frame vectors along ``axis`` ("up", "forward", "left") per segment."""
+        axes = getattr(self, axis)
+        seg = self.segment_of(vec.shape[0])
+        return np.einsum("ij,ij->i", vec, axes[seg])
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: float,
+                  angle_deg: float) -> np.ndarray:
+    """Grid indices where the gravity direction changes for good by more than ``angle_deg``."""
+    n_block = max(1, round(block_s * fs_hz))
+    k = max(2, round(context_s / block_s))
+    means = np.column_stack([block_reduce(acc[:, j], n_block, "mean") for j in range(3)])
+    nb = means.shape[0]
+    if nb < 2 * k:
+        return np.empty(0, dtype=np.int64)
+    u = _unit(means)
+    csum = np.vstack([np.zeros((1, 3)), np.cumsum(u, axis=0)])
+    b = np.arange(k, nb - k + 1)                  # boundary before block b
+    before = _unit(csum[b] - csum[b - k])
+    after = _unit(csum[b + k] - csum[b])
+    angle = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", before, after), -1.0, 1.0)))
+    peaks, _ = sps.find_peaks(np.concatenate(([0.0], angle, [0.0])), height=angle_deg, distance=k)
+    return (b[peaks - 1] * n_block).astype(np.int64)
+
+
+def _gravity(acc: np.ndarray, fs_hz: float, tol_mps2: float) -> tuple[np.ndarray, float]:
+    n_block = max(1, round(fs_hz))
+    means = np.column_stack([block_reduce(acc[:, j], n_block, "mean") for j in range(3)])
+    mag = np.linalg.norm(means, axis=1)
+    steady = np.abs(mag - np.median(mag)) < tol_mps2
+    use = means[steady] if np.count_nonzero(steady) >= 3 else means
+    g_vec = np.median(use, axis=0) if use.shape[0] >= 3 else use.mean(axis=0)
+    return _unit(g_vec), float(np.median(np.linalg.norm(use, axis=1)))
+
+
+def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = _unit(np.cross(up, helper))
+    e2 = np.cross(up, e1)
+    return e1, e2
+
+
+def _forward(acc: np.ndarray, up: np.ndarray, fs_hz: float, dvdt: np.ndarray | None,
+             centripetal: np.ndarray | None) -> tuple[np.ndarray, str]:
+    e1, e2 = _horizontal_basis(up)
+    h = lowpass(np.column_stack([acc @ e1, acc @ e2]), 0.5, fs_hz)
+    h -= np.median(h, axis=0)
+    if dvdt is not None:
+        regs = [dvdt] if centripetal is None else [dvdt, centripetal]
+        a_mat = np.column_stack(regs)
+        ok = np.all(np.isfinite(a_mat), axis=1)
+        if np.count_nonzero(ok) > 10 * fs_hz and np.std(dvdt[ok]) > 0.05:
+            coef, *_ = np.linalg.lstsq(a_mat[ok], h[ok], rcond=None)
+            f2 = coef[0]
+            if np.linalg.norm(f2) > 0.3:         # ~unit response expected for a rigid mount
+                f2 = f2 / np.linalg.norm(f2)
+                return _unit(f2[0] * e1 + f2[1] * e2), "gps"
+    cov = np.cov(h.T) if h.shape[0] > 2 else np.eye(2)
+    w, v = np.linalg.eigh(cov)
+    f2 = v[:, int(np.argmax(w))]
+    return _unit(f2[0] * e1 + f2[1] * e2), "pca"
+
+
+def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None,
+           centripetal_mps2: np.ndarray | None = None, steady_tolerance_mps2: float = 0.6,
+           remount_block_s: float = 1.0, remount_context_s: float = 8.0,
+           remount_angle_deg: float = 20.0) -> Orientation:
+    """Estimate the car frame of a phone from uniformly sampled accelerometer data (n, 3) [m/s^2].
+
+    ``dvdt_mps2`` (GPS longitudinal acceleration) and ``centripetal_mps2`` (speed x yaw rate from GPS heading)
+    on the same grid, NaN where unknown, help find the forward axis.
+    """
+    bounds = find_remounts(acc, fs_hz, block_s=remount_block_s, context_s=remount_context_s,
+                           angle_deg=remount_angle_deg)
+    starts = np.concatenate(([0], bounds)).astype(np.int64)
+    stops = np.concatenate((bounds, [acc.shape[0]])).astype(np.int64)
+    ups, fwds, lefts, gs, methods = [], [], [], [], []
+    for s, e in zip(starts, stops, strict=True):          # loop over mount segments, not samples
+        up, g = _gravity(acc[s:e], fs_hz, steady_tolerance_mps2)
+        fwd, method = _forward(acc[s:e], up, fs_hz,
+                               None if dvdt_mps2 is None else dvdt_mps2[s:e],
+                               None if centripetal_mps2 is None else centripetal_mps2[s:e])
+        ups.append(up)
+        fwds.append(fwd)
+        lefts.append(np.cross(up, fwd))
+        gs.append(g)
+        methods.append(method)
+    return Orientation(seg_start=starts, up=np.array(ups), forward=np.array(fwds), left=np.array(lefts),
+                       g_mps2=np.array(gs), forward_method=tuple(methods))

@@ -1,0 +1,74 @@
+"""All detector parameters in one frozen dataclass, in physical units, with a version string.
+
+The version changes whenever the detector's behaviour changes; it is stored with every result together with
+:meth:`DetectorParams.to_dict`, so any stored impact can be traced to the code and settings that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+DETECTOR_VERSION = "bump-detect/0.1"
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Parameters of :func:`detect.detect`. Units are in the names."""
+
+    # --- resampling and gaps
+    max_rate_hz: float = 200.0           # traces faster than this are decimated onto this grid
+    gap_s: float = 0.25                  # sample intervals longer than this are gaps: no event inside
+    # --- orientation
+    gravity_lowpass_hz: float = 0.3      # gravity estimate: low-pass corner
+    steady_tolerance_mps2: float = 0.6   # |lowpassed a| within this of g counts as steady (no braking/turning)
+    remount_angle_deg: float = 20.0      # a lasting change of the gravity direction larger than this is a re-mount
+    remount_block_s: float = 1.0         # block length for re-mount search
+    remount_context_s: float = 8.0       # blocks compared before/after a candidate re-mount
+    # --- filtering
+    impact_band_hz: tuple[float, float] = (3.0, 25.0)   # band of the impact characteristic function
+    body_band_hz: tuple[float, float] = (0.4, 3.0)      # body (sprung mass) band: bumps and humps
+    rough_band_hz: tuple[float, float] = (0.5, 15.0)    # band for roughness (IRI) estimation
+    energy_window_s: float = 0.12        # window of the short-term energy (characteristic function)
+    # --- candidate events
+    background_window_s: float = 12.0    # local background of the characteristic function
+    threshold_ratio: float = 4.0         # event when energy exceeds ratio x local background ...
+    threshold_floor_mps2: float = 1.2    # ... and exceeds this RMS floor, grown with speed:
+    threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
+    release_ratio: float = 0.5           # hysteresis: an event ends below release_ratio x threshold
+    merge_gap_s: float = 0.15            # events closer than this (plus the axle delay) are one event
+    max_event_s: float = 2.5             # longer excitation is a rough stretch, not an impact
+    wheelbase_default_m: float = 2.7
+    # --- rejection of non-road events
+    min_speed_mps: float = 2.5           # below this an event is not taken as a road impact (door slams)
+    handling_gyro_rad_s: float = 1.5     # rotation faster than this around the event means phone handling
+    handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
+    # --- GPS
+    gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
+    # --- roughness
+    roughness_window_m: float = 20.0
+    roughness_min_speed_mps: float = 4.0
+
+    @property
+    def version(self) -> str:
+        return DETECTOR_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": DETECTOR_VERSION, **dataclasses.asdict(self)}
+
+    def digest(self) -> str:
+        """Short stable hash of version and parameters (stored with results)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known - {"version"}
+        if unknown:
+            raise ValueError(f"unknown detector parameters {sorted(unknown)}; known: {sorted(known)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        return cls(**kw)

@@ -1,0 +1,152 @@
+"""``detect(trace, params) -> Detection``: one trace in, impacts and roughness out.
+
+Stages (each a pure function of arrays, each visible in :class:`Detection` for replay):
+resample onto a uniform grid with a gap mask -> GPS motion on the grid -> orientation (gravity per mount
+segment, forward from braking) -> band-passed vertical / horizontal / rotation signals -> characteristic
+function and adaptive threshold -> candidate events -> features -> rejection of non-road events ->
+classification, severity and position -> roughness windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detect.classify import classify
+from detect.columns import Columns
+from detect.events import characteristic_function, merge, threshold, trigger
+from detect.features import Signals, event_features
+from detect.motion import motion_on_grid, position_at
+from detect.orientation import Orientation, orient
+from detect.params import DetectorParams
+from detect.signal import bandpass, grid_rate_hz, resample_uniform
+from ingest.trace import Trace
+
+IMPACT_DTYPES: dict[str, str] = {
+    "t_s": "f8", "lat_deg": "f8", "lon_deg": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U10",
+    "severity": "f8", "depth_class": "U8", "confidence": "f8", "speed_mps": "f8",
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Everything :func:`detect` found in one trace."""
+
+    trip_id: str
+    device_id: str
+    impacts: Columns          # accepted impacts: IMPACT_DTYPES plus their features
+    candidates: Columns       # every candidate event: features, kind, and ``rejected`` ("" when accepted)
+    roughness: Columns        # windows of travel with estimated IRI
+    signals: Signals
+    orientation: Orientation
+    params: DetectorParams
+
+    @property
+    def n_impacts(self) -> int:
+        return len(self.impacts)
+
+
+def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orientation]:
+    """Resample, orient and filter a trace (stages 1-3)."""
+    fs = grid_rate_hz(trace.t_s, params.max_rate_hz)
+    gap_s = max(params.gap_s, 2.5 / fs)
+    t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s)
+    motion = motion_on_grid(t, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.speed_mps, trace.heading_deg,
+                            latency_s=params.gps_latency_s)
+    ori = orient(acc, fs, dvdt_mps2=motion.dvdt_mps2 if motion.has_gps else None,
+                 centripetal_mps2=motion.centripetal_mps2 if motion.has_gps else None,
+                 steady_tolerance_mps2=params.steady_tolerance_mps2, remount_block_s=params.remount_block_s,
+                 remount_context_s=params.remount_context_s, remount_angle_deg=params.remount_angle_deg)
+    seg = ori.segment_of(t.size)
+    a_up = np.einsum("ij,ij->i", acc, ori.up[seg]) - ori.g_mps2[seg]
+    a_fwd = np.einsum("ij,ij->i", acc, ori.forward[seg])
+    a_left = np.einsum("ij,ij->i", acc, ori.left[seg])
+    a_imp = bandpass(a_up, params.impact_band_hz, fs)
+    horiz = bandpass(np.column_stack([a_fwd, a_left]), params.impact_band_hz, fs)
+    if trace.has_gyro:
+        gyro = np.column_stack([np.interp(t, trace.gyro_t_s, trace.gyro_rad_s[:, j]) for j in range(3)])
+        roll = bandpass(np.einsum("ij,ij->i", gyro, ori.forward[seg]), params.impact_band_hz, fs)
+        pitch = bandpass(np.einsum("ij,ij->i", gyro, ori.left[seg]), params.impact_band_hz, fs)
+        gyro_norm = np.linalg.norm(gyro, axis=1)
+    else:
+        roll = pitch = gyro_norm = np.full(t.size, np.nan)
+    cf = characteristic_function(a_imp, fs, params.energy_window_s)
+    cf[~valid] = 0.0
+    thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
+                        ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
+                        speed_ref_mps=params.threshold_speed_ref_mps)
+    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, a_up_mps2=a_up,
+                  a_forward_mps2=a_fwd, a_left_mps2=a_left, a_impact_mps2=a_imp,
+                  a_body_mps2=bandpass(a_up, params.body_band_hz, fs),
+                  a_horizontal_impact_mps2=np.hypot(horiz[:, 0], horiz[:, 1]),
+                  roll_rate_rad_s=roll, pitch_rate_rad_s=pitch, gyro_norm_rad_s=gyro_norm, cf_mps2=cf,
+                  threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
+                  distance_m=motion.distance_m)
+    return sig, ori
+
+
+def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start/stop grid indices of candidate events, one per pass over a feature."""
+    starts, stops = trigger(sig.cf_mps2, sig.threshold_mps2, release_ratio=params.release_ratio)
+    if starts.size == 0:
+        return starts, stops
+    v = sig.speed_mps[stops - 1]
+    axle_s = np.where(np.isfinite(v) & (v > 1.0), wheelbase_m / np.maximum(v, 1.0), 0.5)
+    max_gap = np.round((np.minimum(axle_s, 1.0) + params.merge_gap_s) * sig.fs_hz).astype(np.int64)
+    return merge(starts, stops, max_gap)
+
+
+def reject_reasons(feat: Columns, params: DetectorParams) -> np.ndarray:
+    """Why each candidate is not a road impact ("" when it is): gap, stopped, handling."""
+    reasons = np.full(len(feat), "", dtype="U10")
+    speed = feat["speed_mps"]
+    handling = (feat["gyro_max_rad_s"] > params.handling_gyro_rad_s) | (
+        feat["horizontal_ratio"] > params.handling_horizontal_ratio)
+    reasons[handling] = "handling"
+    reasons[np.isfinite(speed) & (speed < params.min_speed_mps)] = "stopped"
+    reasons[~feat["valid"]] = "gap"
+    return reasons
+
+
+def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection:
+    """Find impacts and measure roughness in one validated trace."""
+    from detect.roughness import roughness_windows
+
+    wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
+    sig, ori = build_signals(trace, params)
+    starts, stops = candidate_events(sig, params, wheelbase_m)
+    feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m)
+    rejected = reject_reasons(feat, params)
+    kind, confidence, severity, depth_class = classify(feat, params)
+    lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
+                                latency_s=params.gps_latency_s)
+    heading = _heading_at(feat["t_s"], trace)
+    candidates = feat.with_columns(kind=kind, confidence=confidence, severity=severity, depth_class=depth_class,
+                                   lat_deg=lat, lon_deg=lon, accuracy_m=acc, heading_deg=heading,
+                                   rejected=rejected)
+    impacts = candidates.select(rejected == "")
+    front = [k for k in IMPACT_DTYPES if k in impacts]
+    impacts = Columns({**{k: impacts[k] for k in front}, **{k: impacts[k] for k in impacts if k not in front}})
+    rough = roughness_windows(sig.t_s, sig.a_up_mps2, sig.speed_mps, sig.distance_m, sig.valid, sig.fs_hz,
+                              window_m=params.roughness_window_m, band_hz=params.rough_band_hz,
+                              min_speed_mps=params.roughness_min_speed_mps)
+    if len(rough):
+        mid = 0.5 * (rough["t_start_s"] + rough["t_end_s"])
+        rlat, rlon, _ = position_at(mid, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
+                                    latency_s=params.gps_latency_s)
+        rough = rough.with_columns(lat_deg=rlat, lon_deg=rlon, heading_deg=_heading_at(mid, trace))
+    return Detection(trip_id=trace.trip_id, device_id=trace.device_id, impacts=impacts, candidates=candidates,
+                     roughness=rough, signals=sig, orientation=ori, params=params)
+
+
+def _heading_at(t_s: np.ndarray, trace: Trace) -> np.ndarray:
+    """Course over ground [deg] at times ``t_s`` from the nearest fix with a heading; NaN without."""
+    ok = np.isfinite(trace.heading_deg) & (np.nan_to_num(trace.speed_mps, nan=5.0) > 2.0)
+    if not ok.any() or t_s.size == 0:
+        return np.full(np.shape(t_s), np.nan)
+    th = trace.gps_t_s[ok]
+    i = np.clip(np.searchsorted(th, t_s), 0, th.size - 1)
+    j = np.clip(i - 1, 0, th.size - 1)
+    nearest = np.where(np.abs(th[i] - t_s) < np.abs(th[j] - t_s), i, j)
+    return trace.heading_deg[ok][nearest]

@@ -1,0 +1,120 @@
+"""Array kernels: uniform resampling with gap masks, zero-phase band-pass filters, moving statistics.
+
+Every function is vectorised (no Python loop over samples); each has a slow reference twin in
+``tests/test_detect_kernels.py``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage, signal
+
+
+def grid_rate_hz(t_s: np.ndarray, max_rate_hz: float) -> float:
+    """Rate of the uniform grid for samples at ``t_s``: their median rate, at most ``max_rate_hz`` [Hz]."""
+    med_dt = float(np.median(np.diff(t_s)))
+    rate = 1.0 / med_dt
+    return float(min(rate, max_rate_hz))
+
+
+def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation of ``values`` (n,) or (n, k) onto a uniform grid at ``fs_hz``.
+
+    Returns ``(t_grid_s, values_grid, valid)``; ``valid`` is False for grid points inside an interval of the
+    input longer than ``gap_s`` (a gap is never treated as data). Decimating (input faster than ``fs_hz``)
+    averages over each grid interval first (box anti-alias via the running integral).
+    """
+    n_grid = int(np.floor((t_s[-1] - t_s[0]) * fs_hz)) + 1
+    t_grid = t_s[0] + np.arange(n_grid) / fs_hz
+    vals = values.reshape(t_s.size, -1)
+    in_rate = 1.0 / float(np.median(np.diff(t_s)))
+    if in_rate > 1.5 * fs_hz:
+        # average over [t - dt/2, t + dt/2] using the trapezoid running integral of each column
+        dt = np.diff(t_s)[:, None]
+        integral = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(0.5 * (vals[1:] + vals[:-1]) * dt, axis=0)])
+        lo = np.clip(t_grid - 0.5 / fs_hz, t_s[0], t_s[-1])
+        hi = np.clip(t_grid + 0.5 / fs_hz, t_s[0], t_s[-1])
+        out = np.column_stack([
+            (np.interp(hi, t_s, integral[:, j]) - np.interp(lo, t_s, integral[:, j])) / np.maximum(hi - lo, 1e-12)
+            for j in range(vals.shape[1])
+        ])
+    else:
+        out = np.column_stack([np.interp(t_grid, t_s, vals[:, j]) for j in range(vals.shape[1])])
+    idx = np.clip(np.searchsorted(t_s, t_grid, side="right"), 1, t_s.size - 1)
+    valid = (t_s[idx] - t_s[idx - 1]) <= gap_s
+    exact = np.isin(t_grid, t_s)
+    valid |= exact
+    return t_grid, out.reshape((n_grid, *values.shape[1:])), valid
+
+
+@lru_cache(maxsize=64)
+def _sos(low_hz: float, high_hz: float, fs_hz: float, order: int) -> np.ndarray | None:
+    nyq = 0.5 * fs_hz
+    high = min(high_hz, 0.9 * nyq)
+    low = low_hz
+    if low <= 0 and high >= 0.9 * nyq:
+        return None
+    if low <= 0:
+        return signal.butter(order, high, btype="lowpass", fs=fs_hz, output="sos")
+    if low >= high:          # the band lies above what this rate can see: high-pass near Nyquist
+        return signal.butter(order, 0.5 * nyq, btype="highpass", fs=fs_hz, output="sos")
+    if high >= 0.9 * nyq:
+        return signal.butter(order, low, btype="highpass", fs=fs_hz, output="sos")
+    return signal.butter(order, (low, high), btype="bandpass", fs=fs_hz, output="sos")
+
+
+def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (second-order sections) along axis 0 [same units as x].
+
+    The band's upper edge is clipped to 0.9 x Nyquist, so the same call works from 5 to 200 Hz.
+    """
+    sos = _sos(float(band_hz[0]), float(band_hz[1]), float(fs_hz), order)
+    if sos is None or x.shape[0] < 16:
+        return x - np.mean(x, axis=0)
+    padlen = min(x.shape[0] - 1, 3 * (2 * sos.shape[0] + 1))
+    return signal.sosfiltfilt(sos, x, axis=0, padlen=padlen)
+
+
+def lowpass(x: np.ndarray, cutoff_hz: float, fs_hz: float, *, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth low-pass along axis 0."""
+    return bandpass(x, (0.0, cutoff_hz), fs_hz, order=order)
+
+
+def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
+    """Centred moving RMS over ``n_samples`` (>= 1) samples; same length as ``x``."""
+    n = max(1, int(n_samples))
+    return np.sqrt(np.maximum(ndimage.uniform_filter1d(x * x, size=n, mode="nearest"), 0.0))
+
+
+def block_reduce(x: np.ndarray, n_block: int, func: str = "median") -> np.ndarray:
+    """Reduce ``x`` over consecutive blocks of ``n_block`` samples (the last partial block included)."""
+    n_block = max(1, int(n_block))
+    n_full = x.size // n_block
+    parts = []
+    if n_full:
+        parts.append(getattr(np, func)(x[: n_full * n_block].reshape(n_full, n_block), axis=1))
+    if x.size % n_block:
+        parts.append(np.array([getattr(np, func)(x[n_full * n_block:])]))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: float = 1.0) -> np.ndarray:
+    """Robust local level of ``x``: medians of 1-s blocks, a running median of those over ``window_s``,
+    interpolated back to every sample. Costs O(n), insensitive to short bursts."""
+    n_block = max(1, round(block_s * fs_hz))
+    blocks = block_reduce(x, n_block, "median")
+    k = max(1, round(window_s / block_s))
+    k += (k + 1) % 2    # odd
+    level = ndimage.median_filter(blocks, size=k, mode="nearest")
+    centres = (np.arange(blocks.size) + 0.5) * n_block
+    return np.interp(np.arange(x.size), centres, level)
+
+
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start (inclusive) and stop (exclusive) indices of runs of True in a boolean array."""
+    m = np.concatenate(([False], mask.astype(bool), [False]))
+    d = np.diff(m.astype(np.int8))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
