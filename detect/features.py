@@ -71,7 +71,9 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         imp = sig.a_impact_mps2[s:e]
         up = sig.a_up_mps2[w0:w1]
         out["i_start"][k], out["i_stop"][k], out["i_peak"][k] = s, e, ip
-        out["t_s"][k] = sig.t_s[ip]
+        big = np.flatnonzero(np.abs(imp) > 0.5 * np.max(np.abs(imp)))
+        i_onset = s + int(big[0]) if big.size else ip       # first strong motion: the first axle's contact
+        out["t_s"][k] = sig.t_s[i_onset]
         out["t_start_s"][k] = sig.t_s[s]
         out["duration_s"][k] = (e - s) / fs
         out["cf_peak_mps2"][k] = sig.cf_mps2[ip]
@@ -80,7 +82,6 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         out["up_p2p_mps2"][k] = float(np.ptp(up))
         out["body_p2p_mps2"][k] = float(np.ptp(sig.a_body_mps2[b0:b1]))
         out["energy_m2ps3"][k] = float(np.sum(imp * imp) / fs)
-        big = np.flatnonzero(np.abs(imp) > 0.5 * np.max(np.abs(imp)))
         out["first_motion"][k] = int(np.sign(imp[big[0]])) if big.size else 0
         vert_rms = max(_rms(sig.a_impact_mps2[w0:w1]), 1e-6)
         out["horizontal_ratio"][k] = _rms(sig.a_horizontal_impact_mps2[w0:w1]) / vert_rms

@@ -48,6 +48,7 @@ class DetectorParams:
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
     # --- GPS
     gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
+    phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone
     # --- roughness
     roughness_window_m: float = 20.0
     roughness_min_speed_mps: float = 4.0

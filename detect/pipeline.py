@@ -17,6 +17,7 @@ from detect.classify import classify
 from detect.columns import Columns
 from detect.events import characteristic_function, merge, threshold, trigger
 from detect.features import Signals, event_features
+from detect.geo import EARTH_RADIUS_M, LocalProjection
 from detect.motion import motion_on_grid, position_at
 from detect.orientation import Orientation, orient
 from detect.params import DetectorParams
@@ -122,6 +123,7 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=params.gps_latency_s)
     heading = _heading_at(feat["t_s"], trace)
+    lat, lon = _move_ahead(lat, lon, heading, params.phone_to_front_axle_m)
     candidates = feat.with_columns(kind=kind, confidence=confidence, severity=severity, depth_class=depth_class,
                                    lat_deg=lat, lon_deg=lon, accuracy_m=acc, heading_deg=heading,
                                    rejected=rejected)
@@ -138,6 +140,17 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
         rough = rough.with_columns(lat_deg=rlat, lon_deg=rlon, heading_deg=_heading_at(mid, trace))
     return Detection(trip_id=trace.trip_id, device_id=trace.device_id, impacts=impacts, candidates=candidates,
                      roughness=rough, signals=sig, orientation=ori, params=params)
+
+
+def _move_ahead(lat_deg: np.ndarray, lon_deg: np.ndarray, heading_deg: np.ndarray, dist_m: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions moved ``dist_m`` along ``heading_deg`` (unchanged where the heading is unknown)."""
+    h = np.deg2rad(np.nan_to_num(heading_deg, nan=0.0))
+    d = np.where(np.isfinite(heading_deg), dist_m, 0.0)
+    proj = LocalProjection(0.0, 0.0)
+    dlat, _ = proj.to_latlon(np.zeros_like(d), d * np.cos(h))
+    m_per_deg_lon = np.deg2rad(1.0) * EARTH_RADIUS_M * np.cos(np.deg2rad(lat_deg))
+    return lat_deg + dlat, lon_deg + d * np.sin(h) / np.maximum(m_per_deg_lon, 1e-9)
 
 
 def _heading_at(t_s: np.ndarray, trace: Trace) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""Tiny hand-made traces whose answer is obvious, and degenerate inputs that must not break the detector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from scipy.spatial.transform import Rotation
+
+import ingest
+from detect import DetectorParams, detect
+
+T0 = 1_780_000_000.0
+
+
+def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[float, ...] = (), amp_mps2: float = 8.0,
+           rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0), speed_mps: float | None = 10.0,
+           gps: bool = True, gyro: bool = False, seed: int = 0, unit: str = "m/s2") -> ingest.Trace:
+    """A car on smooth road: small noise, plus wheel-hop-like damped 11 Hz oscillations at ``hits_s``."""
+    rng = np.random.default_rng(seed)
+    n = round(duration_s * fs_hz)
+    t = np.arange(n) / fs_hz
+    up = rng.normal(0.0, 0.15, n)
+    for h in hits_s:
+        tau = np.clip(t - h, 0.0, None)
+        up += np.where(t >= h, amp_mps2 * np.exp(-tau / 0.07) * np.sin(2 * np.pi * 11.0 * tau), 0.0)
+    car = np.column_stack([rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), 9.80665 + up])
+    phone = Rotation.from_euler("xyz", rotation_deg, degrees=True).apply(car)
+    if unit == "g":
+        phone = phone / 9.80665
+    doc: dict[str, Any] = {"format": "bump.trace/1", "trip_id": "hand", "device_id": "d",
+                           "accel": {"t": T0 + t, "x": phone[:, 0].copy(), "y": phone[:, 1].copy(),
+                                     "z": phone[:, 2].copy(), "unit": unit}}
+    if gyro:
+        g = rng.normal(0, 0.01, (n, 3))
+        doc["gyro"] = {"t": T0 + t, "x": g[:, 0].copy(), "y": g[:, 1].copy(), "z": g[:, 2].copy()}
+    if gps:
+        k = int(duration_s)
+        v = speed_mps if speed_mps is not None else 0.0
+        doc["gps"] = {"t": T0 + np.arange(k, dtype=float), "lat": 42.36 + np.arange(k) * v / 111_195.0,
+                      "lon": np.full(k, -71.06), "speed": np.full(k, v), "heading": np.zeros(k),
+                      "accuracy": np.full(k, 4.0)}
+    return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def test_smooth_road_has_no_impacts() -> None:
+    det = detect(_trace())
+    assert det.n_impacts == 0
+    assert len(det.impacts["t_s"]) == 0 and det.impacts["kind"].dtype.kind == "U"
+
+
+def test_single_hits_are_found_at_their_times() -> None:
+    hits = (12.0, 31.5, 47.25)
+    det = detect(_trace(hits_s=hits))
+    assert det.n_impacts == 3
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, hits, atol=0.1)
+
+
+@pytest.mark.parametrize("rotation", [(0, 0, 0), (90, 0, 0), (35, -20, 110), (180, 0, 45), (60, 45, -30)])
+def test_any_phone_orientation_gives_the_same_answer(rotation: tuple[float, float, float]) -> None:
+    flat = detect(_trace(hits_s=(20.0, 40.0)))
+    turned = detect(_trace(hits_s=(20.0, 40.0), rotation_deg=rotation))
+    assert turned.n_impacts == 2
+    np.testing.assert_allclose(turned.impacts["t_s"], flat.impacts["t_s"], atol=0.02)
+    np.testing.assert_allclose(turned.impacts["impact_p2p_mps2"], flat.impacts["impact_p2p_mps2"], rtol=0.05)
+
+
+def test_units_in_g_give_the_same_answer() -> None:
+    a = detect(_trace(hits_s=(20.0,)))
+    b = detect(_trace(hits_s=(20.0,), unit="g"))
+    np.testing.assert_allclose(b.impacts["t_s"], a.impacts["t_s"], atol=1e-6)
+
+
+def test_impact_while_stopped_is_rejected_as_door_slam() -> None:
+    det = detect(_trace(hits_s=(20.0,), speed_mps=0.0))
+    assert det.n_impacts == 0
+    assert list(det.candidates["rejected"]) == ["stopped"]
+
+
+def test_without_gps_impacts_have_time_but_no_position() -> None:
+    det = detect(_trace(hits_s=(20.0,), gps=False))
+    assert det.n_impacts == 1
+    assert np.isnan(det.impacts["lat_deg"][0]) and np.isnan(det.impacts["speed_mps"][0])
+
+
+def test_position_is_interpolated_at_the_impact_time() -> None:
+    det = detect(_trace(hits_s=(20.5,)))
+    expected_lat = 42.36 + (20.5 * 10.0 + DetectorParams().phone_to_front_axle_m) / 111_195.0
+    assert det.impacts["lat_deg"][0] == pytest.approx(expected_lat, abs=2e-6)
+
+
+@pytest.mark.parametrize("fs_hz", [5.0, 10.0, 50.0, 200.0])
+def test_low_and_high_rates_run(fs_hz: float) -> None:
+    det = detect(_trace(fs_hz=fs_hz, hits_s=(20.0, 40.0)))
+    assert det.signals.fs_hz == pytest.approx(fs_hz, rel=1e-4)
+    assert det.impacts["t_s"].shape == det.impacts["kind"].shape
+    if fs_hz >= 50:
+        assert det.n_impacts == 2
+
+
+@pytest.mark.parametrize("duration_s", [1.5, 3.0])
+def test_too_short_for_the_windows_is_not_an_error(duration_s: float) -> None:
+    det = detect(_trace(duration_s=duration_s, gps=False))
+    assert det.n_impacts == 0
+    assert not np.any(det.roughness["valid"])
+
+
+def test_gap_swallows_an_impact() -> None:
+    tr = _trace(hits_s=(20.0, 40.0))
+    doc = ingest.to_document(tr)
+    keep = ~((tr.t_s > T0 + 19.9) & (tr.t_s < T0 + 21.0))          # the first hit falls in a 1.1 s gap
+    for k in ("t", "x", "y", "z"):
+        doc["accel"][k] = np.ascontiguousarray(doc["accel"][k][keep])
+    det = detect(ingest.read(ingest.formats.bump_json.dumps_document(doc)))
+    assert det.n_impacts == 1
+    assert abs(det.impacts["t_s"][0] - (T0 + 40.0)) < 0.1
+
+
+def test_params_are_recorded_with_a_version() -> None:
+    p = DetectorParams(threshold_ratio=5.0)
+    det = detect(_trace(), p)
+    assert det.params.to_dict()["threshold_ratio"] == 5.0
+    assert det.params.digest() != DetectorParams().digest()
+    assert DetectorParams.from_dict(p.to_dict()) == p
