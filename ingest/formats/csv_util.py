@@ -1,0 +1,123 @@
+"""CSV plumbing shared by the vendor readers: dialect sniffing and fast numeric column reads.
+
+Phone apps write CSV in several dialects. phyphox alone offers five (its ``DataExport.exportFormats``): comma with
+decimal point, tab or semicolon with decimal point, tab or semicolon with decimal comma (``9,80665``).
+Spreadsheets in German or French locales write the semicolon + decimal comma kind. A comma separator always
+means a decimal point.
+
+Values are parsed by pandas' C engine (``pandas.read_csv``), which rounds decimal text to float64 exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ingest.errors import SchemaError
+
+# Text read as "unknown" (NaN). "\ufffd" is what old Java DecimalFormat wrote for NaN.
+NA_STRINGS = ("", "NaN", "nan", "-NaN", "NA", "N/A", "n/a", "null", "NULL", "None", "\ufffd")
+HEAD_BYTES = 65536
+_DECIMAL_COMMA = re.compile(r"\d,\d")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Field separator and decimal mark of a CSV text."""
+
+    sep: str
+    decimal: str
+
+
+def decode(data: bytes) -> str:
+    """Text of ``data``: UTF-8 (a byte-order mark is dropped), else Windows-1252 (never fails)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def head_lines(data: bytes, n: int, *, max_bytes: int = HEAD_BYTES) -> list[str]:
+    """Up to ``n`` lines from the start of ``data`` (at most ``max_bytes`` read; a cut last line is dropped)."""
+    head = data[:max_bytes]
+    lines = decode(head).splitlines()
+    if len(data) > max_bytes and lines:
+        lines = lines[:-1]
+    return lines[:n]
+
+
+def sniff_dialect(header: str, rows: list[str]) -> Dialect:
+    """Separator from the header line (tab, then semicolon, else comma), decimal mark from the data ``rows``."""
+    if "\t" in header:
+        sep = "\t"
+    elif ";" in header:
+        sep = ";"
+    else:
+        sep = ","
+    decimal = "," if sep != "," and any(_DECIMAL_COMMA.search(r) for r in rows) else "."
+    return Dialect(sep, decimal)
+
+
+def split_header(line: str, sep: str) -> list[str]:
+    """Header cells of ``line`` (quotes removed, whitespace stripped)."""
+    cells = next(csv.reader([line], delimiter=sep, quotechar='"'), [])
+    return [c.strip() for c in cells]
+
+
+def field_name(where: str | None, column: str) -> str:
+    """Error ``field`` for ``column``: ``file[column]`` inside an export, the bare column for a single file."""
+    return f"{where}[{column}]" if where else column
+
+
+def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, skiprows: int, source: str,
+                 where: str | None = None) -> dict[str, np.ndarray]:
+    """Columns of ``data`` (by 0-based position; keys name them in messages) as float64 arrays.
+
+    ``skiprows`` lines (header, comments) are skipped. Empty cells and :data:`NA_STRINGS` become NaN, never 0.
+    Raises :class:`SchemaError` naming the file, column, line and value for text that is not a number.
+    """
+    names = list(columns)
+    positions = [columns[k] for k in names]
+    if not names:
+        return {}
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data), sep=dialect.sep, decimal=dialect.decimal, header=None, skiprows=skiprows,
+            usecols=sorted(set(positions)), engine="c", encoding="latin-1", quotechar='"',
+            skipinitialspace=True, na_values=list(NA_STRINGS), keep_default_na=False, skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError:
+        return {k: np.empty(0) for k in names}
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise SchemaError(f"cannot be read as {_sep_name(dialect.sep)}-separated CSV ({exc}); export it again "
+                          "without editing, or fix the line named", source=source, field=where) from exc
+    out: dict[str, np.ndarray] = {}
+    for name, pos in zip(names, positions, strict=True):
+        if pos not in frame.columns:
+            out[name] = np.full(len(frame), np.nan)
+            continue
+        col = frame[pos]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            _raise_non_numeric(col, name=name, skiprows=skiprows, source=source, where=where, dialect=dialect)
+        out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def _raise_non_numeric(col: pd.Series, *, name: str, skiprows: int, source: str, where: str | None,
+                       dialect: Dialect) -> None:
+    as_num = pd.to_numeric(col.astype("string").str.replace(dialect.decimal, ".", regex=False), errors="coerce")
+    bad = np.flatnonzero(as_num.isna().to_numpy() & col.notna().to_numpy())
+    i = int(bad[0]) if bad.size else 0
+    value = col.iloc[i] if len(col) else None
+    raise SchemaError(f"holds a non-numeric value {value!r} on line {skiprows + i + 1}; every value of "
+                      f"column {name!r} must be a number or empty", source=source, field=field_name(where, name))
+
+
+def _sep_name(sep: str) -> str:
+    return {"\t": "tab", ";": "semicolon", ",": "comma"}.get(sep, repr(sep))
