@@ -67,7 +67,8 @@ class Trace:
 
     Arrays (read-only float64):
       t_s (n,)            accelerometer sample times, s since the UNIX epoch, strictly increasing
-      accel_mps2 (n, 3)   raw accelerometer in the phone frame including gravity [m/s^2]
+      accel_mps2 (n, 3)   raw accelerometer in the phone frame including gravity [m/s^2], Android sign
+                          convention (flat, screen up: z = +9.81); readers flip iOS data into it
       gyro_t_s (m,)       gyroscope sample times [s]; m = 0 without gyroscope
       gyro_rad_s (m, 3)   angular rate in the phone frame [rad/s]
       gps_t_s (k,)        GPS fix times [s]; k = 0 without GPS
