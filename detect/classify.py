@@ -1,16 +1,24 @@
 """Physical rules: what kind of road feature made each event, how sure we are, and how bad it is.
 
-The evidence, each from FIELD_NOTES physics:
+The evidence, each from the physics in FIELD_NOTES:
 
-* one wheel vs both: a pothole or a cover is usually hit by one wheel track, which rolls the car; speed
-  bumps, humps, joints and rail crossings span the lane and hit both wheels of an axle: pitch without roll.
-  With a gyroscope: roll-rate RMS / pitch-rate RMS (about wheelbase/track ~ 1.7 for one wheel, ~0 for
-  both); without: lateral / vertical acceleration RMS.
-* body vs wheel: a bump or hump lifts the whole body (large 0.4-3 Hz response) at the low speed drivers
-  choose for it, often after braking; a hole or joint is a short, sharp input (impact band).
-* size: a shallow step (cover, joint) shakes less than a deep hole at the same speed; severity is the
-  impact-band peak-to-peak normalised by speed (bridging makes raw peaks grow with speed).
-* duration: excitation longer than ``max_event_s`` is a rough stretch, not one impact.
+* **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
+  low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
+  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump.
+* **One wheel vs both** (``roll_ratio``): a pothole or cover is hit by one wheel track and rolls the car
+  (roll rate / pitch rate ~ wheelbase / track ~ 1.7); joints and rail crossings span the lane and hit both
+  wheels of an axle (pitch without roll). Without a gyroscope the lateral / vertical acceleration ratio stands in.
+* **Depth**: a wheel dropping ``d`` into a hole drives the body through the damper with an impulse ~ c_s d / m_s,
+  so the body's vertical velocity swing is proportional to depth and nearly independent of speed (the spring's
+  share grows with the time spent in the hole, which shrinks with speed, while bridging at speed reduces the drop:
+  the two partly cancel). ``depth_est_m = vel_p2p / damper_rate_per_s`` with the Golden Car's c_s/m_s = 6 s^-1
+  times the ~0.45 share of one corner's heave felt at a phone between the axles (2.7 s^-1). The severity reported
+  is this equivalent depth in centimetres; raw peak acceleration is never used (it aliases below ~100 Hz and grows
+  with speed).
+* **First motion**: a hole drops the wheel first; a proud cover (or anything standing up) lifts it first.
+  Shallow one-wheel events, and moderate ones whose first motion is up, are labelled ``cover``.
+* **Rough stretch**: excitation longer than ``max_event_s``, or an event on a stretch whose local background is
+  ``rough_background_ratio`` times the trip's typical level, is ``rough``, not one impact.
 """
 
 from __future__ import annotations
@@ -21,38 +29,49 @@ from detect.columns import Columns
 from detect.params import DetectorParams
 
 KINDS = ("pothole", "speed_bump", "joint", "cover", "rough", "unknown")
+DEPTH_CLASSES = ("low", "moderate", "high")       # < 25 mm, 25-50 mm, > 50 mm (FIELD_NOTES defect sizes)
 
 
-def severity_index(impact_p2p_mps2: np.ndarray, speed_mps: np.ndarray, speed_ref_mps: float = 10.0) -> np.ndarray:
-    """Impact-band peak-to-peak acceleration normalised to ``speed_ref_mps`` by a square-root law [m/s^2].
+def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float) -> np.ndarray:
+    """Equivalent depth [m] of a one-wheel drop from the body's vertical velocity swing [m/s]."""
+    return vel_p2p_mps / damper_rate_per_s
 
-    The square root follows from the power-law speed dependence of road-induced vibration (a -2 slope ISO 8608
-    profile gives vertical acceleration RMS ~ sqrt(v)); unknown speed leaves the value unnormalised.
-    """
-    v = np.where(np.isfinite(speed_mps), np.maximum(speed_mps, 2.0), speed_ref_mps)
-    return impact_p2p_mps2 / np.sqrt(v / speed_ref_mps)
+
+def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
+    """True where the event hit both wheels of an axle (no roll); gyroscope first, lateral ratio otherwise."""
+    roll = feat["roll_ratio"]
+    return np.where(np.isfinite(roll), roll < params.both_wheels_roll_ratio,
+                    feat["lateral_ratio"] < params.both_wheels_lateral_ratio)
 
 
 def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(kind, confidence 0-1, severity [m/s^2 at 10 m/s], depth_class) for every event."""
+    """(kind, confidence 0-1, severity [cm of equivalent depth or lift], depth_class) for every event."""
     n = len(feat)
     if n == 0:
         return (np.empty(0, dtype="U10"), np.empty(0), np.empty(0), np.empty(0, dtype="U8"))
-    speed = feat["speed_mps"]
-    severity = severity_index(feat["impact_p2p_mps2"], speed)
-    roll = feat["roll_ratio"]
-    lateral = feat["lateral_ratio"]
-    both_wheels = np.where(np.isfinite(roll), roll < 0.6, lateral < 0.25)
-    body_dominant = feat["body_p2p_mps2"] > 0.8 * feat["impact_p2p_mps2"]
-    slowed = (np.nan_to_num(feat["decel_mps2"]) > 0.4) | (np.nan_to_num(speed, nan=99.0) < 6.0)
-    long_event = feat["duration_s"] > params.max_event_s
-    shallow = severity < 6.0
+    vel = feat["vel_p2p_mps"]
+    lift = (feat["disp_p2p_m"] > params.bump_lift_m) | (vel > params.bump_velocity_mps)
+    two = both_wheels(feat, params)
+    depth_m = depth_estimate_m(vel, params.damper_rate_per_s)
+    proud = (feat["first_motion"] > 0) & (vel < params.proud_velocity_mps)
+    shallow = depth_m < params.cover_depth_m
+    long_event = (feat["duration_s"] > params.max_event_s) | (feat["background_ratio"] > params.rough_background_ratio)
     kind = np.select(
-        [long_event, body_dominant & (slowed | both_wheels), both_wheels, shallow],
+        [long_event, lift, two, proud | shallow],
         ["rough", "speed_bump", "joint", "cover"],
         default="pothole",
     ).astype("U10")
-    snr_conf = 1.0 - np.exp(-np.maximum(feat["snr"] - 1.0, 0.0) / 4.0)
-    confidence = np.clip(snr_conf * np.where(feat["n_peaks"] >= 2, 1.0, 0.8), 0.0, 1.0)
-    depth_class = np.select([severity < 6.0, severity < 12.0], ["low", "moderate"], default="high").astype("U8")
-    return kind, confidence, severity, depth_class
+    severity_cm = np.where(lift, 100.0 * feat["disp_p2p_m"], 100.0 * depth_m)
+    # confidence: how far the event stands above its background, times how clear its kind decision was
+    detect_conf = 1.0 - np.exp(-np.maximum(feat["snr"] - 1.0, 0.0) / 4.0)
+    roll = feat["roll_ratio"]
+    wheel_margin = np.where(np.isfinite(roll), np.abs(np.log(np.maximum(roll, 1e-3) / params.both_wheels_roll_ratio)),
+                            np.abs(np.log(np.maximum(feat["lateral_ratio"], 1e-3)
+                                          / params.both_wheels_lateral_ratio)))
+    depth_margin = np.abs(np.log(np.maximum(depth_m, 1e-4) / params.cover_depth_m))
+    margin = np.select([long_event, lift, two], [np.ones(n), np.ones(n), wheel_margin],
+                       default=np.minimum(wheel_margin, depth_margin))
+    kind_conf = 0.5 + 0.5 * np.tanh(2.0 * margin)
+    confidence = np.clip(detect_conf * kind_conf, 0.0, 1.0)
+    depth_class = np.select([depth_m < 0.025, depth_m < 0.05], ["low", "moderate"], default="high").astype("U8")
+    return kind, confidence, severity_cm, depth_class

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import signal as sps
 
 from detect.columns import Columns
+from detect.signal import bandpass
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ FEATURE_DTYPES: dict[str, str] = {
     "cf_peak_mps2": "f8", "snr": "f8", "impact_p2p_mps2": "f8", "up_p2p_mps2": "f8", "body_p2p_mps2": "f8",
     "energy_m2ps3": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
     "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_dt_s": "f8", "axle_ratio": "f8", "n_peaks": "i8",
-    "speed_mps": "f8", "decel_mps2": "f8", "valid": "?",
+    "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
+    "valid": "?",
 }
 
 
@@ -51,8 +53,23 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x * x))) if x.size else np.nan
 
 
+def body_motion_p2p(a_up_mps2: np.ndarray, fs_hz: float, band_hz: tuple[float, float], i0: int, i1: int,
+                    pad: int) -> tuple[float, float]:
+    """Peak-to-peak vertical velocity [m/s] and displacement [m] of the body over samples [i0, i1).
+
+    Band-passed acceleration is integrated once and twice, each integral band-passed again so drift cannot
+    build up; computed on the event's slice padded by ``pad`` samples on each side (events only, not the trace).
+    """
+    w0, w1 = max(0, i0 - pad), min(a_up_mps2.size, i1 + pad)
+    a = bandpass(a_up_mps2[w0:w1], band_hz, fs_hz)
+    v = bandpass(np.cumsum(a) / fs_hz, band_hz, fs_hz)
+    d = bandpass(np.cumsum(v) / fs_hz, band_hz, fs_hz)
+    return float(np.ptp(v[i0 - w0:i1 - w0])), float(np.ptp(d[i0 - w0:i1 - w0]))
+
+
 def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheelbase_m: float,
-                   context_s: float = 0.3, body_context_s: float = 1.0) -> Columns:
+                   motion_band_hz: tuple[float, float] = (0.5, 20.0), context_s: float = 0.3,
+                   body_context_s: float = 1.0) -> Columns:
     """Columns of :data:`FEATURE_DTYPES`, one row per event [starts, stops) on the grid of ``sig``."""
     n_ev = starts.size
     if n_ev == 0:
@@ -64,6 +81,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     body_ctx = round(body_context_s * fs)
     has_gyro = bool(np.isfinite(sig.roll_rate_rad_s[:1]).all()) if n else False
     min_peak_dist = max(1, round(0.06 * fs))
+    trip_background = max(float(np.median(sig.background_mps2)), 1e-6)
     for k, (s, e) in enumerate(zip(starts, stops, strict=True)):       # loop over events
         ip = s + int(np.argmax(sig.cf_mps2[s:e]))
         w0, w1 = max(0, s - ctx), min(n, e + ctx)
@@ -78,6 +96,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         out["duration_s"][k] = (e - s) / fs
         out["cf_peak_mps2"][k] = sig.cf_mps2[ip]
         out["snr"][k] = sig.cf_mps2[ip] / max(sig.background_mps2[ip], 1e-3)
+        out["background_ratio"][k] = sig.background_mps2[ip] / trip_background
         out["impact_p2p_mps2"][k] = float(np.ptp(sig.a_impact_mps2[w0:w1]))
         out["up_p2p_mps2"][k] = float(np.ptp(up))
         out["body_p2p_mps2"][k] = float(np.ptp(sig.a_body_mps2[b0:b1]))
@@ -112,5 +131,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         i_near = max(0, ip - round(0.3 * fs))
         span_s = max((i_near - i_before) / fs, 1e-3)
         out["decel_mps2"][k] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / span_s
+        out["vel_p2p_mps"][k], out["disp_p2p_m"][k] = body_motion_p2p(
+            sig.a_up_mps2, fs, motion_band_hz, max(0, s - round(0.1 * fs)), min(n, e + ctx), body_ctx)
         out["valid"][k] = bool(np.all(sig.valid[w0:w1]))
     return Columns(out)
