@@ -5,9 +5,11 @@ The evidence, each from the physics in FIELD_NOTES:
 * **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
   low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
   ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump.
-* **One wheel vs both** (``roll_ratio``): a pothole or cover is hit by one wheel track and rolls the car
-  (roll rate / pitch rate ~ wheelbase / track ~ 1.7); joints and rail crossings span the lane and hit both
-  wheels of an axle (pitch without roll). Without a gyroscope the lateral / vertical acceleration ratio stands in.
+* **One wheel vs both** (``lateral_up_corr``, ``roll_ratio``): a pothole or cover is hit by one wheel track and
+  rolls the car, so the phone's lateral acceleration moves in step with the vertical hit (|corr| ~ 0.8); joints
+  and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
+  (|corr| ~ 0.2). With a gyroscope, roll rate / pitch rate (~ wheelbase / track ~ 1.7 for one wheel) confirms.
+  Works with any mount, with or without gyroscope.
 * **Depth**: a wheel dropping ``d`` into a hole drives the body through the damper with an impulse ~ c_s d / m_s,
   so the body's vertical velocity swing is proportional to depth and nearly independent of speed (the spring's
   share grows with the time spent in the hole, which shrinks with speed, while bridging at speed reduces the drop:
@@ -38,10 +40,16 @@ def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float) -> np.nd
 
 
 def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
-    """True where the event hit both wheels of an axle (no roll); gyroscope first, lateral ratio otherwise."""
+    """True where the event hit both wheels of an axle: no lateral acceleration coherent with the vertical
+    hit, or (with a gyroscope) little roll for the pitch."""
     roll = feat["roll_ratio"]
-    return np.where(np.isfinite(roll), roll < params.both_wheels_roll_ratio,
-                    feat["lateral_ratio"] < params.both_wheels_lateral_ratio)
+    low_roll = np.isfinite(roll) & (roll < params.both_wheels_roll_ratio)
+    return (feat["lateral_up_corr"] < params.one_wheel_coherence) | low_roll
+
+
+def body_lift(feat: Columns, params: DetectorParams) -> np.ndarray:
+    """True where the whole body went up and down by centimetres: a bump or hump."""
+    return (feat["disp_p2p_m"] > params.bump_lift_m) | (feat["vel_p2p_mps"] > params.bump_velocity_mps)
 
 
 def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +58,7 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     if n == 0:
         return (np.empty(0, dtype="U10"), np.empty(0), np.empty(0), np.empty(0, dtype="U8"))
     vel = feat["vel_p2p_mps"]
-    lift = (feat["disp_p2p_m"] > params.bump_lift_m) | (vel > params.bump_velocity_mps)
+    lift = body_lift(feat, params)
     two = both_wheels(feat, params)
     depth_m = depth_estimate_m(vel, params.damper_rate_per_s)
     proud = (feat["first_motion"] > 0) & (vel < params.proud_velocity_mps)
@@ -64,10 +72,7 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     severity_cm = np.where(lift, 100.0 * feat["disp_p2p_m"], 100.0 * depth_m)
     # confidence: how far the event stands above its background, times how clear its kind decision was
     detect_conf = 1.0 - np.exp(-np.maximum(feat["snr"] - 1.0, 0.0) / 4.0)
-    roll = feat["roll_ratio"]
-    wheel_margin = np.where(np.isfinite(roll), np.abs(np.log(np.maximum(roll, 1e-3) / params.both_wheels_roll_ratio)),
-                            np.abs(np.log(np.maximum(feat["lateral_ratio"], 1e-3)
-                                          / params.both_wheels_lateral_ratio)))
+    wheel_margin = np.abs(np.log(np.maximum(feat["lateral_up_corr"], 1e-3) / params.one_wheel_coherence))
     depth_margin = np.abs(np.log(np.maximum(depth_m, 1e-4) / params.cover_depth_m))
     margin = np.select([long_event, lift, two], [np.ones(n), np.ones(n), wheel_margin],
                        default=np.minimum(wheel_margin, depth_margin))

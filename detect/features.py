@@ -23,6 +23,7 @@ class Signals:
     valid: np.ndarray            # False inside gaps of the input
     accel_mps2: np.ndarray       # (n, 3) raw accelerometer on the grid, phone frame
     segment: np.ndarray          # mount segment of each sample
+    up_axis: np.ndarray          # (segments, 3) unit "up" of each mount segment in the phone frame
     a_up_mps2: np.ndarray        # vertical (against gravity), gravity removed
     a_forward_mps2: np.ndarray
     a_left_mps2: np.ndarray
@@ -45,12 +46,35 @@ FEATURE_DTYPES: dict[str, str] = {
     "energy_m2ps3": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
     "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_dt_s": "f8", "axle_ratio": "f8", "n_peaks": "i8",
     "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
+    "roll_pitch_corr": "f8", "lateral_up_corr": "f8", "tilt_max_deg": "f8",
     "valid": "?",
 }
 
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x * x))) if x.size else np.nan
+
+
+def _abs_corr(x: np.ndarray, y: np.ndarray) -> float:
+    """|Pearson correlation| of two equally long slices (0 when either is constant)."""
+    x = x - x.mean()
+    y = y - y.mean()
+    den = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
+    return abs(float(np.sum(x * y))) / den if den > 0 else 0.0
+
+
+def _tilt_max_deg(sig: Signals, i0: int, i1: int) -> float:
+    """Largest angle [deg] between the phone's 0.5-s mean acceleration and its mount's gravity direction over
+    [i0, i1): a car tilts a few degrees over a bump, a phone in a hand by tens of degrees."""
+    n_avg = max(1, round(0.5 * sig.fs_hz))
+    acc = sig.accel_mps2[i0:i1]
+    if acc.shape[0] < n_avg:
+        return 0.0
+    csum = np.vstack([np.zeros((1, 3)), np.cumsum(acc, axis=0)])
+    mean = (csum[n_avg:] - csum[:-n_avg]) / n_avg
+    up = sig.up_axis[sig.segment[i0:i0 + mean.shape[0]]]
+    cos = np.einsum("ij,ij->i", mean, up) / np.maximum(np.linalg.norm(mean, axis=1), 1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos.min(), -1.0, 1.0))))
 
 
 def body_motion_p2p(a_up_mps2: np.ndarray, fs_hz: float, band_hz: tuple[float, float], i0: int, i1: int,
@@ -106,13 +130,19 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         out["horizontal_ratio"][k] = _rms(sig.a_horizontal_impact_mps2[w0:w1]) / vert_rms
         out["lateral_ratio"][k] = _rms(sig.a_left_mps2[w0:w1] - np.mean(sig.a_left_mps2[w0:w1])) / max(
             _rms(up - np.mean(up)), 1e-6)
+        u0, u1 = min(w0, b0), max(w1, b1)
+        lateral = bandpass(sig.a_left_mps2[u0:u1], (0.5, 20.0), fs)[w0 - u0:w1 - u0]
+        out["lateral_up_corr"][k] = _abs_corr(lateral, sig.a_impact_mps2[w0:w1])
+        out["tilt_max_deg"][k] = _tilt_max_deg(sig, b0, b1)
         if has_gyro:
+            out["roll_pitch_corr"][k] = _abs_corr(sig.roll_rate_rad_s[w0:w1], sig.pitch_rate_rad_s[w0:w1])
             roll = _rms(sig.roll_rate_rad_s[w0:w1])
             pitch = _rms(sig.pitch_rate_rad_s[w0:w1])
             out["roll_ratio"][k] = roll / max(pitch, 1e-4)
             out["gyro_max_rad_s"][k] = float(np.max(sig.gyro_norm_rad_s[w0:w1]))
         else:
             out["roll_ratio"][k] = np.nan
+            out["roll_pitch_corr"][k] = np.nan
             out["gyro_max_rad_s"][k] = np.nan
         peaks, props = sps.find_peaks(sig.cf_mps2[w0:w1], distance=min_peak_dist,
                                       height=0.3 * sig.cf_mps2[ip])

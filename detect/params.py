@@ -36,9 +36,10 @@ class DetectorParams:
     # --- candidate events
     background_window_s: float = 5.0     # local background of the characteristic function (a rough patch
     #                                      longer than half of it raises the background instead of firing)
-    threshold_ratio: float = 3.0         # event when energy exceeds ratio x local background ...
+    threshold_ratio: float = 2.5         # event when energy exceeds ratio x local background ...
     threshold_floor_mps2: float = 0.4    # ... and exceeds this RMS floor, grown with speed:
     threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
+    confirm_snr: float = 4.0             # events weaker than this need a one-wheel (roll) or lift signature
     release_ratio: float = 0.5           # hysteresis: an event ends below release_ratio x threshold
     merge_gap_s: float = 0.15            # events closer than this (plus the axle delay) are one event
     max_event_s: float = 2.5             # longer excitation is a rough stretch, not an impact
@@ -48,8 +49,8 @@ class DetectorParams:
     motion_band_hz: tuple[float, float] = (0.5, 20.0)   # band of the body velocity / displacement integrals
     bump_lift_m: float = 0.03            # body displaced more than this: the whole car went over a bump or hump
     bump_velocity_mps: float = 0.4       # ... or a vertical body velocity swing above this
-    both_wheels_roll_ratio: float = 1.0  # roll/pitch rate below this: both wheels of an axle (one wheel ~ 1.7)
-    both_wheels_lateral_ratio: float = 0.2   # without gyroscope: lateral/vertical acceleration below this
+    one_wheel_coherence: float = 0.45    # |corr(lateral, vertical)| above this: one wheel rolled the car
+    both_wheels_roll_ratio: float = 0.9  # roll/pitch rate below this: both wheels of an axle (one wheel ~ 1.7)
     damper_rate_per_s: float = 2.7       # body velocity swing per metre of depth seen at the phone [1/s]
     cover_depth_m: float = 0.035         # one-wheel events shallower than this look like a utility cover
     proud_velocity_mps: float = 0.25     # first motion up and a swing below this: a proud cover, not a hole
@@ -57,6 +58,7 @@ class DetectorParams:
     min_speed_mps: float = 2.5           # below this an event is not taken as a road impact (door slams)
     handling_gyro_rad_s: float = 1.5     # rotation faster than this around the event means phone handling
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
+    handling_tilt_deg: float = 20.0      # the phone tilted further than braking or a bump tilts a car
     # --- GPS
     gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
     phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone

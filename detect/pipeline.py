@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detect.classify import classify
+from detect.classify import body_lift, both_wheels, classify
 from detect.columns import Columns
 from detect.events import characteristic_function, merge, threshold, trigger
 from detect.features import Signals, event_features
@@ -77,7 +77,7 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
-    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, a_up_mps2=a_up,
+    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, up_axis=ori.up, a_up_mps2=a_up,
                   a_forward_mps2=a_fwd, a_left_mps2=a_left, a_impact_mps2=a_imp,
                   a_body_mps2=bandpass(a_up, params.body_band_hz, fs),
                   a_horizontal_impact_mps2=np.hypot(horiz[:, 0], horiz[:, 1]),
@@ -99,11 +99,19 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
 
 
 def reject_reasons(feat: Columns, params: DetectorParams) -> np.ndarray:
-    """Why each candidate is not a road impact ("" when it is): gap, stopped, handling."""
+    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, gap.
+
+    ``weak``: below ``confirm_snr`` without the signature of a road feature (one wheel rolling the car, or the
+    whole body lifted); ``handling``: the phone turned (tilt or rotation rate) or moved sideways more than a car
+    does; ``stopped``: the car was (nearly) still, e.g. a door slam.
+    """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
-    handling = (feat["gyro_max_rad_s"] > params.handling_gyro_rad_s) | (
-        feat["horizontal_ratio"] > params.handling_horizontal_ratio)
+    signature = (~both_wheels(feat, params)) | body_lift(feat, params)
+    reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
+    handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
+                | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
+                | (feat["tilt_max_deg"] > params.handling_tilt_deg))
     reasons[handling] = "handling"
     reasons[np.isfinite(speed) & (speed < params.min_speed_mps)] = "stopped"
     reasons[~feat["valid"]] = "gap"
