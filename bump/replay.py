@@ -1,0 +1,282 @@
+"""Replay one trip through the detector and look at every stage: the analysts' view of :func:`detect.detect`.
+
+::
+
+    import bump
+    r = bump.replay("trip.json.gz")              # or a Trace, bytes, or bump.replay(db=..., trip_id=...)
+    r.characteristic.loc[30:40]                   # cf, threshold, background between 30 s and 40 s
+    r.impacts[["kind", "severity", "lat_deg", "lon_deg"]]
+    r.plot(start=30, end=40); r.plot_map(); r.zoom(r.impacts.index[0])
+
+Time index. Every frame is indexed by ``t_trip_s``: float seconds since the trip's first accelerometer sample
+(``Replay.t0_s``, UNIX epoch seconds; ``Replay.t0`` as a UTC Timestamp). Floats make slicing (``.loc[30:40]``)
+and arithmetic plain; :meth:`Replay.to_datetime` turns any such index into a UTC DatetimeIndex. The grid stages
+(``oriented``, ``filtered``, ``characteristic``, ``speed``, ``grid``) share one and the same Index object;
+``raw`` is on the phone's own timestamps, ``gps`` on the fix times, the event frames on the event times.
+Absolute epoch times stay available as columns (``t_s``, ``t_start_s``, ``t_end_s``) for joins with stored data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from detect import Detection, DetectorParams, detect
+from detect.geo import LocalProjection
+from ingest import Trace, read
+from ingest.errors import BumpError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+TIME_INDEX = "t_trip_s"
+TimeLike = float | int | dt.datetime | pd.Timestamp | np.datetime64
+
+
+class ReplayError(BumpError, ValueError):
+    """A replay was asked for something it cannot do (bad arguments, no store, unknown trip)."""
+
+    code = "replay"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Replay:
+    """A trace and its detection, with every stage of the detector as a pandas DataFrame (see module docstring)."""
+
+    trace: Trace
+    detection: Detection
+
+    # ------------------------------------------------------------------------------------------------ time
+    @property
+    def t0_s(self) -> float:
+        """Time of the first accelerometer sample, UNIX epoch seconds: the origin of every index."""
+        return float(self.trace.t_s[0])
+
+    @property
+    def t0(self) -> pd.Timestamp:
+        return pd.Timestamp(self.t0_s, unit="s", tz="UTC")
+
+    @property
+    def duration_s(self) -> float:
+        return self.trace.duration_s
+
+    def to_trip_s(self, t: TimeLike) -> float:
+        """Seconds since trip start of ``t``: a number is taken as such; a datetime (naive = UTC) is converted."""
+        if isinstance(t, int | float | np.integer | np.floating) and not isinstance(t, bool):
+            return float(t)
+        if isinstance(t, dt.datetime | pd.Timestamp | np.datetime64):
+            ts = pd.Timestamp(t)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            return (ts - self.t0).total_seconds()
+        raise ReplayError(f"time {t!r} is neither seconds since trip start nor a datetime; pass e.g. 12.5 or "
+                          f"{self.t0.isoformat()}", source=self.trace.trip_id)
+
+    def to_datetime(self, index: pd.Index | np.ndarray) -> pd.DatetimeIndex:
+        """UTC datetimes of seconds since trip start (e.g. ``r.to_datetime(r.impacts.index)``)."""
+        return self.t0 + pd.to_timedelta(np.asarray(index, dtype=float), unit="s")
+
+    def _rel(self, t_s: np.ndarray) -> pd.Index:
+        return pd.Index(np.asarray(t_s, dtype=float) - self.t0_s, name=TIME_INDEX)
+
+    # ------------------------------------------------------------------------------------------------ stages
+    @cached_property
+    def grid_index(self) -> pd.Index:
+        """The detector's uniform grid as seconds since trip start; shared by every grid stage."""
+        return self._rel(self.detection.signals.t_s)
+
+    def _grid_frame(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
+        return pd.DataFrame(dict(columns), index=self.grid_index, copy=True)
+
+    @cached_property
+    def raw(self) -> pd.DataFrame:
+        """Phone-frame accelerometer including gravity on the phone's own timestamps [m/s^2], and its norm."""
+        acc = self.trace.accel_mps2
+        return pd.DataFrame({"accel_x_mps2": acc[:, 0], "accel_y_mps2": acc[:, 1], "accel_z_mps2": acc[:, 2],
+                             "norm_mps2": np.linalg.norm(acc, axis=1)}, index=self._rel(self.trace.t_s))
+
+    @cached_property
+    def oriented(self) -> pd.DataFrame:
+        """Car-frame acceleration on the grid [m/s^2] (up without gravity, forward, left), gap mask, mount segment."""
+        s = self.detection.signals
+        return self._grid_frame({"a_up_mps2": s.a_up_mps2, "a_forward_mps2": s.a_forward_mps2,
+                                 "a_left_mps2": s.a_left_mps2, "valid": s.valid, "segment": s.segment})
+
+    @cached_property
+    def filtered(self) -> pd.DataFrame:
+        """Band-passed signals: vertical impact and body bands, horizontal impact magnitude, roll and pitch rates."""
+        s = self.detection.signals
+        return self._grid_frame({"a_impact_mps2": s.a_impact_mps2, "a_body_mps2": s.a_body_mps2,
+                                 "a_horizontal_impact_mps2": s.a_horizontal_impact_mps2,
+                                 "roll_rate_rad_s": s.roll_rate_rad_s, "pitch_rate_rad_s": s.pitch_rate_rad_s})
+
+    @cached_property
+    def characteristic(self) -> pd.DataFrame:
+        """Characteristic function, adaptive threshold, local background [m/s^2 RMS]; ``above``: cf > threshold."""
+        s = self.detection.signals
+        return self._grid_frame({"cf_mps2": s.cf_mps2, "threshold_mps2": s.threshold_mps2,
+                                 "background_mps2": s.background_mps2, "above": s.cf_mps2 > s.threshold_mps2})
+
+    @cached_property
+    def speed(self) -> pd.DataFrame:
+        """GPS speed [m/s] (NaN without GPS) and distance travelled [m] on the grid."""
+        s = self.detection.signals
+        return self._grid_frame({"speed_mps": s.speed_mps, "distance_m": s.distance_m})
+
+    @cached_property
+    def grid(self) -> pd.DataFrame:
+        """All grid stages side by side (oriented, filtered, characteristic, speed)."""
+        return pd.concat([self.oriented, self.filtered, self.characteristic, self.speed], axis=1)
+
+    @cached_property
+    def projection(self) -> LocalProjection | None:
+        """Local metres around the first GPS fix (None without GPS)."""
+        if not self.trace.has_gps:
+            return None
+        return LocalProjection(float(self.trace.lat_deg[0]), float(self.trace.lon_deg[0]))
+
+    def _with_xy(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.projection is None or "lat_deg" not in frame:
+            frame["east_m"] = np.nan
+            frame["north_m"] = np.nan
+        else:
+            frame["east_m"], frame["north_m"] = self.projection.to_xy(frame["lat_deg"].to_numpy(dtype=float),
+                                                                      frame["lon_deg"].to_numpy(dtype=float))
+        return frame
+
+    @cached_property
+    def gps(self) -> pd.DataFrame:
+        """GPS fixes: position [deg], local east/north [m], speed, heading, accuracy; empty without GPS."""
+        tr = self.trace
+        frame = pd.DataFrame({"lat_deg": tr.lat_deg, "lon_deg": tr.lon_deg, "speed_mps": tr.speed_mps,
+                              "heading_deg": tr.heading_deg, "accuracy_m": tr.accuracy_m},
+                             index=self._rel(tr.gps_t_s))
+        return self._with_xy(frame)
+
+    def _events(self, cols: Any) -> pd.DataFrame:
+        frame = cols.to_frame()
+        frame.index = self._rel(frame["t_s"].to_numpy(dtype=float))
+        t_grid = self.grid_index.to_numpy()
+        i_peak = frame["i_peak"].to_numpy(dtype=np.int64)
+        frame["t_peak_trip_s"] = t_grid[i_peak] if t_grid.size else np.empty(0)
+        return self._with_xy(frame)
+
+    @cached_property
+    def candidates(self) -> pd.DataFrame:
+        """Every candidate event (index: impact time): features, kind, severity, position, ``rejected`` reason
+        ("" when accepted), ``t_peak_trip_s`` (cf peak) and grid indices ``i_start``/``i_peak``/``i_stop``."""
+        return self._events(self.detection.candidates)
+
+    @cached_property
+    def impacts(self) -> pd.DataFrame:
+        """The accepted impacts (index: time of the first axle's contact): kind, severity, confidence, position..."""
+        return self._events(self.detection.impacts)
+
+    @cached_property
+    def roughness(self) -> pd.DataFrame:
+        """Roughness windows (index: window start): ``t_end_trip_s``, length, speed, RMS, IRI [m/km], position."""
+        frame = self.detection.roughness.to_frame()
+        frame.index = self._rel(frame["t_start_s"].to_numpy(dtype=float))
+        frame["t_end_trip_s"] = frame["t_end_s"].to_numpy(dtype=float) - self.t0_s
+        return self._with_xy(frame)
+
+    # ------------------------------------------------------------------------------------------------ plots
+    def _title(self, extra: str = "") -> str:
+        head = f"trip {self.trace.trip_id} ({self.trace.device_id}), {self.t0.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+        return f"{head} — {extra}" if extra else head
+
+    def plot(self, start: TimeLike | None = None, end: TimeLike | None = None, *,
+             figsize: tuple[float, float] = (12.0, 10.0), title: str | None = None) -> Figure:
+        """The stages stacked on one time axis between ``start`` and ``end`` (seconds since trip start or
+        datetimes; default the whole trip), impacts marked and labelled with kind and severity, rejected
+        candidates greyed. Returns the Figure (5 axes: raw, oriented, filtered, characteristic, speed)."""
+        from bump.plots import stage_figure
+
+        start_s = 0.0 if start is None else self.to_trip_s(start)
+        end_s = self.duration_s if end is None else self.to_trip_s(end)
+        if not end_s > start_s:
+            raise ReplayError(f"plot window is empty: start {start_s:.3f} s is not before end {end_s:.3f} s; "
+                              f"give start < end within 0..{self.duration_s:.1f} s", source=self.trace.trip_id)
+        return stage_figure(raw=self.raw, oriented=self.oriented, filtered=self.filtered,
+                            characteristic=self.characteristic, speed=self.speed, candidates=self.candidates,
+                            impacts=self.impacts, start_s=start_s, end_s=end_s, figsize=figsize,
+                            title=self._title() if title is None else title)
+
+    def zoom(self, t: TimeLike, half_width_s: float = 2.0, **kw: Any) -> Figure:
+        """:meth:`plot` of ``t`` ± ``half_width_s`` (e.g. ``r.zoom(r.impacts.index[0])``), titled with the
+        nearest impact in the window."""
+        t_s = self.to_trip_s(t)
+        near = self.impacts[np.abs(self.impacts.index.to_numpy() - t_s) <= half_width_s]
+        what = f"t = {t_s:.2f} s"
+        if len(near):
+            row = near.iloc[int(np.argmin(np.abs(near.index.to_numpy() - t_s)))]
+            what += f", {row['kind']} (severity {row['severity']:.1f}, confidence {row['confidence']:.2f})"
+        kw.setdefault("title", self._title(what))
+        return self.plot(t_s - half_width_s, t_s + half_width_s, **kw)
+
+    def plot_map(self, *, roughness: bool = True, figsize: tuple[float, float] = (8.0, 8.0),
+                 title: str | None = None) -> Figure:
+        """The GPS track in local metres with impacts coloured by kind (legend) and, with ``roughness``, the
+        track coloured by IRI. No map tiles. A trip without GPS gives a figure saying so."""
+        from bump.plots import map_figure
+
+        return map_figure(gps=self.gps, impacts=self.impacts, roughness=self.roughness, show_roughness=roughness,
+                          figsize=figsize, title=self._title() if title is None else title)
+
+    def __repr__(self) -> str:
+        d = self.detection
+        return (f"Replay(trip_id={self.trace.trip_id!r}, duration_s={self.duration_s:.1f}, "
+                f"fs_hz={d.signals.fs_hz:.1f}, impacts={d.n_impacts}, candidates={len(d.candidates)}, "
+                f"roughness_windows={len(d.roughness)}, gps={self.trace.has_gps})")
+
+
+def _params(params: DetectorParams | Mapping[str, Any] | None) -> DetectorParams:
+    if params is None:
+        return DetectorParams()
+    if isinstance(params, DetectorParams):
+        return params
+    return DetectorParams.from_dict(dict(params))
+
+
+def _trace_from_store(db: Any, trip_id: str) -> Trace:
+    """The raw trace stored for ``trip_id`` in ``db`` (an open :class:`bump.store.Store`, or a database path)."""
+    from bump.store import Store
+
+    if isinstance(db, Store):
+        return read(db.trip_raw(trip_id), name=f"trip {trip_id}")
+    if not isinstance(db, str | Path):
+        raise ReplayError(f"db must be a bump Store or a database path, not {type(db).__name__}", field="db")
+    with Store.open(db, create=False, migrate=False) as store:
+        return read(store.trip_raw(trip_id), name=f"trip {trip_id}")
+
+
+def replay(trace_or_path: Trace | str | Path | bytes | None = None,
+           params: DetectorParams | Mapping[str, Any] | None = None, *, db: Any = None,
+           trip_id: str | None = None) -> Replay:
+    """Run the detector on one trace and keep every stage for inspection.
+
+    ``trace_or_path``: a :class:`ingest.Trace`, or anything :func:`ingest.read` takes (path, bytes).
+    Or ``db=`` (a :class:`bump.store.Store` or a database path) and ``trip_id=``: the raw trace stored for that
+    trip, run through the current detector. ``params``: DetectorParams or a dict of them (default parameters when
+    None, also for stored trips). Raises :class:`ReplayError` on bad arguments, ``bump.store.StoreError`` for a
+    missing database or trip, TraceError on bad input.
+    """
+    from_db = db is not None or trip_id is not None
+    if (trace_or_path is None) == (not from_db):
+        raise ReplayError("give either a trace (or path) or db= and trip_id=, not both and not neither")
+    if from_db:
+        if db is None or not trip_id:
+            raise ReplayError("loading from a database needs both db= and trip_id=", field="trip_id")
+        trace = _trace_from_store(db, trip_id)
+    elif isinstance(trace_or_path, Trace):
+        trace = trace_or_path
+    else:
+        trace = read(trace_or_path)
+    p = _params(params)
+    return Replay(trace=trace, detection=detect(trace, p))
