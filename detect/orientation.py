@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from detect.signal import block_reduce, lowpass
+from detect.signal import block_reduce
 
 G_MPS2 = 9.80665
 
@@ -86,14 +86,17 @@ def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _forward(acc: np.ndarray, up: np.ndarray, fs_hz: float, dvdt: np.ndarray | None,
              centripetal: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """Forward axis from 1-s block means of the horizontal acceleration (regressed on GPS dv/dt and v*dpsi/dt),
+    else their principal axis."""
     e1, e2 = _horizontal_basis(up)
-    h = lowpass(np.column_stack([acc @ e1, acc @ e2]), 0.5, fs_hz)
+    n_block = max(1, round(fs_hz))
+    h = np.column_stack([block_reduce(acc @ e1, n_block, "mean"), block_reduce(acc @ e2, n_block, "mean")])
     h -= np.median(h, axis=0)
     if dvdt is not None:
         regs = [dvdt] if centripetal is None else [dvdt, centripetal]
-        a_mat = np.column_stack(regs)
+        a_mat = np.column_stack([block_reduce(r, n_block, "mean") for r in regs])
         ok = np.all(np.isfinite(a_mat), axis=1)
-        if np.count_nonzero(ok) > 10 * fs_hz and np.std(dvdt[ok]) > 0.05:
+        if np.count_nonzero(ok) > 10 and np.std(a_mat[ok, 0]) > 0.05:
             coef, *_ = np.linalg.lstsq(a_mat[ok], h[ok], rcond=None)
             f2 = coef[0]
             if np.linalg.norm(f2) > 0.3:         # ~unit response expected for a rigid mount

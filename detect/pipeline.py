@@ -64,26 +64,17 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     a_fwd = np.einsum("ij,ij->i", acc, ori.forward[seg])
     a_left = np.einsum("ij,ij->i", acc, ori.left[seg])
     a_imp = bandpass(a_up, params.impact_band_hz, fs)
-    horiz = bandpass(np.column_stack([a_fwd, a_left]), params.impact_band_hz, fs)
-    if trace.has_gyro:
-        gyro = np.column_stack([np.interp(t, trace.gyro_t_s, trace.gyro_rad_s[:, j]) for j in range(3)])
-        roll = bandpass(np.einsum("ij,ij->i", gyro, ori.forward[seg]), params.impact_band_hz, fs)
-        pitch = bandpass(np.einsum("ij,ij->i", gyro, ori.left[seg]), params.impact_band_hz, fs)
-        gyro_norm = np.linalg.norm(gyro, axis=1)
-    else:
-        roll = pitch = gyro_norm = np.full(t.size, np.nan)
     cf = characteristic_function(a_imp, fs, params.energy_window_s)
     cf[~valid] = 0.0
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
-    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, up_axis=ori.up, a_up_mps2=a_up,
-                  a_forward_mps2=a_fwd, a_left_mps2=a_left, a_impact_mps2=a_imp,
-                  a_body_mps2=bandpass(a_up, params.body_band_hz, fs),
-                  a_horizontal_impact_mps2=np.hypot(horiz[:, 0], horiz[:, 1]),
-                  roll_rate_rad_s=roll, pitch_rate_rad_s=pitch, gyro_norm_rad_s=gyro_norm, cf_mps2=cf,
-                  threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
-                  distance_m=motion.distance_m)
+    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, up_axis=ori.up,
+                  forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
+                  a_left_mps2=a_left, a_impact_mps2=a_imp, gyro_t_s=trace.gyro_t_s, gyro_rad_s=trace.gyro_rad_s,
+                  cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
+                  distance_m=motion.distance_m, impact_band_hz=params.impact_band_hz,
+                  body_band_hz=params.body_band_hz)
     return sig, ori
 
 

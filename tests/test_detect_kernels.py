@@ -144,3 +144,14 @@ def test_find_remounts_finds_a_tilt_change() -> None:
     assert idx.size == 1
     assert abs(idx[0] - n // 2) <= fs * 1.5
     assert find_remounts(acc[: n // 2], fs, block_s=1.0, context_s=8.0, angle_deg=20.0).size == 0
+
+
+@pytest.mark.parametrize("shape", [(500,), (500, 3), (40,)])
+def test_bandpass_matches_scipy_sosfiltfilt(shape: tuple[int, ...]) -> None:
+    from scipy import signal as sps
+
+    from detect.signal import _sos, bandpass
+    x = rng.normal(size=shape)
+    sos = _sos(3.0, 25.0, 100.0, 2)
+    ref = sps.sosfiltfilt(sos, x, axis=0, padlen=min(shape[0] - 1, 3 * (2 * sos.shape[0] + 1)))
+    assert_allclose(bandpass(x, (3.0, 25.0), 100.0), ref, rtol=1e-9, atol=1e-12)
