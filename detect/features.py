@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import signal as sps
 
 from detect.columns import Columns
 from detect.signal import bandpass
@@ -65,6 +64,12 @@ class Signals:
         gt, g = self.gyro_t_s[j0:j1], self.gyro_rad_s[j0:j1]
         return np.column_stack([np.interp(t, gt, g[:, j]) for j in range(3)])
 
+    def window_gyro_at(self, idx: np.ndarray) -> np.ndarray:
+        """Gyroscope interpolated at the grid indices ``idx`` (any shape) -> idx.shape + (3,) [rad/s]."""
+        t = self.t_s[idx]
+        return np.stack([np.interp(t, self.gyro_t_s, np.ascontiguousarray(self.gyro_rad_s[:, k]))
+                         for k in range(3)], axis=-1)
+
     def window_rotation(self, i0: int, i1: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(roll rate, pitch rate) in the impact band and |omega| over [i0, i1) [rad/s]."""
         w0, w1 = max(0, i0 - pad), min(self.t_s.size, i1 + pad)
@@ -110,138 +115,140 @@ FEATURE_DTYPES: dict[str, str] = {
     "i_start": "i8", "i_stop": "i8", "i_peak": "i8", "t_s": "f8", "t_start_s": "f8", "duration_s": "f8",
     "cf_peak_mps2": "f8", "snr": "f8", "impact_p2p_mps2": "f8", "up_p2p_mps2": "f8", "body_p2p_mps2": "f8",
     "energy_m2ps3": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
-    "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_dt_s": "f8", "axle_ratio": "f8", "n_peaks": "i8",
+    "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_score": "f8",
     "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
     "roll_pitch_corr": "f8", "lateral_up_corr": "f8", "tilt_max_deg": "f8",
     "valid": "?",
 }
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x * x))) if x.size else np.nan
+def _ptp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Peak-to-peak of each row of ``x`` over ``mask``."""
+    return np.where(mask, x, -np.inf).max(axis=1) - np.where(mask, x, np.inf).min(axis=1)
 
 
-def _abs_corr(x: np.ndarray, y: np.ndarray) -> float:
-    """|Pearson correlation| of two equally long slices (0 when either is constant)."""
-    x = x - x.mean()
-    y = y - y.mean()
-    den = float(np.sqrt(np.sum(x * x) * np.sum(y * y)))
-    return abs(float(np.sum(x * y))) / den if den > 0 else 0.0
+def _mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, x, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
 
 
-def _tilt_max_deg(sig: Signals, i0: int, i1: int) -> float:
-    """Largest angle [deg] between the phone's 0.5-s mean acceleration and its mount's gravity direction over
-    [i0, i1): a car tilts a few degrees over a bump, a phone in a hand by tens of degrees."""
-    n_avg = max(1, round(0.5 * sig.fs_hz))
-    acc = sig.accel_mps2[i0:i1]
-    if acc.shape[0] < n_avg:
-        return 0.0
-    csum = np.vstack([np.zeros((1, 3)), np.cumsum(acc, axis=0)])
-    mean = (csum[n_avg:] - csum[:-n_avg]) / n_avg
-    up = sig.up_axis[sig.segment[i0:i0 + mean.shape[0]]]
-    cos = np.einsum("ij,ij->i", mean, up) / np.maximum(np.linalg.norm(mean, axis=1), 1e-9)
-    return float(np.degrees(np.arccos(np.clip(cos.min(), -1.0, 1.0))))
+def _rms(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.sqrt(_mean(x * x, mask))
 
 
-def integrate_p2p(a_mps2: np.ndarray, fs_hz: float, band_hz: tuple[float, float], sl: slice) -> tuple[float, float]:
-    """Peak-to-peak velocity [m/s] and displacement [m] over ``sl`` of a band-passed acceleration window.
+def _abs_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """|Pearson correlation| of each row pair over ``mask`` (0 where either is constant)."""
+    xc = np.where(mask, x - _mean(x, mask)[:, None], 0.0)
+    yc = np.where(mask, y - _mean(y, mask)[:, None], 0.0)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    return np.where(den > 0, np.abs((xc * yc).sum(axis=1)) / np.where(den > 0, den, 1.0), 0.0)
 
-    Integrated once and twice, each integral band-passed again so drift cannot build up; ``a_mps2`` is the
-    event's padded window (events only, never the whole trace).
-    """
-    v = bandpass(np.cumsum(a_mps2) / fs_hz, band_hz, fs_hz)
-    d = bandpass(np.cumsum(v) / fs_hz, band_hz, fs_hz)
-    return float(np.ptp(v[sl])), float(np.ptp(d[sl]))
+
+def _filter_rows(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
+    """Zero-phase band-pass of every row (event window) of ``x`` at once."""
+    return bandpass(x.T, band_hz, fs_hz).T
 
 
 def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheelbase_m: float,
                    motion_band_hz: tuple[float, float] = (0.5, 20.0), context_s: float = 0.3,
-                   body_context_s: float = 1.0) -> Columns:
+                   body_context_s: float = 1.0, max_event_s: float = 2.5) -> Columns:
     """Columns of :data:`FEATURE_DTYPES`, one row per event [starts, stops) on the grid of ``sig``.
 
-    Each event is read through one padded window: five zero-phase filter calls per event (impact band of the
-    horizontal and rotation signals stacked, body band, motion band, and the two integrals).
+    All events are read at once through a matrix of padded windows (one row per event, gathered by index),
+    filtered along the rows in a handful of calls and reduced with masks: no loop over events or samples.
+    Windows: the event itself ``[s, e)`` (at most ``max_event_s`` long), its context ``[s - context_s,
+    e + context_s)``, the body's response ``peak +- body_context_s``; filters run over the window padded by
+    ``body_context_s`` more on each side, so their edge effects stay out. Indices past the trace's ends repeat
+    its first or last sample.
     """
     n_ev = starts.size
-    if n_ev == 0:
+    if n_ev == 0 or sig.t_s.size == 0:
         return Columns.empty(FEATURE_DTYPES)
     fs = sig.fs_hz
     n = sig.t_s.size
-    out = {k: np.zeros(n_ev, dtype=dt) for k, dt in FEATURE_DTYPES.items()}
     ctx = round(context_s * fs)
     body_ctx = round(body_context_s * fs)
-    has_gyro = sig.has_gyro
-    min_peak_dist = max(1, round(0.06 * fs))
-    trip_background = max(float(np.median(sig.background_mps2)), 1e-6)
-    for k, (s, e) in enumerate(zip(starts, stops, strict=True)):       # loop over events
-        ip = s + int(np.argmax(sig.cf_mps2[s:e]))
-        w0, w1 = max(0, s - ctx), min(n, e + ctx)                      # the event with some context
-        b0, b1 = max(0, ip - body_ctx), min(n, ip + body_ctx)          # the body's response around it
-        u0, u1 = max(0, min(w0, b0) - body_ctx), min(n, max(w1, b1) + body_ctx)   # padded filter window
-        w, b = slice(w0 - u0, w1 - u0), slice(b0 - u0, b1 - u0)
-        imp = sig.a_impact_mps2[s:e]
-        up = sig.a_up_mps2[w0:w1]
-        # --- filtered views of the window
-        cols = [sig.a_forward_mps2[u0:u1], sig.a_left_mps2[u0:u1]]
-        if has_gyro:
-            gyro = sig.window_gyro(u0, u1)
-            seg = sig.segment[u0:u1]
-            cols += [np.einsum("ij,ij->i", gyro, sig.forward_axis[seg]),
-                     np.einsum("ij,ij->i", gyro, sig.left_axis[seg])]
-        band = bandpass(np.column_stack(cols), sig.impact_band_hz, fs)
-        body = bandpass(sig.a_up_mps2[u0:u1], sig.body_band_hz, fs)
-        motion = bandpass(np.column_stack([sig.a_up_mps2[u0:u1], sig.a_left_mps2[u0:u1]]), motion_band_hz, fs)
-        # --- timing and size
-        out["i_start"][k], out["i_stop"][k], out["i_peak"][k] = s, e, ip
-        big = np.flatnonzero(np.abs(imp) > 0.5 * np.max(np.abs(imp)))
-        i_onset = s + int(big[0]) if big.size else ip       # first strong motion: the first axle's contact
-        out["t_s"][k] = sig.t_s[i_onset]
-        out["t_start_s"][k] = sig.t_s[s]
-        out["duration_s"][k] = (e - s) / fs
-        out["cf_peak_mps2"][k] = sig.cf_mps2[ip]
-        out["snr"][k] = sig.cf_mps2[ip] / max(sig.background_mps2[ip], 1e-3)
-        out["background_ratio"][k] = sig.background_mps2[ip] / trip_background
-        out["impact_p2p_mps2"][k] = float(np.ptp(sig.a_impact_mps2[w0:w1]))
-        out["up_p2p_mps2"][k] = float(np.ptp(up))
-        out["body_p2p_mps2"][k] = float(np.ptp(body[b]))
-        out["energy_m2ps3"][k] = float(np.sum(imp * imp) / fs)
-        out["first_motion"][k] = int(np.sign(imp[big[0]])) if big.size else 0
-        m0 = max(0, s - round(0.1 * fs)) - u0
-        out["vel_p2p_mps"][k], out["disp_p2p_m"][k] = integrate_p2p(motion[:, 0], fs, motion_band_hz,
-                                                                  slice(m0, w1 - u0))
-        # --- one wheel or both, handling
-        vert_rms = max(_rms(sig.a_impact_mps2[w0:w1]), 1e-6)
-        out["horizontal_ratio"][k] = _rms(np.hypot(band[w, 0], band[w, 1])) / vert_rms
-        out["lateral_ratio"][k] = _rms(sig.a_left_mps2[w0:w1] - np.mean(sig.a_left_mps2[w0:w1])) / max(
-            _rms(up - np.mean(up)), 1e-6)
-        out["lateral_up_corr"][k] = _abs_corr(motion[w, 1], sig.a_impact_mps2[w0:w1])
-        out["tilt_max_deg"][k] = _tilt_max_deg(sig, b0, b1)
-        if has_gyro:
-            roll_w, pitch_w = band[w, 2], band[w, 3]
-            out["roll_pitch_corr"][k] = _abs_corr(roll_w, pitch_w)
-            out["roll_ratio"][k] = _rms(roll_w) / max(_rms(pitch_w), 1e-4)
-            out["gyro_max_rad_s"][k] = float(np.max(np.linalg.norm(gyro[w], axis=1)))
-        else:
-            out["roll_ratio"][k] = np.nan
-            out["roll_pitch_corr"][k] = np.nan
-            out["gyro_max_rad_s"][k] = np.nan
-        # --- axles and speed
-        peaks, props = sps.find_peaks(sig.cf_mps2[w0:w1], distance=min_peak_dist,
-                                      height=0.3 * sig.cf_mps2[ip])
-        out["n_peaks"][k] = peaks.size
-        v = sig.speed_mps[ip]
-        out["speed_mps"][k] = v
-        if peaks.size >= 2:
-            top = peaks[np.argsort(props["peak_heights"])[-2:]]
-            dt = abs(float(top[1] - top[0])) / fs
-            out["axle_dt_s"][k] = dt
-            out["axle_ratio"][k] = dt / (wheelbase_m / v) if np.isfinite(v) and v > 0.5 else np.nan
-        else:
-            out["axle_dt_s"][k] = np.nan
-            out["axle_ratio"][k] = np.nan
-        i_before = max(0, ip - round(3.0 * fs))
-        i_near = max(0, ip - round(0.3 * fs))
-        span_s = max((i_near - i_before) / fs, 1e-3)
-        out["decel_mps2"][k] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / span_s
-        out["valid"][k] = bool(np.all(sig.valid[w0:w1]))
-    return Columns(out)
+    s = starts.astype(np.int64)
+    e = np.minimum(stops.astype(np.int64), s + round(max_event_s * fs) + 1)
+    margin = ctx + 2 * body_ctx
+    length = int((e - s).max()) + 2 * margin
+    j = (s - margin)[:, None] + np.arange(length)[None, :]          # absolute grid index of every window cell
+    g = np.clip(j, 0, n - 1)
+    cf = sig.cf_mps2[g]
+    in_event = (j >= s[:, None]) & (j < e[:, None])
+    ip = np.argmax(np.where(in_event, cf, -np.inf), axis=1) + (s - margin)     # peak of cf inside the event
+    in_ctx = (j >= (s - ctx)[:, None]) & (j < (e + ctx)[:, None])
+    in_body = (j >= (ip - body_ctx)[:, None]) & (j < (ip + body_ctx)[:, None])
+    imp = sig.a_impact_mps2[g]
+    up = sig.a_up_mps2[g]
+    left = sig.a_left_mps2[g]
+    out: dict[str, np.ndarray] = {"i_start": s, "i_stop": stops.astype(np.int64), "i_peak": ip}
+    # --- timing and size
+    absimp = np.where(in_event, np.abs(imp), 0.0)
+    big = absimp > 0.5 * absimp.max(axis=1, keepdims=True)
+    first = np.argmax(big, axis=1)
+    rows = np.arange(n_ev)
+    i_onset = (s - margin) + first                  # first strong motion: the first axle's contact
+    out["t_s"] = sig.t_s[np.clip(i_onset, 0, n - 1)]
+    out["t_start_s"] = sig.t_s[s]
+    out["duration_s"] = (stops - s) / fs
+    out["cf_peak_mps2"] = sig.cf_mps2[ip]
+    out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
+    out["background_ratio"] = sig.background_mps2[ip] / max(float(np.median(sig.background_mps2)), 1e-6)
+    out["impact_p2p_mps2"] = _ptp(imp, in_ctx)
+    out["up_p2p_mps2"] = _ptp(up, in_ctx)
+    out["body_p2p_mps2"] = _ptp(_filter_rows(up, sig.body_band_hz, fs), in_body)
+    out["energy_m2ps3"] = np.where(in_event, imp * imp, 0.0).sum(axis=1) / fs
+    out["first_motion"] = np.sign(imp[rows, first]).astype(np.int64)
+    motion = _filter_rows(np.concatenate([up, left]), motion_band_hz, fs)
+    a_motion, lat_motion = motion[:n_ev], motion[n_ev:]
+    vel = _filter_rows(np.cumsum(a_motion, axis=1) / fs, motion_band_hz, fs)
+    disp = _filter_rows(np.cumsum(vel, axis=1) / fs, motion_band_hz, fs)
+    in_motion = (j >= (s - round(0.1 * fs))[:, None]) & (j < (e + ctx)[:, None])
+    out["vel_p2p_mps"] = _ptp(vel, in_motion)
+    out["disp_p2p_m"] = _ptp(disp, in_motion)
+    # --- one wheel or both, handling
+    horiz = _filter_rows(np.concatenate([sig.a_forward_mps2[g], left]), sig.impact_band_hz, fs)
+    vert_rms = np.maximum(_rms(imp, in_ctx), 1e-6)
+    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), in_ctx) / vert_rms
+    out["lateral_ratio"] = (_rms(left - _mean(left, in_ctx)[:, None], in_ctx)
+                            / np.maximum(_rms(up - _mean(up, in_ctx)[:, None], in_ctx), 1e-6))
+    out["lateral_up_corr"] = _abs_corr(lat_motion, imp, in_ctx)
+    out["tilt_max_deg"] = _tilt_max_deg(sig, g, in_body)
+    if sig.has_gyro:
+        gyro = sig.window_gyro_at(g)
+        seg = sig.segment[g]
+        rot = _filter_rows(np.concatenate([np.einsum("ijk,ijk->ij", gyro, sig.forward_axis[seg]),
+                                           np.einsum("ijk,ijk->ij", gyro, sig.left_axis[seg])]),
+                           sig.impact_band_hz, fs)
+        roll, pitch = rot[:n_ev], rot[n_ev:]
+        out["roll_pitch_corr"] = _abs_corr(roll, pitch, in_ctx)
+        out["roll_ratio"] = _rms(roll, in_ctx) / np.maximum(_rms(pitch, in_ctx), 1e-4)
+        out["gyro_max_rad_s"] = np.where(in_ctx, np.linalg.norm(gyro, axis=2), -np.inf).max(axis=1)
+    else:
+        out["roll_pitch_corr"] = out["roll_ratio"] = out["gyro_max_rad_s"] = np.full(n_ev, np.nan)
+    # --- front/rear axle double hit: coherence of cf with itself one wheelbase later
+    v = sig.speed_mps[ip]
+    out["speed_mps"] = v
+    lag = np.where(np.isfinite(v) & (v > 0.5), np.round(wheelbase_m / np.maximum(v, 0.5) * fs), 0).astype(np.int64)
+    later = sig.cf_mps2[np.clip(j + lag[:, None], 0, n - 1)]
+    out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, in_event | in_ctx), np.nan)
+    i_before = np.maximum(0, ip - round(3.0 * fs))
+    i_near = np.maximum(0, ip - round(0.3 * fs))
+    out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
+    out["valid"] = np.where(in_ctx, sig.valid[g], True).all(axis=1)
+    return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
+
+
+def _tilt_max_deg(sig: Signals, g: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Largest angle [deg] between the phone's 0.5-s mean acceleration and its mount's gravity direction over
+    ``mask`` of each window: a car tilts a few degrees over a bump, a phone in a hand by tens of degrees."""
+    n_avg = max(1, round(0.5 * sig.fs_hz))
+    acc = sig.accel_mps2[g]                                   # (events, L, 3)
+    csum = np.concatenate([np.zeros((acc.shape[0], 1, 3)), np.cumsum(acc, axis=1)], axis=1)
+    half = n_avg // 2
+    lo = np.clip(np.arange(acc.shape[1]) - half, 0, acc.shape[1])
+    hi = np.clip(lo + n_avg, 0, acc.shape[1])
+    mean = (csum[:, hi] - csum[:, lo]) / np.maximum(hi - lo, 1)[None, :, None]
+    up = sig.up_axis[sig.segment[g]]
+    cos = np.einsum("ijk,ijk->ij", mean, up) / np.maximum(np.linalg.norm(mean, axis=2), 1e-9)
+    return np.degrees(np.arccos(np.clip(np.where(mask, cos, 1.0).min(axis=1), -1.0, 1.0)))

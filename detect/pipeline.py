@@ -116,7 +116,8 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
     wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
     sig, ori = build_signals(trace, params)
     starts, stops = candidate_events(sig, params, wheelbase_m)
-    feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz)
+    feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
+                          max_event_s=params.max_event_s)
     rejected = reject_reasons(feat, params)
     kind, confidence, severity, depth_class = classify(feat, params)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,

@@ -1,0 +1,127 @@
+"""The batched event features against a slow twin that handles one event at a time with plain slices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from test_detect_cases import _trace
+
+from detect.features import FEATURE_DTYPES, event_features
+from detect.params import DetectorParams
+from detect.pipeline import build_signals, candidate_events
+from detect.signal import bandpass
+
+
+def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, context_s=0.3, body_context_s=1.0,
+                       max_event_s=2.5) -> dict[str, list]:
+    fs, n = sig.fs_hz, sig.t_s.size
+    ctx, body_ctx = round(context_s * fs), round(body_context_s * fs)
+    e_all = [min(int(b), int(a) + round(max_event_s * fs) + 1) for a, b in zip(starts, stops, strict=True)]
+    margin = ctx + 2 * body_ctx
+    length = max(e - int(a) for a, e in zip(starts, e_all, strict=True)) + 2 * margin
+    out: dict[str, list] = {k: [] for k in FEATURE_DTYPES}
+    for s, stop, e in zip(starts.tolist(), stops.tolist(), e_all, strict=True):
+        js = list(range(s - margin, s - margin + length))
+        g = [min(max(j, 0), n - 1) for j in js]
+
+        def row(x, g=g):
+            return np.array([x[i] for i in g])
+
+        def sel(mask, values):
+            return np.array([v for m, v in zip(mask, values, strict=True) if m])
+
+        ip = max((j for j in js if s <= j < e), key=lambda j: sig.cf_mps2[j])
+        in_event = [s <= j < e for j in js]
+        in_ctx = [s - ctx <= j < e + ctx for j in js]
+        in_body = [ip - body_ctx <= j < ip + body_ctx for j in js]
+        imp, up, left = row(sig.a_impact_mps2), row(sig.a_up_mps2), row(sig.a_left_mps2)
+        ev_abs = [abs(v) if m else 0.0 for m, v in zip(in_event, imp, strict=True)]
+        first = next(k for k, v in enumerate(ev_abs) if v > 0.5 * max(ev_abs))
+        out["i_start"].append(s)
+        out["i_stop"].append(stop)
+        out["i_peak"].append(ip)
+        out["t_s"].append(sig.t_s[min(max(s - margin + first, 0), n - 1)])
+        out["t_start_s"].append(sig.t_s[s])
+        out["duration_s"].append((stop - s) / fs)
+        out["cf_peak_mps2"].append(sig.cf_mps2[ip])
+        out["snr"].append(sig.cf_mps2[ip] / max(sig.background_mps2[ip], 1e-3))
+        out["background_ratio"].append(sig.background_mps2[ip] / max(float(np.median(sig.background_mps2)), 1e-6))
+        out["impact_p2p_mps2"].append(np.ptp(sel(in_ctx, imp)))
+        out["up_p2p_mps2"].append(np.ptp(sel(in_ctx, up)))
+        out["body_p2p_mps2"].append(np.ptp(sel(in_body, bandpass(up, sig.body_band_hz, fs))))
+        out["energy_m2ps3"].append(sum(v * v for v in sel(in_event, imp)) / fs)
+        out["first_motion"].append(int(np.sign(imp[first])))
+        a = bandpass(up, motion_band_hz, fs)
+        vel = bandpass(np.cumsum(a) / fs, motion_band_hz, fs)
+        disp = bandpass(np.cumsum(vel) / fs, motion_band_hz, fs)
+        in_motion = [s - round(0.1 * fs) <= j < e + ctx for j in js]
+        out["vel_p2p_mps"].append(np.ptp(sel(in_motion, vel)))
+        out["disp_p2p_m"].append(np.ptp(sel(in_motion, disp)))
+        hf = bandpass(row(sig.a_forward_mps2), sig.impact_band_hz, fs)
+        hl = bandpass(left, sig.impact_band_hz, fs)
+        rms = lambda x: math.sqrt(float(np.mean(np.square(x))))  # noqa: E731
+        out["horizontal_ratio"].append(rms(sel(in_ctx, np.hypot(hf, hl))) / max(rms(sel(in_ctx, imp)), 1e-6))
+        lc, uc = sel(in_ctx, left), sel(in_ctx, up)
+        out["lateral_ratio"].append(rms(lc - lc.mean()) / max(rms(uc - uc.mean()), 1e-6))
+        lat = sel(in_ctx, bandpass(left, motion_band_hz, fs))
+        out["lateral_up_corr"].append(abs(np.corrcoef(lat, sel(in_ctx, imp))[0, 1]))
+        out["tilt_max_deg"].append(np.nan)          # checked separately below
+        out["roll_pitch_corr"].append(np.nan)
+        out["roll_ratio"].append(np.nan)
+        out["gyro_max_rad_s"].append(np.nan)
+        v = sig.speed_mps[ip]
+        out["speed_mps"].append(v)
+        lag = round(wheelbase_m / max(v, 0.5) * fs) if np.isfinite(v) and v > 0.5 else 0
+        later = [sig.cf_mps2[min(max(j + lag, 0), n - 1)] for j in js]
+        both = [a or b for a, b in zip(in_event, in_ctx, strict=True)]
+        cf_w, later_w = sel(both, row(sig.cf_mps2)), sel(both, later)
+        out["axle_score"].append(abs(np.corrcoef(cf_w, later_w)[0, 1]) if lag > 0 else np.nan)
+        i_before, i_near = max(0, ip - round(3.0 * fs)), max(0, ip - round(0.3 * fs))
+        out["decel_mps2"].append((sig.speed_mps[i_before] - sig.speed_mps[i_near]) / max((i_near - i_before) / fs,
+                                                                                         1e-3))
+        out["valid"].append(all(sig.valid[gi] for m, gi in zip(in_ctx, g, strict=True) if m))
+    return out
+
+
+@pytest.mark.parametrize(("fs_hz", "hits"), [(100.0, (5.0, 20.0, 33.3)), (50.0, (0.6, 30.0, 59.2))])
+def test_batched_features_match_the_one_event_twin(fs_hz: float, hits: tuple[float, ...]) -> None:
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(fs_hz=fs_hz, hits_s=hits, duration_s=60.0), params)
+    starts, stops = candidate_events(sig, params, 2.7)
+    assert starts.size >= 3                       # includes events near both ends of the trace
+    fast = event_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
+    slow = reference_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
+    for name in FEATURE_DTYPES:
+        if name in ("tilt_max_deg", "roll_pitch_corr", "roll_ratio", "gyro_max_rad_s"):
+            continue
+        if FEATURE_DTYPES[name] in ("i8", "?"):
+            assert_array_equal(fast[name], slow[name], err_msg=name)
+        else:
+            assert_allclose(fast[name], np.array(slow[name], dtype=float), rtol=1e-7, atol=1e-9, err_msg=name)
+
+
+def test_tilt_of_a_still_phone_is_small_and_of_a_turned_phone_large() -> None:
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(hits_s=(20.0,), rotation_deg=(30, 20, 0)), params)
+    starts, stops = candidate_events(sig, params, 2.7)
+    feat = event_features(sig, starts, stops, wheelbase_m=2.7)
+    assert feat["tilt_max_deg"][0] < 3.0
+    turned = sig.accel_mps2.copy()
+    i = int(feat["i_peak"][0])
+    c, s_ = np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40))
+    turned[i - 20:i + 20] = turned[i - 20:i + 20] @ np.array([[1, 0, 0], [0, c, -s_], [0, s_, c]])
+    from dataclasses import replace
+    feat2 = event_features(replace(sig, accel_mps2=turned), starts, stops, wheelbase_m=2.7)
+    assert feat2["tilt_max_deg"][0] > 25.0
+
+
+def test_gyro_features_see_roll_for_one_wheel() -> None:
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(hits_s=(20.0,), gyro=True), params)
+    starts, stops = candidate_events(sig, params, 2.7)
+    feat = event_features(sig, starts, stops, wheelbase_m=2.7)
+    assert np.isfinite(feat["roll_ratio"]).all() and np.isfinite(feat["gyro_max_rad_s"]).all()
+    assert feat["gyro_max_rad_s"][0] < 0.2          # the hand-made gyro is just noise
