@@ -31,7 +31,8 @@ class DetectorParams:
     # --- filtering
     impact_band_hz: tuple[float, float] = (3.0, 25.0)   # band of the impact characteristic function
     body_band_hz: tuple[float, float] = (0.4, 3.0)      # body (sprung mass) band: bumps and humps
-    rough_band_hz: tuple[float, float] = (0.5, 15.0)    # band for roughness (IRI) estimation
+    rough_band_hz: tuple[float, float] = (0.5, 6.0)     # band for roughness (IRI) estimation: below phone-mount
+    #                                                    resonances (8-22 Hz) that would inflate it
     energy_window_s: float = 0.12        # window of the short-term energy (characteristic function)
     # --- candidate events
     background_window_s: float = 5.0     # local background of the characteristic function (a rough patch

@@ -21,6 +21,7 @@ from detect.geo import EARTH_RADIUS_M, LocalProjection
 from detect.motion import motion_on_grid, position_at
 from detect.orientation import Orientation, orient
 from detect.params import DetectorParams
+from detect.roughness import ReferenceCar, roughness_windows
 from detect.signal import bandpass, grid_rate_hz, resample_uniform
 from ingest.trace import Trace
 
@@ -111,8 +112,6 @@ def reject_reasons(feat: Columns, params: DetectorParams) -> np.ndarray:
 
 def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection:
     """Find impacts and measure roughness in one validated trace."""
-    from detect.roughness import roughness_windows
-
     wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
     sig, ori = build_signals(trace, params)
     starts, stops = candidate_events(sig, params, wheelbase_m)
@@ -130,9 +129,13 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
     impacts = candidates.select(rejected == "")
     front = [k for k in IMPACT_DTYPES if k in impacts]
     impacts = Columns({**{k: impacts[k] for k in front}, **{k: impacts[k] for k in impacts if k not in front}})
-    rough = roughness_windows(sig.t_s, sig.a_up_mps2, sig.speed_mps, sig.distance_m, sig.valid, sig.fs_hz,
+    # the phone's own motion is no road: samples around handling are left out of the roughness windows
+    still = sig.valid.copy()
+    for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
+        still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
+    rough = roughness_windows(sig.t_s, sig.a_up_mps2, sig.speed_mps, sig.distance_m, still, sig.fs_hz,
                               window_m=params.roughness_window_m, band_hz=params.rough_band_hz,
-                              min_speed_mps=params.roughness_min_speed_mps)
+                              min_speed_mps=params.roughness_min_speed_mps, car=ReferenceCar(wheelbase_m=wheelbase_m))
     if len(rough):
         mid = 0.5 * (rough["t_start_s"] + rough["t_end_s"])
         rlat, rlon, _ = position_at(mid, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,

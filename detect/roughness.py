@@ -1,0 +1,356 @@
+"""Road roughness: IRI [m/km] per window of travel from a phone's vertical acceleration and GPS speed.
+
+Method (physical; nothing is fitted to a simulator)
+--------------------------------------------------
+1. Road (ISO 8608, waviness 2). Each wheel track has the one-sided displacement PSD ``G_d(n) = G0 (n / n0)^-2``,
+   ``n0 = 0.1`` cycle/m, ``G0 = G_d(n0)`` [m^3]. At speed ``v`` the temporal PSD of the road input is
+   ``G(f) = G_d(f / v) / v = G0 n0^2 v / f^2`` [m^2/Hz] (white road *velocity*). Left and right tracks, a track
+   ``B`` apart, have the coherence of a homogeneous isotropic surface, ``gamma(n) = x K1(x)``, ``x = 2 pi n B``
+   (Dodds & Robson 1973): they share the long waves, not the short ones.
+
+2. Reference IRI. The Golden Car (per unit sprung mass k_t = 653, k_s = 63.3 s^-2, c_s = 6.0 s^-1,
+   m_u/m_s = 0.15) at ``V = 80 km/h`` over the 250 mm moving-averaged track has a Gaussian relative velocity of
+   variance ``s_rv^2 = int |2 pi f (H_s - H_u)|^2 sinc^2(0.25 f / V) G0 n0^2 V / f^2 df``, and for a Gaussian
+   process ``E|dz_s - dz_u| = sqrt(2 / pi) s_rv``. So ``IRI = 1000 sqrt(2 / pi) s_rv / V = K_iri sqrt(G0)`` with
+   ``K_iri = 543 m/km per sqrt(m^3)`` (class A 2.2, B 4.3, C 8.7 m/km; checked against ``detect.iri``).
+
+3. What the phone feels. The body of a :class:`ReferenceCar` (FIELD_NOTES "typical car": per corner m_s 350 kg,
+   m_u 40 kg, k_s 25 kN/m, c_s 2 kN s/m, k_t 200 kN/m; wheelbase 2.7 m, track 1.55 m) rides on four quarter
+   cars. Assumption: pitch and roll inertia of a "four sprung masses" body (dynamic index 1), so the corners
+   move independently and the phone, ``phone_behind_front_axle_m`` behind the front axle (dashboard, cradle,
+   console), sees the rigid-body mixture of the four body corners. The rear wheels meet the front wheels' road
+   ``tau = L / v`` later; the mixture's power gain is::
+
+       W(f, v) = [w_f^2 + w_r^2 + 2 w_f w_r cos(2 pi f L / v)] [w_l^2 + w_r'^2 + 2 w_l w_r' gamma(f / v)]
+
+   (axle weights ``1/2 +- x / L``, side weights ``1/2 +- y / B``; the cosine is the wheelbase filter). The body
+   acceleration PSD at the phone is ``S_a(f) = (2 pi f)^4 |H_body(f)|^2 W(f, v) G0 n0^2 v / f^2``.
+
+4. What is measured. ``a_up`` sampled at ``fs`` (phones sample without an anti-alias filter: with ``aliased``
+   the PSD above ``fs / 2`` folds back) and band-passed by ``detect.signal.bandpass``; its power response
+   ``|B|^4`` (zero phase) is taken from that very filter's impulse response, so the calibration follows the
+   filter used, including its edge clipped to 0.9 x Nyquist. Then ``rms^2 = G0 v K_a(v)^2`` and eliminating
+   ``G0``::
+
+       IRI = C(v) rms / sqrt(v),   C(v) = K_iri / K_a(v),
+       K_a(v)^2 = int_0^{fs/2} |B(f)|^4 sum_k S_a(|f + k fs|) df / (G0 v)
+
+   ``C`` depends on speed only through the wheelbase filter and the coherence; it is tabulated once per (band,
+   rate, car) on a speed grid (dense frequency grid) and interpolated.
+
+5. A Gaussian estimate of the RMS. Steps 1-4 hold for a Gaussian random road. Discrete features (speed bumps,
+   humps, potholes, covers, joints) are transients whose energy does not scale as ``G0 v``: they are the impact
+   detector's business, and counting their energy as roughness overstates the IRI several times (a hump at
+   20 km/h shakes the body far more than the Golden Car's stroke over it). So each sample's energy ``x^2`` is
+   winsorised at ``(2 sigma)^2`` of the local Gaussian level (``sigma^2``: running median of 0.5-s block medians
+   of ``x^2`` over 10 s, divided by the chi-square(1) median 0.455) and divided by the Gaussian consistency
+   factor ``E[min(z^2, 4)] = 0.9205``: unbiased on a Gaussian road, a few percent per transient. Energies stay
+   additive, so windows aggregate exactly.
+
+Band. Keep the band below the phone mount's resonance: cradle arms and cup holders ring at ~8-25 Hz and
+multiply the 5-15 Hz energy several times (up to x2 in IRI). A 0.5-6 Hz band (body modes and the lower
+wheelbase lobes) measures the body, not the mount, and avoids engine vibration (20-45 Hz; at 50 Hz sampling
+it aliases to >= 5 Hz except for near-coincident harmonics). The phone's noise floor (60-200 ug/sqrt(Hz),
+< 0.005 m/s^2 in such a band) is negligible against road vibration (~0.1-1 m/s^2) and is not subtracted.
+
+Known biases (documented, not fitted): real cars have unequal front/rear ride frequencies, which fill the
+wheelbase notches, and roads more coherent than isotropic add heave: both make the estimate high by ~5-15 %;
+a phone far from the assumed position changes it by about -15 % (mid-wheelbase) to +30 % (on the front axle).
+
+References: ISO 8608:2016; Sayers (1995) TRR 1501 / ASTM E1926 (IRI); Sayers & Karamihas (1998) "The little book
+of profiling"; Dodds & Robson (1973) J. Sound Vib. 31(2):175-183 (isotropic road coherence); Mitschke &
+Wallentowitz "Dynamik der Kraftfahrzeuge" (quarter car, wheelbase filter); Huber (1981) "Robust statistics".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import special
+
+from detect.columns import Columns
+from detect.signal import bandpass, running_background
+
+N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
+IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
+IRI_BASE_M = 0.25                   # moving-average base of the IRI profile [m]
+GOLDEN_CAR = {"k_t": 653.0, "k_s": 63.3, "c_s": 6.0, "mu": 0.15}   # per unit sprung mass [s^-2, s^-2, s^-1, -]
+MIN_SPEED_COVERAGE = 0.9            # fraction of a window's samples that must be at >= min_speed_mps
+ALIAS_LIMIT_HZ = 400.0              # road-induced body acceleration above this is negligible (PSD ~ f^-4)
+CAL_SPEEDS_MPS = np.geomspace(0.5, 80.0, 96)     # speed grid of the calibration
+CLIP_SIGMA = 2.0                    # sample energies are winsorised at (CLIP_SIGMA x local Gaussian sigma)^2
+BACKGROUND_S = 10.0                 # span of the running Gaussian level [s]
+BACKGROUND_BLOCK_S = 0.5            # block of the block medians under it [s]
+CHI2_1_MEDIAN = 0.4549364231195724  # median of z^2, z ~ N(0, 1)
+
+WINDOW_DTYPES: dict[str, str] = {
+    "t_start_s": "f8", "t_end_s": "f8", "distance_start_m": "f8", "length_m": "f8", "speed_mps": "f8",
+    "rms_mps2": "f8", "iri_m_per_km": "f8", "valid": "?",
+}
+
+
+@dataclass(frozen=True)
+class ReferenceCar:
+    """The car the phone rides in: one quarter car per corner, the body geometry and where the phone sits [SI]."""
+
+    sprung_kg: float = 350.0          # per corner
+    unsprung_kg: float = 40.0
+    spring_n_m: float = 25_000.0
+    damper_n_s_m: float = 2_000.0
+    tyre_n_m: float = 200_000.0
+    wheelbase_m: float = 2.7          # 0 -> a single quarter car (no wheelbase filter)
+    track_m: float = 1.55             # distance between the left and right wheel tracks
+    phone_behind_front_axle_m: float = 0.75   # dashboard, windscreen cradle or console
+    phone_left_m: float = 0.0         # lateral position of the phone, left of the car's centre line
+    coherence: str = "isotropic"      # left/right track coherence: "isotropic", "independent" or "identical"
+
+    @property
+    def phone_ahead_m(self) -> float:
+        """Phone position ahead of the wheelbase midpoint [m] (clipped to the axles)."""
+        return float(np.clip(self.wheelbase_m / 2 - self.phone_behind_front_axle_m, -self.wheelbase_m / 2,
+                             self.wheelbase_m / 2))
+
+
+REFERENCE_CAR = ReferenceCar()
+
+
+# --------------------------------------------------------------------------------------------- transfer functions
+def quarter_car_body(f_hz: np.ndarray, car: ReferenceCar = REFERENCE_CAR) -> np.ndarray:
+    """Complex body-displacement transfer ``Z_s / Z_road`` of one corner of ``car`` at ``f_hz``."""
+    s = 2j * np.pi * np.asarray(f_hz, dtype=float)
+    ms, mu, ks, cs, kt = car.sprung_kg, car.unsprung_kg, car.spring_n_m, car.damper_n_s_m, car.tyre_n_m
+    link = cs * s + ks
+    den = (mu * s**2 + link + kt) * (ms * s**2 + link) - link**2
+    return kt * link / den
+
+
+def golden_car_relative_velocity(f_hz: np.ndarray) -> np.ndarray:
+    """Complex transfer ``(dz_s - dz_u) / Z_road`` of the Golden Car [1/s]."""
+    s = 2j * np.pi * np.asarray(f_hz, dtype=float)
+    kt, ks, cs, mu = (GOLDEN_CAR[k] for k in ("k_t", "k_s", "c_s", "mu"))
+    link = cs * s + ks
+    den = (mu * s**2 + link + kt) * (s**2 + link) - link**2
+    h_s = kt * link / den
+    h_u = (s**2 + link) / link * h_s
+    return s * (h_s - h_u)
+
+
+def track_coherence(n_cpm: np.ndarray, track_m: float, model: str = "isotropic") -> np.ndarray:
+    """Coherence of two parallel wheel tracks ``track_m`` apart at spatial frequencies ``n_cpm`` [cycle/m].
+
+    "isotropic": a homogeneous isotropic surface whose tracks have the ISO 8608 PSD ~ n^-2 has the cross
+    spectrum ``G(n) x K1(x)``, ``x = 2 pi n track`` (Dodds & Robson 1973, J. Sound Vib. 31(2)): the tracks share
+    the long waves and not the short ones. "independent": 0; "identical": 1.
+    """
+    n = np.asarray(n_cpm, dtype=float)
+    if model == "independent":
+        return np.zeros(n.shape)
+    if model == "identical":
+        return np.ones(n.shape)
+    if model != "isotropic":
+        raise ValueError(f"unknown coherence model {model!r}; use 'isotropic', 'independent' or 'identical'")
+    x = np.maximum(2.0 * np.pi * np.abs(n) * track_m, 1e-12)
+    return np.where(x < 700.0, x * special.k1(np.minimum(x, 700.0)), 0.0)
+
+
+def wheel_mixture_gain(f_hz: np.ndarray, speed_mps: np.ndarray, car: ReferenceCar = REFERENCE_CAR) -> np.ndarray:
+    """Power gain ``W(f, v)`` of the four-corner mixture seen by the phone (broadcast over f and v).
+
+    ``W = [w_f^2 + w_r^2 + 2 w_f w_r cos(2 pi f L / v)] [w_l^2 + w_r'^2 + 2 w_l w_r' gamma(f / v)]`` with the
+    rigid-body weights of the phone position (axles: 1/2 +- x / L, sides: 1/2 +- y / track).
+    """
+    f = np.asarray(f_hz, dtype=float)
+    v = np.asarray(speed_mps, dtype=float)
+    if car.wheelbase_m <= 0.0:
+        return np.ones(np.broadcast_shapes(f.shape, v.shape))
+    w_f = 0.5 + car.phone_ahead_m / car.wheelbase_m
+    w_r = 1.0 - w_f
+    axle = w_f**2 + w_r**2 + 2.0 * w_f * w_r * np.cos(2.0 * np.pi * f * car.wheelbase_m / v)
+    w_l = float(np.clip(0.5 + car.phone_left_m / car.track_m, 0.0, 1.0))
+    w_rt = 1.0 - w_l
+    side = w_l**2 + w_rt**2 + 2.0 * w_l * w_rt * track_coherence(f / v, car.track_m, car.coherence)
+    return axle * side
+
+
+@lru_cache(maxsize=1)
+def k_iri() -> float:
+    """``K_iri``: Golden Car IRI [m/km] of an ISO 8608 road per sqrt(G_d(n0) [m^3])."""
+    f = np.linspace(0.0, 2000.0, 400_001)[1:]
+    n = f / IRI_SPEED_MPS
+    g = np.abs(golden_car_relative_velocity(f)) ** 2 * np.sinc(n * IRI_BASE_M) ** 2 * N0_CYC_M**2 * IRI_SPEED_MPS
+    var = np.trapezoid(g / f**2, f)
+    return float(1000.0 * np.sqrt(2.0 / np.pi) * np.sqrt(var) / IRI_SPEED_MPS)
+
+
+@lru_cache(maxsize=64)
+def _band_power(band_hz: tuple[float, float], fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """(f_hz, |B|^4): power response of :func:`detect.signal.bandpass` from its impulse response."""
+    n = int(2 ** np.ceil(np.log2(max(64.0, 120.0 * fs_hz))))
+    impulse = np.zeros(n)
+    impulse[n // 2] = 1.0
+    h = bandpass(impulse, band_hz, fs_hz)
+    return np.fft.rfftfreq(n, 1.0 / fs_hz), np.abs(np.fft.rfft(h)) ** 2
+
+
+@lru_cache(maxsize=64)
+def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, aliased: bool) -> np.ndarray:
+    """``C(v)`` on :data:`CAL_SPEEDS_MPS` [m/km per (m/s^2 / sqrt(m/s))]."""
+    nyq = 0.5 * fs_hz
+    df = min(0.01, nyq / 400.0)
+    f = np.arange(0.5 * df, nyq, df)                                   # base band (midpoints)
+    fb, pb = _band_power(band_hz, fs_hz)
+    band_power = np.interp(f, fb, pb)
+    n_fold = int(np.ceil(ALIAS_LIMIT_HZ / fs_hz)) if aliased else 0
+    images = [f] + [k * fs_hz + sgn * f for k in range(1, n_fold + 1) for sgn in (-1.0, 1.0)]
+    k_a2 = np.zeros(CAL_SPEEDS_MPS.size)
+    for fi in images:                                                  # a handful of spectral images
+        base = (2.0 * np.pi * fi) ** 4 * np.abs(quarter_car_body(fi, car)) ** 2 * N0_CYC_M**2 / fi**2
+        mix = wheel_mixture_gain(fi[None, :], CAL_SPEEDS_MPS[:, None], car)
+        k_a2 += (mix * (base * band_power)[None, :]).sum(axis=1) * df
+    return k_iri() / np.sqrt(k_a2)
+
+
+def calibration_constant(speed_mps: np.ndarray | float, *, band_hz: tuple[float, float], fs_hz: float,
+                         car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> np.ndarray:
+    """``C(v)`` of ``IRI = C rms / sqrt(v)`` [m/km / (m/s^2 / sqrt(m/s))], interpolated in log speed."""
+    table = _calibration((float(band_hz[0]), float(band_hz[1])), float(fs_hz), car, bool(aliased))
+    v = np.clip(np.asarray(speed_mps, dtype=float), CAL_SPEEDS_MPS[0], CAL_SPEEDS_MPS[-1])
+    return np.interp(np.log(v), np.log(CAL_SPEEDS_MPS), table)
+
+
+def iri_from_rms(rms_mps2: np.ndarray | float, speed_mps: np.ndarray | float, *, band_hz: tuple[float, float],
+                 fs_hz: float, car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> np.ndarray:
+    """IRI [m/km] from the band-limited vertical RMS [m/s^2] at speed [m/s]: ``C(v) rms / sqrt(v)``.
+
+    NaN where the speed is not positive and finite.
+    """
+    rms = np.asarray(rms_mps2, dtype=float)
+    v = np.asarray(speed_mps, dtype=float)
+    ok = np.isfinite(v) & (v > 0.0)
+    vs = np.where(ok, v, 1.0)
+    c = calibration_constant(vs, band_hz=band_hz, fs_hz=fs_hz, car=car, aliased=aliased)
+    return np.where(ok, c * rms / np.sqrt(vs), np.nan)
+
+
+def _clip_consistency(c: float) -> float:
+    """``E[min(z^2, c^2)]`` for z ~ N(0, 1)."""
+    tail = special.erfc(c / np.sqrt(2.0))                       # P(|z| > c)
+    pdf = np.exp(-0.5 * c * c) / np.sqrt(2.0 * np.pi)
+    return float((1.0 - tail) - 2.0 * c * pdf + c * c * tail)
+
+
+def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIGMA,
+                    background_s: float = BACKGROUND_S) -> np.ndarray:
+    """Per-sample energy [units of x^2] whose mean estimates the variance of the Gaussian part of ``x``.
+
+    ``x^2`` winsorised at ``(clip_sigma sigma)^2``, ``sigma^2`` the local level (running median of block medians
+    of ``x^2`` over ``background_s``, divided by the chi-square(1) median), divided by ``E[min(z^2, clip^2)]``.
+    Transients (bumps, potholes, a door slam) add little; a stationary Gaussian signal is unbiased.
+    """
+    e = x * x
+    if e.size == 0:
+        return e
+    sigma2 = running_background(e, fs_hz, background_s, block_s=BACKGROUND_BLOCK_S) / CHI2_1_MEDIAN
+    return np.minimum(e, clip_sigma**2 * sigma2) / _clip_consistency(clip_sigma)
+
+
+# ------------------------------------------------------------------------------------------------------ windows
+def _empty() -> Columns:
+    return Columns.empty(WINDOW_DTYPES)
+
+
+def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndarray, distance_m: np.ndarray,
+                      valid: np.ndarray, fs_hz: float, *, window_m: float = 20.0,
+                      band_hz: tuple[float, float] = (0.5, 15.0), min_speed_mps: float = 4.0,
+                      car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> Columns:
+    """Roughness per ``window_m`` metres of travel (windows start every ``window_m`` of ``distance_m``).
+
+    Inputs on one uniform grid at ``fs_hz``: epoch times [s], vertical body acceleration without gravity [m/s^2],
+    GPS speed [m/s] (NaN unknown), cumulative distance [m], and the gap mask. Columns: ``t_start_s``,
+    ``t_end_s``, ``distance_start_m``, ``length_m``, ``speed_mps`` (mean of known speeds), ``rms_mps2``
+    (band-limited RMS of the Gaussian part, see :func:`gaussian_energy`), ``iri_m_per_km`` (NaN when invalid)
+    and ``valid`` (no gap, full length, at least 90 % of the samples at >= ``min_speed_mps``). ``car`` sets the
+    calibration (pass the trace's wheelbase when known); ``band_hz`` should stay below mount resonances
+    (0.5-6 Hz, see the module docstring).
+    """
+    t = np.asarray(t_s, dtype=float)
+    n = t.size
+    if n < 2 or window_m <= 0.0:
+        return _empty()
+    d = np.fmax.accumulate(np.asarray(distance_m, dtype=float))        # monotone, NaN carried over
+    first = np.flatnonzero(np.isfinite(d))
+    if first.size == 0:
+        return _empty()
+    d = np.where(np.isfinite(d), d, d[first[0]])
+    a = np.asarray(a_up_mps2, dtype=float)
+    ok = np.asarray(valid, dtype=bool) & np.isfinite(a)
+    energy = gaussian_energy(bandpass(np.where(np.isfinite(a), a, 0.0), band_hz, fs_hz), fs_hz)
+    d0 = d[0]
+    win = np.floor((d - d0) / window_m).astype(np.int64)
+    starts = np.flatnonzero(np.diff(win, prepend=-1))                  # first sample of each window
+    counts = np.diff(np.append(starts, n))
+    k = win[starts]
+    v = np.asarray(speed_mps, dtype=float)
+    v_ok = np.isfinite(v)
+    v0 = np.where(v_ok, v, 0.0)
+    sum_v = np.add.reduceat(v0, starts)
+    n_v = np.add.reduceat(v_ok.astype(np.int64), starts)
+    n_fast = np.add.reduceat((v_ok & (v0 >= min_speed_mps)).astype(np.int64), starts)
+    n_bad = np.add.reduceat((~ok).astype(np.int64), starts)
+    dist_start = d0 + k * window_m
+    length = np.append(np.minimum(np.diff(dist_start), window_m), d[-1] - dist_start[-1])
+    full = np.append(np.ones(k.size - 1, dtype=bool), length[-1] >= window_m * (1.0 - 1e-9))
+    speed = np.where(n_v > 0, sum_v / np.maximum(n_v, 1), np.nan)
+    rms = np.sqrt(np.add.reduceat(energy, starts) / counts)
+    good = full & (n_bad == 0) & (n_fast >= MIN_SPEED_COVERAGE * counts) & (counts >= 2)
+    iri = np.full(k.size, np.nan)
+    if np.any(good):
+        iri[good] = iri_from_rms(rms[good], speed[good], band_hz=band_hz, fs_hz=fs_hz, car=car, aliased=aliased)
+    t_end = np.append(t[starts[1:]], t[-1] + 1.0 / fs_hz)
+    return Columns({"t_start_s": t[starts], "t_end_s": t_end, "distance_start_m": dist_start, "length_m": length,
+                    "speed_mps": speed, "rms_mps2": rms, "iri_m_per_km": iri, "valid": good})
+
+
+def aggregate_windows(windows: Columns, length_m: float = 100.0) -> Columns:
+    """Combine runs of consecutive valid windows into windows of at least ``length_m`` metres.
+
+    Each run of back-to-back valid windows is cut into groups of ``ceil(length_m / window length)`` windows;
+    a trailing incomplete group is dropped. The IRI of a group is the length-weighted quadratic mean of its
+    windows' IRIs (IRI^2 is proportional to the road's G_d(n0), which averages over length), its RMS the
+    time-weighted quadratic mean, its speed the distance over the duration. Every output row is valid.
+    """
+    if len(windows) == 0:
+        return _empty()
+    good = np.asarray(windows["valid"], dtype=bool) & np.isfinite(windows["iri_m_per_km"])
+    start = windows["distance_start_m"]
+    length = windows["length_m"]
+    t0, t1 = windows["t_start_s"], windows["t_end_s"]
+    contiguous = np.concatenate(([False], np.isclose(start[1:], start[:-1] + length[:-1]) & good[:-1]))
+    run = np.cumsum(~contiguous | ~good)                               # a new run at every break
+    idx = np.flatnonzero(good)
+    if idx.size == 0:
+        return _empty()
+    per_group = max(1, int(np.ceil(length_m / float(np.median(length[idx])) - 1e-9)))
+    run_g = run[idx]
+    run_first = np.flatnonzero(np.diff(run_g, prepend=-1))
+    pos = np.arange(idx.size) - np.repeat(run_first, np.diff(np.append(run_first, idx.size)))
+    group_key = run_g * (idx.size + 1) + pos // per_group
+    keys, group = np.unique(group_key, return_inverse=True)
+    n_in = np.bincount(group)
+    w_len = length[idx]
+    dur = t1[idx] - t0[idx]
+    g_len = np.bincount(group, w_len)
+    g_dur = np.bincount(group, dur)
+    iri2 = np.bincount(group, w_len * windows["iri_m_per_km"][idx] ** 2) / g_len
+    rms2 = np.bincount(group, dur * windows["rms_mps2"][idx] ** 2) / g_dur
+    first_i = np.full(keys.size, idx.size)
+    np.minimum.at(first_i, group, np.arange(idx.size))
+    last_i = np.zeros(keys.size, dtype=np.int64)
+    np.maximum.at(last_i, group, np.arange(idx.size))
+    keep = (n_in == per_group) & (g_len >= length_m * (1.0 - 1e-9))
+    return Columns({"t_start_s": t0[idx][first_i][keep], "t_end_s": t1[idx][last_i][keep],
+                    "distance_start_m": start[idx][first_i][keep], "length_m": g_len[keep],
+                    "speed_mps": (g_len / g_dur)[keep], "rms_mps2": np.sqrt(rms2)[keep],
+                    "iri_m_per_km": np.sqrt(iri2)[keep], "valid": np.ones(int(keep.sum()), dtype=bool)})

@@ -1,0 +1,293 @@
+"""Roughness windows and the physical IRI calibration (detect.roughness).
+
+The synthetic road is generated here independently of the module's frequency-domain model: white slope noise
+(an ISO 8608 road of waviness 2), four corners driven in the time domain through a quarter car discretised with
+``scipy.signal.cont2discrete`` + ``lfilter``, and the reference IRI from the Golden Car simulation
+``detect.iri.golden_car_iri`` of the generated wheel-track profiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import signal
+
+from detect.iri import golden_car_iri
+from detect.roughness import (
+    CAL_SPEEDS_MPS,
+    WINDOW_DTYPES,
+    ReferenceCar,
+    aggregate_windows,
+    calibration_constant,
+    gaussian_energy,
+    iri_from_rms,
+    k_iri,
+    roughness_windows,
+    track_coherence,
+)
+from detect.signal import bandpass
+
+T0_S = 1_780_000_000.0
+BAND_HZ = (0.5, 15.0)          # the interface default
+LOW_BAND_HZ = (0.5, 6.0)       # below phone-mount resonances (the recommended band)
+
+
+# ------------------------------------------------------------------------------------------- slow reference twin
+def windows_reference(t, a, speed, dist, valid, fs, window_m, band_hz, min_speed):
+    """One Python loop per window: the obviously-correct twin of roughness_windows."""
+    energy = gaussian_energy(bandpass(a, band_hz, fs), fs)
+    k_of = np.floor((dist - dist[0]) / window_m).astype(int)
+    rows = []
+    for k in np.unique(k_of):
+        sel = np.flatnonzero(k_of == k)
+        start = dist[0] + k * window_m
+        nxt = sel[-1] + 1
+        full = nxt < t.size
+        length = window_m if full else dist[-1] - start
+        v = speed[sel]
+        vk = v[np.isfinite(v)]
+        mean_v = vk.mean() if vk.size else np.nan
+        fast = np.count_nonzero(np.isfinite(v) & (np.nan_to_num(v) >= min_speed))
+        ok = full and valid[sel].all() and fast >= 0.9 * sel.size and sel.size >= 2
+        rms = np.sqrt(np.mean(energy[sel]))
+        iri = float(iri_from_rms(rms, mean_v, band_hz=band_hz, fs_hz=fs)) if ok else np.nan
+        rows.append((t[sel[0]], t[nxt] if full else t[-1] + 1 / fs, start, length, mean_v, rms, iri, ok))
+    return {name: np.array([r[i] for r in rows]) for i, name in enumerate(WINDOW_DTYPES)}
+
+
+def _trace(fs_hz, duration_s=60.0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * fs_hz)
+    t = T0_S + np.arange(n) / fs_hz
+    speed = 12.0 + 4.0 * np.sin(np.arange(n) / fs_hz / 9.0)
+    speed[: int(5 * fs_hz)] = np.linspace(0.0, speed[int(5 * fs_hz)], int(5 * fs_hz))   # starts from rest
+    speed[int(20 * fs_hz): int(22 * fs_hz)] = np.nan                                    # GPS outage
+    dist = np.cumsum(np.nan_to_num(speed) / fs_hz)
+    a = rng.normal(0.0, 0.8, n)
+    valid = np.ones(n, dtype=bool)
+    valid[int(40 * fs_hz): int(41 * fs_hz)] = False                                     # data gap
+    return t, a, speed, dist, valid
+
+
+@pytest.mark.parametrize("fs_hz", [10.0, 100.0])
+def test_vectorised_matches_reference_twin(fs_hz):
+    t, a, speed, dist, valid = _trace(fs_hz)
+    got = roughness_windows(t, a, speed, dist, valid, fs_hz, window_m=20.0, band_hz=BAND_HZ, min_speed_mps=4.0)
+    ref = windows_reference(t, a, speed, dist, valid, fs_hz, 20.0, BAND_HZ, 4.0)
+    assert got.names == list(WINDOW_DTYPES)
+    assert len(got) == ref["t_start_s"].size > 20
+    for name in WINDOW_DTYPES:
+        if name == "valid":
+            np.testing.assert_array_equal(got[name], ref[name])
+        else:
+            assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
+
+
+def test_invalid_windows_gap_low_speed_and_partial():
+    fs = 50.0
+    t, a, speed, dist, valid = _trace(fs)
+    w = roughness_windows(t, a, speed, dist, valid, fs)
+    mid_t = 0.5 * (w["t_start_s"] + w["t_end_s"]) - T0_S
+    touches_gap = (w["t_start_s"] - T0_S < 41.0) & (w["t_end_s"] - T0_S > 40.0)
+    assert touches_gap.any() and not w["valid"][touches_gap].any()
+    slow = mid_t < 2.0                                          # accelerating from rest
+    assert slow.any() and not w["valid"][slow].any()
+    outage = (w["t_start_s"] - T0_S < 22.0) & (w["t_end_s"] - T0_S > 20.0)
+    assert outage.any() and not w["valid"][outage].any()
+    assert not w["valid"][-1]                                   # the trace ends inside the last window
+    assert w["length_m"][-1] < 20.0
+    assert np.all(np.isnan(w["iri_m_per_km"][~w["valid"]]))
+    assert np.all(np.isfinite(w["iri_m_per_km"][w["valid"]])) and w["valid"].sum() > 10
+    assert_allclose(np.diff(w["distance_start_m"]), 20.0)
+    assert_allclose(w["t_start_s"][1:], w["t_end_s"][:-1])
+
+
+def test_zero_signal_gives_zero_rms_and_iri():
+    fs = 100.0
+    n = 6000
+    t = T0_S + np.arange(n) / fs
+    w = roughness_windows(t, np.zeros(n), np.full(n, 15.0), 15.0 * np.arange(n) / fs, np.ones(n, bool), fs)
+    assert len(w) == 45
+    assert np.all(w["rms_mps2"] == 0.0)
+    assert np.all(w["iri_m_per_km"][w["valid"]] == 0.0) and w["valid"].sum() == 44
+
+
+@pytest.mark.parametrize("fs_hz", [5.0, 10.0, 50.0, 100.0, 200.0])
+def test_all_rates_run(fs_hz):
+    t, a, speed, dist, valid = _trace(fs_hz, duration_s=40.0)
+    w = roughness_windows(t, a, speed, dist, valid, fs_hz)
+    assert w.names == list(WINDOW_DTYPES) and len(w) > 10
+    good = w["valid"]
+    assert good.any()
+    assert np.all((w["iri_m_per_km"][good] > 0) & np.isfinite(w["iri_m_per_km"][good]))
+    agg = aggregate_windows(w, 100.0)
+    assert agg.names == list(WINDOW_DTYPES)
+    assert np.all(agg["length_m"] >= 100.0 - 1e-9)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_empty_and_short_input(n):
+    fs = 50.0
+    t = T0_S + np.arange(n) / fs
+    w = roughness_windows(t, np.zeros(n), np.full(n, 10.0), 10.0 * np.arange(n) / fs, np.ones(n, bool), fs)
+    assert w.names == list(WINDOW_DTYPES)
+    assert len(w) <= 1 and not np.any(w["valid"])
+    agg = aggregate_windows(w)
+    assert agg.names == list(WINDOW_DTYPES) and len(agg) == 0
+
+
+def test_aggregate_groups_consecutive_valid_windows():
+    n_win = 13
+    valid = np.ones(n_win, dtype=bool)
+    valid[6] = False                                            # breaks the run: 0-5 and 7-12
+    iri = np.linspace(1.0, 4.0, n_win)
+    start = 20.0 * np.arange(n_win)
+    from detect.columns import Columns
+    w = Columns({"t_start_s": start / 10.0, "t_end_s": (start + 20.0) / 10.0, "distance_start_m": start,
+                 "length_m": np.full(n_win, 20.0), "speed_mps": np.full(n_win, 10.0),
+                 "rms_mps2": iri / 10.0, "iri_m_per_km": np.where(valid, iri, np.nan), "valid": valid})
+    agg = aggregate_windows(w, 100.0)
+    assert len(agg) == 2                                        # windows 0-4 and 7-11; 5 and 12 are leftovers
+    assert_allclose(agg["distance_start_m"], [0.0, 140.0])
+    assert_allclose(agg["iri_m_per_km"], [np.sqrt(np.mean(iri[0:5] ** 2)), np.sqrt(np.mean(iri[7:12] ** 2))])
+    assert_allclose(agg["length_m"], 100.0)
+    assert_allclose(agg["speed_mps"], 10.0)
+    assert_allclose(agg["t_end_s"], [10.0, 24.0])
+
+
+# --------------------------------------------------------------------------------- physics of the calibration
+def test_k_iri_matches_golden_car_on_white_slope_road():
+    rng = np.random.default_rng(3)
+    dx, g0 = 0.05, 64e-6                                        # ISO 8608 class B
+    slope = rng.normal(0.0, np.sqrt(g0 * (2 * np.pi * 0.1) ** 2 / (2 * dx)), 200_000)
+    iri = golden_car_iri(np.cumsum(slope) * dx, dx)
+    assert iri == pytest.approx(k_iri() * np.sqrt(g0), rel=0.04)
+    assert k_iri() * np.sqrt(16e-6) == pytest.approx(2.17, abs=0.02)
+
+
+def test_calibration_without_wheelbase_is_speed_independent():
+    quarter = ReferenceCar(wheelbase_m=0.0)
+    c = calibration_constant(CAL_SPEEDS_MPS, band_hz=BAND_HZ, fs_hz=100.0, car=quarter)
+    assert_allclose(c, c[0], rtol=1e-9)
+    c_car = calibration_constant(CAL_SPEEDS_MPS, band_hz=BAND_HZ, fs_hz=100.0)
+    assert np.ptp(c_car) > 0.05 * c_car.mean()                  # the wheelbase filter makes it speed dependent
+
+
+def _body_accel_discrete(car: ReferenceCar, fs_hz: float):
+    """Quarter-car body acceleration per road elevation, discretised (bilinear) for lfilter."""
+    ms, mu, ks, cs, kt = car.sprung_kg, car.unsprung_kg, car.spring_n_m, car.damper_n_s_m, car.tyre_n_m
+    num = np.polymul([1.0, 0.0, 0.0], np.array([kt * cs, kt * ks]))                      # s^2 * kt (cs s + ks)
+    den = np.polysub(np.polymul([mu, cs, ks + kt], [ms, cs, ks]), np.polymul([cs, ks], [cs, ks]))
+    b, a, _ = signal.cont2discrete((num, den), 1.0 / fs_hz, method="bilinear")
+    return np.ravel(b), a
+
+
+def _drive(speed_mps, tracks, dx, car, fs_phone, fs_sim=1000.0):
+    """Phone vertical acceleration over two wheel-track profiles, in the time domain: four corners, the rear
+    axle a wheelbase behind, the phone ``car.phone_behind_front_axle_m`` behind the front axle, centred."""
+    b, a = _body_accel_discrete(car, fs_sim)
+    x_end = (tracks.shape[1] - 1) * dx
+    t = np.arange(0.0, (x_end - car.wheelbase_m) / speed_mps, 1.0 / fs_sim)
+    x_front = car.wheelbase_m + speed_mps * t
+    xp = np.arange(tracks.shape[1]) * dx
+    w_front = 1.0 - car.phone_behind_front_axle_m / car.wheelbase_m           # lever rule between the axles
+    heave_input = sum(0.5 * (w_front * np.interp(x_front, xp, tr)
+                             + (1.0 - w_front) * np.interp(x_front - car.wheelbase_m, xp, tr)) for tr in tracks)
+    acc = signal.lfilter(b, a, heave_input - heave_input[0])
+    step = round(fs_sim / fs_phone)                             # sampled without anti-alias filter
+    acc, t = acc[::step], t[::step]
+    return T0_S + t, acc, np.full(t.size, speed_mps), speed_mps * t, np.ones(t.size, dtype=bool)
+
+
+def _white_slope_tracks(rng, g0_m3, dx, n, identical):
+    """Wheel tracks with the ISO 8608 PSD G0 (n / 0.1)^-2: integrated white slope noise."""
+    slope = rng.normal(0.0, np.sqrt(g0_m3 * (2 * np.pi * 0.1) ** 2 / (2 * dx)), (1 if identical else 2, n))
+    tracks = np.cumsum(slope, axis=1) * dx
+    return np.vstack([tracks, tracks]) if identical else tracks
+
+
+@pytest.fixture(scope="module", params=["independent", "identical"])
+def class_c_road(request):
+    rng = np.random.default_rng(11)
+    dx, g0 = 0.05, 256e-6                                       # ISO 8608 class C
+    tracks = _white_slope_tracks(rng, g0, dx, round(2600.0 / dx), request.param == "identical")
+    skip = round(200.0 / dx)                                    # the car starts on the road 200 m in
+    ref = np.mean([golden_car_iri(tr[skip:], dx) for tr in tracks])
+    return tracks, dx, ref, skip * dx, request.param
+
+
+@pytest.mark.parametrize(("fs_hz", "band_hz"), [(50.0, LOW_BAND_HZ), (100.0, LOW_BAND_HZ), (100.0, BAND_HZ)])
+def test_recovers_golden_car_iri_at_two_speeds(class_c_road, fs_hz, band_hz):
+    tracks, dx, ref_iri, skip_m, coherence = class_c_road
+    car = ReferenceCar(coherence=coherence)                     # phone 0.75 m behind the front axle
+    estimates = []
+    for speed in (9.0, 25.0):
+        t, acc, v, dist, valid = _drive(speed, tracks, dx, car, fs_hz)
+        w = roughness_windows(t, acc, v, dist, valid, fs_hz, band_hz=band_hz, car=car)
+        use = w["valid"] & (w["distance_start_m"] >= skip_m - car.wheelbase_m)
+        assert use.sum() > 80
+        estimates.append(np.sqrt(np.mean(w["iri_m_per_km"][use] ** 2)))
+    assert 6.0 < ref_iri < 12.0                                 # class C is ~8.7 m/km
+    for est in estimates:
+        assert est == pytest.approx(ref_iri, rel=0.15)
+    assert estimates[0] == pytest.approx(estimates[1], rel=0.15)
+
+
+def test_wrong_coherence_is_detectably_wrong(class_c_road):
+    """The recovery above depends on the track model: swapping it moves the estimate by > 15 %."""
+    tracks, dx, ref_iri, _, coherence = class_c_road
+    wrong = ReferenceCar(coherence="identical" if coherence == "independent" else "independent")
+    t, acc, v, dist, valid = _drive(12.0, tracks, dx, ReferenceCar(coherence=coherence), 100.0)
+    w = roughness_windows(t, acc, v, dist, valid, 100.0, band_hz=LOW_BAND_HZ, car=wrong)
+    est = np.sqrt(np.nanmean(w["iri_m_per_km"][w["valid"]] ** 2))
+    assert abs(est / ref_iri - 1.0) > 0.15
+
+
+def test_iri_scales_with_rms_and_inverse_sqrt_speed():
+    quarter = ReferenceCar(wheelbase_m=0.0)
+    i1 = iri_from_rms(0.5, 10.0, band_hz=BAND_HZ, fs_hz=100.0, car=quarter)
+    assert iri_from_rms(1.0, 10.0, band_hz=BAND_HZ, fs_hz=100.0, car=quarter) == pytest.approx(2 * i1)
+    assert iri_from_rms(1.0, 40.0, band_hz=BAND_HZ, fs_hz=100.0, car=quarter) == pytest.approx(i1)
+    assert np.isnan(iri_from_rms(1.0, np.nan, band_hz=BAND_HZ, fs_hz=100.0))
+    assert np.isnan(iri_from_rms(1.0, 0.0, band_hz=BAND_HZ, fs_hz=100.0))
+
+
+def test_isotropic_coherence_limits():
+    n = np.array([1e-4, 0.1, 1.0, 10.0])
+    g = track_coherence(n, 1.55)
+    assert g[0] == pytest.approx(1.0, abs=1e-3) and g[-1] < 1e-20
+    assert np.all(np.diff(g) < 0)
+    x1 = track_coherence(np.array([0.1]), 1.0 / (2 * np.pi * 0.1))[0]
+    assert x1 == pytest.approx(0.60191, rel=1e-4)               # x K1(x) at x = 1 (Abramowitz & Stegun 9.8)
+
+
+# ------------------------------------------------------------------------------- Gaussian energy (robust RMS)
+def test_gaussian_energy_is_unbiased_on_gaussian_noise():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 0.7, 200_000)
+    assert np.mean(gaussian_energy(x, 100.0)) == pytest.approx(0.49, rel=0.02)
+
+
+def test_gaussian_energy_shrugs_off_a_transient():
+    rng = np.random.default_rng(6)
+    fs = 100.0
+    x = bandpass(rng.normal(0.0, 1.0, 6000), LOW_BAND_HZ, fs)
+    hit = x.copy()
+    tt = np.arange(200) / fs
+    hit[3000:3200] += 6.0 * np.exp(-tt / 0.4) * np.sin(2 * np.pi * 1.5 * tt)   # a hump shakes the body
+    plain = np.mean(hit[2800:3400] ** 2) / np.mean(x[2800:3400] ** 2)
+    robust = np.mean(gaussian_energy(hit, fs)[2800:3400]) / np.mean(gaussian_energy(x, fs)[2800:3400])
+    assert plain > 5.0
+    assert robust < 1.6
+
+
+def test_gaussian_energy_follows_a_rough_patch():
+    """A 6-s patch four times rougher (amplitude) is not clipped down to the smooth level around it."""
+    rng = np.random.default_rng(7)
+    fs = 100.0
+    x = rng.normal(0.0, 1.0, 6000)
+    x[2700:3300] *= 4.0
+    e = gaussian_energy(x, fs)
+    assert np.mean(e[2800:3200]) == pytest.approx(16.0, rel=0.2)
+    assert np.mean(e[:2000]) == pytest.approx(1.0, rel=0.1)
