@@ -27,6 +27,7 @@ class Signals:
     valid: np.ndarray            # False inside gaps of the input
     accel_mps2: np.ndarray       # (n, 3) raw accelerometer on the grid, phone frame
     segment: np.ndarray          # mount segment of each sample
+    segment_starts: np.ndarray   # first grid index of each mount segment (re-mounts after the first)
     up_axis: np.ndarray          # (segments, 3) unit axes of each mount segment in the phone frame
     forward_axis: np.ndarray
     left_axis: np.ndarray

@@ -40,7 +40,8 @@ class DetectorParams:
     threshold_ratio: float = 2.5         # event when energy exceeds ratio x local background ...
     threshold_floor_mps2: float = 0.4    # ... and exceeds this RMS floor, grown with speed:
     threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
-    confirm_snr: float = 4.0             # events weaker than this need a one-wheel (roll) or lift signature
+    confirm_snr: float = 4.0             # events weaker than this need a clear one-wheel (roll) or lift signature:
+    weak_coherence: float = 0.6          # |corr(lateral, vertical)| at least this for a weak event to count
     release_ratio: float = 0.5           # hysteresis: an event ends below release_ratio x threshold
     merge_gap_s: float = 0.15            # events closer than this (plus the axle delay) are one event
     max_event_s: float = 2.5             # longer excitation is a rough stretch, not an impact
@@ -60,6 +61,7 @@ class DetectorParams:
     handling_gyro_rad_s: float = 1.5     # rotation faster than this around the event means phone handling
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
     handling_tilt_deg: float = 20.0      # the phone tilted further than braking or a bump tilts a car
+    remount_guard_s: float = 3.0         # events this close to a detected re-mount are the phone, not the road
     # --- GPS
     gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
     phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone

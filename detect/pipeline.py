@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detect.classify import body_lift, both_wheels, classify
+from detect.classify import body_lift, classify
 from detect.columns import Columns
 from detect.events import characteristic_function, merge, threshold, trigger
 from detect.features import Signals, event_features
@@ -70,7 +70,8 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
-    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, up_axis=ori.up,
+    sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, segment_starts=ori.seg_start,
+                  up_axis=ori.up,
                   forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
                   a_left_mps2=a_left, a_impact_mps2=a_imp, gyro_t_s=trace.gyro_t_s, gyro_rad_s=trace.gyro_rad_s,
                   cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
@@ -90,21 +91,28 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
     return merge(starts, stops, max_gap)
 
 
-def reject_reasons(feat: Columns, params: DetectorParams) -> np.ndarray:
-    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, gap.
+def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, *, gps_t_s: np.ndarray) -> np.ndarray:
+    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, no_fix, gap.
 
-    ``weak``: below ``confirm_snr`` without the signature of a road feature (one wheel rolling the car, or the
-    whole body lifted); ``handling``: the phone turned (tilt or rotation rate) or moved sideways more than a car
-    does; ``stopped``: the car was (nearly) still, e.g. a door slam.
+    ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
+    the whole body lifted); ``handling``: the phone turned (tilt or rotation rate), moved sideways more than a car
+    does, or was re-mounted within ``remount_guard_s``; ``stopped``: the car was (nearly) still, e.g. a door slam;
+    ``no_fix``: the trace has GPS but the event lies before its first or after its last fix (e.g. a door slam
+    before the phone found the satellites), so it can be neither speed-checked nor placed.
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
-    signature = (~both_wheels(feat, params)) | body_lift(feat, params)
+    signature = (feat["lateral_up_corr"] >= params.weak_coherence) | body_lift(feat, params)
     reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
+    remount_t = sig.t_s[np.asarray(sig.segment_starts[1:], dtype=np.int64)]
+    near_remount = (np.abs(feat["t_s"][:, None] - remount_t[None, :]) < params.remount_guard_s).any(axis=1)
     handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
                 | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
-                | (feat["tilt_max_deg"] > params.handling_tilt_deg))
+                | (feat["tilt_max_deg"] > params.handling_tilt_deg)
+                | near_remount)
     reasons[handling] = "handling"
+    if gps_t_s.size:
+        reasons[(feat["t_s"] < gps_t_s[0] - 1.0) | (feat["t_s"] > gps_t_s[-1] + 1.0)] = "no_fix"
     reasons[np.isfinite(speed) & (speed < params.min_speed_mps)] = "stopped"
     reasons[~feat["valid"]] = "gap"
     return reasons
@@ -117,7 +125,7 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
     starts, stops = candidate_events(sig, params, wheelbase_m)
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
                           max_event_s=params.max_event_s)
-    rejected = reject_reasons(feat, params)
+    rejected = reject_reasons(feat, sig, params, gps_t_s=trace.gps_t_s)
     kind, confidence, severity, depth_class = classify(feat, params)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=params.gps_latency_s)
