@@ -1,0 +1,716 @@
+"""Hits of many trips -> defects: direction-aware clustering, robust positions, traversals, kind from hit patterns.
+
+Everything here is arrays in, arrays out, in local east/north metres (:class:`detect.geo.LocalProjection` around the
+database origin); no SQL, no I/O. :mod:`bump.pipeline` feeds it from the store.
+
+Direction. A hit's direction is the GPS course when it was detected. A pothole lies in one carriageway, so hits
+whose headings differ by more than ``opposite_deg`` (90 deg) belong to different defects, *unless* the defect is of
+a kind that spans the road (speed_bump, joint): it takes hits from both directions when their axes agree within
+``axis_deg``, whatever kind a single hit looked like (a joint's hits are often taken for potholes). New hits of one
+trip group across directions only when both span. Unknown headings are compatible with everything. The price: a
+pothole within a gate of a speed bump or joint on the same road is taken as part of it.
+
+Gates. A hit joins the nearest compatible defect within
+``clip(gate_sigmas * sqrt(accuracy_hit^2 + uncertainty_defect^2), join_radius_m, max_join_radius_m)``
+(8-25 m by default): a fix is off by its accuracy, the defect by its uncertainty. Two defects are duplicates when
+they are compatible and their distance is within the same gate of their two uncertainties.
+
+Position. Iteratively reweighted mean with weights 1/accuracy^2 and Cauchy down-weighting
+``1 / (1 + (r / (robust_k * accuracy))^2)`` of a residual r (a multipath fix 40 m off barely counts), started from
+the weighted median. Uncertainty
+``max(min_uncertainty_m, max(spread, accuracy_typ) / sqrt(n_trips))``: ``spread`` the weighted RMS residual
+(Bessel-corrected), ``accuracy_typ`` the weighted mean accuracy (a single hit is as uncertain as its fix), and
+hits of one trip count once because their GPS errors are correlated.
+
+Traversals. A trip passes a defect when its track (GPS fixes, latency-corrected, resampled every
+``track_step_m``) comes within ``clip(traversal_sigmas * sqrt(u^2 + accuracy^2), traversal_radius_m,
+max_traversal_radius_m)`` heading within ``traversal_heading_deg`` of the defect's direction (either way for
+road-spanning defects); a trip with a hit on the defect always passed it.
+
+Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit pattern: hit on at least
+``designed_hit_rate`` of at least ``designed_traversals`` passes, with hits from both directions or mostly of
+road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs joint among the hits, else
+joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes.
+
+GPS latency. A fix reported at time t shows where the phone was at t - latency (0-1 s on phones), so every hit
+lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
+directions, and there the two directions' hits are 2 x latency x speed apart along the road: pairs of such hits
+feed a histogram (:class:`LatencyCalibration`, stored with the database) whose median corrects every hit position
+(:func:`corrected_xy`) and every track, once ``latency_min_pairs`` pairs are in.
+
+Full re-cluster (:func:`recluster`): hits quantised into micro-cells (``recluster_cell_m`` and 16 heading sectors),
+quick shift on the micro-cells (each links to its nearest denser neighbour within ``recluster_link_m`` in space and
+heading, embedded as (x, y, L cos h, L sin h); road-spanning kinds on their axis, (x, y, L cos 2h, L sin 2h)), then
+duplicate clusters merged with the gate above. Linear in hits apart from one k-d tree pair query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+DEFECTS_VERSION = "bump-defects/0.1"
+SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
+DESIGNED_KINDS = SPANNING_KINDS
+DEFECT_KINDS = ("pothole", "cover", "rough", "unknown")
+KINDS = (*DEFECT_KINDS, *DESIGNED_KINDS)
+# What a crew's list shows unless asked: spot defects. A "rough" cluster is a point on a rough stretch, which the
+# roughness map (bump.cells) shows better; designed features are not defects.
+LISTED_KINDS = ("pothole", "cover", "unknown")
+
+
+@dataclass(frozen=True)
+class DefectParams:
+    """Clustering, traversal, status and priority rules. Units in the names; serialised next to results."""
+
+    # --- clustering
+    join_radius_m: float = 8.0             # floor of the join gate
+    max_join_radius_m: float = 25.0        # cap of every gate
+    gate_sigmas: float = 2.5
+    opposite_deg: float = 90.0             # hits further apart in heading are different defects ...
+    axis_deg: float = 45.0                 # ... unless both span the road and their axes agree within this
+    default_accuracy_m: float = 10.0       # hits and fixes without a reported accuracy
+    min_accuracy_m: float = 1.0
+    min_uncertainty_m: float = 2.0
+    robust_k: float = 1.5                  # Cauchy scale of the position fit, in units of each hit's accuracy
+    irls_iterations: int = 5
+    latency_calibration: bool = True       # estimate the fleet's GPS latency from features hit both ways
+    latency_min_pairs: int = 50            # opposite-direction hit pairs needed before correcting
+    latency_lateral_m: float = 4.0         # pairs further apart across the road are different features
+    recluster_cell_m: float = 2.0
+    recluster_link_m: float = 4.0
+    # --- traversals
+    traversal_radius_m: float = 6.0
+    traversal_sigmas: float = 1.5
+    max_traversal_radius_m: float = 20.0
+    traversal_heading_deg: float = 45.0
+    track_step_m: float = 2.0
+    backfill_days: float = 30.0            # a new defect takes the passes of stored trips from this long before it
+    # --- status (bump.lifecycle)
+    confirm_devices: int = 3               # distinct devices with hits to confirm; one device never confirms
+    confirm_hit_rate: float = 0.15         # ... and hits on at least this share of the passes since the first hit
+    repaired_traversals: int = 5           # clean passes after the last hit ...
+    repaired_devices: int = 2              # ... from at least this many devices -> likely_repaired
+    # --- kind from the hit pattern
+    designed_hit_rate: float = 0.8
+    designed_traversals: int = 4
+    twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
+    # --- priority (bump.priority)
+    severity_half_mps2: float = 5.0        # severity giving half the severity factor
+    traffic_window_days: float = 7.0       # shortest period over which traversals per day are counted
+    kind_weights: tuple[tuple[str, float], ...] = (("pothole", 1.0), ("cover", 0.7), ("rough", 0.5),
+                                                   ("unknown", 0.4), ("speed_bump", 0.0), ("joint", 0.0))
+    status_weights: tuple[tuple[str, float], ...] = (("confirmed", 1.0), ("candidate", 0.5),
+                                                     ("likely_repaired", 0.2), ("repaired", 0.0), ("dismissed", 0.0))
+
+    def __post_init__(self) -> None:
+        if self.confirm_devices < 2:
+            raise ValueError(f"confirm_devices must be >= 2 (one device never confirms), got {self.confirm_devices}")
+        if self.repaired_devices < 1 or self.repaired_traversals < 1:
+            raise ValueError("repaired_traversals and repaired_devices must be >= 1")
+
+    @property
+    def version(self) -> str:
+        return DEFECTS_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": DEFECTS_VERSION, **dataclasses.asdict(self)}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DefectParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known - {"version"}
+        if unknown:
+            raise ValueError(f"unknown defect parameters {sorted(unknown)}; known: {sorted(known)}")
+        kw = {k: (tuple(tuple(p) for p in v) if k.endswith("_weights") else v) for k, v in data.items() if k in known}
+        return cls(**kw)
+
+
+DEFAULT_DEFECT_PARAMS = DefectParams()
+
+
+# ------------------------------------------------------------------------------------------------------ angles
+
+
+def angle_diff_deg(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
+    """Smallest difference between headings [deg], 0..180 (NaN where either is unknown)."""
+    return np.abs(np.mod(np.asarray(a_deg) - np.asarray(b_deg) + 180.0, 360.0) - 180.0)
+
+
+def axis_diff_deg(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
+    """Smallest difference between axes (headings modulo 180) [deg], 0..90."""
+    d = angle_diff_deg(a_deg, b_deg)
+    return np.minimum(d, 180.0 - d)
+
+
+def compatible(h1_deg: np.ndarray, h2_deg: np.ndarray, across: np.ndarray, params: DefectParams) -> np.ndarray:
+    """Whether two things travelled in compatible directions; elementwise. ``across``: where opposite directions
+    are allowed on a common axis (a road-spanning defect; see the module docstring)."""
+    d = angle_diff_deg(h1_deg, h2_deg)
+    unknown = ~np.isfinite(d)
+    same = np.nan_to_num(d, nan=0.0) <= params.opposite_deg
+    on_axis = np.asarray(across, bool) & (np.nan_to_num(np.minimum(d, 180.0 - d), nan=0.0) <= params.axis_deg)
+    return unknown | same | on_axis
+
+
+def mean_heading(labels: np.ndarray, heading_deg: np.ndarray, weights: np.ndarray, n_labels: int,
+                 axial: np.ndarray) -> np.ndarray:
+    """Weighted circular mean heading per label [deg, 0..360); axial labels average axes (result in 0..180).
+    NaN where a label has no finite heading."""
+    h = np.deg2rad(np.asarray(heading_deg, dtype=np.float64))
+    ok = np.isfinite(h)
+    lab, w = labels[ok], weights[ok]
+    k = np.where(np.asarray(axial, bool)[lab], 2.0, 1.0)
+    c = np.bincount(lab, w * np.cos(k * h[ok]), minlength=n_labels)
+    s = np.bincount(lab, w * np.sin(k * h[ok]), minlength=n_labels)
+    out = np.rad2deg(np.arctan2(s, c))
+    out = np.where(np.asarray(axial, bool), np.mod(out, 360.0) / 2.0, np.mod(out, 360.0))
+    return np.where(np.bincount(lab, minlength=n_labels) > 0, out, np.nan)
+
+
+# --------------------------------------------------------------------------------------------------- positions
+
+
+def clean_accuracy(accuracy_m: np.ndarray, params: DefectParams) -> np.ndarray:
+    a = np.asarray(accuracy_m, dtype=np.float64)
+    return np.maximum(np.where(np.isfinite(a) & (a > 0), a, params.default_accuracy_m), params.min_accuracy_m)
+
+
+def weighted_median_by_label(labels: np.ndarray, values: np.ndarray, weights: np.ndarray, n_labels: int
+                             ) -> np.ndarray:
+    """Weighted median of ``values`` within each label (NaN for empty labels)."""
+    out = np.full(n_labels, np.nan)
+    if values.size == 0:
+        return out
+    order = np.lexsort((values, labels))
+    lab, v, w = labels[order], values[order], weights[order]
+    total = np.bincount(lab, w, minlength=n_labels)
+    before = np.concatenate([[0.0], np.cumsum(total)[:-1]])
+    inside = np.cumsum(w) - before[lab]
+    ok = inside >= 0.5 * total[lab] - 1e-12 * np.abs(total[lab])
+    first_lab, first = np.unique(lab[ok], return_index=True)
+    out[first_lab] = v[ok][first]
+    return out
+
+
+@dataclass(frozen=True)
+class Centres:
+    """Per-label robust position [m], uncertainty [m] and counts."""
+
+    x_m: np.ndarray
+    y_m: np.ndarray
+    uncertainty_m: np.ndarray
+    n_hits: np.ndarray
+    n_trips: np.ndarray
+
+
+def robust_centres(labels: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, accuracy_m: np.ndarray,
+                   trip_index: np.ndarray, n_labels: int, params: DefectParams, *, quick: bool = False) -> Centres:
+    """Robust weighted centres of labelled hits (see the module docstring). ``trip_index``: an integer per hit
+    naming its trip (hits of one trip count once in the uncertainty). ``quick``: start from the weighted mean
+    and iterate twice (for merge decisions inside :func:`recluster`)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    acc = clean_accuracy(accuracy_m, params)
+    w0 = 1.0 / acc**2
+    if quick:
+        sw0 = np.bincount(labels, w0, minlength=n_labels)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cx = np.bincount(labels, w0 * x_m, minlength=n_labels) / sw0
+            cy = np.bincount(labels, w0 * y_m, minlength=n_labels) / sw0
+    else:
+        cx = weighted_median_by_label(labels, x_m, w0, n_labels)
+        cy = weighted_median_by_label(labels, y_m, w0, n_labels)
+    w = w0
+    r = np.zeros_like(w0)
+    for _ in range(2 if quick else params.irls_iterations):
+        r = np.hypot(x_m - cx[labels], y_m - cy[labels])
+        w = w0 / (1.0 + (r / (params.robust_k * acc)) ** 2)
+        sw = np.bincount(labels, w, minlength=n_labels)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cx = np.bincount(labels, w * x_m, minlength=n_labels) / sw
+            cy = np.bincount(labels, w * y_m, minlength=n_labels) / sw
+    r = np.hypot(x_m - cx[labels], y_m - cy[labels])
+    n = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    sw = np.bincount(labels, w, minlength=n_labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(np.bincount(labels, w * r**2, minlength=n_labels) / sw * n / np.maximum(n - 1.0, 1.0))
+        acc_typ = np.sqrt(n / np.bincount(labels, w0, minlength=n_labels))
+    trips = np.asarray(trip_index, dtype=np.int64)
+    if labels.size:
+        trips = trips - trips.min()
+        span = int(trips.max()) + 1
+        key = np.sort(labels * span + trips)
+        distinct = np.concatenate([[True], key[1:] != key[:-1]])
+        n_trips = np.bincount(key[distinct] // span, minlength=n_labels)
+    else:
+        n_trips = np.zeros(n_labels, dtype=np.int64)
+    unc = np.maximum(params.min_uncertainty_m,
+                     np.fmax(np.nan_to_num(spread, nan=0.0), acc_typ) / np.sqrt(np.maximum(n_trips, 1)))
+    return Centres(cx, cy, unc, n.astype(np.int64), n_trips.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------------------------------- joining
+
+
+def join_gate_m(hit_accuracy_m: np.ndarray, uncertainty_m: np.ndarray, params: DefectParams) -> np.ndarray:
+    return np.clip(params.gate_sigmas * np.hypot(hit_accuracy_m, uncertainty_m), params.join_radius_m,
+                   params.max_join_radius_m)
+
+
+def _pairs(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) of all pairs a[i], b[j] within ``radius_m``."""
+    if len(a_xy) == 0 or len(b_xy) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e, np.empty(0)
+    m = cKDTree(a_xy).sparse_distance_matrix(cKDTree(b_xy), radius_m, output_type="ndarray")
+    return m["i"].astype(np.int64), m["j"].astype(np.int64), m["v"]
+
+
+def _nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -> np.ndarray:
+    """For each row index, the j of its smallest d (-1 when it has no pair)."""
+    out = np.full(n_rows, -1, dtype=np.int64)
+    if i.size:
+        order = np.lexsort((j, d, i))
+        first = np.unique(i[order], return_index=True)[1]
+        out[i[order][first]] = j[order][first]
+    return out
+
+
+def assign_hits(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h_spans: np.ndarray,
+                h_accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray,
+                d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams) -> np.ndarray:
+    """Index of the defect each hit joins (nearest compatible within its gate), -1 when none."""
+    acc = clean_accuracy(h_accuracy_m, params)
+    i, j, d = _pairs(np.column_stack([hx_m, hy_m]), np.column_stack([dx_m, dy_m]), params.max_join_radius_m)
+    ok = (d <= join_gate_m(acc[i], d_uncertainty_m[j], params)) & compatible(
+        h_heading_deg[i], d_heading_deg[j], np.asarray(d_spans, bool)[j], params)
+    return _nearest_per_row(i[ok], j[ok], d[ok], len(hx_m))
+
+
+def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray, accuracy_m: np.ndarray,
+               params: DefectParams) -> np.ndarray:
+    """Labels 0..k-1 of new candidate defects among hits that joined nothing: connected components of pairs
+    within the gate (two fixes: gate_sigmas x sqrt(a1^2 + a2^2)) and compatible in direction."""
+    n = len(x_m)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    acc = clean_accuracy(accuracy_m, params)
+    xy = np.column_stack([x_m, y_m])
+    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    sp = np.asarray(spans, bool)
+    ok = (i < j) & (d <= join_gate_m(acc[i], acc[j], params)) & compatible(
+        heading_deg[i], heading_deg[j], sp[i] & sp[j], params)
+    graph = coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
+                    uncertainty_m: np.ndarray, params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance), i < j, of defects that are one: within the gate of their uncertainties, compatible."""
+    xy = np.column_stack([x_m, y_m])
+    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    gate = join_gate_m(uncertainty_m[i], uncertainty_m[j], params)
+    sp = np.asarray(spans, bool)
+    ok = (i < j) & (d <= gate) & compatible(heading_deg[i], heading_deg[j], sp[i] | sp[j], params)
+    return i[ok], j[ok], d[ok]
+
+
+def twin_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
+               uncertainty_m: np.ndarray, n_traversals: np.ndarray, n_hit_traversals: np.ndarray,
+               params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j), i < j, of opposite-direction defects at one spot that are each hit on nearly every pass: the two
+    halves of one road-spanning feature (a speed bump whose hits looked like potholes)."""
+    xy = np.column_stack([x_m, y_m])
+    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    rate = n_hit_traversals / np.maximum(n_traversals, 1)
+    gate = np.clip(params.gate_sigmas * np.hypot(uncertainty_m[i], uncertainty_m[j]), params.join_radius_m,
+                   params.max_join_radius_m)
+    opposite = np.nan_to_num(angle_diff_deg(heading_deg[i], heading_deg[j]), nan=0.0) > 180.0 - params.axis_deg
+    frequent = ((rate[i] >= params.twin_hit_rate) & (rate[j] >= params.twin_hit_rate)
+                & (n_traversals[i] >= 2) & (n_traversals[j] >= 2)
+                & (n_traversals[i] + n_traversals[j] >= params.designed_traversals)
+                & ((n_hit_traversals[i] + n_hit_traversals[j]) / np.maximum(n_traversals[i] + n_traversals[j], 1)
+                   >= params.designed_hit_rate))
+    ok = (i < j) & (d <= gate) & opposite & frequent
+    return i[ok], j[ok], d[ok]
+
+
+def merge_forest(size: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Group label of each of ``size.size`` clusters when each merges into its nearest partner among the pairs
+    (i, j, distance d) that is larger (more hits; ties: the lower index). Unlike connected components this does
+    not chain two defects through a stray hit between them."""
+    n = size.size
+    a, b = np.r_[i, j], np.r_[j, i]
+    dd = np.r_[d, d]
+    up = (size[b] > size[a]) | ((size[b] == size[a]) & (b < a))
+    parent = _nearest_per_row(a[up], b[up], dd[up], n)
+    parent = np.where(parent < 0, np.arange(n), parent)
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            return np.unique(parent, return_inverse=True)[1].ravel()
+        parent = nxt
+
+
+# ----------------------------------------------------------------------------------------------- GPS latency
+
+LATENCY_EDGES_S = np.round(np.arange(-1.0, 2.0 + 1e-9, 0.05), 2)
+
+
+@dataclass(frozen=True)
+class LatencyCalibration:
+    """Histogram of GPS-latency estimates [s] from pairs of hits on one road-spanning feature from opposite
+    directions; its median is the latency to correct hit positions and tracks by."""
+
+    counts: tuple[int, ...] = (0,) * (LATENCY_EDGES_S.size - 1)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(sum(self.counts))
+
+    def add(self, latency_s: np.ndarray) -> LatencyCalibration:
+        v = np.asarray(latency_s, dtype=np.float64)
+        h, _ = np.histogram(v[np.isfinite(v)], bins=LATENCY_EDGES_S)
+        return LatencyCalibration(tuple(int(a + b) for a, b in zip(self.counts, h.tolist(), strict=True)))
+
+    def estimate_s(self, params: DefectParams) -> float:
+        """The median latency [s] (0 until ``latency_min_pairs`` pairs, or with calibration off)."""
+        if not params.latency_calibration or self.n_pairs < params.latency_min_pairs:
+            return 0.0
+        cum = np.cumsum(self.counts)
+        half = 0.5 * cum[-1]
+        k = int(np.searchsorted(cum, half))
+        below = cum[k - 1] if k else 0
+        frac = (half - below) / max(self.counts[k], 1)
+        return float(LATENCY_EDGES_S[k] + frac * (LATENCY_EDGES_S[k + 1] - LATENCY_EDGES_S[k]))
+
+    def to_json(self) -> str:
+        return json.dumps({"edges_s": [float(LATENCY_EDGES_S[0]), float(LATENCY_EDGES_S[-1])],
+                           "counts": list(self.counts)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> LatencyCalibration:
+        if not text:
+            return cls()
+        counts = json.loads(text).get("counts", [])
+        return cls(tuple(int(c) for c in counts)) if len(counts) == LATENCY_EDGES_S.size - 1 else cls()
+
+
+def latency_samples(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], params: DefectParams, *,
+                    same: bool = False) -> np.ndarray:
+    """GPS-latency estimates [s] from pairs of road-spanning hits (a_i, b_j), each given as (x [m], y [m],
+    heading [deg], speed [m/s], trip index): opposite directions, within ``latency_lateral_m`` across the road
+    and ``max_join_radius_m`` along it, different trips. A fix reported at t shows where the phone was at
+    t - latency, so each hit lies latency x speed behind the feature: along the first hit's heading the pair is
+    ``-(latency) (v_a + v_b)`` apart. ``same``: a and b are one set (each pair once)."""
+    ax, ay, ah, av, at = a
+    bx, by, bh, bv, bt = b
+    i, j, _ = _pairs(np.column_stack([ax, ay]), np.column_stack([bx, by]), params.max_join_radius_m)
+    if same:
+        keep = i < j
+        i, j = i[keep], j[keep]
+    hi, hj = np.deg2rad(ah[i]), np.deg2rad(bh[j])
+    ux, uy = np.sin(hi), np.cos(hi)
+    dx, dy = ax[i] - bx[j], ay[i] - by[j]
+    along = dx * ux + dy * uy
+    across = np.abs(dx * uy - dy * ux)
+    v = av[i] + bv[j]
+    ok = (np.cos(hi - hj) < -0.7) & (across <= params.latency_lateral_m) & (at[i] != bt[j]) & (v > 4.0)
+    return -along[ok] / v[ok]
+
+
+def corrected_xy(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, speed_mps: np.ndarray,
+                 latency_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hit positions moved ``latency_s`` x speed forward along their heading (unchanged where unknown)."""
+    if latency_s == 0.0:
+        return np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)
+    h = np.deg2rad(np.asarray(heading_deg, dtype=np.float64))
+    step = np.nan_to_num(latency_s * np.asarray(speed_mps, dtype=np.float64) * np.ones_like(h), nan=0.0)
+    step = np.where(np.isfinite(h), step, 0.0)
+    return x_m + step * np.sin(np.nan_to_num(h)), y_m + step * np.cos(np.nan_to_num(h))
+
+
+# ------------------------------------------------------------------------------------------------------ tracks
+
+
+@dataclass(frozen=True)
+class Track:
+    """A trip's path: GPS fix times [s] (latency-corrected), positions [deg], course [deg], accuracy [m]."""
+
+    t_s: np.ndarray
+    lat_deg: np.ndarray
+    lon_deg: np.ndarray
+    heading_deg: np.ndarray
+    accuracy_m: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        arr = np.column_stack([self.t_s, self.lat_deg, self.lon_deg, self.heading_deg, self.accuracy_m])
+        return zlib.compress(arr.astype("<f8").tobytes(), 6)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Track:
+        arr = np.frombuffer(zlib.decompress(blob), dtype="<f8").reshape(-1, 5)
+        return cls(*(np.ascontiguousarray(arr[:, k]) for k in range(5)))
+
+
+def track_from_fixes(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray, speed_mps: np.ndarray,
+                     heading_deg: np.ndarray, accuracy_m: np.ndarray, *, latency_s: float = 0.0) -> Track:
+    """The track of a trip from its fixes: times moved back by ``latency_s``; course from the fixes' heading where
+    the speed is above 2 m/s, else the bearing to the next fix."""
+    from detect.geo import bearing_deg
+
+    lat, lon = np.asarray(lat_deg, dtype=np.float64), np.asarray(lon_deg, dtype=np.float64)
+    head = np.asarray(heading_deg, dtype=np.float64).copy()
+    if lat.size >= 2:
+        b = bearing_deg(lat[:-1], lon[:-1], lat[1:], lon[1:])
+        b = np.concatenate([b, b[-1:]])
+        moving = np.nan_to_num(np.asarray(speed_mps, dtype=np.float64), nan=5.0) > 2.0
+        head = np.where(np.isfinite(head) & moving, head, b)
+    return Track(np.asarray(gps_t_s, dtype=np.float64) - latency_s, lat, lon, head,
+                 np.asarray(accuracy_m, dtype=np.float64))
+
+
+def densify(track_xy_t: tuple[np.ndarray, np.ndarray, np.ndarray], heading_deg: np.ndarray, accuracy_m: np.ndarray,
+            step_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Resample a track (x [m], y [m], t [s]) every ``step_m`` along its path; heading and accuracy from the
+    segment's start fix. Returns t, x, y, heading, accuracy."""
+    x, y, t = (np.asarray(a, dtype=np.float64) for a in track_xy_t)
+    if x.size < 2:
+        return t, x, y, np.asarray(heading_deg, dtype=np.float64), np.asarray(accuracy_m, dtype=np.float64)
+    seg = np.hypot(np.diff(x), np.diff(y))
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    n_out = int(s[-1] // step_m) + 1
+    grid = np.concatenate([np.arange(n_out) * step_m, s])     # keep every fix, add points between
+    grid = np.unique(grid)
+    k = np.clip(np.searchsorted(s, grid, side="right") - 1, 0, x.size - 2)
+    span = np.maximum(s[k + 1] - s[k], 1e-9)
+    f = np.clip((grid - s[k]) / span, 0.0, 1.0)
+    return (t[k] + f * (t[k + 1] - t[k]), x[k] + f * (x[k + 1] - x[k]), y[k] + f * (y[k + 1] - y[k]),
+            np.asarray(heading_deg, dtype=np.float64)[k], np.asarray(accuracy_m, dtype=np.float64)[k])
+
+
+def find_traversals(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray,
+                    accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray,
+                    d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Defects a densified track passes: (defect index, time of closest approach [s], distance [m]), one row per
+    defect however often the track passes it."""
+    acc = clean_accuracy(accuracy_m, params)
+    i, j, d = _pairs(np.column_stack([x_m, y_m]), np.column_stack([dx_m, dy_m]), params.max_traversal_radius_m)
+    radius = np.clip(params.traversal_sigmas * np.hypot(acc[i], d_uncertainty_m[j]), params.traversal_radius_m,
+                     params.max_traversal_radius_m)
+    diff = angle_diff_deg(heading_deg[i], d_heading_deg[j])
+    spans = np.asarray(d_spans, bool)[j]
+    diff = np.where(spans, np.minimum(diff, 180.0 - diff), diff)
+    ok = (d <= radius) & (np.nan_to_num(diff, nan=0.0) <= params.traversal_heading_deg)
+    best = _nearest_per_row(j[ok], i[ok], d[ok], len(dx_m))
+    hit = np.flatnonzero(best >= 0)
+    dist = np.hypot(x_m[best[hit]] - dx_m[hit], y_m[best[hit]] - dy_m[hit])
+    return hit, t_s[best[hit]], dist
+
+
+# -------------------------------------------------------------------------------------------------------- kind
+
+
+def both_directions(labels: np.ndarray, heading_deg: np.ndarray, n_labels: int, *, min_share: float = 0.15
+                    ) -> np.ndarray:
+    """Per label: whether its headings come from both directions along one axis (the smaller side holds at
+    least ``min_share`` of the finite headings, and at least one)."""
+    h = np.asarray(heading_deg, dtype=np.float64)
+    ok = np.isfinite(h)
+    lab, r = np.asarray(labels)[ok], np.deg2rad(h[ok])
+    axis = 0.5 * np.arctan2(np.bincount(lab, np.sin(2 * r), minlength=n_labels),
+                            np.bincount(lab, np.cos(2 * r), minlength=n_labels))
+    fwd = np.cos(r - axis[lab]) > 0
+    n = np.bincount(lab, minlength=n_labels)
+    n_fwd = np.bincount(lab, fwd.astype(float), minlength=n_labels)
+    small = np.minimum(n_fwd, n - n_fwd)
+    return (n >= 2) & (small >= np.maximum(1.0, min_share * n))
+
+
+def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_confidence: np.ndarray,
+                 hit_heading_deg: np.ndarray, n_traversals: np.ndarray, n_hit_traversals: np.ndarray,
+                 params: DefectParams) -> tuple[np.ndarray, list[str]]:
+    """(kind, reason) per label from its hits and its hit pattern (see the module docstring)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    names = np.array(KINDS)
+    code = np.searchsorted(names, np.asarray(hit_kind).astype(str), sorter=np.argsort(names))
+    code = np.argsort(names)[np.clip(code, 0, names.size - 1)]
+    known = names[code] == np.asarray(hit_kind).astype(str)
+    code = np.where(known, code, KINDS.index("unknown"))
+    conf = np.maximum(np.nan_to_num(np.asarray(hit_confidence, dtype=np.float64), nan=0.0), 0.05)
+    nk = names.size
+    weight = np.bincount(labels * nk + code, conf, minlength=n_labels * nk).reshape(n_labels, nk)
+    count = np.bincount(labels, minlength=n_labels)
+    total = weight.sum(axis=1)
+    n_trav = np.asarray(n_traversals, dtype=np.int64)
+    n_hit = np.asarray(n_hit_traversals, dtype=np.int64)
+    rate = np.where(n_trav > 0, n_hit / np.maximum(n_trav, 1), 0.0)
+    span_idx = [KINDS.index(k) for k in SPANNING_KINDS]
+    spanning = weight[:, span_idx].sum(axis=1)
+    both = both_directions(labels, hit_heading_deg, n_labels)
+    designed = (n_trav >= params.designed_traversals) & (rate >= params.designed_hit_rate) & (
+        both | (spanning > 0.5 * total))
+    sb, jt, unk = KINDS.index("speed_bump"), KINDS.index("joint"), KINDS.index("unknown")
+    votes = weight.copy()
+    votes[:, unk] = np.where(total - weight[:, unk] > 0, -1.0, votes[:, unk])    # unknown only when alone
+    majority = names[np.argmax(votes, axis=1)]
+    kinds = np.where(designed, np.where(weight[:, sb] > weight[:, jt], "speed_bump", "joint"), majority)
+    reasons = []
+    for g in range(n_labels):
+        order = np.argsort(-weight[g], kind="stable")
+        told = ", ".join(f"{names[k]} {weight[g, k]:.1f}" for k in order if weight[g, k] > 0)
+        if designed[g]:
+            why = "from both directions" if both[g] else "by both wheels"
+            reasons.append(f"hit on {n_hit[g]} of {n_trav[g]} passes ({rate[g]:.0%}) {why}: a designed feature, "
+                           f"not a defect (hits said {told})")
+        else:
+            reasons.append(f"confidence-weighted majority of {count[g]} hits ({told}); hit on {n_hit[g]} of "
+                           f"{n_trav[g]} passes")
+    return kinds.astype(str), reasons
+
+
+def decide_kind(hit_kind: np.ndarray, hit_confidence: np.ndarray, hit_heading_deg: np.ndarray, n_traversals: int,
+                n_hit_traversals: int, params: DefectParams) -> tuple[str, str]:
+    """(kind, reason) of one defect from its hits and its hit pattern (see the module docstring)."""
+    n = np.size(hit_kind)
+    kinds, reasons = decide_kinds(np.zeros(n, dtype=np.int64), 1, hit_kind, hit_confidence, hit_heading_deg,
+                                  np.array([n_traversals]), np.array([n_hit_traversals]), params)
+    return str(kinds[0]), reasons[0]
+
+
+# -------------------------------------------------------------------------------------------- full re-cluster
+
+
+def _quick_shift(points: np.ndarray, counts: np.ndarray, link: float) -> np.ndarray:
+    """Quick shift on weighted points: each links to its nearest neighbour of higher density within ``link``
+    (Gaussian kernel, sigma link/2); roots are the modes. Returns a root label per point."""
+    n = len(points)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    i, j, d = _pairs(points, points, link)
+    sigma = 0.5 * link
+    density = np.bincount(i, counts[j] * np.exp(-0.5 * (d / sigma) ** 2), minlength=n)
+    # strictly higher density, ties broken by index, so the links form a forest
+    up = (density[j] > density[i]) | ((density[j] == density[i]) & (j > i))
+    parent = _nearest_per_row(i[up], j[up], d[up], n)
+    parent = np.where(parent < 0, np.arange(n), parent)
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            return parent
+        parent = nxt
+
+
+def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray, accuracy_m: np.ndarray,
+              trip_index: np.ndarray, params: DefectParams, *, merge_rounds: int = 2) -> np.ndarray:
+    """Cluster labels 0..k-1 of all hits at once (see the module docstring)."""
+    n = len(x_m)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    x = np.asarray(x_m, dtype=np.float64)
+    y = np.asarray(y_m, dtype=np.float64)
+    h = np.asarray(heading_deg, dtype=np.float64)
+    sp = np.asarray(spans, dtype=bool)
+    known = np.isfinite(h)
+    # micro-cells: position cell, heading sector (16) and family (directional / spanning axis / unknown heading)
+    q = params.recluster_cell_m
+    fam = np.where(~known, 2, np.where(sp, 1, 0))
+    hk = np.where(fam == 1, np.mod(2.0 * np.nan_to_num(h), 360.0), np.nan_to_num(h))
+    sector = np.where(known, np.floor(np.mod(hk + 11.25, 360.0) / 22.5).astype(np.int64) % 16, 0)
+    ix = np.floor(x / q).astype(np.int64)
+    iy = np.floor(y / q).astype(np.int64)
+    ix -= ix.min()
+    iy -= iy.min()
+    key = ((ix * (int(iy.max()) + 1) + iy) * 4 + fam) * 16 + sector
+    _, micro, counts = np.unique(key, return_inverse=True, return_counts=True)
+    micro = micro.ravel()
+    m = counts.size
+    cnt = counts.astype(np.float64)
+    mx = np.bincount(micro, x, minlength=m) / cnt
+    my = np.bincount(micro, y, minlength=m) / cnt
+    rad = np.deg2rad(hk)
+    mc = np.bincount(micro, np.where(known, np.cos(rad), 0.0), minlength=m)
+    ms = np.bincount(micro, np.where(known, np.sin(rad), 0.0), minlength=m)
+    norm = np.maximum(np.hypot(mc, ms), 1e-12)
+    mfam = np.zeros(m, dtype=np.int64)
+    mfam[micro] = fam
+    lam = params.recluster_link_m
+    emb = np.column_stack([mx, my, lam * mc / norm, lam * ms / norm])
+    emb[mfam == 2, 2:] = 0.0
+    # three families never link: offset them far apart
+    emb[:, 0] += mfam * 1e7
+    root = _quick_shift(emb, cnt, params.recluster_link_m)
+    labels = np.unique(root, return_inverse=True)[1].ravel()[micro]
+    for _ in range(merge_rounds):
+        labels, changed = _merge_duplicates(labels, x, y, h, sp, accuracy_m, trip_index, params)
+        if not changed:
+            break
+    for _ in range(merge_rounds):
+        labels, changed = _absorb(labels, x, y, h, sp, accuracy_m, trip_index, params)
+        if not changed:
+            break
+    return labels
+
+
+def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
+            accuracy_m: np.ndarray, trip_index: np.ndarray, params: DefectParams) -> tuple[np.ndarray, bool]:
+    """Merge a cluster into a larger one when most of its hits would have joined that one, hit by hit, had it
+    existed first (the incremental rule): the re-cluster then agrees with incremental ingestion."""
+    k = int(labels.max()) + 1
+    c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
+    spans_k = np.bincount(labels, sp.astype(np.float64), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+    head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
+    acc = clean_accuracy(accuracy_m, params)
+    i, j, d = _pairs(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
+    other = labels[i] != j
+    i, j, d = i[other], j[other], d[other]
+    ok = (d <= join_gate_m(acc[i], c.uncertainty_m[j], params)) & (c.n_hits[j] > c.n_hits[labels[i]]) & \
+        compatible(h[i], head_k[j], spans_k[j], params)
+    i, j = i[ok], j[ok]
+    if i.size == 0:
+        return labels, False
+    # per hit, the largest such cluster; per cluster, the target most of its hits chose
+    best = _nearest_per_row(i, j, -c.n_hits[j].astype(np.float64), labels.size)
+    has = best >= 0
+    src, dst = labels[has], best[has]
+    pair, count = np.unique(src * k + dst, return_counts=True)
+    s_lab, d_lab = pair // k, pair % k
+    enough = count >= 0.5 * c.n_hits[s_lab]
+    if not enough.any():
+        return labels, False
+    target = np.arange(k)
+    order = np.argsort(-count[enough], kind="stable")
+    target[s_lab[enough][order[::-1]]] = d_lab[enough][order[::-1]]    # the most-voted target wins
+    while True:
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    return np.unique(target[labels], return_inverse=True)[1].ravel(), True
+
+
+def _merge_duplicates(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
+                      accuracy_m: np.ndarray, trip_index: np.ndarray, params: DefectParams
+                      ) -> tuple[np.ndarray, bool]:
+    k = int(labels.max()) + 1
+    c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
+    spans_k = np.bincount(labels, sp.astype(np.float64), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+    head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
+    i, j, d = duplicate_pairs(c.x_m, c.y_m, head_k, spans_k, c.uncertainty_m, params)
+    if i.size == 0:
+        return labels, False
+    group = merge_forest(c.n_hits, i, j, d)
+    return group[labels], True

@@ -1,0 +1,951 @@
+"""Service functions over the store: what the CLI and the HTTP layer call.
+
+- :func:`ingest_trace` — one trace in: detection, hits, defects (join / new / merge), traversals, status, priority,
+  roughness and coverage cells, all in ONE transaction; a trip already stored is skipped (idempotent by trip_id).
+- :func:`reprocess` — re-run detection with new :class:`detect.DetectorParams` on every stored raw trace and
+  re-cluster everything (:func:`bump.cluster.recluster`); crews' decisions are carried over to the defect at the
+  same spot.
+- :func:`list_defects`, :func:`get_defect`, :func:`set_status` — the crews' view, ranked by priority.
+- :func:`list_cells`, :func:`coverage` — the roughness and coverage maps.
+- :func:`defect_record`, :func:`defects_geojson`, :func:`defects_csv` — plain output shapes (RFC 7946 GeoJSON,
+  CSV with lat/lon columns, ISO 8601 UTC times).
+
+Per trip, incrementally (nothing else of the city is re-clustered): the trip's hits join the nearest compatible
+defect within its gate, the rest form new candidates among themselves; the trip's track is matched against the
+defects near it (traversals, hit or not); new defects also get the traversals of earlier trips that passed them
+(found through the coverage cells); every defect touched is then re-summarised (position, kind, counts), merged
+with a duplicate or its opposite-direction twin if it has one, and its status and priority re-evaluated.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+import ingest
+from bump import cells as cellmap
+from bump.cluster import (
+    DEFAULT_DEFECT_PARAMS,
+    KINDS,
+    LISTED_KINDS,
+    SPANNING_KINDS,
+    DefectParams,
+    LatencyCalibration,
+    Track,
+    assign_hits,
+    corrected_xy,
+    decide_kinds,
+    densify,
+    duplicate_pairs,
+    find_traversals,
+    group_hits,
+    latency_samples,
+    mean_heading,
+    merge_forest,
+    recluster,
+    robust_centres,
+    track_from_fixes,
+    twin_pairs,
+)
+from bump.lifecycle import (
+    CREW_STATUSES,
+    DEFAULT_LIST_STATUSES,
+    REOPEN,
+    STATUSES,
+    InvalidStatusError,
+    Transition,
+    check_crew_status,
+    evaluate_status,
+)
+from bump.priority import priority, traversals_per_day
+from bump.store import DefectQuery, Store, StoreError
+from detect import Detection, detect
+from detect.columns import Columns
+from detect.geo import LocalProjection
+from detect.params import DetectorParams
+from detect.pipeline import IMPACT_DTYPES
+
+_SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
+
+
+# ---------------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one :func:`ingest_trace` changed."""
+
+    trip_id: str
+    device_id: str
+    skipped: bool = False                  # the trip was already stored: nothing changed
+    n_impacts: int = 0
+    n_hits: int = 0                        # impacts with a position, stored as hits
+    n_joined: int = 0                      # hits that joined an existing defect
+    new_defects: tuple[int, ...] = ()
+    updated_defects: tuple[int, ...] = ()  # existing defects whose hits, traversals or status changed
+    merged_defects: tuple[int, ...] = ()   # ids that disappeared into another defect
+    n_traversals: int = 0                  # defects this trip passed (hit or not)
+    n_roughness: int = 0
+    status_changes: tuple[tuple[int, str | None, str], ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trip_id": self.trip_id, "device_id": self.device_id, "skipped": self.skipped,
+                "impacts": self.n_impacts, "hits": self.n_hits, "joined": self.n_joined,
+                "new_defects": list(self.new_defects), "updated_defects": list(self.updated_defects),
+                "merged_defects": list(self.merged_defects), "traversals": self.n_traversals,
+                "roughness_windows": self.n_roughness,
+                "status_changes": [{"id": i, "from": a, "to": b} for i, a, b in self.status_changes],
+                "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()}}
+
+
+@dataclass(frozen=True)
+class ReprocessSummary:
+    n_trips: int
+    n_hits: int
+    n_defects: int
+    by_status: dict[str, int]
+    carried_over: int                      # crew decisions moved to the re-clustered defects
+    lost_decisions: int                    # crew decisions with no defect at their spot any more
+    detector: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trips": self.n_trips, "hits": self.n_hits, "defects": self.n_defects, "by_status": self.by_status,
+                "crew_decisions_carried_over": self.carried_over, "crew_decisions_lost": self.lost_decisions,
+                "detector": self.detector}
+
+
+@dataclass(frozen=True)
+class DefectPage:
+    defects: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+# ----------------------------------------------------------------------------------------------- conversions
+
+
+def projection(store: Store, trace: ingest.Trace | None = None) -> LocalProjection | None:
+    """The database's local projection; fixed at the first fix of the first trip with GPS."""
+    origin = store.get_meta("origin")
+    if origin is None:
+        if trace is None or not trace.has_gps:
+            return None
+        lat0, lon0 = round(float(trace.lat_deg[0]), 4), round(float(trace.lon_deg[0]), 4)
+        store.set_meta("origin", f"{lat0!r},{lon0!r}")
+        return LocalProjection(lat0, lon0)
+    lat0, lon0 = (float(v) for v in origin.split(","))
+    return LocalProjection(lat0, lon0)
+
+
+def detector_info(params: DetectorParams) -> dict[str, Any]:
+    return {"version": params.version, "params_digest": params.digest(), "params": params.to_dict()}
+
+
+def trace_track(trace: ingest.Trace, params: DetectorParams) -> Track:
+    return track_from_fixes(trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.speed_mps, trace.heading_deg,
+                            trace.accuracy_m, latency_s=params.gps_latency_s)
+
+
+def hit_columns(det: Detection, proj: LocalProjection, trip_id: str, device_id: str
+                ) -> tuple[Columns, list[dict[str, Any]]]:
+    """The storable hits of a detection (impacts with a position) and their extra features."""
+    imp = det.impacts
+    ok = np.isfinite(imp["lat_deg"]) & np.isfinite(imp["lon_deg"]) if len(imp) else np.zeros(0, dtype=bool)
+    imp = imp.select(ok)
+    n = len(imp)
+    x, y = proj.to_xy(imp["lat_deg"], imp["lon_deg"]) if n else (np.empty(0), np.empty(0))
+    cols = Columns({
+        "trip_id": np.full(n, trip_id), "device_id": np.full(n, device_id), "t_s": imp["t_s"],
+        "lat_deg": imp["lat_deg"], "lon_deg": imp["lon_deg"], "x_m": x, "y_m": y, "accuracy_m": imp["accuracy_m"],
+        "heading_deg": imp["heading_deg"], "kind": imp["kind"].astype(str), "severity": imp["severity"],
+        "depth_class": imp["depth_class"].astype(str), "confidence": imp["confidence"], "speed_mps": imp["speed_mps"],
+    })
+    extra = [k for k in imp if k not in IMPACT_DTYPES and k not in _SKIP_FEATURES]
+    features = Columns({k: imp[k] for k in extra}).to_records(decimals={k: 4 for k in extra}) if extra and n \
+        else [{} for _ in range(n)]
+    return cols, features
+
+
+def _track_xy(track: Track, proj: LocalProjection, params: DefectParams
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x, y = proj.to_xy(track.lat_deg, track.lon_deg)
+    return densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, params.track_step_m)
+
+
+def _spans(kinds: np.ndarray) -> np.ndarray:
+    return np.isin(np.asarray(kinds).astype(str), SPANNING_KINDS)
+
+
+# ------------------------------------------------------------------------------------------------- ingestion
+
+
+def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = DetectorParams(), *,
+                 defect_params: DefectParams = DEFAULT_DEFECT_PARAMS, device_id: str | None = None,
+                 detection: Detection | None = None, clock: Callable[[], float] = time.time) -> IngestSummary:
+    """Detect, store and cluster one trace (see the module docstring). ``device_id`` overrides the trace's
+    (the HTTP layer passes the authenticated device); ``detection`` reuses a detection already made."""
+    device = device_id or trace.device_id
+    if store.has_trip(trace.trip_id):
+        return IngestSummary(trace.trip_id, device, skipped=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    det = detection if detection is not None else detect(trace, params)
+    timings["detect"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    raw = gzip.compress(ingest.dumps(trace), compresslevel=1, mtime=0)    # level 1: 7x faster than 6, +6 % size
+    track = trace_track(trace, params)
+    timings["serialise"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with store.transaction():
+        if store.has_trip(trace.trip_id):       # stored by a concurrent writer meanwhile
+            return IngestSummary(trace.trip_id, device, skipped=True)
+        proj = projection(store, trace)
+        hits, features = (hit_columns(det, proj, trace.trip_id, device) if proj is not None
+                          else (None, []))
+        store.add_trip(_trip_info(trace, device, det, params, clock()), raw, track.to_bytes())
+        if proj is None or hits is None:
+            timings["store"] = time.perf_counter() - t0
+            return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, timings_s=timings)
+        hit_ids = store.add_hits(hits.data, features, detector_info(params) | {"params": None})
+        summary = _cluster_trip(store, proj, trace.trip_id, device, hits.with_columns(hit_id=hit_ids), track,
+                                defect_params, params, clock())
+        n_rough = _update_maps(store, proj, det.roughness, track, trace.trip_id, device)
+    timings["store"] = time.perf_counter() - t0                           # commit (fsync) included
+    return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, n_hits=len(hits), n_roughness=n_rough,
+                         timings_s=timings, **summary)
+
+
+def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: DetectorParams, now: float
+               ) -> dict[str, Any]:
+    length = 0.0
+    if trace.gps_t_s.size >= 2:
+        p = LocalProjection(float(trace.lat_deg[0]), float(trace.lon_deg[0]))
+        x, y = p.to_xy(trace.lat_deg, trace.lon_deg)
+        length = float(np.hypot(np.diff(x), np.diff(y)).sum())
+    quality = trace.quality.to_dict()
+    return {"trip_id": trace.trip_id, "device_id": device, "t_start_s": float(trace.t_s[0]),
+            "t_end_s": float(trace.t_s[-1]), "ingested_at_s": now, "source_format": trace.source_format,
+            "n_samples": trace.n_samples, "n_impacts": det.n_impacts, "length_m": length,
+            "detector": detector_info(params), "quality": quality}
+
+
+def _stub_defects(store: Store, proj: LocalProjection, x: np.ndarray, y: np.ndarray, heading: np.ndarray,
+                  spans: np.ndarray, unc: np.ndarray, kind: np.ndarray, t_s: np.ndarray, now: float,
+                  detector: str) -> np.ndarray:
+    """Insert new candidate defects with provisional fields (refresh_defects completes them); their ids."""
+    n = len(x)
+    lat, lon = proj.to_latlon(x, y)
+    zeros, nan = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
+    return store.insert_defects({
+        "status": np.full(n, "candidate"), "crew_status": np.full(n, None), "crew_at_s": nan, "kind": kind,
+        "kind_reason": np.full(n, "new"), "lat_deg": lat, "lon_deg": lon, "x_m": x, "y_m": y,
+        "grid_key": cellmap.grid_keys(x, y), "heading_deg": heading, "spans": spans.astype(np.int64),
+        "uncertainty_m": unc, "severity": nan, "depth_class": np.full(n, ""), "confidence": np.zeros(n),
+        "priority": np.zeros(n), "n_hits": zeros, "n_devices": zeros, "n_traversals": zeros,
+        "n_traversal_hits": zeros, "hit_rate": nan, "traversals_per_day": np.zeros(n), "first_seen_s": t_s,
+        "last_seen_s": t_s, "last_traversal_s": nan, "status_since_s": t_s, "created_at_s": np.full(n, now),
+        "updated_at_s": np.full(n, now), "detector": np.full(n, detector),
+    })
+
+
+def _detector_json(params: DetectorParams, defect_params: DefectParams) -> str:
+    import orjson
+
+    return orjson.dumps({"detector": params.version, "detector_digest": params.digest(),
+                         "defects": defect_params.version, "defects_digest": defect_params.digest()}).decode()
+
+
+def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str, hits: Columns, track: Track,
+                  dp: DefectParams, params: DetectorParams, now: float) -> dict[str, Any]:
+    tt, tx, ty, th, tacc = _track_xy(track, proj, dp)
+    reach = dp.max_join_radius_m + dp.max_traversal_radius_m
+    raw = hits
+    hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
+        hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], current_latency_s(store, dp)),
+        strict=True)))
+    near = store.defects_in_grid(cellmap.grid_keys_around(np.concatenate([tx, hits["x_m"]]),
+                                                          np.concatenate([ty, hits["y_m"]]), reach))
+    hspans = _spans(hits["kind"])
+    idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
+                      near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
+    hit_defect = np.where(idx >= 0, near["defect_id"][np.maximum(idx, 0)] if len(near) else -1, -1)
+    rest = np.flatnonzero(idx < 0)
+    new_ids = np.empty(0, dtype=np.int64)
+    if rest.size:
+        sub = hits.select(rest)
+        labels = group_hits(sub["x_m"], sub["y_m"], sub["heading_deg"], hspans[rest], sub["accuracy_m"], dp)
+        k = int(labels.max()) + 1
+        c = robust_centres(labels, sub["x_m"], sub["y_m"], sub["accuracy_m"], np.zeros(rest.size, np.int64), k, dp)
+        gspans = np.bincount(labels, hspans[rest].astype(float), minlength=k) > 0.5 * np.bincount(labels,
+                                                                                                minlength=k)
+        head = mean_heading(labels, sub["heading_deg"], np.ones(rest.size), k, gspans)
+        first_t = np.full(k, np.inf)
+        np.minimum.at(first_t, labels, sub["t_s"])
+        kinds = np.array([sub["kind"][labels == g][0] for g in range(k)])
+        new_ids = _stub_defects(store, proj, c.x_m, c.y_m, head, gspans, c.uncertainty_m, kinds, first_t, now,
+                                _detector_json(params, dp))
+        hit_defect[rest] = new_ids[labels]
+    store.set_hit_defects(hits["hit_id"], hit_defect)
+    if dp.latency_calibration and hspans.any():
+        _update_latency(store, proj, raw.select(hspans), near, dp)
+
+    # traversals of this trip: the defects near its track, and the new ones
+    new_cols = store.defects_by_id(new_ids) if new_ids.size else None
+    allc = near if new_cols is None else Columns({k: np.concatenate([near[k], new_cols[k]]) for k in near})
+    rows = _trip_traversals(trip_id, device, (tt, tx, ty, th, tacc), allc, hits, hit_defect, dp)
+    store.upsert_traversals(rows.data)
+    if new_ids.size:
+        _backfill(store, proj, trip_id, new_cols, dp)
+    touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
+    before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
+    result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
+                             new_ids=set(new_ids.tolist()), check_ids=np.unique(hit_defect[hit_defect >= 0]))
+    surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
+    updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
+    changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
+                    if i in before and before[i] != s)
+    return {"n_joined": int((idx >= 0).sum()), "new_defects": surviving_new, "updated_defects": updated,
+            "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
+
+
+def current_latency_s(store: Store, dp: DefectParams) -> float:
+    """The GPS latency [s] hit positions are corrected by (see bump.cluster, "GPS latency")."""
+    return LatencyCalibration.from_json(store.get_meta("gps_latency")).estimate_s(dp)
+
+
+def _latency_input(hits: Columns) -> tuple[np.ndarray, ...]:
+    _, trip = np.unique(hits["trip_id"], return_inverse=True)
+    return (hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], trip.ravel())
+
+
+def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near: Columns, dp: DefectParams) -> None:
+    """Add the latency estimates of this trip's road-spanning hits paired with stored ones nearby."""
+    close = np.hypot(near["x_m"][:, None] - spanning["x_m"][None, :],
+                     near["y_m"][:, None] - spanning["y_m"][None, :]).min(axis=1) <= 2 * dp.max_join_radius_m \
+        if len(near) else np.zeros(0, dtype=bool)
+    other = store.hits_of_defects(near["defect_id"][close])
+    other = other.select(_spans(other["kind"]) & (other["trip_id"] != spanning["trip_id"][0]))
+    if len(other) == 0:
+        return
+    both = Columns({k: np.concatenate([spanning[k], other[k]]) for k in ("x_m", "y_m", "heading_deg", "speed_mps",
+                                                                          "trip_id")})
+    a = tuple(v[: len(spanning)] for v in _latency_input(both))
+    b = tuple(v[len(spanning):] for v in _latency_input(both))
+    samples = latency_samples(a, b, dp)
+    if samples.size:
+        calib = LatencyCalibration.from_json(store.get_meta("gps_latency")).add(samples)
+        store.set_meta("gps_latency", calib.to_json())
+
+
+def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
+                     hit_defect: np.ndarray, dp: DefectParams) -> Columns:
+    """Traversal rows of one trip: defects its track passes, plus every defect it hit."""
+    tt, tx, ty, th, tacc = dense
+    j, t_pass, dist = find_traversals(tt, tx, ty, th, tacc, defects["x_m"], defects["y_m"], defects["heading_deg"],
+                                      defects["spans"].astype(bool), defects["uncertainty_m"], dp)
+    ids = defects["defect_id"][j] if len(defects) else np.empty(0, dtype=np.int64)
+    hit_ids = hit_defect[hit_defect >= 0]
+    hit_t = hits["t_s"][hit_defect >= 0]
+    missing = np.setdiff1d(np.unique(hit_ids), ids)
+    first_hit = np.array([hit_t[hit_ids == m].min() for m in missing]) if missing.size else np.empty(0)
+    all_ids = np.concatenate([ids, missing]).astype(np.int64)
+    n = all_ids.size
+    return Columns({"defect_id": all_ids, "trip_id": np.full(n, trip_id), "device_id": np.full(n, device),
+                    "t_s": np.concatenate([t_pass, first_hit]),
+                    "hit": np.isin(all_ids, hit_ids).astype(np.int64),
+                    "distance_m": np.concatenate([dist, np.full(missing.size, np.nan)])})
+
+
+def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, dp: DefectParams) -> None:
+    """Traversals of other stored trips past new defects (found through the coverage cells): every trip after,
+    and those up to ``backfill_days`` before, the first hit (older passes say nothing about the defect's state)."""
+    keys = cellmap.grid_keys_around(new["x_m"], new["y_m"], dp.max_traversal_radius_m, size_m=cellmap.CELL_SIZE_M,
+                                    directions=True)
+    since = float(np.nanmin(new["first_seen_s"])) - dp.backfill_days * 86_400.0
+    trips = store.trips_covering(keys, exclude_trip=trip_id, since_s=since)
+    for tid, (dev, blob) in store.trip_tracks(trips).items():
+        dense = _track_xy(Track.from_bytes(blob), proj, dp)
+        empty = Columns({"t_s": np.empty(0)})
+        rows = _trip_traversals(tid, dev, dense, new, empty, np.empty(0, dtype=np.int64), dp)
+        if len(rows):
+            store.upsert_traversals(rows.data)
+
+
+def _update_maps(store: Store, proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str,
+                 *, refresh: bool = True) -> int:
+    """Store a trip's roughness windows and the road cells its track passed; refresh those cells' aggregates.
+    Returns the number of roughness readings stored."""
+    rows = cellmap.roughness_rows(rough, proj, trip_id=trip_id, device_id=device)
+    if len(rows):
+        store.add_roughness(rows.data)
+    x, y = proj.to_xy(track.lat_deg, track.lon_deg)
+    t, cx, cy, ch, _ = densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, cellmap.TRACK_STEP_M)
+    cov = cellmap.coverage_rows(t, cx, cy, ch, trip_id=trip_id, device_id=device)
+    if len(cov):
+        store.add_coverage(cov.data)
+    if refresh:
+        keys = np.unique(np.concatenate([rows["cell_key"], cov["cell_key"]]))
+        store.refresh_cells(keys, cellmap.cell_centres(keys, proj))
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------------ defect refresh
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    merged: list[int]
+    final_status: dict[int, str]
+
+
+def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: float) -> np.ndarray:
+    """The q-quantile (linear interpolation) of the finite values of each label; NaN where none."""
+    ok = np.isfinite(values)
+    lab, v = labels[ok], values[ok]
+    order = np.lexsort((v, lab))
+    lab, v = lab[order], v[order]
+    n = np.bincount(lab, minlength=n_labels)
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    pos = q * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    out = np.full(n_labels, np.nan)
+    has = n > 0
+    a, b = v[(start + lo)[has]], v[(start + hi)[has]]
+    out[has] = a + (pos - lo)[has] * (b - a)
+    return out
+
+
+def _first_per_group(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.ndarray:
+    """Index of the smallest cost within each label (-1 where a label has no member)."""
+    out = np.full(n_labels, -1, dtype=np.int64)
+    if labels.size:
+        order = np.lexsort((cost, labels))
+        first = np.unique(labels[order], return_index=True)
+        out[first[0]] = order[first[1]]
+    return out
+
+
+def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjection, dp: DefectParams,
+               latency_s: float) -> dict[str, np.ndarray]:
+    """Position, direction, kind, severity, confidence and counts of defects from their hits and traversals.
+
+    Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
+    depth class: that of the hit nearest it. Confidence: see :func:`bump.priority.device_confidence`."""
+    ids = defects["defect_id"]
+    k = ids.size
+    lab = np.searchsorted(ids, hits["defect_id"])
+    _, trip_idx = np.unique(hits["trip_id"], return_inverse=True)
+    hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
+    c = robust_centres(lab, hx, hy, hits["accuracy_m"], trip_idx.ravel(), k, dp)
+    tlab = np.searchsorted(ids, trav["defect_id"])
+    n_trav = np.bincount(tlab, minlength=k)
+    n_trav_hit = np.bincount(tlab, trav["hit"].astype(float), minlength=k).astype(np.int64)
+    first_trav = np.full(k, np.inf)
+    last_trav = np.full(k, -np.inf)
+    np.minimum.at(first_trav, tlab, trav["t_s"])
+    np.maximum.at(last_trav, tlab, trav["t_s"])
+    kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
+                                  dp)
+    sev = _group_quantile(lab, hits["severity"], k, 0.75)
+    near = _first_per_group(lab, np.nan_to_num(np.abs(hits["severity"] - sev[lab]), nan=np.inf), k)
+    depth = np.where(near >= 0, hits["depth_class"][np.maximum(near, 0)], "")
+    _, dev_idx = np.unique(hits["device_id"], return_inverse=True)
+    pair = lab * (int(dev_idx.max(initial=0)) + 1) + dev_idx.ravel()
+    upair, pinv = np.unique(pair, return_inverse=True)
+    best = np.zeros(upair.size)
+    np.maximum.at(best, pinv.ravel(), np.clip(np.nan_to_num(hits["confidence"], nan=0.0), 0.0, 1.0 - 1e-12))
+    plab = upair // (int(dev_idx.max(initial=0)) + 1)
+    confidence = 1.0 - np.exp(np.bincount(plab, np.log1p(-best), minlength=k))
+    n_dev = np.bincount(plab, minlength=k)
+    first_seen = np.full(k, np.inf)
+    last_seen = np.full(k, -np.inf)
+    np.minimum.at(first_seen, lab, hits["t_s"])
+    np.maximum.at(last_seen, lab, hits["t_s"])
+    spans = _spans(kinds)
+    head = mean_heading(lab, hits["heading_deg"], 1.0 / np.maximum(np.nan_to_num(hits["accuracy_m"], nan=10.0), 1.0)
+                        ** 2, k, spans)
+    lat, lon = proj.to_latlon(c.x_m, c.y_m)
+    return {
+        "defect_id": ids, "kind": kinds, "kind_reason": np.array(reasons, dtype=object),
+        "lat_deg": lat, "lon_deg": lon, "x_m": c.x_m, "y_m": c.y_m, "grid_key": cellmap.grid_keys(c.x_m, c.y_m),
+        "heading_deg": head, "spans": spans.astype(np.int64), "uncertainty_m": c.uncertainty_m,
+        "severity": sev, "depth_class": depth.astype(object), "confidence": confidence, "n_hits": c.n_hits,
+        "n_devices": n_dev, "n_traversals": n_trav, "n_traversal_hits": n_trav_hit,
+        "hit_rate": np.where(n_trav > 0, n_trav_hit / np.maximum(n_trav, 1), np.nan),
+        "traversals_per_day": traversals_per_day(n_trav, first_trav, last_trav, dp),
+        "first_seen_s": np.where(np.isfinite(first_seen), first_seen, np.nan),
+        "last_seen_s": np.where(np.isfinite(last_seen), last_seen, np.nan),
+        "last_traversal_s": np.where(np.isfinite(last_trav), last_trav, np.nan),
+    }
+
+
+def _sync_traversal_hits(store: Store, hits: Columns, trav: Columns) -> Columns:
+    """Make the traversals agree with the hits (a trip with a hit passed the defect, hit=1; others hit=0)."""
+    hit_pairs = {(int(d), str(t)): (float(ts), str(dev)) for d, t, ts, dev in
+                 zip(hits["defect_id"], hits["trip_id"], hits["t_s"], hits["device_id"], strict=True)}
+    have = {(int(d), str(t)): int(h) for d, t, h in zip(trav["defect_id"], trav["trip_id"], trav["hit"],
+                                                         strict=True)}
+    fix = [(d, t, hit_pairs[(d, t)][1], hit_pairs[(d, t)][0], 1) for (d, t) in hit_pairs if have.get((d, t)) != 1]
+    fix += [(d, t, "", np.nan, 0) for (d, t), h in have.items() if h == 1 and (d, t) not in hit_pairs]
+    if not fix:
+        return trav
+    new_rows = [r for r in fix if (r[0], r[1]) not in have]
+    flips = [r for r in fix if (r[0], r[1]) in have]
+    if new_rows:
+        store.upsert_traversals({"defect_id": [r[0] for r in new_rows], "trip_id": [r[1] for r in new_rows],
+                                 "device_id": [r[2] for r in new_rows], "t_s": [r[3] for r in new_rows],
+                                 "hit": [1] * len(new_rows), "distance_m": [np.nan] * len(new_rows)})
+    if flips:
+        store.upsert_traversals({"defect_id": [r[0] for r in flips], "trip_id": [r[1] for r in flips],
+                                 "device_id": ["-"] * len(flips), "t_s": [0.0] * len(flips),
+                                 "hit": [r[4] for r in flips], "distance_m": [np.nan] * len(flips)})
+    return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in fix]))
+
+
+def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
+          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
+    """Stored rows, traversals and fresh summaries of defects; also the ids left without hits (deleted)."""
+    prev = store.defects_by_id(ids)
+    ids = prev["defect_id"]
+    hits = store.hits_of_defects(ids)
+    empty = np.setdiff1d(ids, hits["defect_id"])
+    if empty.size:                              # every hit moved elsewhere: nothing left to report
+        store.delete_defects(empty)
+        prev = prev.select(~np.isin(ids, empty))
+        ids = prev["defect_id"]
+    trav = _sync_traversal_hits(store, hits, store.traversals_of_defects(ids))
+    return prev, trav, _summaries(prev, hits, trav, proj, dp, current_latency_s(store, dp)), empty
+
+
+def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
+    c = cols if isinstance(cols, Columns) else Columns({k: np.asarray(v) for k, v in cols.items()})
+    return c.select(~np.isin(c[key], ids))
+
+
+def _cat(a: Columns, b: Columns) -> Columns:
+    return Columns({k: np.concatenate([np.asarray(a[k], dtype=object if a[k].dtype.kind in "OU" else None),
+                                       np.asarray(b[k], dtype=object if b[k].dtype.kind in "OU" else None)])
+                    for k in a})
+
+
+def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: LocalProjection,
+                    dp: DefectParams, *, now: float, detector: str, new_ids: set[int] | None = None,
+                    check_ids: Sequence[int] | np.ndarray | None = None, rebuild_history: bool = False,
+                    actor: str = "system") -> RefreshResult:
+    """Re-summarise defects from their hits and traversals, merge duplicates and twins, re-evaluate status
+    and priority, and record status changes.
+
+    ``check_ids``: the defects that may have become a duplicate or a twin (those with new hits; default all);
+    a defect only passed cannot move. ``rebuild_history``: write the whole replayed timeline (reprocess)."""
+    ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
+    new_ids = set(new_ids or ())
+    if ids.size == 0:
+        return RefreshResult([], {})
+    prev, trav, summ, gone = _load(store, ids, proj, dp)
+    merged: list[int] = gone.tolist()
+    sc = Columns({k: np.asarray(v) for k, v in summ.items()})
+    check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
+                                                                      sc["defect_id"])
+    for _ in range(5):
+        groups = _merge_groups(store, sc.select(np.isin(sc["defect_id"], check)), dp) if check.size else []
+        if not groups:
+            break
+        status_of = dict(zip(prev["defect_id"].tolist(), prev["status"].tolist(), strict=True))
+        removed: list[int] = []
+        for survivor, others in groups:
+            for o in others:
+                store.move_defect_rows(o, survivor)
+            store.delete_defects(others)
+            st = status_of.get(survivor) or store.get_defect(survivor)["status"]
+            store.add_history([{"defect_id": survivor, "t_s": now, "recorded_at_s": now,
+                                "from_status": st, "to_status": st,
+                                "reason": f"merged defect(s) {', '.join(f'#{o}' for o in others)} into this one",
+                                "actor": actor}])
+            removed += others
+            new_ids.discard(survivor)
+        merged += removed
+        survivors = np.array(sorted({g[0] for g in groups}), dtype=np.int64)
+        out = np.array(removed + survivors.tolist(), dtype=np.int64)
+        p2, t2, s2, gone = _load(store, survivors, proj, dp)
+        merged += gone.tolist()
+        prev = _cat(_drop(prev, "defect_id", out), p2)
+        trav = _cat(_drop(trav, "defect_id", out), t2)
+        sc = _cat(_drop(sc, "defect_id", out), Columns({k: np.asarray(v) for k, v in s2.items()}))
+        order = np.argsort(sc["defect_id"], kind="stable")
+        sc, prev = sc.select(order), prev.select(np.argsort(prev["defect_id"], kind="stable"))
+        check = p2["defect_id"]
+    return _finalise(store, prev, sc.data, trav, dp, now=now, detector=detector, new_ids=new_ids,
+                     rebuild_history=rebuild_history, merged=merged, actor=actor)
+
+
+def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
+    """Groups (survivor = smallest id, others) of duplicates and twins among the refreshed defects and the
+    stored defects around them."""
+    ids = summ["defect_id"]
+    around = store.defects_in_grid(cellmap.grid_keys_around(summ["x_m"], summ["y_m"], dp.max_join_radius_m))
+    keep = ~np.isin(around["defect_id"], ids)
+    names = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals", "n_traversal_hits",
+             "n_hits")
+    cat = {n: np.concatenate([np.asarray(summ[n]), around[n][keep]]) for n in names}
+    spans = cat["spans"].astype(bool)
+    i1, j1, d1 = duplicate_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], dp)
+    i2, j2, d2 = twin_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"],
+                            cat["n_traversals"], cat["n_traversal_hits"], dp)
+    i, j, d = np.concatenate([i1, i2]), np.concatenate([j1, j2]), np.concatenate([d1, d2])
+    touched = (i < ids.size) | (j < ids.size)
+    i, j, d = i[touched], j[touched], d[touched]
+    if i.size == 0:
+        return []
+    # each merges into its nearest larger partner (more hits; ties: the older id): no chaining through strays
+    n_hits = np.concatenate([np.asarray(summ["n_hits"]), around["n_hits"][keep]])
+    older = -cat["defect_id"].astype(np.float64) * 1e-9           # a tie in hits goes to the lower id
+    comp = merge_forest(n_hits + older - older.min(), i, j, d)
+    involved = np.unique(np.concatenate([i, j]))
+    out = []
+    for g in np.unique(comp[involved]):
+        members = sorted(int(cat["defect_id"][m]) for m in np.flatnonzero(comp == g))
+        if len(members) > 1:
+            out.append((members[0], members[1:]))
+    return out
+
+
+def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Columns, dp: DefectParams, *,
+              now: float, detector: str, new_ids: set[int], rebuild_history: bool, merged: list[int],
+              actor: str) -> RefreshResult:
+    ids = summ["defect_id"]
+    status = np.empty(ids.size, dtype=object)
+    since = np.zeros(ids.size)
+    history: list[dict[str, Any]] = []
+    final: dict[int, str] = {}
+    order = np.argsort(trav["defect_id"], kind="stable")
+    tids = trav["defect_id"][order]
+    bounds = np.searchsorted(tids, ids), np.searchsorted(tids, ids, side="right")
+    for g, did in enumerate(ids.tolist()):
+        m = order[bounds[0][g]:bounds[1][g]]
+        crew = prev["crew_status"][g] or None
+        crew_at = float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None
+        res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
+                              crew_status=crew, crew_at_s=crew_at)
+        status[g], since[g] = res.status, res.since_s
+        final[did] = res.status
+        old = str(prev["status"][g])
+        if did in new_ids or rebuild_history:
+            history += [_history_row(did, tr, now, actor) for tr in res.transitions]
+        elif old != res.status:
+            last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status, "re-evaluated")
+            history.append(_history_row(did, Transition(last.t_s, old, res.status, last.reason), now, actor))
+    prio = priority(summ["severity"], summ["confidence"], summ["traversals_per_day"], summ["kind"], status, dp)
+    update = {k: v for k, v in summ.items()} | {"status": status.astype(str), "status_since_s": since,
+                                                 "priority": prio, "updated_at_s": np.full(ids.size, now),
+                                                 "detector": np.full(ids.size, detector)}
+    store.update_defects(update)
+    if history:
+        store.add_history(history)
+    return RefreshResult(merged, final)
+
+
+def _history_row(defect_id: int, tr: Transition, now: float, actor: str) -> dict[str, Any]:
+    return {"defect_id": defect_id, "t_s": tr.t_s, "recorded_at_s": now, "from_status": tr.from_status,
+            "to_status": tr.to_status, "reason": tr.reason, "actor": actor}
+
+
+# ------------------------------------------------------------------------------------------------ reprocess
+
+
+def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
+              defect_params: DefectParams = DEFAULT_DEFECT_PARAMS, progress: Callable[[int], None] | None = None,
+              clock: Callable[[], float] = time.time,
+              detect_fn: Callable[[ingest.Trace, DetectorParams], Detection] = detect) -> ReprocessSummary:
+    """Re-run detection with ``params`` on every stored raw trace and re-cluster all hits from scratch.
+
+    Crew decisions (repaired, dismissed) move to the new defect nearest their old position (compatible direction,
+    within the join gate); their history rows move with them. Automatic history is rebuilt from the data.
+    ``detect_fn`` replaces the detector (tests, experiments)."""
+    dp = defect_params
+    trips = store.trips()
+    per_trip = []
+    for info in trips:
+        trace = ingest.read(store.trip_raw(info["trip_id"]), name=f"trip {info['trip_id']}")
+        det = detect_fn(trace, params)
+        per_trip.append((info, trace, det))
+        if progress is not None:
+            progress(1)
+    now = clock()
+    detector = _detector_json(params, dp)
+    with store.transaction():
+        crew = _crew_snapshot(store)
+        store.clear_derived()
+        proj = projection(store, per_trip[0][1] if per_trip else None)
+        if proj is None:
+            return ReprocessSummary(len(trips), 0, 0, {}, 0, len(crew), detector_info(params))
+        all_hits: list[Columns] = []
+        tracks: dict[str, tuple[str, tuple[np.ndarray, ...]]] = {}
+        for info, trace, det in per_trip:
+            tid, dev = info["trip_id"], info["device_id"]
+            hits, features = hit_columns(det, proj, tid, dev)
+            ids = store.add_hits(hits.data, features, detector_info(params) | {"params": None})
+            all_hits.append(hits.with_columns(hit_id=ids))
+            track = trace_track(trace, params)
+            store.update_trip_detection(tid, detector_info(params), det.n_impacts)
+            _update_maps(store, proj, det.roughness, track, tid, dev, refresh=False)
+            tracks[tid] = (dev, _track_xy(track, proj, dp))
+        hits = Columns({k: np.concatenate([h[k] for h in all_hits]) for k in all_hits[0]}) if all_hits else None
+        new_ids = np.empty(0, dtype=np.int64)
+        store.set_meta("gps_latency", LatencyCalibration().to_json())
+        if hits is not None and len(hits):
+            spans = _spans(hits["kind"])
+            trip_idx = np.unique(hits["trip_id"], return_inverse=True)[1].ravel()
+            if dp.latency_calibration and spans.sum() >= 2:
+                sp = _latency_input(hits.select(spans))
+                calib = LatencyCalibration().add(latency_samples(sp, sp, dp, same=True))
+                store.set_meta("gps_latency", calib.to_json())
+            latency = current_latency_s(store, dp)
+            hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
+            labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp)
+            k = int(labels.max()) + 1
+            c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)
+            gspans = np.bincount(labels, spans.astype(float), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+            head = mean_heading(labels, hits["heading_deg"], np.ones(labels.size), k, gspans)
+            first_t = np.full(k, np.inf)
+            np.minimum.at(first_t, labels, hits["t_s"])
+            kinds = np.empty(k, dtype=object)
+            kinds[labels] = hits["kind"]
+            new_ids = _stub_defects(store, proj, c.x_m, c.y_m, head, gspans, c.uncertainty_m, kinds.astype(str),
+                                    first_t, now, detector)
+            hit_defect = new_ids[labels]
+            store.set_hit_defects(hits["hit_id"], hit_defect)
+            defects = store.defects_by_id(new_ids)
+            for tid, (dev, dense) in tracks.items():
+                sel = hits["trip_id"] == tid
+                rows = _trip_traversals(tid, dev, dense, defects, hits.select(sel), hit_defect[sel], dp)
+                if len(rows):
+                    store.upsert_traversals(rows.data)
+            refresh_defects(store, new_ids, proj, dp, now=now, detector=detector, rebuild_history=True)
+        carried, lost = _restore_crew(store, proj, crew, dp, now=now, detector=detector)
+        keys = store.roughness_cell_keys()
+        store.refresh_cells(None, cellmap.cell_centres(keys, proj))
+        by_status: dict[str, int] = {}
+        for (st, _kind), n in store.count_defects().items():
+            by_status[st] = by_status.get(st, 0) + n
+    return ReprocessSummary(len(trips), 0 if hits is None else len(hits), sum(by_status.values()), by_status,
+                            carried, lost, {"version": params.version, "params_digest": params.digest()})
+
+
+def _crew_snapshot(store: Store) -> list[dict[str, Any]]:
+    d = store.all_defects()
+    keep = np.isin(d["crew_status"], CREW_STATUSES)
+    out = []
+    for g in np.flatnonzero(keep):
+        did = int(d["defect_id"][g])
+        out.append({"defect_id": did, "x_m": float(d["x_m"][g]), "y_m": float(d["y_m"][g]),
+                    "heading_deg": float(d["heading_deg"][g]), "spans": bool(d["spans"][g]),
+                    "uncertainty_m": float(d["uncertainty_m"][g]), "crew_status": str(d["crew_status"][g]),
+                    "crew_at_s": float(d["crew_at_s"][g]),
+                    "history": [h for h in store.history(did) if h["actor"] != "system"]})
+    return out
+
+
+def _restore_crew(store: Store, proj: LocalProjection, crew: list[dict[str, Any]], dp: DefectParams, *,
+                  now: float, detector: str) -> tuple[int, int]:
+    carried = lost = 0
+    for rec in crew:
+        near = store.defects_in_grid(cellmap.grid_keys_around(np.array([rec["x_m"]]), np.array([rec["y_m"]]),
+                                                              dp.max_join_radius_m))
+        idx = assign_hits(np.array([rec["x_m"]]), np.array([rec["y_m"]]), np.array([rec["heading_deg"]]),
+                          np.array([rec["spans"]]), np.array([rec["uncertainty_m"]]), near["x_m"], near["y_m"],
+                          near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
+        if idx[0] < 0:
+            lost += 1
+            continue
+        did = int(near["defect_id"][idx[0]])
+        store.update_defects({"defect_id": [did], "crew_status": [rec["crew_status"]], "crew_at_s": [rec["crew_at_s"]]})
+        store.add_history([{**{k: v for k, v in h.items() if k != "history_id"}, "defect_id": did,
+                            "reason": f"{h['reason']} (carried over from defect #{rec['defect_id']} by reprocess)"}
+                           for h in rec["history"]])
+        refresh_defects(store, [did], proj, dp, now=now, detector=detector)
+        carried += 1
+    return carried, lost
+
+
+# --------------------------------------------------------------------------------------------- crews' view
+
+
+def _iso(t_s: Any) -> str | None:
+    if t_s is None or not np.isfinite(t_s):
+        return None
+    return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _round(v: Any, nd: int) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+
+
+def defect_record(row: dict[str, Any]) -> dict[str, Any]:
+    """The public view of one defect row (plain JSON types, ISO 8601 UTC times, lat/lon with 6 decimals)."""
+    return {
+        "id": int(row["defect_id"]), "kind": row["kind"], "status": row["status"],
+        "severity": _round(row["severity"], 2), "depth_class": row["depth_class"] or None,
+        "confidence": _round(row["confidence"], 3), "priority": _round(row["priority"], 2),
+        "hits": int(row["n_hits"]), "devices": int(row["n_devices"]), "traversals": int(row["n_traversals"]),
+        "hit_rate": _round(row["hit_rate"], 3), "first_seen": _iso(row["first_seen_s"]),
+        "last_seen": _iso(row["last_seen_s"]), "uncertainty_m": _round(row["uncertainty_m"], 1),
+        "lat": _round(row["lat_deg"], 6), "lon": _round(row["lon_deg"], 6),
+        "heading_deg": _round(row["heading_deg"], 1), "traversals_per_day": _round(row["traversals_per_day"], 3),
+        "status_since": _iso(row["status_since_s"]), "kind_reason": row["kind_reason"],
+    }
+
+
+def _parse_list(value: str | Sequence[str] | None, allowed: Sequence[str], default: Sequence[str], what: str
+                ) -> tuple[str, ...] | None:
+    if value is None:
+        return tuple(default)
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    if "all" in items:
+        return None
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise InvalidStatusError(f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)} "
+                                 "or all", field=what)
+    return tuple(items)
+
+
+def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kind: str | Sequence[str] | None = None,
+                 bbox: tuple[float, float, float, float] | None = None, limit: int = 100,
+                 cursor: str | None = None) -> DefectPage:
+    """Defects ranked by priority. By default every status but repaired and dismissed, and the spot defects
+    (pothole, cover, unknown: not rough stretches, which the roughness map shows, nor designed features such as
+    speed bumps and joints); pass "all" (or a list) to widen. Keyset pagination: pass
+    ``next_cursor`` back as ``cursor``."""
+    statuses = _parse_list(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
+    kinds = _parse_list(kind, KINDS, LISTED_KINDS, "kind")
+    if bbox is not None:
+        w, s, e, n = bbox
+        if not (-90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
+            raise StoreError(f"bbox must be W,S,E,N in degrees with S <= N, got {bbox}", field="bbox")
+    cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor))
+    rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]
+    return DefectPage([defect_record(r) for r in rows], nxt)
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def get_defect(store: Store, defect_id: int) -> dict[str, Any]:
+    """One defect with its status history and its passes (newest first)."""
+    row = store.get_defect(defect_id)
+    rec = defect_record({k: (np.nan if v is None and k.endswith("_s") else v) for k, v in row.items()})
+    rec["crew_status"] = row["crew_status"] or None
+    rec["history"] = [{"at": _iso(h["t_s"]), "recorded_at": _iso(h["recorded_at_s"]), "from": h["from_status"],
+                       "to": h["to_status"], "reason": h["reason"], "by": h["actor"]} for h in store.history(defect_id)]
+    trav = store.traversals_of_defects([defect_id])
+    order = np.argsort(-trav["t_s"], kind="stable")
+    rec["passes"] = [{"at": _iso(trav["t_s"][i]), "trip_id": str(trav["trip_id"][i]),
+                      "device_id": str(trav["device_id"][i]), "hit": bool(trav["hit"][i])} for i in order]
+    return rec
+
+
+def set_status(store: Store, defect_id: int, status: str, *, reason: str, actor: str = "crew",
+               at_s: float | None = None, defect_params: DefectParams = DEFAULT_DEFECT_PARAMS,
+               clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """A crew's decision: ``repaired``, ``dismissed`` or ``reopen`` (back to the automatic status), with a reason
+    (recorded in the history with ``actor``). ``at_s``: when it happened (default now). Returns the defect."""
+    check_crew_status(status, reason)
+    now = clock()
+    at = now if at_s is None else float(at_s)
+    with store.transaction():
+        row = store.get_defect(defect_id)
+        proj = projection(store)
+        if proj is None:
+            raise StoreError("the database has no projection origin yet; ingest a trip with GPS first")
+        old = row["status"]
+        crew, crew_at = (None, None) if status == REOPEN else (status, at)
+        if status != REOPEN and old == status:
+            raise InvalidStatusError(f"defect {defect_id} is already {status}", field="status")
+        store.update_defects({"defect_id": [defect_id], "crew_status": [crew], "crew_at_s": [crew_at],
+                              "status": [status if status != REOPEN else old], "status_since_s": [at]})
+        store.add_history([{"defect_id": defect_id, "t_s": at, "recorded_at_s": now, "from_status": old,
+                            "to_status": status if status != REOPEN else "reopened", "reason": reason.strip(),
+                            "actor": actor}])
+        detector = row["detector"]
+        refresh_defects(store, [defect_id], proj, defect_params, now=now, detector=detector, actor="system")
+    return get_defect(store, defect_id)
+
+
+# ------------------------------------------------------------------------------------------------------ maps
+
+
+def list_cells(store: Store, *, bbox: tuple[float, float, float, float] | None = None,
+               min_readings: int = cellmap.MIN_READINGS) -> list[dict[str, Any]]:
+    """Roughness cells with at least ``min_readings`` readings: mean IRI, sd, upper 95 % bound, devices,
+    passes."""
+    return cellmap.cell_records(cellmap.cell_statistics(store.list_cells(bbox=bbox, min_readings=min_readings),
+                                                        min_readings=min_readings))
+
+
+def coverage(store: Store, *, since_s: float | None = None, until_s: float | None = None) -> list[dict[str, Any]]:
+    """Per road cell: passes and distinct devices in [since_s, until_s), with the cell's centre."""
+    proj = projection(store)
+    cov = store.coverage_between(since_s, until_s)
+    if proj is None or len(cov) == 0:
+        return []
+    centres = cellmap.cell_centres(cov["cell_key"], proj)
+    cols = cov.with_columns(lat_deg=centres["lat_deg"], lon_deg=centres["lon_deg"],
+                            heading_deg=centres["heading_deg"])
+    return cols.to_records(decimals={"lat_deg": 6, "lon_deg": 6})
+
+
+# -------------------------------------------------------------------------------------------------- outputs
+
+CSV_FIELDS = ("id", "kind", "status", "severity", "depth_class", "confidence", "priority", "hits", "devices",
+              "traversals", "hit_rate", "first_seen", "last_seen", "uncertainty_m", "lat", "lon", "heading_deg",
+              "traversals_per_day", "status_since", "kind_reason")
+
+
+def defects_geojson(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 7946 FeatureCollection of Points ([lon, lat], WGS84, 6 decimals); every other field a property."""
+    features = []
+    for r in records:
+        props = {k: v for k, v in r.items() if k not in ("lat", "lon")}
+        features.append({"type": "Feature", "id": r["id"],
+                         "geometry": {"type": "Point", "coordinates": [round(r["lon"], 6), round(r["lat"], 6)]},
+                         "properties": props})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def defects_csv(records: Sequence[dict[str, Any]]) -> str:
+    """CSV, one row per defect in the given order, with lat and lon columns."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
+    return buf.getvalue()
+
+
+__all__ = [
+    "DefectPage",
+    "IngestSummary",
+    "InvalidStatusError",
+    "ReprocessSummary",
+    "coverage",
+    "defect_record",
+    "defects_csv",
+    "defects_geojson",
+    "get_defect",
+    "ingest_trace",
+    "list_cells",
+    "list_defects",
+    "refresh_defects",
+    "reprocess",
+    "set_status",
+]

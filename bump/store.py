@@ -1,0 +1,827 @@
+"""Storage of trips, hits, defects, traversals and road cells: the ONLY module of `bump` that speaks SQL.
+
+One SQLite file by default (WAL journal, ``synchronous=FULL``, foreign keys on, a busy timeout), with a versioned
+schema upgraded by :data:`MIGRATIONS` when a database is opened. Everything above this module sees plain Python
+values and NumPy columns (:class:`detect.Columns`), never a cursor or a row object.
+
+Portability: the SQL is ANSI with ``?`` placeholders, ``INSERT ... ON CONFLICT ... DO UPDATE/NOTHING`` and keyset
+pagination, all of which PostgreSQL speaks too. What differs by dialect is collected in :class:`Dialect` (column
+types, how the connection is opened and tuned, placeholder style); a PostgreSQL/PostGIS backend is a second
+:class:`Dialect` plus a connection factory, not a second Store. No SQLite extension (R*Tree, JSON1, FTS) is used:
+spatial look-ups are indexed range and key queries on an integer grid key of ~50 m cells in the local projection.
+
+Tables (migration 1 unless noted)::
+
+    meta              key/value: projection origin, creation time
+    schema_migrations version, name, applied_at_s
+    devices           device_id, first/last seen, trips
+    trips             trip_id, device, times, detector JSON, quality JSON, raw trace (gzip bump.trace/1), track blob
+    defects           position (lat/lon and local x/y, grid key), direction, kind (+reason), status (+crew status),
+                      severity, confidence, priority, counts, first/last seen, detector JSON
+    hits              one detected impact of one trip, linked to the defect it joined; detector JSON
+    traversals        (defect, trip): the trip passed the defect; hit or not
+    defect_history    every status change: data time, wall time, from, to, reason, actor
+    roughness         (2) per-window roughness of every trip with its road cell key
+    coverage          (2) (cell, trip): the trip passed the cell
+    cells             (2) per-cell aggregates of roughness readings and coverage
+
+Errors: :class:`StoreError` (a :class:`ingest.errors.BumpError` and ``ValueError``) for a database that cannot be
+used, :class:`UnknownDefectError` for a defect id that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detect.columns import Columns
+from ingest.errors import BumpError
+
+_IN_CHUNK = 500          # parameters per IN (...) list
+
+
+class StoreError(BumpError, ValueError):
+    """The database cannot be opened, migrated or queried as asked; the message says how to fix it."""
+
+    code = "store"
+
+
+class UnknownDefectError(StoreError, LookupError):
+    """No defect with that id."""
+
+    code = "unknown_defect"
+
+
+# ------------------------------------------------------------------------------------------------------ dialect
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between SQL engines. Only SQLite is implemented; PostgreSQL would use
+    ``BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY``, ``BYTEA``, ``JSONB``, ``DOUBLE PRECISION`` and ``%s``."""
+
+    name: str
+    id_pk: str          # auto-increment integer primary key
+    blob: str
+    json: str
+    real: str
+    placeholder: str
+
+    def sql(self, text: str) -> str:
+        """Statement text in this dialect (placeholders written ``?``)."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def ddl(self, text: str) -> str:
+        return text.format(id_pk=self.id_pk, blob=self.blob, json=self.json, real=self.real)
+
+
+SQLITE = Dialect(name="sqlite", id_pk="INTEGER PRIMARY KEY", blob="BLOB", json="TEXT", real="REAL",
+                 placeholder="?")
+
+# ---------------------------------------------------------------------------------------------------- migrations
+
+_M1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE devices (
+    device_id TEXT PRIMARY KEY,
+    first_seen_s {real} NOT NULL,
+    last_seen_s {real} NOT NULL,
+    n_trips INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE trips (
+    trip_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    t_start_s {real} NOT NULL,
+    t_end_s {real} NOT NULL,
+    ingested_at_s {real} NOT NULL,
+    source_format TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    n_impacts INTEGER NOT NULL,
+    length_m {real},
+    detector {json} NOT NULL,
+    quality {json} NOT NULL,
+    raw {blob} NOT NULL,
+    raw_sha256 TEXT NOT NULL,
+    track {blob} NOT NULL
+);
+CREATE INDEX trips_t_start ON trips (t_start_s);
+CREATE INDEX trips_device ON trips (device_id);
+CREATE TABLE defects (
+    defect_id {id_pk},
+    status TEXT NOT NULL,
+    crew_status TEXT,
+    crew_at_s {real},
+    kind TEXT NOT NULL,
+    kind_reason TEXT NOT NULL,
+    lat_deg {real} NOT NULL,
+    lon_deg {real} NOT NULL,
+    x_m {real} NOT NULL,
+    y_m {real} NOT NULL,
+    grid_key BIGINT NOT NULL,
+    heading_deg {real},
+    spans INTEGER NOT NULL,
+    uncertainty_m {real} NOT NULL,
+    severity {real},
+    depth_class TEXT,
+    confidence {real} NOT NULL,
+    priority {real} NOT NULL,
+    n_hits INTEGER NOT NULL,
+    n_devices INTEGER NOT NULL,
+    n_traversals INTEGER NOT NULL,
+    n_traversal_hits INTEGER NOT NULL,
+    hit_rate {real},
+    traversals_per_day {real} NOT NULL,
+    first_seen_s {real} NOT NULL,
+    last_seen_s {real} NOT NULL,
+    last_traversal_s {real},
+    status_since_s {real} NOT NULL,
+    created_at_s {real} NOT NULL,
+    updated_at_s {real} NOT NULL,
+    detector {json} NOT NULL
+);
+CREATE INDEX defects_grid ON defects (grid_key);
+CREATE INDEX defects_rank ON defects (priority DESC, defect_id);
+CREATE INDEX defects_lat ON defects (lat_deg);
+CREATE TABLE hits (
+    hit_id {id_pk},
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    defect_id BIGINT REFERENCES defects(defect_id) ON DELETE SET NULL,
+    t_s {real} NOT NULL,
+    lat_deg {real} NOT NULL,
+    lon_deg {real} NOT NULL,
+    x_m {real} NOT NULL,
+    y_m {real} NOT NULL,
+    accuracy_m {real},
+    heading_deg {real},
+    kind TEXT NOT NULL,
+    severity {real},
+    depth_class TEXT,
+    confidence {real} NOT NULL,
+    speed_mps {real},
+    features {json} NOT NULL,
+    detector {json} NOT NULL
+);
+CREATE INDEX hits_defect ON hits (defect_id);
+CREATE INDEX hits_trip ON hits (trip_id);
+CREATE TABLE traversals (
+    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    t_s {real} NOT NULL,
+    hit INTEGER NOT NULL,
+    distance_m {real},
+    PRIMARY KEY (defect_id, trip_id)
+);
+CREATE INDEX traversals_trip ON traversals (trip_id);
+CREATE TABLE defect_history (
+    history_id {id_pk},
+    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
+    t_s {real} NOT NULL,
+    recorded_at_s {real} NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL
+);
+CREATE INDEX history_defect ON defect_history (defect_id, history_id);
+"""
+
+_M2 = """
+CREATE TABLE roughness (
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    t_start_s {real} NOT NULL,
+    t_end_s {real} NOT NULL,
+    lat_deg {real} NOT NULL,
+    lon_deg {real} NOT NULL,
+    heading_deg {real},
+    length_m {real},
+    speed_mps {real},
+    rms_mps2 {real},
+    iri_m_per_km {real} NOT NULL,
+    cell_key BIGINT NOT NULL
+);
+CREATE INDEX roughness_cell ON roughness (cell_key);
+CREATE INDEX roughness_trip ON roughness (trip_id);
+CREATE TABLE coverage (
+    cell_key BIGINT NOT NULL,
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    t_s {real} NOT NULL,
+    PRIMARY KEY (cell_key, trip_id)
+);
+CREATE INDEX coverage_trip ON coverage (trip_id);
+CREATE INDEX coverage_t ON coverage (t_s);
+CREATE TABLE cells (
+    cell_key BIGINT PRIMARY KEY,
+    lat_deg {real} NOT NULL,
+    lon_deg {real} NOT NULL,
+    heading_deg {real} NOT NULL,
+    n_readings INTEGER NOT NULL,
+    iri_sum {real} NOT NULL,
+    iri_sumsq {real} NOT NULL,
+    n_rough_devices INTEGER NOT NULL,
+    n_traversals INTEGER NOT NULL,
+    n_devices INTEGER NOT NULL,
+    first_s {real},
+    last_s {real}
+);
+CREATE INDEX cells_lat ON cells (lat_deg);
+"""
+
+# version -> (name, DDL). Append only: never edit a released migration, add the next one.
+MIGRATIONS: dict[int, tuple[str, str]] = {
+    1: ("trips, hits, defects, traversals, history", _M1),
+    2: ("roughness windows, coverage and road cells", _M2),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+# --------------------------------------------------------------------------------------------- column catalogue
+
+HIT_COLUMNS: dict[str, str] = {
+    "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
+    "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",
+    "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8",
+}
+DEFECT_COLUMNS: dict[str, str] = {
+    "defect_id": "i8", "status": "U", "crew_status": "U", "crew_at_s": "f8", "kind": "U", "kind_reason": "U",
+    "lat_deg": "f8", "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "grid_key": "i8", "heading_deg": "f8",
+    "spans": "i8", "uncertainty_m": "f8", "severity": "f8", "depth_class": "U", "confidence": "f8",
+    "priority": "f8", "n_hits": "i8", "n_devices": "i8", "n_traversals": "i8", "n_traversal_hits": "i8",
+    "hit_rate": "f8", "traversals_per_day": "f8", "first_seen_s": "f8", "last_seen_s": "f8",
+    "last_traversal_s": "f8", "status_since_s": "f8", "created_at_s": "f8", "updated_at_s": "f8", "detector": "U",
+}
+TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8", "hit": "i8",
+                                     "distance_m": "f8"}
+HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
+ROUGHNESS_COLUMNS: dict[str, str] = {
+    "trip_id": "U", "device_id": "U", "t_start_s": "f8", "t_end_s": "f8", "lat_deg": "f8", "lon_deg": "f8",
+    "heading_deg": "f8", "length_m": "f8", "speed_mps": "f8", "rms_mps2": "f8", "iri_m_per_km": "f8",
+    "cell_key": "i8",
+}
+COVERAGE_COLUMNS: dict[str, str] = {"cell_key": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8"}
+CELL_COLUMNS: dict[str, str] = {
+    "cell_key": "i8", "lat_deg": "f8", "lon_deg": "f8", "heading_deg": "f8", "n_readings": "i8", "iri_sum": "f8",
+    "iri_sumsq": "f8", "n_rough_devices": "i8", "n_traversals": "i8", "n_devices": "i8", "first_s": "f8",
+    "last_s": "f8",
+}
+_TRIP_INFO = ("trip_id", "device_id", "t_start_s", "t_end_s", "ingested_at_s", "source_format", "n_samples",
+              "n_impacts", "length_m", "detector", "quality", "raw_sha256")
+DERIVED_TABLES = ("defect_history", "traversals", "hits", "defects", "roughness", "coverage", "cells")
+
+
+@dataclass(frozen=True)
+class DefectQuery:
+    """Filters of :meth:`Store.list_defects`. ``None`` means no filter; bbox is (west, south, east, north) [deg]
+    (west > east crosses the antimeridian). Results are ordered by priority (descending), then id."""
+
+    statuses: tuple[str, ...] | None = None
+    kinds: tuple[str, ...] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _py(v: Any) -> Any:
+    """A NumPy scalar (or NaN) as a value the driver binds: NaN -> NULL."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _column(values: list[Any], dtype: str) -> np.ndarray:
+    if dtype == "f8":
+        return np.array(values, dtype=np.float64) if values else np.empty(0, dtype=np.float64)
+    if dtype == "i8":
+        return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+    return np.array(["" if v is None else str(v) for v in values], dtype=object).astype(str) if values \
+        else np.empty(0, dtype="U1")
+
+
+def _columns(rows: list[tuple], names: Sequence[str], dtypes: Mapping[str, str]) -> Columns:
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    return Columns({n: _column(list(c), dtypes[n]) for n, c in zip(names, cols, strict=True)})
+
+
+def _values(a: Any) -> list[Any]:
+    """A column as driver-ready Python values (NaN and inf -> NULL)."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        vals = a.tolist()
+        return vals if np.isfinite(a).all() else [v if math.isfinite(v) else None for v in vals]
+    if a.dtype.kind in "iub":
+        return a.tolist()
+    return [_py(v) for v in a.tolist()]
+
+
+def _rows(cols: Mapping[str, Any], names: Sequence[str]) -> list[tuple]:
+    return list(zip(*[_values(cols[n]) for n in names], strict=True))
+
+
+def _chunks(values: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[list[Any]]:
+    values = list(values)
+    for i in range(0, len(values), n):
+        yield values[i:i + n]
+
+
+def encode_cursor(priority: float, defect_id: int) -> str:
+    """Opaque keyset cursor: the last row's (priority, id)."""
+    return base64.urlsafe_b64encode(orjson.dumps([priority, defect_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        prio, did = orjson.loads(base64.urlsafe_b64decode(cursor + pad))
+        return float(prio), int(did)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise StoreError(f"invalid cursor {cursor!r}; pass the next_cursor of the previous page unchanged",
+                         field="cursor") from None
+
+
+# ------------------------------------------------------------------------------------------------------- store
+
+
+class Store:
+    """A defect database. Open with :meth:`open`; group writes in ``with store.transaction():``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, dialect: Dialect = SQLITE) -> None:
+        self._conn = conn
+        self.path = path
+        self.dialect = dialect
+        self._depth = 0
+
+    # -- opening, closing, transactions, migrations
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, migrate: bool = True,
+             target_version: int | None = None, busy_timeout_s: float = 10.0) -> Store:
+        """Open (and by default create and upgrade) the SQLite database at ``path`` (":memory:" for a throwaway)."""
+        path = str(path)
+        if path != ":memory:" and not create and not Path(path).exists():
+            raise StoreError("no database here; create one with `bump ingest TRACES --db FILE`", source=path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            store = cls(conn, path)
+            store._ensure_migrations_table()
+            if migrate:
+                store.migrate(target_version)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the database ({exc}); is it a bump SQLite file?", source=path) from None
+        found = store.schema_version
+        if found > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"schema version {found} is newer than this bump ({SCHEMA_VERSION}); upgrade bump",
+                             source=path)
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One atomic unit of writes (nested uses join the outer one). Rolled back on any exception."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
+
+    def _ex(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(self.dialect.sql(sql), params)
+
+    def _exmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(self.dialect.sql(sql), rows)
+
+    def _next_ids(self, table: str, column: str, n: int) -> np.ndarray:
+        """``n`` fresh ids for rows inserted in the current transaction (its write lock keeps them unique;
+        a PostgreSQL backend draws them from the table's sequence instead)."""
+        if n and not self._depth:
+            raise StoreError(f"inserting into {table} needs an open transaction (with store.transaction(): ...)")
+        key = f"next_id.{table}"
+        stored = self.get_meta(key)
+        top = int(self._ex(f"SELECT COALESCE(MAX({column}), 0) FROM {table}").fetchone()[0]) + 1
+        first = max(top, int(stored)) if stored is not None else top    # ids of deleted rows are never reused
+        self.set_meta(key, str(first + n))
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def _ensure_migrations_table(self) -> None:
+        self._ex(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 f"applied_at_s {self.dialect.real} NOT NULL)")
+
+    @property
+    def schema_version(self) -> int:
+        row = self._ex("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self, target_version: int | None = None) -> list[int]:
+        """Apply the migrations above the current version (up to ``target_version``); returns those applied."""
+        target = SCHEMA_VERSION if target_version is None else int(target_version)
+        if target not in MIGRATIONS:
+            raise StoreError(f"unknown schema version {target}; known: {sorted(MIGRATIONS)}")
+        applied = []
+        for version in sorted(v for v in MIGRATIONS if self.schema_version < v <= target):
+            name, ddl = MIGRATIONS[version]
+            with self.transaction():
+                for stmt in self.dialect.ddl(ddl).split(";"):
+                    if stmt.strip():
+                        self._ex(stmt)
+                self._ex("INSERT INTO schema_migrations (version, name, applied_at_s) VALUES (?, ?, ?)",
+                         (version, name, time.time()))
+            applied.append(version)
+        return applied
+
+    def pragma(self, name: str) -> Any:
+        """A connection setting (SQLite PRAGMA), for diagnostics and tests."""
+        if not name.isidentifier():
+            raise StoreError(f"invalid pragma name {name!r}")
+        return self._ex(f"PRAGMA {name}").fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        tables = ["devices", "trips", "hits", "defects", "traversals", "defect_history"]
+        if self.schema_version >= 2:
+            tables += ["roughness", "coverage", "cells"]
+        return {t: int(self._ex(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+    # -- meta
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._ex("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._ex("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (key, value))
+
+    # -- devices and trips
+
+    def has_trip(self, trip_id: str) -> bool:
+        return self._ex("SELECT 1 FROM trips WHERE trip_id = ?", (trip_id,)).fetchone() is not None
+
+    def add_trip(self, info: Mapping[str, Any], raw: bytes, track: bytes) -> None:
+        """Insert a trip (keys of ``_TRIP_INFO`` but raw_sha256; detector/quality as dicts) with its raw trace
+        and track blobs, upserting its device. Raises :class:`StoreError` when the trip id exists."""
+        dev, t0, t1 = info["device_id"], float(info["t_start_s"]), float(info["t_end_s"])
+        self._ex("INSERT INTO devices (device_id, first_seen_s, last_seen_s, n_trips) VALUES (?, ?, ?, 1) "
+                 "ON CONFLICT (device_id) DO UPDATE SET n_trips = devices.n_trips + 1, "
+                 "first_seen_s = CASE WHEN excluded.first_seen_s < devices.first_seen_s "
+                 "THEN excluded.first_seen_s ELSE devices.first_seen_s END, "
+                 "last_seen_s = CASE WHEN excluded.last_seen_s > devices.last_seen_s "
+                 "THEN excluded.last_seen_s ELSE devices.last_seen_s END", (dev, t0, t1))
+        values = {**info, "detector": orjson.dumps(info["detector"]).decode(),
+                  "quality": orjson.dumps(info["quality"]).decode(), "raw_sha256": hashlib.sha256(raw).hexdigest()}
+        names = [*_TRIP_INFO, "raw", "track"]
+        row = [_py(values[n]) for n in _TRIP_INFO] + [raw, track]
+        try:
+            self._ex(f"INSERT INTO trips ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", row)
+        except sqlite3.IntegrityError:
+            raise StoreError(f"trip {info['trip_id']!r} is already stored; trips are ingested once",
+                             field="trip_id") from None
+
+    def update_trip_detection(self, trip_id: str, detector: Mapping[str, Any], n_impacts: int) -> None:
+        self._ex("UPDATE trips SET detector = ?, n_impacts = ? WHERE trip_id = ?",
+                 (orjson.dumps(detector).decode(), int(n_impacts), trip_id))
+
+    def trips(self) -> list[dict[str, Any]]:
+        """Every trip's info (no blobs), oldest first."""
+        rows = self._ex(f"SELECT {', '.join(_TRIP_INFO)} FROM trips ORDER BY t_start_s, trip_id").fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(_TRIP_INFO, r, strict=True))
+            d["detector"], d["quality"] = orjson.loads(d["detector"]), orjson.loads(d["quality"])
+            out.append(d)
+        return out
+
+    def trip_raw(self, trip_id: str) -> bytes:
+        row = self._ex("SELECT raw FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no trip {trip_id!r} in the database", field="trip_id")
+        return bytes(row[0])
+
+    def trip_tracks(self, trip_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """trip id -> (device id, track blob)."""
+        out = {}
+        for chunk in _chunks(trip_ids):
+            q = f"SELECT trip_id, device_id, track FROM trips WHERE trip_id IN ({', '.join('?' * len(chunk))})"
+            out.update({r[0]: (r[1], bytes(r[2])) for r in self._ex(q, chunk)})
+        return out
+
+    def n_devices(self) -> int:
+        return int(self._ex("SELECT COUNT(*) FROM devices").fetchone()[0])
+
+    # -- hits
+
+    def add_hits(self, cols: Mapping[str, Any], features: Sequence[Mapping[str, Any]],
+                 detector: Mapping[str, Any]) -> np.ndarray:
+        """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id/defect_id); returns their new ids."""
+        names = [n for n in HIT_COLUMNS if n not in ("hit_id", "defect_id")]
+        rows = _rows(cols, names)
+        det = orjson.dumps(detector).decode()
+        feats = [orjson.dumps(f, option=orjson.OPT_SERIALIZE_NUMPY).decode() for f in features]
+        ids = self._next_ids("hits", "hit_id", len(rows))
+        sql = (f"INSERT INTO hits (hit_id, {', '.join(names)}, features, detector) "
+               f"VALUES ({', '.join('?' * (len(names) + 3))})")
+        self._exmany(sql, [(int(i), *row, f, det) for i, row, f in zip(ids, rows, feats, strict=True)])
+        return ids
+
+    def set_hit_defects(self, hit_ids: np.ndarray, defect_ids: np.ndarray) -> None:
+        rows = [(_py(d) if d >= 0 else None, _py(h)) for h, d in zip(hit_ids, defect_ids, strict=True)]
+        self._exmany("UPDATE hits SET defect_id = ? WHERE hit_id = ?", rows)
+
+    def _hits_where(self, where: str = "", params: Sequence[Any] = ()) -> Columns:
+        names = list(HIT_COLUMNS)
+        sql = f"SELECT {', '.join(names)} FROM hits {where} ORDER BY hit_id"
+        return _columns(self._ex(sql, params).fetchall(), names, HIT_COLUMNS)
+
+    def hits_of_defects(self, defect_ids: Sequence[int]) -> Columns:
+        parts = []
+        for chunk in _chunks([int(d) for d in defect_ids]):
+            parts.append(self._hits_where(f"WHERE defect_id IN ({', '.join('?' * len(chunk))})", chunk))
+        return _concat(parts, HIT_COLUMNS)
+
+    def hits_of_trip(self, trip_id: str) -> Columns:
+        return self._hits_where("WHERE trip_id = ?", (trip_id,))
+
+    def all_hits(self) -> Columns:
+        return self._hits_where()
+
+    # -- defects
+
+    def insert_defects(self, cols: Mapping[str, Any]) -> np.ndarray:
+        """Insert new defects (columns of :data:`DEFECT_COLUMNS` except defect_id); returns their ids."""
+        names = [n for n in DEFECT_COLUMNS if n != "defect_id"]
+        rows = _rows(cols, names)
+        ids = self._next_ids("defects", "defect_id", len(rows))
+        sql = f"INSERT INTO defects (defect_id, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})"
+        self._exmany(sql, [(int(i), *row) for i, row in zip(ids, rows, strict=True)])
+        return ids
+
+    def update_defects(self, cols: Mapping[str, Any]) -> None:
+        """Update the given columns of existing defects (``defect_id`` names the rows)."""
+        names = [n for n in cols if n != "defect_id"]
+        unknown = set(names) - set(DEFECT_COLUMNS)
+        if unknown:
+            raise StoreError(f"unknown defect columns {sorted(unknown)}")
+        sql = f"UPDATE defects SET {', '.join(f'{n} = ?' for n in names)} WHERE defect_id = ?"
+        self._exmany(sql, _rows(cols, [*names, "defect_id"]))
+
+    def delete_defects(self, defect_ids: Sequence[int]) -> None:
+        for chunk in _chunks([int(d) for d in defect_ids]):
+            self._ex(f"DELETE FROM defects WHERE defect_id IN ({', '.join('?' * len(chunk))})", chunk)
+
+    def _defects_where(self, where: str = "", params: Sequence[Any] = (), tail: str = "") -> Columns:
+        names = list(DEFECT_COLUMNS)
+        sql = f"SELECT {', '.join(names)} FROM defects {where} {tail}"
+        return _columns(self._ex(sql, params).fetchall(), names, DEFECT_COLUMNS)
+
+    def defects_by_id(self, defect_ids: Sequence[int]) -> Columns:
+        parts = [self._defects_where(f"WHERE defect_id IN ({', '.join('?' * len(c))})", c)
+                 for c in _chunks([int(d) for d in defect_ids])]
+        cols = _concat(parts, DEFECT_COLUMNS)
+        return cols.select(np.argsort(cols["defect_id"], kind="stable"))
+
+    def defects_in_grid(self, grid_keys: Sequence[int]) -> Columns:
+        """Defects whose grid key is one of ``grid_keys`` (an indexed look-up; see bump.cells.grid_keys)."""
+        parts = [self._defects_where(f"WHERE grid_key IN ({', '.join('?' * len(c))})", c)
+                 for c in _chunks(sorted({int(k) for k in grid_keys}))]
+        return _concat(parts, DEFECT_COLUMNS)
+
+    def all_defects(self) -> Columns:
+        return self._defects_where(tail="ORDER BY defect_id")
+
+    def get_defect(self, defect_id: int) -> dict[str, Any]:
+        cols = self._defects_where("WHERE defect_id = ?", (int(defect_id),))
+        if len(cols) == 0:
+            raise UnknownDefectError(f"no defect with id {defect_id}; list them with `bump defects --db FILE`",
+                                     field="id")
+        return {k: _scalar(v[0]) for k, v in cols.data.items()}
+
+    def list_defects(self, query: DefectQuery) -> tuple[Columns, str | None]:
+        """One page of defects ranked by priority, and the cursor of the next page (None at the end)."""
+        if not 1 <= query.limit <= 100_000:
+            raise StoreError(f"limit must be between 1 and 100000, got {query.limit}", field="limit")
+        where, params = [], []
+        if query.statuses is not None:
+            where.append(f"status IN ({', '.join('?' * len(query.statuses))})" if query.statuses else "1 = 0")
+            params += list(query.statuses)
+        if query.kinds is not None:
+            where.append(f"kind IN ({', '.join('?' * len(query.kinds))})" if query.kinds else "1 = 0")
+            params += list(query.kinds)
+        if query.bbox is not None:
+            w, s, e, n = (float(v) for v in query.bbox)
+            where.append("lat_deg BETWEEN ? AND ?")
+            params += [s, n]
+            if w <= e:
+                where.append("lon_deg BETWEEN ? AND ?")
+                params += [w, e]
+            else:
+                where.append("(lon_deg >= ? OR lon_deg <= ?)")
+                params += [w, e]
+        if query.cursor:
+            prio, did = decode_cursor(query.cursor)
+            where.append("(priority < ? OR (priority = ? AND defect_id > ?))")
+            params += [prio, prio, did]
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        cols = self._defects_where(clause, params, f"ORDER BY priority DESC, defect_id ASC LIMIT {query.limit + 1}")
+        more = len(cols) > query.limit
+        cols = cols.select(slice(0, query.limit))
+        nxt = encode_cursor(float(cols["priority"][-1]), int(cols["defect_id"][-1])) if more else None
+        return cols, nxt
+
+    def count_defects(self) -> dict[tuple[str, str], int]:
+        """(status, kind) -> number of defects."""
+        rows = self._ex("SELECT status, kind, COUNT(*) FROM defects GROUP BY status, kind").fetchall()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    # -- traversals
+
+    def upsert_traversals(self, cols: Mapping[str, Any]) -> None:
+        """Insert traversals; an existing (defect, trip) keeps its time and takes the new ``hit`` flag."""
+        names = list(TRAVERSAL_COLUMNS)
+        self._exmany(f"INSERT INTO traversals ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit", _rows(cols, names))
+
+    def traversals_of_defects(self, defect_ids: Sequence[int]) -> Columns:
+        names = list(TRAVERSAL_COLUMNS)
+        parts = []
+        for chunk in _chunks([int(d) for d in defect_ids]):
+            sql = (f"SELECT {', '.join(names)} FROM traversals WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
+                   "ORDER BY defect_id, t_s")
+            parts.append(_columns(self._ex(sql, chunk).fetchall(), names, TRAVERSAL_COLUMNS))
+        return _concat(parts, TRAVERSAL_COLUMNS)
+
+    def move_defect_rows(self, from_id: int, to_id: int) -> None:
+        """Re-point hits and traversals of defect ``from_id`` to ``to_id`` (a merge); the caller deletes from_id."""
+        self._ex("UPDATE hits SET defect_id = ? WHERE defect_id = ?", (int(to_id), int(from_id)))
+        self._ex("INSERT INTO traversals (defect_id, trip_id, device_id, t_s, hit, distance_m) "
+                 "SELECT ?, trip_id, device_id, t_s, hit, distance_m FROM traversals WHERE defect_id = ? "
+                 "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = CASE WHEN excluded.hit > traversals.hit "
+                 "THEN excluded.hit ELSE traversals.hit END", (int(to_id), int(from_id)))
+        self._ex("DELETE FROM traversals WHERE defect_id = ?", (int(from_id),))
+
+    # -- history
+
+    def add_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        names = HISTORY_COLUMNS[1:]
+        self._exmany(f"INSERT INTO defect_history ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     [tuple(_py(r.get(n)) for n in names) for r in rows])
+
+    def history(self, defect_id: int) -> list[dict[str, Any]]:
+        rows = self._ex(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM defect_history WHERE defect_id = ? "
+                        "ORDER BY history_id", (int(defect_id),)).fetchall()
+        return [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows]
+
+    def all_history(self) -> list[dict[str, Any]]:
+        rows = self._ex(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM defect_history ORDER BY history_id").fetchall()
+        return [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows]
+
+    # -- roughness, coverage, cells
+
+    def add_roughness(self, cols: Mapping[str, Any]) -> None:
+        names = list(ROUGHNESS_COLUMNS)
+        self._exmany(f"INSERT INTO roughness ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     _rows(cols, names))
+
+    def add_coverage(self, cols: Mapping[str, Any]) -> None:
+        names = list(COVERAGE_COLUMNS)
+        self._exmany(f"INSERT INTO coverage ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                     "ON CONFLICT (cell_key, trip_id) DO NOTHING", _rows(cols, names))
+
+    def trips_covering(self, cell_keys: Sequence[int], *, exclude_trip: str | None = None,
+                       since_s: float | None = None) -> list[str]:
+        """Trips that passed any of the cells (at or after ``since_s`` when given)."""
+        found: set[str] = set()
+        since = -math.inf if since_s is None or not math.isfinite(since_s) else float(since_s)
+        for chunk in _chunks(sorted({int(k) for k in cell_keys})):
+            sql = (f"SELECT DISTINCT trip_id FROM coverage WHERE cell_key IN ({', '.join('?' * len(chunk))}) "
+                   "AND t_s >= ?")
+            found.update(r[0] for r in self._ex(sql, [*chunk, since if math.isfinite(since) else -1e300]))
+        found.discard(exclude_trip)  # type: ignore[arg-type]
+        return sorted(found)
+
+    def refresh_cells(self, cell_keys: Sequence[int] | None, centres: Columns) -> None:
+        """Recompute the aggregates of the cells (all when ``cell_keys`` is None) from roughness and coverage.
+
+        ``centres`` gives each cell's lat_deg, lon_deg, heading_deg by cell_key (cells.py computes them)."""
+        if cell_keys is None:
+            self._ex("DELETE FROM cells")
+            keys = [int(k) for k in centres["cell_key"]]
+        else:
+            keys = sorted({int(k) for k in cell_keys})
+            for chunk in _chunks(keys):
+                self._ex(f"DELETE FROM cells WHERE cell_key IN ({', '.join('?' * len(chunk))})", chunk)
+        where = {int(k): i for i, k in enumerate(centres["cell_key"])}
+        for chunk in _chunks(keys):
+            marks = ", ".join("?" * len(chunk))
+            rough = {r[0]: r[1:] for r in self._ex(
+                "SELECT cell_key, COUNT(*), SUM(iri_m_per_km), SUM(iri_m_per_km * iri_m_per_km), "
+                f"COUNT(DISTINCT device_id) FROM roughness WHERE cell_key IN ({marks}) GROUP BY cell_key", chunk)}
+            cover = {r[0]: r[1:] for r in self._ex(
+                "SELECT cell_key, COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s) FROM coverage "
+                f"WHERE cell_key IN ({marks}) GROUP BY cell_key", chunk)}
+            rows = []
+            for k in chunk:
+                if k not in rough and k not in cover:
+                    continue
+                n, s, ss, nd = rough.get(k, (0, 0.0, 0.0, 0))
+                nt, ndev, t0, t1 = cover.get(k, (0, 0, None, None))
+                i = where[k]
+                rows.append((k, float(centres["lat_deg"][i]), float(centres["lon_deg"][i]),
+                             float(centres["heading_deg"][i]), n, s, ss, nd, nt, ndev, t0, t1))
+            names = list(CELL_COLUMNS)
+            self._exmany(f"INSERT INTO cells ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+
+    def roughness_cell_keys(self) -> np.ndarray:
+        rows = self._ex("SELECT DISTINCT cell_key FROM roughness UNION SELECT DISTINCT cell_key FROM coverage")
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def list_cells(self, *, bbox: tuple[float, float, float, float] | None = None, min_readings: int = 0
+                   ) -> Columns:
+        names = list(CELL_COLUMNS)
+        where, params = ["n_readings >= ?"], [int(min_readings)]
+        if bbox is not None:
+            w, s, e, n = (float(v) for v in bbox)
+            where.append("lat_deg BETWEEN ? AND ? AND lon_deg BETWEEN ? AND ?")
+            params += [s, n, w, e]
+        sql = f"SELECT {', '.join(names)} FROM cells WHERE {' AND '.join(where)} ORDER BY cell_key"
+        return _columns(self._ex(sql, params).fetchall(), names, CELL_COLUMNS)
+
+    def coverage_between(self, since_s: float | None = None, until_s: float | None = None) -> Columns:
+        """Per cell: passes, distinct devices, first and last pass within [since_s, until_s)."""
+        where, params = [], []
+        if since_s is not None:
+            where.append("t_s >= ?")
+            params.append(float(since_s))
+        if until_s is not None:
+            where.append("t_s < ?")
+            params.append(float(until_s))
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        names = ["cell_key", "n_traversals", "n_devices", "first_s", "last_s"]
+        rows = self._ex("SELECT cell_key, COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s) FROM coverage "
+                        f"{clause} GROUP BY cell_key ORDER BY cell_key", params).fetchall()
+        return _columns(rows, names, {"cell_key": "i8", "n_traversals": "i8", "n_devices": "i8", "first_s": "f8",
+                                      "last_s": "f8"})
+
+    # -- reprocessing
+
+    def clear_derived(self) -> None:
+        """Delete everything computed from the raw traces (hits, defects, traversals, history, maps)."""
+        for table in DERIVED_TABLES:
+            self._ex(f"DELETE FROM {table}")
+
+
+def _scalar(v: Any) -> Any:
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and not np.isfinite(v) else v
+
+
+def _concat(parts: list[Columns], dtypes: Mapping[str, str]) -> Columns:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _columns([], list(dtypes), dtypes)
+    if len(parts) == 1:
+        return parts[0]
+    return Columns({n: np.concatenate([p[n] for p in parts]) for n in dtypes})

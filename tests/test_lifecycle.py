@@ -1,0 +1,182 @@
+"""Status rules (single-device rule, confirmation, likely_repaired, crews' decisions, history) and priority."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, store  # noqa: F401  (fixture)
+
+from bump import pipeline
+from bump.cluster import DefectParams
+from bump.lifecycle import InvalidStatusError, evaluate_status, status_timeline
+from bump.priority import priority
+
+P = DefectParams()
+
+
+def _status(store) -> str:  # noqa: F811
+    d = store.all_defects()
+    assert len(d) == 1
+    return str(d["status"][0])
+
+
+def _confirmed(store) -> None:  # noqa: F811
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"hit{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    assert _status(store) == "confirmed"
+
+
+# ----------------------------------------------------------------------------------------- the timeline alone
+
+
+def test_timeline_does_not_depend_on_upload_order() -> None:
+    rng = np.random.default_rng(0)
+    t = T0_S + np.arange(12) * DAY_S
+    trip = np.array([f"t{k}" for k in range(12)])
+    dev = np.array(["a", "b", "a", "c", "b", "a", "b", "c", "a", "b", "c", "a"])
+    hit = np.array([1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
+    ref = status_timeline(t, trip, dev, hit, P)
+    for _ in range(5):
+        p = rng.permutation(12)
+        assert status_timeline(t[p], trip[p], dev[p], hit[p], P) == ref
+    assert [tr.to_status for tr in ref] == ["candidate", "confirmed", "likely_repaired"]
+    assert ref[1].t_s == t[3]                      # the third device's hit confirms
+    assert ref[2].t_s == t[9]                      # the fifth clean pass after the last hit (from >= 2 devices)
+
+
+def test_one_device_never_confirms() -> None:
+    n = 20
+    res = evaluate_status(T0_S + np.arange(n) * DAY_S, np.array([f"t{k}" for k in range(n)]), np.full(n, "a"),
+                          np.ones(n, bool), P)
+    assert res.status == "candidate"
+    with pytest.raises(ValueError, match="one device"):
+        DefectParams(confirm_devices=1)
+
+
+def test_clean_passes_from_one_device_do_not_repair() -> None:
+    t = T0_S + np.arange(9) * DAY_S
+    trip = np.array([f"t{k}" for k in range(9)])
+    dev = np.array(["a", "b", "c", "d", "d", "d", "d", "d", "d"])
+    hit = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    assert evaluate_status(t, trip, dev, hit, P).status == "confirmed"
+    dev[-1] = "e"
+    assert evaluate_status(t, trip, dev, hit, P).status == "likely_repaired"
+
+
+def test_sparse_false_hits_on_a_busy_road_do_not_confirm() -> None:
+    n = 40                                          # 3 devices' hits among 40 passes: background, not a defect
+    hit = np.zeros(n, bool)
+    hit[[0, 15, 30]] = True
+    dev = np.array([f"d{k % 7}" for k in range(n)])
+    res = evaluate_status(T0_S + np.arange(n) * 3600.0, np.array([f"t{k}" for k in range(n)]), dev, hit, P)
+    assert res.status == "candidate"
+
+
+# ------------------------------------------------------------------------------------------- through ingest
+
+
+def test_twenty_hits_from_one_device_stay_candidate(store) -> None:  # noqa: F811
+    for k in range(20):
+        add_trip(store, f"t{k}", "only-phone", T0_S + k * DAY_S, [POTHOLE])
+    assert _status(store) == "candidate"
+    d = store.all_defects()
+    assert int(d["n_hits"][0]) == 20 and int(d["n_devices"][0]) == 1
+    assert [h["to_status"] for h in store.history(int(d["defect_id"][0]))] == ["candidate"]
+
+
+def test_confirmed_then_likely_repaired_then_hit_again(store) -> None:  # noqa: F811
+    _confirmed(store)
+    did = int(store.all_defects()["defect_id"][0])
+    for k in range(4):
+        add_trip(store, f"clean{k}", ["d", "e"][k % 2], T0_S + (5 + k) * DAY_S, [])
+    assert _status(store) == "confirmed"            # four clean passes are not enough
+    s = add_trip(store, "clean4", "d", T0_S + 9 * DAY_S, [])
+    assert _status(store) == "likely_repaired"
+    assert s.status_changes == ((did, "confirmed", "likely_repaired"),)
+    add_trip(store, "again", "f", T0_S + 10 * DAY_S, [POTHOLE])
+    assert _status(store) == "confirmed"
+    hist = store.history(did)
+    assert [(h["from_status"], h["to_status"]) for h in hist] == [
+        (None, "candidate"), ("candidate", "confirmed"), ("confirmed", "likely_repaired"),
+        ("likely_repaired", "confirmed")]
+    assert all(h["reason"] and h["actor"] == "system" for h in hist)
+    assert hist[2]["t_s"] == pytest.approx(store.all_defects()["last_traversal_s"][0] - DAY_S, abs=60.0)
+
+
+def test_crew_repaired_dismissed_and_reopen(store) -> None:  # noqa: F811
+    _confirmed(store)
+    did = int(store.all_defects()["defect_id"][0])
+    rec = pipeline.set_status(store, did, "repaired", reason="patched, order 17", actor="crew 3",
+                              at_s=T0_S + 5 * DAY_S, clock=lambda: T0_S + 5 * DAY_S)
+    assert rec["status"] == "repaired" and rec["history"][-1]["by"] == "crew 3"
+    assert pipeline.list_defects(store).defects == []                # hidden from the default list
+    assert pipeline.list_defects(store, status="repaired").defects[0]["id"] == did
+    add_trip(store, "clean", "d", T0_S + 6 * DAY_S, [])
+    assert _status(store) == "repaired"
+    add_trip(store, "after", "e", T0_S + 7 * DAY_S, [POTHOLE])          # broke again
+    assert _status(store) == "candidate"
+    assert store.history(did)[-1]["reason"].startswith("hit again after the repair")
+
+    pipeline.set_status(store, did, "dismissed", reason="a drain grate, by design", at_s=T0_S + 8 * DAY_S)
+    for k, dev in enumerate(["f", "g", "h"]):
+        add_trip(store, f"more{k}", dev, T0_S + (9 + k) * DAY_S, [POTHOLE])
+    assert _status(store) == "dismissed" and len(store.all_defects()) == 1   # its hits still join it
+    pipeline.set_status(store, did, "reopen", reason="grate replaced by a pothole", at_s=T0_S + 20 * DAY_S)
+    assert _status(store) == "confirmed"
+    tos = [h["to_status"] for h in store.history(did)]
+    assert "repaired" in tos and "dismissed" in tos and "reopened" in tos
+
+
+def test_invalid_crew_changes_are_refused(store) -> None:  # noqa: F811
+    _confirmed(store)
+    did = int(store.all_defects()["defect_id"][0])
+    with pytest.raises(InvalidStatusError, match="crews may set"):
+        pipeline.set_status(store, did, "confirmed", reason="looks bad")
+    with pytest.raises(InvalidStatusError, match="reason"):
+        pipeline.set_status(store, did, "repaired", reason="  ")
+    with pytest.raises(pipeline.StoreError, match="no defect"):
+        pipeline.set_status(store, 999, "repaired", reason="x")
+    assert _status(store) == "confirmed" and len(store.history(did)) == 2
+
+
+def test_crew_decision_survives_reprocess(store) -> None:  # noqa: F811
+    impacts = {f"hit{k}": [POTHOLE] for k in range(3)}
+    _confirmed(store)
+    did = int(store.all_defects()["defect_id"][0])
+    pipeline.set_status(store, did, "dismissed", reason="a speed table", at_s=T0_S + 4 * DAY_S)
+    summary = pipeline.reprocess(store, detect_fn=lambda tr, _p: fake_detection(tr, impacts[tr.trip_id]))
+    assert summary.carried_over == 1 and summary.lost_decisions == 0
+    d = store.all_defects()
+    assert len(d) == 1 and d["status"][0] == "dismissed" and int(d["defect_id"][0]) != did
+    assert any("carried over" in h["reason"] for h in store.history(int(d["defect_id"][0])))
+
+
+# -------------------------------------------------------------------------------------------------- priority
+
+
+def test_deep_pothole_on_a_busy_street_ranks_first() -> None:
+    #            deep+busy  shallow+quiet  deep+quiet  shallow+busy
+    sev = np.array([15.0, 3.0, 15.0, 3.0])
+    tpd = np.array([20.0, 0.5, 0.5, 20.0])
+    pr = priority(sev, np.full(4, 0.9), tpd, np.full(4, "pothole"), np.full(4, "confirmed"), P)
+    assert pr[0] == pr.max() and pr[1] == pr.min()
+    assert pr[0] > pr[2] and pr[0] > pr[3]
+    # a candidate ranks below the same confirmed defect; dismissed and designed features rank zero
+    st = priority(sev[:1].repeat(3), np.full(3, 0.9), tpd[:1].repeat(3), np.array(["pothole"] * 2 + ["joint"]),
+                  np.array(["confirmed", "candidate", "confirmed"]), P)
+    assert st[0] > st[1] > 0 and st[2] == 0
+    assert priority(sev[:1], np.ones(1), tpd[:1], np.array(["pothole"]), np.array(["dismissed"]), P)[0] == 0
+
+
+def test_busy_deep_pothole_ranks_above_quiet_shallow_one_in_the_list(store) -> None:  # noqa: F811
+    # deep pothole on a street passed 12 times a day ... shallow one on a lane passed once a day
+    for k in range(12):
+        add_trip(store, f"busy{k}", f"d{k % 6}", T0_S + k * 7200.0, [(0.0, 0.0, "pothole", 14.0, 0.9)]
+                 if k % 2 == 0 else [])
+    for k in range(6):
+        add_trip(store, f"quiet{k}", f"q{k}", T0_S + k * DAY_S, [(0.0, -500.0, "pothole", 3.0, 0.9)]
+                 if k % 2 == 0 else [], heading_deg=90.0, offset_m=500.0)
+    ranked = pipeline.list_defects(store).defects
+    assert len(ranked) == 2
+    assert [d["traversals"] for d in ranked] == [12, 6] and [d["status"] for d in ranked] == ["confirmed"] * 2
+    assert ranked[0]["severity"] == pytest.approx(14.0) and ranked[0]["priority"] > ranked[1]["priority"] > 0

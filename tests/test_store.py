@@ -1,0 +1,259 @@
+"""Storage: PRAGMAs, migrations, idempotent ingest, raw traces kept, keyset pagination, device override.
+
+Also the home of the hand-made trips used by test_cluster, test_lifecycle and test_defects_cli: straight roads
+through a known origin, 1 Hz GPS, and impacts placed by hand (a fake Detection), so no test depends on the
+detector's tuning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import orjson
+import pytest
+
+import ingest
+from bump import pipeline
+from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
+from detect import Detection
+from detect.columns import Columns
+from detect.geo import LocalProjection
+from detect.params import DetectorParams
+
+T0_S = 1_780_000_000.0
+DAY_S = 86_400.0
+ORIGIN = (42.36, -71.06)
+PROJ = LocalProjection(*ORIGIN)
+
+
+def road_trace(trip_id: str, device_id: str, *, t0_s: float, heading_deg: float = 0.0, speed_mps: float = 10.0,
+               length_m: float = 400.0, offset_m: float = 0.0, accuracy_m: float = 4.0) -> ingest.Trace:
+    """A trip along a straight road through the origin at ``heading_deg`` (starting length/2 before it),
+    shifted ``offset_m`` to the right; 25 Hz quiet accelerometer, 1 Hz GPS."""
+    duration = length_m / speed_mps
+    n_gps = int(duration) + 1
+    t_gps = t0_s + np.arange(n_gps, dtype=float)
+    h = np.deg2rad(heading_deg)
+    ux, uy = np.sin(h), np.cos(h)
+    s = -0.5 * length_m + speed_mps * (t_gps - t0_s)
+    x, y = s * ux + offset_m * uy, s * uy - offset_m * ux
+    lat, lon = PROJ.to_latlon(x, y)
+    rate = 25.0
+    n = int(duration * rate)
+    rng = np.random.default_rng(abs(hash(trip_id)) % 2**32)
+    t = t0_s + np.arange(n) / rate
+    doc = {"format": "bump.trace/1", "trip_id": trip_id, "device_id": device_id,
+           "accel": {"t": t, "x": rng.normal(0, 0.05, n), "y": rng.normal(0, 0.05, n),
+                     "z": 9.81 + rng.normal(0, 0.05, n), "unit": "m/s2"},
+           "gps": {"t": t_gps, "lat": lat, "lon": lon, "speed": np.full(n_gps, speed_mps),
+                   "heading": np.full(n_gps, heading_deg % 360.0), "accuracy": np.full(n_gps, accuracy_m)}}
+    return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), name=trip_id)
+
+
+def fake_detection(trace: ingest.Trace, impacts: list[tuple[float, float, str, float, float]], *,
+                   heading_deg: float | None = None, speed_mps: float = 10.0) -> Detection:
+    """A Detection whose impacts sit at local (x, y) [m] with (kind, severity, confidence); times from the
+    trace's closest GPS fix. No roughness windows unless the trace is long: one reading every 20 m."""
+    xs, ys, times = [], [], []
+    fx, fy = PROJ.to_xy(trace.lat_deg, trace.lon_deg)
+    for x, y, *_ in impacts:
+        k = int(np.argmin(np.hypot(fx - x, fy - y)))
+        xs.append(x)
+        ys.append(y)
+        times.append(float(trace.gps_t_s[k]))
+    lat, lon = PROJ.to_latlon(np.array(xs, dtype=float), np.array(ys, dtype=float))
+    n = len(impacts)
+    head = float(trace.heading_deg[0]) if heading_deg is None else heading_deg
+    imp = Columns({"t_s": np.array(times, dtype=float), "lat_deg": lat, "lon_deg": lon,
+                   "accuracy_m": np.full(n, 4.0), "heading_deg": np.full(n, head),
+                   "kind": np.array([i[2] for i in impacts], dtype="U10"),
+                   "severity": np.array([i[3] for i in impacts], dtype=float),
+                   "depth_class": np.full(n, "high", dtype="U8"),
+                   "confidence": np.array([i[4] for i in impacts], dtype=float),
+                   "speed_mps": np.full(n, speed_mps), "snr": np.full(n, 9.0)})
+    m = max(int(trace.gps_t_s.size // 2) - 1, 0)
+    k = np.arange(m) * 2
+    rough = Columns({"t_start_s": trace.gps_t_s[k], "t_end_s": trace.gps_t_s[k + 2], "length_m": np.full(m, 20.0),
+                     "speed_mps": np.full(m, 10.0), "rms_mps2": np.full(m, 0.5), "iri_m_per_km": np.full(m, 3.0),
+                     "valid": np.ones(m, dtype=bool), "lat_deg": trace.lat_deg[k + 1], "lon_deg": trace.lon_deg[k + 1],
+                     "heading_deg": trace.heading_deg[k + 1]})
+    return Detection(trace.trip_id, trace.device_id, imp, imp, rough, None, None, DetectorParams())  # type: ignore[arg-type]
+
+
+def add_trip(store: Store, trip_id: str, device_id: str, t0_s: float,
+             impacts: list[tuple[float, float, str, float, float]], *, heading_deg: float = 0.0,
+             device_override: str | None = None, **kw: float) -> pipeline.IngestSummary:
+    """Ingest one hand-made trip with impacts at local positions (kind, severity, confidence)."""
+    trace = road_trace(trip_id, device_id, t0_s=t0_s, heading_deg=heading_deg, **kw)
+    return pipeline.ingest_trace(store, trace, detection=fake_detection(trace, impacts), device_id=device_override,
+                                 clock=lambda: t0_s + 3600.0)
+
+
+POTHOLE = (0.0, 0.0, "pothole", 9.0, 0.9)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "defects.db")
+    yield s
+    s.close()
+
+
+def _all_defect_rows(store: Store) -> list[dict]:
+    cols = store.all_defects()
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in
+             zip(cols.names, row, strict=True)} for row in zip(*(cols[k].tolist() for k in cols.names), strict=True)]
+
+
+# --------------------------------------------------------------------------------------------------- settings
+
+
+def test_pragmas_wal_full_foreign_keys(store: Store) -> None:
+    assert store.pragma("journal_mode").lower() == "wal"
+    assert store.pragma("synchronous") == 2          # FULL
+    assert store.pragma("foreign_keys") == 1
+    assert store.pragma("busy_timeout") > 0
+    assert store.schema_version == SCHEMA_VERSION
+
+
+def test_old_database_is_upgraded_on_open(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    old = Store.open(path, target_version=1)
+    assert old.schema_version == 1
+    with pytest.raises(sqlite3.OperationalError):
+        old._ex("SELECT COUNT(*) FROM cells")           # the version-2 tables are not there yet
+    trace = road_trace("t-old", "dev-a", t0_s=T0_S)
+    with old.transaction():
+        old.add_trip({"trip_id": "t-old", "device_id": "dev-a", "t_start_s": T0_S, "t_end_s": T0_S + 40,
+                      "ingested_at_s": T0_S, "source_format": "bump.trace/1", "n_samples": 1, "n_impacts": 0,
+                      "length_m": 400.0, "detector": {"version": "x"}, "quality": {}},
+                     ingest.dumps(trace, compress=True), b"")
+    old.close()
+    new = Store.open(path)
+    assert new.schema_version == SCHEMA_VERSION
+    assert new.has_trip("t-old")
+    assert new.counts()["cells"] == 0
+    assert ingest.read(new.trip_raw("t-old")).n_samples == trace.n_samples
+    new.close()
+
+
+def test_newer_schema_refused(tmp_path) -> None:
+    path = tmp_path / "future.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(path)
+
+
+def test_missing_database_not_created_for_reading(tmp_path) -> None:
+    with pytest.raises(StoreError, match="bump ingest"):
+        Store.open(tmp_path / "none.db", create=False)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_meta("k", "v")
+        raise RuntimeError("boom")
+    assert store.get_meta("k") is None
+
+
+# ------------------------------------------------------------------------------------------------- ingestion
+
+
+def test_ingest_twice_changes_nothing(store: Store) -> None:
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    counts = store.counts()
+    rows = _all_defect_rows(store)
+    history = store.all_history()
+    assert counts["defects"] == 1 and counts["hits"] == 3 and rows[0]["status"] == "confirmed"
+    for k, dev in enumerate(["a", "b", "c"]):
+        s = add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE, (50.0, 0.0, "pothole", 5.0, 0.5)])
+        assert s.skipped
+    assert store.counts() == counts
+    assert _all_defect_rows(store) == rows
+    assert store.all_history() == history
+
+
+def test_raw_trace_is_stored_for_replay(store: Store) -> None:
+    trace = road_trace("t-raw", "dev-a", t0_s=T0_S)
+    pipeline.ingest_trace(store, trace, detection=fake_detection(trace, [POTHOLE]))
+    back = ingest.read(store.trip_raw("t-raw"))
+    np.testing.assert_array_equal(back.t_s, trace.t_s)
+    np.testing.assert_array_equal(back.lat_deg, trace.lat_deg)
+    info = store.trips()[0]
+    assert info["detector"]["version"] == DetectorParams().version
+    assert info["detector"]["params_digest"] == DetectorParams().digest()
+
+
+def test_device_override_is_recorded(store: Store) -> None:
+    add_trip(store, "t1", "from-trace", T0_S, [POTHOLE], device_override="from-token")
+    assert store.trips()[0]["device_id"] == "from-token"
+    assert set(store.all_hits()["device_id"].tolist()) == {"from-token"}
+
+
+def test_trip_without_impacts_still_counts_as_a_pass(store: Store) -> None:
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    s = add_trip(store, "t-clean", "d", T0_S + 5 * DAY_S, [])
+    assert s.n_traversals == 1
+    d = store.all_defects()
+    assert int(d["n_traversals"][0]) == 4 and int(d["n_traversal_hits"][0]) == 3
+
+
+def test_roughness_cells_need_three_readings(store: Store) -> None:
+    add_trip(store, "t0", "a", T0_S, [])
+    add_trip(store, "t1", "b", T0_S + DAY_S, [])
+    assert pipeline.list_cells(store) == []          # two readings per cell: not reported
+    add_trip(store, "t2", "c", T0_S + 2 * DAY_S, [])
+    cells = pipeline.list_cells(store)
+    assert cells and all(c["n_readings"] >= 3 and c["n_rough_devices"] == 3 for c in cells)
+    assert all(abs(c["iri_mean"] - 3.0) < 1e-9 and c["iri_upper"] >= c["iri_mean"] for c in cells)
+    cov = pipeline.coverage(store, since_s=T0_S + 0.5 * DAY_S)
+    assert cov and max(c["n_devices"] for c in cov) == 2
+
+
+# ------------------------------------------------------------------------------------------------ pagination
+
+
+def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) -> None:
+    n = 23
+    prio = np.array([5.0, 5.0, 5.0, 1.0, 2.0] * 4 + [0.0, 0.0, 7.0])
+    x = np.arange(n) * 100.0
+    with store.transaction():
+        store.insert_defects({
+            "status": ["confirmed"] * n, "crew_status": [None] * n, "crew_at_s": [np.nan] * n,
+            "kind": ["pothole"] * n, "kind_reason": [""] * n, "lat_deg": np.full(n, 42.36),
+            "lon_deg": np.full(n, -71.0),
+            "x_m": x, "y_m": np.zeros(n), "grid_key": np.zeros(n, dtype=np.int64), "heading_deg": np.zeros(n),
+            "spans": np.zeros(n, dtype=np.int64), "uncertainty_m": np.full(n, 2.0), "severity": np.ones(n),
+            "depth_class": ["high"] * n, "confidence": np.ones(n), "priority": prio,
+            "n_hits": np.ones(n, dtype=np.int64), "n_devices": np.ones(n, dtype=np.int64),
+            "n_traversals": np.ones(n, dtype=np.int64), "n_traversal_hits": np.ones(n, dtype=np.int64),
+            "hit_rate": np.ones(n), "traversals_per_day": np.ones(n), "first_seen_s": np.full(n, T0_S),
+            "last_seen_s": np.full(n, T0_S), "last_traversal_s": np.full(n, T0_S), "status_since_s": np.full(n, T0_S),
+            "created_at_s": np.full(n, T0_S), "updated_at_s": np.full(n, T0_S), "detector": ["{}"] * n})
+    seen, cursor = [], None
+    while True:
+        cols, cursor = store.list_defects(DefectQuery(limit=4, cursor=cursor))
+        seen += list(zip(cols["priority"].tolist(), cols["defect_id"].tolist(), strict=True))
+        if cursor is None:
+            break
+    assert len(seen) == n and len({d for _, d in seen}) == n
+    assert seen == sorted(seen, key=lambda p: (-p[0], p[1]))
+    with pytest.raises(StoreError, match="cursor"):
+        store.list_defects(DefectQuery(cursor="not-a-cursor"))
+
+
+def test_defect_ids_are_never_reused(store: Store) -> None:
+    add_trip(store, "t0", "a", T0_S, [POTHOLE])
+    first = int(store.all_defects()["defect_id"][0])
+    with store.transaction():
+        store.delete_defects([first])
+    add_trip(store, "t1", "b", T0_S + DAY_S, [(300.0, 0.0, "pothole", 5.0, 0.5)], length_m=800.0)
+    assert int(store.all_defects()["defect_id"].max()) > first
