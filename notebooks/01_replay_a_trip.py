@@ -1,0 +1,249 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Replay a trip
+#
+# One trip from `sample_traces/` goes through the detector, and we look at every stage: what the phone
+# recorded, what the detector made of it, and why it called an impact a pothole, a speed bump or a cover.
+#
+# `bump.replay(path)` runs `detect.detect` on one trace and keeps every stage as a pandas DataFrame. All of
+# them are indexed by **`t_trip_s`**, seconds since the trip's first accelerometer sample, so `.loc[30:40]`
+# slices the same 10 s of every stage. Units are in the column names: `_mps2` = m/s², `_mps` = m/s,
+# `_rad_s` = rad/s, `_m` = metres, `_deg` = degrees.
+#
+# The sample trips are simulated, so `truth.json` says what the road really held. We use it only to choose a
+# trip and to compare: the detector never sees it.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+import bump
+from bump.evaluate import load_truth
+
+# the repository root: the first folder upwards from here that holds sample_traces/
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "sample_traces" / "truth.json").is_file())
+SAMPLES = ROOT / "sample_traces"
+truth = load_truth(SAMPLES / "truth.json")
+hits = pd.DataFrame(truth.impacts)        # one row per wheel that touched a defect: trip_id, t [epoch s], type, ...
+hits.head()
+
+# %% [markdown]
+# ## Choose a trip
+#
+# We want a trip whose wheels met a pothole, a speed bump and a utility cover, so we ask the truth for the
+# first trip that did, rather than naming one.
+
+# %%
+WANTED = ("pothole", "speed_bump", "cover")
+types_by_trip = hits.groupby("trip_id")["type"].agg(set)
+trip_id = next(t for t, types in types_by_trip.items() if set(WANTED) <= types)
+trip_info = next(t for t in truth.trips if t["trip_id"] == trip_id)
+{k: trip_info[k] for k in ("trip_id", "file", "fs_hz", "has_gyro", "mount", "vehicle_kind", "gps_sigma_m")}
+
+# %% [markdown]
+# Those are the trip's hidden facts (the mount, the sampling rate, the GPS error): the trace carries only what
+# a phone would. Now the replay:
+
+# %%
+r = bump.replay(SAMPLES / trip_info["file"])
+r
+
+# %% [markdown]
+# ## Stage 1 · raw: what the phone recorded
+#
+# The accelerometer in the **phone's own frame**, gravity included, in m/s², on the phone's own (jittery)
+# timestamps. Which axis points up depends on how the phone sits: flat on the dashboard `z` carries the ~9.81
+# m/s² of gravity; in a cup holder gravity is shared between two axes. `norm_mps2` stays near 9.81 whatever
+# the mount.
+
+# %%
+r.raw.describe().round(2)
+
+# %% [markdown]
+# ## Stage 2 · oriented: the car's frame
+#
+# The detector estimates gravity (a slow low-pass) and the forward direction (from braking and accelerating),
+# rotates every sample into the car's frame and subtracts gravity: `a_up_mps2` is vertical acceleration
+# without gravity (mean ≈ 0), `a_forward_mps2` and `a_left_mps2` the horizontal ones. Everything is resampled
+# onto one uniform grid (`valid` is False inside gaps in the recording). `segment` counts mounts: it changes
+# when the phone is picked up and put back differently.
+
+# %%
+r.oriented.describe().round(3)
+
+# %%
+print(f"grid rate {r.detection.signals.fs_hz:.0f} Hz, {len(r.oriented)} samples, "
+      f"{(~r.oriented['valid']).mean():.1%} in gaps, {r.oriented['segment'].nunique()} mount segment(s)")
+
+# %% [markdown]
+# ## Stage 3 · filtered: impact band and body band
+#
+# A wheel hitting an edge rings the unsprung mass near 11 Hz: `a_impact_mps2` is vertical acceleration
+# band-passed around that (3–25 Hz). Bumps and humps lift the whole body slowly (~1.3 Hz): `a_body_mps2` is
+# the 0.4–3 Hz band. `a_horizontal_impact_mps2` is the horizontal energy in the impact band (large when the
+# phone itself is handled); roll and pitch rates (rad/s) come from the gyroscope when there is one.
+
+# %%
+r.filtered.abs().max().round(3).rename("max |value|").to_frame()
+
+# %% [markdown]
+# ## Stage 4 · characteristic function and threshold
+#
+# `cf_mps2` is the short-term RMS energy of the impact band (m/s² RMS over ~0.12 s). An event starts where it
+# exceeds `threshold_mps2`: a multiple of the local `background_mps2` (a rough stretch raises its own bar)
+# and never below a floor that grows with speed. `above` marks those samples: it should be a tiny fraction
+# of the trip.
+
+# %%
+print(f"cf above threshold {r.characteristic['above'].mean():.2%} of the time; "
+      f"median background {r.characteristic['background_mps2'].median():.3f} m/s² RMS")
+r.characteristic.describe().round(3)
+
+# %% [markdown]
+# ## Stage 5 · speed
+#
+# GPS speed (m/s, 1 Hz fixes interpolated onto the grid) and the distance travelled. Speed matters twice:
+# below a few m/s an event is not a road impact (door slams, a phone put down), and the threshold grows with
+# speed because every bump hits harder at speed.
+
+# %%
+r.speed.describe().round(2)
+
+# %% [markdown]
+# ## The whole trip, all stages stacked
+#
+# From top to bottom: raw, oriented, filtered, characteristic (with the threshold), speed. Accepted impacts
+# are vertical lines labelled with their kind and severity; rejected candidates are grey.
+
+# %%
+r.plot()
+
+# %% [markdown]
+# ## Candidates and impacts
+#
+# Every excursion above the threshold is a **candidate**; it becomes an **impact** unless it is rejected
+# (`rejected` says why: `stopped` = the car was not moving, `handling` = the phone was picked up, `weak` = a
+# faint event without a one-wheel or lift signature). The index is the time the first axle met the feature.
+# `severity` is centimetres: the equivalent depth of a hole, or the body lift of a bump.
+
+# %%
+r.candidates[["kind", "severity", "confidence", "speed_mps", "snr", "rejected"]].round(2)
+
+# %%
+n_impacts = len(r.impacts)
+print(f"{n_impacts} impacts out of {len(r.candidates)} candidates")
+r.impacts["kind"].value_counts()
+
+# %% [markdown]
+# ## What the road really held
+#
+# Each pass over a truth defect, with the candidate the detector found within 0.5 s of the first wheel's
+# contact (blank when it found nothing). A detected `kind` that differs from the truth `type` is a
+# misclassification; `rejected` non-empty means the detector saw it and chose to drop it.
+
+# %%
+passes = (hits[hits["trip_id"] == trip_id]
+          .assign(t_trip_s=lambda d: d["t"] - r.t0_s)
+          .groupby("defect_id")
+          .agg(type=("type", "first"), t_trip_s=("t_trip_s", "min"), speed_mps=("speed_mps", "mean"),
+               wheels=("wheel", lambda w: " ".join(sorted(w))))
+          .sort_values("t_trip_s")
+          .reset_index())
+found = (r.candidates[["kind", "severity", "confidence", "rejected"]]
+         .assign(t_detected_s=r.candidates.index)
+         .reset_index())
+matched = pd.merge_asof(passes, found, on="t_trip_s", direction="nearest", tolerance=0.5)
+matched.round(2)
+
+# %% [markdown]
+# ## Zoom on a pothole, a speed bump and a cover
+#
+# For each of the three types we take a pass from the table above, preferring one the detector labelled
+# correctly, and zoom to ±1.5 s around the detection (or around the truth contact if it found nothing).
+
+
+# %%
+def pick(kind: str) -> pd.Series:
+    """A pass over a truth feature of ``kind``: one labelled ``kind`` by the detector if any, else the first."""
+    rows = matched[matched["type"] == kind]
+    agree = rows[rows["kind"] == kind]
+    return (agree if len(agree) else rows).iloc[0]
+
+
+chosen = {kind: pick(kind) for kind in WANTED}
+zoom_t = {kind: row["t_detected_s"] if pd.notna(row["t_detected_s"]) else row["t_trip_s"]
+          for kind, row in chosen.items()}
+pd.DataFrame(chosen).T[["defect_id", "type", "t_trip_s", "speed_mps", "wheels", "kind", "t_detected_s"]]
+
+# %% [markdown]
+# ### Pothole
+#
+# One wheel drops into the hole and hits its far edge: a short burst in the impact band, repeated by the rear
+# wheel a wheelbase / speed later (`axle_score`: how well the burst repeats then), little body motion. One
+# wheel track means the car rolls: lateral acceleration moves with the vertical one (`lateral_up_corr` high)
+# and, with a gyroscope, roll rate exceeds pitch rate (`roll_ratio` > 1). The first motion is down
+# (`first_motion` = -1).
+
+# %%
+figures = {"pothole": r.zoom(zoom_t["pothole"], half_width_s=1.5)}
+figures["pothole"]
+
+# %% [markdown]
+# ### Speed bump
+#
+# Drivers slow down for it (see the speed axis), and both wheels of an axle climb it at once: the whole body is
+# lifted by centimetres (`disp_p2p_m`), visible in the body band rather than as a sharp kick, with little roll.
+
+# %%
+figures["speed_bump"] = r.zoom(zoom_t["speed_bump"], half_width_s=1.5)
+figures["speed_bump"]
+
+# %% [markdown]
+# ### Utility cover
+#
+# Also one wheel (so the car rolls, like a pothole), but shallow: a cover sunk or proud by a few centimetres
+# gives a small body-velocity swing, i.e. a small equivalent depth. A proud cover lifts the wheel first
+# (`first_motion` = +1). Castings caused most of Street Bump's "bumps", so telling them from potholes matters.
+
+# %%
+figures["cover"] = r.zoom(zoom_t["cover"], half_width_s=1.5)
+figures["cover"]
+
+# %% [markdown]
+# The evidence the classifier used, side by side for the three zooms (rows: the candidates nearest to each
+# zoom time). Compare `disp_p2p_m` (body lift: the speed bump), `lateral_up_corr` (one wheel: pothole and
+# cover), `severity` (equivalent depth or lift, cm) and `first_motion`.
+
+# %%
+EVIDENCE = ["kind", "severity", "depth_class", "speed_mps", "first_motion", "lateral_up_corr", "roll_ratio",
+            "disp_p2p_m", "vel_p2p_mps", "axle_score", "rejected"]
+nearest = {kind: r.candidates.index[abs(r.candidates.index - t).argmin()] for kind, t in zoom_t.items()}
+evidence = r.candidates.loc[list(nearest.values()), EVIDENCE].set_axis(list(nearest), axis=0)
+evidence.round(3)
+
+# %% [markdown]
+# ## The map
+#
+# The GPS track in local metres (east/north of the first fix, no map tiles), coloured by roughness (IRI,
+# m/km, per ~20 m window) with the impacts coloured by kind. GPS is off by a few metres on a single pass:
+# that is why `03_city_defects` clusters impacts from many trips before reporting a defect.
+
+# %%
+figures["map"] = r.plot_map()
+figures["map"]
+
+# %%
+r.roughness[["length_m", "speed_mps", "iri_m_per_km"]].describe().round(2)
