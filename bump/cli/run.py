@@ -1,60 +1,50 @@
-"""The main job on a folder of traces: detect impacts and roughness in every trip and summarise.
+"""The main job on a folder of traces: ingest every trip into a defect database and show the ranked defects.
 
-When the folder holds a simulator truth.json, each trip's impacts are also scored against it.
+Detects impacts, clusters them into defects, updates the roughness and coverage maps (a trip already stored is
+skipped, so running it again changes nothing), prints the crew's ranked list and, when the folder holds a
+simulator truth.json, scores the confirmed defects against it.
 
 Example:
-  bump run sample_traces
+  bump run sample_traces --db build/bump.db
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-import ingest
-from bump.evaluate import evaluate_impacts, load_truth
-from detect import DetectorParams, detect
+from bump import pipeline
+from bump.cli import defects as defects_cli
+from bump.cli import ingest as ingest_cli
+from bump.evaluate import evaluate_defects, load_truth
+from bump.store import Store
 
 NAME = "run"
-HELP = "detect impacts in every trace of a folder and summarise (the `make run` job)"
-TRACE_SUFFIXES = (".json", ".json.gz", ".zip", ".csv")
+HELP = "ingest a folder of traces into a database and list the ranked defects (the `make run` job)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", metavar="DIR", help="folder with trips/ (or trace files) and optional truth.json")
-
-
-def trace_files(folder: Path) -> list[Path]:
-    root = folder / "trips" if (folder / "trips").is_dir() else folder
-    return sorted(p for p in root.iterdir() if p.name.endswith(TRACE_SUFFIXES) and p.name != "truth.json")
+    p.add_argument("--db", default="build/bump.db", metavar="FILE", help="SQLite database (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=20, help="defects to list (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
-    files = trace_files(folder)
-    if not files:
-        raise ingest.FormatError("holds no trace files (*.json, *.json.gz, *.zip, *.csv)", source=str(folder))
-    truth = load_truth(folder / "truth.json") if (folder / "truth.json").exists() else None
-    params = DetectorParams()
-    kinds: dict[str, int] = {}
-    detections = []
-    for path in tqdm(files, unit="trip", file=sys.stderr, disable=not sys.stderr.isatty()):
-        trace = ingest.read(path)
-        det = detect(trace, params)
-        detections.append(det)
-        for k in det.impacts["kind"].tolist():
-            kinds[k] = kinds.get(k, 0) + 1
-    n_imp = sum(d.n_impacts for d in detections)
-    print(f"{len(files)} trips, {n_imp} impacts: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-    if truth is not None:
-        records = {d.trip_id: [{"t": t, "kind": k} for t, k in
-                               zip(d.impacts["t_s"].tolist(), d.impacts["kind"].tolist(), strict=True)]
-                   for d in detections}
-        score = evaluate_impacts(truth, records, trip_id=None)
-        s = score.to_dict()
-        print(f"against truth.json: impact recall {s['recall']:.2f}, precision {s['precision']:.2f} "
-              f"(TP {s['tp']}, FP {s['fp']}, FN {s['fn']})")
-    return 0
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    status = ingest_cli.run(argparse.Namespace(paths=[str(folder)], db=args.db, format=None, device=None,
+                                               json=False, debug=args.debug))
+    with Store.open(args.db, create=False) as store:
+        page = pipeline.list_defects(store, limit=args.limit)
+        confirmed = pipeline.list_defects(store, status="confirmed", limit=5000).defects
+    print(f"\nRanked defects (top {args.limit}; candidates need hits from 3 devices to be confirmed):")
+    print(defects_cli.table(page.defects), end="")
+    truth_path = folder / "truth.json"
+    if truth_path.exists():
+        truth = load_truth(truth_path)
+        last_s = max((float(t.get("end_t", 0.0)) for t in truth.trips), default=None)
+        score = evaluate_defects(truth, confirmed, radius_m=10.0, as_of_s=last_s).to_dict()
+        print(f"\nConfirmed defects vs {truth_path}: precision {score['precision']:.2f}, recall {score['recall']:.2f}"
+              f" (TP {score['tp']}, FP {score['fp']}, FN {score['fn']}), median error "
+              f"{score['error_median_m'] if score['error_median_m'] is not None else float('nan'):.1f} m")
+    return status
