@@ -19,8 +19,9 @@ The evidence, each from the physics in FIELD_NOTES:
   with speed).
 * **First motion**: a hole drops the wheel first; a proud cover (or anything standing up) lifts it first.
   Shallow one-wheel events, and moderate ones whose first motion is up, are labelled ``cover``.
-* **Rough stretch**: excitation longer than ``max_event_s``, or an event on a stretch whose local background is
-  ``rough_background_ratio`` times the trip's typical level, is ``rough``, not one impact.
+* **Rough stretch**: excitation longer than ``max_event_s``, or an event that barely stands out (snr below
+  1.25 x ``confirm_snr``) on a stretch whose local background is ``rough_background_ratio`` times the trip's
+  typical level, is ``rough``, not one impact; a strong hit on a rough stretch is still judged on its own.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     depth_m = depth_estimate_m(vel, params.damper_rate_per_s)
     proud = (feat["first_motion"] > 0) & (vel < params.proud_velocity_mps)
     shallow = depth_m < params.cover_depth_m
-    long_event = (feat["duration_s"] > params.max_event_s) | (feat["background_ratio"] > params.rough_background_ratio)
+    on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)
+    long_event = (feat["duration_s"] > params.max_event_s) | on_rough
     kind = np.select(
         [long_event, lift, two, proud | shallow],
         ["rough", "speed_bump", "joint", "cover"],
