@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 from conftest import T0_S, make_doc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,3 +52,19 @@ def test_any_valid_trace_round_trips(n: int, rate_hz: float, noise: st.DataObjec
     assert np.array_equal(first.t_s, t)
     assert np.array_equal(first.accel_mps2, xyz)
     _same(first, ingest.read(ingest.dumps(first)))
+
+
+def test_written_documents_follow_the_published_json_schema() -> None:
+    import json
+    from pathlib import Path
+
+    import jsonschema  # installed with the test extra (nbformat depends on it)
+
+    schema = json.loads((Path(ingest.__file__).parent / "schema" / "bump.trace-1.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    trace = ingest.read(orjson.dumps(make_doc()))
+    doc = json.loads(ingest.dumps(trace))
+    jsonschema.validate(doc, schema)
+    doc["accel"]["unit"] = "furlongs"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
