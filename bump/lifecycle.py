@@ -12,7 +12,8 @@ depend on the order in which trips were uploaded:
   least ``repaired_devices`` (2) devices, all missed it;
 - ``likely_repaired -> confirmed`` on the next hit.
 
-Crews decide ``repaired`` and ``dismissed`` (:data:`CREW_STATUSES`) with a reason. A dismissed defect stays
+Crews decide ``confirmed`` (seen on site), ``repaired`` and ``dismissed`` (:data:`CREW_STATUSES`) with a reason;
+a crew-confirmed defect still becomes ``likely_repaired`` when later passes stop hitting it. A dismissed defect stays
 dismissed (its hits keep joining it, so it does not come back as a new candidate). A repaired defect stays repaired
 until a hit after the repair: then the replay restarts from the repair (``repaired -> candidate``, and confirmed
 again after hits from 3 devices). ``reopen`` clears a crew decision. Every change is recorded with the data time,
@@ -30,7 +31,7 @@ from ingest.errors import BumpError
 
 STATUSES = ("candidate", "confirmed", "likely_repaired", "repaired", "dismissed")
 AUTOMATIC_STATUSES = ("candidate", "confirmed", "likely_repaired")
-CREW_STATUSES = ("repaired", "dismissed")
+CREW_STATUSES = ("confirmed", "repaired", "dismissed")
 REOPEN = "reopen"
 DEFAULT_LIST_STATUSES = AUTOMATIC_STATUSES        # what a crew sees unless it asks for more
 
@@ -112,6 +113,11 @@ def evaluate_status(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray,
     """The status of a defect from its passes and the crews' last decision (see the module docstring)."""
     if crew_status == "dismissed":
         return StatusResult("dismissed", float(crew_at_s or 0.0), [])
+    if crew_status == "confirmed":       # seen on site: confirmed now, whatever the hit count; the data goes on
+        after = status_timeline(t_s, trip_id, device_id, hit, params, start="confirmed", start_t_s=crew_at_s)
+        if not after:
+            return StatusResult("confirmed", float(crew_at_s or 0.0), [])
+        return StatusResult(after[-1].to_status, after[-1].t_s, after)
     if crew_status == "repaired":
         after = status_timeline(t_s, trip_id, device_id, hit, params, start="repaired", start_t_s=crew_at_s)
         if not after:
@@ -128,7 +134,7 @@ def check_crew_status(status: str, reason: str) -> None:
     """Raise :class:`InvalidStatusError` unless ``status`` is one a crew may set, with a reason."""
     if status not in (*CREW_STATUSES, REOPEN):
         raise InvalidStatusError(f"crews may set {', '.join(CREW_STATUSES)} or {REOPEN}, not {status!r} "
-                                 f"(candidate, confirmed and likely_repaired follow from the data)", field="status")
+                                 f"(candidate and likely_repaired follow from the data)", field="status")
     if not reason or not reason.strip():
         raise InvalidStatusError("a status change needs a reason (e.g. 'patched 2026-05-10, work order 123')",
                                  field="reason")

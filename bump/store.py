@@ -24,6 +24,8 @@ Tables (migration 1 unless noted)::
     roughness         (2) per-window roughness of every trip with its road cell key
     coverage          (2) (cell, trip): the trip passed the cell
     cells             (2) per-cell aggregates of roughness readings and coverage
+    tokens            (3) API tokens: sha256 of the secret (never the secret), a short prefix to name it, role,
+                      device (device tokens), label, created, revoked
 
 Errors: :class:`StoreError` (a :class:`ingest.errors.BumpError` and ``ValueError``) for a database that cannot be
 used, :class:`UnknownDefectError` for a defect id that does not exist.
@@ -241,10 +243,26 @@ CREATE TABLE cells (
 CREATE INDEX cells_lat ON cells (lat_deg);
 """
 
+_M3 = """
+CREATE TABLE tokens (
+    token_id {id_pk},
+    prefix TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    device_id TEXT,
+    label TEXT,
+    created_at_s {real} NOT NULL,
+    revoked_at_s {real}
+);
+CREATE INDEX tokens_prefix ON tokens (prefix);
+CREATE INDEX tokens_device ON tokens (device_id);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
     2: ("roughness windows, coverage and road cells", _M2),
+    3: ("API tokens (hashed)", _M3),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -272,6 +290,7 @@ ROUGHNESS_COLUMNS: dict[str, str] = {
     "cell_key": "i8",
 }
 COVERAGE_COLUMNS: dict[str, str] = {"cell_key": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8"}
+TOKEN_COLUMNS = ("token_id", "prefix", "token_sha256", "role", "device_id", "label", "created_at_s", "revoked_at_s")
 CELL_COLUMNS: dict[str, str] = {
     "cell_key": "i8", "lat_deg": "f8", "lon_deg": "f8", "heading_deg": "f8", "n_readings": "i8", "iri_sum": "f8",
     "iri_sumsq": "f8", "n_rough_devices": "i8", "n_traversals": "i8", "n_devices": "i8", "first_s": "f8",
@@ -292,6 +311,8 @@ class DefectQuery:
     bbox: tuple[float, float, float, float] | None = None
     limit: int = 100
     cursor: str | None = None
+    min_confidence: float | None = None     # confidence >= this
+    since_s: float | None = None            # last hit or status change at or after this [s since the epoch]
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -484,6 +505,8 @@ class Store:
         tables = ["devices", "trips", "hits", "defects", "traversals", "defect_history"]
         if self.schema_version >= 2:
             tables += ["roughness", "coverage", "cells"]
+        if self.schema_version >= 3:
+            tables += ["tokens"]
         return {t: int(self._ex(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
     # -- meta
@@ -534,6 +557,15 @@ class Store:
             d["detector"], d["quality"] = orjson.loads(d["detector"]), orjson.loads(d["quality"])
             out.append(d)
         return out
+
+    def get_trip(self, trip_id: str) -> dict[str, Any] | None:
+        """One trip's info (no blobs), or None."""
+        row = self._ex(f"SELECT {', '.join(_TRIP_INFO)} FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+        if row is None:
+            return None
+        d = dict(zip(_TRIP_INFO, row, strict=True))
+        d["detector"], d["quality"] = orjson.loads(d["detector"]), orjson.loads(d["quality"])
+        return d
 
     def trip_raw(self, trip_id: str) -> bytes:
         row = self._ex("SELECT raw FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
@@ -660,6 +692,12 @@ class Store:
             else:
                 where.append("(lon_deg >= ? OR lon_deg <= ?)")
                 params += [w, e]
+        if query.min_confidence is not None:
+            where.append("confidence >= ?")
+            params.append(float(query.min_confidence))
+        if query.since_s is not None:
+            where.append("(last_seen_s >= ? OR status_since_s >= ?)")
+            params += [float(query.since_s), float(query.since_s)]
         if query.cursor:
             prio, did = decode_cursor(query.cursor)
             where.append("(priority < ? OR (priority = ? AND defect_id > ?))")
@@ -692,6 +730,11 @@ class Store:
                    "ORDER BY defect_id, t_s")
             parts.append(_columns(self._ex(sql, chunk).fetchall(), names, TRAVERSAL_COLUMNS))
         return _concat(parts, TRAVERSAL_COLUMNS)
+
+    def traversals_of_trip(self, trip_id: str) -> Columns:
+        names = list(TRAVERSAL_COLUMNS)
+        sql = f"SELECT {', '.join(names)} FROM traversals WHERE trip_id = ? ORDER BY t_s, defect_id"
+        return _columns(self._ex(sql, (trip_id,)).fetchall(), names, TRAVERSAL_COLUMNS)
 
     def move_defect_rows(self, from_id: int, to_id: int) -> None:
         """Re-point hits and traversals of defect ``from_id`` to ``to_id`` (a merge); the caller deletes from_id."""
@@ -804,6 +847,57 @@ class Store:
                         f"{clause} GROUP BY cell_key ORDER BY cell_key", params).fetchall()
         return _columns(rows, names, {"cell_key": "i8", "n_traversals": "i8", "n_devices": "i8", "first_s": "f8",
                                       "last_s": "f8"})
+
+    def roughness_windows(self, *, bbox: tuple[float, float, float, float] | None = None) -> Columns:
+        """Every stored roughness window (in ``bbox`` when given: W, S, E, N [deg]), ordered by cell."""
+        names = list(ROUGHNESS_COLUMNS)
+        where, params = "", []
+        if bbox is not None:
+            w, s, e, n = (float(v) for v in bbox)
+            where, params = "WHERE lat_deg BETWEEN ? AND ? AND lon_deg BETWEEN ? AND ?", [s, n, w, e]
+        sql = f"SELECT {', '.join(names)} FROM roughness {where} ORDER BY cell_key"
+        return _columns(self._ex(sql, params).fetchall(), names, ROUGHNESS_COLUMNS)
+
+    def coverage_rows(self, since_s: float | None = None, until_s: float | None = None) -> Columns:
+        """Every (cell, trip) pass with its device and time, within [since_s, until_s) when given."""
+        where, params = [], []
+        if since_s is not None:
+            where.append("t_s >= ?")
+            params.append(float(since_s))
+        if until_s is not None:
+            where.append("t_s < ?")
+            params.append(float(until_s))
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        names = list(COVERAGE_COLUMNS)
+        sql = f"SELECT {', '.join(names)} FROM coverage {clause} ORDER BY cell_key, trip_id"
+        return _columns(self._ex(sql, params).fetchall(), names, COVERAGE_COLUMNS)
+
+    # -- API tokens (the secret itself is never stored: only its sha256 and a short prefix naming it)
+
+    def add_token(self, *, prefix: str, token_sha256: str, role: str, device_id: str | None, label: str | None,
+                  created_at_s: float) -> int:
+        """Store a token's hash; returns its id."""
+        with self.transaction():
+            token_id = int(self._next_ids("tokens", "token_id", 1)[0])
+            self._ex("INSERT INTO tokens (token_id, prefix, token_sha256, role, device_id, label, created_at_s) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (token_id, prefix, token_sha256, role, device_id, label,
+                                                      float(created_at_s)))
+        return token_id
+
+    def tokens_with_prefix(self, prefix: str) -> list[dict[str, Any]]:
+        """Tokens (revoked ones too) whose prefix is ``prefix``."""
+        rows = self._ex(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens WHERE prefix = ? ORDER BY token_id",
+                        (prefix,)).fetchall()
+        return [dict(zip(TOKEN_COLUMNS, r, strict=True)) for r in rows]
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        rows = self._ex(f"SELECT {', '.join(TOKEN_COLUMNS)} FROM tokens ORDER BY token_id").fetchall()
+        return [dict(zip(TOKEN_COLUMNS, r, strict=True)) for r in rows]
+
+    def revoke_tokens(self, token_ids: Sequence[int], revoked_at_s: float) -> None:
+        with self.transaction():
+            self._exmany("UPDATE tokens SET revoked_at_s = ? WHERE token_id = ? AND revoked_at_s IS NULL",
+                         [(float(revoked_at_s), int(i)) for i in token_ids])
 
     # -- reprocessing
 

@@ -131,12 +131,23 @@ def test_invalid_crew_changes_are_refused(store) -> None:  # noqa: F811
     _confirmed(store)
     did = int(store.all_defects()["defect_id"][0])
     with pytest.raises(InvalidStatusError, match="crews may set"):
+        pipeline.set_status(store, did, "likely_repaired", reason="looks fixed")
+    with pytest.raises(InvalidStatusError, match="already confirmed"):
         pipeline.set_status(store, did, "confirmed", reason="looks bad")
     with pytest.raises(InvalidStatusError, match="reason"):
         pipeline.set_status(store, did, "repaired", reason="  ")
     with pytest.raises(pipeline.StoreError, match="no defect"):
         pipeline.set_status(store, 999, "repaired", reason="x")
     assert _status(store) == "confirmed" and len(store.history(did)) == 2
+
+
+def test_crew_confirms_a_candidate_seen_on_site(store) -> None:  # noqa: F811
+    add_trip(store, "hit0", "a", T0_S, [POTHOLE])
+    did = int(store.all_defects()["defect_id"][0])
+    assert _status(store) == "candidate"
+    pipeline.set_status(store, did, "confirmed", reason="seen on site, 6 cm deep")
+    assert _status(store) == "confirmed"
+    assert store.history(did)[-1]["reason"] == "seen on site, 6 cm deep"
 
 
 def test_crew_decision_survives_reprocess(store) -> None:  # noqa: F811

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from bump.cli import convert, defects, detect, evaluate, info, ingest, reprocess, run, simulate
+from bump.cli import convert, defects, detect, evaluate, info, ingest, reprocess, run, serve, simulate, token
 from ingest.errors import BumpError
 
 
 def _commands() -> list[ModuleType]:
     """Subcommand modules, each with ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
-    return [run, info, convert, detect, evaluate, simulate, ingest, defects, reprocess]
+    return [run, info, convert, detect, evaluate, simulate, ingest, defects, reprocess, serve, token]
 
 
 def build_parser() -> argparse.ArgumentParser:

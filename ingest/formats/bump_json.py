@@ -110,9 +110,14 @@ def _decode(data: bytes, *, source: str) -> Any:
     """
     parser = simdjson.Parser()
     try:
-        doc = parser.parse(data)
-    except (ValueError, TypeError) as exc:
-        raise SchemaError(f"is not valid JSON ({exc}); check the upload is complete", source=source) from exc
+        return _plain(parser.parse(data))
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:   # RuntimeError: integers beyond 64 bits
+        raise SchemaError(f"is not valid JSON or holds a value bump cannot read ({exc}); check the upload is "
+                          "complete and that numbers fit in 64 bits", source=source) from exc
+
+
+def _plain(doc: Any) -> Any:
+    """A parsed simdjson document as Python objects, sensor arrays as float64 arrays."""
     if not isinstance(doc, simdjson.Object):
         return doc.as_list() if isinstance(doc, simdjson.Array) else doc
     out: dict[str, Any] = {}

@@ -1,0 +1,166 @@
+"""The app factory: ``create_app(settings)`` wires the routers, the static files of the map page, the metrics
+middleware and the one exception handler that turns every error into ``{"error": {"code", "message", "field"}}``
+(Open311 paths: GeoReport v2's ``[{"code", "description"}]``) with its status code.
+
+Status codes by error class (first match wins; the core's errors never carry HTTP details)::
+
+    AuthError 401 · ForbiddenError 403 · NotFoundError, UnknownDefectError 404 · ConflictError 409 ·
+    PayloadTooLargeError, ingest SizeError 413 · UnsupportedMediaError, ingest FormatError 415 ·
+    RateLimitedError 429 · BusyError 503 · BadRequestError, StoreError 400 ·
+    ingest TraceError (schema, validation), InvalidStatusError 422 · any other BumpError 400
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import api
+from api.metrics import Metrics, MetricsMiddleware
+from api.ratelimit import RateLimiter
+from api.routes import cells, defects, devices, health, open311, traces, trips
+from api.routes import map as map_routes
+from api.schemas import ErrorBody
+from api.settings import Settings
+from bump import service
+from bump.lifecycle import InvalidStatusError
+from bump.store import StoreError, UnknownDefectError
+from ingest.errors import BumpError, FormatError, SizeError, TraceError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (service.AuthError, 401),
+    (service.ForbiddenError, 403),
+    (service.NotFoundError, 404),
+    (UnknownDefectError, 404),
+    (service.ConflictError, 409),
+    (service.PayloadTooLargeError, 413),
+    (SizeError, 413),
+    (service.UnsupportedMediaError, 415),
+    (FormatError, 415),
+    (service.RateLimitedError, 429),
+    (service.BusyError, 503),
+    (service.BadRequestError, 400),
+    (StoreError, 400),
+    (TraceError, 422),
+    (InvalidStatusError, 422),
+    (BumpError, 400),
+)
+STATIC_DIR = Path(api.__file__).resolve().parent / "static"
+TAGS = [
+    {"name": "devices", "description": "Phones register and get their device token."},
+    {"name": "traces", "description": "Phones upload trips (bump.trace/1 JSON, gzip, or a Sensor Logger zip)."},
+    {"name": "trips", "description": "A stored trip's summary and impacts (its device or a crew)."},
+    {"name": "defects", "description": "Ranked defects (JSON, GeoJSON, CSV) and crews' status changes."},
+    {"name": "maps", "description": "Road-cell roughness and coverage maps (GeoJSON)."},
+    {"name": "open311", "description": "Confirmed defects as Open311 GeoReport v2 service requests."},
+    {"name": "service", "description": "Health, metrics and the map page's configuration."},
+]
+
+
+def status_of(exc: BaseException) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _error_response(request: Request, status: int, code: str, message: str, field: str | None,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    request.app.state.metrics.errors.inc(code=code)
+    if request.url.path.startswith("/open311/"):
+        return JSONResponse([{"code": status, "description": message}], status_code=status, headers=headers)
+    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status,
+                        headers=headers)
+
+
+async def _bump_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BumpError)
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, service.RateLimitedError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    elif isinstance(exc, service.BusyError):
+        headers["Retry-After"] = "1"
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _error_response(request, status, exc.code, str(exc), exc.field, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ())]
+    field = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body", "header") else loc) or None
+    where = f"{loc[0]} parameter {field!r}" if loc and field else "the request"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    message = f"{where}: {first.get('msg', 'is invalid')}{more}; see /docs for the expected form"
+    return _error_response(request, 422, "invalid_request", message, field)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    message = str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no endpoint {request.url.path}; see /docs for the API"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; see /docs"
+    return _error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), message, None,
+                           dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return _error_response(request, 503, "busy", "the database is busy; retry shortly", None,
+                               {"Retry-After": "1"})
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_response(request, 500, "internal", "internal error; it has been logged", None)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    with app.state.lock:
+        pools = list(app.state.pools.values())
+        app.state.pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The bump HTTP service. Settings come from the argument, else from the environment (``BUMP_*``)."""
+    settings = settings if settings is not None else Settings()
+    app = FastAPI(title="bump", version="0.1.0", lifespan=_lifespan, openapi_tags=TAGS,
+                  description="Road defects found by drivers' phones: upload trips, read ranked defects, maps and "
+                              "Open311 service requests. Errors: `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+                  responses={401: {"model": ErrorBody, "description": "no, malformed, unknown or revoked token"}})
+    app.state.settings = settings
+    app.state.pools = {}
+    app.state.zones = {}
+    app.state.lock = threading.Lock()
+    app.state.limiter = RateLimiter()
+    app.state.metrics = Metrics()
+    app.add_exception_handler(BumpError, _bump_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (devices, traces, trips, defects, cells, open311, health, map_routes):
+        app.include_router(module.router)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

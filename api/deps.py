@@ -1,0 +1,137 @@
+"""FastAPI dependencies (``Annotated`` aliases): settings, a SQLite store per request from a small pool, the
+authenticated principal, the privacy zones, the rate limiter, the metrics and the detector parameters."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.metrics import Metrics
+from api.ratelimit import RateLimiter
+from api.settings import Settings, get_settings
+from bump import service
+from bump.service import Principal, PrivacyZones
+from bump.store import Store, StoreError
+from detect.params import DetectorParams
+
+
+class StorePool:
+    """Up to ``size`` open Stores on one SQLite file, lent one request at a time (a connection is used by one
+    thread at a time; SQLite's WAL lets readers run beside the one writer)."""
+
+    def __init__(self, path: str | Path, size: int = 8) -> None:
+        self.path, self.size = str(path), size
+        self._free: queue.LifoQueue[Store] = queue.LifoQueue()
+        self._all: list[Store] = []
+        self._lock = threading.Lock()
+        self._free.put(self._open())          # the first open creates and migrates, before any concurrency
+
+    def _open(self) -> Store:
+        store = Store.open(self.path)
+        self._all.append(store)
+        return store
+
+    @contextmanager
+    def borrow(self, timeout_s: float = 30.0) -> Iterator[Store]:
+        try:
+            store = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = len(self._all) < self.size
+                store = self._open() if grow else None
+            if store is None:
+                try:
+                    store = self._free.get(timeout=timeout_s)
+                except queue.Empty:
+                    raise service.BusyError(f"all {self.size} database connections are busy; retry shortly") from None
+        try:
+            yield store
+        finally:
+            self._free.put(store)
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._all:
+                store.close()
+            self._all.clear()
+
+
+def get_pool(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> StorePool:
+    """The pool of the configured database (one per database path and app)."""
+    state = request.app.state
+    key = str(settings.db_path)
+    with state.lock:
+        pool = state.pools.get(key)
+        if pool is None:
+            pool = state.pools[key] = StorePool(key, settings.store_pool_size)
+    return pool
+
+
+def get_store(pool: Annotated[StorePool, Depends(get_pool)]) -> Iterator[Store]:
+    with pool.borrow() as store:
+        yield store
+
+
+_bearer = HTTPBearer(auto_error=False, description="a device, crew or admin token")
+
+
+def get_principal(request: Request, pool: Annotated[StorePool, Depends(get_pool)],
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller: :data:`bump.service.PUBLIC` without an Authorization header, else the token's principal."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return service.PUBLIC
+    if credentials is None or not credentials.credentials.strip():
+        raise service.AuthError("the Authorization header must be 'Bearer TOKEN'", field="Authorization")
+    with pool.borrow() as store:
+        return service.authenticate(store, credentials.credentials.strip())
+
+
+def get_zones(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> PrivacyZones:
+    state = request.app.state
+    with state.lock:
+        zones = state.zones.get(settings.privacy_trim_m)
+        if zones is None:
+            zones = state.zones[settings.privacy_trim_m] = PrivacyZones(settings.privacy_trim_m)
+    return zones
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    return request.app.state.limiter
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+@lru_cache(maxsize=8)
+def _load_params(path: str | None) -> DetectorParams:
+    if path is None:
+        return DetectorParams()
+    try:
+        return DetectorParams.from_dict(orjson.loads(Path(path).read_bytes()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise StoreError(f"cannot load detector parameters ({exc}); fix BUMP_DETECTOR_PARAMS", source=path) from None
+
+
+def get_params(settings: Annotated[Settings, Depends(get_settings)]) -> DetectorParams:
+    return _load_params(None if settings.detector_params is None else str(settings.detector_params))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[StorePool, Depends(get_pool)]
+StoreDep = Annotated[Store, Depends(get_store)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ZonesDep = Annotated[PrivacyZones, Depends(get_zones)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ParamsDep = Annotated[DetectorParams, Depends(get_params)]

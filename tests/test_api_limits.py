@@ -1,0 +1,118 @@
+"""Limits: body size on the wire (with and without Content-Length), decompressed size (gzip and zip bombs), and
+the rate limits (429 with Retry-After) for uploads per device and registrations per address."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from test_api_support import bearer, make_client, small_trip
+
+from api.ratelimit import RateLimiter
+from bump.service import RateLimitedError
+from bump.store import Store
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _client_and_token(tmp_path: Path, **settings) -> tuple:
+    client = make_client(tmp_path / "l.db", **settings)
+    client.__enter__()
+    return client, client.post("/v1/devices").json()["token"]
+
+
+def test_a_body_over_the_limit_is_413_with_or_without_content_length(tmp_path: Path) -> None:
+    body = orjson.dumps(small_trip("big", duration_s=20.0))
+    small = gzip.compress(body)
+    limit = (len(body) + len(small)) // 2                             # the JSON is over it, its gzip under
+    client, tok = _client_and_token(tmp_path, max_body_bytes=limit)
+    r = client.post("/v1/traces", content=body, headers={**bearer(tok), **JSON})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large" and str(limit) in r.text
+
+    def chunks() -> Iterator[bytes]:                                  # streamed: no Content-Length header
+        for i in range(0, len(body), 8192):
+            yield body[i:i + 8192]
+
+    r = client.post("/v1/traces", content=chunks(), headers={**bearer(tok), **JSON})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+    r = client.post("/v1/traces", content=small, headers={**bearer(tok), **JSON, "Content-Encoding": "gzip"})
+    assert r.status_code == 201, r.text
+    client.__exit__(None, None, None)
+
+
+def test_gzip_bomb_is_413_without_inflating_it(tmp_path: Path) -> None:
+    client, tok = _client_and_token(tmp_path, max_decompressed_bytes=1_000_000)
+    bomb = gzip.compress(b"{" + b" " * 200_000_000 + b"}", compresslevel=9)     # 200 MB of spaces in ~200 kB
+    assert len(bomb) < 300_000
+    r = client.post("/v1/traces", content=bomb, headers={**bearer(tok), **JSON, "Content-Encoding": "gzip"})
+    assert r.status_code == 413 and "decompresses to more than 1000000 bytes" in r.json()["error"]["message"]
+    double = gzip.compress(gzip.compress(b"0" * 50_000_000))                      # nested: inner one is sniffed
+    r = client.post("/v1/traces", content=double, headers={**bearer(tok), "Content-Type": "application/gzip"})
+    assert r.status_code in (413, 415, 422) and r.status_code != 500
+    client.__exit__(None, None, None)
+
+
+def test_zip_bomb_is_413(tmp_path: Path) -> None:
+    client, tok = _client_and_token(tmp_path, max_decompressed_bytes=1_000_000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("TotalAcceleration.csv", b"0" * 20_000_000)
+    assert len(buf.getvalue()) < 100_000
+    r = client.post("/v1/traces", content=buf.getvalue(), headers={**bearer(tok), "Content-Type": "application/zip"})
+    assert r.status_code == 413 and "unpacks to 20000000 bytes" in r.json()["error"]["message"]
+    many = io.BytesIO()
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(1100):
+            z.writestr(f"f{i}.csv", b"")
+    r = client.post("/v1/traces", files={"file": ("x.zip", many.getvalue(), "application/zip")},
+                    headers=bearer(tok))
+    assert r.status_code == 413 and "1100 files" in r.text
+    client.__exit__(None, None, None)
+
+
+def test_uploads_past_the_device_rate_are_429_with_retry_after(tmp_path: Path) -> None:
+    client, tok = _client_and_token(tmp_path, upload_rate_per_minute=2, upload_burst=2)
+    other = client.post("/v1/devices").json()["token"]
+    codes = [client.post("/v1/traces", content=orjson.dumps(small_trip(f"r{i}", duration_s=3.0)),
+                         headers={**bearer(tok), **JSON}).status_code for i in range(3)]
+    assert codes == [201, 201, 429]
+    r = client.post("/v1/traces", content=orjson.dumps(small_trip("r9", duration_s=3.0)),
+                    headers={**bearer(tok), **JSON})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(r.headers["retry-after"]) <= 30                  # one token per 30 s at 2 per minute
+    assert "2 per minute" in r.json()["error"]["message"]
+    r = client.post("/v1/traces", content=orjson.dumps(small_trip("o1", duration_s=3.0)),
+                    headers={**bearer(other), **JSON})
+    assert r.status_code == 201                                        # per device: another phone is not limited
+    client.__exit__(None, None, None)
+
+
+def test_device_registration_is_rate_limited_per_address(tmp_path: Path) -> None:
+    with make_client(tmp_path / "r.db", device_register_rate_per_minute=3) as client:
+        codes = [client.post("/v1/devices").status_code for _ in range(5)]
+        last = client.post("/v1/devices")
+    assert codes == [201, 201, 201, 429, 429]
+    assert last.status_code == 429 and int(last.headers["retry-after"]) >= 1
+    with Store.open(tmp_path / "r.db") as store:
+        assert len(store.list_tokens()) == 3                          # refused registrations create nothing
+
+
+def test_token_bucket_refills_at_the_rate() -> None:
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert [limiter.take("k", 60.0, 2) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
+    now[0] = 0.5
+    assert limiter.take("k", 60.0, 2) == pytest.approx(0.5)
+    now[0] = 1.0
+    assert limiter.take("k", 60.0, 2) == 0.0
+    assert limiter.take("other", 60.0, 2) == 0.0
+    now[0] = 100.0
+    assert [limiter.take("k", 60.0, 2) for _ in range(2)] == [0.0, 0.0]       # burst capped at 2, not 100
+    with pytest.raises(RateLimitedError) as info:
+        limiter.check("k", 60.0, 2, "uploads")
+    assert info.value.retry_after_s == pytest.approx(1.0)
