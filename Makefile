@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/bump run sample_traces --db build/bump.db
+	$(BIN)/bump serve --demo sample_traces --db build/bump.db
 
 test: $(STAMP)
 	$(BIN)/ruff check .
