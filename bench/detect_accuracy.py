@@ -1,0 +1,134 @@
+"""Per-trip accuracy of `detect.detect` on simulated scenarios, scored with `bump.evaluate.evaluate_impacts`.
+
+For each scenario and seed (``bump simulate`` output, generated into --workdir when missing) it prints:
+- recall of passes over reportable potholes (one pass = the front and rear wheels of a trip over one defect),
+  overall, by phone rate, and for passes where the tyre overlapped the hole by at least half its width;
+- pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
+- the share of detected impacts on speed bumps, humps, joints, rail crossings and covers labelled "pothole";
+- impacts reported during phone handling, re-mounts and door slams;
+- recall on the same trips decimated to 10 and 5 Hz (lower, but not zero).
+IRI accuracy is printed by bench/roughness_accuracy.py. Targets (issue 4): recall >= 0.90 at 100-200 Hz and
+>= 0.80 at 50 Hz; <= 0.05 false potholes per km; designed features and covers as pothole <= 5 %; no impact from
+handling or door slams.
+
+    .venv/bin/python bench/detect_accuracy.py --scenario city hard --seeds 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+import ingest
+from bump.evaluate import evaluate_impacts, load_truth
+from bump.sim import generate
+from detect import DetectorParams, detect
+from ingest.formats.bump_json import dumps_document
+
+TOL_S = 0.5
+FEATURES = ("speed_bump", "hump", "joint", "rail", "cover")
+
+
+def decimate(trace: ingest.Trace, rate_hz: float) -> ingest.Trace:
+    step = max(1, round(trace.quality.accel_rate_hz / rate_hz))
+    doc = ingest.to_document(trace)
+    for block in ("accel", "gyro"):
+        if block in doc:
+            for k in ("t", "x", "y", "z"):
+                doc[block][k] = np.ascontiguousarray(doc[block][k][::step])
+    return ingest.read(dumps_document(doc))
+
+
+def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
+    truth = load_truth(folder / "truth.json")
+    defects = {d["id"]: d for d in truth.defects}
+    trips = {t["trip_id"]: t for t in truth.trips}
+    impacts: dict[str, list[dict]] = {}
+    impacts_low: dict[float, dict[str, list[dict]]] = {10.0: {}, 5.0: {}}
+    feature_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    events_reported = 0
+    for path in sorted((folder / "trips").glob("*.json.gz")):
+        trace = ingest.read(path)
+        det = detect(trace, params)
+        rows = [{"t": float(t), "kind": str(k)} for t, k in zip(det.impacts["t_s"], det.impacts["kind"], strict=True)]
+        impacts[trace.trip_id] = rows
+        t_det = det.impacts["t_s"]
+        for imp in (i for i in truth.impacts if i["trip_id"] == trace.trip_id):
+            kind = defects[imp["defect_id"]]["type"]
+            if kind in FEATURES and not (kind == "cover" and defects[imp["defect_id"]]["reportable"]):
+                near = np.flatnonzero(np.abs(t_det - float(imp["t"])) < TOL_S)
+                if near.size:
+                    feature_hits[kind][0] += 1
+                    feature_hits[kind][1] += int(np.any(det.impacts["kind"][near] == "pothole"))
+        for ev in (e for e in truth.events if e["trip_id"] == trace.trip_id):
+            t0, t1 = float(ev["t"]) - 1.0, float(ev["t"]) + float(ev.get("duration_s", 0.0)) + 1.0
+            events_reported += int(np.count_nonzero((t_det > t0) & (t_det < t1)))
+        if low_rates:
+            for rate in impacts_low:
+                low = detect(decimate(trace, rate), params)
+                impacts_low[rate][trace.trip_id] = [{"t": float(t), "kind": str(k)} for t, k in
+                                                    zip(low.impacts["t_s"], low.impacts["kind"], strict=True)]
+    score = evaluate_impacts(truth, impacts, None, tol_s=TOL_S)
+    # recall by phone rate and by overlap, from the matched / missed passes
+    matched = {(m[0], str(m[2])) for m in score.matches}
+    passes = {(str(i["trip_id"]), str(i["defect_id"])): max(float(i.get("overlap", 1.0)), 0.0)
+              for i in truth.impacts if defects[i["defect_id"]]["reportable"]
+              and defects[i["defect_id"]]["type"] == "pothole"}
+    by_rate: dict[float, list[bool]] = defaultdict(list)
+    wide: list[bool] = []
+    for (trip, did), overlap in passes.items():
+        hit = (trip, did) in matched
+        by_rate[float(trips[trip]["fs_hz"])].append(hit)
+        if overlap >= 0.5:
+            wide.append(hit)
+    km = sum(float(t.get("length_m", 0.0)) for t in truth.trips) / 1000.0
+    out: dict[str, float | str] = {
+        "scenario": folder.name, "passes": score.n_passes, "recall": score.recall,
+        "recall_overlap_ge_half": float(np.mean(wide)) if wide else float("nan"),
+        "false_potholes_per_km": score.pothole_fp_by_kind.get("none", 0) / km if km else float("nan"),
+        "km": km, "handling_or_door_slam_impacts": float(events_reported),
+    }
+    for rate, hits in sorted(by_rate.items()):
+        out[f"recall_{rate:g}Hz"] = float(np.mean(hits))
+    for kind in FEATURES:
+        n, pot = feature_hits[kind]
+        out[f"{kind}_as_pothole"] = pot / n if n else float("nan")
+    if low_rates:
+        for rate, imps in impacts_low.items():
+            out[f"recall_decimated_{rate:g}Hz"] = evaluate_impacts(truth, imps, None, tol_s=1.0).recall
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", nargs="+", default=["city", "hard"], choices=["smoke", "city", "hard"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-detect-accuracy"))
+    ap.add_argument("--no-low-rates", action="store_true", help="skip the 10 and 5 Hz decimated runs")
+    args = ap.parse_args()
+    params = DetectorParams()
+    print(f"detector {params.version} ({params.digest()}); impacts matched to truth passes within {TOL_S} s")
+    for scenario in args.scenario:
+        for seed in args.seeds:
+            folder = Path(args.workdir) / f"{scenario}-{seed}"
+            if not (folder / "truth.json").exists():
+                generate(scenario, seed, folder)
+            r = score_scenario(folder, params, not args.no_low_rates)
+            rates = "  ".join(f"{k[7:]} {v:.3f}" for k, v in r.items() if k.startswith("recall_") and k[7].isdigit())
+            feats = "  ".join(f"{k[:-11]} {v:.3f}" for k, v in r.items() if k.endswith("_as_pothole"))
+            print(f"\n{scenario} seed {seed}: {r['passes']} pothole passes, {r['km']:.1f} km")
+            print(f"  recall {r['recall']:.3f}  (by rate: {rates})  overlap >= 0.5: {r['recall_overlap_ge_half']:.3f}")
+            print(f"  false potholes on clean road: {r['false_potholes_per_km']:.3f} per km")
+            print(f"  designed features / covers labelled pothole (share of their detected hits): {feats}")
+            print(f"  impacts during handling, re-mounts and door slams: {r['handling_or_door_slam_impacts']:.0f}")
+            if not args.no_low_rates:
+                print(f"  decimated: 10 Hz recall {r['recall_decimated_10Hz']:.3f}, "
+                      f"5 Hz recall {r['recall_decimated_5Hz']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
