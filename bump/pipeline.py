@@ -779,13 +779,15 @@ def _restore_crew(store: Store, proj: LocalProjection, crew: list[dict[str, Any]
 # --------------------------------------------------------------------------------------------- crews' view
 
 
-def _iso(t_s: Any) -> str | None:
+def iso_time(t_s: Any) -> str | None:
+    """ISO 8601 UTC (seconds, "Z") of an epoch time; None for None or NaN."""
     if t_s is None or not np.isfinite(t_s):
         return None
     return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _round(v: Any, nd: int) -> float | None:
+def round_or_none(v: Any, nd: int) -> float | None:
+    """``v`` rounded to ``nd`` decimals; None for None or NaN."""
     return None if v is None or not np.isfinite(v) else round(float(v), nd)
 
 
@@ -793,14 +795,15 @@ def defect_record(row: dict[str, Any]) -> dict[str, Any]:
     """The public view of one defect row (plain JSON types, ISO 8601 UTC times, lat/lon with 6 decimals)."""
     return {
         "id": int(row["defect_id"]), "kind": row["kind"], "status": row["status"],
-        "severity": _round(row["severity"], 2), "depth_class": row["depth_class"] or None,
-        "confidence": _round(row["confidence"], 3), "priority": _round(row["priority"], 2),
+        "severity": round_or_none(row["severity"], 2), "depth_class": row["depth_class"] or None,
+        "confidence": round_or_none(row["confidence"], 3), "priority": round_or_none(row["priority"], 2),
         "hits": int(row["n_hits"]), "devices": int(row["n_devices"]), "traversals": int(row["n_traversals"]),
-        "hit_rate": _round(row["hit_rate"], 3), "first_seen": _iso(row["first_seen_s"]),
-        "last_seen": _iso(row["last_seen_s"]), "uncertainty_m": _round(row["uncertainty_m"], 1),
-        "lat": _round(row["lat_deg"], 6), "lon": _round(row["lon_deg"], 6),
-        "heading_deg": _round(row["heading_deg"], 1), "traversals_per_day": _round(row["traversals_per_day"], 3),
-        "status_since": _iso(row["status_since_s"]), "kind_reason": row["kind_reason"],
+        "hit_rate": round_or_none(row["hit_rate"], 3), "first_seen": iso_time(row["first_seen_s"]),
+        "last_seen": iso_time(row["last_seen_s"]), "uncertainty_m": round_or_none(row["uncertainty_m"], 1),
+        "lat": round_or_none(row["lat_deg"], 6), "lon": round_or_none(row["lon_deg"], 6),
+        "heading_deg": round_or_none(row["heading_deg"], 1),
+        "traversals_per_day": round_or_none(row["traversals_per_day"], 3),
+        "status_since": iso_time(row["status_since_s"]), "kind_reason": row["kind_reason"],
     }
 
 
@@ -845,11 +848,11 @@ def get_defect(store: Store, defect_id: int) -> dict[str, Any]:
     row = store.get_defect(defect_id)
     rec = defect_record({k: (np.nan if v is None and k.endswith("_s") else v) for k, v in row.items()})
     rec["crew_status"] = row["crew_status"] or None
-    rec["history"] = [{"at": _iso(h["t_s"]), "recorded_at": _iso(h["recorded_at_s"]), "from": h["from_status"],
+    rec["history"] = [{"at": iso_time(h["t_s"]), "recorded_at": iso_time(h["recorded_at_s"]), "from": h["from_status"],
                        "to": h["to_status"], "reason": h["reason"], "by": h["actor"]} for h in store.history(defect_id)]
     trav = store.traversals_of_defects([defect_id])
     order = np.argsort(-trav["t_s"], kind="stable")
-    rec["passes"] = [{"at": _iso(trav["t_s"][i]), "trip_id": str(trav["trip_id"][i]),
+    rec["passes"] = [{"at": iso_time(trav["t_s"][i]), "trip_id": str(trav["trip_id"][i]),
                       "device_id": str(trav["device_id"][i]), "hit": bool(trav["hit"][i])} for i in order]
     return rec
 

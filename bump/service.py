@@ -486,14 +486,8 @@ def get_trip(store: Store, principal: Principal, trip_id: str, zones: PrivacyZon
 # ----------------------------------------------------------------------------------------------------- defects
 
 
-def _iso(t_s: Any) -> str | None:
-    if t_s is None or not np.isfinite(t_s):
-        return None
-    return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _num(v: Any, nd: int) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+_iso = pipeline.iso_time
+_num = pipeline.round_or_none
 
 
 def _choices(value: str | None, allowed: Sequence[str], default: Sequence[str], what: str

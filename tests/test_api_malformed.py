@@ -123,7 +123,9 @@ HTTP_CASES: list[tuple[str, bytes, dict[str, str], dict[str, Any], int, str, str
 def test_http_level_problems_are_4xx_naming_the_problem(upload: Any, body: bytes, headers: dict[str, str],
                                                         extra: dict[str, Any], status: int, fragment: str,
                                                         field: str | None) -> None:
-    _check(upload(body, headers, **extra), status, fragment, field)
+    r = upload(body, headers, **extra)
+    assert r.status_code == status, r.text
+    _check(r, status, fragment, field)
 
 
 def test_there_are_at_least_30_malformed_uploads() -> None:
