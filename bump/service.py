@@ -54,13 +54,12 @@ from detect.columns import Columns
 from detect.geo import haversine_m
 from detect.params import DetectorParams
 from ingest.errors import BumpError
+from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 from ingest.trace import Limits
 
 ROLES = ("device", "crew", "admin")
 TOKEN_PREFIX_CHARS = 8
 MAX_PAGE = 5000
-GZIP_MAGIC = b"\x1f\x8b"
-ZIP_MAGIC = b"PK\x03\x04"
 
 
 # ------------------------------------------------------------------------------------------------------ errors
@@ -402,7 +401,7 @@ def decode_body(body: bytes, *, content_type: str | None, content_encoding: str 
 
 def upload_trace(store: Store, principal: Principal, data: bytes, *, fmt: str | None,
                  params: DetectorParams = DetectorParams(), limits: Limits = Limits(), name: str = "upload",
-                 clock: Callable[[], float] = time.time) -> UploadResult:
+                 wire: bytes | None = None, clock: Callable[[], float] = time.time) -> UploadResult:
     """Read, detect and store one uploaded trip for the token's device (the device id in the body is ignored).
 
     Idempotent by trip id: a trip already stored for this device with the same content returns its summary with
@@ -418,7 +417,8 @@ def upload_trace(store: Store, principal: Principal, data: bytes, *, fmt: str | 
     if _already_stored(store, trace, device):
         return UploadResult(False, trip_summary(store, trace.trip_id), trace.n_samples)
     det = detect(trace, params)
-    s = pipeline.ingest_trace(store, trace, params, device_id=device, detection=det, clock=clock)
+    raw = wire if wire is not None and wire.startswith(GZIP_MAGIC) else data   # store what came, compressed
+    s = pipeline.ingest_trace(store, trace, params, device_id=device, detection=det, raw=raw, clock=clock)
     if s.skipped:                     # the same trip committed by a concurrent request meanwhile
         _already_stored(store, trace, device)
         return UploadResult(False, trip_summary(store, trace.trip_id), trace.n_samples)

@@ -85,7 +85,7 @@ async def upload_trace(request: Request, response: Response, pool: PoolDep, prin
     def work() -> service.UploadResult:
         data, fmt = service.decode_body(body, content_type=ctype, content_encoding=encoding, limits=limits)
         with pool.borrow() as store:
-            return service.upload_trace(store, principal, data, fmt=fmt, params=params, name=name)
+            return service.upload_trace(store, principal, data, fmt=fmt, params=params, name=name, wire=body)
 
     result = await run_in_threadpool(work)
     response.status_code = 201 if result.created else 200
