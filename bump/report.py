@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detect import Detection
+from detect import Columns, Detection
 from ingest import Trace
 
 IMPACT_FIELDS = ("t_s", "lat_deg", "lon_deg", "accuracy_m", "heading_deg", "kind", "severity", "depth_class",
@@ -16,8 +16,7 @@ _DECIMALS = {"t_s": 3, "lat_deg": 6, "lon_deg": 6, "accuracy_m": 1, "heading_deg
 
 def impact_records(det: Detection) -> list[dict[str, Any]]:
     """Impacts as dicts with short public names: t, lat, lon, kind, severity, confidence, speed_mps, ..."""
-    cols = det.impacts.select(slice(None))
-    rows = cols.__class__({k: cols[k] for k in IMPACT_FIELDS}).to_records(decimals=_DECIMALS)
+    rows = Columns({k: det.impacts[k] for k in IMPACT_FIELDS}).to_records(decimals=_DECIMALS)
     rename = {"t_s": "t", "lat_deg": "lat", "lon_deg": "lon"}
     return [{rename.get(k, k): v for k, v in r.items()} for r in rows]
 
@@ -25,8 +24,7 @@ def impact_records(det: Detection) -> list[dict[str, Any]]:
 def roughness_records(det: Detection) -> list[dict[str, Any]]:
     names = [k for k in ("t_start_s", "t_end_s", "lat_deg", "lon_deg", "heading_deg", "distance_start_m", "length_m",
                          "speed_mps", "rms_mps2", "iri_m_per_km", "valid") if k in det.roughness]
-    sub = det.roughness.__class__({k: det.roughness[k] for k in names})
-    return sub.to_records(decimals=_DECIMALS)
+    return Columns({k: det.roughness[k] for k in names}).to_records(decimals=_DECIMALS)
 
 
 def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from detect.columns import Columns
 from detect.params import DetectorParams
 
 KINDS = ("pothole", "speed_bump", "joint", "cover", "rough", "unknown")
-DEPTH_CLASSES = ("low", "moderate", "high")       # < 25 mm, 25-50 mm, > 50 mm (FIELD_NOTES defect sizes)
 
 
 def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float) -> np.ndarray:
@@ -80,5 +79,6 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
                        default=np.minimum(wheel_margin, depth_margin))
     kind_conf = 0.5 + 0.5 * np.tanh(2.0 * margin)
     confidence = np.clip(detect_conf * kind_conf, 0.0, 1.0)
+    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm
     depth_class = np.select([depth_m < 0.025, depth_m < 0.05], ["low", "moderate"], default="high").astype("U8")
     return kind, confidence, severity_cm, depth_class

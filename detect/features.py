@@ -50,11 +50,6 @@ class Signals:
         return self.gyro_t_s.size >= 2
 
     # --- per event window -------------------------------------------------------------------------------
-    def window_band(self, x: np.ndarray, band_hz: tuple[float, float], i0: int, i1: int, pad: int) -> np.ndarray:
-        """``x[i0:i1]`` band-passed, filtered over a window padded by ``pad`` samples (edge effects stay out)."""
-        w0, w1 = max(0, i0 - pad), min(x.shape[0], i1 + pad)
-        return bandpass(x[w0:w1], band_hz, self.fs_hz)[i0 - w0:i1 - w0]
-
     def window_gyro(self, i0: int, i1: int) -> np.ndarray:
         """(i1 - i0, 3) gyroscope at the grid times [i0, i1) [rad/s]; NaN without gyroscope."""
         t = self.t_s[i0:i1]

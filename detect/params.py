@@ -23,7 +23,6 @@ class DetectorParams:
     max_rate_hz: float = 200.0           # traces faster than this are decimated onto this grid
     gap_s: float = 0.25                  # sample intervals longer than this are gaps: no event inside
     # --- orientation
-    gravity_lowpass_hz: float = 0.3      # gravity estimate: low-pass corner
     steady_tolerance_mps2: float = 0.6   # |lowpassed a| within this of g counts as steady (no braking/turning)
     remount_angle_deg: float = 20.0      # a lasting change of the gravity direction larger than this is a re-mount
     remount_block_s: float = 1.0         # block length for re-mount search

@@ -95,11 +95,6 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     return np.ascontiguousarray(y[::-1][padlen:padlen + x.shape[0]])
 
 
-def lowpass(x: np.ndarray, cutoff_hz: float, fs_hz: float, *, order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth low-pass along axis 0."""
-    return bandpass(x, (0.0, cutoff_hz), fs_hz, order=order)
-
-
 def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
     """Centred moving RMS over ``n_samples`` (>= 1) samples; same length as ``x``."""
     n = max(1, int(n_samples))
