@@ -102,10 +102,17 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _median(x: np.ndarray, max_n: int = 65_536) -> float:
+    """Median of ``x``, of an evenly strided subsample when longer than ``max_n`` (a summary statistic: the
+    subsample's median lies within a fraction of a percentile of the full one, at a fraction of the cost)."""
+    step = max(1, x.size // max_n)
+    return float(np.median(x[::step]))
+
+
 def _rate_stats(t_s: np.ndarray) -> tuple[float, float, np.ndarray]:
     dt = np.diff(t_s)
-    med = float(np.median(dt))
-    jitter = float(1.4826 * np.median(np.abs(dt - med)))
+    med = _median(dt)
+    jitter = 1.4826 * _median(np.abs(dt - med))
     return med, jitter, dt
 
 
@@ -197,7 +204,7 @@ def build_trace(
             f"median sample rate is {rate_hz:.3g} Hz, outside {limits.min_rate_hz:g}-{limits.max_rate_hz:g} Hz; "
             "check that t is in seconds (not ms or ns)", source=source, field=f"{names['accel']}.t")
     accel = np.column_stack(axes)
-    norm_med = float(np.median(np.sqrt(np.einsum("ij,ij->i", accel, accel))))
+    norm_med = _median(np.sqrt(np.einsum("ij,ij->i", accel, accel)))
     norm_med_mps2 = norm_med * ACCEL_UNITS[accel_unit]
     if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says m/s2; this looks like g: "
