@@ -39,18 +39,46 @@ def _fix_speed(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
     return 0.5 * (gps_t_s[1:] + gps_t_s[:-1]), d_m / dt
 
 
+class _GapInterp:
+    """Linear interpolation from fix times onto query times, computed once for several quantities: NaN inside
+    fix intervals longer than ``max_gap_s`` and beyond the ends by more than half of it."""
+
+    def __init__(self, t_query: np.ndarray, t_fix: np.ndarray, max_gap_s: float) -> None:
+        self.empty = t_fix.size == 0
+        if self.empty:
+            self.shape = np.shape(t_query)
+            return
+        # interval of every query: the number of fixes at or before it (query times are usually the sorted grid:
+        # count by placing the few fixes among the many queries, then a running sum)
+        if t_query.ndim == 1 and t_query.size > 4 * t_fix.size and np.all(np.diff(t_query) >= 0):
+            at = np.searchsorted(t_query, t_fix, side="left")
+            i = np.cumsum(np.bincount(at, minlength=t_query.size + 1)[:t_query.size])
+        else:
+            i = np.searchsorted(t_fix, t_query, side="right")
+        # per interval k = number of fixes before it (0: before the first, size: after the last)
+        t_ext = np.concatenate(([t_fix[0] - 0.5 * max_gap_s], t_fix, [t_fix[-1] + 0.5 * max_gap_s]))
+        bad = (np.diff(t_ext) > max_gap_s)
+        self.lo = np.clip(i - 1, 0, t_fix.size - 1)
+        self.hi = np.minimum(i, t_fix.size - 1)
+        left_t = t_fix[self.lo]
+        span = t_fix[self.hi] - left_t
+        self.frac = (t_query - left_t) / np.where(span > 0, span, np.inf)
+        outside = (t_query < t_ext[0]) | (t_query > t_ext[-1])
+        self.invalid = bad[i] | outside
+
+    def __call__(self, v_fix: np.ndarray) -> np.ndarray:
+        if self.empty:
+            return np.full(self.shape, np.nan)
+        lo = v_fix[self.lo]
+        out = lo + self.frac * (v_fix[self.hi] - lo)
+        out[self.invalid] = np.nan
+        return out
+
+
 def _interp_with_gaps(t_grid: np.ndarray, t_fix: np.ndarray, v_fix: np.ndarray, max_gap_s: float) -> np.ndarray:
     """np.interp, but NaN inside fix intervals longer than ``max_gap_s`` and beyond the ends by more
     than half of it."""
-    if t_fix.size == 0:
-        return np.full(np.shape(t_grid), np.nan)
-    out = np.interp(t_grid, t_fix, v_fix)
-    i = np.searchsorted(t_fix, t_grid, side="right")
-    left = np.where(i > 0, t_fix[np.maximum(i - 1, 0)], t_fix[0] - 0.5 * max_gap_s)
-    right = np.where(i < t_fix.size, t_fix[np.minimum(i, t_fix.size - 1)], t_fix[-1] + 0.5 * max_gap_s)
-    outside = (t_grid < t_fix[0] - 0.5 * max_gap_s) | (t_grid > t_fix[-1] + 0.5 * max_gap_s)
-    out[(right - left > max_gap_s) | outside] = np.nan
-    return out
+    return _GapInterp(np.asarray(t_grid, dtype=np.float64), t_fix, max_gap_s)(v_fix)
 
 
 def motion_on_grid(t_grid_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
@@ -63,12 +91,9 @@ def motion_on_grid(t_grid_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarra
         return Motion(nan, nan.copy(), nan.copy(), np.zeros(n), has_gps=False)
     t_fix = gps_t_s - latency_s
     ts, vs = _fix_speed(t_fix, lat_deg, lon_deg, speed_mps)
-    speed = _interp_with_gaps(t_grid_s, ts, vs, max_gap_s)
-    if ts.size >= 3:
-        dv = np.gradient(vs, ts)
-        dvdt = _interp_with_gaps(t_grid_s, ts, dv, max_gap_s)
-    else:
-        dvdt = np.full(n, np.nan)
+    at_speed_fixes = _GapInterp(t_grid_s, ts, max_gap_s)
+    speed = at_speed_fixes(vs)
+    dvdt = at_speed_fixes(np.gradient(vs, ts)) if ts.size >= 3 else np.full(n, np.nan)
     okh = np.isfinite(heading_deg)
     if np.count_nonzero(okh) >= 3:
         th = t_fix[okh]

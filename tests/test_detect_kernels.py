@@ -155,3 +155,27 @@ def test_bandpass_matches_scipy_sosfiltfilt(shape: tuple[int, ...]) -> None:
     sos = _sos(3.0, 25.0, 100.0, 2)
     ref = sps.sosfiltfilt(sos, x, axis=0, padlen=min(shape[0] - 1, 3 * (2 * sos.shape[0] + 1)))
     assert_allclose(bandpass(x, (3.0, 25.0), 100.0), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("sorted_queries", [True, False])
+def test_gap_interp_matches_reference(sorted_queries: bool) -> None:
+    from detect.motion import _GapInterp
+
+    t_fix = np.cumsum(rng.uniform(0.5, 1.5, 60))
+    t_fix[30:] += 25.0                                   # an outage longer than max_gap
+    v = rng.normal(size=60)
+    q = np.linspace(t_fix[0] - 8, t_fix[-1] + 8, 2000)
+    if not sorted_queries:
+        q = rng.permutation(q)
+    got = _GapInterp(q, t_fix, 10.0)(v)
+    ref = []
+    for x in q:
+        if x < t_fix[0] - 5 or x > t_fix[-1] + 5:
+            ref.append(np.nan)
+            continue
+        k = int(np.searchsorted(t_fix, x, side="right"))
+        left = t_fix[k - 1] if k > 0 else t_fix[0] - 5
+        right = t_fix[k] if k < t_fix.size else t_fix[-1] + 5
+        ref.append(np.nan if right - left > 10.0 else float(np.interp(x, t_fix, v)))
+    assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    assert np.isnan(got).any() and np.isfinite(got).any()
