@@ -30,7 +30,10 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     n_grid = int(np.floor((t_s[-1] - t_s[0]) * fs_hz)) + 1
     t_grid = t_s[0] + np.arange(n_grid) / fs_hz
     vals = values.reshape(t_s.size, -1)
-    idx = np.clip(np.searchsorted(t_s, t_grid, side="right"), 1, t_s.size - 1)
+    # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
+    pos = np.ceil((t_s - t_s[0]) * fs_hz - 1e-9).astype(np.int64)
+    idx = np.cumsum(np.bincount(np.clip(pos, 0, n_grid), minlength=n_grid + 1)[:n_grid])
+    idx = np.clip(idx, 1, t_s.size - 1)
     left_t = t_s[idx - 1]
     span = t_s[idx] - left_t
     valid = span <= gap_s
