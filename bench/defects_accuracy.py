@@ -70,8 +70,8 @@ def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
     truth = load_truth(folder / "truth.json")
     store = Store.open(db, create=False)
     every = pipeline.list_defects(store, status="all", kind="all", limit=100_000).defects
+    confirmed = pipeline.list_defects(store, status="confirmed", limit=100_000).defects       # the crews' list
     store.close()
-    confirmed = [d for d in every if d["status"] == "confirmed" and d["kind"] in LISTED_KINDS]   # the crews' list
     rough = sum(1 for d in every if d["status"] == "confirmed" and d["kind"] == "rough")
     with_rough = evaluate_defects(truth, [d for d in every if d["status"] == "confirmed"
                                           and d["kind"] in (*LISTED_KINDS, "rough")], 10.0, as_of_s=as_of_s)

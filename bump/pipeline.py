@@ -832,15 +832,16 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
                  cursor: str | None = None) -> DefectPage:
     """Defects ranked by priority. By default every status but repaired and dismissed, and the spot defects
     (pothole, cover, unknown: not rough stretches, which the roughness map shows, nor designed features such as
-    speed bumps and joints); pass "all" (or a list) to widen. Keyset pagination: pass
-    ``next_cursor`` back as ``cursor``."""
+    speed bumps and joints, nor castings standing proud, which leave nothing to fill); pass "all" (or a list)
+    to widen. Keyset pagination: pass ``next_cursor`` back as ``cursor``."""
     statuses = _parse_list(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
     kinds = _parse_list(kind, KINDS, LISTED_KINDS, "kind")
     if bbox is not None:
         w, s, e, n = bbox
         if not (-90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
             raise StoreError(f"bbox must be W,S,E,N in degrees with S <= N, got {bbox}", field="bbox")
-    cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor))
+    cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor,
+                                               proud_covers=kind is not None))
     rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]
     return DefectPage([defect_record(r) for r in rows], nxt)
 

@@ -536,7 +536,7 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
         raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
     query = DefectQuery(_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status"),
                         _choices(kind, KINDS, LISTED_KINDS, "kind"), parse_bbox(bbox), int(limit), cursor,
-                        min_confidence=min_confidence, since_s=since_s)
+                        min_confidence=min_confidence, since_s=since_s, proud_covers=kind is not None)
     out: list[dict[str, Any]] = []
     nxt: str | None = cursor
     for _ in range(8):                          # refill a page thinned by the privacy filter, a bounded number of times
@@ -798,7 +798,7 @@ def open311_requests(store: Store, principal: Principal, zones: PrivacyZones, *,
     out: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(out) < _OPEN311_MAX:
-        cols, cursor = store.list_defects(DefectQuery(statuses, codes, None, 1000, cursor))
+        cols, cursor = store.list_defects(DefectQuery(statuses, codes, None, 1000, cursor, proud_covers=False))
         hidden = zones.hidden_defects(store, cols["defect_id"].tolist())
         for i in range(len(cols)):
             t = float(cols["first_seen_s"][i])

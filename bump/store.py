@@ -313,6 +313,7 @@ class DefectQuery:
     cursor: str | None = None
     min_confidence: float | None = None     # confidence >= this
     since_s: float | None = None            # last hit or status change at or after this [s since the epoch]
+    proud_covers: bool = True               # False: leave out castings standing proud (kind cover, depth "proud")
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -692,6 +693,9 @@ class Store:
             else:
                 where.append("(lon_deg >= ? OR lon_deg <= ?)")
                 params += [w, e]
+        if not query.proud_covers:
+            where.append("NOT (kind = ? AND COALESCE(depth_class, '') = ?)")
+            params += ["cover", "proud"]
         if query.min_confidence is not None:
             where.append("confidence >= ?")
             params.append(float(query.min_confidence))

@@ -18,7 +18,8 @@ The evidence, each from the physics in FIELD_NOTES:
   is this equivalent depth in centimetres; raw peak acceleration is never used (it aliases below ~100 Hz and grows
   with speed).
 * **First motion**: a hole drops the wheel first; a proud cover (or anything standing up) lifts it first.
-  Shallow one-wheel events, and moderate ones whose first motion is up, are labelled ``cover``.
+  Shallow one-wheel events, and moderate ones whose first motion is up, are labelled ``cover``; the latter get
+  ``depth_class`` "proud" (a casting standing up: nothing to fill).
 * **Rough stretch**: excitation longer than ``max_event_s``, or an event that barely stands out (snr below
   1.25 x ``confirm_snr``) on a stretch whose local background is ``rough_background_ratio`` times the trip's
   typical level, is ``rough``, not one impact; a strong hit on a rough stretch is still judged on its own.
@@ -79,6 +80,7 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
                        default=np.minimum(wheel_margin, depth_margin))
     kind_conf = 0.5 + 0.5 * np.tanh(2.0 * margin)
     confidence = np.clip(detect_conf * kind_conf, 0.0, 1.0)
-    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm
-    depth_class = np.select([depth_m < 0.025, depth_m < 0.05], ["low", "moderate"], default="high").astype("U8")
+    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm; "proud": a casting standing up, no hole
+    depth_class = np.select([(kind == "cover") & proud, depth_m < 0.025, depth_m < 0.05],
+                            ["proud", "low", "moderate"], default="high").astype("U8")
     return kind, confidence, severity_cm, depth_class

@@ -221,23 +221,29 @@ def test_roughness_cells_need_three_readings(store: Store) -> None:
 # ------------------------------------------------------------------------------------------------ pagination
 
 
-def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) -> None:
-    n = 23
-    prio = np.array([5.0, 5.0, 5.0, 1.0, 2.0] * 4 + [0.0, 0.0, 7.0])
+def _insert_defects(store: Store, prio: np.ndarray, *, kind: list[str] | None = None,
+                    depth_class: list[str] | None = None) -> None:
+    n = prio.size
     x = np.arange(n) * 100.0
     with store.transaction():
         store.insert_defects({
             "status": ["confirmed"] * n, "crew_status": [None] * n, "crew_at_s": [np.nan] * n,
-            "kind": ["pothole"] * n, "kind_reason": [""] * n, "lat_deg": np.full(n, 42.36),
+            "kind": kind or ["pothole"] * n, "kind_reason": [""] * n, "lat_deg": np.full(n, 42.36),
             "lon_deg": np.full(n, -71.0),
             "x_m": x, "y_m": np.zeros(n), "grid_key": np.zeros(n, dtype=np.int64), "heading_deg": np.zeros(n),
             "spans": np.zeros(n, dtype=np.int64), "uncertainty_m": np.full(n, 2.0), "severity": np.ones(n),
-            "depth_class": ["high"] * n, "confidence": np.ones(n), "priority": prio,
+            "depth_class": depth_class or ["high"] * n, "confidence": np.ones(n), "priority": prio,
             "n_hits": np.ones(n, dtype=np.int64), "n_devices": np.ones(n, dtype=np.int64),
             "n_traversals": np.ones(n, dtype=np.int64), "n_traversal_hits": np.ones(n, dtype=np.int64),
             "hit_rate": np.ones(n), "traversals_per_day": np.ones(n), "first_seen_s": np.full(n, T0_S),
             "last_seen_s": np.full(n, T0_S), "last_traversal_s": np.full(n, T0_S), "status_since_s": np.full(n, T0_S),
             "created_at_s": np.full(n, T0_S), "updated_at_s": np.full(n, T0_S), "detector": ["{}"] * n})
+
+
+def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) -> None:
+    n = 23
+    prio = np.array([5.0, 5.0, 5.0, 1.0, 2.0] * 4 + [0.0, 0.0, 7.0])
+    _insert_defects(store, prio)
     seen, cursor = [], None
     while True:
         cols, cursor = store.list_defects(DefectQuery(limit=4, cursor=cursor))
@@ -248,6 +254,17 @@ def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) 
     assert seen == sorted(seen, key=lambda p: (-p[0], p[1]))
     with pytest.raises(StoreError, match="cursor"):
         store.list_defects(DefectQuery(cursor="not-a-cursor"))
+
+
+def test_default_list_leaves_out_castings_standing_proud(store: Store) -> None:
+    from bump import pipeline
+
+    _insert_defects(store, np.array([3.0, 2.0, 1.0]), kind=["pothole", "cover", "cover"],
+                    depth_class=["high", "proud", "moderate"])
+    default = pipeline.list_defects(store).defects
+    assert [(d["kind"], d["depth_class"]) for d in default] == [("pothole", "high"), ("cover", "moderate")]
+    covers = pipeline.list_defects(store, kind="cover").defects
+    assert [d["depth_class"] for d in covers] == ["proud", "moderate"]
 
 
 def test_defect_ids_are_never_reused(store: Store) -> None:
