@@ -375,20 +375,18 @@ def _clean(x: Any) -> Any:
     return x
 
 
-# ---------------------------------------------------------------------------------------------- defects
+class _MatchCounts:
+    """TP/FP/FN, precision, recall and F1 of a one-to-one matching; subclasses give ``matches``, ``missed``,
+    ``false_positives``, ``n_detected`` and ``n_truth`` (what recall is a share of)."""
 
-
-@dataclass(frozen=True)
-class DefectScore:
-    """Reported defects vs reportable truth defects. ``matches``: (detection index, defect id, error [m]);
-    ``missed``: defect ids; ``false_positives``: (detection index, category, distance to it [m] or NaN)."""
-
-    radius_m: float
-    n_reportable: int
+    matches: tuple
+    missed: tuple
+    false_positives: tuple
     n_detected: int
-    matches: tuple[tuple[int, Any, float], ...]
-    missed: tuple[Any, ...]
-    false_positives: tuple[tuple[int, str, float], ...]
+
+    @property
+    def n_truth(self) -> int:
+        raise NotImplementedError
 
     @property
     def tp(self) -> int:
@@ -408,11 +406,31 @@ class DefectScore:
 
     @property
     def recall(self) -> float:
-        return _ratio(self.tp, self.n_reportable)
+        return _ratio(self.tp, self.n_truth)
 
     @property
     def f1(self) -> float:
         return _f1(self.precision, self.recall)
+
+
+# ---------------------------------------------------------------------------------------------- defects
+
+
+@dataclass(frozen=True)
+class DefectScore(_MatchCounts):
+    """Reported defects vs reportable truth defects. ``matches``: (detection index, defect id, error [m]);
+    ``missed``: defect ids; ``false_positives``: (detection index, category, distance to it [m] or NaN)."""
+
+    radius_m: float
+    n_reportable: int
+    n_detected: int
+    matches: tuple[tuple[int, Any, float], ...]
+    missed: tuple[Any, ...]
+    false_positives: tuple[tuple[int, str, float], ...]
+
+    @property
+    def n_truth(self) -> int:
+        return self.n_reportable
 
     @property
     def error_median_m(self) -> float:
@@ -490,7 +508,7 @@ def evaluate_defects(truth: Truth | Mapping[str, Any], defects: Any, radius_m: f
 
 
 @dataclass(frozen=True)
-class ImpactScore:
+class ImpactScore(_MatchCounts):
     """Detected impacts vs passes over reportable defects, over one or more trips.
 
     ``matches``: (trip id, detection index, defect id, |dt| [s]); ``missed``: (trip id, defect id, first hit t [s]);
@@ -508,28 +526,8 @@ class ImpactScore:
     false_positives: tuple[tuple[str, int, float, str | None, str], ...]
 
     @property
-    def tp(self) -> int:
-        return len(self.matches)
-
-    @property
-    def fp(self) -> int:
-        return len(self.false_positives)
-
-    @property
-    def fn(self) -> int:
-        return len(self.missed)
-
-    @property
-    def precision(self) -> float:
-        return _ratio(self.tp, self.n_detected)
-
-    @property
-    def recall(self) -> float:
-        return _ratio(self.tp, self.n_passes)
-
-    @property
-    def f1(self) -> float:
-        return _f1(self.precision, self.recall)
+    def n_truth(self) -> int:
+        return self.n_passes
 
     @property
     def dt_median_s(self) -> float:
