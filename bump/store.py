@@ -838,14 +838,7 @@ class Store:
 
     def coverage_between(self, since_s: float | None = None, until_s: float | None = None) -> Columns:
         """Per cell: passes, distinct devices, first and last pass within [since_s, until_s)."""
-        where, params = [], []
-        if since_s is not None:
-            where.append("t_s >= ?")
-            params.append(float(since_s))
-        if until_s is not None:
-            where.append("t_s < ?")
-            params.append(float(until_s))
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        clause, params = _time_window(since_s, until_s)
         names = ["cell_key", "n_traversals", "n_devices", "first_s", "last_s"]
         rows = self._ex("SELECT cell_key, COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s) FROM coverage "
                         f"{clause} GROUP BY cell_key ORDER BY cell_key", params).fetchall()
@@ -864,14 +857,7 @@ class Store:
 
     def coverage_rows(self, since_s: float | None = None, until_s: float | None = None) -> Columns:
         """Every (cell, trip) pass with its device and time, within [since_s, until_s) when given."""
-        where, params = [], []
-        if since_s is not None:
-            where.append("t_s >= ?")
-            params.append(float(since_s))
-        if until_s is not None:
-            where.append("t_s < ?")
-            params.append(float(until_s))
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        clause, params = _time_window(since_s, until_s)
         names = list(COVERAGE_COLUMNS)
         sql = f"SELECT {', '.join(names)} FROM coverage {clause} ORDER BY cell_key, trip_id"
         return _columns(self._ex(sql, params).fetchall(), names, COVERAGE_COLUMNS)
@@ -909,6 +895,18 @@ class Store:
         """Delete everything computed from the raw traces (hits, defects, traversals, history, maps)."""
         for table in DERIVED_TABLES:
             self._ex(f"DELETE FROM {table}")
+
+
+def _time_window(since_s: float | None, until_s: float | None) -> tuple[str, list[float]]:
+    """SQL WHERE clause and parameters for ``since_s <= t_s < until_s`` (either bound optional)."""
+    where, params = [], []
+    if since_s is not None:
+        where.append("t_s >= ?")
+        params.append(float(since_s))
+    if until_s is not None:
+        where.append("t_s < ?")
+        params.append(float(until_s))
+    return ("WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _scalar(v: Any) -> Any:
