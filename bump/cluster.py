@@ -46,17 +46,17 @@ duplicate clusters merged with the gate above. Linear in hits apart from one k-d
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+
+from detect.params import VersionedParams
 
 DEFECTS_VERSION = "bump-defects/0.1"
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
@@ -69,8 +69,11 @@ LISTED_KINDS = ("pothole", "cover", "unknown")
 
 
 @dataclass(frozen=True)
-class DefectParams:
+class DefectParams(VersionedParams):
     """Clustering, traversal, status and priority rules. Units in the names; serialised next to results."""
+
+    VERSION: ClassVar[str] = DEFECTS_VERSION
+    WHAT: ClassVar[str] = "defect parameters"
 
     # --- clustering
     join_radius_m: float = 8.0             # floor of the join gate
@@ -117,25 +120,6 @@ class DefectParams:
             raise ValueError(f"confirm_devices must be >= 2 (one device never confirms), got {self.confirm_devices}")
         if self.repaired_devices < 1 or self.repaired_traversals < 1:
             raise ValueError("repaired_traversals and repaired_devices must be >= 1")
-
-    @property
-    def version(self) -> str:
-        return DEFECTS_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": DEFECTS_VERSION, **dataclasses.asdict(self)}
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DefectParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known - {"version"}
-        if unknown:
-            raise ValueError(f"unknown defect parameters {sorted(unknown)}; known: {sorted(known)}")
-        kw = {k: (tuple(tuple(p) for p in v) if k.endswith("_weights") else v) for k, v in data.items() if k in known}
-        return cls(**kw)
 
 
 DEFAULT_DEFECT_PARAMS = DefectParams()

@@ -10,14 +10,50 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 DETECTOR_VERSION = "bump-detect/0.2"
 
 
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples a frozen parameter set holds (nested too)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+class VersionedParams:
+    """Serialisation shared by the frozen parameter dataclasses: a version string, a dict and a short digest
+    stored next to every result, and a strict ``from_dict`` (unknown names are an error, not ignored)."""
+
+    VERSION: ClassVar[str] = ""
+    WHAT: ClassVar[str] = "parameters"
+
+    @property
+    def version(self) -> str:
+        return self.VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.VERSION, **dataclasses.asdict(self)}   # type: ignore[call-overload]
+
+    def digest(self) -> str:
+        """Short stable hash of version and parameters (stored with results)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}   # type: ignore[arg-type]
+        unknown = set(data) - known - {"version"}
+        if unknown:
+            raise ValueError(f"unknown {cls.WHAT} {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: _tuples(v) for k, v in data.items() if k in known})
+
+
 @dataclass(frozen=True)
-class DetectorParams:
+class DetectorParams(VersionedParams):
     """Parameters of :func:`detect.detect`. Units are in the names."""
+
+    VERSION: ClassVar[str] = DETECTOR_VERSION
+    WHAT: ClassVar[str] = "detector parameters"
 
     # --- resampling and gaps
     max_rate_hz: float = 200.0           # traces faster than this are decimated onto this grid
@@ -67,24 +103,3 @@ class DetectorParams:
     # --- roughness
     roughness_window_m: float = 20.0
     roughness_min_speed_mps: float = 4.0
-
-    @property
-    def version(self) -> str:
-        return DETECTOR_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": DETECTOR_VERSION, **dataclasses.asdict(self)}
-
-    def digest(self) -> str:
-        """Short stable hash of version and parameters (stored with results)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DetectorParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known - {"version"}
-        if unknown:
-            raise ValueError(f"unknown detector parameters {sorted(unknown)}; known: {sorted(known)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        return cls(**kw)
