@@ -72,6 +72,7 @@ from detect.columns import Columns
 from detect.geo import LocalProjection
 from detect.params import DetectorParams
 from detect.pipeline import IMPACT_DTYPES
+from ingest.errors import BumpError
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
@@ -813,17 +814,19 @@ def defect_record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _parse_list(value: str | Sequence[str] | None, allowed: Sequence[str], default: Sequence[str], what: str
-                ) -> tuple[str, ...] | None:
-    if value is None:
+def parse_choices(value: str | Sequence[str] | None, allowed: Sequence[str], default: Sequence[str], what: str, *,
+                  error: type[BumpError] = InvalidStatusError) -> tuple[str, ...] | None:
+    """A filter from comma-separated text or a list: ``default`` when empty, None (no filter) for "all";
+    anything not in ``allowed`` raises ``error`` naming the choices."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return tuple(default)
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
     if "all" in items:
         return None
     bad = [v for v in items if v not in allowed]
     if bad:
-        raise InvalidStatusError(f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)} "
-                                 "or all", field=what)
+        raise error(f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)} or all "
+                    "(comma-separated)", field=what)
     return tuple(items)
 
 
@@ -834,8 +837,8 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
     (pothole, cover, unknown: not rough stretches, which the roughness map shows, nor designed features such as
     speed bumps and joints, nor castings standing proud, which leave nothing to fill); pass "all" (or a list)
     to widen. Keyset pagination: pass ``next_cursor`` back as ``cursor``."""
-    statuses = _parse_list(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
-    kinds = _parse_list(kind, KINDS, LISTED_KINDS, "kind")
+    statuses = parse_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
+    kinds = parse_choices(kind, KINDS, LISTED_KINDS, "kind")
     if bbox is not None:
         w, s, e, n = bbox
         if not (-90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):

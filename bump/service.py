@@ -492,16 +492,7 @@ _num = pipeline.round_or_none
 
 def _choices(value: str | None, allowed: Sequence[str], default: Sequence[str], what: str
              ) -> tuple[str, ...] | None:
-    if value is None or not value.strip():
-        return tuple(default)
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if "all" in items:
-        return None
-    bad = [v for v in items if v not in allowed]
-    if bad:
-        raise BadRequestError(f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)} or "
-                              "all (comma-separated)", field=what)
-    return tuple(items)
+    return pipeline.parse_choices(value, allowed, default, what, error=BadRequestError)
 
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:

@@ -96,6 +96,21 @@ def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source:
     return t_s, cols
 
 
+def _axis_block(t_s: ArrayLike, xyz: Sequence[ArrayLike] | np.ndarray, *, prefix: str, source: str | None
+                ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Times and x, y, z of a three-axis sensor block as float64 arrays of one length (SchemaError otherwise)."""
+    t = as_float_array(t_s, field=f"{prefix}.t", source=source)
+    if isinstance(xyz, np.ndarray) and xyz.ndim == 2:
+        if xyz.shape[1] != 3:
+            raise SchemaError(f"needs 3 axes, got shape {xyz.shape}", source=source, field=prefix)
+        axes = [np.asarray(xyz[:, i], dtype=np.float64) for i in range(3)]
+    else:
+        axes = [as_float_array(a, field=f"{prefix}.{k}", source=source) for k, a in zip("xyz", xyz, strict=True)]
+    _check_lengths({f"{prefix}.t": t, **{f"{prefix}.{k}": a for k, a in zip("xyz", axes, strict=True)}},
+                   source=source)
+    return t, axes
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.float64)
     a.setflags(write=False)
@@ -154,17 +169,7 @@ def build_trace(
     if accel_unit not in ACCEL_UNITS:
         raise SchemaError(f"unknown unit {accel_unit!r}; use one of {sorted(ACCEL_UNITS)}",
                           source=source, field=f"{names['accel']}.unit")
-    t = as_float_array(accel_t_s, field=f"{names['accel']}.t", source=source)
-    if isinstance(accel_xyz, np.ndarray) and accel_xyz.ndim == 2:
-        if accel_xyz.shape[1] != 3:
-            raise SchemaError(f"needs 3 axes, got shape {accel_xyz.shape}", source=source, field=names["accel"])
-        axes = [np.asarray(accel_xyz[:, i], dtype=np.float64) for i in range(3)]
-    else:
-        axes = [as_float_array(a, field=f"{names['accel']}.{k}", source=source)
-                for k, a in zip("xyz", accel_xyz, strict=True)]
-    _check_lengths({f"{names['accel']}.t": t, **{f"{names['accel']}.{k}": a for k, a in zip("xyz", axes,
-                                                                                               strict=True)}},
-                   source=source)
+    t, axes = _axis_block(accel_t_s, accel_xyz, prefix=names["accel"], source=source)
     n_in = t.size
     if n_in == 0:
         raise SchemaError("has no samples; a trace needs accelerometer samples", source=source,
@@ -226,15 +231,7 @@ def build_trace(
     gyro = np.empty((0, 3))
     gyro_rate_hz = 0.0
     if gyro_t_s is not None and gyro_xyz is not None:
-        gt = as_float_array(gyro_t_s, field=f"{names['gyro']}.t", source=source)
-        if isinstance(gyro_xyz, np.ndarray) and gyro_xyz.ndim == 2:
-            gaxes = [np.asarray(gyro_xyz[:, i], dtype=np.float64) for i in range(3)]
-        else:
-            gaxes = [as_float_array(a, field=f"{names['gyro']}.{k}", source=source)
-                     for k, a in zip("xyz", gyro_xyz, strict=True)]
-        _check_lengths({f"{names['gyro']}.t": gt, **{f"{names['gyro']}.{k}": a for k, a in zip("xyz", gaxes,
-                                                                                               strict=True)}},
-                       source=source)
+        gt, gaxes = _axis_block(gyro_t_s, gyro_xyz, prefix=names["gyro"], source=source)
         gfinite = np.isfinite(gt) & np.isfinite(gaxes[0]) & np.isfinite(gaxes[1]) & np.isfinite(gaxes[2])
         if gfinite.size - np.count_nonzero(gfinite):
             dropped_out["gyro_nonfinite"] = int(gfinite.size - np.count_nonzero(gfinite))
