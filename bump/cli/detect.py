@@ -35,13 +35,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-candidates", action="store_true", help="table: also list rejected candidates")
 
 
+class ParamsFileError(BumpError, ValueError):
+    code = "params_file"
+
+
 def load_params(path: str | None) -> DetectorParams:
-    if not path:
+    """DetectorParams from a JSON file of fields to change (the rest default); defaults without a file."""
+    if path is None:
         return DetectorParams()
     try:
-        return DetectorParams.from_dict(orjson.loads(Path(path).read_bytes()))
-    except (ValueError, TypeError) as exc:
-        raise BumpError(f"bad detector parameters: {exc}", source=path) from exc
+        data = orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ParamsFileError(f"is not valid JSON ({exc})", source=path) from None
+    if not isinstance(data, dict):
+        raise ParamsFileError("must be a JSON object of DetectorParams fields", source=path)
+    try:
+        return DetectorParams.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ParamsFileError(str(exc), source=path) from None
 
 
 def run(args: argparse.Namespace) -> int:

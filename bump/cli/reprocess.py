@@ -13,42 +13,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-import orjson
 from tqdm import tqdm
 
 from bump import pipeline
+from bump.cli.detect import load_params
 from bump.store import Store
-from detect.params import DetectorParams
-from ingest.errors import BumpError
 
 NAME = "reprocess"
 HELP = "re-run detection and clustering on every stored trace"
 
 
-class ParamsFileError(BumpError, ValueError):
-    code = "params_file"
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, metavar="FILE", help="database written by `bump ingest`")
     p.add_argument("--params", metavar="JSON", help="detector parameters to change (JSON object; others default)")
-
-
-def load_params(path: str | None) -> DetectorParams:
-    if path is None:
-        return DetectorParams()
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise ParamsFileError(f"is not valid JSON ({exc})", source=path) from None
-    if not isinstance(data, dict):
-        raise ParamsFileError("must be a JSON object of DetectorParams fields", source=path)
-    try:
-        return DetectorParams.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ParamsFileError(str(exc), source=path) from None
 
 
 def run(args: argparse.Namespace) -> int:
