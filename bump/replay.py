@@ -88,8 +88,12 @@ class Replay:
     # ------------------------------------------------------------------------------------------------ stages
     @cached_property
     def grid_index(self) -> pd.Index:
-        """The detector's uniform grid as seconds since trip start; shared by every grid stage."""
-        return self._rel(self.detection.signals.t_s)
+        """The detector's uniform grid as seconds since trip start; shared by every grid stage.
+
+        Computed from the grid's rate rather than by subtracting epoch times, which carry ~0.2 us of rounding."""
+        sig = self.detection.signals
+        offset_s = float(sig.t_s[0] - self.t0_s) if sig.t_s.size else 0.0
+        return pd.Index(offset_s + np.arange(sig.t_s.size) / sig.fs_hz, name=TIME_INDEX)
 
     def _grid_frame(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
         return pd.DataFrame(dict(columns), index=self.grid_index, copy=True)

@@ -48,13 +48,7 @@ class _GapInterp:
         if self.empty:
             self.shape = np.shape(t_query)
             return
-        # interval of every query: the number of fixes at or before it (query times are usually the sorted grid:
-        # count by placing the few fixes among the many queries, then a running sum)
-        if t_query.ndim == 1 and t_query.size > 4 * t_fix.size and np.all(np.diff(t_query) >= 0):
-            at = np.searchsorted(t_query, t_fix, side="left")
-            i = np.cumsum(np.bincount(at, minlength=t_query.size + 1)[:t_query.size])
-        else:
-            i = np.searchsorted(t_fix, t_query, side="right")
+        i = np.searchsorted(t_fix, t_query, side="right")
         # per interval k = number of fixes before it (0: before the first, size: after the last)
         t_ext = np.concatenate(([t_fix[0] - 0.5 * max_gap_s], t_fix, [t_fix[-1] + 0.5 * max_gap_s]))
         bad = (np.diff(t_ext) > max_gap_s)
@@ -75,36 +69,65 @@ class _GapInterp:
         return out
 
 
+class _GridInterp:
+    """:class:`_GapInterp` onto the uniform grid ``t0_s + i / fs_hz``, i < n, at the cost of a few passes: the
+    grid points between two fixes form one contiguous run, so each piece of the piecewise-linear result is a
+    line ``a + tau b`` (tau: time since ``t0_s``) repeated over its run. Pieces: NaN before the first fix by
+    more than half of ``max_gap_s``, constant up to it, one line per fix interval (NaN when longer than
+    ``max_gap_s``), constant after the last fix, NaN beyond half of ``max_gap_s`` after it."""
+
+    def __init__(self, t0_s: float, fs_hz: float, n: int, t_fix: np.ndarray, max_gap_s: float) -> None:
+        self.n = n
+        self.tau_fix = t_fix - t0_s
+        edges = np.concatenate(([self.tau_fix[0] - 0.5 * max_gap_s], self.tau_fix,
+                                [self.tau_fix[-1] + 0.5 * max_gap_s])) if t_fix.size else np.empty(0)
+        first_at = np.clip(np.ceil(edges * fs_hz - 1e-9), 0, n).astype(np.int64)   # first grid point >= edge
+        self.counts = np.diff(np.concatenate(([0], first_at, [n])))
+        self.long = np.diff(self.tau_fix) > max_gap_s
+        self.tau_s = np.arange(n) / fs_hz
+
+    def __call__(self, v_fix: np.ndarray) -> np.ndarray:
+        if self.tau_fix.size == 0:
+            return np.full(self.n, np.nan)
+        span = np.diff(self.tau_fix)
+        slope = np.where(span > 0, np.diff(v_fix) / np.where(span > 0, span, 1.0), 0.0)
+        line_a = np.where(self.long, np.nan, v_fix[:-1] - self.tau_fix[:-1] * slope)
+        a = np.concatenate(([np.nan, v_fix[0]], line_a, [v_fix[-1], np.nan]))
+        b = np.concatenate(([0.0, 0.0], np.where(self.long, 0.0, slope), [0.0, 0.0]))
+        return np.repeat(a, self.counts) + self.tau_s * np.repeat(b, self.counts)
+
+
 def _interp_with_gaps(t_grid: np.ndarray, t_fix: np.ndarray, v_fix: np.ndarray, max_gap_s: float) -> np.ndarray:
     """np.interp, but NaN inside fix intervals longer than ``max_gap_s`` and beyond the ends by more
     than half of it."""
     return _GapInterp(np.asarray(t_grid, dtype=np.float64), t_fix, max_gap_s)(v_fix)
 
 
-def motion_on_grid(t_grid_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
-                   speed_mps: np.ndarray, heading_deg: np.ndarray, *, latency_s: float = 0.0,
+def motion_on_grid(t0_s: float, fs_hz: float, n: int, gps_t_s: np.ndarray, lat_deg: np.ndarray,
+                   lon_deg: np.ndarray, speed_mps: np.ndarray, heading_deg: np.ndarray, *, latency_s: float = 0.0,
                    max_gap_s: float = 10.0) -> Motion:
-    """Interpolate GPS motion onto ``t_grid_s``."""
-    n = t_grid_s.size
+    """Interpolate GPS motion onto the uniform grid ``t0_s + i / fs_hz``, i < n."""
     if gps_t_s.size < 2:
         nan = np.full(n, np.nan)
         return Motion(nan, nan.copy(), nan.copy(), np.zeros(n), has_gps=False)
     t_fix = gps_t_s - latency_s
     ts, vs = _fix_speed(t_fix, lat_deg, lon_deg, speed_mps)
-    at_speed_fixes = _GapInterp(t_grid_s, ts, max_gap_s)
+    at_speed_fixes = _GridInterp(t0_s, fs_hz, n, ts, max_gap_s)
     speed = at_speed_fixes(vs)
     dvdt = at_speed_fixes(np.gradient(vs, ts)) if ts.size >= 3 else np.full(n, np.nan)
     okh = np.isfinite(heading_deg)
     if np.count_nonzero(okh) >= 3:
         th = t_fix[okh]
         psi = np.unwrap(np.deg2rad(heading_deg[okh]))
-        yaw_rate = np.gradient(psi, th)
-        cent = speed * _interp_with_gaps(t_grid_s, th, yaw_rate, max_gap_s)
+        cent = speed * _GridInterp(t0_s, fs_hz, n, th, max_gap_s)(np.gradient(psi, th))
         cent[~(speed > 3.0)] = np.nan        # heading is noise at low speed
     else:
         cent = np.full(n, np.nan)
-    step = np.diff(t_grid_s, prepend=t_grid_s[0]) * np.nan_to_num(speed, nan=0.0)
-    return Motion(speed, dvdt, cent, np.cumsum(step), has_gps=True)
+    known = np.nan_to_num(speed, nan=0.0)
+    distance = np.cumsum(known)
+    distance -= known[0]
+    distance /= fs_hz
+    return Motion(speed, dvdt, cent, distance, has_gps=True)
 
 
 def position_at(t_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,

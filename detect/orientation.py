@@ -35,13 +35,23 @@ class Orientation:
 
     def segment_of(self, n: int) -> np.ndarray:
         """Segment index of every one of ``n`` grid samples."""
-        return np.searchsorted(self.seg_start, np.arange(n), side="right") - 1
+        seg = np.zeros(n, dtype=np.int64)
+        for s in self.seg_start[1:]:          # loop over re-mounts
+            seg[s:] += 1
+        return seg
+
+    def to_car_frame(self, vec: np.ndarray) -> np.ndarray:
+        """(3, n) components of (n, 3) phone-frame vectors along (up, forward, left) of each mount segment."""
+        out = np.empty((3, vec.shape[0]))
+        stops = np.append(self.seg_start[1:], vec.shape[0])
+        for k, (s, e) in enumerate(zip(self.seg_start, stops, strict=True)):     # loop over mount segments
+            rot = np.stack([self.up[k], self.forward[k], self.left[k]])
+            np.matmul(rot, vec[s:e].T, out=out[:, s:e])
+        return out
 
     def project(self, vec: np.ndarray, axis: str) -> np.ndarray:
         """Component of (n, 3) phone-frame vectors along ``axis`` ("up", "forward", "left") per segment."""
-        axes = getattr(self, axis)
-        seg = self.segment_of(vec.shape[0])
-        return np.einsum("ij,ij->i", vec, axes[seg])
+        return self.to_car_frame(vec)[("up", "forward", "left").index(axis)]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -54,16 +54,15 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     fs = grid_rate_hz(trace.t_s, params.max_rate_hz)
     gap_s = max(params.gap_s, 2.5 / fs)
     t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s)
-    motion = motion_on_grid(t, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.speed_mps, trace.heading_deg,
-                            latency_s=params.gps_latency_s)
+    motion = motion_on_grid(float(t[0]), fs, t.size, trace.gps_t_s, trace.lat_deg, trace.lon_deg,
+                            trace.speed_mps, trace.heading_deg, latency_s=params.gps_latency_s)
     ori = orient(acc, fs, dvdt_mps2=motion.dvdt_mps2 if motion.has_gps else None,
                  centripetal_mps2=motion.centripetal_mps2 if motion.has_gps else None,
                  steady_tolerance_mps2=params.steady_tolerance_mps2, remount_block_s=params.remount_block_s,
                  remount_context_s=params.remount_context_s, remount_angle_deg=params.remount_angle_deg)
     seg = ori.segment_of(t.size)
-    a_up = np.einsum("ij,ij->i", acc, ori.up[seg]) - ori.g_mps2[seg]
-    a_fwd = np.einsum("ij,ij->i", acc, ori.forward[seg])
-    a_left = np.einsum("ij,ij->i", acc, ori.left[seg])
+    a_up, a_fwd, a_left = ori.to_car_frame(acc)
+    a_up -= ori.g_mps2[seg]
     a_imp = bandpass(a_up, params.impact_band_hz, fs)
     cf = characteristic_function(a_imp, fs, params.energy_window_s)
     cf[~valid] = 0.0

@@ -71,7 +71,7 @@ import numpy as np
 from scipy import special
 
 from detect.columns import Columns
-from detect.signal import bandpass, running_background
+from detect.signal import bandpass, design_rate_hz, running_background
 
 N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
 IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
@@ -215,7 +215,7 @@ def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, 
 def calibration_constant(speed_mps: np.ndarray | float, *, band_hz: tuple[float, float], fs_hz: float,
                          car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> np.ndarray:
     """``C(v)`` of ``IRI = C rms / sqrt(v)`` [m/km / (m/s^2 / sqrt(m/s))], interpolated in log speed."""
-    table = _calibration((float(band_hz[0]), float(band_hz[1])), float(fs_hz), car, bool(aliased))
+    table = _calibration((float(band_hz[0]), float(band_hz[1])), design_rate_hz(fs_hz), car, bool(aliased))
     v = np.clip(np.asarray(speed_mps, dtype=float), CAL_SPEEDS_MPS[0], CAL_SPEEDS_MPS[-1])
     return np.interp(np.log(v), np.log(CAL_SPEEDS_MPS), table)
 

@@ -44,6 +44,15 @@ def test_resample_uniform_matches_reference_with_jitter_and_a_gap() -> None:
     assert not ok.all()                 # the gap is marked
 
 
+def test_resample_uniform_uses_input_already_on_the_grid() -> None:
+    t = 1_780_000_000.0 + np.arange(500) / 100.0
+    v = rng.normal(size=(500, 3))
+    _, on_grid, ok = resample_uniform(t + rng.uniform(-2e-4, 2e-4, 500), v, 100.0, 0.25)   # 2 % of a step
+    assert on_grid is v and ok.all()
+    _, moved, _ = resample_uniform(t + rng.uniform(-3e-3, 3e-3, 500), v, 100.0, 0.25)       # 30 %: interpolated
+    assert moved is not v and not np.allclose(moved[1:-1], v[1:-1])
+
+
 def test_resample_uniform_decimation_averages() -> None:
     t = np.arange(0, 2, 0.001)
     v = np.sin(2 * np.pi * 300 * t)      # far above the 50 Hz grid's Nyquist: averaged away, not aliased
@@ -63,11 +72,12 @@ def test_moving_rms_matches_reference(n_win: int) -> None:
     assert_allclose(got, ref, rtol=1e-10)
 
 
+@pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("func", ["median", "mean", "max"])
-def test_block_reduce_matches_reference(func: str) -> None:
+def test_block_reduce_matches_reference(func: str, stride: int) -> None:
     x = rng.normal(size=103)
-    got = block_reduce(x, 10, func)
-    ref = [getattr(np, func)(x[i:i + 10]) for i in range(0, 103, 10)]
+    got = block_reduce(x, 10, func, stride=stride)
+    ref = [getattr(np, func)(x[i:i + 10:stride]) for i in range(0, 103, 10)]
     assert_allclose(got, ref)
 
 
@@ -178,4 +188,21 @@ def test_gap_interp_matches_reference(sorted_queries: bool) -> None:
         right = t_fix[k] if k < t_fix.size else t_fix[-1] + 5
         ref.append(np.nan if right - left > 10.0 else float(np.interp(x, t_fix, v)))
     assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_grid_interp_matches_gap_interp_on_the_grid() -> None:
+    from detect.motion import _GapInterp, _GridInterp
+
+    t0, fs, n = 1_780_000_000.0, 50.0, 6000
+    t_fix = t0 + np.cumsum(rng.uniform(0.5, 1.5, 60)) + 4.0
+    t_fix[30:] += 25.0                                   # an outage longer than max_gap
+    t_fix[45] = t_fix[44]                                # a repeated fix time
+    v = rng.normal(size=60)
+    grid = t0 + np.arange(n) / fs
+    got = _GridInterp(t0, fs, n, t_fix, 10.0)(v)
+    ref = _GapInterp(grid, t_fix, 10.0)(v)
+    assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got).any() and np.isfinite(got).any()
+    ok = np.isfinite(ref)
+    assert_allclose(got[ok], ref[ok], rtol=0, atol=1e-6)    # the reference rounds epoch times to 0.2 us
     assert np.isnan(got).any() and np.isfinite(got).any()
