@@ -18,15 +18,18 @@ Two questions, two functions, each returning a frozen result with ``to_dict()``:
   nearest (in time) truth impact on a non-reportable feature (same names as above), a non-road truth event
   (``event``: phone handling, door slam), a reportable pass already matched (``duplicate``) or ``none``. The count of
   ``kind == "pothole"`` detections on designed / harmless features, divided by the number of passes over such
-  features, is the false-pothole rate on features.
+  features, is the false-pothole rate on features. Reportable passes that no phone could feel are left out of
+  recall and precision and listed as ``unscored``: every wheel hit of the pass grazed the defect (the truth's
+  ``input_m``, the tyre's drop or rise, under 1 cm) or fell while the phone was handled, re-mounted or not recording
+  (truth events ``handling``, ``remount``, ``gap``, +- 0.3 s).
 
 Truth file::
 
     {"origin": {"lat", "lon"},
      "defects": [{"id", "type", "lat", "lon", "depth_m" | "height_m", "length_m", "width_m", "lateral_offset_m",
                   "direction", "reportable", "repaired_after"?}],
-     "impacts": [{"trip_id", "t", "defect_id", "type", "wheel", "speed_mps"}],
-     "trips": [{"trip_id", "device_id"}], "events": [{"trip_id", "t", "type"}]}
+     "impacts": [{"trip_id", "t", "defect_id", "type", "wheel", "speed_mps", "input_m"?}],
+     "trips": [{"trip_id", "device_id"}], "events": [{"trip_id", "t", "type", "duration_s"?}]}
 
 Types: pothole, cover, speed_bump, hump, joint, rail. ``reportable`` is true for potholes >= 3 cm deep and covers
 sunk > 2.5 cm; when it is missing it is derived by that rule. Truth impact times are trusted as physical events
@@ -55,6 +58,9 @@ from detect.geo import LocalProjection
 from ingest.errors import BumpError
 
 POTHOLE_MIN_DEPTH_M = 0.03        # reportable pothole: depth >= 3 cm
+MIN_FELT_M = 0.01                 # a wheel hit counts for recall when the tyre dropped (or rose) at least this
+UNOBSERVED_EVENTS = ("handling", "remount", "gap")   # the phone was in a hand or recorded nothing
+UNOBSERVED_MARGIN_S = 0.3         # ... from this long before such an event to this long after it
 COVER_MIN_SINK_M = 0.025          # reportable cover: sunk by more than 2.5 cm
 
 # Non-reportable truth types -> false-positive category names.
@@ -402,7 +408,7 @@ class _MatchCounts:
 
     @property
     def precision(self) -> float:
-        return _ratio(self.tp, self.n_detected)
+        return _ratio(self.tp, self.tp + self.fp)
 
     @property
     def recall(self) -> float:
@@ -513,7 +519,10 @@ class ImpactScore(_MatchCounts):
 
     ``matches``: (trip id, detection index, defect id, |dt| [s]); ``missed``: (trip id, defect id, first hit t [s]);
     ``false_positives``: (trip id, detection index, t [s], detected kind, category). ``n_feature_passes`` counts
-    passes over non-reportable features (the denominator of :attr:`false_pothole_rate`).
+    passes over non-reportable features (the denominator of :attr:`false_pothole_rate`). ``unscored``: (trip id,
+    defect id, first hit t [s], detected) for reportable passes left out of recall and precision because no
+    phone could have felt them: every wheel hit grazed (|input_m| < :data:`MIN_FELT_M`) or fell while the
+    phone was handled, re-mounted or not recording (:data:`UNOBSERVED_EVENTS`).
     """
 
     trips: tuple[str, ...]
@@ -524,6 +533,7 @@ class ImpactScore(_MatchCounts):
     matches: tuple[tuple[str, int, Any, float], ...]
     missed: tuple[tuple[str, Any, float], ...]
     false_positives: tuple[tuple[str, int, float, str | None, str], ...]
+    unscored: tuple[tuple[str, Any, float, bool], ...] = ()
 
     @property
     def n_truth(self) -> int:
@@ -578,7 +588,7 @@ class ImpactScore(_MatchCounts):
                    sum(s.n_passes for s in scores), sum(s.n_detected for s in scores),
                    sum(s.n_feature_passes for s in scores),
                    tuple(m for s in scores for m in s.matches), tuple(m for s in scores for m in s.missed),
-                   tuple(f for s in scores for f in s.false_positives))
+                   tuple(f for s in scores for f in s.false_positives), tuple(u for s in scores for u in s.unscored))
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({
@@ -593,6 +603,7 @@ class ImpactScore(_MatchCounts):
             "matches": [{"trip_id": tr, "detection": i, "defect_id": d, "dt_s": dt}
                         for tr, i, d, dt in self.matches],
             "missed": [{"trip_id": tr, "defect_id": d, "t": t} for tr, d, t in self.missed],
+            "unscored": [{"trip_id": tr, "defect_id": d, "t": t, "detected": hit} for tr, d, t, hit in self.unscored],
             "false_positives": [{"trip_id": tr, "detection": i, "t": t, "kind": k, "nearest": c}
                                 for tr, i, t, k, c in self.false_positives],
         })
@@ -672,6 +683,20 @@ def _nearest(t_query: np.ndarray, t_ref: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.minimum(d_left, d_right), order[pick]
 
 
+def _observed(hits: list[dict[str, Any]], events: list[dict[str, Any]]) -> np.ndarray:
+    """Which truth wheel hits a phone could feel: the tyre dropped or rose by >= :data:`MIN_FELT_M` (hits without
+    ``input_m`` count as felt) and the phone was neither handled, re-mounted nor silent (:data:`UNOBSERVED_EVENTS`
+    +- :data:`UNOBSERVED_MARGIN_S`)."""
+    t = np.array([r["t"] for r in hits], dtype=np.float64)
+    felt = np.array([abs(float(r.get("input_m", MIN_FELT_M))) >= MIN_FELT_M for r in hits], dtype=bool)
+    blind = [(float(e["t"]) - UNOBSERVED_MARGIN_S, float(e["t"]) + float(e.get("duration_s") or 0.0)
+              + UNOBSERVED_MARGIN_S) for e in events if e["type"] in UNOBSERVED_EVENTS]
+    seen = np.ones(t.size, dtype=bool)
+    for lo, hi in blind:                                        # loop over events
+        seen &= (t < lo) | (t > hi)
+    return felt & seen
+
+
 def _score_trip(truth: Truth, trip_id: str, impacts: Any, tol_s: float, group_s: float,
                 event_tol_s: float) -> ImpactScore:
     t_det, kinds = _impact_times(impacts)
@@ -683,19 +708,24 @@ def _score_trip(truth: Truth, trip_id: str, impacts: Any, tol_s: float, group_s:
     hit_rep = reportable[hit_k] if hits else np.zeros(0, dtype=bool)
     pass_of_hit = group_passes(hit_t, hit_k, group_s)
     rep_passes = np.unique(pass_of_hit[hit_rep])
+    scored = set(np.unique(pass_of_hit[hit_rep & _observed(hits, events)]).tolist()) if hits else set()
     n_feature_passes = int(np.unique(pass_of_hit[~hit_rep]).size)
 
     rep_hits = np.flatnonzero(hit_rep)
     i, h, dt = _pairs_within(t_det[:, None], hit_t[rep_hits, None], tol_s)
     passes = pass_of_hit[rep_hits[h]]
     taken = greedy_match(i, passes, dt)
-    matches = tuple((trip_id, int(i[k]), truth.defects[hit_k[rep_hits[h[k]]]]["id"], float(dt[k])) for k in taken)
+    matches = tuple((trip_id, int(i[k]), truth.defects[hit_k[rep_hits[h[k]]]]["id"], float(dt[k])) for k in taken
+                    if int(passes[k]) in scored)
     matched_passes = set(passes[taken].tolist())
-    missed = []
+    missed, unscored = [], []
     for p in rep_passes:
-        if int(p) not in matched_passes:
-            members = np.flatnonzero(pass_of_hit == p)
-            missed.append((trip_id, truth.defects[hit_k[members[0]]]["id"], float(hit_t[members].min())))
+        members = np.flatnonzero(pass_of_hit == p)
+        first = (trip_id, truth.defects[hit_k[members[0]]]["id"], float(hit_t[members].min()))
+        if int(p) not in scored:
+            unscored.append((*first, int(p) in matched_passes))
+        elif int(p) not in matched_passes:
+            missed.append(first)
 
     unmatched = np.setdiff1d(np.arange(t_det.size), i[taken])
     ev_t = np.array([e["t"] for e in events], dtype=np.float64)
@@ -711,8 +741,8 @@ def _score_trip(truth: Truth, trip_id: str, impacts: Any, tol_s: float, group_s:
             cat = "event" if de <= event_tol_s else "none"
         fps.append((trip_id, int(a), float(t_det[a]), kinds[a], cat))
     missed.sort(key=lambda m: m[2])
-    return ImpactScore((trip_id,), float(tol_s), int(rep_passes.size), int(t_det.size), n_feature_passes,
-                       matches, tuple(missed), tuple(fps))
+    return ImpactScore((trip_id,), float(tol_s), len(scored), int(t_det.size), n_feature_passes,
+                       matches, tuple(missed), tuple(fps), tuple(unscored))
 
 
 def evaluate_impacts(truth: Truth | Mapping[str, Any], impacts: Any, trip_id: str | None = None,

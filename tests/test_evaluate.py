@@ -321,6 +321,25 @@ def test_false_positive_takes_the_nearer_of_feature_and_event() -> None:
     assert [f[4] for f in s.false_positives] == ["bump", "event"]
 
 
+def test_passes_no_phone_could_feel_are_left_out_of_the_scores() -> None:
+    doc = truth_doc()
+    for r in doc["impacts"]:
+        if r["trip_id"] == "t2" and r["t"] < 1050:
+            r["input_m"] = -0.004                               # t2's first pass over P1 only grazed the hole
+    doc["impacts"].append({**doc["impacts"][0], "trip_id": "t2", "t": 1200.0, "input_m": -0.06})
+    doc["events"] += [{"trip_id": "t2", "t": 1099.0, "type": "handling", "duration_s": 3.0},
+                      {"trip_id": "t2", "t": 1199.9, "type": "gap", "duration_s": 0.2},
+                      {"trip_id": "t2", "t": 1300.0, "type": "door_slam", "duration_s": 0.3}]
+    truth = Truth.from_dict(doc)
+    s = evaluate_impacts(truth, [1000.1], "t2")     # found the graze; missed the pass in hand and the one in the gap
+    assert (s.n_passes, s.tp, s.fp, s.fn) == (0, 0, 0, 0)
+    assert [(u[2], u[3]) for u in s.unscored] == [(1000.0, True), (1100.0, False), (1200.0, False)]
+    assert s.to_dict()["unscored"][0] == {"trip_id": "t2", "defect_id": "P1", "t": 1000.0, "detected": True}
+    doc["events"][-2]["type"] = "door_slam"         # a door slam does not blind the phone: that pass counts
+    s = evaluate_impacts(Truth.from_dict(doc), [], "t2")
+    assert (s.n_passes, s.fn) == (1, 1) and s.missed[0][2] == 1200.0
+
+
 def test_impacts_all_trips_sum(truth: Truth, tmp_path) -> None:
     path = tmp_path / "det.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(o) for o in [

@@ -83,7 +83,7 @@ def test_truth_has_the_promised_shape(smoke) -> None:
         assert i["defect_id"] in ids and i["trip_id"] in trips and i["wheel"] in WHEELS and i["type"] in TYPES
         assert 0.0 <= i["speed_mps"] < 17.0 and 0.0 < i["overlap"] <= 1.0 and abs(i["input_m"]) < 0.13
     for e in truth["events"]:
-        assert e["type"] in {"door_slam", "handling", "remount"} and e["trip_id"] in trips
+        assert e["type"] in {"door_slam", "handling", "remount", "gap"} and e["trip_id"] in trips
 
 
 def test_rear_wheels_follow_front_wheels_by_wheelbase_over_speed(smoke) -> None:
@@ -221,6 +221,19 @@ def test_door_slams_happen_while_parked_and_shake_the_phone(smoke, traces) -> No
         if near.sum() > 5 and calm.sum() > 5:                               # the shell rings, mostly sideways
             dev = np.linalg.norm(tr.accel_mps2 - tr.accel_mps2[calm].mean(axis=0), axis=1)
             assert dev[near].max() > 2 * dev[calm].max()
+
+
+def test_recording_gaps_in_the_truth_are_holes_in_the_trace(smoke, traces) -> None:
+    _, truth = smoke
+    gaps = [e for e in truth["events"] if e["type"] == "gap" and e["duration_s"] > 0.05]
+    assert gaps, "the smoke scenario should lose a stretch of samples somewhere"
+    for e in gaps:
+        t = traces[e["trip_id"]].t_s
+        inside = (t > e["t"] + 1e-3) & (t < e["t"] + e["duration_s"] - 1e-3)
+        assert not inside.any()
+        if e["t"] - t[0] > 1.0 and t[-1] - e["t"] - e["duration_s"] > 1.0:
+            around = np.diff(t[(t > e["t"] - 0.5) & (t < e["t"] + e["duration_s"] + 0.5)])
+            assert around.max() >= 0.9 * e["duration_s"]              # ... and the trace shows it
 
 
 def _distance_to_polyline(px: np.ndarray, py: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:

@@ -329,11 +329,12 @@ def simulate_trip(world: World, params: ScenarioParams, prof: DriverProfile, tri
     events.extend(mount_events)
     extra = engine_vibration(t, v_t, kin.a_long_mps2, rng, fs) + ring
     f_phone, w_phone = _phone_streams(t, kin, body, extra, first, handlings, fs)
-    t_acc = sample_times(duration, phone, rng)
+    t_acc, acc_gaps = sample_times(duration, phone, rng)
+    events.extend({"t": start, "type": "gap", "duration_s": round(length, 3)} for start, length in acc_gaps)
     accel = read_accelerometer(t, f_phone, t_acc, phone, rng)
     gyro_block = None
     if phone.has_gyro:
-        t_gyr = sample_times(duration, phone, rng)
+        t_gyr, _ = sample_times(duration, phone, rng)
         gyro = read_gyroscope(t, w_phone, t_gyr, phone, rng)
         gyro_block = {"t": np.round(t0_epoch + t_gyr, 4), "x": np.round(gyro[:, 0], 5),
                       "y": np.round(gyro[:, 1], 5), "z": np.round(gyro[:, 2], 5)}

@@ -300,17 +300,22 @@ def door_slam_ring(t_s: np.ndarray, t0_s: float, rng: np.random.Generator) -> np
 # Sampling
 # --------------------------------------------------------------------------------------------------------------
 
-def sample_times(duration_s: float, phone: PhoneModel, rng: np.random.Generator) -> np.ndarray:
-    """Sample instants [s from the trip start] of one sensor: the phone's clock, jitter, drops and gaps."""
+def sample_times(duration_s: float, phone: PhoneModel, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Sample instants [s from the trip start] of one sensor (the phone's clock, jitter, drops and gaps), and the
+    gaps in the recording as (start [s], duration [s])."""
     period = 1.0 / phone.fs_hz * (1.0 + phone.clock_ppm * 1e-6)
     t = np.arange(0.0, duration_s, period)
     t = t + np.clip(rng.normal(0.0, phone.jitter_s, t.size), -0.4 * period, 0.4 * period)
     keep = rng.random(t.size) >= phone.drop_fraction
     n_gaps = rng.poisson(phone.gaps_per_hour * duration_s / 3600.0)
+    gaps = []
     for start in rng.uniform(0.0, duration_s, n_gaps):
-        keep &= ~((t >= start) & (t < start + rng.uniform(0.15, 0.6)))
+        length = float(rng.uniform(0.15, 0.6))
+        keep &= ~((t >= start) & (t < start + length))
+        gaps.append((float(start), length))
     t = t[keep]
-    return t[(t >= 0.0) & (t <= duration_s)]
+    return t[(t >= 0.0) & (t <= duration_s)], gaps
 
 
 def read_accelerometer(t_sim_s: np.ndarray, phone_force: np.ndarray, t_sample_s: np.ndarray, phone: PhoneModel,

@@ -15,7 +15,8 @@ Truth (``bump.truth/1``):
               the wheel drop (< 0) or rise (> 0) there (a short hole is bridged, a grazed one barely felt).
   passes      [{"trip_id", "defect_id", "t", "speed_mps", "in_lane", "hit", "present"}] every time a trip
               drove past a defect's spot (hit rate = hits / passes in the lane).
-  events      [{"trip_id", "t", "type": "door_slam" | "handling" | "remount", "duration_s"}] non-road events.
+  events      [{"trip_id", "t", "type": "door_slam" | "handling" | "remount" | "gap", "duration_s"}] non-road
+              events; "gap": the accelerometer recorded nothing for ``duration_s``.
   trips       [{"trip_id", "device_id", ...}] with the phone, mount, vehicle and GPS behind each trace.
 """
 
