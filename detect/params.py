@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-DETECTOR_VERSION = "bump-detect/0.2"
+DETECTOR_VERSION = "bump-detect/0.3"
 
 
 def _tuples(value: Any) -> Any:
@@ -89,7 +89,9 @@ class DetectorParams(VersionedParams):
     one_wheel_coherence: float = 0.45    # |corr(lateral, vertical)| above this: one wheel rolled the car
     both_wheels_roll_ratio: float = 0.9  # roll/pitch rate below this: both wheels of an axle (one wheel ~ 1.7)
     damper_rate_per_s: float = 2.7       # body velocity swing per metre of depth seen at the phone [1/s]
-    cover_depth_m: float = 0.035         # one-wheel events shallower than this look like a utility cover
+    cover_depth_m: float = 0.045         # one-wheel events shallower than this look like a utility cover: castings
+    #                                      sink 1-4 cm (FIELD_NOTES), the estimate scatters ~x1.3 around the drop, and
+    #                                      castings outnumber potholes ~8:1 (Street Bump), so an ambiguous one is one
     proud_velocity_mps: float = 0.25     # first motion up and a swing below this: a proud cover, not a hole
     # --- rejection of non-road events
     min_speed_mps: float = 2.5           # below this an event is not taken as a road impact (door slams)
