@@ -118,6 +118,9 @@ FEATURE_DTYPES: dict[str, str] = {
 }
 
 
+IMPACT_PAD_S = 0.3     # impact-band (>= 3 Hz) filters of event windows settle within this [s]
+
+
 def _ptp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Peak-to-peak of each row of ``x`` over ``mask``."""
     return np.where(mask, x, -np.inf).max(axis=1) - np.where(mask, x, np.inf).min(axis=1)
@@ -202,32 +205,35 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     in_motion = (j >= (s - round(0.1 * fs))[:, None]) & (j < (e + ctx)[:, None])
     out["vel_p2p_mps"] = _ptp(vel, in_motion)
     out["disp_p2p_m"] = _ptp(disp, in_motion)
-    # --- one wheel or both, handling
-    horiz = _filter_rows(np.concatenate([sig.a_forward_mps2[g], left]), sig.impact_band_hz, fs)
+    # --- one wheel or both, handling; impact-band filters settle within ~0.1 s, so they run on the narrow part
+    # of the window (the context plus IMPACT_PAD_S each side), the same columns for every event
+    narrow = slice(margin - ctx - round(IMPACT_PAD_S * fs), length - margin + ctx + round(IMPACT_PAD_S * fs))
+    g_n, ctx_n = g[:, narrow], in_ctx[:, narrow]
+    horiz = _filter_rows(np.concatenate([sig.a_forward_mps2[g_n], left[:, narrow]]), sig.impact_band_hz, fs)
     vert_rms = np.maximum(_rms(imp, in_ctx), 1e-6)
-    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), in_ctx) / vert_rms
+    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), ctx_n) / vert_rms
     out["lateral_ratio"] = (_rms(left - _mean(left, in_ctx)[:, None], in_ctx)
                             / np.maximum(_rms(up - _mean(up, in_ctx)[:, None], in_ctx), 1e-6))
     out["lateral_up_corr"] = _abs_corr(lat_motion, imp, in_ctx)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
     if sig.has_gyro:
-        gyro = sig.window_gyro_at(g)
-        seg = sig.segment[g]
+        gyro = sig.window_gyro_at(g_n)
+        seg = sig.segment[g_n]
         rot = _filter_rows(np.concatenate([np.einsum("ijk,ijk->ij", gyro, sig.forward_axis[seg]),
                                            np.einsum("ijk,ijk->ij", gyro, sig.left_axis[seg])]),
                            sig.impact_band_hz, fs)
         roll, pitch = rot[:n_ev], rot[n_ev:]
-        out["roll_pitch_corr"] = _abs_corr(roll, pitch, in_ctx)
-        out["roll_ratio"] = _rms(roll, in_ctx) / np.maximum(_rms(pitch, in_ctx), 1e-4)
-        out["gyro_max_rad_s"] = np.where(in_ctx, np.linalg.norm(gyro, axis=2), -np.inf).max(axis=1)
+        out["roll_pitch_corr"] = _abs_corr(roll, pitch, ctx_n)
+        out["roll_ratio"] = _rms(roll, ctx_n) / np.maximum(_rms(pitch, ctx_n), 1e-4)
+        out["gyro_max_rad_s"] = np.where(ctx_n, np.linalg.norm(gyro, axis=2), -np.inf).max(axis=1)
     else:
         out["roll_pitch_corr"] = out["roll_ratio"] = out["gyro_max_rad_s"] = np.full(n_ev, np.nan)
     # --- front/rear axle double hit: coherence of cf with itself one wheelbase later
     v = sig.speed_mps[ip]
     out["speed_mps"] = v
     lag = np.where(np.isfinite(v) & (v > 0.5), np.round(wheelbase_m / np.maximum(v, 0.5) * fs), 0).astype(np.int64)
-    later = sig.cf_mps2[np.clip(j + lag[:, None], 0, n - 1)]
-    out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, in_event | in_ctx), np.nan)
+    later = sig.cf_mps2[np.clip(j[:, narrow] + lag[:, None], 0, n - 1)]
+    out["axle_score"] = np.where(lag > 0, _abs_corr(cf[:, narrow], later, (in_event | in_ctx)[:, narrow]), np.nan)
     i_before = np.maximum(0, ip - round(3.0 * fs))
     i_near = np.maximum(0, ip - round(0.3 * fs))
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)

@@ -164,8 +164,21 @@ def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: fl
     k = max(1, round(window_s / block_s))
     k += (k + 1) % 2    # odd
     level = ndimage.median_filter(blocks, size=k, mode="nearest")
-    centres = (np.arange(blocks.size) + 0.5) * n_block
-    return np.interp(np.arange(x.size), centres, level)
+    return interp_regular(level, 0.5 * n_block, n_block, x.size)
+
+
+def interp_regular(knots: np.ndarray, first_x: float, step_x: float, n: int) -> np.ndarray:
+    """``np.interp(np.arange(n), first_x + step_x * np.arange(knots.size), knots)`` for regularly spaced knots,
+    in a few passes: the samples between two knots are one run, so each piece is a line repeated over its run."""
+    if knots.size == 1:
+        return np.full(n, float(knots[0]))
+    x_knot = first_x + step_x * np.arange(knots.size)
+    first_at = np.clip(np.ceil(x_knot - 1e-9), 0, n).astype(np.int64)       # first sample at or after each knot
+    counts = np.diff(np.concatenate(([0], first_at, [n])))
+    slope = np.diff(knots) / step_x
+    a = np.concatenate(([knots[0]], knots[:-1] - x_knot[:-1] * slope, [knots[-1]]))
+    b = np.concatenate(([0.0], slope, [0.0]))
+    return np.repeat(a, counts) + np.arange(n) * np.repeat(b, counts)
 
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

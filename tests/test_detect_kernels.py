@@ -11,7 +11,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from detect.events import merge, trigger
 from detect.motion import _interp_with_gaps
 from detect.orientation import find_remounts
-from detect.signal import block_reduce, moving_rms, resample_uniform, running_background, true_runs
+from detect.signal import (
+    block_reduce,
+    interp_regular,
+    moving_rms,
+    resample_uniform,
+    running_background,
+    true_runs,
+)
 
 rng = np.random.default_rng(42)
 
@@ -79,6 +86,14 @@ def test_block_reduce_matches_reference(func: str, stride: int) -> None:
     got = block_reduce(x, 10, func, stride=stride)
     ref = [getattr(np, func)(x[i:i + 10:stride]) for i in range(0, 103, 10)]
     assert_allclose(got, ref)
+
+
+@pytest.mark.parametrize(("first_x", "step_x", "n_knots", "n"), [(0.5, 10.0, 7, 75), (25.0, 50.0, 3, 90),
+                                                               (-3.0, 4.0, 5, 12), (0.0, 1.0, 1, 5)])
+def test_interp_regular_matches_numpy(first_x: float, step_x: float, n_knots: int, n: int) -> None:
+    knots = rng.normal(size=n_knots)
+    want = np.interp(np.arange(n), first_x + step_x * np.arange(n_knots), knots)
+    assert_allclose(interp_regular(knots, first_x, step_x, n), want, rtol=1e-12, atol=1e-12)
 
 
 def test_running_background_ignores_short_bursts() -> None:
