@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from test_detect_cases import _trace
 
-from detect.features import FEATURE_DTYPES, event_features
+from detect.features import FEATURE_DTYPES, IMPACT_PAD_S, event_features
 from detect.params import DetectorParams
 from detect.pipeline import build_signals, candidate_events
 from detect.signal import bandpass
@@ -60,10 +60,12 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         in_motion = [s - round(0.1 * fs) <= j < e + ctx for j in js]
         out["vel_p2p_mps"].append(np.ptp(sel(in_motion, vel)))
         out["disp_p2p_m"].append(np.ptp(sel(in_motion, disp)))
-        hf = bandpass(row(sig.a_forward_mps2), sig.impact_band_hz, fs)
-        hl = bandpass(left, sig.impact_band_hz, fs)
+        o = margin - ctx - round(IMPACT_PAD_S * fs)         # impact-band filters run on the narrow window
+        hf = bandpass(row(sig.a_forward_mps2)[o:length - o], sig.impact_band_hz, fs)
+        hl = bandpass(left[o:length - o], sig.impact_band_hz, fs)
         rms = lambda x: math.sqrt(float(np.mean(np.square(x))))  # noqa: E731
-        out["horizontal_ratio"].append(rms(sel(in_ctx, np.hypot(hf, hl))) / max(rms(sel(in_ctx, imp)), 1e-6))
+        out["horizontal_ratio"].append(rms(sel(in_ctx[o:length - o], np.hypot(hf, hl)))
+                                       / max(rms(sel(in_ctx, imp)), 1e-6))
         lc, uc = sel(in_ctx, left), sel(in_ctx, up)
         out["lateral_ratio"].append(rms(lc - lc.mean()) / max(rms(uc - uc.mean()), 1e-6))
         lat = sel(in_ctx, bandpass(left, motion_band_hz, fs))
