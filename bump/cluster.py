@@ -103,6 +103,8 @@ class DefectParams(VersionedParams):
     confirm_hit_rate: float = 0.15         # ... and hits on at least this share of the passes since the first hit
     repaired_traversals: int = 5           # clean passes after the last hit ...
     repaired_devices: int = 2              # ... from at least this many devices -> likely_repaired
+    repaired_miss_prob: float = 0.01       # ... and so many that a defect still there, hit at its past hit rate,
+    #                                        would miss them all with at most this probability
     # --- kind from the hit pattern
     designed_hit_rate: float = 0.8
     designed_traversals: int = 4
@@ -120,6 +122,8 @@ class DefectParams(VersionedParams):
             raise ValueError(f"confirm_devices must be >= 2 (one device never confirms), got {self.confirm_devices}")
         if self.repaired_devices < 1 or self.repaired_traversals < 1:
             raise ValueError("repaired_traversals and repaired_devices must be >= 1")
+        if not 0.0 < self.repaired_miss_prob < 1.0:
+            raise ValueError(f"repaired_miss_prob must lie in (0, 1), got {self.repaired_miss_prob}")
 
 
 DEFAULT_DEFECT_PARAMS = DefectParams()

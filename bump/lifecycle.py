@@ -8,8 +8,11 @@ depend on the order in which trips were uploaded:
   however many hits it reports (a loose mount, a habit of driving over one cover), never confirms a defect alone;
   and on at least ``confirm_hit_rate`` (15 %) of the passes since the first hit: a few false hits scattered over
   many passes of a busy road are the background of false alarms, not a defect;
-- ``confirmed -> likely_repaired`` when the last ``repaired_traversals`` (5) passes after the last hit, from at
-  least ``repaired_devices`` (2) devices, all missed it;
+- ``confirmed -> likely_repaired`` when the passes after the last hit, from at least ``repaired_devices`` (2)
+  devices, all missed it, and they are so many that a defect still there would have been hit: at least
+  ``repaired_traversals`` (5), and at least ``ln(repaired_miss_prob) / ln(1 - p)`` with ``p`` the hit rate of its
+  passes after the first hit up to the last one (a pothole hit on 30 % of the passes misses 5 in a row 17 % of the
+  time, 13 in a row < 1 %, the default ``repaired_miss_prob``);
 - ``likely_repaired -> confirmed`` on the next hit.
 
 Crews decide ``confirmed`` (seen on site), ``repaired`` and ``dismissed`` (:data:`CREW_STATUSES`) with a reason;
@@ -50,6 +53,17 @@ class Transition:
     from_status: str | None
     to_status: str
     reason: str
+
+
+def repaired_streak(hit_rate: float, params: DefectParams) -> int:
+    """Clean passes in a row that make a defect hit on ``hit_rate`` of its passes likely repaired: at least
+    ``repaired_traversals``, and enough that it would miss them all with at most ``repaired_miss_prob``."""
+    if hit_rate >= 1.0:
+        return params.repaired_traversals
+    if hit_rate <= 0.0:
+        return np.iinfo(np.int64).max
+    needed = int(np.ceil(np.log(params.repaired_miss_prob) / np.log1p(-hit_rate) - 1e-9))
+    return max(params.repaired_traversals, needed)
 
 
 def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, hit: np.ndarray,
@@ -93,10 +107,12 @@ def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray,
                                        f"since the first (trip {trip} the latest)")
         elif state == "confirmed":
             clean_devices.append(dev)
-            if (len(clean_devices) >= params.repaired_traversals
+            hit_rate = (n_hit - 1) / max(n_pass - len(clean_devices) - 1, 1)     # the first hit is no sample
+            if (len(clean_devices) >= repaired_streak(hit_rate, params)
                     and len(set(clean_devices)) >= params.repaired_devices):
                 change(t, "likely_repaired", f"no hit on the last {len(clean_devices)} passes from "
-                                             f"{len(set(clean_devices))} devices (trip {trip} the latest)")
+                                             f"{len(set(clean_devices))} devices, after hits on {hit_rate:.0%} of "
+                                             f"the passes before (trip {trip} the latest)")
     return out
 
 
