@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from detect.signal import block_reduce
+from detect.signal import block_means
 
 G_MPS2 = 9.80665
 
@@ -63,7 +63,7 @@ def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: f
     """Grid indices where the gravity direction changes for good by more than ``angle_deg``."""
     n_block = max(1, round(block_s * fs_hz))
     k = max(2, round(context_s / block_s))
-    means = np.column_stack([block_reduce(acc[:, j], n_block, "mean") for j in range(3)])
+    means = block_means(acc, n_block)
     nb = means.shape[0]
     if nb < 2 * k:
         return np.empty(0, dtype=np.int64)
@@ -77,9 +77,8 @@ def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: f
     return (b[peaks - 1] * n_block).astype(np.int64)
 
 
-def _gravity(acc: np.ndarray, fs_hz: float, tol_mps2: float) -> tuple[np.ndarray, float]:
-    n_block = max(1, round(fs_hz))
-    means = np.column_stack([block_reduce(acc[:, j], n_block, "mean") for j in range(3)])
+def _gravity(means: np.ndarray, tol_mps2: float) -> tuple[np.ndarray, float]:
+    """Gravity direction and magnitude from 1-s block means (n_blocks, 3) of the accelerometer."""
     mag = np.linalg.norm(means, axis=1)
     steady = np.abs(mag - np.median(mag)) < tol_mps2
     use = means[steady] if np.count_nonzero(steady) >= 3 else means
@@ -94,17 +93,14 @@ def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, e2
 
 
-def _forward(acc: np.ndarray, up: np.ndarray, fs_hz: float, dvdt: np.ndarray | None,
-             centripetal: np.ndarray | None) -> tuple[np.ndarray, str]:
-    """Forward axis from 1-s block means of the horizontal acceleration (regressed on GPS dv/dt and v*dpsi/dt),
-    else their principal axis."""
+def _forward(means: np.ndarray, up: np.ndarray, gps_means: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """Forward axis from 1-s block means of the horizontal acceleration (regressed on the block means of GPS dv/dt
+    and v*dpsi/dt, ``gps_means`` (n_blocks, 1 or 2)), else their principal axis."""
     e1, e2 = _horizontal_basis(up)
-    n_block = max(1, round(fs_hz))
-    h = np.column_stack([block_reduce(acc @ e1, n_block, "mean"), block_reduce(acc @ e2, n_block, "mean")])
+    h = means @ np.column_stack([e1, e2])
     h -= np.median(h, axis=0)
-    if dvdt is not None:
-        regs = [dvdt] if centripetal is None else [dvdt, centripetal]
-        a_mat = np.column_stack([block_reduce(r, n_block, "mean") for r in regs])
+    if gps_means is not None:
+        a_mat = gps_means
         ok = np.all(np.isfinite(a_mat), axis=1)
         if np.count_nonzero(ok) > 10 and np.std(a_mat[ok, 0]) > 0.05:
             coef, *_ = np.linalg.lstsq(a_mat[ok], h[ok], rcond=None)
@@ -131,12 +127,14 @@ def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None
                            angle_deg=remount_angle_deg)
     starts = np.concatenate(([0], bounds)).astype(np.int64)
     stops = np.concatenate((bounds, [acc.shape[0]])).astype(np.int64)
+    regs = [r for r in (dvdt_mps2, centripetal_mps2 if dvdt_mps2 is not None else None) if r is not None]
+    gps = np.column_stack(regs) if regs else None
+    n_block = max(1, round(fs_hz))
     ups, fwds, lefts, gs, methods = [], [], [], [], []
     for s, e in zip(starts, stops, strict=True):          # loop over mount segments, not samples
-        up, g = _gravity(acc[s:e], fs_hz, steady_tolerance_mps2)
-        fwd, method = _forward(acc[s:e], up, fs_hz,
-                               None if dvdt_mps2 is None else dvdt_mps2[s:e],
-                               None if centripetal_mps2 is None else centripetal_mps2[s:e])
+        means = block_means(acc[s:e], n_block)
+        up, g = _gravity(means, steady_tolerance_mps2)
+        fwd, method = _forward(means, up, None if gps is None else block_means(gps[s:e], n_block))
         ups.append(up)
         fwds.append(fwd)
         lefts.append(np.cross(up, fwd))

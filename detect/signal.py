@@ -153,6 +153,14 @@ def block_reduce(x: np.ndarray, n_block: int, func: str = "median", stride: int 
     return np.concatenate(parts) if parts else np.empty(0)
 
 
+def block_means(x: np.ndarray, n_block: int) -> np.ndarray:
+    """Means of (n, k) rows over consecutive blocks of ``n_block`` (the last partial block included), all columns
+    in one pass; NaN in a block gives NaN."""
+    starts = np.arange(0, x.shape[0], max(1, n_block))
+    counts = np.diff(np.append(starts, x.shape[0]))
+    return np.add.reduceat(x, starts, axis=0) / counts[:, None]
+
+
 def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: float = 1.0,
                        max_per_block: int = 32) -> np.ndarray:
     """Robust local level of ``x``: medians of ``block_s`` blocks (each over at most ``max_per_block`` evenly

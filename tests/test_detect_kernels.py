@@ -12,6 +12,7 @@ from detect.events import merge, trigger
 from detect.motion import _interp_with_gaps
 from detect.orientation import find_remounts
 from detect.signal import (
+    block_means,
     block_reduce,
     interp_regular,
     moving_rms,
@@ -86,6 +87,14 @@ def test_block_reduce_matches_reference(func: str, stride: int) -> None:
     got = block_reduce(x, 10, func, stride=stride)
     ref = [getattr(np, func)(x[i:i + 10:stride]) for i in range(0, 103, 10)]
     assert_allclose(got, ref)
+
+
+def test_block_means_match_reference() -> None:
+    x = rng.normal(size=(103, 3))
+    x[55, 1] = np.nan
+    ref = np.array([[np.mean(x[i:i + 10, j]) for j in range(3)] for i in range(0, 103, 10)])
+    assert_allclose(block_means(x, 10), ref)
+    assert np.isnan(block_means(x, 10)[5, 1]) and np.isfinite(block_means(x, 10)[5, 0])
 
 
 @pytest.mark.parametrize(("first_x", "step_x", "n_knots", "n"), [(0.5, 10.0, 7, 75), (25.0, 50.0, 3, 90),
