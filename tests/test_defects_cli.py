@@ -123,3 +123,18 @@ def test_ingest_twice_and_reprocess_real_traces(tmp_path, capsys) -> None:
     assert code == 0 and out.startswith("2 trips re-detected")
     with Store.open(db) as store:
         assert store.counts()["trips"] == 2 and store.counts()["hits"] == counts["hits"]
+
+
+@pytest.mark.parametrize("command", ["detect", "reprocess"])
+def test_a_bad_parameter_file_is_one_clear_line(tmp_path, capsys, command: str) -> None:
+    target = ["--db", str(tmp_path / "x.db")] if command == "reprocess" else [str(ROOT / "sample_traces" / "trips")]
+    bad = tmp_path / "params.json"
+    bad.write_text('{"threshold_ratio": ')
+    for path, fragment in [(tmp_path / "missing.json", "cannot be read (No such file or directory)"),
+                           (bad, "is not valid JSON"), (None, "unknown")]:
+        if path is None:
+            bad.write_text('{"no_such_param": 1}')
+            path = bad
+        code, _, err = _run(capsys, command, *target, "--params", str(path))
+        assert code == 2
+        assert err.count("\n") == 1 and str(path) in err and fragment in err

@@ -45,6 +45,9 @@ def load_params(path: str | None) -> DetectorParams:
         return DetectorParams()
     try:
         data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ParamsFileError(f"cannot be read ({exc.strerror}); give the path of a JSON object of DetectorParams "
+                              "fields, e.g. {\"threshold_ratio\": 3.0}", source=path) from None
     except orjson.JSONDecodeError as exc:
         raise ParamsFileError(f"is not valid JSON ({exc})", source=path) from None
     if not isinstance(data, dict):
