@@ -71,7 +71,7 @@ import numpy as np
 from scipy import special
 
 from detect.columns import Columns
-from detect.signal import bandpass, design_rate_hz, running_background
+from detect.signal import bandpass, block_means, design_rate_hz, running_background
 
 N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
 IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
@@ -84,6 +84,8 @@ CLIP_SIGMA = 2.0                    # sample energies are winsorised at (CLIP_SI
 BACKGROUND_S = 10.0                 # span of the running Gaussian level [s]
 BACKGROUND_BLOCK_S = 0.5            # block of the block medians under it [s]
 CHI2_1_MEDIAN = 0.4549364231195724  # median of z^2, z ~ N(0, 1)
+ROUGHNESS_RATE_HZ = 20.0            # roughness runs on box means of the samples at about this rate (>= 2.5 x the
+#                                     band's upper edge): a 0.5-6 Hz measurement needs no 100-200 samples a second
 
 WINDOW_DTYPES: dict[str, str] = {
     "t_start_s": "f8", "t_end_s": "f8", "distance_start_m": "f8", "length_m": "f8", "speed_mps": "f8",
@@ -194,43 +196,70 @@ def _band_power(band_hz: tuple[float, float], fs_hz: float) -> tuple[np.ndarray,
     return np.fft.rfftfreq(n, 1.0 / fs_hz), np.abs(np.fft.rfft(h)) ** 2
 
 
+def decimation(fs_hz: float, band_hz: tuple[float, float]) -> int:
+    """Samples per box mean before roughness is measured: the rate falls to about :data:`ROUGHNESS_RATE_HZ`, and at
+    least 2.5 x the band's upper edge (1 at low rates)."""
+    return max(1, int(fs_hz // max(ROUGHNESS_RATE_HZ, 2.5 * float(band_hz[1]))))
+
+
+def _box_power(f_hz: np.ndarray, m: int, fs_hz: float) -> np.ndarray:
+    """Power response of the mean of ``m`` consecutive samples at ``fs_hz`` (periodic in ``fs_hz``)."""
+    if m == 1:
+        return np.ones(np.shape(f_hz))
+    x = np.pi * np.asarray(f_hz, dtype=float) / fs_hz
+    den = m * np.sin(x)
+    small = np.abs(den) < 1e-12
+    return np.where(small, 1.0, np.sin(m * x) / np.where(small, 1.0, den)) ** 2
+
+
 @lru_cache(maxsize=64)
-def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, aliased: bool) -> np.ndarray:
-    """``C(v)`` on :data:`CAL_SPEEDS_MPS` [m/km per (m/s^2 / sqrt(m/s))]."""
+def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, aliased: bool,
+                 m: int = 1) -> np.ndarray:
+    """``C(v)`` on :data:`CAL_SPEEDS_MPS` [m/km per (m/s^2 / sqrt(m/s))] for the band-pass at ``fs_hz`` of box means
+    of ``m`` samples taken at ``m fs_hz``. The road's acceleration PSD reaches the output from every image
+    ``k fs_hz +- f`` weighted by the box's response there; without ``aliased`` (a phone with an anti-alias filter)
+    only images below the phone's Nyquist frequency ``m fs_hz / 2`` do."""
     nyq = 0.5 * fs_hz
+    fs_in = m * fs_hz
     df = min(0.01, nyq / 400.0)
     f = np.arange(0.5 * df, nyq, df)                                   # base band (midpoints)
     fb, pb = _band_power(band_hz, fs_hz)
     band_power = np.interp(f, fb, pb)
-    n_fold = int(np.ceil(ALIAS_LIMIT_HZ / fs_hz)) if aliased else 0
+    n_fold = int(np.ceil(ALIAS_LIMIT_HZ / fs_hz))
     images = [f] + [k * fs_hz + sgn * f for k in range(1, n_fold + 1) for sgn in (-1.0, 1.0)]
     k_a2 = np.zeros(CAL_SPEEDS_MPS.size)
     for fi in images:                                                  # a handful of spectral images
-        base = (2.0 * np.pi * fi) ** 4 * np.abs(quarter_car_body(fi, car)) ** 2 * N0_CYC_M**2 / fi**2
+        weight = _box_power(fi, m, fs_in) * (1.0 if aliased else (fi < 0.5 * fs_in))
+        base = (2.0 * np.pi * fi) ** 4 * np.abs(quarter_car_body(fi, car)) ** 2 * N0_CYC_M**2 / fi**2 * weight
         mix = wheel_mixture_gain(fi[None, :], CAL_SPEEDS_MPS[:, None], car)
         k_a2 += (mix * (base * band_power)[None, :]).sum(axis=1) * df
     return k_iri() / np.sqrt(k_a2)
 
 
 def calibration_constant(speed_mps: np.ndarray | float, *, band_hz: tuple[float, float], fs_hz: float,
-                         car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> np.ndarray:
-    """``C(v)`` of ``IRI = C rms / sqrt(v)`` [m/km / (m/s^2 / sqrt(m/s))], interpolated in log speed."""
-    table = _calibration((float(band_hz[0]), float(band_hz[1])), design_rate_hz(fs_hz), car, bool(aliased))
+                         car: ReferenceCar = REFERENCE_CAR, aliased: bool = True, decimation: int = 1
+                         ) -> np.ndarray:
+    """``C(v)`` of ``IRI = C rms / sqrt(v)`` [m/km / (m/s^2 / sqrt(m/s))], interpolated in log speed; ``fs_hz`` is
+    the rate of the band-passed signal, box means of ``decimation`` phone samples."""
+    table = _calibration((float(band_hz[0]), float(band_hz[1])), design_rate_hz(fs_hz), car, bool(aliased),
+                         int(decimation))
     v = np.clip(np.asarray(speed_mps, dtype=float), CAL_SPEEDS_MPS[0], CAL_SPEEDS_MPS[-1])
     return np.interp(np.log(v), np.log(CAL_SPEEDS_MPS), table)
 
 
 def iri_from_rms(rms_mps2: np.ndarray | float, speed_mps: np.ndarray | float, *, band_hz: tuple[float, float],
-                 fs_hz: float, car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> np.ndarray:
+                 fs_hz: float, car: ReferenceCar = REFERENCE_CAR, aliased: bool = True, decimation: int = 1
+                 ) -> np.ndarray:
     """IRI [m/km] from the band-limited vertical RMS [m/s^2] at speed [m/s]: ``C(v) rms / sqrt(v)``.
 
-    NaN where the speed is not positive and finite.
+    ``fs_hz``: rate of the band-passed signal, box means of ``decimation`` phone samples. NaN where the speed is not
+    positive and finite.
     """
     rms = np.asarray(rms_mps2, dtype=float)
     v = np.asarray(speed_mps, dtype=float)
     ok = np.isfinite(v) & (v > 0.0)
     vs = np.where(ok, v, 1.0)
-    c = calibration_constant(vs, band_hz=band_hz, fs_hz=fs_hz, car=car, aliased=aliased)
+    c = calibration_constant(vs, band_hz=band_hz, fs_hz=fs_hz, car=car, aliased=aliased, decimation=decimation)
     return np.where(ok, c * rms / np.sqrt(vs), np.nan)
 
 
@@ -273,42 +302,49 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     (band-limited RMS of the Gaussian part, see :func:`gaussian_energy`), ``iri_m_per_km`` (NaN when invalid)
     and ``valid`` (no gap, full length, at least 90 % of the samples at >= ``min_speed_mps``). ``car`` sets the
     calibration (pass the trace's wheelbase when known); ``band_hz`` should stay below mount resonances
-    (0.5-6 Hz, see the module docstring).
+    (0.5-6 Hz, see the module docstring). The measurement runs on box means of :func:`decimation` samples
+    (windows start and end on their boundaries); the calibration includes the box's response and aliasing.
     """
-    t = np.asarray(t_s, dtype=float)
-    n = t.size
-    if n < 2 or window_m <= 0.0:
+    t_in = np.asarray(t_s, dtype=float)
+    if t_in.size < 2 or window_m <= 0.0:
         return _empty()
-    d = np.fmax.accumulate(np.asarray(distance_m, dtype=float))        # monotone, NaN carried over
-    first = np.flatnonzero(np.isfinite(d))
+    d_in = np.fmax.accumulate(np.asarray(distance_m, dtype=float))     # monotone, NaN carried over
+    first = np.flatnonzero(np.isfinite(d_in))
     if first.size == 0:
         return _empty()
-    d = np.where(np.isfinite(d), d, d[first[0]])
+    d_in = np.where(np.isfinite(d_in), d_in, d_in[first[0]])
     a = np.asarray(a_up_mps2, dtype=float)
-    ok = np.asarray(valid, dtype=bool) & np.isfinite(a)
-    energy = gaussian_energy(bandpass(np.where(np.isfinite(a), a, 0.0), band_hz, fs_hz), fs_hz)
+    m = decimation(fs_hz, band_hz)
+    fs = fs_hz / m
+    # box means of m samples (the calibration knows their response); a block is bad if any of its samples is
+    t, d = t_in[::m], d_in[::m]
+    n = t.size
+    a_d = block_means(np.where(np.isfinite(a), a, 0.0)[:, None], m)[:, 0]
+    bad_d = block_means((~(np.asarray(valid, dtype=bool) & np.isfinite(a))).astype(float)[:, None], m)[:, 0] > 0
+    v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
+    energy = gaussian_energy(bandpass(a_d, band_hz, fs), fs)
     d0 = d[0]
     win = np.floor((d - d0) / window_m).astype(np.int64)
-    starts = np.flatnonzero(np.diff(win, prepend=-1))                  # first sample of each window
+    starts = np.flatnonzero(np.diff(win, prepend=-1))                  # first block of each window
     counts = np.diff(np.append(starts, n))
     k = win[starts]
-    v = np.asarray(speed_mps, dtype=float)
     v_ok = np.isfinite(v)
     v0 = np.where(v_ok, v, 0.0)
     sum_v = np.add.reduceat(v0, starts)
     n_v = np.add.reduceat(v_ok.astype(np.int64), starts)
     n_fast = np.add.reduceat((v_ok & (v0 >= min_speed_mps)).astype(np.int64), starts)
-    n_bad = np.add.reduceat((~ok).astype(np.int64), starts)
+    n_bad = np.add.reduceat(bad_d.astype(np.int64), starts)
     dist_start = d0 + k * window_m
-    length = np.append(np.minimum(np.diff(dist_start), window_m), d[-1] - dist_start[-1])
+    length = np.append(np.minimum(np.diff(dist_start), window_m), d_in[-1] - dist_start[-1])
     full = np.append(np.ones(k.size - 1, dtype=bool), length[-1] >= window_m * (1.0 - 1e-9))
     speed = np.where(n_v > 0, sum_v / np.maximum(n_v, 1), np.nan)
     rms = np.sqrt(np.add.reduceat(energy, starts) / counts)
     good = full & (n_bad == 0) & (n_fast >= MIN_SPEED_COVERAGE * counts) & (counts >= 2)
     iri = np.full(k.size, np.nan)
     if np.any(good):
-        iri[good] = iri_from_rms(rms[good], speed[good], band_hz=band_hz, fs_hz=fs_hz, car=car, aliased=aliased)
-    t_end = np.append(t[starts[1:]], t[-1] + 1.0 / fs_hz)
+        iri[good] = iri_from_rms(rms[good], speed[good], band_hz=band_hz, fs_hz=fs, car=car, aliased=aliased,
+                                 decimation=m)
+    t_end = np.append(t[starts[1:]], t_in[-1] + 1.0 / fs_hz)
     return Columns({"t_start_s": t[starts], "t_end_s": t_end, "distance_start_m": dist_start, "length_m": length,
                     "speed_mps": speed, "rms_mps2": rms, "iri_m_per_km": iri, "valid": good})
 

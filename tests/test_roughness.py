@@ -20,6 +20,7 @@ from detect.roughness import (
     ReferenceCar,
     aggregate_windows,
     calibration_constant,
+    decimation,
     gaussian_energy,
     iri_from_rms,
     k_iri,
@@ -35,8 +36,17 @@ LOW_BAND_HZ = (0.5, 6.0)       # below phone-mount resonances (the recommended b
 
 # ------------------------------------------------------------------------------------------- slow reference twin
 def windows_reference(t, a, speed, dist, valid, fs, window_m, band_hz, min_speed):
-    """One Python loop per window: the obviously-correct twin of roughness_windows."""
-    energy = gaussian_energy(bandpass(a, band_hz, fs), fs)
+    """Plain loops over blocks and windows: the obviously-correct twin of roughness_windows."""
+    m = decimation(fs, band_hz)
+    blocks = [list(range(i, min(i + m, t.size))) for i in range(0, t.size, m)]
+    t_in, d_last = t, dist[-1]
+    t = np.array([t_in[b[0]] for b in blocks])
+    dist = np.array([dist[b[0]] for b in blocks])
+    a = np.array([np.mean([a[i] for i in b]) for b in blocks])
+    speed = np.array([np.mean([speed[i] for i in b]) for b in blocks])
+    valid = np.array([all(valid[i] for i in b) for b in blocks])
+    fs_d = fs / m
+    energy = gaussian_energy(bandpass(a, band_hz, fs_d), fs_d)
     k_of = np.floor((dist - dist[0]) / window_m).astype(int)
     rows = []
     for k in np.unique(k_of):
@@ -44,15 +54,15 @@ def windows_reference(t, a, speed, dist, valid, fs, window_m, band_hz, min_speed
         start = dist[0] + k * window_m
         nxt = sel[-1] + 1
         full = nxt < t.size
-        length = window_m if full else dist[-1] - start
+        length = window_m if full else d_last - start
         v = speed[sel]
         vk = v[np.isfinite(v)]
         mean_v = vk.mean() if vk.size else np.nan
         fast = np.count_nonzero(np.isfinite(v) & (np.nan_to_num(v) >= min_speed))
         ok = full and valid[sel].all() and fast >= 0.9 * sel.size and sel.size >= 2
         rms = np.sqrt(np.mean(energy[sel]))
-        iri = float(iri_from_rms(rms, mean_v, band_hz=band_hz, fs_hz=fs)) if ok else np.nan
-        rows.append((t[sel[0]], t[nxt] if full else t[-1] + 1 / fs, start, length, mean_v, rms, iri, ok))
+        iri = float(iri_from_rms(rms, mean_v, band_hz=band_hz, fs_hz=fs_d, decimation=m)) if ok else np.nan
+        rows.append((t[sel[0]], t[nxt] if full else t_in[-1] + 1 / fs, start, length, mean_v, rms, iri, ok))
     return {name: np.array([r[i] for r in rows]) for i, name in enumerate(WINDOW_DTYPES)}
 
 
@@ -217,7 +227,8 @@ def class_c_road(request):
     return tracks, dx, ref, skip * dx, request.param
 
 
-@pytest.mark.parametrize(("fs_hz", "band_hz"), [(50.0, LOW_BAND_HZ), (100.0, LOW_BAND_HZ), (100.0, BAND_HZ)])
+@pytest.mark.parametrize(("fs_hz", "band_hz"), [(50.0, LOW_BAND_HZ), (100.0, LOW_BAND_HZ), (100.0, BAND_HZ),
+                                                (200.0, LOW_BAND_HZ)])
 def test_recovers_golden_car_iri_at_two_speeds(class_c_road, fs_hz, band_hz):
     tracks, dx, ref_iri, skip_m, coherence = class_c_road
     car = ReferenceCar(coherence=coherence)                     # phone 0.75 m behind the front axle
@@ -232,6 +243,23 @@ def test_recovers_golden_car_iri_at_two_speeds(class_c_road, fs_hz, band_hz):
     for est in estimates:
         assert est == pytest.approx(ref_iri, rel=0.15)
     assert estimates[0] == pytest.approx(estimates[1], rel=0.15)
+
+
+def test_box_means_change_the_estimate_by_little(class_c_road, monkeypatch):
+    """Measuring on box means (here 10 samples at 200 Hz) gives the IRI of the full-rate measurement: the
+    calibration carries the box's response and aliasing."""
+    tracks, dx, _, skip_m, coherence = class_c_road
+    car = ReferenceCar(coherence=coherence)
+    t, acc, v, dist, valid = _drive(12.0, tracks, dx, car, 200.0)
+    assert decimation(200.0, LOW_BAND_HZ) == 10
+    est = {}
+    for rate in (20.0, 1e9):                                   # the default, and no box means at all
+        monkeypatch.setattr("detect.roughness.ROUGHNESS_RATE_HZ", rate)
+        w = roughness_windows(t, acc, v, dist, valid, 200.0, band_hz=LOW_BAND_HZ, car=car)
+        use = w["valid"] & (w["distance_start_m"] >= skip_m)
+        est[rate] = np.sqrt(np.mean(w["iri_m_per_km"][use] ** 2))
+    assert decimation(200.0, LOW_BAND_HZ) == 1                 # (the patch is in force)
+    assert est[20.0] == pytest.approx(est[1e9], rel=0.05)
 
 
 def test_wrong_coherence_is_detectably_wrong(class_c_road):
