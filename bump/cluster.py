@@ -36,7 +36,11 @@ GPS latency. A fix reported at time t shows where the phone was at t - latency (
 lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
 directions, and there the two directions' hits are 2 x latency x speed apart along the road: pairs of such hits
 feed a histogram (:class:`LatencyCalibration`, stored with the database) whose median corrects every hit position
-(:func:`corrected_xy`) and every track, once ``latency_min_pairs`` pairs are in.
+(:func:`corrected_xy`) and every track, once ``latency_min_pairs`` pairs are in. Phones differ (0-1 s): each
+device's hits on well-established defects (``device_latency_min_hits`` hits from ``confirm_devices`` devices) lie
+along their heading ahead of or behind the defect's centre by the rest of its latency times its speed
+(:func:`device_latency_samples`); a histogram per device, blended with the fleet's value by its number of samples
+(:func:`device_latency_s`), corrects that device's hits and tracks.
 
 Full re-cluster (:func:`recluster`): hits quantised into micro-cells (``recluster_cell_m`` and 16 heading sectors),
 quick shift on the micro-cells (each links to its nearest denser neighbour within ``recluster_link_m`` in space and
@@ -89,6 +93,9 @@ class DefectParams(VersionedParams):
     latency_calibration: bool = True       # estimate the fleet's GPS latency from features hit both ways
     latency_min_pairs: int = 50            # opposite-direction hit pairs needed before correcting
     latency_lateral_m: float = 4.0         # pairs further apart across the road are different features
+    device_latency: bool = True            # correct each device by its own latency once it has samples ...
+    device_latency_prior: int = 10         # ... weighted against the fleet's as samples / (samples + this)
+    device_latency_min_hits: int = 6       # defects with this many hits (from confirm_devices devices) calibrate
     recluster_cell_m: float = 2.0
     recluster_link_m: float = 4.0
     # --- traversals
@@ -359,8 +366,9 @@ LATENCY_EDGES_S = np.round(np.arange(-1.0, 2.0 + 1e-9, 0.05), 2)
 
 @dataclass(frozen=True)
 class LatencyCalibration:
-    """Histogram of GPS-latency estimates [s] from pairs of hits on one road-spanning feature from opposite
-    directions; its median is the latency to correct hit positions and tracks by."""
+    """Histogram of GPS-latency estimates [s]: the fleet's from pairs of hits on one road-spanning feature from
+    opposite directions, or one device's from its hits on established defects; its median is the latency to
+    correct hit positions and tracks by. ``n_pairs`` counts the samples."""
 
     counts: tuple[int, ...] = (0,) * (LATENCY_EDGES_S.size - 1)
 
@@ -376,6 +384,12 @@ class LatencyCalibration:
     def estimate_s(self, params: DefectParams) -> float:
         """The median latency [s] (0 until ``latency_min_pairs`` pairs, or with calibration off)."""
         if not params.latency_calibration or self.n_pairs < params.latency_min_pairs:
+            return 0.0
+        return self.median_s()
+
+    def median_s(self) -> float:
+        """The median of the samples [s], interpolated within its bin (0 without samples)."""
+        if self.n_pairs == 0:
             return 0.0
         cum = np.cumsum(self.counts)
         half = 0.5 * cum[-1]
@@ -417,6 +431,27 @@ def latency_samples(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], params
     v = av[i] + bv[j]
     ok = (np.cos(hi - hj) < -0.7) & (across <= params.latency_lateral_m) & (at[i] != bt[j]) & (v > 4.0)
     return -along[ok] / v[ok]
+
+
+def device_latency_samples(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, speed_mps: np.ndarray,
+                           centre_x_m: np.ndarray, centre_y_m: np.ndarray, used_latency_s: float) -> np.ndarray:
+    """Latency estimates [s] of one device from its hits (positions corrected by ``used_latency_s``) and the
+    centres of the defects they joined: a hit still ``r`` metres ahead of its defect along its heading was
+    corrected by ``r / speed`` too much. Hits slower than 4 m/s or without a heading give none."""
+    h = np.deg2rad(np.asarray(heading_deg, dtype=np.float64))
+    v = np.asarray(speed_mps, dtype=np.float64)
+    along = (np.asarray(x_m) - centre_x_m) * np.sin(h) + (np.asarray(y_m) - centre_y_m) * np.cos(h)
+    ok = np.isfinite(along) & np.isfinite(v) & (v > 4.0)
+    return used_latency_s - along[ok] / v[ok]
+
+
+def device_latency_s(device: LatencyCalibration, fleet_s: float, params: DefectParams) -> float:
+    """A device's GPS latency [s]: its samples' median blended with the fleet's value, by n / (n + prior)."""
+    n = device.n_pairs
+    if not params.device_latency or n == 0:
+        return fleet_s
+    w = n / (n + params.device_latency_prior)
+    return float(w * device.median_s() + (1.0 - w) * fleet_s)
 
 
 def corrected_xy(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, speed_mps: np.ndarray,

@@ -15,6 +15,8 @@ from bump.cluster import (
     angle_diff_deg,
     corrected_xy,
     decide_kind,
+    device_latency_s,
+    device_latency_samples,
     find_traversals,
     latency_samples,
     recluster,
@@ -265,3 +267,26 @@ def test_latency_is_estimated_from_features_hit_both_ways() -> None:
     cx, cy = corrected_xy(x, y, heading, speed, calib.estimate_s(P))
     assert np.abs(cx - x).max() < 1e-9                                     # north/south travel: no east shift
     assert np.abs(cy).mean() < 0.3 * np.abs(y).mean()                      # the two directions now agree
+
+
+def test_device_latency_from_its_hits_around_established_defects() -> None:
+    rng = np.random.default_rng(3)
+    n = 40
+    heading = rng.choice([0.0, 90.0, 200.0], n)
+    v = rng.uniform(6.0, 14.0, n)
+    cx, cy = rng.uniform(-500, 500, n), rng.uniform(-500, 500, n)
+    # the phone lags 0.7 s; positions were corrected by the fleet's 0.3 s: each hit still lies 0.4 s x v behind
+    h = np.deg2rad(heading)
+    back = 0.4 * v + rng.normal(0.0, 1.0, n)
+    x, y = cx - back * np.sin(h), cy - back * np.cos(h)
+    samples = device_latency_samples(x, y, heading, v, cx, cy, used_latency_s=0.3)
+    assert samples.size == n and np.median(samples) == pytest.approx(0.7, abs=0.05)
+    slow = device_latency_samples(x, y, heading, np.full(n, 2.0), cx, cy, used_latency_s=0.3)
+    assert slow.size == 0                                       # too slow to tell latency from GPS error
+    p = DefectParams()
+    calib = LatencyCalibration().add(samples)
+    blended = device_latency_s(calib, 0.3, p)
+    assert 0.3 < blended < 0.7                                  # shrunk towards the fleet with 40 samples ...
+    assert blended == pytest.approx(0.3 + 40 / (40 + p.device_latency_prior) * (calib.median_s() - 0.3))
+    assert device_latency_s(LatencyCalibration(), 0.3, p) == 0.3            # ... the fleet's without any
+    assert device_latency_s(calib, 0.3, DefectParams(device_latency=False)) == 0.3
