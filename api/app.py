@@ -153,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.zones = {}
     app.state.lock = threading.Lock()
     app.state.limiter = RateLimiter()
+    app.state.upload_slots = threading.BoundedSemaphore(settings.uploads_at_once)
     app.state.metrics = Metrics()
     app.add_exception_handler(BumpError, _bump_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -66,7 +66,7 @@ from bump.lifecycle import (
     evaluate_status,
 )
 from bump.priority import priority, traversals_per_day
-from bump.store import DefectQuery, Store, StoreError
+from bump.store import HIT_COLUMNS, DefectQuery, Store, StoreError
 from detect import Detection, detect
 from detect.columns import Columns
 from detect.geo import LocalProjection
@@ -76,6 +76,9 @@ from ingest.errors import BumpError
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
+# what joining, traversal matching and merging read of the defects around a place (a narrow, faster read)
+_NEAR_COLUMNS = ("defect_id", "status", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_hits",
+                 "n_traversals", "n_traversal_hits")
 
 
 # ---------------------------------------------------------------------------------------------------- results
@@ -279,7 +282,7 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], current_latency_s(store, dp)),
         strict=True)))
     near = store.defects_in_grid(cellmap.grid_keys_around(np.concatenate([tx, hits["x_m"]]),
-                                                          np.concatenate([ty, hits["y_m"]]), reach))
+                                                          np.concatenate([ty, hits["y_m"]]), reach), _NEAR_COLUMNS)
     hspans = _spans(hits["kind"])
     idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
                       near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
@@ -338,7 +341,8 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
     close = np.hypot(near["x_m"][:, None] - spanning["x_m"][None, :],
                      near["y_m"][:, None] - spanning["y_m"][None, :]).min(axis=1) <= 2 * dp.max_join_radius_m \
         if len(near) else np.zeros(0, dtype=bool)
-    other = store.hits_of_defects(near["defect_id"][close])
+    other = store.hits_of_defects(near["defect_id"][close], ("x_m", "y_m", "heading_deg", "speed_mps", "trip_id",
+                                                            "kind"))
     other = other.select(_spans(other["kind"]) & (other["trip_id"] != spanning["trip_id"][0]))
     if len(other) == 0:
         return
@@ -388,19 +392,19 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
 
 def _update_maps(store: Store, proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str,
                  *, refresh: bool = True) -> int:
-    """Store a trip's roughness windows and the road cells its track passed; refresh those cells' aggregates.
-    Returns the number of roughness readings stored."""
+    """Store a trip's roughness windows and the road cells its track passed; add them to those cells'
+    aggregates unless ``refresh`` is False (the caller rebuilds every cell). Returns the number of roughness
+    readings stored."""
     rows = cellmap.roughness_rows(rough, proj, trip_id=trip_id, device_id=device)
-    if len(rows):
-        store.add_roughness(rows.data)
     x, y = proj.to_xy(track.lat_deg, track.lon_deg)
     t, cx, cy, ch, _ = densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, cellmap.TRACK_STEP_M)
     cov = cellmap.coverage_rows(t, cx, cy, ch, trip_id=trip_id, device_id=device)
-    if len(cov):
-        store.add_coverage(cov.data)
     if refresh:
         keys = np.unique(np.concatenate([rows["cell_key"], cov["cell_key"]]))
-        store.refresh_cells(keys, cellmap.cell_centres(keys, proj))
+        store.add_trip_cells(rows.data, cov.data, cellmap.cell_centres(keys, proj))
+    else:
+        store.add_roughness(rows.data)
+        store.add_coverage(cov.data)
     return len(rows)
 
 
@@ -520,10 +524,11 @@ def _sync_traversal_hits(store: Store, hits: Columns, trav: Columns) -> Columns:
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
           ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
-    """Stored rows, traversals and fresh summaries of defects; also the ids left without hits (deleted)."""
-    prev = store.defects_by_id(ids)
+    """Stored state (status, crew decision), traversals and fresh summaries of defects; also the ids left without
+    hits (deleted)."""
+    prev = store.defects_by_id(ids, ("defect_id", "status", "crew_status", "crew_at_s"))
     ids = prev["defect_id"]
-    hits = store.hits_of_defects(ids)
+    hits = store.hits_of_defects(ids, [n for n in HIT_COLUMNS if n not in ("hit_id", "lat_deg", "lon_deg")])
     empty = np.setdiff1d(ids, hits["defect_id"])
     if empty.size:                              # every hit moved elsewhere: nothing left to report
         store.delete_defects(empty)
@@ -598,7 +603,8 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
     """Groups (survivor = smallest id, others) of duplicates and twins among the refreshed defects and the
     stored defects around them."""
     ids = summ["defect_id"]
-    around = store.defects_in_grid(cellmap.grid_keys_around(summ["x_m"], summ["y_m"], dp.max_join_radius_m))
+    around = store.defects_in_grid(cellmap.grid_keys_around(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
+                                   _NEAR_COLUMNS)
     keep = ~np.isin(around["defect_id"], ids)
     names = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals", "n_traversal_hits",
              "n_hits")
@@ -766,7 +772,7 @@ def _restore_crew(store: Store, proj: LocalProjection, crew: list[dict[str, Any]
     carried = lost = 0
     for rec in crew:
         near = store.defects_in_grid(cellmap.grid_keys_around(np.array([rec["x_m"]]), np.array([rec["y_m"]]),
-                                                              dp.max_join_radius_m))
+                                                              dp.max_join_radius_m), _NEAR_COLUMNS)
         idx = assign_hits(np.array([rec["x_m"]]), np.array([rec["y_m"]]), np.array([rec["heading_deg"]]),
                           np.array([rec["spans"]]), np.array([rec["uncertainty_m"]]), near["x_m"], near["y_m"],
                           near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)

@@ -26,7 +26,7 @@ from test_api_support import (
     small_trip,
 )
 
-from bump.store import Store
+from bump.store import SCHEMA_VERSION, Store
 
 # ------------------------------------------------------------------------------------------- devices, uploads
 
@@ -309,7 +309,7 @@ def test_open311_services_and_requests(client_for, loaded_db: Loaded) -> None:
 
 def test_health_config_and_metrics(tmp_path: Path) -> None:
     with make_client(tmp_path / "a.db", tile_url="https://tiles.example/{z}/{x}/{y}.png") as client:
-        assert client.get("/healthz").json() == {"status": "ok", "schema_version": 3}
+        assert client.get("/healthz").json() == {"status": "ok", "schema_version": SCHEMA_VERSION}
         assert client.get("/v1/config").json() == {"tile_url": "https://tiles.example/{z}/{x}/{y}.png",
                                                    "public_read": True, "privacy_trim_m": 200.0}
         tok = client.post("/v1/devices").json()["token"]

@@ -1,10 +1,13 @@
-"""Limits: body size on the wire (with and without Content-Length), decompressed size (gzip and zip bombs), and
-the rate limits (429 with Retry-After) for uploads per device and registrations per address."""
+"""Limits: body size on the wire (with and without Content-Length), decompressed size (gzip and zip bombs), the
+rate limits (429 with Retry-After) for uploads per device and registrations per address, and how many uploads a
+worker process works on at once."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from test_api_support import bearer, make_client, small_trip
 
 from api.ratelimit import RateLimiter
+from bump import service
 from bump.service import RateLimitedError
 from bump.store import Store
 
@@ -116,3 +120,36 @@ def test_token_bucket_refills_at_the_rate() -> None:
     with pytest.raises(RateLimitedError) as info:
         limiter.check("k", 60.0, 2, "uploads")
     assert info.value.retry_after_s == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("at_once", [1, 2])
+def test_a_worker_process_works_on_at_most_uploads_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           at_once: int) -> None:
+    busy, peak, lock = [0], [0], threading.Lock()
+    real = service.upload_trace
+
+    def counting(*args, **kwargs):                                    # the work of one upload, slowed down
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(service, "upload_trace", counting)
+    client, tok = _client_and_token(tmp_path, uploads_at_once=at_once)
+    codes: list[int] = []
+
+    def upload(k: int) -> None:
+        body = orjson.dumps(small_trip(f"c{k}"))
+        codes.append(client.post("/v1/traces", content=body, headers={**bearer(tok), **JSON}).status_code)
+
+    threads = [threading.Thread(target=upload, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [201] * 4 and peak[0] == at_once

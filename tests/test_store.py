@@ -218,6 +218,22 @@ def test_roughness_cells_need_three_readings(store: Store) -> None:
     assert cov and max(c["n_devices"] for c in cov) == 2
 
 
+def test_cells_added_per_trip_equal_a_rebuild_from_every_row(store: Store) -> None:
+    trips = [("t0", "a", 0.0, 0.0), ("t1", "b", 0.0, 0.0), ("t2", "a", 180.0, 0.0), ("t3", "a", 0.0, 60.0),
+             ("t4", "c", 90.0, 0.0), ("t5", "b", 0.0, 0.0)]      # repeat devices, both directions, a crossing
+    for k, (trip, dev, heading, offset) in enumerate(trips):
+        add_trip(store, trip, dev, T0_S + k * DAY_S, [], heading_deg=heading, offset_m=offset)
+    added = store.list_cells()
+    keys = store.roughness_cell_keys()
+    with store.transaction():
+        store.refresh_cells(None, pipeline.cellmap.cell_centres(keys, pipeline.projection(store)))
+    rebuilt = store.list_cells()
+    assert len(added) > 20 and added["cell_key"].tolist() == rebuilt["cell_key"].tolist()
+    assert rebuilt["n_devices"].max() == 2 and rebuilt["n_rough_devices"].max() == 2
+    for name in rebuilt.names:
+        assert np.allclose(added[name], rebuilt[name], rtol=1e-12, atol=0.0, equal_nan=True), name
+
+
 # ------------------------------------------------------------------------------------------------ pagination
 
 

@@ -83,9 +83,10 @@ async def upload_trace(request: Request, response: Response, pool: PoolDep, prin
     body, ctype, encoding, name = await _upload(request, limits)
 
     def work() -> service.UploadResult:
-        data, fmt = service.decode_body(body, content_type=ctype, content_encoding=encoding, limits=limits)
-        with pool.borrow() as store:
-            return service.upload_trace(store, principal, data, fmt=fmt, params=params, name=name, wire=body)
+        with request.app.state.upload_slots:                 # settings.uploads_at_once per process
+            data, fmt = service.decode_body(body, content_type=ctype, content_encoding=encoding, limits=limits)
+            with pool.borrow() as store:
+                return service.upload_trace(store, principal, data, fmt=fmt, params=params, name=name, wire=body)
 
     result = await run_in_threadpool(work)
     response.status_code = 201 if result.created else 200
