@@ -66,6 +66,14 @@ def _is_export(folder: Path) -> bool:
     return True
 
 
+def _file_bytes(path: str | Path) -> bytes | None:
+    """The bytes of a file (None for a folder, or when it cannot be read: the reader then says why)."""
+    try:
+        return Path(path).read_bytes() if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     files = expand(args.paths, args.format)
     params = DetectorParams()
@@ -76,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(files, unit="trip", file=sys.stderr, disable=not sys.stderr.isatty() or args.json)
         for path in bar:
             try:
-                trace = ingest.read(path, format=args.format)
-                s = pipeline.ingest_trace(store, trace, params, device_id=args.device)
+                data = _file_bytes(path)                     # stored as it came (gzip, zip), not re-serialised
+                trace = ingest.read(data if data is not None else path, format=args.format, name=str(path))
+                s = pipeline.ingest_trace(store, trace, params, device_id=args.device, raw=data)
             except BumpError as exc:
                 if args.debug or len(files) == 1:
                     raise
