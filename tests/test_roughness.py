@@ -281,6 +281,15 @@ def test_iri_scales_with_rms_and_inverse_sqrt_speed():
     assert np.isnan(iri_from_rms(1.0, 0.0, band_hz=BAND_HZ, fs_hz=100.0))
 
 
+def test_tabulated_x_k1_matches_scipy():
+    from scipy import special
+
+    from detect.roughness import _x_k1
+    x = np.concatenate([[0.0], np.geomspace(1e-8, 100.0, 50_001)])
+    ref = np.where(x > 0, x * special.k1(np.maximum(x, 1e-300)), 1.0)
+    assert_allclose(_x_k1(x), ref, rtol=0, atol=1e-6)
+
+
 def test_isotropic_coherence_limits():
     n = np.array([1e-4, 0.1, 1.0, 10.0])
     g = track_coherence(n, 1.55)
