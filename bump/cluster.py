@@ -37,10 +37,10 @@ lies latency x speed behind its defect, metres at city speeds. Features spanning
 directions, and there the two directions' hits are 2 x latency x speed apart along the road: pairs of such hits
 feed a histogram (:class:`LatencyCalibration`, stored with the database) whose median corrects every hit position
 (:func:`corrected_xy`) and every track, once ``latency_min_pairs`` pairs are in. Phones differ (0-1 s): each
-device's hits on well-established defects (``device_latency_min_hits`` hits from ``confirm_devices`` devices) lie
-along their heading ahead of or behind the defect's centre by the rest of its latency times its speed
-(:func:`device_latency_samples`); a histogram per device, blended with the fleet's value by its number of samples
-(:func:`device_latency_s`), corrects that device's hits and tracks.
+device's hits on well-established defects (``device_latency_min_hits`` hits, confirmed) lie along their heading
+ahead of or behind the defect's centre by the rest of its latency times its speed (:func:`device_latency_samples`);
+a histogram per device, compared with that of every device's samples and weighted by its number of samples
+(:func:`device_latency_s`), moves that device's hits from the fleet's correction.
 
 Full re-cluster (:func:`recluster`): hits quantised into micro-cells (``recluster_cell_m`` and 16 heading sectors),
 quick shift on the micro-cells (each links to its nearest denser neighbour within ``recluster_link_m`` in space and
@@ -445,19 +445,24 @@ def device_latency_samples(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.nda
     return used_latency_s - along[ok] / v[ok]
 
 
-def device_latency_s(device: LatencyCalibration, fleet_s: float, params: DefectParams) -> float:
-    """A device's GPS latency [s]: its samples' median blended with the fleet's value, by n / (n + prior)."""
+def device_latency_s(device: LatencyCalibration, every_device: LatencyCalibration, fleet_s: float,
+                     params: DefectParams) -> float:
+    """A device's GPS latency [s]: the fleet's value plus how much later its samples lie than every device's
+    (median against median), weighted by n / (n + prior). Only the difference counts: the defects' centres move
+    with the corrections, so the samples tell devices apart but not where the road is; the fleet's value from
+    features hit both ways (absolute) keeps the level."""
     n = device.n_pairs
-    if not params.device_latency or n == 0:
+    if not params.device_latency or n == 0 or every_device.n_pairs == 0:
         return fleet_s
     w = n / (n + params.device_latency_prior)
-    return float(w * device.median_s() + (1.0 - w) * fleet_s)
+    return float(fleet_s + w * (device.median_s() - every_device.median_s()))
 
 
 def corrected_xy(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, speed_mps: np.ndarray,
-                 latency_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hit positions moved ``latency_s`` x speed forward along their heading (unchanged where unknown)."""
-    if latency_s == 0.0:
+                 latency_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Hit positions moved ``latency_s`` (one for all, or one per hit) x speed forward along their heading
+    (unchanged where unknown)."""
+    if np.all(np.asarray(latency_s) == 0.0):
         return np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)
     h = np.deg2rad(np.asarray(heading_deg, dtype=np.float64))
     step = np.nan_to_num(latency_s * np.asarray(speed_mps, dtype=np.float64) * np.ones_like(h), nan=0.0)

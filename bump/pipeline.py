@@ -44,6 +44,8 @@ from bump.cluster import (
     corrected_xy,
     decide_kinds,
     densify,
+    device_latency_s,
+    device_latency_samples,
     duplicate_pairs,
     find_traversals,
     group_hits,
@@ -278,9 +280,9 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     tt, tx, ty, th, tacc = _track_xy(track, proj, dp)
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     raw = hits
+    latency = float(hit_latencies_s(store, np.array([device]), dp)[0])
     hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
-        hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], current_latency_s(store, dp)),
-        strict=True)))
+        hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
     near = store.defects_in_grid(cellmap.grid_keys_around(np.concatenate([tx, hits["x_m"]]),
                                                           np.concatenate([ty, hits["y_m"]]), reach), _NEAR_COLUMNS)
     hspans = _spans(hits["kind"])
@@ -306,6 +308,8 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     store.set_hit_defects(hits["hit_id"], hit_defect)
     if dp.latency_calibration and hspans.any():
         _update_latency(store, proj, raw.select(hspans), near, dp)
+    if dp.device_latency:
+        _update_device_latency(store, device, hits, idx, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
     new_cols = store.defects_by_id(new_ids) if new_ids.size else None
@@ -327,8 +331,45 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
 
 
 def current_latency_s(store: Store, dp: DefectParams) -> float:
-    """The GPS latency [s] hit positions are corrected by (see bump.cluster, "GPS latency")."""
+    """The fleet's GPS latency [s] (see bump.cluster, "GPS latency")."""
     return LatencyCalibration.from_json(store.get_meta("gps_latency")).estimate_s(dp)
+
+
+_EVERY_DEVICE_LATENCY = "gps_latency:every_device"
+
+
+def _device_latency_key(device: str) -> str:
+    return f"gps_latency:device:{device}"
+
+
+def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> np.ndarray:
+    """The GPS latency [s] each hit's position is corrected by: its device's own, blended with the fleet's
+    (:func:`bump.cluster.device_latency_s`)."""
+    fleet = current_latency_s(store, dp)
+    every = LatencyCalibration.from_json(store.get_meta(_EVERY_DEVICE_LATENCY))
+    devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
+    per_device = np.array([device_latency_s(LatencyCalibration.from_json(store.get_meta(_device_latency_key(d))),
+                                            every, fleet, dp) for d in devices])     # loop over devices
+    return per_device[inverse.ravel()] if devices.size else np.empty(0)
+
+
+def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, near: Columns,
+                           used_latency_s: float, dp: DefectParams) -> None:
+    """Add this trip's latency samples: its hits (corrected by ``used_latency_s``) that joined established
+    defects (confirmed, ``device_latency_min_hits`` hits) against those defects' centres."""
+    joined = np.flatnonzero(idx >= 0)
+    if joined.size == 0:
+        return
+    j = idx[joined]
+    ok = (near["n_hits"][j] >= dp.device_latency_min_hits) & (near["status"][j].astype(str) == "confirmed")
+    if not ok.any():
+        return
+    h = hits.select(joined[ok])
+    samples = device_latency_samples(h["x_m"], h["y_m"], h["heading_deg"], h["speed_mps"], near["x_m"][j[ok]],
+                                     near["y_m"][j[ok]], used_latency_s)
+    if samples.size:
+        for key in (_device_latency_key(device), _EVERY_DEVICE_LATENCY):
+            store.set_meta(key, LatencyCalibration.from_json(store.get_meta(key)).add(samples).to_json())
 
 
 def _latency_input(hits: Columns) -> tuple[np.ndarray, ...]:
@@ -446,7 +487,7 @@ def _first_per_group(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.
 
 
 def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjection, dp: DefectParams,
-               latency_s: float) -> dict[str, np.ndarray]:
+               latency_s: np.ndarray | float) -> dict[str, np.ndarray]:
     """Position, direction, kind, severity, confidence and counts of defects from their hits and traversals.
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
@@ -535,7 +576,7 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
         prev = prev.select(~np.isin(ids, empty))
         ids = prev["defect_id"]
     trav = _sync_traversal_hits(store, hits, store.traversals_of_defects(ids))
-    return prev, trav, _summaries(prev, hits, trav, proj, dp, current_latency_s(store, dp)), empty
+    return prev, trav, _summaries(prev, hits, trav, proj, dp, hit_latencies_s(store, hits["device_id"], dp)), empty
 
 
 def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
@@ -721,7 +762,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
                 sp = _latency_input(hits.select(spans))
                 calib = LatencyCalibration().add(latency_samples(sp, sp, dp, same=True))
                 store.set_meta("gps_latency", calib.to_json())
-            latency = current_latency_s(store, dp)
+            latency = hit_latencies_s(store, hits["device_id"], dp)
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp)
             k = int(labels.max()) + 1

@@ -285,8 +285,26 @@ def test_device_latency_from_its_hits_around_established_defects() -> None:
     assert slow.size == 0                                       # too slow to tell latency from GPS error
     p = DefectParams()
     calib = LatencyCalibration().add(samples)
-    blended = device_latency_s(calib, 0.3, p)
-    assert 0.3 < blended < 0.7                                  # shrunk towards the fleet with 40 samples ...
-    assert blended == pytest.approx(0.3 + 40 / (40 + p.device_latency_prior) * (calib.median_s() - 0.3))
-    assert device_latency_s(LatencyCalibration(), 0.3, p) == 0.3            # ... the fleet's without any
-    assert device_latency_s(calib, 0.3, DefectParams(device_latency=False)) == 0.3
+    every = LatencyCalibration().add(np.full(200, 0.45))        # the fleet's devices lag 0.45 s in the middle
+    blended = device_latency_s(calib, every, 0.3, p)
+    assert 0.3 < blended < 0.55                                 # 0.25 s later than the middle, shrunk ...
+    assert blended == pytest.approx(0.3 + 40 / (40 + p.device_latency_prior) * (calib.median_s() - every.median_s()))
+    assert device_latency_s(LatencyCalibration(), every, 0.3, p) == 0.3      # ... the fleet's without samples
+    assert device_latency_s(calib, every, 0.3, DefectParams(device_latency=False)) == 0.3
+
+
+def test_a_late_phone_is_corrected_by_its_own_latency(store) -> None:  # noqa: F811
+    p = DefectParams()
+    for k in range(18):                                     # six punctual phones establish a pothole at y = 0 ...
+        add_trip(store, f"on{k}", f"dev{k % 6}", T0_S + k * DAY_S, [(0.0, rng_offset(k), "pothole", 9.0, 0.9)])
+        if k >= 8:                                          # ... and a phone whose fixes lag 0.8 s (8 m behind
+            add_trip(store, f"late{k}", "late", T0_S + (k + 0.5) * DAY_S,             # at 10 m/s) hits it too
+                     [(0.0, -8.0 + rng_offset(k), "pothole", 9.0, 0.9)])
+    late, punctual = pipeline.hit_latencies_s(store, np.array(["late", "dev0"]), p)
+    assert 0.3 < late - punctual < 0.8                      # half the 0.8 s with 10 samples against a prior of 10
+    assert store.all_defects()["defect_id"].size == 1       # its hits joined the pothole, not a twin behind it
+
+
+def rng_offset(k: int) -> float:
+    """Small, deterministic GPS scatter [m]."""
+    return float(np.sin(1.7 * k + 0.3))
