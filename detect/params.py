@@ -99,6 +99,7 @@ class DetectorParams(VersionedParams):
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
     handling_tilt_deg: float = 20.0      # the phone tilted further than braking or a bump tilts a car
     remount_guard_s: float = 3.0         # events this close to a detected re-mount are the phone, not the road
+    min_mount_s: float = 15.0            # a "mount" held for less than this was the phone in a hand
     # --- GPS
     gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
     phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone

@@ -95,7 +95,8 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, *, gps_t
 
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
     the whole body lifted); ``handling``: the phone turned (tilt or rotation rate), moved sideways more than a car
-    does, or was re-mounted within ``remount_guard_s``; ``stopped``: the car was (nearly) still, e.g. a door slam;
+    does, was re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
+    phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
     ``no_fix``: the trace has GPS but the event lies before its first or after its last fix (e.g. a door slam
     before the phone found the satellites), so it can be neither speed-checked nor placed.
     """
@@ -103,12 +104,16 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, *, gps_t
     speed = feat["speed_mps"]
     signature = (feat["lateral_up_corr"] >= params.weak_coherence) | body_lift(feat, params)
     reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
-    remount_t = sig.t_s[np.asarray(sig.segment_starts[1:], dtype=np.int64)]
+    starts = np.asarray(sig.segment_starts, dtype=np.int64)
+    remount_t = sig.t_s[starts[1:]]
     near_remount = (np.abs(feat["t_s"][:, None] - remount_t[None, :]) < params.remount_guard_s).any(axis=1)
+    held_s = np.diff(np.append(starts, sig.t_s.size)) / sig.fs_hz
+    brief = (held_s < params.min_mount_s) & (starts.size > 1)          # an orientation held for seconds: a hand
+    in_hand = brief[sig.segment[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)]] if len(feat) else np.zeros(0, bool)
     handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
                 | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
                 | (feat["tilt_max_deg"] > params.handling_tilt_deg)
-                | near_remount)
+                | near_remount | in_hand)
     reasons[handling] = "handling"
     if gps_t_s.size:
         reasons[(feat["t_s"] < gps_t_s[0] - 1.0) | (feat["t_s"] > gps_t_s[-1] + 1.0)] = "no_fix"

@@ -17,8 +17,10 @@ T0 = 1_780_000_000.0
 
 def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[float, ...] = (), amp_mps2: float = 8.0,
            rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0), speed_mps: float | None = 10.0,
-           gps: bool = True, gyro: bool = False, seed: int = 0, unit: str = "m/s2") -> ingest.Trace:
-    """A car on smooth road: small noise, plus wheel-hop-like damped 11 Hz oscillations at ``hits_s``."""
+           gps: bool = True, gyro: bool = False, seed: int = 0, unit: str = "m/s2",
+           turned_s: tuple[float, float] | None = None) -> ingest.Trace:
+    """A car on smooth road: small noise, plus wheel-hop-like damped 11 Hz oscillations at ``hits_s``; during
+    ``turned_s`` (from, to) the phone sits turned by 60 degrees (in a hand, or re-mounted)."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * fs_hz)
     t = np.arange(n) / fs_hz
@@ -28,6 +30,9 @@ def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[floa
         up += np.where(t >= h, amp_mps2 * np.exp(-tau / 0.07) * np.sin(2 * np.pi * 11.0 * tau), 0.0)
     car = np.column_stack([rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), 9.80665 + up])
     phone = Rotation.from_euler("xyz", rotation_deg, degrees=True).apply(car)
+    if turned_s is not None:
+        inside = (t >= turned_s[0]) & (t < turned_s[1])
+        phone[inside] = Rotation.from_euler("x", 60.0, degrees=True).apply(phone[inside])
     if unit == "g":
         phone = phone / 9.80665
     doc: dict[str, Any] = {"format": "bump.trace/1", "trip_id": "hand", "device_id": "d",
@@ -71,6 +76,16 @@ def test_units_in_g_give_the_same_answer() -> None:
     a = detect(_trace(hits_s=(20.0,)))
     b = detect(_trace(hits_s=(20.0,), unit="g"))
     np.testing.assert_allclose(b.impacts["t_s"], a.impacts["t_s"], atol=1e-6)
+
+
+def test_a_hit_while_the_phone_is_held_is_handling_but_one_after_a_remount_counts() -> None:
+    held = detect(_trace(hits_s=(15.0, 34.0, 50.0), turned_s=(30.0, 38.0)))       # 8 s in a hand, then back
+    np.testing.assert_allclose(np.sort(held.impacts["t_s"]) - T0, (15.0, 50.0), atol=0.1)
+    c = held.candidates
+    assert c["rejected"][np.argmin(np.abs(c["t_s"] - T0 - 34.0))] == "handling"
+    moved = detect(_trace(hits_s=(15.0, 50.0), turned_s=(30.0, 60.0)))          # re-mounted for good
+    assert moved.orientation.seg_start.size == 2
+    np.testing.assert_allclose(np.sort(moved.impacts["t_s"]) - T0, (15.0, 50.0), atol=0.1)
 
 
 def test_impact_while_stopped_is_rejected_as_door_slam() -> None:
