@@ -345,10 +345,11 @@ def _device_latency_key(device: str) -> str:
 def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> np.ndarray:
     """The GPS latency [s] each hit's position is corrected by: its device's own, blended with the fleet's
     (:func:`bump.cluster.device_latency_s`)."""
-    fleet = current_latency_s(store, dp)
-    every = LatencyCalibration.from_json(store.get_meta(_EVERY_DEVICE_LATENCY))
     devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
-    per_device = np.array([device_latency_s(LatencyCalibration.from_json(store.get_meta(_device_latency_key(d))),
+    stored = store.get_metas(["gps_latency", _EVERY_DEVICE_LATENCY, *(_device_latency_key(d) for d in devices)])
+    fleet = LatencyCalibration.from_json(stored.get("gps_latency")).estimate_s(dp)
+    every = LatencyCalibration.from_json(stored.get(_EVERY_DEVICE_LATENCY))
+    per_device = np.array([device_latency_s(LatencyCalibration.from_json(stored.get(_device_latency_key(d))),
                                             every, fleet, dp) for d in devices])     # loop over devices
     return per_device[inverse.ravel()] if devices.size else np.empty(0)
 

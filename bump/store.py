@@ -537,6 +537,16 @@ class Store:
         row = self._ex("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def get_metas(self, keys: Sequence[str]) -> dict[str, str]:
+        """The stored values of ``keys`` (missing keys left out), in one query per 500 keys."""
+        out: dict[str, str] = {}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 500):                    # loop over batches of keys
+            part = keys[i:i + 500]
+            rows = self._ex(f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(part))})", part)
+            out.update((str(k), str(v)) for k, v in rows.fetchall())
+        return out
+
     def set_meta(self, key: str, value: str) -> None:
         self._ex("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                  (key, value))

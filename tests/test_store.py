@@ -290,3 +290,10 @@ def test_defect_ids_are_never_reused(store: Store) -> None:
         store.delete_defects([first])
     add_trip(store, "t1", "b", T0_S + DAY_S, [(300.0, 0.0, "pothole", 5.0, 0.5)], length_m=800.0)
     assert int(store.all_defects()["defect_id"].max()) > first
+
+
+def test_get_metas_reads_many_keys_at_once(store) -> None:
+    for k in range(1200):
+        store.set_meta(f"k{k}", str(k))
+    got = store.get_metas([f"k{k}" for k in range(0, 1200, 2)] + ["missing", "k0"])
+    assert len(got) == 600 and got["k0"] == "0" and got["k1198"] == "1198" and "missing" not in got
