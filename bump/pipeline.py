@@ -68,7 +68,7 @@ from bump.lifecycle import (
     evaluate_status,
 )
 from bump.priority import priority, traversals_per_day
-from bump.store import HIT_COLUMNS, DefectQuery, Store, StoreError
+from bump.store import CONFIDENCE_DECIMALS, HIT_COLUMNS, DefectQuery, Store, StoreError
 from detect import Detection, detect
 from detect.columns import Columns
 from detect.geo import LocalProjection
@@ -851,7 +851,8 @@ def defect_record(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": int(row["defect_id"]), "kind": row["kind"], "status": row["status"],
         "severity": round_or_none(row["severity"], 2), "depth_class": row["depth_class"] or None,
-        "confidence": round_or_none(row["confidence"], 3), "priority": round_or_none(row["priority"], 2),
+        "confidence": round_or_none(row["confidence"], CONFIDENCE_DECIMALS),
+        "priority": round_or_none(row["priority"], 2),
         "hits": int(row["n_hits"]), "devices": int(row["n_devices"]), "traversals": int(row["n_traversals"]),
         "hit_rate": round_or_none(row["hit_rate"], 3), "first_seen": iso_time(row["first_seen_s"]),
         "last_seen": iso_time(row["last_seen_s"]), "uncertainty_m": round_or_none(row["uncertainty_m"], 1),

@@ -312,6 +312,9 @@ _TRIP_INFO = ("trip_id", "device_id", "t_start_s", "t_end_s", "ingested_at_s", "
 DERIVED_TABLES = ("defect_history", "traversals", "hits", "defects", "roughness", "coverage", "cells")
 
 
+CONFIDENCE_DECIMALS = 3                     # confidences are reported to this many decimals
+
+
 @dataclass(frozen=True)
 class DefectQuery:
     """Filters of :meth:`Store.list_defects`. ``None`` means no filter; bbox is (west, south, east, north) [deg]
@@ -322,7 +325,7 @@ class DefectQuery:
     bbox: tuple[float, float, float, float] | None = None
     limit: int = 100
     cursor: str | None = None
-    min_confidence: float | None = None     # confidence >= this
+    min_confidence: float | None = None     # confidence as reported (3 decimals) >= this
     since_s: float | None = None            # last hit or status change at or after this [s since the epoch]
     proud_covers: bool = True               # False: leave out castings standing proud (kind cover, depth "proud")
 
@@ -735,9 +738,9 @@ class Store:
         if not query.proud_covers:
             where.append("NOT (kind = ? AND COALESCE(depth_class, '') = ?)")
             params += ["cover", "proud"]
-        if query.min_confidence is not None:
+        if query.min_confidence is not None:          # as reported: a defect shown at 0.994 passes ">= 0.994"
             where.append("confidence >= ?")
-            params.append(float(query.min_confidence))
+            params.append(float(query.min_confidence) - 0.5 * 10.0**-CONFIDENCE_DECIMALS)
         if query.since_s is not None:
             where.append("(last_seen_s >= ? OR status_since_s >= ?)")
             params += [float(query.since_s), float(query.since_s)]

@@ -297,3 +297,17 @@ def test_get_metas_reads_many_keys_at_once(store) -> None:
         store.set_meta(f"k{k}", str(k))
     got = store.get_metas([f"k{k}" for k in range(0, 1200, 2)] + ["missing", "k0"])
     assert len(got) == 600 and got["k0"] == "0" and got["k1198"] == "1198" and "missing" not in got
+
+
+def test_min_confidence_compares_the_confidence_as_reported(store) -> None:
+    for k, dev in enumerate("abc"):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    store.update_defects({"defect_id": store.all_defects()["defect_id"], "confidence": [0.99351]})
+    listed = pipeline.list_defects(store, status="all", kind="all").defects
+    assert len(listed) == 1
+    shown = listed[0]["confidence"]
+    assert shown == 0.994                                           # reported to 3 decimals, stored 0.99351
+    cols, _ = store.list_defects(DefectQuery(min_confidence=shown))
+    assert len(cols) == 1                                           # what a crew sees at 0.994 passes ">= 0.994"
+    cols, _ = store.list_defects(DefectQuery(min_confidence=shown + 0.001))
+    assert len(cols) == 0
