@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,6 +34,7 @@ class StorePool:
         self._free: queue.LifoQueue[Store] = queue.LifoQueue()
         self._all: list[Store] = []
         self._lock = threading.Lock()
+        self._closed = False
         self._free.put(self._open())          # the first open creates and migrates, before any concurrency
 
     def _open(self) -> Store:
@@ -42,6 +44,8 @@ class StorePool:
 
     @contextmanager
     def borrow(self, timeout_s: float = 30.0) -> Iterator[Store]:
+        if self._closed:
+            raise service.BusyError("the service is shutting down; retry shortly")
         try:
             store = self._free.get_nowait()
         except queue.Empty:
@@ -58,11 +62,21 @@ class StorePool:
         finally:
             self._free.put(store)
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close the connections as they come back: never one under a request still using it (closing a SQLite
+        connection that another thread is executing on corrupts memory). One still lent after ``timeout_s`` is
+        left open."""
         with self._lock:
-            for store in self._all:
-                store.close()
+            self._closed = True
+            lent = len(self._all)
             self._all.clear()
+        deadline = time.monotonic() + timeout_s
+        for _ in range(lent):                                   # loop over connections
+            try:
+                store = self._free.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            store.close()
 
 
 def get_pool(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> StorePool:

@@ -153,3 +153,26 @@ def test_a_worker_process_works_on_at_most_uploads_at_once(tmp_path: Path, monke
     for t in threads:
         t.join()
     assert codes == [201] * 4 and peak[0] == at_once
+
+
+def test_the_pool_never_closes_a_connection_under_a_request(tmp_path) -> None:
+    import threading
+    import time
+
+    from api.deps import StorePool
+    from bump.service import BusyError
+
+    pool = StorePool(tmp_path / "pool.db", size=2)
+    done: list[float] = []
+    with pool.borrow() as store:                             # a request is using this connection ...
+        closer = threading.Thread(target=lambda: (pool.close(timeout_s=5.0), done.append(time.monotonic())))
+        closer.start()
+        time.sleep(0.3)
+        assert not done                                      # ... so shutdown waits for it
+        assert store.get_meta("nothing") is None             # and the connection still works
+        returned = time.monotonic()
+    closer.join(5.0)
+    assert done and done[0] >= returned
+    with pytest.raises(BusyError, match="shutting down"):
+        with pool.borrow():
+            pass
