@@ -264,8 +264,8 @@ def join_gate_m(hit_accuracy_m: np.ndarray, uncertainty_m: np.ndarray, params: D
                    params.max_join_radius_m)
 
 
-def _pairs(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) of all pairs a[i], b[j] within ``radius_m``."""
+def pairs_within(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) of all pairs a[i], b[j] within ``radius_m``, for (n, k) and (m, k) point arrays."""
     if len(a_xy) == 0 or len(b_xy) == 0:
         e = np.empty(0, dtype=np.int64)
         return e, e, np.empty(0)
@@ -288,7 +288,7 @@ def assign_hits(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h
                 d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams) -> np.ndarray:
     """Index of the defect each hit joins (nearest compatible within its gate), -1 when none."""
     acc = clean_accuracy(h_accuracy_m, params)
-    i, j, d = _pairs(np.column_stack([hx_m, hy_m]), np.column_stack([dx_m, dy_m]), params.max_join_radius_m)
+    i, j, d = pairs_within(np.column_stack([hx_m, hy_m]), np.column_stack([dx_m, dy_m]), params.max_join_radius_m)
     ok = (d <= join_gate_m(acc[i], d_uncertainty_m[j], params)) & compatible(
         h_heading_deg[i], d_heading_deg[j], np.asarray(d_spans, bool)[j], params)
     return _nearest_per_row(i[ok], j[ok], d[ok], len(hx_m))
@@ -303,7 +303,7 @@ def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans:
         return np.empty(0, dtype=np.int64)
     acc = clean_accuracy(accuracy_m, params)
     xy = np.column_stack([x_m, y_m])
-    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    i, j, d = pairs_within(xy, xy, params.max_join_radius_m)
     sp = np.asarray(spans, bool)
     ok = (i < j) & (d <= join_gate_m(acc[i], acc[j], params)) & compatible(
         heading_deg[i], heading_deg[j], sp[i] & sp[j], params)
@@ -315,7 +315,7 @@ def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, s
                     uncertainty_m: np.ndarray, params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance), i < j, of defects that are one: within the gate of their uncertainties, compatible."""
     xy = np.column_stack([x_m, y_m])
-    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    i, j, d = pairs_within(xy, xy, params.max_join_radius_m)
     gate = join_gate_m(uncertainty_m[i], uncertainty_m[j], params)
     sp = np.asarray(spans, bool)
     ok = (i < j) & (d <= gate) & compatible(heading_deg[i], heading_deg[j], sp[i] | sp[j], params)
@@ -328,7 +328,7 @@ def twin_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans:
     """(i, j), i < j, of opposite-direction defects at one spot that are each hit on nearly every pass: the two
     halves of one road-spanning feature (a speed bump whose hits looked like potholes)."""
     xy = np.column_stack([x_m, y_m])
-    i, j, d = _pairs(xy, xy, params.max_join_radius_m)
+    i, j, d = pairs_within(xy, xy, params.max_join_radius_m)
     rate = n_hit_traversals / np.maximum(n_traversals, 1)
     gate = np.clip(params.gate_sigmas * np.hypot(uncertainty_m[i], uncertainty_m[j]), params.join_radius_m,
                    params.max_join_radius_m)
@@ -419,7 +419,7 @@ def latency_samples(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], params
     ``-(latency) (v_a + v_b)`` apart. ``same``: a and b are one set (each pair once)."""
     ax, ay, ah, av, at = a
     bx, by, bh, bv, bt = b
-    i, j, _ = _pairs(np.column_stack([ax, ay]), np.column_stack([bx, by]), params.max_join_radius_m)
+    i, j, _ = pairs_within(np.column_stack([ax, ay]), np.column_stack([bx, by]), params.max_join_radius_m)
     if same:
         keep = i < j
         i, j = i[keep], j[keep]
@@ -536,7 +536,7 @@ def find_traversals(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, heading_d
     """Defects a densified track passes: (defect index, time of closest approach [s], distance [m]), one row per
     defect however often the track passes it."""
     acc = clean_accuracy(accuracy_m, params)
-    i, j, d = _pairs(np.column_stack([x_m, y_m]), np.column_stack([dx_m, dy_m]), params.max_traversal_radius_m)
+    i, j, d = pairs_within(np.column_stack([x_m, y_m]), np.column_stack([dx_m, dy_m]), params.max_traversal_radius_m)
     radius = np.clip(params.traversal_sigmas * np.hypot(acc[i], d_uncertainty_m[j]), params.traversal_radius_m,
                      params.max_traversal_radius_m)
     diff = angle_diff_deg(heading_deg[i], d_heading_deg[j])
@@ -628,7 +628,7 @@ def _quick_shift(points: np.ndarray, counts: np.ndarray, link: float) -> np.ndar
     n = len(points)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    i, j, d = _pairs(points, points, link)
+    i, j, d = pairs_within(points, points, link)
     sigma = 0.5 * link
     density = np.bincount(i, counts[j] * np.exp(-0.5 * (d / sigma) ** 2), minlength=n)
     # strictly higher density, ties broken by index, so the links form a forest
@@ -702,7 +702,7 @@ def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp:
     spans_k = np.bincount(labels, sp.astype(np.float64), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     acc = clean_accuracy(accuracy_m, params)
-    i, j, d = _pairs(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
+    i, j, d = pairs_within(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
     other = labels[i] != j
     i, j, d = i[other], j[other], d[other]
     ok = (d <= join_gate_m(acc[i], c.uncertainty_m[j], params)) & (c.n_hits[j] > c.n_hits[labels[i]]) & \

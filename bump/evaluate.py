@@ -54,6 +54,7 @@ import numpy as np
 import orjson
 from scipy.spatial import cKDTree
 
+from bump.cluster import pairs_within
 from detect.geo import LocalProjection
 from ingest.errors import BumpError
 
@@ -331,15 +332,6 @@ def _positions(defects: Any) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- matching
 
 
-def _pairs_within(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (i, j, distance) with |a_i - b_j| <= r, for (n, k) and (m, k) point arrays."""
-    if len(a) == 0 or len(b) == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return empty, empty, np.zeros(0)
-    pairs = cKDTree(a).sparse_distance_matrix(cKDTree(b), r, output_type="ndarray")
-    return pairs["i"].astype(np.intp), pairs["j"].astype(np.intp), pairs["v"]
-
-
 def greedy_match(i: np.ndarray, j: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Indices into the candidate pairs (i, j, cost) taken by greedy one-to-one matching, cheapest first
     (ties broken by i then j). A loop over candidate pairs, not samples."""
@@ -482,7 +474,7 @@ def evaluate_defects(truth: Truth | Mapping[str, Any], defects: Any, radius_m: f
     reportable = np.array([d["reportable"] for d in truth.defects], dtype=bool) & ~repaired
     rep_idx = np.flatnonzero(reportable)
 
-    i, j, dist = _pairs_within(det_xy, truth_xy[rep_idx], radius_m)
+    i, j, dist = pairs_within(det_xy, truth_xy[rep_idx], radius_m)
     taken = greedy_match(i, j, dist)
     matched_det, matched_truth = i[taken], rep_idx[j[taken]]
     matches = tuple((int(a), truth.defects[b]["id"], float(e))
@@ -712,7 +704,7 @@ def _score_trip(truth: Truth, trip_id: str, impacts: Any, tol_s: float, group_s:
     n_feature_passes = int(np.unique(pass_of_hit[~hit_rep]).size)
 
     rep_hits = np.flatnonzero(hit_rep)
-    i, h, dt = _pairs_within(t_det[:, None], hit_t[rep_hits, None], tol_s)
+    i, h, dt = pairs_within(t_det[:, None], hit_t[rep_hits, None], tol_s)
     passes = pass_of_hit[rep_hits[h]]
     taken = greedy_match(i, passes, dt)
     matches = tuple((trip_id, int(i[k]), truth.defects[hit_k[rep_hits[h[k]]]]["id"], float(dt[k])) for k in taken

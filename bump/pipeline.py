@@ -330,12 +330,13 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
             "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
 
 
+_FLEET_LATENCY = "gps_latency"                  # meta key of the fleet's latency histogram
+_EVERY_DEVICE_LATENCY = "gps_latency:every_device"
+
+
 def current_latency_s(store: Store, dp: DefectParams) -> float:
     """The fleet's GPS latency [s] (see bump.cluster, "GPS latency")."""
-    return LatencyCalibration.from_json(store.get_meta("gps_latency")).estimate_s(dp)
-
-
-_EVERY_DEVICE_LATENCY = "gps_latency:every_device"
+    return LatencyCalibration.from_json(store.get_meta(_FLEET_LATENCY)).estimate_s(dp)
 
 
 def _device_latency_key(device: str) -> str:
@@ -346,8 +347,8 @@ def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> n
     """The GPS latency [s] each hit's position is corrected by: its device's own, blended with the fleet's
     (:func:`bump.cluster.device_latency_s`)."""
     devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
-    stored = store.get_metas(["gps_latency", _EVERY_DEVICE_LATENCY, *(_device_latency_key(d) for d in devices)])
-    fleet = LatencyCalibration.from_json(stored.get("gps_latency")).estimate_s(dp)
+    stored = store.get_metas([_FLEET_LATENCY, _EVERY_DEVICE_LATENCY, *(_device_latency_key(d) for d in devices)])
+    fleet = LatencyCalibration.from_json(stored.get(_FLEET_LATENCY)).estimate_s(dp)
     every = LatencyCalibration.from_json(stored.get(_EVERY_DEVICE_LATENCY))
     per_device = np.array([device_latency_s(LatencyCalibration.from_json(stored.get(_device_latency_key(d))),
                                             every, fleet, dp) for d in devices])     # loop over devices
@@ -394,8 +395,8 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
     b = tuple(v[len(spanning):] for v in _latency_input(both))
     samples = latency_samples(a, b, dp)
     if samples.size:
-        calib = LatencyCalibration.from_json(store.get_meta("gps_latency")).add(samples)
-        store.set_meta("gps_latency", calib.to_json())
+        calib = LatencyCalibration.from_json(store.get_meta(_FLEET_LATENCY)).add(samples)
+        store.set_meta(_FLEET_LATENCY, calib.to_json())
 
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
@@ -755,14 +756,14 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             tracks[tid] = (dev, _track_xy(track, proj, dp))
         hits = Columns({k: np.concatenate([h[k] for h in all_hits]) for k in all_hits[0]}) if all_hits else None
         new_ids = np.empty(0, dtype=np.int64)
-        store.set_meta("gps_latency", LatencyCalibration().to_json())
+        store.set_meta(_FLEET_LATENCY, LatencyCalibration().to_json())
         if hits is not None and len(hits):
             spans = _spans(hits["kind"])
             trip_idx = np.unique(hits["trip_id"], return_inverse=True)[1].ravel()
             if dp.latency_calibration and spans.sum() >= 2:
                 sp = _latency_input(hits.select(spans))
                 calib = LatencyCalibration().add(latency_samples(sp, sp, dp, same=True))
-                store.set_meta("gps_latency", calib.to_json())
+                store.set_meta(_FLEET_LATENCY, calib.to_json())
             latency = hit_latencies_s(store, hits["device_id"], dp)
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp)
