@@ -32,6 +32,11 @@ Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit
 road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs joint among the hits, else
 joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes.
 
+Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out) is a vote: a ``cover``
+whose hits were read as proud (first motion up) at least ``proud_share`` of the time. One hit's first motion is
+fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity alone
+got it wrong both ways. Otherwise the class of the non-proud hit whose severity is nearest the defect's.
+
 GPS latency. A fix reported at time t shows where the phone was at t - latency (0-1 s on phones), so every hit
 lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
 directions, and there the two directions' hits are 2 x latency x speed apart along the road: pairs of such hits
@@ -116,6 +121,7 @@ class DefectParams(VersionedParams):
     designed_hit_rate: float = 0.8
     designed_traversals: int = 4
     twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
+    proud_share: float = 0.5               # a cover whose hits were read as proud this often stands up (no hole)
     # --- priority (bump.priority)
     severity_half_mps2: float = 5.0        # severity giving half the severity factor
     traffic_window_days: float = 7.0       # shortest period over which traversals per day are counted
@@ -617,6 +623,31 @@ def decide_kind(hit_kind: np.ndarray, hit_confidence: np.ndarray, hit_heading_de
     kinds, reasons = decide_kinds(np.zeros(n, dtype=np.int64), 1, hit_kind, hit_confidence, hit_heading_deg,
                                   np.array([n_traversals]), np.array([n_hit_traversals]), params)
     return str(kinds[0]), reasons[0]
+
+
+def first_per_label(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.ndarray:
+    """Index of the smallest cost within each label (-1 where a label has no member)."""
+    out = np.full(n_labels, -1, dtype=np.int64)
+    if labels.size:
+        order = np.lexsort((cost, labels))
+        first = np.unique(labels[order], return_index=True)
+        out[first[0]] = order[first[1]]
+    return out
+
+
+def decide_depth_classes(labels: np.ndarray, n_labels: int, severity: np.ndarray, hit_class: np.ndarray,
+                         defect_severity: np.ndarray, kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
+    """Depth class per label (defect) from its hits' classes and severities [cm], its severity [cm] and its kind
+    (see the module docstring, "Depth class")."""
+    hit_class = np.asarray(hit_class).astype(str)
+    is_proud = hit_class == "proud"
+    share = np.bincount(labels, is_proud.astype(float), minlength=n_labels) / np.maximum(
+        np.bincount(labels, minlength=n_labels), 1)
+    cost = np.where(is_proud, np.inf, np.nan_to_num(np.abs(severity - defect_severity[labels]), nan=1e9))
+    near = first_per_label(labels, cost, n_labels)
+    out = np.where(near >= 0, hit_class[np.maximum(near, 0)], "")
+    out = np.where((near >= 0) & is_proud[np.maximum(near, 0)], "", out)       # every hit proud
+    return np.where((np.asarray(kinds) == "cover") & (share >= dp.proud_share), "proud", out)
 
 
 # -------------------------------------------------------------------------------------------- full re-cluster

@@ -42,6 +42,7 @@ from bump.cluster import (
     Track,
     assign_hits,
     corrected_xy,
+    decide_depth_classes,
     decide_kinds,
     densify,
     device_latency_s,
@@ -478,22 +479,13 @@ def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: fl
     return out
 
 
-def _first_per_group(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.ndarray:
-    """Index of the smallest cost within each label (-1 where a label has no member)."""
-    out = np.full(n_labels, -1, dtype=np.int64)
-    if labels.size:
-        order = np.lexsort((cost, labels))
-        first = np.unique(labels[order], return_index=True)
-        out[first[0]] = order[first[1]]
-    return out
-
-
 def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjection, dp: DefectParams,
                latency_s: np.ndarray | float) -> dict[str, np.ndarray]:
     """Position, direction, kind, severity, confidence and counts of defects from their hits and traversals.
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
-    depth class: that of the hit nearest it. Confidence: see :func:`bump.priority.device_confidence`."""
+    depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
+    :func:`bump.priority.device_confidence`."""
     ids = defects["defect_id"]
     k = ids.size
     lab = np.searchsorted(ids, hits["defect_id"])
@@ -510,8 +502,7 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
                                   dp)
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
-    near = _first_per_group(lab, np.nan_to_num(np.abs(hits["severity"] - sev[lab]), nan=np.inf), k)
-    depth = np.where(near >= 0, hits["depth_class"][np.maximum(near, 0)], "")
+    depth = decide_depth_classes(lab, k, hits["severity"], hits["depth_class"], sev, kinds, dp)
     _, dev_idx = np.unique(hits["device_id"], return_inverse=True)
     pair = lab * (int(dev_idx.max(initial=0)) + 1) + dev_idx.ravel()
     upair, pinv = np.unique(pair, return_inverse=True)

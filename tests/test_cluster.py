@@ -14,6 +14,7 @@ from bump.cluster import (
     Track,
     angle_diff_deg,
     corrected_xy,
+    decide_depth_classes,
     decide_kind,
     device_latency_s,
     device_latency_samples,
@@ -163,6 +164,23 @@ def test_kind_from_hit_pattern() -> None:
     assert decide_kind(pothole, conf, np.zeros(10), 10, 10, P)[0] == "pothole"
     # too few passes to call it a feature
     assert decide_kind(pothole[:3], conf[:3], both[:3], 3, 3, P)[0] == "pothole"
+
+
+def test_a_cover_is_proud_by_the_vote_of_its_hits_not_by_one_hit() -> None:
+    # defect 0: a sunken cover; the hit nearest its severity happens to read proud (first motion up)
+    # defect 1: a casting standing up, two of its three hits read proud
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    hit_class = np.array(["moderate", "proud", "moderate", "low", "proud", "proud", "moderate"])
+    severity = np.array([3.0, 4.0, 3.2, 2.0, 3.0, 3.0, 3.1])
+    defect_severity = np.array([4.0, 3.0])
+    kinds = np.array(["cover", "cover"])
+    out = decide_depth_classes(labels, 2, severity, hit_class, defect_severity, kinds, P)
+    assert out.tolist() == ["moderate", "proud"]
+    # a pothole is never proud, whatever its hits' first motion; an all-proud vote short of the share is not
+    pothole = decide_depth_classes(labels, 2, severity, hit_class, defect_severity, np.array(["pothole"] * 2), P)
+    assert pothole.tolist() == ["moderate", "moderate"]
+    strict = DefectParams(proud_share=0.7)
+    assert decide_depth_classes(labels, 2, severity, hit_class, defect_severity, kinds, strict)[1] == "moderate"
 
 
 def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> None:  # noqa: F811
