@@ -116,28 +116,33 @@ def build_database(path: Path, n_defects: int, seed: int) -> None:
         n = n_defects
         kind = np.where(spans, "speed_bump", "pothole")
         now = np.full(n, T0_S)
+        trips = rng.integers(0, n_trips, (n, 5))          # each defect passed by 5 trips: a pothole hit on 3 of
+        passed_s = T0_S + trips * 600.0                   # them, a speed bump on all 5
+        hit = np.where(spans[:, None], True, np.arange(5)[None, :] < 3)
+        n_hit = hit.sum(axis=1)
+        hit_s = np.where(hit, passed_s, np.nan)
         ids = store.insert_defects({
             "status": np.full(n, "confirmed"), "crew_status": np.full(n, None), "crew_at_s": np.full(n, np.nan),
             "kind": kind, "kind_reason": np.full(n, "synthetic"), "lat_deg": lat, "lon_deg": lon, "x_m": x, "y_m": y,
             "grid_key": grid_keys(x, y), "heading_deg": np.where(spans, np.mod(h, 180.0), h),
             "spans": spans.astype(np.int64), "uncertainty_m": np.full(n, 3.0), "severity": np.full(n, 6.0),
             "depth_class": np.full(n, "moderate"), "confidence": np.full(n, 0.9), "priority": rng.uniform(0, 50, n),
-            "n_hits": np.full(n, 3), "n_devices": np.full(n, 3), "n_traversals": np.full(n, 5),
-            "n_traversal_hits": np.full(n, 3), "hit_rate": np.full(n, 0.6), "traversals_per_day": np.full(n, 1.0),
-            "first_seen_s": now, "last_seen_s": now, "last_traversal_s": now, "status_since_s": now,
+            "n_hits": n_hit, "n_devices": n_hit, "n_traversals": np.full(n, 5),
+            "n_traversal_hits": n_hit, "hit_rate": n_hit / 5.0, "traversals_per_day": np.full(n, 1.0),
+            "first_seen_s": np.nanmin(hit_s, axis=1), "last_seen_s": np.nanmax(hit_s, axis=1),
+            "last_traversal_s": passed_s.max(axis=1), "status_since_s": now,
             "created_at_s": now, "updated_at_s": now, "detector": np.full(n, "{}")})
-        trips = rng.integers(0, n_trips, (n, 5))
-        hid = np.repeat(ids, 3)
-        hx = np.repeat(x, 3) + rng.normal(0, 3, hid.size)
-        hy = np.repeat(y, 3) + rng.normal(0, 3, hid.size)
+        hid = np.repeat(ids, n_hit)
+        hx = np.repeat(x, n_hit) + rng.normal(0, 3, hid.size)
+        hy = np.repeat(y, n_hit) + rng.normal(0, 3, hid.size)
         hlat, hlon = PROJ.to_latlon(hx, hy)
-        htrip = np.array([f"old-{t}" for t in trips[:, :3].ravel()])
+        htrip = np.array([f"old-{t}" for t in trips[hit]])
         m = hid.size
         hit_ids = store.add_hits({
             "trip_id": htrip, "device_id": np.array([f"dev-{int(t[4:]) % 300}" for t in htrip]),
-            "t_s": np.full(m, T0_S), "lat_deg": hlat, "lon_deg": hlon, "x_m": hx, "y_m": hy,
+            "t_s": passed_s[hit], "lat_deg": hlat, "lon_deg": hlon, "x_m": hx, "y_m": hy,
             "accuracy_m": np.full(m, 5.0),
-            "heading_deg": np.repeat(h, 3), "kind": np.repeat(kind, 3), "severity": np.full(m, 6.0),
+            "heading_deg": np.repeat(h, n_hit), "kind": np.repeat(kind, n_hit), "severity": np.full(m, 6.0),
             "depth_class": np.full(m, "moderate"), "confidence": np.full(m, 0.9), "speed_mps": np.full(m, 10.0)},
             [{}] * m, {"version": "synthetic"})
         store.set_hit_defects(hit_ids, hid)
@@ -145,13 +150,14 @@ def build_database(path: Path, n_defects: int, seed: int) -> None:
         ttrip = trips.ravel()
         store.upsert_traversals({"defect_id": tid, "trip_id": np.array([f"old-{t}" for t in ttrip]),
                                  "device_id": np.array([f"dev-{t % 300}" for t in ttrip]),
-                                 "t_s": T0_S + ttrip * 600.0, "hit": np.tile([1, 1, 1, 0, 0], n),
+                                 "t_s": T0_S + ttrip * 600.0, "hit": hit.ravel().astype(np.int64),
                                  "distance_m": np.full(tid.size, 1.0)})
 
 
-def ten_minute_upload(seed: int, trip_id: str) -> bytes:
-    """A phone's upload (gzip ``bump.trace/1`` JSON) of 600 s at 100 Hz over ~6 km of grid streets (east, north,
-    east, ... at 10 m/s), 1 Hz GPS, sharp bumps (12 Hz ring-downs, front and rear axle) every ~40 s."""
+def ten_minute_upload(seed: int, trip_id: str, start_s: float = T0_S + 2e6) -> bytes:
+    """A phone's upload (gzip ``bump.trace/1`` JSON) of 600 s at 100 Hz from ``start_s`` over ~6 km of grid
+    streets (east, north, east, ... at 10 m/s), 1 Hz GPS, sharp bumps (12 Hz ring-downs, front and rear axle)
+    every ~40 s."""
     rng = np.random.default_rng(seed)
     fs, duration, v = 100.0, 600.0, 10.0
     t_gps = np.arange(int(duration) + 1, dtype=float)
@@ -175,9 +181,9 @@ def ten_minute_upload(seed: int, trip_id: str) -> bytes:
         j = i + int(2.7 / v * fs)                                 # the rear axle
         z[j:j + ring.size] += 8.0 * ring
     doc = {"format": "bump.trace/1", "trip_id": trip_id, "device_id": "dev-bench",
-           "accel": {"t": T0_S + 2e6 + t, "x": rng.normal(0, 0.1, n), "y": rng.normal(0, 0.1, n), "z": z,
+           "accel": {"t": start_s + t, "x": rng.normal(0, 0.1, n), "y": rng.normal(0, 0.1, n), "z": z,
                      "unit": "m/s2"},
-           "gps": {"t": T0_S + 2e6 + t_gps, "lat": lat, "lon": lon, "speed": np.full(t_gps.size, v),
+           "gps": {"t": start_s + t_gps, "lat": lat, "lon": lon, "speed": np.full(t_gps.size, v),
                    "heading": heading, "accuracy": np.full(t_gps.size, 5.0)}}
     return gzip.compress(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), compresslevel=6, mtime=0)
 
@@ -197,7 +203,7 @@ def bench_incremental(n_defects: int, repeats: int, workdir: Path, seed: int) ->
         warm = ten_minute_upload(seed + 1000, "warm-up")
         pipeline.ingest_trace(store, ingest.read(warm), raw=warm)                   # caches, calibration
         for r in range(repeats):
-            body = ten_minute_upload(seed + r, f"bench-{r}")
+            body = ten_minute_upload(seed + r, f"bench-{r}", T0_S + 2e6 + 1000.0 * (r + 1))   # trips one after another
             t0 = time.perf_counter()
             trace = ingest.read(body)             # as `POST /v1/traces` does
             t1 = time.perf_counter()

@@ -608,11 +608,10 @@ def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_co
         told = ", ".join(f"{names[k]} {weight[g, k]:.1f}" for k in order if weight[g, k] > 0)
         if designed[g]:
             why = "from both directions" if both[g] else "by both wheels"
-            reasons.append(f"hit on {n_hit[g]} of {n_trav[g]} passes ({rate[g]:.0%}) {why}: a designed feature, "
-                           f"not a defect (hits said {told})")
+            reasons.append(f"hit on at least {params.designed_hit_rate:.0%} of the passes {why}: a designed "
+                           f"feature, not a defect (hits said {told})")
         else:
-            reasons.append(f"confidence-weighted majority of {count[g]} hits ({told}); hit on {n_hit[g]} of "
-                           f"{n_trav[g]} passes")
+            reasons.append(f"confidence-weighted majority of {count[g]} hits ({told})")
     return kinds.astype(str), reasons
 
 

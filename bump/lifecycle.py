@@ -84,8 +84,10 @@ def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray,
         state = to
 
     n_pass = n_hit = 0
-    for k in order:
-        t, trip, dev, was_hit = float(t_s[k]), str(trip_id[k]), str(device_id[k]), bool(hit[k])
+    rows = zip(np.asarray(t_s, dtype=np.float64)[order].tolist(), np.asarray(trip_id).astype(str)[order].tolist(),
+               np.asarray(device_id).astype(str)[order].tolist(), np.asarray(hit).astype(bool)[order].tolist(),
+               strict=True)
+    for t, trip, dev, was_hit in rows:
         if start_t_s is not None and t <= start_t_s:
             continue
         if n_hit or was_hit:                 # passes counted from the first hit (potholes appear)

@@ -34,6 +34,7 @@ import ingest
 from bump import cells as cellmap
 from bump.cluster import (
     DEFAULT_DEFECT_PARAMS,
+    DESIGNED_KINDS,
     KINDS,
     LISTED_KINDS,
     SPANNING_KINDS,
@@ -321,8 +322,10 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         _backfill(store, proj, trip_id, new_cols, dp)
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
     before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
+    hit_ids = np.unique(hit_defect[hit_defect >= 0])
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
-                             new_ids=set(new_ids.tolist()), check_ids=np.unique(hit_defect[hit_defect >= 0]))
+                             new_ids=set(new_ids.tolist()), check_ids=hit_ids,
+                             passed_ids=np.setdiff1d(touched, np.concatenate([hit_ids, new_ids])))
     surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
     updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
     changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
@@ -492,13 +495,8 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
     _, trip_idx = np.unique(hits["trip_id"], return_inverse=True)
     hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
     c = robust_centres(lab, hx, hy, hits["accuracy_m"], trip_idx.ravel(), k, dp)
-    tlab = np.searchsorted(ids, trav["defect_id"])
-    n_trav = np.bincount(tlab, minlength=k)
-    n_trav_hit = np.bincount(tlab, trav["hit"].astype(float), minlength=k).astype(np.int64)
-    first_trav = np.full(k, np.inf)
-    last_trav = np.full(k, -np.inf)
-    np.minimum.at(first_trav, tlab, trav["t_s"])
-    np.maximum.at(last_trav, tlab, trav["t_s"])
+    counts = _pass_counts(ids, trav, dp)
+    n_trav, n_trav_hit = counts["n_traversals"], counts["n_traversal_hits"]
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
                                   dp)
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
@@ -524,12 +522,9 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
         "lat_deg": lat, "lon_deg": lon, "x_m": c.x_m, "y_m": c.y_m, "grid_key": cellmap.grid_keys(c.x_m, c.y_m),
         "heading_deg": head, "spans": spans.astype(np.int64), "uncertainty_m": c.uncertainty_m,
         "severity": sev, "depth_class": depth.astype(object), "confidence": confidence, "n_hits": c.n_hits,
-        "n_devices": n_dev, "n_traversals": n_trav, "n_traversal_hits": n_trav_hit,
-        "hit_rate": np.where(n_trav > 0, n_trav_hit / np.maximum(n_trav, 1), np.nan),
-        "traversals_per_day": traversals_per_day(n_trav, first_trav, last_trav, dp),
+        "n_devices": n_dev, **counts,
         "first_seen_s": np.where(np.isfinite(first_seen), first_seen, np.nan),
         "last_seen_s": np.where(np.isfinite(last_seen), last_seen, np.nan),
-        "last_traversal_s": np.where(np.isfinite(last_trav), last_trav, np.nan),
     }
 
 
@@ -586,16 +581,23 @@ def _cat(a: Columns, b: Columns) -> Columns:
 def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: LocalProjection,
                     dp: DefectParams, *, now: float, detector: str, new_ids: set[int] | None = None,
                     check_ids: Sequence[int] | np.ndarray | None = None, rebuild_history: bool = False,
-                    actor: str = "system") -> RefreshResult:
+                    passed_ids: Sequence[int] | np.ndarray | None = None, actor: str = "system") -> RefreshResult:
     """Re-summarise defects from their hits and traversals, merge duplicates and twins, re-evaluate status
     and priority, and record status changes.
 
     ``check_ids``: the defects that may have become a duplicate or a twin (those with new hits; default all);
-    a defect only passed cannot move. ``rebuild_history``: write the whole replayed timeline (reprocess)."""
+    a defect only passed cannot move. ``passed_ids``: defects among ``defect_ids`` whose hits did not change, only
+    their passes (see :func:`_refresh_passed`). ``rebuild_history``: write the whole replayed timeline
+    (reprocess)."""
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
+    final_passed: dict[int, str] = {}
+    if passed_ids is not None and not rebuild_history:
+        done, final_passed = _refresh_passed(store, np.intersect1d(ids, np.asarray(passed_ids, np.int64)), dp,
+                                             now=now, actor=actor)
+        ids = np.setdiff1d(ids, done)
     if ids.size == 0:
-        return RefreshResult([], {})
+        return RefreshResult([], final_passed)
     prev, trav, summ, gone = _load(store, ids, proj, dp)
     merged: list[int] = gone.tolist()
     sc = Columns({k: np.asarray(v) for k, v in summ.items()})
@@ -629,8 +631,62 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
         order = np.argsort(sc["defect_id"], kind="stable")
         sc, prev = sc.select(order), prev.select(np.argsort(prev["defect_id"], kind="stable"))
         check = p2["defect_id"]
-    return _finalise(store, prev, sc.data, trav, dp, now=now, detector=detector, new_ids=new_ids,
-                     rebuild_history=rebuild_history, merged=merged, actor=actor)
+    result = _finalise(store, prev, sc.data, trav, dp, now=now, detector=detector, new_ids=new_ids,
+                       rebuild_history=rebuild_history, merged=merged, actor=actor)
+    return RefreshResult(result.merged, final_passed | result.final_status)
+
+
+_PASS_COLUMNS = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "last_traversal_s")
+
+
+def _pass_counts(ids: np.ndarray, trav: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
+    """The summary columns that depend only on a defect's passes (:data:`_PASS_COLUMNS`); ``ids`` sorted."""
+    k = ids.size
+    tlab = np.searchsorted(ids, trav["defect_id"])
+    n_trav = np.bincount(tlab, minlength=k)
+    n_trav_hit = np.bincount(tlab, trav["hit"].astype(float), minlength=k).astype(np.int64)
+    first_trav = np.full(k, np.inf)
+    last_trav = np.full(k, -np.inf)
+    np.minimum.at(first_trav, tlab, trav["t_s"])
+    np.maximum.at(last_trav, tlab, trav["t_s"])
+    return {"n_traversals": n_trav, "n_traversal_hits": n_trav_hit,
+            "hit_rate": np.where(n_trav > 0, n_trav_hit / np.maximum(n_trav, 1), np.nan),
+            "traversals_per_day": traversals_per_day(n_trav, first_trav, last_trav, dp),
+            "last_traversal_s": np.where(np.isfinite(last_trav), last_trav, np.nan)}
+
+
+def _refresh_passed(store: Store, ids: np.ndarray, dp: DefectParams, *, now: float, actor: str
+                    ) -> tuple[np.ndarray, dict[str, str]]:
+    """Refresh defects that were only passed (no hit changed): their hits say the same, so position, kind,
+    severity and confidence stay; pass counts, status and priority are re-evaluated from the passes. Most defects
+    a trip touches are only passed, and this skips reading and summarising their hits.
+
+    Left to the full refresh (returned ids exclude them): designed features whose hit rate fell below
+    ``designed_hit_rate`` (the miss may end what made them one; no miss can make one) and defects given a pass
+    older than their last one (a late upload: the replay of the status may change before the end). Returns (ids
+    done, final status by id)."""
+    if ids.size == 0:
+        return ids, {}
+    prev = store.defects_by_id(ids, ("defect_id", "status", "crew_status", "crew_at_s", "kind", "severity",
+                                     "confidence", "n_traversals", "last_traversal_s"))
+    trav = store.traversals_of_defects(prev["defect_id"])
+    counts = _pass_counts(prev["defect_id"], trav, dp)
+    tlab = np.searchsorted(prev["defect_id"], trav["defect_id"])
+    last_before = np.nan_to_num(prev["last_traversal_s"], nan=-np.inf)
+    n_after = np.bincount(tlab, (trav["t_s"] > last_before[tlab]).astype(float), minlength=len(prev))
+    in_order = n_after == counts["n_traversals"] - prev["n_traversals"]
+    fast = in_order & (~np.isin(prev["kind"], DESIGNED_KINDS) | (counts["hit_rate"] >= dp.designed_hit_rate))
+    prev = prev.select(fast)
+    trav = trav.select(np.isin(trav["defect_id"], prev["defect_id"]))
+    counts = {k: v[fast] for k, v in counts.items()}
+    status, since, history = _statuses(prev, trav, dp, now=now, new_ids=set(), rebuild_history=False, actor=actor)
+    prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
+    store.update_defects({"defect_id": prev["defect_id"], **counts, "status": status.astype(str),
+                          "status_since_s": since, "priority": prio,
+                          "updated_at_s": np.full(len(prev), now)})
+    if history:
+        store.add_history(history)
+    return prev["defect_id"], dict(zip(prev["defect_id"].tolist(), status.tolist(), strict=True))
 
 
 def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
@@ -669,10 +725,28 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
               now: float, detector: str, new_ids: set[int], rebuild_history: bool, merged: list[int],
               actor: str) -> RefreshResult:
     ids = summ["defect_id"]
+    status, since, history = _statuses(prev, trav, dp, now=now, new_ids=new_ids, rebuild_history=rebuild_history,
+                                       actor=actor)
+    final = dict(zip(ids.tolist(), status.tolist(), strict=True))
+    prio = priority(summ["severity"], summ["confidence"], summ["traversals_per_day"], summ["kind"], status, dp)
+    update = {k: v for k, v in summ.items()} | {"status": status.astype(str), "status_since_s": since,
+                                                 "priority": prio, "updated_at_s": np.full(ids.size, now),
+                                                 "detector": np.full(ids.size, detector)}
+    store.update_defects(update)
+    if history:
+        store.add_history(history)
+    return RefreshResult(merged, final)
+
+
+def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new_ids: set[int],
+              rebuild_history: bool, actor: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """(status, since [s], history rows) of the defects of ``prev`` (sorted by id; stored status and crew
+    decision) from their passes ``trav``. New defects (and a rebuild) record the whole replayed timeline,
+    others one row per change."""
+    ids = prev["defect_id"]
     status = np.empty(ids.size, dtype=object)
     since = np.zeros(ids.size)
     history: list[dict[str, Any]] = []
-    final: dict[int, str] = {}
     order = np.argsort(trav["defect_id"], kind="stable")
     tids = trav["defect_id"][order]
     bounds = np.searchsorted(tids, ids), np.searchsorted(tids, ids, side="right")
@@ -683,21 +757,13 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
         res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
                               crew_status=crew, crew_at_s=crew_at)
         status[g], since[g] = res.status, res.since_s
-        final[did] = res.status
         old = str(prev["status"][g])
         if did in new_ids or rebuild_history:
             history += [_history_row(did, tr, now, actor) for tr in res.transitions]
         elif old != res.status:
             last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status, "re-evaluated")
             history.append(_history_row(did, Transition(last.t_s, old, res.status, last.reason), now, actor))
-    prio = priority(summ["severity"], summ["confidence"], summ["traversals_per_day"], summ["kind"], status, dp)
-    update = {k: v for k, v in summ.items()} | {"status": status.astype(str), "status_since_s": since,
-                                                 "priority": prio, "updated_at_s": np.full(ids.size, now),
-                                                 "detector": np.full(ids.size, detector)}
-    store.update_defects(update)
-    if history:
-        store.add_history(history)
-    return RefreshResult(merged, final)
+    return status, since, history
 
 
 def _history_row(defect_id: int, tr: Transition, now: float, actor: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from bump.cluster import (
     robust_centres,
     weighted_median_by_label,
 )
+from detect.params import DetectorParams
 
 P = DefectParams()
 
@@ -192,6 +193,33 @@ def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> N
     assert len(d) == 1, "the two directions' halves of one feature were not merged"
     assert d["kind"][0] in ("joint", "speed_bump") and "designed feature" in d["kind_reason"][0]
     assert all(r["kind"] != "pothole" for r in pipeline.list_defects(store, status="all", kind="all").defects)
+
+
+def test_a_defect_only_passed_is_refreshed_from_its_passes_as_a_full_refresh_would(store, monkeypatch) -> None:  # noqa: F811
+    summarised: list[int] = []
+    real = pipeline._summaries
+    monkeypatch.setattr(pipeline, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
+                        or real(d, *a, **k))
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"hit{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    did = int(store.all_defects()["defect_id"][0])
+    summarised.clear()
+    for k in range(3):                                  # passes without a hit, in time order: hits not re-read
+        add_trip(store, f"clean{k}", ["d", "e"][k % 2], T0_S + (5 + k) * DAY_S, [])
+    assert summarised == []
+    add_trip(store, "late", "f", T0_S + 4 * DAY_S, [])  # a pass before the last one: the full replay
+    assert summarised == [did]
+    add_trip(store, "clean3", "d", T0_S + 9 * DAY_S, [])
+    names = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "last_traversal_s", "status",
+             "status_since_s", "priority")
+    fast = store.all_defects()
+    assert fast["n_traversals"][0] == 8 and fast["n_traversal_hits"][0] == 3
+    pipeline.refresh_defects(store, [did], pipeline.projection(store), P, now=T0_S + 20 * DAY_S,
+                             detector=pipeline._detector_json(DetectorParams(), P))
+    full = store.all_defects()
+    for n in names:
+        assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
+            else full[n].tolist() == fast[n].tolist(), n
 
 
 # ------------------------------------------------------------------------------------------- full re-cluster
