@@ -1,6 +1,6 @@
 """Features of each candidate event, from the oriented signals on the uniform grid.
 
-One loop over events (tens per trip), array slices inside; no loop over samples. Units in the names.
+All events at once, as a matrix of windows (one row per event); no loop over events or samples. Units in the names.
 """
 
 from __future__ import annotations
@@ -61,10 +61,15 @@ class Signals:
         return np.column_stack([np.interp(t, gt, g[:, j]) for j in range(3)])
 
     def window_gyro_at(self, idx: np.ndarray) -> np.ndarray:
-        """Gyroscope interpolated at the grid indices ``idx`` (any shape) -> idx.shape + (3,) [rad/s]."""
+        """Gyroscope linearly interpolated at the grid indices ``idx`` (any shape) -> idx.shape + (3,) [rad/s];
+        the first or last sample outside the gyroscope's span. One search for all three axes: the fractional
+        sample position, then each interval's straight line from its own end points."""
+        gt = self.gyro_t_s
         t = self.t_s[idx]
-        return np.stack([np.interp(t, self.gyro_t_s, np.ascontiguousarray(self.gyro_rad_s[:, k]))
-                         for k in range(3)], axis=-1)
+        i0 = np.minimum(np.interp(t, gt, np.arange(gt.size, dtype=float)).astype(np.int64), gt.size - 2)
+        frac = np.clip((t - gt[i0]) / (gt[i0 + 1] - gt[i0]), 0.0, 1.0)[..., None]
+        g0 = self.gyro_rad_s[i0]
+        return g0 + frac * (self.gyro_rad_s[i0 + 1] - g0)
 
     def window_rotation(self, i0: int, i1: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(roll rate, pitch rate) in the impact band and |omega| over [i0, i1) [rad/s]."""
@@ -121,30 +126,49 @@ FEATURE_DTYPES: dict[str, str] = {
 IMPACT_PAD_S = 0.3     # impact-band (>= 3 Hz) filters of event windows settle within this [s]
 
 
-def _ptp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Peak-to-peak of each row of ``x`` over ``mask``."""
-    return np.where(mask, x, -np.inf).max(axis=1) - np.where(mask, x, np.inf).min(axis=1)
+def _row_reduce(ufunc: np.ufunc, x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    """``ufunc`` (``np.maximum``, ``np.add``...) reduced over the columns ``[lo, hi)`` of each row of the 2-D ``x``.
+
+    ``lo`` and ``hi`` are scalars or one per row, with ``0 <= lo < hi <= x.shape[1]``. One ``ufunc.reduceat`` over
+    the flattened rows: no masked copy of ``x``.
+    """
+    rows, cols = x.shape
+    base = np.arange(rows, dtype=np.intp) * cols
+    idx = np.empty(2 * rows, dtype=np.intp)
+    idx[0::2] = base + lo
+    idx[1::2] = base + hi
+    flat = x.ravel()
+    return ufunc.reduceat(flat, idx[:-1] if idx[-1] == flat.size else idx)[0::2]
 
 
-def _mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.where(mask, x, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+def _ptp(x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    """Peak-to-peak of each row of ``x`` over its columns ``[lo, hi)``."""
+    return _row_reduce(np.maximum, x, lo, hi) - _row_reduce(np.minimum, x, lo, hi)
 
 
-def _rms(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.sqrt(_mean(x * x, mask))
+def _mean(x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    return _row_reduce(np.add, x, lo, hi) / (hi - lo)
 
 
-def _abs_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """|Pearson correlation| of each row pair over ``mask`` (0 where either is constant)."""
-    xc = np.where(mask, x - _mean(x, mask)[:, None], 0.0)
-    yc = np.where(mask, y - _mean(y, mask)[:, None], 0.0)
-    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
-    return np.where(den > 0, np.abs((xc * yc).sum(axis=1)) / np.where(den > 0, den, 1.0), 0.0)
+def _rms(x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    return np.sqrt(_mean(x * x, lo, hi))
+
+
+def _centred(x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    """Each row of ``x`` minus its mean over its columns ``[lo, hi)``."""
+    return x - _mean(x, lo, hi)[:, None]
+
+
+def _abs_corr(x: np.ndarray, y: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
+    """|Pearson correlation| of each row pair over the columns ``[lo, hi)`` (0 where either is constant)."""
+    xc, yc = _centred(x, lo, hi), _centred(y, lo, hi)
+    den = np.sqrt(_row_reduce(np.add, xc * xc, lo, hi) * _row_reduce(np.add, yc * yc, lo, hi))
+    return np.where(den > 0, np.abs(_row_reduce(np.add, xc * yc, lo, hi)) / np.where(den > 0, den, 1.0), 0.0)
 
 
 def _filter_rows(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
-    """Zero-phase band-pass of every row (event window) of ``x`` at once."""
-    return bandpass(x.T, band_hz, fs_hz).T
+    """Zero-phase band-pass of every row (event window) of the 2-D ``x`` at once [same units as x]."""
+    return bandpass(x, band_hz, fs_hz, axis=1)
 
 
 def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheelbase_m: float,
@@ -153,11 +177,11 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     """Columns of :data:`FEATURE_DTYPES`, one row per event [starts, stops) on the grid of ``sig``.
 
     All events are read at once through a matrix of padded windows (one row per event, gathered by index),
-    filtered along the rows in a handful of calls and reduced with masks: no loop over events or samples.
-    Windows: the event itself ``[s, e)`` (at most ``max_event_s`` long), its context ``[s - context_s,
-    e + context_s)``, the body's response ``peak +- body_context_s``; filters run over the window padded by
-    ``body_context_s`` more on each side, so their edge effects stay out. Indices past the trace's ends repeat
-    its first or last sample.
+    filtered along the rows in a handful of calls and reduced over each row's own column range: no loop over
+    events or samples. Windows: the event itself ``[s, e)`` (at most ``max_event_s`` long), its context
+    ``[s - context_s, e + context_s)``, the body's response ``peak +- body_context_s``; filters run over the window
+    padded by ``body_context_s`` more on each side, so their edge effects stay out. Indices past the trace's ends
+    repeat its first or last sample.
     """
     n_ev = starts.size
     if n_ev == 0 or sig.t_s.size == 0:
@@ -168,76 +192,84 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     body_ctx = round(body_context_s * fs)
     s = starts.astype(np.int64)
     e = np.minimum(stops.astype(np.int64), s + round(max_event_s * fs) + 1)
+    n_event = e - s                                    # samples in each event (>= 1)
+    longest = int(n_event.max())
     margin = ctx + 2 * body_ctx
-    length = int((e - s).max()) + 2 * margin
-    j = (s - margin)[:, None] + np.arange(length)[None, :]          # absolute grid index of every window cell
-    g = np.clip(j, 0, n - 1)
-    cf = sig.cf_mps2[g]
-    in_event = (j >= s[:, None]) & (j < e[:, None])
-    ip = np.argmax(np.where(in_event, cf, -np.inf), axis=1) + (s - margin)     # peak of cf inside the event
-    in_ctx = (j >= (s - ctx)[:, None]) & (j < (e + ctx)[:, None])
-    in_body = (j >= (ip - body_ctx)[:, None]) & (j < (ip + body_ctx)[:, None])
-    imp = sig.a_impact_mps2[g]
+    length = longest + 2 * margin
+    g = np.clip((s - margin)[:, None] + np.arange(length)[None, :], 0, n - 1)   # grid index of every window cell
+    # the narrow part of the window: the context plus IMPACT_PAD_S each side, the same columns for every event;
+    # impact-band signals are read there only (their filters settle within ~0.1 s). Column ranges in it:
+    pad = round(IMPACT_PAD_S * fs)
+    narrow = slice(margin - ctx - pad, length - margin + ctx + pad)
+    g_n = g[:, narrow]
+    ev_lo = pad + ctx                                  # the event: [ev_lo, ev_lo + n_event)
+    ctx_lo, ctx_hi = pad, pad + 2 * ctx + n_event      # its context
+    cf = sig.cf_mps2[g_n]
+    imp = sig.a_impact_mps2[g_n]
     up = sig.a_up_mps2[g]
     left = sig.a_left_mps2[g]
+    in_event = np.arange(longest)[None, :] < n_event[:, None]          # over the columns [ev_lo, ev_lo + longest)
+    ip = s + np.argmax(np.where(in_event, cf[:, ev_lo:ev_lo + longest], -np.inf), axis=1)  # peak of cf
     out: dict[str, np.ndarray] = {"i_start": s, "i_stop": stops.astype(np.int64), "i_peak": ip}
     # --- timing and size
-    absimp = np.where(in_event, np.abs(imp), 0.0)
+    absimp = np.where(in_event, np.abs(imp[:, ev_lo:ev_lo + longest]), 0.0)
     big = absimp > 0.5 * absimp.max(axis=1, keepdims=True)
-    first = np.argmax(big, axis=1)
-    rows = np.arange(n_ev)
-    i_onset = (s - margin) + first                  # first strong motion: the first axle's contact
-    out["t_s"] = sig.t_s[np.clip(i_onset, 0, n - 1)]
+    # first strong motion (the first axle's contact); the window's first cell if none
+    i_onset = np.where(big.any(axis=1), s + np.argmax(big, axis=1), s - margin)
+    i_onset = np.clip(i_onset, 0, n - 1)
+    out["t_s"] = sig.t_s[i_onset]
     out["t_start_s"] = sig.t_s[s]
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
     out["background_ratio"] = sig.background_mps2[ip] / max(float(np.median(sig.background_mps2)), 1e-6)
-    out["impact_p2p_mps2"] = _ptp(imp, in_ctx)
-    out["up_p2p_mps2"] = _ptp(up, in_ctx)
-    out["body_p2p_mps2"] = _ptp(_filter_rows(up, sig.body_band_hz, fs), in_body)
-    out["energy_m2ps3"] = np.where(in_event, imp * imp, 0.0).sum(axis=1) / fs
-    out["first_motion"] = np.sign(imp[rows, first]).astype(np.int64)
+    out["impact_p2p_mps2"] = _ptp(imp, ctx_lo, ctx_hi)
+    out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
+    out["energy_m2ps3"] = (absimp * absimp).sum(axis=1) / fs
+    out["first_motion"] = np.sign(sig.a_impact_mps2[i_onset]).astype(np.int64)
+    body_lo = ip - body_ctx - (s - margin)
+    out["body_p2p_mps2"] = _ptp(_filter_rows(up, sig.body_band_hz, fs), body_lo, body_lo + 2 * body_ctx)
     motion = _filter_rows(np.concatenate([up, left]), motion_band_hz, fs)
     a_motion, lat_motion = motion[:n_ev], motion[n_ev:]
     vel = _filter_rows(np.cumsum(a_motion, axis=1) / fs, motion_band_hz, fs)
     disp = _filter_rows(np.cumsum(vel, axis=1) / fs, motion_band_hz, fs)
-    in_motion = (j >= (s - round(0.1 * fs))[:, None]) & (j < (e + ctx)[:, None])
-    out["vel_p2p_mps"] = _ptp(vel, in_motion)
-    out["disp_p2p_m"] = _ptp(disp, in_motion)
-    # --- one wheel or both, handling; impact-band filters settle within ~0.1 s, so they run on the narrow part
-    # of the window (the context plus IMPACT_PAD_S each side), the same columns for every event
-    narrow = slice(margin - ctx - round(IMPACT_PAD_S * fs), length - margin + ctx + round(IMPACT_PAD_S * fs))
-    g_n, ctx_n = g[:, narrow], in_ctx[:, narrow]
+    motion_lo, motion_hi = margin - round(0.1 * fs), margin + ctx + n_event
+    out["vel_p2p_mps"] = _ptp(vel, motion_lo, motion_hi)
+    out["disp_p2p_m"] = _ptp(disp, motion_lo, motion_hi)
+    # --- one wheel or both, handling
     horiz = _filter_rows(np.concatenate([sig.a_forward_mps2[g_n], left[:, narrow]]), sig.impact_band_hz, fs)
-    vert_rms = np.maximum(_rms(imp, in_ctx), 1e-6)
-    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), ctx_n) / vert_rms
-    out["lateral_ratio"] = (_rms(left - _mean(left, in_ctx)[:, None], in_ctx)
-                            / np.maximum(_rms(up - _mean(up, in_ctx)[:, None], in_ctx), 1e-6))
-    out["lateral_up_corr"] = _abs_corr(lat_motion, imp, in_ctx)
+    vert_rms = np.maximum(_rms(imp, ctx_lo, ctx_hi), 1e-6)
+    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), ctx_lo, ctx_hi) / vert_rms
+    left_n, up_n = left[:, narrow], up[:, narrow]
+    out["lateral_ratio"] = (_rms(_centred(left_n, ctx_lo, ctx_hi), ctx_lo, ctx_hi)
+                            / np.maximum(_rms(_centred(up_n, ctx_lo, ctx_hi), ctx_lo, ctx_hi), 1e-6))
+    out["lateral_up_corr"] = _abs_corr(lat_motion[:, narrow], imp, ctx_lo, ctx_hi)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
     if sig.has_gyro:
-        gyro = sig.window_gyro_at(g_n)
-        seg = sig.segment[g_n]
-        rot = _filter_rows(np.concatenate([np.einsum("ijk,ijk->ij", gyro, sig.forward_axis[seg]),
-                                           np.einsum("ijk,ijk->ij", gyro, sig.left_axis[seg])]),
+        gyro = sig.window_gyro_at(g_n)                                      # (events, columns, 3)
+        # roll and pitch rates about each sample's mount axes: projections on every segment's axes, then a pick
+        axes = np.concatenate([sig.forward_axis, sig.left_axis])            # (2 * segments, 3)
+        proj = gyro @ axes.T
+        seg = sig.segment[g_n][..., None]
+        rot = _filter_rows(np.concatenate([np.take_along_axis(proj, seg, axis=2)[..., 0],
+                                           np.take_along_axis(proj, seg + sig.forward_axis.shape[0], axis=2)[..., 0]]),
                            sig.impact_band_hz, fs)
         roll, pitch = rot[:n_ev], rot[n_ev:]
-        out["roll_pitch_corr"] = _abs_corr(roll, pitch, ctx_n)
-        out["roll_ratio"] = _rms(roll, ctx_n) / np.maximum(_rms(pitch, ctx_n), 1e-4)
-        out["gyro_max_rad_s"] = np.where(ctx_n, np.linalg.norm(gyro, axis=2), -np.inf).max(axis=1)
+        out["roll_pitch_corr"] = _abs_corr(roll, pitch, ctx_lo, ctx_hi)
+        out["roll_ratio"] = _rms(roll, ctx_lo, ctx_hi) / np.maximum(_rms(pitch, ctx_lo, ctx_hi), 1e-4)
+        out["gyro_max_rad_s"] = np.sqrt(_row_reduce(np.maximum, np.einsum("ijk,ijk->ij", gyro, gyro), ctx_lo, ctx_hi))
     else:
         out["roll_pitch_corr"] = out["roll_ratio"] = out["gyro_max_rad_s"] = np.full(n_ev, np.nan)
-    # --- front/rear axle double hit: coherence of cf with itself one wheelbase later
+    # --- front/rear axle double hit: coherence of cf with itself one wheelbase later, over the context
     v = sig.speed_mps[ip]
     out["speed_mps"] = v
     lag = np.where(np.isfinite(v) & (v > 0.5), np.round(wheelbase_m / np.maximum(v, 0.5) * fs), 0).astype(np.int64)
-    later = sig.cf_mps2[np.clip(j[:, narrow] + lag[:, None], 0, n - 1)]
-    out["axle_score"] = np.where(lag > 0, _abs_corr(cf[:, narrow], later, (in_event | in_ctx)[:, narrow]), np.nan)
+    later = sig.cf_mps2[np.clip((s - margin + narrow.start + lag)[:, None] + np.arange(g_n.shape[1]), 0, n - 1)]
+    out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, ctx_lo, ctx_hi), np.nan)
     i_before = np.maximum(0, ip - round(3.0 * fs))
     i_near = np.maximum(0, ip - round(0.3 * fs))
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
-    out["valid"] = np.where(in_ctx, sig.valid[g], True).all(axis=1)
+    out["valid"] = _row_reduce(np.logical_and, sig.valid[g_n], ctx_lo, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
 
 

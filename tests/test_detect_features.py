@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from test_detect_cases import _trace
 
-from detect.features import FEATURE_DTYPES, IMPACT_PAD_S, event_features
+from detect.features import FEATURE_DTYPES, IMPACT_PAD_S, _filter_rows, _ptp, _row_reduce, event_features
 from detect.params import DetectorParams
 from detect.pipeline import build_signals, candidate_events
 from detect.signal import bandpass
@@ -127,3 +127,44 @@ def test_gyro_features_see_roll_for_one_wheel() -> None:
     feat = event_features(sig, starts, stops, wheelbase_m=2.7)
     assert np.isfinite(feat["roll_ratio"]).all() and np.isfinite(feat["gyro_max_rad_s"]).all()
     assert feat["gyro_max_rad_s"][0] < 0.2          # the hand-made gyro is just noise
+
+
+@pytest.mark.parametrize("cols", [1, 7, 40])
+def test_row_reduce_matches_per_row_slices(cols: int) -> None:
+    rng = np.random.default_rng(cols)
+    x = rng.normal(size=(6, cols))
+    lo = rng.integers(0, cols, size=6)
+    hi = lo + 1 + rng.integers(0, cols - lo)         # 1 <= hi - lo, hi <= cols
+    hi[-1] = cols                                    # the last row's range reaches the end of the buffer
+    for ufunc, ref in ((np.maximum, np.max), (np.minimum, np.min), (np.add, np.sum)):
+        want = [ref(x[r, lo[r]:hi[r]]) for r in range(6)]
+        assert_allclose(_row_reduce(ufunc, x, lo, hi), want, rtol=1e-12, err_msg=ufunc.__name__)
+    flags = x > 0
+    assert_array_equal(_row_reduce(np.logical_and, flags, lo, hi), [flags[r, lo[r]:hi[r]].all() for r in range(6)])
+    lo0 = min(1, cols - 1)                           # scalar bounds, the end short of the buffer's end
+    assert_allclose(_row_reduce(np.add, x, lo0, cols), x[:, lo0:].sum(axis=1), rtol=1e-12)
+    assert_allclose(_ptp(x, lo, hi), [np.ptp(x[r, lo[r]:hi[r]]) for r in range(6)], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("cols", "band_hz"),
+                         [(700, (0.5, 20.0)), (300, (3.0, 25.0)), (40, (0.4, 3.0)), (10, (0.5, 20.0))])
+def test_filter_rows_is_bandpass_of_each_row(cols: int, band_hz: tuple[float, float]) -> None:
+    x = np.cumsum(np.random.default_rng(cols).normal(size=(5, cols)), axis=1)
+    fast = _filter_rows(x, band_hz, 100.0)
+    assert fast.flags.c_contiguous and fast.shape == x.shape
+    for r in range(x.shape[0]):
+        assert_allclose(fast[r], bandpass(x[r], band_hz, 100.0), rtol=1e-12, atol=1e-12)
+
+
+def test_window_gyro_at_is_linear_interpolation_of_each_axis() -> None:
+    from dataclasses import replace
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(hits_s=(20.0,), gyro=True, duration_s=30.0), params)
+    rng = np.random.default_rng(3)
+    gyro_t = np.sort(rng.uniform(sig.t_s[0] + 1.0, sig.t_s[-1] - 1.0, 900))      # irregular, inside the trace
+    gyro = rng.normal(size=(gyro_t.size, 3))
+    sig = replace(sig, gyro_t_s=gyro_t, gyro_rad_s=gyro)
+    idx = np.array([[0, 5, 50, 101], [sig.t_s.size - 1, 2000, 2000, 7]])         # includes times outside the span
+    want = np.stack([np.interp(sig.t_s[idx], gyro_t, gyro[:, k]) for k in range(3)], axis=-1)
+    assert_allclose(sig.window_gyro_at(idx), want, rtol=1e-12, atol=1e-12)
+    assert_array_equal(sig.window_gyro_at(np.array([0, sig.t_s.size - 1])), gyro[[0, -1]])   # held at the ends
