@@ -41,10 +41,14 @@ class UploadSummary(_Model):
     detector: str = Field(description="detector version")
 
 
+_SEVERITY = Field(description="equivalent depth [cm] of the drop (potholes, covers) or lift of the body (bumps), "
+                              "from the body's velocity swing; not raw g")
+
+
 class TripImpact(_Model):
     t: str | None
     kind: str
-    severity: float | None
+    severity: float | None = _SEVERITY
     depth_class: str | None
     confidence: float | None
     speed_mps: float | None
@@ -69,7 +73,7 @@ class Defect(_Model):
     id: int
     kind: str
     status: str
-    severity: float | None
+    severity: float | None = _SEVERITY
     depth_class: str | None
     confidence: float | None
     priority: float | None
@@ -116,7 +120,7 @@ class Hit(_Model):
     trip_id: str
     device_id: str
     kind: str
-    severity: float | None
+    severity: float | None = _SEVERITY
     confidence: float | None
     speed_mps: float | None
     lat: float | None

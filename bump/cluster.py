@@ -123,7 +123,7 @@ class DefectParams(VersionedParams):
     twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
     proud_share: float = 0.5               # a cover whose hits were read as proud this often stands up (no hole)
     # --- priority (bump.priority)
-    severity_half_mps2: float = 5.0        # severity giving half the severity factor
+    severity_half_cm: float = 5.0          # severity (equivalent depth) giving half the severity factor
     traffic_window_days: float = 7.0       # shortest period over which traversals per day are counted
     kind_weights: tuple[tuple[str, float], ...] = (("pothole", 1.0), ("cover", 0.7), ("rough", 0.5),
                                                    ("unknown", 0.4), ("speed_bump", 0.0), ("joint", 0.0))

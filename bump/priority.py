@@ -4,8 +4,9 @@
 
     priority = 100 * kind_weight * status_weight * severity_factor * confidence * log(1 + traversals_per_day)
 
-- ``severity_factor = s / (s + s_half)``: the defect's severity s [m/s^2 at 10 m/s, speed-normalised by the
-  detector] saturating, half at ``severity_half_mps2`` (5 m/s^2); a deep pothole scores near 1, a shallow one low.
+- ``severity_factor = s / (s + s_half)``: the defect's severity s [cm: the detector's equivalent depth of the drop,
+  or the lift of a bump] saturating, half at ``severity_half_cm`` (5 cm, FIELD_NOTES' moderate/high boundary); a
+  deep pothole scores near 1, a shallow one low.
 - ``confidence`` in 0..1: the chance that at least one device's detection is real,
   ``1 - prod_devices(1 - c_device)`` with ``c_device`` the best hit confidence of each distinct device.
 - ``traversals_per_day``: passes by app users (the traffic we can see) divided by the days between the first and
@@ -26,9 +27,9 @@ from bump.cluster import DefectParams
 SECONDS_PER_DAY = 86_400.0
 
 
-def severity_factor(severity_mps2: np.ndarray, params: DefectParams) -> np.ndarray:
-    s = np.maximum(np.nan_to_num(np.asarray(severity_mps2, dtype=np.float64), nan=0.0), 0.0)
-    return s / (s + params.severity_half_mps2)
+def severity_factor(severity_cm: np.ndarray, params: DefectParams) -> np.ndarray:
+    s = np.maximum(np.nan_to_num(np.asarray(severity_cm, dtype=np.float64), nan=0.0), 0.0)
+    return s / (s + params.severity_half_cm)
 
 
 def traversals_per_day(n_traversals: np.ndarray, first_s: np.ndarray, last_s: np.ndarray, params: DefectParams
@@ -43,13 +44,13 @@ def _lookup(names: np.ndarray, table: tuple[tuple[str, float], ...]) -> np.ndarr
     return np.array([weights.get(str(n), 0.0) for n in np.asarray(names).tolist()], dtype=np.float64)
 
 
-def priority(severity_mps2: np.ndarray, confidence: np.ndarray, traversals_per_day: np.ndarray, kind: np.ndarray,
+def priority(severity_cm: np.ndarray, confidence: np.ndarray, traversals_per_day: np.ndarray, kind: np.ndarray,
              status: np.ndarray, params: DefectParams) -> np.ndarray:
     """The priority score (see the module docstring); arrays of one length."""
     conf = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0), 0.0, 1.0)
     traffic = np.log1p(np.maximum(np.nan_to_num(np.asarray(traversals_per_day, dtype=np.float64)), 0.0))
     return (100.0 * _lookup(kind, params.kind_weights) * _lookup(status, params.status_weights)
-            * severity_factor(severity_mps2, params) * conf * traffic)
+            * severity_factor(severity_cm, params) * conf * traffic)
 
 
 def device_confidence(confidence: np.ndarray, device_id: np.ndarray) -> float:

@@ -386,7 +386,7 @@
       ['status', statusLabel(d.status), 'status'],
       ['kind', label(d.kind)],
       ['priority', num(d.priority, 1)],
-      ['severity', d.severity === null || d.severity === undefined ? '–' : `${num(d.severity, 2)} m/s²`],
+      ['severity', d.severity === null || d.severity === undefined ? '–' : `${num(d.severity, 1)} cm`],
       ['depth class', d.depth_class || '–'],
       ['confidence', num(d.confidence, 3)],
       ['hits', count(d.hits)],
