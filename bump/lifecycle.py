@@ -25,6 +25,7 @@ the wall time, the reason and who made it (``system`` or the crew's name).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,16 +67,73 @@ def repaired_streak(hit_rate: float, params: DefectParams) -> int:
     return max(params.repaired_traversals, needed)
 
 
+@dataclass(frozen=True)
+class Replay:
+    """Where the status replay of one defect stands after the passes replayed so far, so that later passes can
+    resume it (:func:`status_timeline` with ``resume``) instead of replaying every pass of a busy road again.
+
+    ``devices``: the distinct devices with hits while it may still be confirmed (none once confirmed: they no
+    longer matter); ``clean_devices``: those of the passes without a hit since the last hit; ``last``: the
+    (time, trip) of the last pass replayed (later passes resume, earlier ones need the whole replay); ``crew``
+    and ``params``: the crew decision and the rules (digest) it was replayed under."""
+
+    state: str | None = None
+    devices: tuple[str, ...] = ()
+    n_pass: int = 0
+    n_hit: int = 0
+    n_clean: int = 0
+    clean_devices: tuple[str, ...] = ()
+    last: tuple[float, str] | None = None
+    crew: tuple[str | None, float | None] = (None, None)
+    params: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state, "devices": self.devices, "n_pass": self.n_pass, "n_hit": self.n_hit,
+                           "n_clean": self.n_clean, "clean_devices": self.clean_devices, "last": self.last,
+                           "crew": self.crew, "params": self.params}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Replay | None:
+        """The stored replay, or None (none stored, or unreadable: replay every pass)."""
+        if not text:
+            return None
+        try:
+            d = json.loads(text)
+            return cls(state=d["state"], devices=tuple(d["devices"]), n_pass=int(d["n_pass"]),
+                       n_hit=int(d["n_hit"]), n_clean=int(d["n_clean"]), clean_devices=tuple(d["clean_devices"]),
+                       last=None if d["last"] is None else (float(d["last"][0]), str(d["last"][1])),
+                       crew=(d["crew"][0], d["crew"][1]), params=str(d["params"]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+
+    def resumes(self, t_s: float, trip_id: str, crew: tuple[str | None, float | None], params: DefectParams
+                ) -> bool:
+        """Whether a pass at (t_s, trip_id) can resume this replay: it comes after the last pass replayed, under
+        the same crew decision and rules."""
+        return (self.last is not None and (float(t_s), str(trip_id)) > self.last and self.crew == crew
+                and self.params == params.digest())
+
+
 def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, hit: np.ndarray,
                     params: DefectParams, *, start: str | None = None, start_t_s: float | None = None
                     ) -> list[Transition]:
     """The automatic status changes of one defect from its passes (one per trip: time, trip, device, hit or not),
     replayed in time order. ``start``: the status before the first pass (None: the defect is born at its first
     hit; "repaired": the replay after a crew repair, whose first hit reopens it)."""
+    return replay_passes(t_s, trip_id, device_id, hit, params, start=start, start_t_s=start_t_s)[0]
+
+
+def replay_passes(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, hit: np.ndarray,
+                  params: DefectParams, *, start: str | None = None, start_t_s: float | None = None,
+                  resume: Replay | None = None, crew: tuple[str | None, float | None] = (None, None)
+                  ) -> tuple[list[Transition], Replay]:
+    """:func:`status_timeline` and where its replay stands after these passes; with ``resume``, the passes
+    (all after ``resume.last``) continue that replay, and ``start`` is ignored."""
     order = np.lexsort((np.asarray(trip_id).astype(str), np.asarray(t_s, dtype=np.float64)))
-    state = start
-    devices: set[str] = set()
-    clean_devices: list[str] = []
+    r = resume or Replay(state=start, crew=crew, params=params.digest())
+    state, n_pass, n_hit, n_clean, last = r.state, r.n_pass, r.n_hit, r.n_clean, r.last
+    devices: set[str] = set(r.devices)
+    clean_devices: set[str] = set(r.clean_devices)
     out: list[Transition] = []
 
     def change(t: float, to: str, reason: str) -> None:
@@ -83,19 +141,19 @@ def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray,
         out.append(Transition(float(t), state, to, reason))
         state = to
 
-    n_pass = n_hit = 0
     rows = zip(np.asarray(t_s, dtype=np.float64)[order].tolist(), np.asarray(trip_id).astype(str)[order].tolist(),
                np.asarray(device_id).astype(str)[order].tolist(), np.asarray(hit).astype(bool)[order].tolist(),
                strict=True)
     for t, trip, dev, was_hit in rows:
         if start_t_s is not None and t <= start_t_s:
             continue
+        last = (t, trip)
         if n_hit or was_hit:                 # passes counted from the first hit (potholes appear)
             n_pass += 1
         if was_hit:
             n_hit += 1
             devices.add(dev)
-            clean_devices = []
+            n_clean, clean_devices = 0, set()
             if state is None:
                 change(t, "candidate", f"first hit, trip {trip} (device {dev})")
             elif state == "repaired":
@@ -108,14 +166,17 @@ def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray,
                 change(t, "confirmed", f"hits from {len(devices)} distinct devices on {n_hit} of {n_pass} passes "
                                        f"since the first (trip {trip} the latest)")
         elif state == "confirmed":
-            clean_devices.append(dev)
-            hit_rate = (n_hit - 1) / max(n_pass - len(clean_devices) - 1, 1)     # the first hit is no sample
-            if (len(clean_devices) >= repaired_streak(hit_rate, params)
-                    and len(set(clean_devices)) >= params.repaired_devices):
-                change(t, "likely_repaired", f"no hit on the last {len(clean_devices)} passes from "
-                                             f"{len(set(clean_devices))} devices, after hits on {hit_rate:.0%} of "
-                                             f"the passes before (trip {trip} the latest)")
-    return out
+            n_clean += 1
+            clean_devices.add(dev)
+            hit_rate = (n_hit - 1) / max(n_pass - n_clean - 1, 1)     # the first hit is no sample
+            if n_clean >= repaired_streak(hit_rate, params) and len(clean_devices) >= params.repaired_devices:
+                change(t, "likely_repaired", f"no hit on the last {n_clean} passes from {len(clean_devices)} "
+                                             f"devices, after hits on {hit_rate:.0%} of the passes before (trip "
+                                             f"{trip} the latest)")
+    keep_devices = state in (None, "candidate", "repaired")
+    return out, Replay(state=state, devices=tuple(sorted(devices)) if keep_devices else (), n_pass=n_pass,
+                       n_hit=n_hit, n_clean=n_clean, clean_devices=tuple(sorted(clean_devices)), last=last,
+                       crew=r.crew, params=r.params)
 
 
 @dataclass(frozen=True)
@@ -123,29 +184,27 @@ class StatusResult:
     status: str
     since_s: float               # data time of the last change (crew time for a crew decision)
     transitions: list[Transition]
+    replay: Replay | None = None  # where the replay stands (None: nothing to resume, e.g. dismissed)
 
 
 def evaluate_status(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, hit: np.ndarray,
                     params: DefectParams, *, crew_status: str | None = None, crew_at_s: float | None = None
                     ) -> StatusResult:
     """The status of a defect from its passes and the crews' last decision (see the module docstring)."""
+    crew = (crew_status, crew_at_s)
     if crew_status == "dismissed":
         return StatusResult("dismissed", float(crew_at_s or 0.0), [])
-    if crew_status == "confirmed":       # seen on site: confirmed now, whatever the hit count; the data goes on
-        after = status_timeline(t_s, trip_id, device_id, hit, params, start="confirmed", start_t_s=crew_at_s)
+    if crew_status in ("confirmed", "repaired"):   # confirmed: seen on site, whatever the hit count; the data goes on
+        after, replay = replay_passes(t_s, trip_id, device_id, hit, params, start=crew_status, start_t_s=crew_at_s,
+                                      crew=crew)
         if not after:
-            return StatusResult("confirmed", float(crew_at_s or 0.0), [])
-        return StatusResult(after[-1].to_status, after[-1].t_s, after)
-    if crew_status == "repaired":
-        after = status_timeline(t_s, trip_id, device_id, hit, params, start="repaired", start_t_s=crew_at_s)
-        if not after:
-            return StatusResult("repaired", float(crew_at_s or 0.0), [])
-        return StatusResult(after[-1].to_status, after[-1].t_s, after)
-    timeline = status_timeline(t_s, trip_id, device_id, hit, params)
+            return StatusResult(crew_status, float(crew_at_s or 0.0), [], replay)
+        return StatusResult(after[-1].to_status, after[-1].t_s, after, replay)
+    timeline, replay = replay_passes(t_s, trip_id, device_id, hit, params, crew=crew)
     if not timeline:
         first = float(np.min(t_s)) if np.size(t_s) else 0.0
-        return StatusResult("candidate", first, [])
-    return StatusResult(timeline[-1].to_status, timeline[-1].t_s, timeline)
+        return StatusResult("candidate", first, [], replay)
+    return StatusResult(timeline[-1].to_status, timeline[-1].t_s, timeline, replay)
 
 
 def check_crew_status(status: str, reason: str) -> None:

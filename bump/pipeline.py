@@ -65,9 +65,11 @@ from bump.lifecycle import (
     REOPEN,
     STATUSES,
     InvalidStatusError,
+    Replay,
     Transition,
     check_crew_status,
     evaluate_status,
+    replay_passes,
 )
 from bump.priority import priority, traversals_per_day
 from bump.store import CONFIDENCE_DECIMALS, HIT_COLUMNS, DefectQuery, Store, StoreError
@@ -323,9 +325,9 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
     before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
     hit_ids = np.unique(hit_defect[hit_defect >= 0])
+    only_passed = ~np.isin(rows["defect_id"], np.concatenate([hit_ids, new_ids]))
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
-                             new_ids=set(new_ids.tolist()), check_ids=hit_ids,
-                             passed_ids=np.setdiff1d(touched, np.concatenate([hit_ids, new_ids])))
+                             new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows.select(only_passed))
     surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
     updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
     changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
@@ -581,20 +583,20 @@ def _cat(a: Columns, b: Columns) -> Columns:
 def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: LocalProjection,
                     dp: DefectParams, *, now: float, detector: str, new_ids: set[int] | None = None,
                     check_ids: Sequence[int] | np.ndarray | None = None, rebuild_history: bool = False,
-                    passed_ids: Sequence[int] | np.ndarray | None = None, actor: str = "system") -> RefreshResult:
+                    passes: Columns | None = None, actor: str = "system") -> RefreshResult:
     """Re-summarise defects from their hits and traversals, merge duplicates and twins, re-evaluate status
     and priority, and record status changes.
 
     ``check_ids``: the defects that may have become a duplicate or a twin (those with new hits; default all);
-    a defect only passed cannot move. ``passed_ids``: defects among ``defect_ids`` whose hits did not change, only
-    their passes (see :func:`_refresh_passed`). ``rebuild_history``: write the whole replayed timeline
-    (reprocess)."""
+    a defect only passed cannot move. ``passes``: the new traversal rows of defects among ``defect_ids`` whose
+    hits did not change, only their passes (see :func:`_refresh_passed`). ``rebuild_history``: write the whole
+    replayed timeline (reprocess)."""
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
     final_passed: dict[int, str] = {}
-    if passed_ids is not None and not rebuild_history:
-        done, final_passed = _refresh_passed(store, np.intersect1d(ids, np.asarray(passed_ids, np.int64)), dp,
-                                             now=now, actor=actor)
+    if passes is not None and not rebuild_history:
+        done, final_passed = _refresh_passed(store, passes.select(np.isin(passes["defect_id"], ids)), dp, now=now,
+                                             actor=actor)
         ids = np.setdiff1d(ids, done)
     if ids.size == 0:
         return RefreshResult([], final_passed)
@@ -636,11 +638,8 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     return RefreshResult(result.merged, final_passed | result.final_status)
 
 
-_PASS_COLUMNS = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "last_traversal_s")
-
-
 def _pass_counts(ids: np.ndarray, trav: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
-    """The summary columns that depend only on a defect's passes (:data:`_PASS_COLUMNS`); ``ids`` sorted."""
+    """The summary columns that depend only on a defect's passes; ``ids`` sorted."""
     k = ids.size
     tlab = np.searchsorted(ids, trav["defect_id"])
     n_trav = np.bincount(tlab, minlength=k)
@@ -649,44 +648,81 @@ def _pass_counts(ids: np.ndarray, trav: Columns, dp: DefectParams) -> dict[str, 
     last_trav = np.full(k, -np.inf)
     np.minimum.at(first_trav, tlab, trav["t_s"])
     np.maximum.at(last_trav, tlab, trav["t_s"])
+    return _counts(n_trav, n_trav_hit, first_trav, last_trav, dp)
+
+
+def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, last_s: np.ndarray, dp: DefectParams
+            ) -> dict[str, np.ndarray]:
     return {"n_traversals": n_trav, "n_traversal_hits": n_trav_hit,
             "hit_rate": np.where(n_trav > 0, n_trav_hit / np.maximum(n_trav, 1), np.nan),
-            "traversals_per_day": traversals_per_day(n_trav, first_trav, last_trav, dp),
-            "last_traversal_s": np.where(np.isfinite(last_trav), last_trav, np.nan)}
+            "traversals_per_day": traversals_per_day(n_trav, first_s, last_s, dp),
+            "first_traversal_s": np.where(np.isfinite(first_s), first_s, np.nan),
+            "last_traversal_s": np.where(np.isfinite(last_s), last_s, np.nan)}
 
 
-def _refresh_passed(store: Store, ids: np.ndarray, dp: DefectParams, *, now: float, actor: str
-                    ) -> tuple[np.ndarray, dict[str, str]]:
-    """Refresh defects that were only passed (no hit changed): their hits say the same, so position, kind,
-    severity and confidence stay; pass counts, status and priority are re-evaluated from the passes. Most defects
-    a trip touches are only passed, and this skips reading and summarising their hits.
+_PASSED_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "kind", "severity",
+                   "confidence", "n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s",
+                   "status_replay")
 
-    Left to the full refresh (returned ids exclude them): designed features whose hit rate fell below
-    ``designed_hit_rate`` (the miss may end what made them one; no miss can make one) and defects given a pass
-    older than their last one (a late upload: the replay of the status may change before the end). Returns (ids
-    done, final status by id)."""
-    if ids.size == 0:
-        return ids, {}
-    prev = store.defects_by_id(ids, ("defect_id", "status", "crew_status", "crew_at_s", "kind", "severity",
-                                     "confidence", "n_traversals", "last_traversal_s"))
-    trav = store.traversals_of_defects(prev["defect_id"])
-    counts = _pass_counts(prev["defect_id"], trav, dp)
-    tlab = np.searchsorted(prev["defect_id"], trav["defect_id"])
-    last_before = np.nan_to_num(prev["last_traversal_s"], nan=-np.inf)
-    n_after = np.bincount(tlab, (trav["t_s"] > last_before[tlab]).astype(float), minlength=len(prev))
-    in_order = n_after == counts["n_traversals"] - prev["n_traversals"]
-    fast = in_order & (~np.isin(prev["kind"], DESIGNED_KINDS) | (counts["hit_rate"] >= dp.designed_hit_rate))
-    prev = prev.select(fast)
-    trav = trav.select(np.isin(trav["defect_id"], prev["defect_id"]))
-    counts = {k: v[fast] for k, v in counts.items()}
-    status, since, history = _statuses(prev, trav, dp, now=now, new_ids=set(), rebuild_history=False, actor=actor)
+
+def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: float, actor: str
+                    ) -> tuple[np.ndarray, dict[int, str]]:
+    """Refresh defects that a trip only passed (``passes``: its traversal rows, no hit): their hits say the same,
+    so position, kind, severity and confidence stay; the pass counts move on, and the status replay resumes
+    from where it stood (:class:`bump.lifecycle.Replay`) with these passes alone. Neither the hits nor the
+    earlier passes are read again, so a pass costs the same on a quiet lane as on a road passed 10,000 times.
+
+    Left to the full refresh (the ids returned exclude them): defects with no stored replay or one made under
+    other rules or another crew decision, passes older than the last one replayed (a late upload), and designed
+    features whose hit rate fell below ``designed_hit_rate`` (the miss may end what made them one; no miss can
+    make one). Returns (ids done, final status by id)."""
+    if len(passes) == 0:
+        return np.empty(0, dtype=np.int64), {}
+    passes = passes.select(np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"])))
+    ids, start, n_new = np.unique(passes["defect_id"], return_index=True, return_counts=True)
+    prev = store.defects_by_id(ids, _PASSED_COLUMNS)
+    keep = np.isin(ids, prev["defect_id"])
+    ids, start, n_new = ids[keep], start[keep], n_new[keep]
+    n_trav = prev["n_traversals"] + n_new
+    n_hit = prev["n_traversal_hits"] + np.add.reduceat(passes["hit"], start) if len(ids) else prev["n_traversal_hits"]
+    first = np.fmin(prev["first_traversal_s"], passes["t_s"][start])
+    last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(ids) else first)
+    counts = _counts(n_trav, n_hit, first, last, dp)
+    done = np.zeros(len(ids), dtype=bool)
+    status = prev["status"].astype(object)
+    since = prev["status_since_s"].copy()
+    replays = np.full(len(ids), None, dtype=object)
+    history: list[dict[str, Any]] = []
+    trip, dev, t, hit = (passes[k].tolist() for k in ("trip_id", "device_id", "t_s", "hit"))
+    for g, did in enumerate(ids.tolist()):
+        if prev["kind"][g] in DESIGNED_KINDS and counts["hit_rate"][g] < dp.designed_hit_rate:
+            continue
+        crew_status = prev["crew_status"][g] or None
+        if crew_status == "dismissed":              # stays dismissed whatever passes by
+            done[g] = True
+            continue
+        crew_at = float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None
+        replay = Replay.from_json(prev["status_replay"][g])
+        s0, s1 = int(start[g]), int(start[g] + n_new[g])
+        if replay is None or not replay.resumes(t[s0], trip[s0], (crew_status, crew_at), dp):
+            continue
+        transitions, replays[g] = replay_passes(t[s0:s1], trip[s0:s1], dev[s0:s1], hit[s0:s1], dp, resume=replay,
+                                                start_t_s=crew_at)
+        done[g] = True
+        if transitions:
+            old, tr = str(status[g]), transitions[-1]
+            status[g], since[g] = tr.to_status, tr.t_s
+            if old != tr.to_status:
+                history.append(_history_row(did, Transition(tr.t_s, old, tr.to_status, tr.reason), now, actor))
     prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
-    store.update_defects({"defect_id": prev["defect_id"], **counts, "status": status.astype(str),
-                          "status_since_s": since, "priority": prio,
-                          "updated_at_s": np.full(len(prev), now)})
+    update = {"defect_id": ids, **counts, "status": status.astype(str), "status_since_s": since, "priority": prio,
+              "updated_at_s": np.full(len(ids), now),
+              "status_replay": np.array([r.to_json() if r is not None else prev["status_replay"][g]
+                                         for g, r in enumerate(replays)], dtype=object)}
+    store.update_defects({k: np.asarray(v)[done] for k, v in update.items()})
     if history:
         store.add_history(history)
-    return prev["defect_id"], dict(zip(prev["defect_id"].tolist(), status.tolist(), strict=True))
+    return ids[done], dict(zip(ids[done].tolist(), status[done].tolist(), strict=True))
 
 
 def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
@@ -725,12 +761,13 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
               now: float, detector: str, new_ids: set[int], rebuild_history: bool, merged: list[int],
               actor: str) -> RefreshResult:
     ids = summ["defect_id"]
-    status, since, history = _statuses(prev, trav, dp, now=now, new_ids=new_ids, rebuild_history=rebuild_history,
-                                       actor=actor)
+    status, since, replay, history = _statuses(prev, trav, dp, now=now, new_ids=new_ids,
+                                               rebuild_history=rebuild_history, actor=actor)
     final = dict(zip(ids.tolist(), status.tolist(), strict=True))
     prio = priority(summ["severity"], summ["confidence"], summ["traversals_per_day"], summ["kind"], status, dp)
     update = {k: v for k, v in summ.items()} | {"status": status.astype(str), "status_since_s": since,
                                                  "priority": prio, "updated_at_s": np.full(ids.size, now),
+                                                 "status_replay": replay,
                                                  "detector": np.full(ids.size, detector)}
     store.update_defects(update)
     if history:
@@ -739,12 +776,13 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
 
 
 def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new_ids: set[int],
-              rebuild_history: bool, actor: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """(status, since [s], history rows) of the defects of ``prev`` (sorted by id; stored status and crew
-    decision) from their passes ``trav``. New defects (and a rebuild) record the whole replayed timeline,
-    others one row per change."""
+              rebuild_history: bool, actor: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """(status, since [s], replay (JSON, where it stands), history rows) of the defects of ``prev`` (sorted by
+    id; stored status and crew decision) from all their passes ``trav``. New defects (and a rebuild) record the
+    whole replayed timeline, others one row per change."""
     ids = prev["defect_id"]
     status = np.empty(ids.size, dtype=object)
+    replay = np.full(ids.size, None, dtype=object)
     since = np.zeros(ids.size)
     history: list[dict[str, Any]] = []
     order = np.argsort(trav["defect_id"], kind="stable")
@@ -757,13 +795,14 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
         res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
                               crew_status=crew, crew_at_s=crew_at)
         status[g], since[g] = res.status, res.since_s
+        replay[g] = None if res.replay is None else res.replay.to_json()
         old = str(prev["status"][g])
         if did in new_ids or rebuild_history:
             history += [_history_row(did, tr, now, actor) for tr in res.transitions]
         elif old != res.status:
             last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status, "re-evaluated")
             history.append(_history_row(did, Transition(last.t_s, old, res.status, last.reason), now, actor))
-    return status, since, history
+    return status, since, replay, history
 
 
 def _history_row(defect_id: int, tr: Transition, now: float, actor: str) -> dict[str, Any]:

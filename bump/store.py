@@ -267,12 +267,18 @@ DROP INDEX roughness_cell;
 CREATE INDEX coverage_cell_device ON coverage (cell_key, device_id, t_s);
 """
 
+_M5 = """
+ALTER TABLE defects ADD COLUMN status_replay TEXT;
+ALTER TABLE defects ADD COLUMN first_traversal_s {real};
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
     2: ("roughness windows, coverage and road cells", _M2),
     3: ("API tokens (hashed)", _M3),
     4: ("road-cell indexes by device (incremental cell aggregates)", _M4),
+    5: ("defects: where the status replay stands (resumed by later passes), first pass", _M5),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -290,7 +296,9 @@ DEFECT_COLUMNS: dict[str, str] = {
     "priority": "f8", "n_hits": "i8", "n_devices": "i8", "n_traversals": "i8", "n_traversal_hits": "i8",
     "hit_rate": "f8", "traversals_per_day": "f8", "first_seen_s": "f8", "last_seen_s": "f8",
     "last_traversal_s": "f8", "status_since_s": "f8", "created_at_s": "f8", "updated_at_s": "f8", "detector": "U",
+    "status_replay": "U", "first_traversal_s": "f8",
 }
+OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s")     # NULL when an insert leaves them out
 TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8", "hit": "i8",
                                      "distance_m": "f8"}
 HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
@@ -661,7 +669,10 @@ class Store:
     # -- defects
 
     def insert_defects(self, cols: Mapping[str, Any]) -> np.ndarray:
-        """Insert new defects (columns of :data:`DEFECT_COLUMNS` except defect_id); returns their ids."""
+        """Insert new defects (columns of :data:`DEFECT_COLUMNS` except defect_id; those of
+        :data:`OPTIONAL_DEFECT_COLUMNS` may be left out); returns their ids."""
+        n_rows = len(np.asarray(cols["status"]))
+        cols = {n: [None] * n_rows for n in OPTIONAL_DEFECT_COLUMNS} | dict(cols)
         names = [n for n in DEFECT_COLUMNS if n != "defect_id"]
         rows = _rows(cols, names)
         ids = self._next_ids("defects", "defect_id", len(rows))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, store  # noqa: F401  (fixture)
 
 from bump import pipeline
 from bump.cluster import DefectParams
-from bump.lifecycle import InvalidStatusError, evaluate_status, status_timeline
+from bump.lifecycle import InvalidStatusError, Replay, evaluate_status, replay_passes, status_timeline
 from bump.priority import priority
 
 P = DefectParams()
@@ -27,6 +31,34 @@ def _confirmed(store) -> None:  # noqa: F811
 
 
 # ----------------------------------------------------------------------------------------- the timeline alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 80), rate=st.sampled_from([0.1, 0.3, 0.6]),
+       start=st.sampled_from([None, "confirmed", "repaired"]))
+def test_a_replay_resumed_pass_by_pass_is_the_whole_replay(seed, n, rate, start) -> None:
+    rng = np.random.default_rng(seed)
+    t = T0_S + np.arange(n) * 3600.0
+    trip = np.array([f"t{k:03d}" for k in range(n)])
+    dev = np.array([f"d{k}" for k in rng.integers(0, 5, n)])
+    hit = rng.random(n) < np.where(np.arange(n) < n // 2, rate, rate / 3)     # fewer hits later: streaks of misses
+    cuts = rng.integers(1, max(n, 2), rng.integers(0, 8))
+    crew = (start, T0_S - 1.0) if start else (None, None)
+    whole, whole_state = replay_passes(t, trip, dev, hit, P, start=start, crew=crew)
+    assert whole == status_timeline(t, trip, dev, hit, P, start=start)
+    resumed, state = [], None
+    bounds = [0, *sorted({int(c) for c in cuts if c < n}), n]
+    for a, b in itertools.pairwise(bounds):
+        if state is not None:
+            assert state.resumes(t[a], trip[a], crew, P)
+        out, state = replay_passes(t[a:b], trip[a:b], dev[a:b], hit[a:b], P, start=start, resume=state, crew=crew)
+        state = Replay.from_json(state.to_json())              # through the database
+        resumed += out
+    assert resumed == whole and state == whole_state
+    # a pass before the last one replayed, other rules or another crew decision cannot resume it
+    assert not state.resumes(t[-1], trip[-1], crew, P)
+    assert not state.resumes(t[-1] + 1.0, "z", crew, DefectParams(confirm_devices=4))
+    assert not state.resumes(t[-1] + 1.0, "z", ("dismissed", T0_S), P)
 
 
 def test_timeline_does_not_depend_on_upload_order() -> None:
