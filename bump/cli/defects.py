@@ -77,7 +77,7 @@ def _json(obj: Any) -> str:
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    head = (f"{'id':>6} {'kind':<10} {'status':<15} {'prio':>7} {'sev':>6} {'conf':>5} {'hits':>5} {'dev':>4} "
+    head = (f"{'id':>6} {'kind':<10} {'status':<15} {'prio':>7} {'sev cm':>6} {'conf':>5} {'hits':>5} {'dev':>4} "
             f"{'pass':>5} {'rate':>5} {'±m':>5} {'lat':>10} {'lon':>11}  last seen")
     lines = [head]
     for r in records:
