@@ -35,7 +35,6 @@ import secrets
 import threading
 import time
 import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,8 +52,8 @@ from detect import detect
 from detect.columns import Columns
 from detect.geo import haversine_m
 from detect.params import DetectorParams
-from ingest.errors import BumpError
-from ingest.source import GZIP_MAGIC, ZIP_MAGIC
+from ingest.errors import BumpError, FormatError, SizeError
+from ingest.source import GZIP_MAGIC, ZIP_MAGIC, gunzip
 from ingest.trace import Limits
 
 ROLES = ("device", "crew", "admin")
@@ -324,30 +323,14 @@ def check_body_size(n_bytes: int, limits: BodyLimits) -> None:
 
 
 def gunzip_limited(data: bytes, max_bytes: int) -> bytes:
-    """Decompress gzip (several members allowed), refusing more than ``max_bytes`` of output (gzip bombs)."""
-    out = bytearray()
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    buf = data
+    """Decompress a gzip body (:func:`ingest.source.gunzip`), refusing more than ``max_bytes`` of output (gzip
+    bombs, 413); bad gzip is a bad request (400)."""
     try:
-        while True:
-            out += d.decompress(buf, max_bytes + 1 - len(out))
-            if len(out) > max_bytes:
-                raise PayloadTooLargeError(f"decompresses to more than {max_bytes} bytes; split the trip",
-                                           field="body")
-            if d.unconsumed_tail:
-                buf = d.unconsumed_tail
-                continue
-            if d.eof and d.unused_data.startswith(GZIP_MAGIC):
-                buf, d = d.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
-                continue
-            break
-    except zlib.error as exc:
-        raise BadRequestError(f"is not valid gzip ({exc}); compress it again or send it uncompressed",
-                              field="body") from None
-    if not d.eof:
-        raise BadRequestError("is not valid gzip: the stream ends early (truncated?); send the whole file",
-                              field="body")
-    return bytes(out)
+        return gunzip(data, name="body", max_bytes=max_bytes)
+    except SizeError as exc:
+        raise PayloadTooLargeError(exc.message, field="body") from None
+    except FormatError as exc:
+        raise BadRequestError(exc.message, field="body") from None
 
 
 def _check_zip(data: bytes, limits: BodyLimits) -> None:

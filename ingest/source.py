@@ -6,13 +6,17 @@ file or bytes; the files inside for a folder or zip). Gzip is undone here, once.
 
 from __future__ import annotations
 
-import gzip
 import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ingest.errors import FormatError
+from ingest.errors import FormatError, SizeError
+
+try:                                   # Intel ISA-L: zlib's API, inflates ~2.5x faster
+    from isal import isal_zlib as _zlib
+except ImportError:                    # pragma: no cover - isal is a dependency; zlib is the fallback
+    import zlib as _zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -20,16 +24,30 @@ MAX_DECOMPRESSED_BYTES = 2_000_000_000
 
 
 def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
-    """Decompress gzip ``data``, refusing more than ``max_bytes`` of output (gzip bombs)."""
+    """Decompress gzip ``data`` (several members allowed, as ``cat a.gz b.gz`` makes), refusing more than
+    ``max_bytes`` of output (gzip bombs): :class:`SizeError` then, :class:`FormatError` for bad gzip. Uses Intel's
+    ISA-L (``isal``, ~2.5x faster) when installed, else ``zlib``."""
+    out = bytearray()
+    d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
+    buf = data
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-            out = fh.read(max_bytes + 1)
-    except (OSError, EOFError) as exc:
-        raise FormatError(f"is not valid gzip ({exc}); re-compress it or send it uncompressed",
-                          source=name) from exc
-    if len(out) > max_bytes:
-        raise FormatError(f"decompresses to more than {max_bytes} bytes; split the trip", source=name)
-    return out
+        while True:
+            out += d.decompress(buf, max_bytes + 1 - len(out))
+            if len(out) > max_bytes:
+                raise SizeError(f"decompresses to more than {max_bytes} bytes; split the trip", source=name)
+            if d.unconsumed_tail:
+                buf = d.unconsumed_tail
+                continue
+            if d.eof and d.unused_data.startswith(GZIP_MAGIC):
+                buf, d = d.unused_data, _zlib.decompressobj(16 + _zlib.MAX_WBITS)
+                continue
+            break
+    except _zlib.error as exc:
+        raise FormatError(f"is not valid gzip ({exc}); compress it again or send it uncompressed",
+                          source=name) from None
+    if not d.eof:
+        raise FormatError("is not valid gzip: the stream ends early (truncated?); send the whole file", source=name)
+    return bytes(out)
 
 
 @dataclass

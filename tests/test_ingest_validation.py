@@ -234,3 +234,26 @@ def test_arrays_are_read_only() -> None:
     trace = ingest.read(orjson.dumps(make_doc()))
     with pytest.raises(ValueError, match="read-only"):
         trace.accel_mps2[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("inflate", ["isal", "zlib"])
+def test_gunzip_joins_members_and_refuses_bombs_and_truncation(inflate: str, monkeypatch) -> None:
+    import zlib
+
+    from ingest import source
+    from ingest.errors import SizeError
+
+    if inflate == "zlib":                          # the fallback when ISA-L is not installed
+        monkeypatch.setattr(source, "_zlib", zlib)
+    else:
+        pytest.importorskip("isal")
+        assert source._zlib.__name__ == "isal.isal_zlib"
+    two = gzip.compress(b"a" * 5000) + gzip.compress(b"b" * 7)
+    assert source.gunzip(two, name="x") == b"a" * 5000 + b"b" * 7
+    assert source.gunzip(two, name="x", max_bytes=5007) == b"a" * 5000 + b"b" * 7
+    with pytest.raises(SizeError, match="decompresses to more than 5006 bytes"):
+        source.gunzip(two, name="x", max_bytes=5006)
+    with pytest.raises(FormatError, match="ends early"):
+        source.gunzip(two[: len(two) // 3], name="x")
+    with pytest.raises(FormatError, match="not valid gzip"):
+        source.gunzip(b"\x1f\x8b\x08\x00" + b"garbage" * 10, name="x")
