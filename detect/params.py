@@ -35,9 +35,12 @@ class VersionedParams:
         return {"version": self.VERSION, **dataclasses.asdict(self)}   # type: ignore[call-overload]
 
     def digest(self) -> str:
-        """Short stable hash of version and parameters (stored with results)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        """Short stable hash of version and parameters (stored with results); computed once per instance."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+            object.__setattr__(self, "_digest", cached)      # frozen: the fields, and so the digest, never change
+        return cached
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
