@@ -26,8 +26,11 @@ def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background
               floor_mps2: float, speed_ref_mps: float) -> tuple[np.ndarray, np.ndarray]:
     """(threshold, background) for a characteristic function, same length [m/s^2]."""
     background = running_background(cf, fs_hz, background_window_s)
-    v = np.nan_to_num(speed_mps, nan=0.0)
-    thr = np.maximum(ratio * background, floor_mps2 * (1.0 + v / speed_ref_mps))
+    speed_floor = np.multiply(speed_mps, floor_mps2 / speed_ref_mps)
+    speed_floor += floor_mps2                          # floor x (1 + v / v_ref); NaN where the speed is unknown
+    thr = np.multiply(background, ratio)
+    np.maximum(thr, floor_mps2, out=thr)               # unknown speed counts as 0
+    np.fmax(thr, speed_floor, out=thr)                 # fmax: NaN loses
     return thr, background
 
 
@@ -36,8 +39,10 @@ def trigger(cf: np.ndarray, thr: np.ndarray, *, release_ratio: float) -> tuple[n
     starts, stops = true_runs(cf > release_ratio * thr)
     if starts.size == 0:
         return starts, stops
-    above = np.concatenate(([0], np.cumsum(cf > thr)))
-    keep = above[stops] - above[starts] > 0
+    above = cf > thr
+    bounds = np.empty(2 * starts.size, dtype=np.intp)       # [start, stop) of every run, interleaved
+    bounds[0::2], bounds[1::2] = starts, stops
+    keep = np.logical_or.reduceat(above, bounds[:-1] if bounds[-1] == above.size else bounds)[0::2]
     return starts[keep], stops[keep]
 
 

@@ -222,7 +222,9 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
-    out["background_ratio"] = sig.background_mps2[ip] / max(float(np.median(sig.background_mps2)), 1e-6)
+    half = np.partition(sig.background_mps2, n // 2)          # np.median, with one partition instead of two
+    typical = float(half[n // 2] if n % 2 else 0.5 * (half[: n // 2].max() + half[n // 2]))   # the trip's median
+    out["background_ratio"] = sig.background_mps2[ip] / max(typical, 1e-6)
     out["impact_p2p_mps2"] = _ptp(imp, ctx_lo, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
     out["energy_m2ps3"] = (absimp * absimp).sum(axis=1) / fs
@@ -276,15 +278,30 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
 def _tilt_max_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarray:
     """Largest angle [deg] between the phone's 0.5-s mean acceleration and its mount's gravity direction within
     ``half_width`` grid samples of each event's peak: a car tilts a few degrees over a bump, a phone in a hand by
-    tens of degrees. The running mean is read every 25 ms (it barely moves in between)."""
-    n_avg = max(1, round(0.5 * sig.fs_hz))
-    stride = max(1, round(sig.fs_hz / 40.0))
-    j = (i_peak - half_width - n_avg // 2)[:, None] + np.arange(2 * half_width + n_avg)[None, :]
-    acc = sig.accel_mps2[np.clip(j, 0, sig.t_s.size - 1)]                      # (events, L, 3)
-    csum = np.concatenate([np.zeros((acc.shape[0], 1, 3)), np.cumsum(acc, axis=1)], axis=1)
-    lo = np.arange(0, 2 * half_width, stride)
-    mean = (csum[:, lo + n_avg] - csum[:, lo]) / n_avg
-    centre = np.clip(j[:, lo + n_avg // 2], 0, sig.t_s.size - 1)
-    up = sig.up_axis[sig.segment[centre]]
-    cos = np.einsum("ijk,ijk->ij", mean, up) / np.maximum(np.linalg.norm(mean, axis=2), 1e-9)
+    tens of degrees. The running mean is read every 25 ms (it barely moves in between): from sums over blocks of
+    those 25 ms, so that each sample is read once and each window's sum is a difference of one running sum over
+    the blocks plus the first samples of the block after it (when the window is not whole blocks)."""
+    stride = max(1, round(sig.fs_hz / 40.0))                             # samples per block
+    n_avg = max(1, round(0.5 * sig.fs_hz))                               # samples per window
+    q, rem = divmod(n_avg, stride)                                       # whole blocks per window, samples after
+    n_win = -(-2 * half_width // stride)                                 # windows start every block
+    first = (i_peak - half_width - n_avg // 2)[:, None] + stride * np.arange(n_win + q)[None, :]   # block starts
+    last = sig.t_s.size - 1
+    csum = np.zeros((i_peak.size, n_win + q + 1, 3))                     # csum[:, k + 1]: sum of block k, then
+    head = csum[:, 1:]                                                   # of blocks 0..k after the cumsum
+    for r in range(stride):                                              # loop over a block's samples (<= 5)
+        if r == rem and rem:
+            head = csum[:, q + 1:q + 1 + n_win].copy()                   # first `rem` samples of each window's next
+        csum[:, 1:] += sig.accel_mps2[np.clip(first + r, 0, last)]
+    np.cumsum(csum, axis=1, out=csum)
+    total = csum[:, q:q + n_win] - csum[:, :n_win]                       # (events, windows, 3) window sums
+    if rem:
+        total += head
+    if sig.up_axis.shape[0] == 1:
+        along_up = total @ sig.up_axis[0]
+    else:
+        centre = np.clip(first[:, :n_win] + n_avg // 2, 0, last)
+        along_up = np.einsum("ijk,ijk->ij", total, sig.up_axis[sig.segment[centre]])
+    norm = np.sqrt(np.einsum("ijk,ijk->ij", total, total))
+    cos = along_up / np.maximum(norm, 1e-9 * n_avg)
     return np.degrees(np.arccos(np.clip(cos.min(axis=1), -1.0, 1.0)))

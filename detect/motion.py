@@ -17,13 +17,27 @@ from detect.geo import haversine_m
 
 @dataclass(frozen=True)
 class Motion:
-    """Motion on a grid of n samples. NaN where GPS cannot tell."""
+    """Motion on a grid of n samples. NaN where GPS cannot tell.
 
-    speed_mps: np.ndarray
-    dvdt_mps2: np.ndarray
-    centripetal_mps2: np.ndarray
-    distance_m: np.ndarray        # cumulative distance from the first sample (speed integrated, NaN as 0)
+    GPS carries nothing above ~1 Hz, so its derivatives, which only feed per-second statistics, are kept on a
+    coarse grid: value j of ``dvdt_mps2`` and ``centripetal_mps2`` is taken at grid position
+    ``j * step + (step - 1) / 2``, the centre of the samples ``[j * step, (j + 1) * step)`` (their mean, where the
+    motion is linear in time), ``ceil(n / step)`` values.
+    """
+
+    speed_mps: np.ndarray         # (n,) [m/s]
+    dvdt_mps2: np.ndarray         # (ceil(n / step),) longitudinal acceleration [m/s^2]
+    centripetal_mps2: np.ndarray  # (ceil(n / step),) speed x yaw rate [m/s^2]; NaN at <= 3 m/s
+    distance_m: np.ndarray        # (n,) cumulative distance from the first sample (speed integrated, NaN as 0) [m]
     has_gps: bool
+    step: int = 1                 # grid samples per value of dvdt_mps2 and centripetal_mps2
+
+
+def coarse_step(fs_hz: float, block_samples: int, min_rate_hz: float = 20.0) -> int:
+    """Largest divisor of ``block_samples`` whose coarse rate ``fs_hz / step`` is at least ``min_rate_hz`` [Hz]
+    (1 when none): a coarse grid whose steps tile blocks of ``block_samples`` grid samples exactly."""
+    n = max(1, int(block_samples))
+    return max([d for d in range(1, n + 1) if n % d == 0 and fs_hz / d >= min_rate_hz] or [1])
 
 
 def _fix_speed(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
@@ -84,7 +98,8 @@ class _GridInterp:
         first_at = np.clip(np.ceil(edges * fs_hz - 1e-9), 0, n).astype(np.int64)   # first grid point >= edge
         self.counts = np.diff(np.concatenate(([0], first_at, [n])))
         self.long = np.diff(self.tau_fix) > max_gap_s
-        self.tau_s = np.arange(n) / fs_hz
+        self.tau_s = np.arange(n, dtype=np.float64)
+        self.tau_s /= fs_hz
 
     def __call__(self, v_fix: np.ndarray) -> np.ndarray:
         if self.tau_fix.size == 0:
@@ -94,7 +109,10 @@ class _GridInterp:
         line_a = np.where(self.long, np.nan, v_fix[:-1] - self.tau_fix[:-1] * slope)
         a = np.concatenate(([np.nan, v_fix[0]], line_a, [v_fix[-1], np.nan]))
         b = np.concatenate(([0.0, 0.0], np.where(self.long, 0.0, slope), [0.0, 0.0]))
-        return np.repeat(a, self.counts) + self.tau_s * np.repeat(b, self.counts)
+        out = np.repeat(b, self.counts)
+        out *= self.tau_s
+        out += np.repeat(a, self.counts)
+        return out
 
 
 def _interp_with_gaps(t_grid: np.ndarray, t_fix: np.ndarray, v_fix: np.ndarray, max_gap_s: float) -> np.ndarray:
@@ -105,29 +123,43 @@ def _interp_with_gaps(t_grid: np.ndarray, t_fix: np.ndarray, v_fix: np.ndarray, 
 
 def motion_on_grid(t0_s: float, fs_hz: float, n: int, gps_t_s: np.ndarray, lat_deg: np.ndarray,
                    lon_deg: np.ndarray, speed_mps: np.ndarray, heading_deg: np.ndarray, *, latency_s: float = 0.0,
-                   max_gap_s: float = 10.0) -> Motion:
-    """Interpolate GPS motion onto the uniform grid ``t0_s + i / fs_hz``, i < n."""
+                   max_gap_s: float = 10.0, step: int = 1) -> Motion:
+    """Interpolate GPS motion onto the uniform grid ``t0_s + i / fs_hz``, i < n: speed and distance on every
+    sample, dv/dt and the centripetal term on every ``step``-th (see :class:`Motion`)."""
+    step = max(1, int(step))
+    n_coarse = -(-n // step)
     if gps_t_s.size < 2:
-        nan = np.full(n, np.nan)
-        return Motion(nan, nan.copy(), nan.copy(), np.zeros(n), has_gps=False)
+        nan = np.full(n_coarse, np.nan)
+        return Motion(np.full(n, np.nan), nan, nan.copy(), np.zeros(n), has_gps=False, step=step)
     t_fix = gps_t_s - latency_s
     ts, vs = _fix_speed(t_fix, lat_deg, lon_deg, speed_mps)
+    if ts.size == 0:
+        nan = np.full(n_coarse, np.nan)
+        return Motion(np.full(n, np.nan), nan, nan.copy(), np.zeros(n), has_gps=True, step=step)
     at_speed_fixes = _GridInterp(t0_s, fs_hz, n, ts, max_gap_s)
     speed = at_speed_fixes(vs)
-    dvdt = at_speed_fixes(np.gradient(vs, ts)) if ts.size >= 3 else np.full(n, np.nan)
+    distance = np.where(np.isnan(speed), 0.0, speed)
+    np.cumsum(distance, out=distance)
+    distance -= distance[0]
+    distance /= fs_hz
+    # the derivatives on the coarse grid: its points sit at the centres of consecutive runs of `step` samples
+    coarse = (t0_s + 0.5 * (step - 1) / fs_hz, fs_hz / step, n_coarse)
+    at_coarse = _GridInterp(*coarse, ts, max_gap_s) if step > 1 else at_speed_fixes
+    # a coarse value is NaN where any of its samples is: the speed at the first and last sample of each run tells
+    first, last = speed[::step], speed[step - 1::step]
+    last = np.append(last, speed[-1]) if last.size < n_coarse else last
+    dvdt = at_coarse(np.gradient(vs, ts)) if ts.size >= 3 else np.full(n_coarse, np.nan)
+    dvdt[np.isnan(first) | np.isnan(last)] = np.nan
     okh = np.isfinite(heading_deg)
     if np.count_nonzero(okh) >= 3:
         th = t_fix[okh]
         psi = np.unwrap(np.deg2rad(heading_deg[okh]))
-        cent = speed * _GridInterp(t0_s, fs_hz, n, th, max_gap_s)(np.gradient(psi, th))
-        cent[~(speed > 3.0)] = np.nan        # heading is noise at low speed
+        speed_c = at_coarse(vs) if step > 1 else speed
+        cent = speed_c * _GridInterp(*coarse, th, max_gap_s)(np.gradient(psi, th))
+        cent[~((first > 3.0) & (last > 3.0) & (speed_c > 3.0))] = np.nan        # heading is noise at low speed
     else:
-        cent = np.full(n, np.nan)
-    known = np.nan_to_num(speed, nan=0.0)
-    distance = np.cumsum(known)
-    distance -= known[0]
-    distance /= fs_hz
-    return Motion(speed, dvdt, cent, distance, has_gps=True)
+        cent = np.full(n_coarse, np.nan)
+    return Motion(speed, dvdt, cent, distance, has_gps=True, step=step)
 
 
 def position_at(t_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,

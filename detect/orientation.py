@@ -62,8 +62,14 @@ def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: f
                   angle_deg: float) -> np.ndarray:
     """Grid indices where the gravity direction changes for good by more than ``angle_deg``."""
     n_block = max(1, round(block_s * fs_hz))
-    k = max(2, round(context_s / block_s))
-    means = block_means(acc, n_block)
+    return _remounts_from_means(block_means(acc, n_block), n_block, k_blocks=max(2, round(context_s / block_s)),
+                                angle_deg=angle_deg)
+
+
+def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angle_deg: float) -> np.ndarray:
+    """:func:`find_remounts` from the block means (n_blocks, 3) of ``n_block`` samples each, ``k_blocks`` of
+    context."""
+    k = k_blocks
     nb = means.shape[0]
     if nb < 2 * k:
         return np.empty(0, dtype=np.int64)
@@ -115,26 +121,40 @@ def _forward(means: np.ndarray, up: np.ndarray, gps_means: np.ndarray | None) ->
 
 
 def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None,
-           centripetal_mps2: np.ndarray | None = None, steady_tolerance_mps2: float = 0.6,
+           centripetal_mps2: np.ndarray | None = None, gps_step: int = 1, steady_tolerance_mps2: float = 0.6,
            remount_block_s: float = 1.0, remount_context_s: float = 8.0,
            remount_angle_deg: float = 20.0) -> Orientation:
     """Estimate the car frame of a phone from uniformly sampled accelerometer data (n, 3) [m/s^2].
 
     ``dvdt_mps2`` (GPS longitudinal acceleration) and ``centripetal_mps2`` (speed x yaw rate from GPS heading)
-    on the same grid, NaN where unknown, help find the forward axis.
+    [m/s^2], NaN where unknown, help find the forward axis: on the same grid, or every ``gps_step`` grid samples
+    (value j standing for the samples ``[j * gps_step, (j + 1) * gps_step)``, as :class:`detect.motion.Motion`
+    keeps them).
     """
-    bounds = find_remounts(acc, fs_hz, block_s=remount_block_s, context_s=remount_context_s,
-                           angle_deg=remount_angle_deg)
+    n = acc.shape[0]
+    n_block = max(1, round(fs_hz))
+    n_remount = max(1, round(remount_block_s * fs_hz))
+    k_remount = max(2, round(remount_context_s / remount_block_s))
+    all_means = block_means(acc, n_block)
+    if n_remount == n_block:                 # the same blocks: one pass for both
+        bounds = _remounts_from_means(all_means, n_block, k_blocks=k_remount, angle_deg=remount_angle_deg)
+    else:
+        bounds = find_remounts(acc, fs_hz, block_s=remount_block_s, context_s=remount_context_s,
+                               angle_deg=remount_angle_deg)
     starts = np.concatenate(([0], bounds)).astype(np.int64)
-    stops = np.concatenate((bounds, [acc.shape[0]])).astype(np.int64)
+    stops = np.concatenate((bounds, [n])).astype(np.int64)
     regs = [r for r in (dvdt_mps2, centripetal_mps2 if dvdt_mps2 is not None else None) if r is not None]
     gps = np.column_stack(regs) if regs else None
-    n_block = max(1, round(fs_hz))
+    step = max(1, int(gps_step))
+    if gps is not None and step > 1 and (n_block % step or np.any(starts % n_block)):
+        gps, step = np.repeat(gps, step, axis=0)[:n], 1      # blocks not made of whole coarse steps: back to the grid
     ups, fwds, lefts, gs, methods = [], [], [], [], []
     for s, e in zip(starts, stops, strict=True):          # loop over mount segments, not samples
-        means = block_means(acc[s:e], n_block)
+        aligned = s % n_block == 0 and (e % n_block == 0 or e == n)
+        means = all_means[s // n_block: -(-e // n_block)] if aligned else block_means(acc[s:e], n_block)
+        gps_means = None if gps is None else block_means(gps[s // step: -(-e // step)], n_block // step)
         up, g = _gravity(means, steady_tolerance_mps2)
-        fwd, method = _forward(means, up, None if gps is None else block_means(gps[s:e], n_block))
+        fwd, method = _forward(means, up, gps_means)
         ups.append(up)
         fwds.append(fwd)
         lefts.append(np.cross(up, fwd))

@@ -18,7 +18,7 @@ from detect.columns import Columns
 from detect.events import characteristic_function, merge, threshold, trigger
 from detect.features import Signals, event_features
 from detect.geo import EARTH_RADIUS_M, LocalProjection
-from detect.motion import motion_on_grid, position_at
+from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, orient
 from detect.params import DetectorParams
 from detect.roughness import ReferenceCar, roughness_windows
@@ -54,18 +54,22 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     fs = grid_rate_hz(trace.t_s, params.max_rate_hz)
     gap_s = max(params.gap_s, 2.5 / fs)
     t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s)
+    # GPS derivatives only feed the 1-s blocks of the orientation: on a >= 20 Hz grid whose steps tile those blocks
     motion = motion_on_grid(float(t[0]), fs, t.size, trace.gps_t_s, trace.lat_deg, trace.lon_deg,
-                            trace.speed_mps, trace.heading_deg, latency_s=params.gps_latency_s)
+                            trace.speed_mps, trace.heading_deg, latency_s=params.gps_latency_s,
+                            step=coarse_step(fs, max(1, round(fs))))
     ori = orient(acc, fs, dvdt_mps2=motion.dvdt_mps2 if motion.has_gps else None,
-                 centripetal_mps2=motion.centripetal_mps2 if motion.has_gps else None,
+                 centripetal_mps2=motion.centripetal_mps2 if motion.has_gps else None, gps_step=motion.step,
                  steady_tolerance_mps2=params.steady_tolerance_mps2, remount_block_s=params.remount_block_s,
                  remount_context_s=params.remount_context_s, remount_angle_deg=params.remount_angle_deg)
     seg = ori.segment_of(t.size)
     a_up, a_fwd, a_left = ori.to_car_frame(acc)
-    a_up -= ori.g_mps2[seg]
+    for s, e, g in zip(ori.seg_start, np.append(ori.seg_start[1:], t.size), ori.g_mps2, strict=True):
+        a_up[s:e] -= g                                 # loop over mount segments
     a_imp = bandpass(a_up, params.impact_band_hz, fs)
     cf = characteristic_function(a_imp, fs, params.energy_window_s)
-    cf[~valid] = 0.0
+    if not valid.all():
+        cf[~valid] = 0.0
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)

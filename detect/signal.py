@@ -54,11 +54,16 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     samples) than so small a timing error distorts it (``2 pi f x snap_steps / fs`` relative, 3 % at fs/4).
     """
     n_grid = int(np.floor((t_s[-1] - t_s[0]) * fs_hz + 1e-6)) + 1
-    t_grid = t_s[0] + np.arange(n_grid) / fs_hz
+    t_grid = np.arange(n_grid, dtype=np.float64)
+    t_grid /= fs_hz
+    t_grid += t_s[0]
     vals = values.reshape(t_s.size, -1)
-    rel = (t_s - t_s[0]) * fs_hz                      # input times in grid steps
-    if n_grid == t_s.size and np.max(np.abs(rel - np.arange(n_grid))) <= snap_steps:
-        return t_grid, values, np.ones(n_grid, dtype=bool)
+    if n_grid == t_s.size:
+        off_s = t_s - t_grid                          # each sample's distance from its grid point
+        if max(float(off_s.max()), -float(off_s.min())) * fs_hz <= snap_steps:
+            return t_grid, values, np.ones(n_grid, dtype=bool)
+    rel = t_s - t_s[0]
+    rel *= fs_hz                                      # input times in grid steps
     # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
     pos = np.ceil(rel - 1e-9).astype(np.int64)
     np.clip(pos, 0, n_grid, out=pos)
@@ -112,6 +117,16 @@ def _sos_zi(low_hz: float, high_hz: float, fs_hz: float, order: int) -> np.ndarr
     return None if sos is None else signal.sosfilt_zi(sos)
 
 
+TF_MAX_SECTIONS = 2   # up to this many sections, filter in transfer-function form (see ``bandpass``)
+
+
+@lru_cache(maxsize=64)
+def _tf(low_hz: float, high_hz: float, fs_hz: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(b, a, steady-state initial conditions for a unit step) of the cascaded sections of :func:`_sos`."""
+    b, a = signal.sos2tf(_sos(low_hz, high_hz, fs_hz, order))
+    return b, a, signal.lfilter_zi(b, a)
+
+
 def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order: int = 2, axis: int = 0
              ) -> np.ndarray:
     """Zero-phase Butterworth band-pass (second-order sections) along ``axis`` [same units as x].
@@ -120,7 +135,9 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     filtering with odd extension at both ends, as ``scipy.signal.sosfiltfilt`` does, with the filter design and
     its initial conditions cached (this runs on many short event windows). Filter along the contiguous axis
     (rows of a C-ordered matrix: ``axis=-1``) rather than on a transposed view: the copies cost more than the
-    filter.
+    filter. Designs of at most :data:`TF_MAX_SECTIONS` sections (4 poles) run as one transfer function
+    (``lfilter``, a quarter faster than ``sosfilt``), which agrees with the sections to ~1e-9 of the signal's RMS
+    even for a 0.4 Hz edge at 200 Hz; longer designs keep the sections.
     """
     axis = axis % x.ndim
     n = x.shape[axis]
@@ -132,10 +149,19 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     def along(*s: int | None) -> tuple[slice, ...]:
         return (slice(None),) * axis + (slice(*s),)
 
-    zi = _sos_zi(*key)
     padlen = min(n - 1, 3 * (2 * sos.shape[0] + 1))
     ext = np.concatenate([2 * x[along(0, 1)] - x[along(padlen, 0, -1)], x,
                           2 * x[along(n - 1, n)] - x[along(-2, -padlen - 2, -1)]], axis=axis)
+    if sos.shape[0] <= TF_MAX_SECTIONS:
+        b, a, zi_tf = _tf(*key)
+        shape = [1] * x.ndim
+        shape[axis] = zi_tf.size
+        zi_t = zi_tf.reshape(shape)                       # (..., order along the axis, ...)
+        y, _ = signal.lfilter(b, a, ext, axis=axis, zi=zi_t * ext[along(0, 1)])
+        y = y[along(None, None, -1)]
+        y, _ = signal.lfilter(b, a, y, axis=axis, zi=zi_t * y[along(0, 1)])
+        return np.ascontiguousarray(y[along(None, None, -1)][along(padlen, padlen + n)])
+    zi = _sos_zi(*key)
     shape = [1] * (x.ndim + 1)
     shape[0], shape[axis + 1] = sos.shape[0], 2
     zi_b = zi.reshape(shape)                              # (sections, ..., 2 along the axis, ...)
@@ -148,7 +174,21 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
 def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
     """Centred moving RMS over ``n_samples`` (>= 1) samples; same length as ``x``."""
     n = max(1, int(n_samples))
-    return np.sqrt(np.maximum(ndimage.uniform_filter1d(x * x, size=n, mode="nearest"), 0.0))
+    sq = np.multiply(x, x, dtype=np.float64)
+    ndimage.uniform_filter1d(sq, size=n, mode="nearest", output=sq)       # one line at a time: in place is safe
+    np.maximum(sq, 0.0, out=sq)
+    return np.sqrt(sq, out=sq)
+
+
+def _row_medians(rows: np.ndarray) -> np.ndarray:
+    """``np.median(rows, axis=1)`` of a 2-D array (NaN for a row holding NaN), by one partition of a copy: numpy's
+    median also partitions to find NaN, which costs as much again."""
+    m = rows.shape[1]
+    part = np.partition(rows, m // 2, axis=1)            # one kth: several cost as much as a sort
+    med = part[:, m // 2] if m % 2 else 0.5 * (part[:, : m // 2].max(axis=1) + part[:, m // 2])
+    if np.issubdtype(rows.dtype, np.floating):
+        med = np.where(np.isnan(part).any(axis=1), np.nan, med)
+    return med
 
 
 def block_reduce(x: np.ndarray, n_block: int, func: str = "median", stride: int = 1) -> np.ndarray:
@@ -158,7 +198,8 @@ def block_reduce(x: np.ndarray, n_block: int, func: str = "median", stride: int 
     n_full = x.size // n_block
     parts = []
     if n_full:
-        parts.append(getattr(np, func)(x[: n_full * n_block].reshape(n_full, n_block)[:, ::stride], axis=1))
+        rows = x[: n_full * n_block].reshape(n_full, n_block)[:, ::stride]
+        parts.append(_row_medians(rows) if func == "median" else getattr(np, func)(rows, axis=1))
     if x.size % n_block:
         parts.append(np.array([getattr(np, func)(x[n_full * n_block:][::stride])]))
     return np.concatenate(parts) if parts else np.empty(0)
@@ -167,9 +208,21 @@ def block_reduce(x: np.ndarray, n_block: int, func: str = "median", stride: int 
 def block_means(x: np.ndarray, n_block: int) -> np.ndarray:
     """Means of (n, k) rows over consecutive blocks of ``n_block`` (the last partial block included), all columns
     in one pass; NaN in a block gives NaN."""
-    starts = np.arange(0, x.shape[0], max(1, n_block))
-    counts = np.diff(np.append(starts, x.shape[0]))
-    return np.add.reduceat(x, starts, axis=0) / counts[:, None]
+    n_block = max(1, int(n_block))
+    n, k = x.shape
+    if n_block < 16 and k > 1:
+        starts = np.arange(0, n, n_block)
+        counts = np.diff(np.append(starts, n))
+        return np.add.reduceat(x, starts, axis=0) / counts[:, None]
+    # full blocks as a matrix product with a vector of ones (BLAS: twice as fast as reduceat), then the rest
+    n_full = n // n_block
+    full = x[: n_full * n_block].reshape(n_full, n_block, k)
+    ones = np.ones(n_block)
+    sums = (full[..., 0] @ ones)[:, None] if k == 1 else ones @ full
+    out = sums / n_block
+    if n % n_block:
+        out = np.vstack([out, x[n_full * n_block:].mean(axis=0, keepdims=True)])
+    return out
 
 
 def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: float = 1.0,
@@ -202,6 +255,6 @@ def interp_regular(knots: np.ndarray, first_x: float, step_x: float, n: int) -> 
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start (inclusive) and stop (exclusive) indices of runs of True in a boolean array."""
-    m = np.concatenate(([False], mask.astype(bool), [False]))
-    d = np.diff(m.astype(np.int8))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    m = np.concatenate(([False], mask.astype(bool, copy=False), [False]))
+    edges = np.flatnonzero(m[1:] != m[:-1])           # rises and falls alternate, a rise first
+    return edges[0::2], edges[1::2]

@@ -230,3 +230,184 @@ def test_grid_interp_matches_gap_interp_on_the_grid() -> None:
     ok = np.isfinite(ref)
     assert_allclose(got[ok], ref[ok], rtol=0, atol=1e-6)    # the reference rounds epoch times to 0.2 us
     assert np.isnan(got).any() and np.isfinite(got).any()
+
+
+# --- kernels of the faster signal stages --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_block", [10, 25, 100])
+@pytest.mark.parametrize("k", [1, 3])
+def test_block_means_of_long_blocks_match_reference(n_block: int, k: int) -> None:
+    x = rng.normal(size=(1037, k))
+    x[333, k - 1] = np.nan
+    ref = np.array([[sum(x[i:i + n_block, j].tolist()) / len(x[i:i + n_block]) for j in range(k)]
+                    for i in range(0, 1037, n_block)])
+    got = block_means(x, n_block)
+    assert got.shape == ref.shape
+    assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(got).any()
+    assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_block", [7, 8, 25])
+def test_block_median_matches_reference_with_nan(n_block: int) -> None:
+    x = rng.normal(size=203)
+    x[40] = np.nan
+    got = block_reduce(x, n_block, "median")
+    ref = []
+    for i in range(0, 203, n_block):
+        vals = x[i:i + n_block].tolist()
+        if any(math.isnan(v) for v in vals):
+            ref.append(math.nan)
+            continue
+        vals.sort()
+        m = len(vals)
+        ref.append(vals[m // 2] if m % 2 else 0.5 * (vals[m // 2 - 1] + vals[m // 2]))
+    assert_array_equal(got, ref)
+    assert np.isnan(got).sum() == 1
+
+
+def test_threshold_matches_reference_with_unknown_speed() -> None:
+    from detect.events import threshold
+
+    fs = 50.0
+    cf = np.abs(rng.normal(0, 0.3, 2000))
+    speed = np.linspace(0.0, 30.0, 2000)
+    speed[500:700] = np.nan
+    thr, bg = threshold(cf, speed, fs, background_window_s=5.0, ratio=2.5, floor_mps2=0.4, speed_ref_mps=15.0)
+    ref = [max(2.5 * b, 0.4 * (1.0 + (0.0 if math.isnan(v) else v) / 15.0))
+           for b, v in zip(bg.tolist(), speed.tolist(), strict=True)]
+    assert_allclose(thr, ref, rtol=1e-14)
+    assert (thr[600] == max(2.5 * bg[600], 0.4)) and thr[-1] > 0.4 * 2.9
+
+
+def test_trigger_keeps_a_run_reaching_the_end() -> None:
+    cf = np.array([0.0, 2.0, 0.9, 0.0, 0.9, 0.9, 0.0, 0.9, 2.0])
+    starts, stops = trigger(cf, np.ones(cf.size), release_ratio=0.5)
+    assert_array_equal(starts, [1, 7])               # [4, 6) never reaches the threshold
+    assert_array_equal(stops, [3, 9])
+
+
+def test_coarse_motion_matches_reference() -> None:
+    from detect.motion import _GapInterp, coarse_step, motion_on_grid
+
+    t0, fs, n, step = 1_780_000_000.0, 100.0, 12_345, 5
+    gps_t = t0 + 0.3 + np.arange(124.0)
+    gps_t[60:] += 15.0                                  # an outage longer than max_gap
+    speed = 2.0 + 3.0 * np.abs(np.sin(np.arange(124) / 9.0))   # crosses 3 m/s both ways
+    heading = np.cumsum(rng.normal(0, 3.0, 124))
+    lat = 42.0 + np.arange(124) * 1e-4
+    lon = np.full(124, -71.0)
+    fine = motion_on_grid(t0, fs, n, gps_t, lat, lon, speed, heading, step=1)
+    coarse = motion_on_grid(t0, fs, n, gps_t, lat, lon, speed, heading, step=step)
+    assert_array_equal(coarse.speed_mps, fine.speed_mps)
+    known = [0.0 if math.isnan(v) else v for v in fine.speed_mps.tolist()]
+    dist, acc = [], 0.0
+    for v in known:
+        acc += v
+        dist.append((acc - known[0]) / fs)
+    assert_allclose(coarse.distance_m, dist, rtol=1e-12, atol=1e-9)
+    m = -(-n // step)
+    assert coarse.dvdt_mps2.shape == coarse.centripetal_mps2.shape == (m,) and coarse.step == step
+    centre_t = t0 + (np.arange(m) * step + 0.5 * (step - 1)) / fs
+    dvdt_ref = _GapInterp(centre_t, gps_t, 10.0)(np.gradient(speed, gps_t))
+    psi_rate = _GapInterp(centre_t, gps_t, 10.0)(np.gradient(np.unwrap(np.deg2rad(heading)), gps_t))
+    v_centre = _GapInterp(centre_t, gps_t, 10.0)(speed)
+    for j in range(m):          # NaN where any sample of the run is unknown (or, for the centripetal term, slow)
+        run = fine.speed_mps[j * step:min((j + 1) * step, n)]
+        ends = (run[0], run[-1])
+        want = math.nan if any(math.isnan(v) for v in ends) else dvdt_ref[j]
+        assert (math.isnan(want) and math.isnan(coarse.dvdt_mps2[j])) or abs(want - coarse.dvdt_mps2[j]) < 1e-6
+        slow = not all(v > 3.0 for v in ends) or not v_centre[j] > 3.0
+        want = math.nan if slow else v_centre[j] * psi_rate[j]
+        got = coarse.centripetal_mps2[j]
+        assert (math.isnan(want) and math.isnan(got)) or abs(want - got) < 1e-6, j   # epoch times: ~0.2 us
+    assert np.isnan(coarse.centripetal_mps2).any() and np.isfinite(coarse.centripetal_mps2).any()
+    # block means of the coarse values agree with those of the full-rate ones (exact for lines)
+    ok = np.isfinite(block_means(fine.dvdt_mps2[:, None], 100)[:, 0])
+    assert_allclose(block_means(coarse.dvdt_mps2[:, None], 100 // step)[ok, 0],
+                    block_means(fine.dvdt_mps2[:, None], 100)[ok, 0], atol=2e-3)
+    assert [coarse_step(f, round(f)) for f in (50.0, 100.0, 200.0, 99.9, 97.0)] == [2, 5, 10, 4, 1]
+
+
+@pytest.mark.parametrize("remount_block_s", [1.0, 1.5])
+def test_orient_on_coarse_gps_matches_full_rate(remount_block_s: float) -> None:
+    from detect.motion import motion_on_grid
+    from detect.orientation import orient
+
+    fs, n = 100.0, 60_000
+    t = np.arange(n) / fs
+    gps_t = np.arange(0.0, 600.0)
+    speed = 12.0 + 4.0 * np.sin(gps_t / 7.0)            # braking and accelerating
+    heading = 20.0 * np.sin(gps_t / 23.0)               # and turning
+    lat, lon = 42.0 + np.cumsum(speed) / 111_195.0, np.full(600, -71.0)
+    kw = {"latency_s": 0.0}
+    fine = motion_on_grid(0.0, fs, n, gps_t, lat, lon, speed, heading, step=1, **kw)
+    coarse = motion_on_grid(0.0, fs, n, gps_t, lat, lon, speed, heading, step=5, **kw)
+    car = np.column_stack([np.interp(t, gps_t, np.gradient(speed, gps_t)), rng.normal(0, 0.05, n), 9.81 + 0 * t])
+    car[:, 1] += np.nan_to_num(np.repeat(coarse.centripetal_mps2, 5)[:n])
+    acc = car @ np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])   # phone turned by 90 degrees
+    acc[30_150:] = acc[30_150:] @ np.array([[1.0, 0.0, 0.0], [0.0, 0.8, -0.6], [0.0, 0.6, 0.8]])   # re-mounted
+    ref = orient(acc, fs, dvdt_mps2=fine.dvdt_mps2, centripetal_mps2=fine.centripetal_mps2,
+                 remount_block_s=remount_block_s)
+    got = orient(acc, fs, dvdt_mps2=coarse.dvdt_mps2, centripetal_mps2=coarse.centripetal_mps2, gps_step=5,
+                 remount_block_s=remount_block_s)
+    assert_array_equal(got.seg_start, ref.seg_start)
+    assert got.seg_start.size == 2 and got.forward_method == ref.forward_method == ("gps", "gps")
+    assert (got.seg_start[1] % 100 != 0) == (remount_block_s == 1.5)       # 1.5 s blocks: off the 1-s blocks
+    assert_allclose(got.up, ref.up, atol=1e-12)
+    assert_allclose(got.forward, ref.forward, atol=1e-4)
+    assert_allclose(got.forward[0], [0.0, 1.0, 0.0], atol=0.05)      # the car's x is the phone's y
+
+
+@pytest.mark.parametrize(("band_hz", "fs_hz"), [((3.0, 25.0), 200.0), ((0.4, 3.0), 200.0), ((0.5, 6.0), 50.0),
+                                                ((0.0, 10.0), 100.0), ((3.0, 80.0), 100.0)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_bandpass_in_one_transfer_function_matches_sections(band_hz: tuple[float, float], fs_hz: float,
+                                                             axis: int) -> None:
+    from scipy import signal as sps
+
+    from detect.signal import _sos, bandpass, design_rate_hz
+    x = np.cumsum(rng.normal(size=(3000, 4) if axis == 0 else (4, 3000)), axis=axis) + 9.8
+    sos = _sos(band_hz[0], band_hz[1], design_rate_hz(fs_hz), 2)
+    ref = sps.sosfiltfilt(sos, x, axis=axis, padlen=3 * (2 * sos.shape[0] + 1))
+    got = bandpass(x, band_hz, fs_hz, axis=axis)
+    assert got.flags.c_contiguous
+    assert_allclose(got, ref, rtol=0, atol=1e-8 * np.std(ref))
+
+
+def ref_tilt_max_deg(sig, i_peak: np.ndarray, half_width: int) -> list[float]:
+    n_avg = max(1, round(0.5 * sig.fs_hz))
+    stride = max(1, round(sig.fs_hz / 40.0))
+    n = sig.t_s.size
+    out = []
+    for ip in i_peak.tolist():
+        base = ip - half_width - n_avg // 2
+        worst = 1.0
+        for lo in range(0, 2 * half_width, stride):
+            rows = [sig.accel_mps2[min(max(base + lo + k, 0), n - 1)] for k in range(n_avg)]
+            mean = [sum(r[c] for r in rows) / n_avg for c in range(3)]
+            up = sig.up_axis[sig.segment[min(max(base + lo + n_avg // 2, 0), n - 1)]]
+            worst = min(worst, sum(m * u for m, u in zip(mean, up, strict=True)) / math.sqrt(sum(m * m for m in mean)))
+        out.append(math.degrees(math.acos(max(-1.0, min(1.0, worst)))))
+    return out
+
+
+@pytest.mark.parametrize(("fs_hz", "turned"), [(100.0, False), (100.0001, False), (50.0, True), (130.0, True)])
+def test_tilt_max_deg_matches_reference(fs_hz: float, turned: bool) -> None:
+    from test_detect_cases import _trace
+
+    from detect.features import _tilt_max_deg
+    from detect.params import DetectorParams
+    from detect.pipeline import build_signals
+
+    sig, _ = build_signals(_trace(fs_hz=fs_hz, duration_s=80.0, rotation_deg=(25, 10, 5),
+                                  turned_s=(30.0, 60.0) if turned else None), DetectorParams())
+    n = sig.t_s.size
+    i_peak = np.array([3, round(10 * fs_hz), round(29.8 * fs_hz), round(45 * fs_hz), round(60.2 * fs_hz), n - 2])
+    half = round(1.0 * fs_hz)
+    got = _tilt_max_deg(sig, i_peak, half)
+    assert_allclose(got, ref_tilt_max_deg(sig, i_peak, half), rtol=0, atol=1e-7)
+    if turned:
+        assert sig.up_axis.shape[0] > 1 and got[2] > 20.0     # straddles the turn: a phone in a hand
+    assert got[1] < 3.0
