@@ -34,6 +34,7 @@ import ingest
 from bump import pipeline
 from bump.cells import grid_keys
 from bump.cluster import DefectParams, recluster, robust_centres
+from bump.runtime import one_blas_thread
 from bump.store import Store
 from detect.geo import LocalProjection
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-cluster-bench"))
     ap.add_argument("--only", choices=["recluster", "incremental"])
     args = ap.parse_args(argv)
+    one_blas_thread()                         # one core, as the targets say (bump.runtime)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "recluster"):

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 import ingest
+from bump.runtime import one_blas_thread
 from detect import detect
 
 T0_S = 1_780_000_000.0
@@ -97,10 +98,11 @@ def main() -> None:
     ap.add_argument("--jitter-ms", type=float, default=1.0, help="clock jitter of the second, phone-like trace")
     ap.add_argument("--drop", type=float, default=0.005, help="share of samples it drops")
     args = ap.parse_args()
+    one_blas_thread()                         # one core, as the targets say (bump.runtime)
     trace = synth_trace(args.minutes, args.rate)
     n = trace.n_samples
     print(f"trace: {args.minutes:g} min at {args.rate:g} Hz, {n} samples, gyro + GPS, {trace.nbytes / 1e6:.1f} MB "
-          f"of arrays; {os.cpu_count()} cores, NumPy threads as configured")
+          f"of arrays; {os.cpu_count()} cores, one BLAS thread")
     best = _best_time(trace, args.repeat)
     det = detect(trace)
     phone = synth_trace(args.minutes, args.rate, jitter_s=args.jitter_ms / 1e3, drop_fraction=args.drop)
