@@ -101,6 +101,7 @@ class DefectParams(VersionedParams):
     device_latency: bool = True            # correct each device by its own latency once it has samples ...
     device_latency_prior: int = 10         # ... weighted against the fleet's as samples / (samples + this)
     device_latency_min_hits: int = 6       # defects with this many hits (from confirm_devices devices) calibrate
+    summary_hits: int = 100                # a defect's position, kind, severity, confidence: from its latest hits
     recluster_cell_m: float = 2.0
     recluster_link_m: float = 4.0
     # --- traversals

@@ -325,9 +325,8 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
     before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
     hit_ids = np.unique(hit_defect[hit_defect >= 0])
-    only_passed = ~np.isin(rows["defect_id"], np.concatenate([hit_ids, new_ids]))
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
-                             new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows.select(only_passed))
+                             new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows, hits_synced=True)
     surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
     updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
     changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
@@ -391,7 +390,7 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
                      near["y_m"][:, None] - spanning["y_m"][None, :]).min(axis=1) <= 2 * dp.max_join_radius_m \
         if len(near) else np.zeros(0, dtype=bool)
     other = store.hits_of_defects(near["defect_id"][close], ("x_m", "y_m", "heading_deg", "speed_mps", "trip_id",
-                                                            "kind"))
+                                                            "kind"), recent=dp.summary_hits)
     other = other.select(_spans(other["kind"]) & (other["trip_id"] != spanning["trip_id"][0]))
     if len(other) == 0:
         return
@@ -484,9 +483,10 @@ def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: fl
     return out
 
 
-def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjection, dp: DefectParams,
-               latency_s: np.ndarray | float) -> dict[str, np.ndarray]:
-    """Position, direction, kind, severity, confidence and counts of defects from their hits and traversals.
+def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Columns, proj: LocalProjection,
+               dp: DefectParams, latency_s: np.ndarray | float) -> dict[str, np.ndarray]:
+    """Position, direction, kind, severity and confidence of defects from their (latest) hits, counts from their
+    hit ``totals`` (:meth:`Store.hit_totals`, same ids) and ``pass_totals`` (:meth:`Store.traversal_totals`).
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
     depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
@@ -497,7 +497,16 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
     _, trip_idx = np.unique(hits["trip_id"], return_inverse=True)
     hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
     c = robust_centres(lab, hx, hy, hits["accuracy_m"], trip_idx.ravel(), k, dp)
-    counts = _pass_counts(ids, trav, dp)
+    p = np.searchsorted(pass_totals["defect_id"], ids)
+    has = (p < len(pass_totals)) & (pass_totals["defect_id"][np.minimum(p, max(len(pass_totals) - 1, 0))] == ids) \
+        if len(pass_totals) else np.zeros(k, dtype=bool)
+    pick = np.minimum(p, max(len(pass_totals) - 1, 0))
+
+    def per_defect(name: str, missing: float) -> np.ndarray:
+        return np.where(has, pass_totals[name][pick], missing) if len(pass_totals) else np.full(k, missing)
+
+    counts = _counts(per_defect("n_traversals", 0).astype(np.int64), per_defect("n_traversal_hits", 0).astype(
+        np.int64), per_defect("first_traversal_s", np.inf), per_defect("last_traversal_s", -np.inf), dp)
     n_trav, n_trav_hit = counts["n_traversals"], counts["n_traversal_hits"]
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
                                   dp)
@@ -510,11 +519,7 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
     np.maximum.at(best, pinv.ravel(), np.clip(np.nan_to_num(hits["confidence"], nan=0.0), 0.0, 1.0 - 1e-12))
     plab = upair // (int(dev_idx.max(initial=0)) + 1)
     confidence = 1.0 - np.exp(np.bincount(plab, np.log1p(-best), minlength=k))
-    n_dev = np.bincount(plab, minlength=k)
-    first_seen = np.full(k, np.inf)
-    last_seen = np.full(k, -np.inf)
-    np.minimum.at(first_seen, lab, hits["t_s"])
-    np.maximum.at(last_seen, lab, hits["t_s"])
+    total = np.searchsorted(totals["defect_id"], ids)            # every defect summarised has hits
     spans = _spans(kinds)
     head = mean_heading(lab, hits["heading_deg"], 1.0 / np.maximum(np.nan_to_num(hits["accuracy_m"], nan=10.0), 1.0)
                         ** 2, k, spans)
@@ -523,17 +528,18 @@ def _summaries(defects: Columns, hits: Columns, trav: Columns, proj: LocalProjec
         "defect_id": ids, "kind": kinds, "kind_reason": np.array(reasons, dtype=object),
         "lat_deg": lat, "lon_deg": lon, "x_m": c.x_m, "y_m": c.y_m, "grid_key": cellmap.grid_keys(c.x_m, c.y_m),
         "heading_deg": head, "spans": spans.astype(np.int64), "uncertainty_m": c.uncertainty_m,
-        "severity": sev, "depth_class": depth.astype(object), "confidence": confidence, "n_hits": c.n_hits,
-        "n_devices": n_dev, **counts,
-        "first_seen_s": np.where(np.isfinite(first_seen), first_seen, np.nan),
-        "last_seen_s": np.where(np.isfinite(last_seen), last_seen, np.nan),
+        "severity": sev, "depth_class": depth.astype(object), "confidence": confidence,
+        "n_hits": totals["n_hits"][total], "n_devices": totals["n_devices"][total], **counts,
+        "first_seen_s": totals["first_seen_s"][total], "last_seen_s": totals["last_seen_s"][total],
     }
 
 
-def _sync_traversal_hits(store: Store, hits: Columns, trav: Columns) -> Columns:
-    """Make the traversals agree with the hits (a trip with a hit passed the defect, hit=1; others hit=0)."""
+def _sync_traversal_hits(store: Store, hit_trips: Columns, trav: Columns) -> Columns:
+    """Make the traversals agree with the hits (a trip with a hit passed the defect, hit=1; others hit=0) after
+    hits moved between defects (merges, a re-cluster). ``hit_trips``: :meth:`Store.hit_trips` of the defects."""
     hit_pairs = {(int(d), str(t)): (float(ts), str(dev)) for d, t, ts, dev in
-                 zip(hits["defect_id"], hits["trip_id"], hits["t_s"], hits["device_id"], strict=True)}
+                 zip(hit_trips["defect_id"], hit_trips["trip_id"], hit_trips["t_s"], hit_trips["device_id"],
+                     strict=True)}
     have = {(int(d), str(t)): int(h) for d, t, h in zip(trav["defect_id"], trav["trip_id"], trav["hit"],
                                                          strict=True)}
     fix = [(d, t, hit_pairs[(d, t)][1], hit_pairs[(d, t)][0], 1) for (d, t) in hit_pairs if have.get((d, t)) != 1]
@@ -553,20 +559,56 @@ def _sync_traversal_hits(store: Store, hits: Columns, trav: Columns) -> Columns:
     return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in fix]))
 
 
-def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
-          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
-    """Stored state (status, crew decision), traversals and fresh summaries of defects; also the ids left without
-    hits (deleted)."""
-    prev = store.defects_by_id(ids, ("defect_id", "status", "crew_status", "crew_at_s"))
+_LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay")
+
+
+def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
+          passes: Columns | None = None) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
+    """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left
+    without hits (deleted). Summaries read each defect's latest ``summary_hits`` hits and its hit and pass totals,
+    and a defect whose status replay can resume with ``passes`` (this trip's, all later than the last replayed)
+    gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one. ``sync``: first make the
+    passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing)."""
+    prev = store.defects_by_id(ids, _LOAD_COLUMNS)
     ids = prev["defect_id"]
-    hits = store.hits_of_defects(ids, [n for n in HIT_COLUMNS if n not in ("hit_id", "lat_deg", "lon_deg")])
-    empty = np.setdiff1d(ids, hits["defect_id"])
+    totals = store.hit_totals(ids)
+    empty = np.setdiff1d(ids, totals["defect_id"])
     if empty.size:                              # every hit moved elsewhere: nothing left to report
         store.delete_defects(empty)
         prev = prev.select(~np.isin(ids, empty))
         ids = prev["defect_id"]
-    trav = _sync_traversal_hits(store, hits, store.traversals_of_defects(ids))
-    return prev, trav, _summaries(prev, hits, trav, proj, dp, hit_latencies_s(store, hits["device_id"], dp)), empty
+    hits = store.hits_of_defects(ids, [n for n in HIT_COLUMNS if n not in ("hit_id", "lat_deg", "lon_deg")],
+                                 recent=dp.summary_hits)
+    resume = np.zeros(len(prev), dtype=bool)
+    if passes is not None and not sync:
+        passes = passes.select(np.isin(passes["defect_id"], ids))
+        resume = _resumable(prev, passes, dp)
+    trav = store.traversals_of_defects(ids[~resume])
+    if sync:
+        trav = _sync_traversal_hits(store, store.hit_trips(ids), trav)
+    if resume.any():
+        mine = passes.select(np.isin(passes["defect_id"], ids[resume]))
+        trav = _cat(trav, Columns({n: mine[n] for n in trav.names}))
+    prev = prev.with_columns(resume=resume)
+    return prev, trav, _summaries(prev, hits, totals, store.traversal_totals(ids), proj, dp,
+                                  hit_latencies_s(store, hits["device_id"], dp)), empty
+
+
+def _resumable(prev: Columns, passes: Columns, dp: DefectParams) -> np.ndarray:
+    """Which defects of ``prev`` (with stored replays) can resume their status replay with ``passes``: all of
+    their passes in it come after the last one replayed, under the same crew decision and rules."""
+    out = np.zeros(len(prev), dtype=bool)
+    order = np.lexsort((passes["trip_id"], passes["t_s"]))
+    first: dict[int, tuple[float, str]] = {}
+    for d, t, trip in zip(passes["defect_id"][order].tolist(), passes["t_s"][order].tolist(),
+                          passes["trip_id"][order].tolist(), strict=True):
+        first.setdefault(d, (t, trip))
+    for g, did in enumerate(prev["defect_id"].tolist()):
+        replay = Replay.from_json(prev["status_replay"][g]) if did in first else None
+        crew = (prev["crew_status"][g] or None,
+                float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None)
+        out[g] = replay is not None and crew[0] != "dismissed" and replay.resumes(*first[did], crew, dp)
+    return out
 
 
 def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
@@ -583,24 +625,31 @@ def _cat(a: Columns, b: Columns) -> Columns:
 def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: LocalProjection,
                     dp: DefectParams, *, now: float, detector: str, new_ids: set[int] | None = None,
                     check_ids: Sequence[int] | np.ndarray | None = None, rebuild_history: bool = False,
-                    passes: Columns | None = None, actor: str = "system") -> RefreshResult:
+                    passes: Columns | None = None, hits_synced: bool = False, actor: str = "system"
+                    ) -> RefreshResult:
     """Re-summarise defects from their hits and traversals, merge duplicates and twins, re-evaluate status
     and priority, and record status changes.
 
     ``check_ids``: the defects that may have become a duplicate or a twin (those with new hits; default all);
-    a defect only passed cannot move. ``passes``: the new traversal rows of defects among ``defect_ids`` whose
-    hits did not change, only their passes (see :func:`_refresh_passed`). ``rebuild_history``: write the whole
-    replayed timeline (reprocess)."""
+    a defect only passed cannot move. ``passes``: this trip's traversal rows: defects only passed are refreshed
+    from them alone (see :func:`_refresh_passed`), and the others resume their status replay with them where
+    they can (:func:`_load`). ``hits_synced``: the traversals agree
+    with the hits already (a trip's own ingestion keeps them so; after hits moved they are made to).
+    ``rebuild_history``: write the whole replayed timeline (reprocess)."""
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
     final_passed: dict[int, str] = {}
     if passes is not None and not rebuild_history:
-        done, final_passed = _refresh_passed(store, passes.select(np.isin(passes["defect_id"], ids)), dp, now=now,
-                                             actor=actor)
+        changed = np.union1d(np.asarray(list(new_ids), dtype=np.int64),
+                             ids if check_ids is None else np.asarray(check_ids, dtype=np.int64))
+        only_passed = np.isin(passes["defect_id"], ids) & ~np.isin(passes["defect_id"], changed)
+        done, final_passed = _refresh_passed(store, passes.select(only_passed), dp, now=now, actor=actor)
         ids = np.setdiff1d(ids, done)
     if ids.size == 0:
         return RefreshResult([], final_passed)
-    prev, trav, summ, gone = _load(store, ids, proj, dp)
+    prev, trav, summ, gone = _load(store, ids, proj, dp, sync=not hits_synced,
+                                   passes=None if passes is None or rebuild_history else passes.select(
+                                       ~np.isin(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))))
     merged: list[int] = gone.tolist()
     sc = Columns({k: np.asarray(v) for k, v in summ.items()})
     check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
@@ -636,19 +685,6 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     result = _finalise(store, prev, sc.data, trav, dp, now=now, detector=detector, new_ids=new_ids,
                        rebuild_history=rebuild_history, merged=merged, actor=actor)
     return RefreshResult(result.merged, final_passed | result.final_status)
-
-
-def _pass_counts(ids: np.ndarray, trav: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
-    """The summary columns that depend only on a defect's passes; ``ids`` sorted."""
-    k = ids.size
-    tlab = np.searchsorted(ids, trav["defect_id"])
-    n_trav = np.bincount(tlab, minlength=k)
-    n_trav_hit = np.bincount(tlab, trav["hit"].astype(float), minlength=k).astype(np.int64)
-    first_trav = np.full(k, np.inf)
-    last_trav = np.full(k, -np.inf)
-    np.minimum.at(first_trav, tlab, trav["t_s"])
-    np.maximum.at(last_trav, tlab, trav["t_s"])
-    return _counts(n_trav, n_trav_hit, first_trav, last_trav, dp)
 
 
 def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, last_s: np.ndarray, dp: DefectParams
@@ -788,10 +824,23 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
     order = np.argsort(trav["defect_id"], kind="stable")
     tids = trav["defect_id"][order]
     bounds = np.searchsorted(tids, ids), np.searchsorted(tids, ids, side="right")
+    resume = prev["resume"] if "resume" in prev else np.zeros(ids.size, dtype=bool)
     for g, did in enumerate(ids.tolist()):
         m = order[bounds[0][g]:bounds[1][g]]
         crew = prev["crew_status"][g] or None
         crew_at = float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None
+        if resume[g]:                        # ``trav`` holds only the new passes: continue the stored replay
+            transitions, replay[g] = replay_passes(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m],
+                                                   trav["hit"][m], dp, resume=Replay.from_json(
+                                                       prev["status_replay"][g]), start_t_s=crew_at)
+            replay[g] = replay[g].to_json()
+            old, status[g], since[g] = str(prev["status"][g]), str(prev["status"][g]), prev["status_since_s"][g]
+            if transitions:
+                tr = transitions[-1]
+                status[g], since[g] = tr.to_status, tr.t_s
+                if old != tr.to_status:
+                    history.append(_history_row(did, Transition(tr.t_s, old, tr.to_status, tr.reason), now, actor))
+            continue
         res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
                               crew_status=crew, crew_at_s=crew_at)
         status[g], since[g] = res.status, res.since_s

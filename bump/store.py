@@ -272,6 +272,15 @@ ALTER TABLE defects ADD COLUMN status_replay TEXT;
 ALTER TABLE defects ADD COLUMN first_traversal_s {real};
 """
 
+# A defect's latest hits are read on every refresh: an index in time order holding the columns summaries read
+# finds them without reading the rest or each hit's row (its features and detector JSON make it ~1-2 kB).
+_M6 = """
+CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
+    heading_deg, kind, severity, depth_class, confidence, speed_mps);
+DROP INDEX hits_defect;
+CREATE INDEX traversals_defect_time ON traversals (defect_id, t_s, hit);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -279,6 +288,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     3: ("API tokens (hashed)", _M3),
     4: ("road-cell indexes by device (incremental cell aggregates)", _M4),
     5: ("defects: where the status replay stands (resumed by later passes), first pass", _M5),
+    6: ("covering indexes for defect summaries (latest hits, pass totals)", _M6),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -652,13 +662,52 @@ class Store:
         sql = f"SELECT {', '.join(names)} FROM hits {where} ORDER BY hit_id"
         return _columns(self._ex(sql, params).fetchall(), names, HIT_COLUMNS)
 
-    def hits_of_defects(self, defect_ids: Sequence[int], columns: Sequence[str] | None = None) -> Columns:
-        """Hits of the defects, by hit id; only ``columns`` when given."""
+    def hits_of_defects(self, defect_ids: Sequence[int], columns: Sequence[str] | None = None, *,
+                        recent: int | None = None) -> Columns:
+        """Hits of the defects, by hit id; only ``columns`` when given; with ``recent``, only each defect's
+        ``recent`` latest hits (by time, then id)."""
         names = _known(columns, HIT_COLUMNS, "hit")
         parts = []
+        if recent is not None:                  # one indexed range per defect (loop over defects)
+            with_id = list(dict.fromkeys([*names, "hit_id"]))
+            sql = (f"SELECT {', '.join(with_id)} FROM hits WHERE defect_id = ? ORDER BY t_s DESC, hit_id DESC "
+                   f"LIMIT ?")
+            rows = [r for d in {int(d) for d in defect_ids} for r in self._ex(sql, (d, int(recent))).fetchall()]
+            cols = _columns(rows, with_id, HIT_COLUMNS)
+            cols = cols.select(np.argsort(cols["hit_id"], kind="stable"))
+            return Columns({n: cols[n] for n in names})
         for chunk in _chunks([int(d) for d in defect_ids]):
             parts.append(self._hits_where(f"WHERE defect_id IN ({', '.join('?' * len(chunk))})", chunk, names))
         return _concat(parts, {n: HIT_COLUMNS[n] for n in names})
+
+    def hit_totals(self, defect_ids: Sequence[int]) -> Columns:
+        """Per defect with hits (by id): ``n_hits``, ``n_devices`` (distinct), ``first_seen_s``, ``last_seen_s``."""
+        dtypes = {"defect_id": "i8", "n_hits": "i8", "n_devices": "i8", "first_seen_s": "f8", "last_seen_s": "f8"}
+        parts = [_columns(self._ex(
+            f"SELECT defect_id, COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s) FROM hits "
+            f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
+            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
+        return _concat(parts, dtypes)
+
+    def traversal_totals(self, defect_ids: Sequence[int]) -> Columns:
+        """Per defect with passes (by id): ``n_traversals``, ``n_traversal_hits``, ``first_traversal_s``,
+        ``last_traversal_s``."""
+        dtypes = {"defect_id": "i8", "n_traversals": "i8", "n_traversal_hits": "i8", "first_traversal_s": "f8",
+                  "last_traversal_s": "f8"}
+        parts = [_columns(self._ex(
+            f"SELECT defect_id, COUNT(*), SUM(hit), MIN(t_s), MAX(t_s) FROM traversals "
+            f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
+            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
+        return _concat(parts, dtypes)
+
+    def hit_trips(self, defect_ids: Sequence[int]) -> Columns:
+        """Per (defect, trip) with hits: ``t_s`` of its first hit and the ``device_id``."""
+        dtypes = {"defect_id": "i8", "trip_id": "U", "t_s": "f8", "device_id": "U"}
+        parts = [_columns(self._ex(
+            f"SELECT defect_id, trip_id, MIN(t_s), MIN(device_id) FROM hits "
+            f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id, trip_id",
+            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks([int(d) for d in defect_ids])]
+        return _concat(parts, dtypes)
 
     def hits_of_trip(self, trip_id: str) -> Columns:
         return self._hits_where("WHERE trip_id = ?", (trip_id,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_store import DAY_S, POTHOLE, T0_S, add_trip, store  # noqa: F401  (fixture)
+from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
 
 from bump import pipeline
 from bump.cluster import (
@@ -216,6 +216,40 @@ def test_a_defect_only_passed_is_refreshed_from_its_passes_as_a_full_refresh_wou
     assert fast["n_traversals"][0] == 8 and fast["n_traversal_hits"][0] == 3
     pipeline.refresh_defects(store, [did], pipeline.projection(store), P, now=T0_S + 20 * DAY_S,
                              detector=pipeline._detector_json(DetectorParams(), P))
+    full = store.all_defects()
+    for n in names:
+        assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
+            else full[n].tolist() == fast[n].tolist(), n
+
+
+def test_a_defect_hit_again_resumes_its_replay_and_reads_only_its_latest_hits(store, monkeypatch) -> None:  # noqa: F811
+    dp = DefectParams(summary_hits=4)
+    read: list[int] = []
+    real = store.traversals_of_defects
+    monkeypatch.setattr(store, "traversals_of_defects", lambda ids: read.extend(int(i) for i in ids) or real(ids))
+
+    def trip(name: str, dev: str, day: float, impacts: list) -> None:
+        trace = road_trace(name, dev, t0_s=T0_S + day * DAY_S)
+        pipeline.ingest_trace(store, trace, detection=fake_detection(trace, impacts), defect_params=dp,
+                              clock=lambda: T0_S + day * DAY_S + 3600.0)
+
+    for k, dev in enumerate(["a", "b", "c", "d", "e", "f"]):
+        trip(f"hit{k}", dev, k, [POTHOLE])
+    did = int(store.all_defects()["defect_id"][0])
+    read.clear()
+    trip("hit6", "g", 6, [(0.0, 0.0, "pothole", 14.0, 0.9)])                    # in time order: resumes
+    assert did not in read
+    trip("late", "h", 3.5, [POTHOLE])                                         # before the last pass: replays all
+    assert did in read
+    fast = store.all_defects()
+    assert fast["n_hits"][0] == 8 and fast["n_devices"][0] == 8 and fast["n_traversals"][0] == 8
+    # severity from the latest 4 hits (one deeper), counts and first seen from all of them
+    assert fast["severity"][0] == pytest.approx(np.quantile([9.0, 9.0, 14.0, 9.0], 0.75))
+    assert fast["first_seen_s"][0] < T0_S + DAY_S
+    names = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "last_traversal_s", "status",
+             "status_since_s", "priority", "n_hits", "n_devices", "severity", "first_seen_s", "last_seen_s")
+    pipeline.refresh_defects(store, [did], pipeline.projection(store), dp, now=T0_S + 20 * DAY_S,
+                             detector=pipeline._detector_json(DetectorParams(), dp))
     full = store.all_defects()
     for n in names:
         assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
