@@ -68,8 +68,8 @@ class Signals:
         t = self.t_s[idx]
         i0 = np.minimum(np.interp(t, gt, np.arange(gt.size, dtype=float)).astype(np.int64), gt.size - 2)
         frac = np.clip((t - gt[i0]) / (gt[i0 + 1] - gt[i0]), 0.0, 1.0)[..., None]
-        g0 = self.gyro_rad_s[i0]
-        return g0 + frac * (self.gyro_rad_s[i0 + 1] - g0)
+        g0 = np.take(self.gyro_rad_s, i0, axis=0)         # take: several times faster than fancy indexing here
+        return g0 + frac * (np.take(self.gyro_rad_s, i0 + 1, axis=0) - g0)
 
     def window_rotation(self, i0: int, i1: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(roll rate, pitch rate) in the impact band and |omega| over [i0, i1) [rad/s]."""
@@ -166,9 +166,10 @@ def _abs_corr(x: np.ndarray, y: np.ndarray, lo: np.ndarray | int, hi: np.ndarray
     return np.where(den > 0, np.abs(_row_reduce(np.add, xc * yc, lo, hi)) / np.where(den > 0, den, 1.0), 0.0)
 
 
-def _filter_rows(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
-    """Zero-phase band-pass of every row (event window) of the 2-D ``x`` at once [same units as x]."""
-    return bandpass(x, band_hz, fs_hz, axis=1)
+def _filter_rows(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, start: int = 0) -> np.ndarray:
+    """Zero-phase band-pass of every row (event window) of the 2-D ``x`` at once [same units as x]; its columns
+    from ``start`` on (the filter still runs over the whole row)."""
+    return bandpass(x, band_hz, fs_hz, axis=1, start=start)
 
 
 def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheelbase_m: float,
@@ -197,22 +198,24 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     margin = ctx + 2 * body_ctx
     length = longest + 2 * margin
     g = np.clip((s - margin)[:, None] + np.arange(length)[None, :], 0, n - 1)   # grid index of every window cell
-    # the narrow part of the window: the context plus IMPACT_PAD_S each side, the same columns for every event;
-    # impact-band signals are read there only (their filters settle within ~0.1 s). Column ranges in it:
+    # the context part of the window, the same columns for every event: signals filtered beforehand (cf, impact
+    # band) are read there only, each event's context being its columns [0, ctx_hi), the event [ctx, ctx + n_event)
+    wide = slice(margin - ctx, length - margin + ctx)
+    ctx_hi = 2 * ctx + n_event
+    g_c = g[:, wide]
+    # the narrow part: the context plus IMPACT_PAD_S each side, for signals filtered here in the impact band
+    # (their filters settle within ~0.1 s), kept from the context on
     pad = round(IMPACT_PAD_S * fs)
-    narrow = slice(margin - ctx - pad, length - margin + ctx + pad)
-    g_n = g[:, narrow]
-    ev_lo = pad + ctx                                  # the event: [ev_lo, ev_lo + n_event)
-    ctx_lo, ctx_hi = pad, pad + 2 * ctx + n_event      # its context
-    cf = sig.cf_mps2[g_n]
-    imp = sig.a_impact_mps2[g_n]
+    g_n = g[:, wide.start - pad:wide.stop + pad]
+    cf = sig.cf_mps2[g_c]
+    imp = sig.a_impact_mps2[g_c]
     up = sig.a_up_mps2[g]
     left = sig.a_left_mps2[g]
-    in_event = np.arange(longest)[None, :] < n_event[:, None]          # over the columns [ev_lo, ev_lo + longest)
-    ip = s + np.argmax(np.where(in_event, cf[:, ev_lo:ev_lo + longest], -np.inf), axis=1)  # peak of cf
+    in_event = np.arange(longest)[None, :] < n_event[:, None]          # over the columns [ctx, ctx + longest)
+    ip = s + np.argmax(np.where(in_event, cf[:, ctx:ctx + longest], -np.inf), axis=1)  # peak of cf
     out: dict[str, np.ndarray] = {"i_start": s, "i_stop": stops.astype(np.int64), "i_peak": ip}
     # --- timing and size
-    absimp = np.where(in_event, np.abs(imp[:, ev_lo:ev_lo + longest]), 0.0)
+    absimp = np.where(in_event, np.abs(imp[:, ctx:ctx + longest]), 0.0)
     big = absimp > 0.5 * absimp.max(axis=1, keepdims=True)
     # first strong motion (the first axle's contact); the window's first cell if none
     i_onset = np.where(big.any(axis=1), s + np.argmax(big, axis=1), s - margin)
@@ -225,53 +228,65 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     half = np.partition(sig.background_mps2, n // 2)          # np.median, with one partition instead of two
     typical = float(half[n // 2] if n % 2 else 0.5 * (half[: n // 2].max() + half[n // 2]))   # the trip's median
     out["background_ratio"] = sig.background_mps2[ip] / max(typical, 1e-6)
-    out["impact_p2p_mps2"] = _ptp(imp, ctx_lo, ctx_hi)
+    out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
     out["energy_m2ps3"] = (absimp * absimp).sum(axis=1) / fs
     out["first_motion"] = np.sign(sig.a_impact_mps2[i_onset]).astype(np.int64)
-    body_lo = ip - body_ctx - (s - margin)
-    out["body_p2p_mps2"] = _ptp(_filter_rows(up, sig.body_band_hz, fs), body_lo, body_lo + 2 * body_ctx)
-    motion = _filter_rows(np.concatenate([up, left]), motion_band_hz, fs)
-    a_motion, lat_motion = motion[:n_ev], motion[n_ev:]
-    vel = _filter_rows(np.cumsum(a_motion, axis=1) / fs, motion_band_hz, fs)
-    disp = _filter_rows(np.cumsum(vel, axis=1) / fs, motion_band_hz, fs)
+    # filtered windows are kept from the first column read on (the backward passes stop there)
+    body_first = margin - body_ctx                     # the body's response: peak +- body_ctx, the peak in the event
+    body_lo = ip - body_ctx - (s - margin) - body_first
+    body = _filter_rows(up, sig.body_band_hz, fs, start=body_first)
+    out["body_p2p_mps2"] = _ptp(body, body_lo, body_lo + 2 * body_ctx)
+    a_motion = _filter_rows(up, motion_band_hz, fs)
+    lat_motion = _filter_rows(left, motion_band_hz, fs, start=wide.start)[:, :g_c.shape[1]]    # context columns
+    # velocity and displacement times fs and fs^2 (the filters are linear: scaled once, at the end)
+    vel_fs = _filter_rows(np.cumsum(a_motion, axis=1), motion_band_hz, fs)
     motion_lo, motion_hi = margin - round(0.1 * fs), margin + ctx + n_event
-    out["vel_p2p_mps"] = _ptp(vel, motion_lo, motion_hi)
-    out["disp_p2p_m"] = _ptp(disp, motion_lo, motion_hi)
+    disp_fs2 = _filter_rows(np.cumsum(vel_fs, axis=1), motion_band_hz, fs, start=motion_lo)
+    out["vel_p2p_mps"] = _ptp(vel_fs, motion_lo, motion_hi) / fs
+    out["disp_p2p_m"] = _ptp(disp_fs2, 0, motion_hi - motion_lo) / (fs * fs)
     # --- one wheel or both, handling
-    horiz = _filter_rows(np.concatenate([sig.a_forward_mps2[g_n], left[:, narrow]]), sig.impact_band_hz, fs)
-    vert_rms = np.maximum(_rms(imp, ctx_lo, ctx_hi), 1e-6)
-    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), ctx_lo, ctx_hi) / vert_rms
-    left_n, up_n = left[:, narrow], up[:, narrow]
-    out["lateral_ratio"] = (_rms(_centred(left_n, ctx_lo, ctx_hi), ctx_lo, ctx_hi)
-                            / np.maximum(_rms(_centred(up_n, ctx_lo, ctx_hi), ctx_lo, ctx_hi), 1e-6))
-    out["lateral_up_corr"] = _abs_corr(lat_motion[:, narrow], imp, ctx_lo, ctx_hi)
+    fwd_left = np.empty((2 * n_ev, g_n.shape[1]))
+    np.take(sig.a_forward_mps2, g_n, out=fwd_left[:n_ev])
+    fwd_left[n_ev:] = left[:, wide.start - pad:wide.stop + pad]
+    horiz = _filter_rows(fwd_left, sig.impact_band_hz, fs, start=pad)                 # from the context on
+    vert_rms = np.maximum(_rms(imp, 0, ctx_hi), 1e-6)
+    out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), 0, ctx_hi) / vert_rms
+    left_c, up_c = left[:, wide], up[:, wide]
+    out["lateral_ratio"] = (_rms(_centred(left_c, 0, ctx_hi), 0, ctx_hi)
+                            / np.maximum(_rms(_centred(up_c, 0, ctx_hi), 0, ctx_hi), 1e-6))
+    out["lateral_up_corr"] = _abs_corr(lat_motion, imp, 0, ctx_hi)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
     if sig.has_gyro:
         gyro = sig.window_gyro_at(g_n)                                      # (events, columns, 3)
-        # roll and pitch rates about each sample's mount axes: projections on every segment's axes, then a pick
-        axes = np.concatenate([sig.forward_axis, sig.left_axis])            # (2 * segments, 3)
-        proj = gyro @ axes.T
-        seg = sig.segment[g_n][..., None]
-        rot = _filter_rows(np.concatenate([np.take_along_axis(proj, seg, axis=2)[..., 0],
-                                           np.take_along_axis(proj, seg + sig.forward_axis.shape[0], axis=2)[..., 0]]),
-                           sig.impact_band_hz, fs)
+        # roll and pitch rates about each sample's mount axes (rows: every event's roll, then every pitch)
+        rates = np.empty((2 * n_ev, g_n.shape[1]))
+        if sig.forward_axis.shape[0] == 1:                                  # one mount: one projection each
+            np.matmul(gyro, sig.forward_axis[0], out=rates[:n_ev])
+            np.matmul(gyro, sig.left_axis[0], out=rates[n_ev:])
+        else:                                                               # projections on every segment's axes,
+            proj = gyro @ np.concatenate([sig.forward_axis, sig.left_axis]).T      # then a pick per sample
+            seg = sig.segment[g_n][..., None]
+            rates[:n_ev] = np.take_along_axis(proj, seg, axis=2)[..., 0]
+            rates[n_ev:] = np.take_along_axis(proj, seg + sig.forward_axis.shape[0], axis=2)[..., 0]
+        rot = _filter_rows(rates, sig.impact_band_hz, fs, start=pad)                   # from the context on
         roll, pitch = rot[:n_ev], rot[n_ev:]
-        out["roll_pitch_corr"] = _abs_corr(roll, pitch, ctx_lo, ctx_hi)
-        out["roll_ratio"] = _rms(roll, ctx_lo, ctx_hi) / np.maximum(_rms(pitch, ctx_lo, ctx_hi), 1e-4)
-        out["gyro_max_rad_s"] = np.sqrt(_row_reduce(np.maximum, np.einsum("ijk,ijk->ij", gyro, gyro), ctx_lo, ctx_hi))
+        out["roll_pitch_corr"] = _abs_corr(roll, pitch, 0, ctx_hi)
+        out["roll_ratio"] = _rms(roll, 0, ctx_hi) / np.maximum(_rms(pitch, 0, ctx_hi), 1e-4)
+        gyro_c = gyro[:, pad:pad + g_c.shape[1]]
+        out["gyro_max_rad_s"] = np.sqrt(_row_reduce(np.maximum, np.einsum("ijk,ijk->ij", gyro_c, gyro_c), 0, ctx_hi))
     else:
         out["roll_pitch_corr"] = out["roll_ratio"] = out["gyro_max_rad_s"] = np.full(n_ev, np.nan)
     # --- front/rear axle double hit: coherence of cf with itself one wheelbase later, over the context
     v = sig.speed_mps[ip]
     out["speed_mps"] = v
     lag = np.where(np.isfinite(v) & (v > 0.5), np.round(wheelbase_m / np.maximum(v, 0.5) * fs), 0).astype(np.int64)
-    later = sig.cf_mps2[np.clip((s - margin + narrow.start + lag)[:, None] + np.arange(g_n.shape[1]), 0, n - 1)]
-    out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, ctx_lo, ctx_hi), np.nan)
+    later = sig.cf_mps2[np.clip((s - margin + wide.start + lag)[:, None] + np.arange(g_c.shape[1]), 0, n - 1)]
+    out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, 0, ctx_hi), np.nan)
     i_before = np.maximum(0, ip - round(3.0 * fs))
     i_near = np.maximum(0, ip - round(0.3 * fs))
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
-    out["valid"] = _row_reduce(np.logical_and, sig.valid[g_n], ctx_lo, ctx_hi)
+    out["valid"] = _row_reduce(np.logical_and, sig.valid[g_c], 0, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
 
 
@@ -292,7 +307,7 @@ def _tilt_max_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarr
     for r in range(stride):                                              # loop over a block's samples (<= 5)
         if r == rem and rem:
             head = csum[:, q + 1:q + 1 + n_win].copy()                   # first `rem` samples of each window's next
-        csum[:, 1:] += sig.accel_mps2[np.clip(first + r, 0, last)]
+        csum[:, 1:] += np.take(sig.accel_mps2, np.clip(first + r, 0, last), axis=0)
     np.cumsum(csum, axis=1, out=csum)
     total = csum[:, q:q + n_win] - csum[:, :n_win]                       # (events, windows, 3) window sums
     if rem:

@@ -71,7 +71,7 @@ import numpy as np
 from scipy import special
 
 from detect.columns import Columns
-from detect.signal import bandpass, block_means, design_rate_hz, running_background
+from detect.signal import bandpass, block_means, design_rate_hz, running_background, running_max_every
 
 N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
 IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
@@ -295,8 +295,12 @@ def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIG
     e = x * x
     if e.size == 0:
         return e
-    sigma2 = running_background(e, fs_hz, background_s, block_s=BACKGROUND_BLOCK_S) / CHI2_1_MEDIAN
-    return np.minimum(e, clip_sigma**2 * sigma2) / _clip_consistency(clip_sigma)
+    clipped = running_background(e, fs_hz, background_s, block_s=BACKGROUND_BLOCK_S)
+    clipped /= CHI2_1_MEDIAN                                   # sigma^2, then in place: the clip, the energy
+    clipped *= clip_sigma**2
+    np.minimum(e, clipped, out=clipped)
+    clipped /= _clip_consistency(clip_sigma)
+    return clipped
 
 
 # ------------------------------------------------------------------------------------------------------ windows
@@ -322,24 +326,31 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     t_in = np.asarray(t_s, dtype=float)
     if t_in.size < 2 or window_m <= 0.0:
         return _empty()
-    d_in = np.fmax.accumulate(np.asarray(distance_m, dtype=float))     # monotone, NaN carried over
-    first = np.flatnonzero(np.isfinite(d_in))
-    if first.size == 0:
-        return _empty()
-    d_in = np.where(np.isfinite(d_in), d_in, d_in[first[0]])
-    a = np.asarray(a_up_mps2, dtype=float)
     m = decimation(fs_hz, band_hz)
     fs = fs_hz / m
+    # the distance, made monotone (NaN carried over; before the first number, that number), at every m-th sample
+    d = _monotone_distance_every(np.asarray(distance_m, dtype=float), m)
+    if d is None:
+        return _empty()
+    d, d_last = d
+    a = np.asarray(a_up_mps2, dtype=float)
     # box means of m samples (the calibration knows their response); a block is bad if any of its samples is
-    t, d = t_in[::m], d_in[::m]
+    t = t_in[::m]
     n = t.size
-    a_d = block_means(np.where(np.isfinite(a), a, 0.0)[:, None], m)[:, 0]
-    bad_d = block_means((~(np.asarray(valid, dtype=bool) & np.isfinite(a))).astype(float)[:, None], m)[:, 0] > 0
+    ok = np.asarray(valid, dtype=bool)
+    a_d = block_means(a[:, None], m)[:, 0]
+    if not np.isfinite(a_d).all():                    # a block mean is finite only if all its samples are
+        finite = np.isfinite(a)
+        ok = ok & finite
+        a_d = block_means(np.where(finite, a, 0.0)[:, None], m)[:, 0]
+    bad_d = np.zeros(n, dtype=bool)
+    bad_d[np.flatnonzero(~ok) // m] = True
     v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
     energy = gaussian_energy(bandpass(a_d, band_hz, fs), fs)
     d0 = d[0]
     win = np.floor((d - d0) / window_m).astype(np.int64)
-    starts = np.flatnonzero(np.diff(win, prepend=-1))                  # first block of each window
+    starts = np.flatnonzero(win[1:] != win[:-1])                      # first block of each window
+    starts = np.concatenate(([0], starts + 1))
     counts = np.diff(np.append(starts, n))
     k = win[starts]
     v_ok = np.isfinite(v)
@@ -349,7 +360,7 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     n_fast = np.add.reduceat((v_ok & (v0 >= min_speed_mps)).astype(np.int64), starts)
     n_bad = np.add.reduceat(bad_d.astype(np.int64), starts)
     dist_start = d0 + k * window_m
-    length = np.append(np.minimum(np.diff(dist_start), window_m), d_in[-1] - dist_start[-1])
+    length = np.append(np.minimum(np.diff(dist_start), window_m), d_last - dist_start[-1])
     full = np.append(np.ones(k.size - 1, dtype=bool), length[-1] >= window_m * (1.0 - 1e-9))
     speed = np.where(n_v > 0, sum_v / np.maximum(n_v, 1), np.nan)
     rms = np.sqrt(np.add.reduceat(energy, starts) / counts)
@@ -361,6 +372,26 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     t_end = np.append(t[starts[1:]], t_in[-1] + 1.0 / fs_hz)
     return Columns({"t_start_s": t[starts], "t_end_s": t_end, "distance_start_m": dist_start, "length_m": length,
                     "speed_mps": speed, "rms_mps2": rms, "iri_m_per_km": iri, "valid": good})
+
+
+def _monotone_distance_every(distance_m: np.ndarray, m: int) -> tuple[np.ndarray, float] | None:
+    """``(d[::m], d[-1])`` of ``d = np.fmax.accumulate(distance_m)`` with its leading non-finite values set to its
+    first finite one [m]; None when there is none. The running maximum runs over the maxima of the ``m`` samples
+    before each kept one (:func:`detect.signal.running_max_every`), so only the leading stretch is read again."""
+    d, last = running_max_every(distance_m, m)
+    known = np.isfinite(d)
+    if known.all() and np.isfinite(last):
+        return d, last
+    if known[0]:
+        first_value = float(d[0])
+    else:
+        j = int(np.argmax(known)) if known.any() else d.size      # first kept sample with a number behind it
+        head = np.fmax.accumulate(distance_m[(j - 1) * m + 1:j * m + 1])   # the samples since the kept one before
+        first = np.flatnonzero(np.isfinite(head))
+        if first.size == 0:
+            return None
+        first_value = float(head[first[0]])
+    return np.where(known, d, first_value), last if np.isfinite(last) else first_value
 
 
 def aggregate_windows(windows: Columns, length_m: float = 100.0) -> Columns:

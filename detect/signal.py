@@ -15,9 +15,9 @@ SNAP_STEPS = 0.05     # input within this many grid steps of a uniform grid is u
 
 
 def _median_dt_s(t_s: np.ndarray) -> float:
-    """Median sample interval [s] over at most ~20,000 evenly spaced intervals."""
-    dt = np.diff(t_s)
-    return float(np.median(dt[:: max(1, dt.size // 20_000)]))
+    """Median sample interval [s] over at most ~20,000 evenly spaced intervals (only those are differenced)."""
+    step = max(1, (t_s.size - 1) // 20_000)
+    return float(np.median(t_s[1::step] - t_s[:-1:step]))
 
 
 def grid_rate_hz(t_s: np.ndarray, max_rate_hz: float) -> float:
@@ -127,9 +127,12 @@ def _tf(low_hz: float, high_hz: float, fs_hz: float, order: int) -> tuple[np.nda
     return b, a, signal.lfilter_zi(b, a)
 
 
-def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order: int = 2, axis: int = 0
-             ) -> np.ndarray:
+def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order: int = 2, axis: int = 0,
+             start: int = 0) -> np.ndarray:
     """Zero-phase Butterworth band-pass (second-order sections) along ``axis`` [same units as x].
+
+    With ``start`` (0 <= start < length along the axis) only the output from that sample on is returned
+    (``bandpass(x, ...)[..., start:]`` along the axis, computed as such: the backward pass stops there).
 
     The band's upper edge is clipped to 0.9 x Nyquist, so the same call works from 5 to 200 Hz. Forward-backward
     filtering with odd extension at both ends, as ``scipy.signal.sosfiltfilt`` does, with the filter design and
@@ -143,24 +146,31 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     n = x.shape[axis]
     key = (float(band_hz[0]), float(band_hz[1]), design_rate_hz(fs_hz), order)
     sos = _sos(*key)
-    if sos is None or n < 16:
-        return x - np.mean(x, axis=axis, keepdims=True)
 
     def along(*s: int | None) -> tuple[slice, ...]:
         return (slice(None),) * axis + (slice(*s),)
 
+    if sos is None or n < 16:
+        return np.ascontiguousarray((x - np.mean(x, axis=axis, keepdims=True))[along(start, None)])
+
     padlen = min(n - 1, 3 * (2 * sos.shape[0] + 1))
-    ext = np.concatenate([2 * x[along(0, 1)] - x[along(padlen, 0, -1)], x,
-                          2 * x[along(n - 1, n)] - x[along(-2, -padlen - 2, -1)]], axis=axis)
+    head = 2 * x[along(0, 1)] - x[along(padlen, 0, -1)]              # odd extensions at both ends
+    tail = 2 * x[along(n - 1, n)] - x[along(-2, -padlen - 2, -1)]
     if sos.shape[0] <= TF_MAX_SECTIONS:
         b, a, zi_tf = _tf(*key)
         shape = [1] * x.ndim
         shape[axis] = zi_tf.size
         zi_t = zi_tf.reshape(shape)                       # (..., order along the axis, ...)
-        y, _ = signal.lfilter(b, a, ext, axis=axis, zi=zi_t * ext[along(0, 1)])
-        y = y[along(None, None, -1)]
-        y, _ = signal.lfilter(b, a, y, axis=axis, zi=zi_t * y[along(0, 1)])
-        return np.ascontiguousarray(y[along(None, None, -1)][along(padlen, padlen + n)])
+        # each pass runs piece by piece, the state carried over (the same recurrence as over the concatenation,
+        # without copying the signal); the backward pass needs only the tail's state and the signal's span
+        _, z = signal.lfilter(b, a, head, axis=axis, zi=zi_t * head[along(0, 1)])
+        y, z = signal.lfilter(b, a, x, axis=axis, zi=z)
+        y_tail, _ = signal.lfilter(b, a, tail, axis=axis, zi=z)
+        y_tail = y_tail[along(None, None, -1)]
+        _, z = signal.lfilter(b, a, y_tail, axis=axis, zi=zi_t * y_tail[along(0, 1)])
+        y, _ = signal.lfilter(b, a, y[along(None, start - 1 if start else None, -1)], axis=axis, zi=z)
+        return np.ascontiguousarray(y[along(None, None, -1)])
+    ext = np.concatenate([head, x, tail], axis=axis)
     zi = _sos_zi(*key)
     shape = [1] * (x.ndim + 1)
     shape[0], shape[axis + 1] = sos.shape[0], 2
@@ -168,7 +178,7 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     y, _ = signal.sosfilt(sos, ext, axis=axis, zi=zi_b * ext[along(0, 1)])
     y = y[along(None, None, -1)]
     y, _ = signal.sosfilt(sos, y, axis=axis, zi=zi_b * y[along(0, 1)])
-    return np.ascontiguousarray(y[along(None, None, -1)][along(padlen, padlen + n)])
+    return np.ascontiguousarray(y[along(None, None, -1)][along(padlen + start, padlen + n)])
 
 
 def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
@@ -185,8 +195,13 @@ def _row_medians(rows: np.ndarray) -> np.ndarray:
     median also partitions to find NaN, which costs as much again."""
     m = rows.shape[1]
     part = np.partition(rows, m // 2, axis=1)            # one kth: several cost as much as a sort
-    med = part[:, m // 2] if m % 2 else 0.5 * (part[:, : m // 2].max(axis=1) + part[:, m // 2])
-    if np.issubdtype(rows.dtype, np.floating):
+    med = part[:, m // 2]
+    if m % 2 == 0:                                       # and the largest of the lower half, column by column
+        below = part[:, 0].copy()                        # (a reduction along short rows costs per row)
+        for j in range(1, m // 2):                       # loop over the columns of a block (<= 16)
+            np.maximum(below, part[:, j], out=below)
+        med = 0.5 * (below + med)
+    if np.issubdtype(rows.dtype, np.floating) and np.isnan(part).any():
         med = np.where(np.isnan(part).any(axis=1), np.nan, med)
     return med
 
@@ -225,6 +240,29 @@ def block_means(x: np.ndarray, n_block: int) -> np.ndarray:
     return out
 
 
+def running_max_every(x: np.ndarray, m: int) -> tuple[np.ndarray, float]:
+    """``(r[::m], r[-1])`` of the running maximum ``r = np.fmax.accumulate(x)`` (NaN ignored once a number is seen).
+
+    A non-decreasing ``x`` (a cumulative distance) is its own running maximum: one comparison pass. Otherwise the
+    running maximum runs over the maxima of the ``m`` samples up to each kept one, found by ``m - 1`` strided
+    passes: the (slow, sequential) accumulation runs at 1/m of the rate.
+    """
+    m = max(1, int(m))
+    if x.size > 1 and np.greater_equal(x[1:], x[:-1]).all():        # already non-decreasing (and no NaN)
+        return x[::m].astype(np.float64), float(x[-1])
+    n_kept = -(-x.size // m)
+    kept = np.empty(n_kept)
+    kept[0] = x[0]
+    if n_kept > 1:
+        after = x[1:1 + (n_kept - 1) * m].reshape(n_kept - 1, m)    # row i: the samples (i * m, (i + 1) * m]
+        np.copyto(kept[1:], after[:, 0])
+        for j in range(1, m):                                        # loop over a block's samples (m, a handful)
+            np.fmax(kept[1:], after[:, j], out=kept[1:])
+    np.fmax.accumulate(kept, out=kept)
+    tail = x[1 + (n_kept - 1) * m:]
+    return kept, float(kept[-1] if tail.size == 0 else np.fmax(kept[-1], np.fmax.reduce(tail)))
+
+
 def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: float = 1.0,
                        max_per_block: int = 32) -> np.ndarray:
     """Robust local level of ``x``: medians of ``block_s`` blocks (each over at most ``max_per_block`` evenly
@@ -250,7 +288,24 @@ def interp_regular(knots: np.ndarray, first_x: float, step_x: float, n: int) -> 
     slope = np.diff(knots) / step_x
     a = np.concatenate(([knots[0]], knots[:-1] - x_knot[:-1] * slope, [knots[-1]]))
     b = np.concatenate(([0.0], slope, [0.0]))
-    return np.repeat(a, counts) + np.arange(n) * np.repeat(b, counts)
+    inner = counts[1:-1]                                 # the runs between two knots
+    same = np.flatnonzero(inner != inner[0])
+    n_same = int(same[0]) if same.size else inner.size   # leading runs as long as the first
+    if inner[0] == 0 or n_same < inner.size - 1:
+        return np.repeat(a, counts) + np.arange(n) * np.repeat(b, counts)
+    # runs of one length (knots a whole number of samples apart): a matrix of runs, a line per row, in place
+    out = np.arange(n, dtype=np.float64)
+    lo, hi = int(counts[0]), int(counts[0] + n_same * inner[0])
+    rows = out[lo:hi].reshape(n_same, int(inner[0]))
+    rows *= b[1:1 + n_same, None]
+    rows += a[1:1 + n_same, None]
+    for k in range(n_same + 1, counts.size):            # the shorter last run and the run after the last knot
+        run = out[hi:hi + counts[k]]
+        run *= b[k]
+        run += a[k]
+        hi += int(counts[k])
+    out[:lo] = a[0]
+    return out
 
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

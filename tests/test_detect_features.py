@@ -152,6 +152,7 @@ def test_filter_rows_is_bandpass_of_each_row(cols: int, band_hz: tuple[float, fl
     x = np.cumsum(np.random.default_rng(cols).normal(size=(5, cols)), axis=1)
     fast = _filter_rows(x, band_hz, 100.0)
     assert fast.flags.c_contiguous and fast.shape == x.shape
+    assert_array_equal(_filter_rows(x, band_hz, 100.0, start=cols // 3), fast[:, cols // 3:])
     for r in range(x.shape[0]):
         assert_allclose(fast[r], bandpass(x[r], band_hz, 100.0), rtol=1e-12, atol=1e-12)
 
@@ -168,3 +169,34 @@ def test_window_gyro_at_is_linear_interpolation_of_each_axis() -> None:
     want = np.stack([np.interp(sig.t_s[idx], gyro_t, gyro[:, k]) for k in range(3)], axis=-1)
     assert_allclose(sig.window_gyro_at(idx), want, rtol=1e-12, atol=1e-12)
     assert_array_equal(sig.window_gyro_at(np.array([0, sig.t_s.size - 1])), gyro[[0, -1]])   # held at the ends
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_rotation_features_match_per_event_windows(segments: int) -> None:
+    """roll_ratio, roll_pitch_corr and gyro_max against Signals.window_rotation, one event at a time, with one
+    mount and with a (made-up) re-mount between the events (per-sample axes)."""
+    from dataclasses import replace
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(hits_s=(15.0, 40.0), gyro=True, duration_s=60.0), params)
+    if segments == 2:
+        rng = np.random.default_rng(5)
+        seg = (np.arange(sig.t_s.size) >= sig.t_s.size // 2).astype(sig.segment.dtype)
+        fwd = np.vstack([sig.forward_axis, rng.normal(size=3)])
+        fwd[1] /= np.linalg.norm(fwd[1])
+        left = np.vstack([sig.left_axis, np.cross(sig.up_axis[0], fwd[1])])
+        sig = replace(sig, segment=seg, forward_axis=fwd, left_axis=left,
+                      gyro_rad_s=rng.normal(size=sig.gyro_rad_s.shape))
+    starts, stops = candidate_events(sig, params, 2.7)
+    assert starts.size >= 2
+    fs = sig.fs_hz
+    ctx, pad = round(0.3 * fs), round(IMPACT_PAD_S * fs)
+    feat = event_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
+    for k, (s, e) in enumerate(zip(starts, stops, strict=True)):
+        e = min(e, s + round(params.max_event_s * fs) + 1)
+        width = 2 * ctx + int((np.minimum(stops, starts + round(params.max_event_s * fs) + 1) - starts).max())
+        roll, pitch, norm = sig.window_rotation(s - ctx, s - ctx + width, pad)
+        hi = 2 * ctx + (e - s)
+        rms_roll, rms_pitch = (math.sqrt(float(np.mean(x[:hi] ** 2))) for x in (roll, pitch))
+        assert_allclose(feat["roll_ratio"][k], rms_roll / max(rms_pitch, 1e-4), rtol=1e-9)
+        assert_allclose(feat["roll_pitch_corr"][k], abs(np.corrcoef(roll[:hi], pitch[:hi])[0, 1]), rtol=1e-9)
+        assert_allclose(feat["gyro_max_rad_s"][k], norm[:hi].max(), rtol=1e-12)

@@ -18,6 +18,7 @@ from detect.signal import (
     moving_rms,
     resample_uniform,
     running_background,
+    running_max_every,
     true_runs,
 )
 
@@ -411,3 +412,64 @@ def test_tilt_max_deg_matches_reference(fs_hz: float, turned: bool) -> None:
     if turned:
         assert sig.up_axis.shape[0] > 1 and got[2] > 20.0     # straddles the turn: a phone in a hand
     assert got[1] < 3.0
+
+
+@pytest.mark.parametrize("m", [1, 3, 5])
+@pytest.mark.parametrize("kind", ["increasing", "dips", "nan"])
+def test_running_max_every_matches_reference(m: int, kind: str) -> None:
+    x = np.cumsum(rng.uniform(0.0, 1.0, 103))
+    if kind == "dips":
+        x[[10, 11, 50]] -= 5.0
+        x[70] += 30.0
+    elif kind == "nan":
+        x[:8] = np.nan                                 # unknown at first, and for a while later
+        x[40:44] = np.nan
+    ref, best = [], math.nan
+    for v in x.tolist():                             # np.fmax.accumulate: NaN ignored once a number is seen
+        if not math.isnan(v) and (math.isnan(best) or v > best):
+            best = v
+        ref.append(best)
+    kept, last = running_max_every(x, m)
+    assert_array_equal(kept, ref[::m])
+    assert last == ref[-1]
+
+
+@pytest.mark.parametrize(("shape", "axis", "start"),
+                         [((300,), 0, 1), ((300,), 0, 120), ((6, 200), 1, 75), ((200, 3), 0, 9), ((6, 12), 1, 4)])
+@pytest.mark.parametrize("order", [2, 4])
+def test_bandpass_from_start_is_the_tail_of_the_whole(shape: tuple[int, ...], axis: int, start: int,
+                                                      order: int) -> None:
+    from detect.signal import bandpass
+    x = rng.normal(size=shape)
+    whole = bandpass(x, (0.5, 20.0), 100.0, axis=axis, order=order)
+    part = bandpass(x, (0.5, 20.0), 100.0, axis=axis, order=order, start=start)
+    assert_array_equal(part, np.take(whole, np.arange(start, shape[axis]), axis=axis))
+    assert part.flags.c_contiguous
+
+
+@pytest.mark.parametrize("shape", [(500,), (7, 300)])
+def test_bandpass_matches_filtfilt_over_the_concatenated_extension(shape: tuple[int, ...]) -> None:
+    """The piecewise passes (state carried across the extensions) against one pass over the concatenation."""
+    from scipy import signal as sps
+
+    from detect.signal import _tf, bandpass
+    x = rng.normal(size=shape)
+    b, a, zi = _tf(0.5, 20.0, 100.0, 2)
+    got = bandpass(x, (0.5, 20.0), 100.0, axis=-1)
+    for row, want_row in zip(np.atleast_2d(x), np.atleast_2d(got), strict=True):
+        pad = 15
+        ext = np.concatenate([2 * row[0] - row[pad:0:-1], row, 2 * row[-1] - row[-2:-pad - 2:-1]])
+        y, _ = sps.lfilter(b, a, ext, zi=zi * ext[0])
+        y, _ = sps.lfilter(b, a, y[::-1], zi=zi * y[-1])
+        assert_allclose(want_row, y[::-1][pad:pad + row.size], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [2, 5, 20_001, 20_002, 60_007])
+def test_median_dt_matches_reference(n: int) -> None:
+    import statistics
+
+    from detect.signal import _median_dt_s
+    t = 1_780_000_000.0 + np.cumsum(rng.uniform(0.005, 0.015, n))
+    step = max(1, (n - 1) // 20_000)
+    want = statistics.median([t[i + 1] - t[i] for i in range(0, n - 1, step)])
+    assert _median_dt_s(t) == want

@@ -94,6 +94,41 @@ def test_vectorised_matches_reference_twin(fs_hz):
             assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
 
 
+def test_distance_unknown_at_first_and_dipping_matches_the_twin_on_its_running_maximum():
+    fs = 100.0
+    t, a, speed, dist, valid = _trace(fs)
+    raw = dist.copy()
+    raw[:333] = np.nan                             # no distance before the first fix (an odd number of samples)
+    raw[2000:2050] -= 3.0                          # a dip: the running maximum holds
+    raw[4000:4003] = np.nan
+    clean = np.fmax.accumulate(raw)
+    clean[np.isnan(clean)] = clean[np.isfinite(clean)][0]
+    got = roughness_windows(t, a, speed, raw, valid, fs, window_m=20.0, band_hz=BAND_HZ, min_speed_mps=4.0)
+    ref = windows_reference(t, a, speed, clean, valid, fs, 20.0, BAND_HZ, 4.0)
+    assert len(got) == ref["t_start_s"].size > 20
+    for name in WINDOW_DTYPES:
+        if name == "valid":
+            np.testing.assert_array_equal(got[name], ref[name])
+        else:
+            assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
+    assert len(roughness_windows(t, a, speed, np.full(t.size, np.nan), valid, fs)) == 0
+
+
+def test_non_finite_acceleration_is_a_gap_of_zeros():
+    fs = 100.0
+    t, a, speed, dist, valid = _trace(fs)
+    bad = a.copy()
+    bad[[1234, 3001]] = [np.nan, np.inf]
+    zeroed, gap = a.copy(), valid.copy()
+    zeroed[[1234, 3001]] = 0.0
+    gap[[1234, 3001]] = False
+    got = roughness_windows(t, bad, speed, dist, valid, fs)
+    want = roughness_windows(t, zeroed, speed, dist, gap, fs)
+    for name in WINDOW_DTYPES:
+        assert_allclose(got[name], want[name], rtol=0, atol=0, equal_nan=True, err_msg=name)
+    assert np.count_nonzero(want["valid"]) < np.count_nonzero(roughness_windows(t, a, speed, dist, valid, fs)["valid"])
+
+
 def test_invalid_windows_gap_low_speed_and_partial():
     fs = 50.0
     t, a, speed, dist, valid = _trace(fs)
