@@ -682,22 +682,24 @@ class Store:
 
     def hit_totals(self, defect_ids: Sequence[int]) -> Columns:
         """Per defect with hits (by id): ``n_hits``, ``n_devices`` (distinct), ``first_seen_s``, ``last_seen_s``."""
-        dtypes = {"defect_id": "i8", "n_hits": "i8", "n_devices": "i8", "first_seen_s": "f8", "last_seen_s": "f8"}
-        parts = [_columns(self._ex(
-            f"SELECT defect_id, COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s) FROM hits "
-            f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
-            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
-        return _concat(parts, dtypes)
+        return self._per_defect("COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s)", "hits", defect_ids,
+                                {"n_hits": "i8", "n_devices": "i8", "first_seen_s": "f8", "last_seen_s": "f8"})
 
     def traversal_totals(self, defect_ids: Sequence[int]) -> Columns:
         """Per defect with passes (by id): ``n_traversals``, ``n_traversal_hits``, ``first_traversal_s``,
         ``last_traversal_s``."""
-        dtypes = {"defect_id": "i8", "n_traversals": "i8", "n_traversal_hits": "i8", "first_traversal_s": "f8",
-                  "last_traversal_s": "f8"}
+        return self._per_defect("COUNT(*), SUM(hit), MIN(t_s), MAX(t_s)", "traversals", defect_ids,
+                                {"n_traversals": "i8", "n_traversal_hits": "i8", "first_traversal_s": "f8",
+                                 "last_traversal_s": "f8"})
+
+    def _per_defect(self, aggregates: str, table: str, defect_ids: Sequence[int], dtypes: Mapping[str, str]
+                    ) -> Columns:
+        """``aggregates`` (SQL, one per name of ``dtypes``) of ``table``'s rows per defect, by defect id."""
+        dtypes = {"defect_id": "i8", **dtypes}
         parts = [_columns(self._ex(
-            f"SELECT defect_id, COUNT(*), SUM(hit), MIN(t_s), MAX(t_s) FROM traversals "
-            f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
-            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
+            f"SELECT defect_id, {aggregates} FROM {table} WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
+            f"GROUP BY defect_id ORDER BY defect_id", chunk).fetchall(), list(dtypes), dtypes)
+            for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
         return _concat(parts, dtypes)
 
     def hit_trips(self, defect_ids: Sequence[int]) -> Columns:

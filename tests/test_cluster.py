@@ -195,6 +195,16 @@ def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> N
     assert all(r["kind"] != "pothole" for r in pipeline.list_defects(store, status="all", kind="all").defects)
 
 
+def _assert_a_full_refresh_agrees(store, did: int, dp: DefectParams, fast, names: tuple[str, ...]) -> None:  # noqa: F811
+    """A full refresh of defect ``did`` (every hit and pass read again) leaves ``names`` as ``fast`` has them."""
+    pipeline.refresh_defects(store, [did], pipeline.projection(store), dp, now=T0_S + 20 * DAY_S,
+                             detector=pipeline._detector_json(DetectorParams(), dp))
+    full = store.all_defects()
+    for n in names:
+        assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
+            else full[n].tolist() == fast[n].tolist(), n
+
+
 def test_a_defect_only_passed_is_refreshed_from_its_passes_as_a_full_refresh_would(store, monkeypatch) -> None:  # noqa: F811
     summarised: list[int] = []
     real = pipeline._summaries
@@ -214,12 +224,7 @@ def test_a_defect_only_passed_is_refreshed_from_its_passes_as_a_full_refresh_wou
              "status_since_s", "priority")
     fast = store.all_defects()
     assert fast["n_traversals"][0] == 8 and fast["n_traversal_hits"][0] == 3
-    pipeline.refresh_defects(store, [did], pipeline.projection(store), P, now=T0_S + 20 * DAY_S,
-                             detector=pipeline._detector_json(DetectorParams(), P))
-    full = store.all_defects()
-    for n in names:
-        assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
-            else full[n].tolist() == fast[n].tolist(), n
+    _assert_a_full_refresh_agrees(store, did, P, fast, names)
 
 
 def test_a_defect_hit_again_resumes_its_replay_and_reads_only_its_latest_hits(store, monkeypatch) -> None:  # noqa: F811
@@ -248,12 +253,7 @@ def test_a_defect_hit_again_resumes_its_replay_and_reads_only_its_latest_hits(st
     assert fast["first_seen_s"][0] < T0_S + DAY_S
     names = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "last_traversal_s", "status",
              "status_since_s", "priority", "n_hits", "n_devices", "severity", "first_seen_s", "last_seen_s")
-    pipeline.refresh_defects(store, [did], pipeline.projection(store), dp, now=T0_S + 20 * DAY_S,
-                             detector=pipeline._detector_json(DetectorParams(), dp))
-    full = store.all_defects()
-    for n in names:
-        assert full[n].tolist() == pytest.approx(fast[n].tolist()) if full[n].dtype.kind == "f" \
-            else full[n].tolist() == fast[n].tolist(), n
+    _assert_a_full_refresh_agrees(store, did, dp, fast, names)
 
 
 # ------------------------------------------------------------------------------------------- full re-cluster

@@ -80,6 +80,14 @@ def _trace(fs_hz, duration_s=60.0, seed=0):
     return t, a, speed, dist, valid
 
 
+def _assert_same_windows(got, ref) -> None:
+    for name in WINDOW_DTYPES:
+        if name == "valid":
+            np.testing.assert_array_equal(got[name], ref[name])
+        else:
+            assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
+
+
 @pytest.mark.parametrize("fs_hz", [10.0, 100.0])
 def test_vectorised_matches_reference_twin(fs_hz):
     t, a, speed, dist, valid = _trace(fs_hz)
@@ -87,11 +95,7 @@ def test_vectorised_matches_reference_twin(fs_hz):
     ref = windows_reference(t, a, speed, dist, valid, fs_hz, 20.0, BAND_HZ, 4.0)
     assert got.names == list(WINDOW_DTYPES)
     assert len(got) == ref["t_start_s"].size > 20
-    for name in WINDOW_DTYPES:
-        if name == "valid":
-            np.testing.assert_array_equal(got[name], ref[name])
-        else:
-            assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
+    _assert_same_windows(got, ref)
 
 
 def test_distance_unknown_at_first_and_dipping_matches_the_twin_on_its_running_maximum():
@@ -106,11 +110,7 @@ def test_distance_unknown_at_first_and_dipping_matches_the_twin_on_its_running_m
     got = roughness_windows(t, a, speed, raw, valid, fs, window_m=20.0, band_hz=BAND_HZ, min_speed_mps=4.0)
     ref = windows_reference(t, a, speed, clean, valid, fs, 20.0, BAND_HZ, 4.0)
     assert len(got) == ref["t_start_s"].size > 20
-    for name in WINDOW_DTYPES:
-        if name == "valid":
-            np.testing.assert_array_equal(got[name], ref[name])
-        else:
-            assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=name)
+    _assert_same_windows(got, ref)
     assert len(roughness_windows(t, a, speed, np.full(t.size, np.nan), valid, fs)) == 0
 
 
