@@ -83,6 +83,17 @@ class _GapInterp:
         return out
 
 
+def _grid_pieces(t0_s: float, fs_hz: float, n: int, t_fix: np.ndarray, max_gap_s: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces of :class:`_GridInterp` on the grid ``t0_s + i / fs_hz``, i < n: (fix times after ``t0_s`` [s],
+    grid samples in each of the ``t_fix.size + 3`` pieces, True for each fix interval longer than ``max_gap_s``)."""
+    tau_fix = t_fix - t0_s
+    edges = np.concatenate(([tau_fix[0] - 0.5 * max_gap_s], tau_fix,
+                            [tau_fix[-1] + 0.5 * max_gap_s])) if t_fix.size else np.empty(0)
+    first_at = np.clip(np.ceil(edges * fs_hz - 1e-9), 0, n).astype(np.int64)   # first grid point >= edge
+    return tau_fix, np.diff(np.concatenate(([0], first_at, [n]))), np.diff(tau_fix) > max_gap_s
+
+
 class _GridInterp:
     """:class:`_GapInterp` onto the uniform grid ``t0_s + i / fs_hz``, i < n, at the cost of a few passes: the
     grid points between two fixes form one contiguous run, so each piece of the piecewise-linear result is a
@@ -92,12 +103,7 @@ class _GridInterp:
 
     def __init__(self, t0_s: float, fs_hz: float, n: int, t_fix: np.ndarray, max_gap_s: float) -> None:
         self.n = n
-        self.tau_fix = t_fix - t0_s
-        edges = np.concatenate(([self.tau_fix[0] - 0.5 * max_gap_s], self.tau_fix,
-                                [self.tau_fix[-1] + 0.5 * max_gap_s])) if t_fix.size else np.empty(0)
-        first_at = np.clip(np.ceil(edges * fs_hz - 1e-9), 0, n).astype(np.int64)   # first grid point >= edge
-        self.counts = np.diff(np.concatenate(([0], first_at, [n])))
-        self.long = np.diff(self.tau_fix) > max_gap_s
+        self.tau_fix, self.counts, self.long = _grid_pieces(t0_s, fs_hz, n, t_fix, max_gap_s)
         self.tau_s = np.arange(n, dtype=np.float64)
         self.tau_s /= fs_hz
 
@@ -113,6 +119,39 @@ class _GridInterp:
         out *= self.tau_s
         out += np.repeat(a, self.counts)
         return out
+
+
+def _speed_and_distance(t0_s: float, fs_hz: float, n: int, t_fix: np.ndarray, v_fix: np.ndarray,
+                        max_gap_s: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(speed [m/s], distance [m], whether the speed is known everywhere) on the grid ``t0_s + i / fs_hz``, i < n,
+    from speeds ``v_fix`` [m/s] at fix times ``t_fix`` [s]: the speed as :class:`_GridInterp` interpolates it (NaN
+    where it cannot tell) and its running sum divided by ``fs_hz``, NaN counted as 0, from 0 at the first sample
+    (``(np.cumsum(v) - v[0]) / fs_hz``, but summed from the second sample on).
+
+    Each piece of the interpolation is a line in the sample index i, ``a + d i``, evaluated with the index rather
+    than the time (no division of the whole grid by ``fs_hz``); NaN is set to 0 for the distance only when a piece
+    holding samples is unknown.
+    """
+    if t_fix.size == 0:
+        return np.full(n, np.nan), np.zeros(n), n == 0
+    tau_fix, counts, long = _grid_pieces(t0_s, fs_hz, n, t_fix, max_gap_s)
+    span = np.diff(tau_fix)
+    slope = np.where(span > 0, np.diff(v_fix) / np.where(span > 0, span, 1.0), 0.0)    # [m/s^2]
+    d = np.where(long, 0.0, slope / fs_hz)                          # change per sample [m/s]
+    # speed at the sample index 0 of each fix interval's line, from its first fix (NaN in an outage)
+    line_a = np.where(long, np.nan, v_fix[:-1] - d * (tau_fix[:-1] * fs_hz))
+    a = np.concatenate(([np.nan, v_fix[0]], line_a, [v_fix[-1], np.nan]))
+    b = np.concatenate(([0.0, 0.0], d, [0.0, 0.0]))
+    speed = np.repeat(b, counts)
+    speed *= np.arange(n, dtype=np.float64)
+    speed += np.repeat(a, counts)
+    known = bool(np.all(np.isfinite(a) | (counts == 0)))
+    distance = np.empty(n)
+    if n:                                      # the sum from the second sample on: 0 at the first
+        distance[0] = 0.0
+        np.cumsum(speed[1:] if known else np.where(np.isnan(speed[1:]), 0.0, speed[1:]), out=distance[1:])
+    distance *= 1.0 / fs_hz
+    return speed, distance, known
 
 
 def _interp_with_gaps(t_grid: np.ndarray, t_fix: np.ndarray, v_fix: np.ndarray, max_gap_s: float) -> np.ndarray:
@@ -136,26 +175,23 @@ def motion_on_grid(t0_s: float, fs_hz: float, n: int, gps_t_s: np.ndarray, lat_d
     if ts.size == 0:
         nan = np.full(n_coarse, np.nan)
         return Motion(np.full(n, np.nan), nan, nan.copy(), np.zeros(n), has_gps=True, step=step)
-    at_speed_fixes = _GridInterp(t0_s, fs_hz, n, ts, max_gap_s)
-    speed = at_speed_fixes(vs)
-    distance = np.where(np.isnan(speed), 0.0, speed)
-    np.cumsum(distance, out=distance)
-    distance -= distance[0]
-    distance /= fs_hz
+    speed, distance, speed_known = _speed_and_distance(t0_s, fs_hz, n, ts, vs, max_gap_s)
     # the derivatives on the coarse grid: its points sit at the centres of consecutive runs of `step` samples
     coarse = (t0_s + 0.5 * (step - 1) / fs_hz, fs_hz / step, n_coarse)
-    at_coarse = _GridInterp(*coarse, ts, max_gap_s) if step > 1 else at_speed_fixes
+    at_coarse = _GridInterp(*coarse, ts, max_gap_s)
     # a coarse value is NaN where any of its samples is: the speed at the first and last sample of each run tells
     first, last = speed[::step], speed[step - 1::step]
     last = np.append(last, speed[-1]) if last.size < n_coarse else last
     dvdt = at_coarse(np.gradient(vs, ts)) if ts.size >= 3 else np.full(n_coarse, np.nan)
-    dvdt[np.isnan(first) | np.isnan(last)] = np.nan
+    if not speed_known:
+        dvdt[np.isnan(first) | np.isnan(last)] = np.nan
     okh = np.isfinite(heading_deg)
     if np.count_nonzero(okh) >= 3:
         th = t_fix[okh]
         psi = np.unwrap(np.deg2rad(heading_deg[okh]))
         speed_c = at_coarse(vs) if step > 1 else speed
-        cent = speed_c * _GridInterp(*coarse, th, max_gap_s)(np.gradient(psi, th))
+        same_fixes = th.shape == ts.shape and np.array_equal(th, ts)       # the pieces of at_coarse
+        cent = speed_c * (at_coarse if same_fixes else _GridInterp(*coarse, th, max_gap_s))(np.gradient(psi, th))
         cent[~((first > 3.0) & (last > 3.0) & (speed_c > 3.0))] = np.nan        # heading is noise at low speed
     else:
         cent = np.full(n_coarse, np.nan)
@@ -173,9 +209,11 @@ def position_at(t_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_d
         nan = np.full(np.shape(t_s), np.nan)
         return nan, nan.copy(), nan.copy()
     t_fix = gps_t_s - latency_s
-    lat = _interp_with_gaps(t_s, t_fix, lat_deg, max_gap_s)
-    lon = _interp_with_gaps(t_s, t_fix, lon_deg, max_gap_s)
+    at_fixes = _GapInterp(np.asarray(t_s, dtype=np.float64), t_fix, max_gap_s)     # one search for all three
     acc_ok = np.isfinite(accuracy_m)
-    acc = (_interp_with_gaps(t_s, t_fix[acc_ok], accuracy_m[acc_ok], max_gap_s) if acc_ok.any()
-           else np.full(np.shape(t_s), np.nan))
-    return lat, lon, acc
+    if acc_ok.all():
+        acc = at_fixes(accuracy_m)
+    else:
+        acc = (_interp_with_gaps(t_s, t_fix[acc_ok], accuracy_m[acc_ok], max_gap_s) if acc_ok.any()
+               else np.full(np.shape(t_s), np.nan))
+    return at_fixes(lat_deg), at_fixes(lon_deg), acc

@@ -473,3 +473,132 @@ def test_median_dt_matches_reference(n: int) -> None:
     step = max(1, (n - 1) // 20_000)
     want = statistics.median([t[i + 1] - t[i] for i in range(0, n - 1, step)])
     assert _median_dt_s(t) == want
+
+
+# --- kernels of the faster motion, orientation and trigger stages --------------------------------------------------
+
+
+def ref_trigger(cf: list[float], thr: list[float], release_ratio: float) -> tuple[list[int], list[int]]:
+    """Hysteresis runs, one sample at a time: above release_ratio x thr, kept if some sample exceeds thr."""
+    starts, stops = [], []
+    i, n = 0, len(cf)
+    while i < n:
+        if cf[i] > release_ratio * thr[i]:
+            j, reached = i, False
+            while j < n and cf[j] > release_ratio * thr[j]:
+                reached = reached or cf[j] > thr[j]
+                j += 1
+            if reached:
+                starts.append(i)
+                stops.append(j)
+            i = j
+        else:
+            i += 1
+    return starts, stops
+
+
+@pytest.mark.parametrize("n", [1, 9, 40_003])
+def test_trigger_matches_reference(n: int) -> None:
+    cf = np.abs(np.convolve(rng.normal(0, 1, n + 30), np.ones(30) / 6, mode="valid"))[:n]   # runs of many samples
+    thr = 0.8 + 0.4 * rng.random(n)
+    got_s, got_e = trigger(cf, thr, release_ratio=0.5)
+    ref_s, ref_e = ref_trigger(cf.tolist(), thr.tolist(), 0.5)
+    assert_array_equal(got_s, ref_s)
+    assert_array_equal(got_e, ref_e)
+    if n > 1000:                                           # many runs, some dropped for never reaching thr
+        assert len(ref_s) > 20 and len(true_runs(cf > 0.5 * thr)[0]) > len(ref_s)
+
+
+@pytest.mark.parametrize(("t_first", "outage"), [(4.3, True), (-6.0, True), (0.0, False)])
+def test_speed_and_distance_match_reference(t_first: float, outage: bool) -> None:
+    from detect.motion import _GapInterp, _GridInterp, _speed_and_distance
+
+    t0, fs, n = 1_780_000_000.0, 50.0, 6001
+    t_fix = t0 + t_first + np.cumsum(rng.uniform(0.9, 1.1, 130))
+    if outage:
+        t_fix[70:] += 25.0                                   # an outage longer than max_gap: NaN speed
+    t_fix[40] = t_fix[39]                                    # a repeated fix time
+    v = np.abs(rng.normal(8.0, 4.0, 130))
+    v[10:20] = 0.0                                           # a stop: the distance stands still, never goes back
+    speed, dist, known = _speed_and_distance(t0, fs, n, t_fix, v, 10.0)
+    ref_speed = _GapInterp(t0 + np.arange(n) / fs, t_fix, 10.0)(v)
+    assert_array_equal(np.isnan(speed), np.isnan(ref_speed))
+    ok = np.isfinite(ref_speed)
+    assert_allclose(speed[ok], ref_speed[ok], rtol=0, atol=1e-5)    # the reference rounds epoch times to 0.2 us
+    assert_allclose(speed[ok], _GridInterp(t0, fs, n, t_fix, 10.0)(v)[ok], rtol=1e-13, atol=1e-12)
+    known_ref = [0.0 if math.isnan(x) else x for x in speed.tolist()]
+    ref_dist, acc = [], 0.0
+    for x in known_ref[1:]:
+        acc += x
+        ref_dist.append(acc / fs)
+    assert dist[0] == 0.0
+    assert_allclose(dist[1:], ref_dist, rtol=1e-12, atol=1e-9)
+    assert known == (not np.isnan(speed).any())
+    assert known is not outage                                # the grid lies within the fixes but for it
+    assert np.all(np.diff(dist) >= 0.0)
+    stop = slice(int(np.ceil((t_fix[10] - t0) * fs)) + 1, int((t_fix[19] - t0) * fs))    # between stopped fixes
+    assert stop.stop - stop.start > 300 and np.all(speed[stop] == 0.0) and np.all(dist[stop] == dist[stop.start])
+
+
+def test_unit_vectors_and_gravity_match_reference() -> None:
+    from detect.orientation import _gravity, _unit
+
+    v = rng.normal(size=(50, 3))
+    v[3] = 0.0
+    ref = [[x / max(math.sqrt(sum(c * c for c in row)), 1e-12) for x in row] for row in v.tolist()]
+    assert_allclose(_unit(v), ref, rtol=1e-15, atol=1e-300)
+    assert_allclose(_unit(v[5]), ref[5], rtol=1e-15)
+    means = np.array([0.3, -0.2, 9.8]) + rng.normal(0, 0.05, (40, 3))
+    means[[4, 9]] += [0.0, 5.0, 0.0]                        # braking blocks: not steady
+    up, g = _gravity(means, 0.6)
+    mags = sorted(math.dist(row, (0, 0, 0)) for row in means.tolist())
+    typical = 0.5 * (mags[19] + mags[20])
+    steady = [row for row in means.tolist() if abs(math.dist(row, (0, 0, 0)) - typical) < 0.6]
+    assert len(steady) == 38
+    g_ref = sorted(math.dist(row, (0, 0, 0)) for row in steady)
+    assert g == pytest.approx(0.5 * (g_ref[18] + g_ref[19]), rel=1e-15)
+    med = [sorted(col)[19] * 0.5 + sorted(col)[18] * 0.5 for col in zip(*steady, strict=True)]
+    assert_allclose(up, np.array(med) / math.dist(med, (0, 0, 0)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("accuracy_gaps", [False, True])
+def test_position_at_matches_reference(accuracy_gaps: bool) -> None:
+    from detect.motion import position_at
+
+    gps_t = 100.0 + np.cumsum(rng.uniform(0.8, 1.2, 40))
+    gps_t[25:] += 20.0                                        # an outage longer than max_gap
+    lat, lon = 42.0 + np.cumsum(rng.uniform(0, 1e-4, 40)), -71.0 + np.cumsum(rng.uniform(0, 1e-4, 40))
+    accuracy = rng.uniform(3.0, 9.0, 40)
+    if accuracy_gaps:
+        accuracy[[3, 4, 30]] = np.nan
+    q = np.sort(rng.uniform(gps_t[0] - 8.0, gps_t[-1] + 8.0, 300))
+    got = position_at(q, gps_t, lat, lon, accuracy, latency_s=0.3)
+
+    def ref(t_fix: np.ndarray, v: np.ndarray) -> list[float]:
+        out = []
+        for x in q.tolist():
+            k = int(np.searchsorted(t_fix, x, side="right"))
+            left = t_fix[k - 1] if k > 0 else t_fix[0] - 5.0
+            right = t_fix[k] if k < t_fix.size else t_fix[-1] + 5.0
+            out.append(math.nan if right - left > 10.0 or x < t_fix[0] - 5.0 or x > t_fix[-1] + 5.0
+                       else float(np.interp(x, t_fix, v)))
+        return out
+
+    t_fix = gps_t - 0.3
+    ok = np.isfinite(accuracy)
+    for g, r in zip(got, (ref(t_fix, lat), ref(t_fix, lon), ref(t_fix[ok], accuracy[ok])), strict=True):
+        assert_allclose(g, r, rtol=1e-13, atol=0)          # NaN in the same places (assert_allclose checks that)
+        assert np.isnan(g).any() and np.isfinite(g).any()
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 3600, 3601])
+def test_column_medians_match_reference(m: int) -> None:
+    from detect.orientation import _column_medians
+
+    x = rng.normal(size=(m, 3))
+    x[m // 3, 1] = x[0, 1]                                   # a tie
+    for got, col in zip(_column_medians(x).tolist(), x.T.tolist(), strict=True):
+        s = sorted(col)
+        assert got == (s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2)
+    x[m // 2, 2] = np.nan
+    assert np.isnan(_column_medians(x)[2]) and not np.isnan(_column_medians(x)[:2]).any()
