@@ -54,8 +54,9 @@ def synth_trace(minutes: float, rate_hz: float, seed: int = 0, *, jitter_s: floa
     return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
-def zdiff_per_sample(t_s: list[float], z: list[float], threshold_mps2: float = 4.0) -> list[float]:
-    """Mednis et al. 2011 Z-DIFF, as public re-implementations write it: one call per sample."""
+def zdiff_per_sample(t_s: list[float], z: list[float], threshold_mps2: float = 2.5) -> list[float]:
+    """Mednis et al. 2011 Z-DIFF, as public re-implementations write it: one call per sample. Its threshold was
+    tuned per data set; 2.5 m/s^2 finds every hit of :func:`synth_trace` (at 4 it finds none)."""
     events: list[float] = []
     state = {"prev": None}
 
@@ -119,7 +120,9 @@ def main() -> None:
           f"{phone.n_samples / best_phone / 1e6:6.2f} million samples/s (resampled onto the grid)")
     print(f"peak extra memory:     {peak / 1e6:8.1f} MB  = {peak / trace.nbytes:6.1f} x the trace's arrays"
           f"          target < 20")
-    print(f"per-sample Z-DIFF:     {ref_s * 1e3:8.1f} ms  ({len(ref_events)} events)")
+    bursts = int(np.count_nonzero(np.diff(ref_events) > 1.0)) + 1 if ref_events else 0
+    print(f"per-sample Z-DIFF:     {ref_s * 1e3:8.1f} ms  ({len(ref_events)} samples over its threshold, in "
+          f"{bursts} bursts)")
     print(f"ratio Z-DIFF / detect: {ref_s / best:8.1f} x                                       target >= 100")
 
 
