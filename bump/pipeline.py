@@ -339,11 +339,6 @@ _FLEET_LATENCY = "gps_latency"                  # meta key of the fleet's latenc
 _EVERY_DEVICE_LATENCY = "gps_latency:every_device"
 
 
-def current_latency_s(store: Store, dp: DefectParams) -> float:
-    """The fleet's GPS latency [s] (see bump.cluster, "GPS latency")."""
-    return LatencyCalibration.from_json(store.get_meta(_FLEET_LATENCY)).estimate_s(dp)
-
-
 def _device_latency_key(device: str) -> str:
     return f"gps_latency:device:{device}"
 
@@ -559,6 +554,44 @@ def _sync_traversal_hits(store: Store, hit_trips: Columns, trav: Columns) -> Col
     return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in fix]))
 
 
+def _crew(prev: Columns, g: int) -> tuple[str | None, float | None]:
+    """(crew status, crew decision time [s]) of row ``g`` of stored defect columns, None where there is none."""
+    return (prev["crew_status"][g] or None,
+            float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None)
+
+
+def _resumable(prev: Columns, passes: Columns, dp: DefectParams) -> np.ndarray:
+    """Which defects of ``prev`` (with stored replays) can resume their status replay with ``passes``: all of
+    their passes in it come after the last one replayed, under the same crew decision and rules (a dismissed
+    defect has no replay to resume)."""
+    out = np.zeros(len(prev), dtype=bool)
+    order = np.lexsort((passes["trip_id"], passes["t_s"]))
+    first: dict[int, tuple[float, str]] = {}
+    for d, t, trip in zip(passes["defect_id"][order].tolist(), passes["t_s"][order].tolist(),
+                          passes["trip_id"][order].tolist(), strict=True):
+        first.setdefault(d, (t, trip))
+    for g, did in enumerate(prev["defect_id"].tolist()):
+        replay = Replay.from_json(prev["status_replay"][g]) if did in first else None
+        crew = _crew(prev, g)
+        out[g] = replay is not None and crew[0] != "dismissed" and replay.resumes(*first[did], crew, dp)
+    return out
+
+
+def _resumed(did: int, old_status: str, old_since_s: float, replay_json: str, passes: tuple[list, ...],
+             crew_at_s: float | None, dp: DefectParams, *, now: float, actor: str
+             ) -> tuple[str, float, str, list[dict[str, Any]]]:
+    """(status, since [s], replay JSON, history rows) of one defect whose stored replay continues with
+    ``passes`` (t_s, trip_id, device_id, hit lists, all after the last pass replayed): one history row when the
+    status changes."""
+    transitions, replay = replay_passes(*passes, dp, resume=Replay.from_json(replay_json), start_t_s=crew_at_s)
+    if not transitions:
+        return old_status, old_since_s, replay.to_json(), []
+    tr = transitions[-1]
+    rows = [] if tr.to_status == old_status else [
+        _history_row(did, Transition(tr.t_s, old_status, tr.to_status, tr.reason), now, actor)]
+    return tr.to_status, tr.t_s, replay.to_json(), rows
+
+
 _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay")
 
 
@@ -592,23 +625,6 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
     prev = prev.with_columns(resume=resume)
     return prev, trav, _summaries(prev, hits, totals, store.traversal_totals(ids), proj, dp,
                                   hit_latencies_s(store, hits["device_id"], dp)), empty
-
-
-def _resumable(prev: Columns, passes: Columns, dp: DefectParams) -> np.ndarray:
-    """Which defects of ``prev`` (with stored replays) can resume their status replay with ``passes``: all of
-    their passes in it come after the last one replayed, under the same crew decision and rules."""
-    out = np.zeros(len(prev), dtype=bool)
-    order = np.lexsort((passes["trip_id"], passes["t_s"]))
-    first: dict[int, tuple[float, str]] = {}
-    for d, t, trip in zip(passes["defect_id"][order].tolist(), passes["t_s"][order].tolist(),
-                          passes["trip_id"][order].tolist(), strict=True):
-        first.setdefault(d, (t, trip))
-    for g, did in enumerate(prev["defect_id"].tolist()):
-        replay = Replay.from_json(prev["status_replay"][g]) if did in first else None
-        crew = (prev["crew_status"][g] or None,
-                float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None)
-        out[g] = replay is not None and crew[0] != "dismissed" and replay.resumes(*first[did], crew, dp)
-    return out
 
 
 def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
@@ -724,37 +740,24 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     first = np.fmin(prev["first_traversal_s"], passes["t_s"][start])
     last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(ids) else first)
     counts = _counts(n_trav, n_hit, first, last, dp)
-    done = np.zeros(len(ids), dtype=bool)
+    kind_may_change = np.isin(prev["kind"], DESIGNED_KINDS) & (counts["hit_rate"] < dp.designed_hit_rate)
+    resume = _resumable(prev, passes, dp) & ~kind_may_change
+    dismissed = np.array([_crew(prev, g)[0] == "dismissed" for g in range(len(ids))], dtype=bool)
+    done = (resume | dismissed) & ~kind_may_change  # a dismissed defect stays dismissed whatever passes by
     status = prev["status"].astype(object)
     since = prev["status_since_s"].copy()
-    replays = np.full(len(ids), None, dtype=object)
+    replays = prev["status_replay"].astype(object)
     history: list[dict[str, Any]] = []
-    trip, dev, t, hit = (passes[k].tolist() for k in ("trip_id", "device_id", "t_s", "hit"))
-    for g, did in enumerate(ids.tolist()):
-        if prev["kind"][g] in DESIGNED_KINDS and counts["hit_rate"][g] < dp.designed_hit_rate:
-            continue
-        crew_status = prev["crew_status"][g] or None
-        if crew_status == "dismissed":              # stays dismissed whatever passes by
-            done[g] = True
-            continue
-        crew_at = float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None
-        replay = Replay.from_json(prev["status_replay"][g])
+    cols = tuple(passes[k].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
+    for g in np.flatnonzero(resume).tolist():
         s0, s1 = int(start[g]), int(start[g] + n_new[g])
-        if replay is None or not replay.resumes(t[s0], trip[s0], (crew_status, crew_at), dp):
-            continue
-        transitions, replays[g] = replay_passes(t[s0:s1], trip[s0:s1], dev[s0:s1], hit[s0:s1], dp, resume=replay,
-                                                start_t_s=crew_at)
-        done[g] = True
-        if transitions:
-            old, tr = str(status[g]), transitions[-1]
-            status[g], since[g] = tr.to_status, tr.t_s
-            if old != tr.to_status:
-                history.append(_history_row(did, Transition(tr.t_s, old, tr.to_status, tr.reason), now, actor))
+        status[g], since[g], replays[g], rows = _resumed(int(ids[g]), str(status[g]), float(since[g]),
+                                                         prev["status_replay"][g], tuple(c[s0:s1] for c in cols),
+                                                         _crew(prev, g)[1], dp, now=now, actor=actor)
+        history += rows
     prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
     update = {"defect_id": ids, **counts, "status": status.astype(str), "status_since_s": since, "priority": prio,
-              "updated_at_s": np.full(len(ids), now),
-              "status_replay": np.array([r.to_json() if r is not None else prev["status_replay"][g]
-                                         for g, r in enumerate(replays)], dtype=object)}
+              "updated_at_s": np.full(len(ids), now), "status_replay": replays}
     store.update_defects({k: np.asarray(v)[done] for k, v in update.items()})
     if history:
         store.add_history(history)
@@ -827,19 +830,14 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
     resume = prev["resume"] if "resume" in prev else np.zeros(ids.size, dtype=bool)
     for g, did in enumerate(ids.tolist()):
         m = order[bounds[0][g]:bounds[1][g]]
-        crew = prev["crew_status"][g] or None
-        crew_at = float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None
+        crew, crew_at = _crew(prev, g)
         if resume[g]:                        # ``trav`` holds only the new passes: continue the stored replay
-            transitions, replay[g] = replay_passes(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m],
-                                                   trav["hit"][m], dp, resume=Replay.from_json(
-                                                       prev["status_replay"][g]), start_t_s=crew_at)
-            replay[g] = replay[g].to_json()
-            old, status[g], since[g] = str(prev["status"][g]), str(prev["status"][g]), prev["status_since_s"][g]
-            if transitions:
-                tr = transitions[-1]
-                status[g], since[g] = tr.to_status, tr.t_s
-                if old != tr.to_status:
-                    history.append(_history_row(did, Transition(tr.t_s, old, tr.to_status, tr.reason), now, actor))
+            passes = tuple(trav[k][m].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
+            status[g], since[g], replay[g], rows = _resumed(did, str(prev["status"][g]),
+                                                            float(prev["status_since_s"][g]),
+                                                            prev["status_replay"][g], passes, crew_at, dp,
+                                                            now=now, actor=actor)
+            history += rows
             continue
         res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
                               crew_status=crew, crew_at_s=crew_at)
