@@ -54,6 +54,8 @@ _IN_CHUNK = 500          # parameters per IN (...) list
 # WAL pages before a commit also copies the log into the database (SQLite's default 1000 is ~4 MB, about one
 # 10-minute trip, so nearly every commit paid a checkpoint; pages rewritten by several trips are copied once)
 WAL_CHECKPOINT_PAGES = 10_000
+CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default is 2 MiB); a trip's ingest reads
+#                             defects, hits and passes all over a large database
 
 
 class StoreError(BumpError, ValueError):
@@ -450,6 +452,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA cache_size = {-CACHE_KIB}")
             store = cls(conn, path)
             store._ensure_migrations_table()
             if migrate:
