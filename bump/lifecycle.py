@@ -25,10 +25,10 @@ the wall time, the reason and who made it (``system`` or the crew's name).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from bump.cluster import DefectParams
 from ingest.errors import BumpError
@@ -88,9 +88,10 @@ class Replay:
     params: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"state": self.state, "devices": self.devices, "n_pass": self.n_pass, "n_hit": self.n_hit,
-                           "n_clean": self.n_clean, "clean_devices": self.clean_devices, "last": self.last,
-                           "crew": self.crew, "params": self.params}, separators=(",", ":"))
+        return orjson.dumps({"state": self.state, "devices": self.devices, "n_pass": self.n_pass,
+                             "n_hit": self.n_hit, "n_clean": self.n_clean, "clean_devices": self.clean_devices,
+                             "last": self.last, "crew": self.crew, "params": self.params},
+                            option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
     @classmethod
     def from_json(cls, text: str | None) -> Replay | None:
@@ -98,7 +99,7 @@ class Replay:
         if not text:
             return None
         try:
-            d = json.loads(text)
+            d = orjson.loads(str(text))         # str(): orjson reads no str subclass (NumPy strings)
             return cls(state=d["state"], devices=tuple(d["devices"]), n_pass=int(d["n_pass"]),
                        n_hit=int(d["n_hit"]), n_clean=int(d["n_clean"]), clean_devices=tuple(d["clean_devices"]),
                        last=None if d["last"] is None else (float(d["last"][0]), str(d["last"][1])),
