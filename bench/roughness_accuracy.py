@@ -1,7 +1,8 @@
 """IRI accuracy of ``detect.roughness`` on the simulator, against the Golden Car IRI of the true wheel paths.
 
 For every simulated trip: the trace goes through the pipeline's signal stage (``detect.pipeline.build_signals``:
-uniform grid, GPS motion, orientation, ``a_up``), then ``roughness_windows`` and ``aggregate_windows`` (>= 100 m).
+uniform grid, GPS motion, orientation, ``a_up``), then ``detect.pipeline.trip_roughness`` (``roughness_windows``,
+with the gyroscope's roll and pitch when the phone has one, as ``detect()`` does) and ``aggregate_windows`` (>= 100 m).
 The reference is ``detect.iri.rectified_slope`` of the raw surface under the trip's left and right wheels (ISO
 background, defects, lateral wander, junction connectors), averaged over the stretch the car's mid-wheelbase
 covered during the window (simulator time -> path distance), left and right paths averaged (mean roughness index).
@@ -36,8 +37,8 @@ if str(ROOT) not in sys.path:
 
 from detect.iri import rectified_slope  # noqa: E402
 from detect.params import DetectorParams  # noqa: E402
-from detect.pipeline import build_signals  # noqa: E402
-from detect.roughness import REFERENCE_CAR, ReferenceCar, aggregate_windows, roughness_windows  # noqa: E402
+from detect.pipeline import build_signals, trip_roughness  # noqa: E402
+from detect.roughness import REFERENCE_CAR, ReferenceCar, aggregate_windows  # noqa: E402
 from ingest.read import read  # noqa: E402
 
 RECOMMENDED_BAND_HZ = (0.5, 6.0)    # below phone-mount resonances (detect.roughness docstring)
@@ -125,9 +126,7 @@ def evaluate(scenario: str, seed: int, drivers: int | None, trips: int | None, o
         wheelbase = trace.vehicle.get("wheelbase_m")
         for cfg in configs:                                      # loop over configurations
             car = ReferenceCar(wheelbase_m=float(wheelbase)) if cfg.use_wheelbase and wheelbase else REFERENCE_CAR
-            w = roughness_windows(sig.t_s, sig.a_up_mps2, sig.speed_mps, sig.distance_m, sig.valid, sig.fs_hz,
-                                  window_m=params.roughness_window_m, band_hz=cfg.band_hz,
-                                  min_speed_mps=params.roughness_min_speed_mps, car=car)
+            w = trip_roughness(sig, sig.valid, params, car, band_hz=cfg.band_hz)   # as detect() (gyro if any)
             agg = aggregate_windows(w, length_m)
             if len(agg) == 0:
                 continue

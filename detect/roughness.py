@@ -47,6 +47,17 @@ Method (physical; nothing is fitted to a simulator)
    factor ``E[min(z^2, 4)] = 0.9205``: unbiased on a Gaussian road, a few percent per transient. Energies stay
    additive, so windows aggregate exactly.
 
+6. With a gyroscope: no track coherence, no phone position. The rigid body's vertical acceleration at a point
+   ``x`` ahead of mid-wheelbase and ``y`` left of the centre line is ``a = heave + y roll_acc - x pitch_acc``
+   (roll: left side up, pitch: nose down). The phone's lever arm ``(x, y)`` is the least-squares fit of its
+   band-passed ``a_up`` on the band-passed roll and pitch accelerations (differentiated gyroscope rates) per mount
+   segment (:func:`lever_arm_fit`); that gives the heave at mid-wheelbase. The heave mixes both tracks
+   (``(1 + gamma) / 2``) and the roll their difference (``(1 - gamma) / 2``); their sum
+   ``E[heave^2] + (B / 2)^2 E[roll_acc^2]`` is the mean energy of the two points ``(0, +-B / 2)``, i.e. of one
+   wheel track's front and rear corners mixed at mid-wheelbase, whatever the coherence: calibrated as a phone at
+   ``(0, B / 2)`` (side gain 1, only the known wheelbase filter left). Without a gyroscope (or too little data in a
+   segment) the default position is assumed and the coherence model is used.
+
 Band. Keep the band below the phone mount's resonance: cradle arms and cup holders ring at ~8-25 Hz and
 multiply the 5-15 Hz energy several times (up to x2 in IRI). A 0.5-6 Hz band (body modes and the lower
 wheelbase lobes) measures the body, not the mount, and avoids engine vibration (20-45 Hz; at 50 Hz sampling
@@ -54,8 +65,9 @@ it aliases to >= 5 Hz except for near-coincident harmonics). The phone's noise f
 < 0.005 m/s^2 in such a band) is negligible against road vibration (~0.1-1 m/s^2) and is not subtracted.
 
 Known biases (documented, not fitted): real cars have unequal front/rear ride frequencies, which fill the
-wheelbase notches, and roads more coherent than isotropic add heave: both make the estimate high by ~5-15 %;
-a phone far from the assumed position changes it by about -15 % (mid-wheelbase) to +30 % (on the front axle).
+wheelbase notches (a few %); mount resonances (8-22 Hz) raise the 0.5-6 Hz RMS by ~2-6 %. Without a gyroscope:
+roads more coherent than isotropic add heave (on the simulator's roads +10-15 %), and a phone away from the
+assumed position changes the estimate by about -15 % (mid-wheelbase) to +30 % (on the front axle).
 
 References: ISO 8608:2016; Sayers (1995) TRR 1501 / ASTM E1926 (IRI); Sayers & Karamihas (1998) "The little book
 of profiling"; Dodds & Robson (1973) J. Sound Vib. 31(2):175-183 (isotropic road coherence); Mitschke &
@@ -64,7 +76,7 @@ Wallentowitz "Dynamik der Kraftfahrzeuge" (quarter car, wheelbase filter); Huber
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -86,6 +98,7 @@ BACKGROUND_BLOCK_S = 0.5            # block of the block medians under it [s]
 CHI2_1_MEDIAN = 0.4549364231195724  # median of z^2, z ~ N(0, 1)
 ROUGHNESS_RATE_HZ = 20.0            # roughness runs on box means of the samples at about this rate (>= 2.5 x the
 #                                     band's upper edge): a 0.5-6 Hz measurement needs no 100-200 samples a second
+MIN_LEVER_FIT_S = 30.0              # a mount segment's lever arm is fitted from at least this much moving data [s]
 
 WINDOW_DTYPES: dict[str, str] = {
     "t_start_s": "f8", "t_end_s": "f8", "distance_start_m": "f8", "length_m": "f8", "speed_mps": "f8",
@@ -303,6 +316,100 @@ def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIG
     return clipped
 
 
+# -------------------------------------------------------------------------------------------- gyroscope, lever arm
+DIFF_TAPS = 11                      # FIR differentiator length: gain within 1 % of 2 pi f up to 0.36 x its rate
+DIFF_PASS = 0.36                    # ... the band it is designed for [x the sample rate]
+
+
+def body_rates(gyro_t_s: np.ndarray, gyro_rad_s: np.ndarray, segment_t_s: np.ndarray, forward_axes: np.ndarray,
+               left_axes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(roll rate, pitch rate) [rad/s] of phone-frame gyroscope rows (n, 3) at ``gyro_t_s`` [s] about the car's
+    forward and left axes (unit, phone frame) of the mount segment each sample falls in (segment ``k`` starts at
+    ``segment_t_s[k]``; rows of ``forward_axes``/``left_axes``): roll positive with the left side going up, pitch
+    with the nose going down. One matrix product per segment."""
+    g = np.asarray(gyro_rad_s, dtype=float)
+    bounds = np.append(np.searchsorted(gyro_t_s, np.asarray(segment_t_s, dtype=float)[1:]), g.shape[0])
+    roll, pitch = np.empty(g.shape[0]), np.empty(g.shape[0])
+    lo = 0
+    for k, hi in enumerate(bounds.tolist()):                          # loop over mount segments
+        np.dot(g[lo:hi], forward_axes[k], out=roll[lo:hi])
+        np.dot(g[lo:hi], left_axes[k], out=pitch[lo:hi])
+        lo = hi
+    return roll, pitch
+
+
+def interval_means(t_s: np.ndarray, x: np.ndarray, edges_s: np.ndarray) -> np.ndarray:
+    """Means of each sample series in ``x`` (k, n) at the sorted times ``t_s`` over each ``[edges[i], edges[i+1])``
+    -> (k, intervals); NaN for an interval without a sample or with a non-finite one (a NaN stays in its own
+    interval's sum)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    idx = np.searchsorted(t_s, edges_s)
+    counts = np.diff(idx)
+    out = np.full((x.shape[0], counts.size), np.nan)
+    some = counts > 0
+    if x.shape[1] and some.any():
+        starts = np.minimum(idx[:-1], x.shape[1] - 1)
+        for j in range(x.shape[0]):                                   # loop over series (two rates)
+            out[j, some] = np.add.reduceat(x[j], starts)[some] / counts[some]
+    return out
+
+
+@lru_cache(maxsize=1)
+def differentiator_taps() -> np.ndarray:
+    """Taps of the zero-phase FIR differentiator at a unit sample rate (Parks-McClellan, ``DIFF_TAPS`` taps,
+    designed up to ``DIFF_PASS``): a 20 Hz signal's derivative within 1 % up to 7 Hz, where a central
+    difference is 10-30 % low."""
+    from scipy.signal import remez
+
+    h = remez(DIFF_TAPS, [0.0, DIFF_PASS], [1.0], type="differentiator", fs=1.0)
+    lag = np.arange(h.size) - h.size // 2
+    return h / -np.sum(h * lag)                   # exact on a straight line (slope 1 per sample)
+
+
+def derivative(x: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Time derivative [x/s] of samples at ``fs_hz`` by :func:`differentiator_taps` (zero phase; the ends, where
+    the filter runs off the signal, by the second-order difference). Accurate up to ``DIFF_PASS x fs_hz``."""
+    x = np.asarray(x, dtype=float)
+    h = differentiator_taps()
+    half = h.size // 2
+    if x.size <= h.size:
+        return np.gradient(x) * fs_hz if x.size > 1 else np.zeros_like(x)
+    out = np.gradient(x) * fs_hz
+    out[half:-half] = np.convolve(x, h, mode="valid") * fs_hz
+    return out
+
+
+def lever_arm_fit(a_band: np.ndarray, roll_acc_band: np.ndarray, pitch_acc_band: np.ndarray, use: np.ndarray,
+                  fs_hz: float, *, min_fit_s: float = MIN_LEVER_FIT_S) -> tuple[float, float] | None:
+    """Phone position (ahead of mid-wheelbase, left of the centre line) [m] from the rigid-body relation
+    ``a_up = heave + left roll_acc - ahead pitch_acc``: least squares of band-passed ``a_up`` on band-passed
+    roll and pitch accelerations over the samples ``use`` (heave is uncorrelated with both in the mean). None
+    with fewer than ``min_fit_s`` seconds of samples or a degenerate fit."""
+    n_use = int(np.count_nonzero(use))
+    if n_use < min_fit_s * fs_hz:
+        return None
+    design = np.stack((roll_acc_band[use], pitch_acc_band[use]))
+    beta, _, rank, _ = np.linalg.lstsq(design @ design.T, design @ a_band[use], rcond=None)   # normal equations
+    if rank < 1 or not np.isfinite(beta).all():          # a zero regressor (no roll) gets a zero weight
+        return None
+    return float(-beta[1]), float(beta[0])
+
+
+def _heave_and_roll(a_band: np.ndarray, roll_acc_band: np.ndarray, pitch_acc_band: np.ndarray, use: np.ndarray,
+                    seg_starts: np.ndarray, fs_hz: float, car: ReferenceCar) -> tuple[np.ndarray, np.ndarray]:
+    """Band-passed heave at mid-wheelbase and roll acceleration times half the track [m/s^2]: the phone's lever arm
+    fitted per mount segment (blocks from ``seg_starts``), the ``car``'s phone position where it cannot be."""
+    heave = np.empty_like(a_band)
+    stops = np.append(seg_starts[1:], a_band.size)
+    for s, e in zip(seg_starts, stops, strict=True):                   # loop over mount segments
+        fit = lever_arm_fit(a_band[s:e], roll_acc_band[s:e], pitch_acc_band[s:e], use[s:e], fs_hz)
+        ahead, left = fit if fit is not None else (car.phone_ahead_m, car.phone_left_m)
+        ahead = float(np.clip(ahead, -car.wheelbase_m / 2, car.wheelbase_m / 2))
+        left = float(np.clip(left, -car.track_m / 2, car.track_m / 2))
+        heave[s:e] = a_band[s:e] - left * roll_acc_band[s:e] + ahead * pitch_acc_band[s:e]
+    return heave, roll_acc_band * (car.track_m / 2)
+
+
 # ------------------------------------------------------------------------------------------------------ windows
 def _empty() -> Columns:
     return Columns.empty(WINDOW_DTYPES)
@@ -311,7 +418,9 @@ def _empty() -> Columns:
 def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndarray, distance_m: np.ndarray,
                       valid: np.ndarray, fs_hz: float, *, window_m: float = 20.0,
                       band_hz: tuple[float, float] = (0.5, 15.0), min_speed_mps: float = 4.0,
-                      car: ReferenceCar = REFERENCE_CAR, aliased: bool = True) -> Columns:
+                      car: ReferenceCar = REFERENCE_CAR, aliased: bool = True,
+                      roll_rate_rad_s: np.ndarray | None = None, pitch_rate_rad_s: np.ndarray | None = None,
+                      rates_t_s: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> Columns:
     """Roughness per ``window_m`` metres of travel (windows start every ``window_m`` of ``distance_m``).
 
     Inputs on one uniform grid at ``fs_hz``: epoch times [s], vertical body acceleration without gravity [m/s^2],
@@ -322,6 +431,12 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     calibration (pass the trace's wheelbase when known); ``band_hz`` should stay below mount resonances
     (0.5-6 Hz, see the module docstring). The measurement runs on box means of :func:`decimation` samples
     (windows start and end on their boundaries); the calibration includes the box's response and aliasing.
+
+    With the gyroscope's ``roll_rate_rad_s`` and ``pitch_rate_rad_s`` [rad/s] (:func:`body_rates`) at the times
+    ``rates_t_s`` (default: the grid's) and the first grid index of each mount segment (``segment_starts``, default
+    one segment), the energy is that of the heave at mid-wheelbase plus the roll at half the track, calibrated
+    without track coherence or phone position (module docstring, step 6). The rates are averaged over the same
+    blocks and differentiated there (:func:`derivative`); a block without a finite rate counts as a gap.
     """
     t_in = np.asarray(t_s, dtype=float)
     if t_in.size < 2 or window_m <= 0.0:
@@ -346,7 +461,26 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     bad_d = np.zeros(n, dtype=bool)
     bad_d[np.flatnonzero(~ok) // m] = True
     v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
-    energy = gaussian_energy(bandpass(a_d, band_hz, fs), fs)
+    gyro = roll_rate_rad_s is not None and pitch_rate_rad_s is not None
+    if gyro:                      # block means of the rates over the same spans, differentiated at the block rate
+        edges = t_in[0] + (np.arange(n + 1) * m - 0.5) / fs_hz
+        rates = interval_means(t_in if rates_t_s is None else np.asarray(rates_t_s, dtype=float),
+                               np.stack((roll_rate_rad_s, pitch_rate_rad_s)), edges)
+        no_rate = ~np.isfinite(rates).all(axis=0)
+        bad_d |= no_rate
+        rates[:, no_rate] = 0.0
+        a_band = bandpass(np.column_stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs))), band_hz, fs)
+    else:
+        a_band = bandpass(a_d[:, None], band_hz, fs)
+    if gyro:
+        seg = np.zeros(1, dtype=np.int64) if segment_starts is None else np.asarray(segment_starts, dtype=np.int64)
+        seg_d = np.unique(np.concatenate(([0], seg // m)))
+        use = ~bad_d & np.isfinite(v) & (v >= min_speed_mps)
+        heave, roll = _heave_and_roll(a_band[:, 0], a_band[:, 1], a_band[:, 2], use, seg_d, fs, car)
+        energy = gaussian_energy(heave, fs) + gaussian_energy(roll, fs)
+        car = replace(car, phone_behind_front_axle_m=car.wheelbase_m / 2, phone_left_m=car.track_m / 2)
+    else:
+        energy = gaussian_energy(a_band[:, 0], fs)
     d0 = d[0]
     win = np.floor((d - d0) / window_m).astype(np.int64)
     starts = np.flatnonzero(win[1:] != win[:-1])                      # first block of each window
