@@ -76,6 +76,7 @@ Wallentowitz "Dynamik der Kraftfahrzeuge" (quarter car, wheelbase filter); Huber
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -329,28 +330,30 @@ def body_rates(gyro_t_s: np.ndarray, gyro_rad_s: np.ndarray, segment_t_s: np.nda
     with the nose going down. One matrix product per segment."""
     g = np.asarray(gyro_rad_s, dtype=float)
     bounds = np.append(np.searchsorted(gyro_t_s, np.asarray(segment_t_s, dtype=float)[1:]), g.shape[0])
-    roll, pitch = np.empty(g.shape[0]), np.empty(g.shape[0])
+    rates = np.empty((2, g.shape[0]))
     lo = 0
     for k, hi in enumerate(bounds.tolist()):                          # loop over mount segments
-        np.dot(g[lo:hi], forward_axes[k], out=roll[lo:hi])
-        np.dot(g[lo:hi], left_axes[k], out=pitch[lo:hi])
+        rates[:, lo:hi] = np.stack((forward_axes[k], left_axes[k])) @ g[lo:hi].T
         lo = hi
-    return roll, pitch
+    return rates[0], rates[1]
 
 
-def interval_means(t_s: np.ndarray, x: np.ndarray, edges_s: np.ndarray) -> np.ndarray:
-    """Means of each sample series in ``x`` (k, n) at the sorted times ``t_s`` over each ``[edges[i], edges[i+1])``
-    -> (k, intervals); NaN for an interval without a sample or with a non-finite one (a NaN stays in its own
-    interval's sum)."""
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    idx = np.searchsorted(t_s, edges_s)
-    counts = np.diff(idx)
-    out = np.full((x.shape[0], counts.size), np.nan)
+def block_means_at(t_s: np.ndarray, series: Sequence[np.ndarray], t0_s: float, step_s: float, n_blocks: int
+                   ) -> np.ndarray:
+    """Means of each sample series at the sorted times ``t_s`` [s] over the blocks ``[t0 + i step, t0 + (i + 1)
+    step)``, i < ``n_blocks`` -> (len(series), n_blocks); NaN for a block without a sample or with a non-finite
+    one (a NaN stays in its own block's sum)."""
+    shift = 1 << 20                               # floor by truncation of a positive number (t0 - 2^20 steps)
+    k = ((np.asarray(t_s, dtype=float) - t0_s) * (1.0 / step_s) + shift).astype(np.int64) - shift
+    lo, hi = np.searchsorted(k, (0, n_blocks))                        # k is sorted: the samples inside
+    counts = np.bincount(k[lo:hi], minlength=n_blocks)
+    starts = lo + np.concatenate(([0], np.cumsum(counts[:-1])))
+    out = np.full((len(series), n_blocks), np.nan)
     some = counts > 0
-    if x.shape[1] and some.any():
-        starts = np.minimum(idx[:-1], x.shape[1] - 1)
-        for j in range(x.shape[0]):                                   # loop over series (two rates)
-            out[j, some] = np.add.reduceat(x[j], starts)[some] / counts[some]
+    if some.any():
+        first = np.minimum(starts, max(hi - 1, 0))
+        for j, x in enumerate(series):                                # loop over series (two rates)
+            out[j, some] = np.add.reduceat(np.asarray(x, dtype=float)[:hi], first)[some] / counts[some]
     return out
 
 
@@ -463,24 +466,21 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
     gyro = roll_rate_rad_s is not None and pitch_rate_rad_s is not None
     if gyro:                      # block means of the rates over the same spans, differentiated at the block rate
-        edges = t_in[0] + (np.arange(n + 1) * m - 0.5) / fs_hz
-        rates = interval_means(t_in if rates_t_s is None else np.asarray(rates_t_s, dtype=float),
-                               np.stack((roll_rate_rad_s, pitch_rate_rad_s)), edges)
+        rates = block_means_at(t_in if rates_t_s is None else rates_t_s, (roll_rate_rad_s, pitch_rate_rad_s),
+                               t_in[0] - 0.5 / fs_hz, m / fs_hz, n)
         no_rate = ~np.isfinite(rates).all(axis=0)
         bad_d |= no_rate
         rates[:, no_rate] = 0.0
-        a_band = bandpass(np.column_stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs))), band_hz, fs)
-    else:
-        a_band = bandpass(a_d[:, None], band_hz, fs)
-    if gyro:
+        rows = np.stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs)))
+        band = bandpass(rows, band_hz, fs, axis=-1)                    # (3, blocks): a_up, roll and pitch acc.
         seg = np.zeros(1, dtype=np.int64) if segment_starts is None else np.asarray(segment_starts, dtype=np.int64)
         seg_d = np.unique(np.concatenate(([0], seg // m)))
         use = ~bad_d & np.isfinite(v) & (v >= min_speed_mps)
-        heave, roll = _heave_and_roll(a_band[:, 0], a_band[:, 1], a_band[:, 2], use, seg_d, fs, car)
+        heave, roll = _heave_and_roll(band[0], band[1], band[2], use, seg_d, fs, car)
         energy = gaussian_energy(heave, fs) + gaussian_energy(roll, fs)
         car = replace(car, phone_behind_front_axle_m=car.wheelbase_m / 2, phone_left_m=car.track_m / 2)
     else:
-        energy = gaussian_energy(a_band[:, 0], fs)
+        energy = gaussian_energy(bandpass(a_d, band_hz, fs), fs)
     d0 = d[0]
     win = np.floor((d - d0) / window_m).astype(np.int64)
     starts = np.flatnonzero(win[1:] != win[:-1])                      # first block of each window

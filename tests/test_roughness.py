@@ -19,13 +19,13 @@ from detect.roughness import (
     WINDOW_DTYPES,
     ReferenceCar,
     aggregate_windows,
+    block_means_at,
     body_rates,
     calibration_constant,
     decimation,
     derivative,
     differentiator_taps,
     gaussian_energy,
-    interval_means,
     iri_from_rms,
     k_iri,
     lever_arm_fit,
@@ -419,22 +419,23 @@ def test_body_rates_project_on_each_segments_car_axes():
         assert pitch[i] == pytest.approx(float(gyro[i] @ left[k]))
 
 
-def test_interval_means_match_a_loop_and_mark_empty_or_non_finite_intervals():
+def test_block_means_at_match_a_loop_and_mark_empty_or_non_finite_blocks():
     rng = np.random.default_rng(4)
     t = np.sort(rng.uniform(0.0, 10.0, 60))
     x = rng.normal(size=(2, 60))
     x[1, 17] = np.nan
-    edges = np.array([-1.0, 0.0, 2.5, 2.6, 5.0, 7.5, 11.0])
-    got = interval_means(t, x, edges)
+    t0, step, n = -1.25, 0.75, 13                     # blocks before the first sample, and samples after the last
+    got = block_means_at(t, (x[0], x[1]), t0, step, n)
+    assert got.shape == (2, n)
     for j in range(2):
-        for i in range(edges.size - 1):
-            inside = (t >= edges[i]) & (t < edges[i + 1])
+        for i in range(n):
+            inside = (t >= t0 + i * step) & (t < t0 + (i + 1) * step)
             if not inside.any() or not np.isfinite(x[j, inside]).all():
                 assert np.isnan(got[j, i])
             else:
                 assert got[j, i] == pytest.approx(x[j, inside].mean(), rel=1e-12)
-    assert np.isnan(got[:, 0]).all() and np.isfinite(got[:, -1]).all()
-    assert np.isnan(got[1]).sum() == np.isnan(got[0]).sum() + 1          # the NaN sample: its interval alone
+    assert np.isnan(got[:, 0]).all() and np.isfinite(got[0, 3:]).all()
+    assert np.isnan(got[1]).sum() == np.isnan(got[0]).sum() + 1          # the NaN sample: its block alone
 
 
 def _corner_filters(car: ReferenceCar, fs_hz: float):
