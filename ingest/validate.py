@@ -23,6 +23,8 @@ from ingest.errors import GpsError, SampleRateError, SchemaError, SizeError, Tim
 from ingest.trace import Limits, Quality, Trace
 from ingest.units import ACCEL_UNITS, G_MPS2
 
+GYRO_MAX_MEDIAN_RAD_S = 1.0     # a car's median rotation rate over a trip is ~0.01-0.1 rad/s; in deg/s it reads 57x
+
 ArrayLike = Any
 
 
@@ -243,6 +245,11 @@ def build_trace(
             gyro_t = gt
             gyro = np.column_stack(gaxes)
             gyro_rate_hz = 1.0 / float(np.median(np.diff(gt)))
+            omega_med = _median(np.sqrt(np.einsum("ij,ij->i", gyro, gyro)))
+            if omega_med > GYRO_MAX_MEDIAN_RAD_S:
+                raise UnitError(f"median |omega| is {omega_med:.3g} rad/s, more than a car turns for most of a trip; "
+                                "this looks like deg/s: send the gyroscope in rad/s (x pi/180)", source=source,
+                                field=names["gyro"])
         elif gt.size:
             problems_out.append("gyro: fewer than 2 samples, ignored")
 

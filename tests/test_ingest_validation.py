@@ -65,6 +65,13 @@ def _accel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Doc], None]:
     return edit
 
 
+def _gyro_deg_per_s(d: Doc) -> None:
+    """A car's rotation (~0.05 rad/s, turning up to 0.5) written in deg/s."""
+    rng = np.random.default_rng(7)
+    for k in "xyz":
+        d["gyro"][k] = np.degrees(rng.normal(0.0, 0.05, len(d["gyro"]["t"]))).tolist()
+
+
 def _backwards(d: Doc) -> None:
     t = d["accel"]["t"]
     t[300] = t[300] - 2.5
@@ -129,6 +136,7 @@ CASES: list[tuple[str, Any, type[Exception], str]] = [
     ("g-labelled-mps2", _accel(lambda a: a / 9.81), UnitError, "looks like g"),
     ("mps2-labelled-g", _set("accel.unit", "g"), UnitError, "looks like m/s2"),
     ("gravity-free", _accel(lambda a: a - np.median(a)), UnitError, "gravity is missing"),
+    ("gyro-in-deg-per-s", _gyro_deg_per_s, UnitError, "looks like deg/s"),
     ("lat-out-of-range", _set("gps.lat.2", 95.0), GpsError, "lat=95.0"),
     ("all-zero-zero", lambda d: (_gps_all("lat", 0.0)(d), _gps_all("lon", 0.0)(d)), GpsError, "(0, 0)"),
     ("gps-missing-lon", _del("gps.lon"), SchemaError, "needs t, lat and lon"),
