@@ -318,6 +318,7 @@ def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIG
 
 
 # -------------------------------------------------------------------------------------------- gyroscope, lever arm
+MAX_RATELESS_SHARE = 0.05           # gyroscope missing in more blocks than this (slow, or partial): accelerometer only
 DIFF_TAPS = 11                      # FIR differentiator length: gain within 1 % of 2 pi f up to 0.36 x its rate
 DIFF_PASS = 0.36                    # ... the band it is designed for [x the sample rate]
 
@@ -439,7 +440,9 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     ``rates_t_s`` (default: the grid's) and the first grid index of each mount segment (``segment_starts``, default
     one segment), the energy is that of the heave at mid-wheelbase plus the roll at half the track, calibrated
     without track coherence or phone position (module docstring, step 6). The rates are averaged over the same
-    blocks and differentiated there (:func:`derivative`); a block without a finite rate counts as a gap.
+    blocks and differentiated there (:func:`derivative`); a block without a finite rate counts as a gap, and when
+    more than ``MAX_RATELESS_SHARE`` of the good blocks have none (a slow or partial gyroscope) the accelerometer
+    path is used alone.
     """
     t_in = np.asarray(t_s, dtype=float)
     if t_in.size < 2 or window_m <= 0.0:
@@ -464,11 +467,17 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     bad_d = np.zeros(n, dtype=bool)
     bad_d[np.flatnonzero(~ok) // m] = True
     v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
-    gyro = roll_rate_rad_s is not None and pitch_rate_rad_s is not None
-    if gyro:                      # block means of the rates over the same spans, differentiated at the block rate
+    rates = None
+    if roll_rate_rad_s is not None and pitch_rate_rad_s is not None:
+        # block means of the rates over the same spans (differentiated at the block rate below); a gyroscope too
+        # slow for the blocks or missing for part of the trip leaves the estimate to the accelerometer alone
         rates = block_means_at(t_in if rates_t_s is None else rates_t_s, (roll_rate_rad_s, pitch_rate_rad_s),
                                t_in[0] - 0.5 / fs_hz, m / fs_hz, n)
         no_rate = ~np.isfinite(rates).all(axis=0)
+        if np.count_nonzero(no_rate & ~bad_d) > MAX_RATELESS_SHARE * n:
+            rates = None
+    gyro = rates is not None
+    if gyro:
         bad_d |= no_rate
         rates[:, no_rate] = 0.0
         rows = np.stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs)))

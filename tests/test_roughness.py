@@ -542,3 +542,19 @@ def test_non_finite_gyro_rate_is_a_gap():
     w0 = roughness_windows(t, a, v, dist, valid, fs, band_hz=LOW_BAND_HZ)
     hit = (w["t_start_s"] <= t[400]) & (w["t_end_s"] > t[400])
     assert hit.sum() == 1 and not w["valid"][hit][0] and w0["valid"][hit][0]
+
+
+def test_a_gyroscope_too_slow_for_the_blocks_leaves_roughness_to_the_accelerometer():
+    fs = 100.0
+    t, a, v, dist, valid = _trace(fs)
+    rng = np.random.default_rng(9)
+    slow_t = t[::20]                                  # a 5 Hz gyroscope: most 20 Hz blocks get no sample
+    w = roughness_windows(t, a, v, dist, valid, fs, band_hz=LOW_BAND_HZ,
+                          roll_rate_rad_s=rng.normal(0, 0.05, slow_t.size),
+                          pitch_rate_rad_s=rng.normal(0, 0.05, slow_t.size), rates_t_s=slow_t)
+    w0 = roughness_windows(t, a, v, dist, valid, fs, band_hz=LOW_BAND_HZ)
+    assert w["valid"].sum() == w0["valid"].sum() > 0
+    assert_allclose(w["iri_m_per_km"], w0["iri_m_per_km"], equal_nan=True)
+    fast = roughness_windows(t, a, v, dist, valid, fs, band_hz=LOW_BAND_HZ, roll_rate_rad_s=rng.normal(0, 0.05, t.size),
+                             pitch_rate_rad_s=rng.normal(0, 0.05, t.size))
+    assert not np.allclose(fast["iri_m_per_km"][fast["valid"]], w0["iri_m_per_km"][fast["valid"]])
