@@ -93,6 +93,7 @@ GOLDEN_CAR = {"k_t": 653.0, "k_s": 63.3, "c_s": 6.0, "mu": 0.15}   # per unit sp
 MIN_SPEED_COVERAGE = 0.9            # fraction of a window's samples that must be at >= min_speed_mps
 ALIAS_LIMIT_HZ = 100.0              # images above this add < 1e-4 to the band's power (body acceleration PSD ~ f^-4)
 CAL_SPEEDS_MPS = np.geomspace(0.5, 80.0, 96)     # speed grid of the calibration
+CAL_GEOMETRY_STEP_M = 0.05          # car lengths are rounded to this for the calibration (one table per rounded car)
 CLIP_SIGMA = 2.0                    # sample energies are winsorised at (CLIP_SIGMA x local Gaussian sigma)^2
 BACKGROUND_S = 10.0                 # span of the running Gaussian level [s]
 BACKGROUND_BLOCK_S = 0.5            # block of the block medians under it [s]
@@ -240,7 +241,7 @@ def _box_power(f_hz: np.ndarray, m: int, fs_hz: float) -> np.ndarray:
     return np.where(small, 1.0, np.sin(m * x) / np.where(small, 1.0, den)) ** 2
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, aliased: bool,
                  m: int = 1) -> np.ndarray:
     """``C(v)`` on :data:`CAL_SPEEDS_MPS` [m/km per (m/s^2 / sqrt(m/s))] for the band-pass at ``fs_hz`` of box means
@@ -264,12 +265,22 @@ def _calibration(band_hz: tuple[float, float], fs_hz: float, car: ReferenceCar, 
     return k_iri() / np.sqrt(k_a2)
 
 
+def _rounded(car: ReferenceCar) -> ReferenceCar:
+    """``car`` with its lengths on a :data:`CAL_GEOMETRY_STEP_M` grid: a calibration takes ~25 ms, and every car
+    with its own wheelbase would need one; 5 cm moves the wheelbase filter's notches by ~2 %."""
+    def q(x: float) -> float:
+        return round(x / CAL_GEOMETRY_STEP_M) * CAL_GEOMETRY_STEP_M
+
+    return replace(car, wheelbase_m=q(car.wheelbase_m), track_m=q(car.track_m),
+                   phone_behind_front_axle_m=q(car.phone_behind_front_axle_m), phone_left_m=q(car.phone_left_m))
+
+
 def calibration_constant(speed_mps: np.ndarray | float, *, band_hz: tuple[float, float], fs_hz: float,
                          car: ReferenceCar = REFERENCE_CAR, aliased: bool = True, decimation: int = 1
                          ) -> np.ndarray:
     """``C(v)`` of ``IRI = C rms / sqrt(v)`` [m/km / (m/s^2 / sqrt(m/s))], interpolated in log speed; ``fs_hz`` is
     the rate of the band-passed signal, box means of ``decimation`` phone samples."""
-    table = _calibration((float(band_hz[0]), float(band_hz[1])), design_rate_hz(fs_hz), car, bool(aliased),
+    table = _calibration((float(band_hz[0]), float(band_hz[1])), design_rate_hz(fs_hz), _rounded(car), bool(aliased),
                          int(decimation))
     v = np.clip(np.asarray(speed_mps, dtype=float), CAL_SPEEDS_MPS[0], CAL_SPEEDS_MPS[-1])
     return np.interp(np.log(v), np.log(CAL_SPEEDS_MPS), table)

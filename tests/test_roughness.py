@@ -558,3 +558,14 @@ def test_a_gyroscope_too_slow_for_the_blocks_leaves_roughness_to_the_acceleromet
     fast = roughness_windows(t, a, v, dist, valid, fs, band_hz=LOW_BAND_HZ, roll_rate_rad_s=rng.normal(0, 0.05, t.size),
                              pitch_rate_rad_s=rng.normal(0, 0.05, t.size))
     assert not np.allclose(fast["iri_m_per_km"][fast["valid"]], w0["iri_m_per_km"][fast["valid"]])
+
+
+def test_cars_a_few_centimetres_apart_share_one_calibration_table():
+    from detect.roughness import _calibration
+    _calibration.cache_clear()
+    kw = {"band_hz": LOW_BAND_HZ, "fs_hz": 20.0, "decimation": 5}
+    c1 = calibration_constant(12.0, car=ReferenceCar(wheelbase_m=2.71), **kw)
+    c2 = calibration_constant(12.0, car=ReferenceCar(wheelbase_m=2.72), **kw)
+    assert _calibration.cache_info().misses == 1 and c1 == c2
+    c3 = calibration_constant(12.0, car=ReferenceCar(wheelbase_m=3.2), **kw)
+    assert _calibration.cache_info().misses == 2 and c3 != pytest.approx(c1, rel=1e-3)
