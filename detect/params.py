@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-DETECTOR_VERSION = "bump-detect/0.3"
+DETECTOR_VERSION = "bump-detect/0.4"      # 0.4: with a gyroscope, roughness ignores phone position and coherence
 
 
 def _tuples(value: Any) -> Any:
