@@ -724,13 +724,21 @@ def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: 
     return labels
 
 
+def _spanning_clusters(labels: np.ndarray, spans: np.ndarray, k: int) -> np.ndarray:
+    """Clusters of the re-cluster that span the road (merge with either direction): most of their hits say so, and
+    at least two do; one hit read as a speed bump (a rough road lifts the body too) is a rumour, and would link
+    the two directions' clusters around it."""
+    n_span = np.bincount(labels, spans.astype(np.float64), minlength=k)
+    return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= 2)
+
+
 def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
             accuracy_m: np.ndarray, trip_index: np.ndarray, params: DefectParams) -> tuple[np.ndarray, bool]:
     """Merge a cluster into a larger one when most of its hits would have joined that one, hit by hit, had it
     existed first (the incremental rule): the re-cluster then agrees with incremental ingestion."""
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = np.bincount(labels, sp.astype(np.float64), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+    spans_k = _spanning_clusters(labels, sp, k)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     acc = clean_accuracy(accuracy_m, params)
     i, j, d = pairs_within(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
@@ -766,7 +774,7 @@ def _merge_duplicates(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.nd
                       ) -> tuple[np.ndarray, bool]:
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = np.bincount(labels, sp.astype(np.float64), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+    spans_k = _spanning_clusters(labels, sp, k)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     i, j, d = duplicate_pairs(c.x_m, c.y_m, head_k, spans_k, c.uncertainty_m, params)
     if i.size == 0:

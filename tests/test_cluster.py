@@ -388,3 +388,11 @@ def test_a_late_phone_is_corrected_by_its_own_latency(store) -> None:  # noqa: F
 def rng_offset(k: int) -> float:
     """Small, deterministic GPS scatter [m]."""
     return float(np.sin(1.7 * k + 0.3))
+
+
+def test_one_hit_read_as_a_speed_bump_does_not_make_a_recluster_cluster_span_the_road() -> None:
+    from bump.cluster import _spanning_clusters
+    labels = np.array([0, 1, 1, 2, 2, 2])
+    spans = np.array([True, True, True, True, False, False])
+    # a lone spanning hit: a rumour; two of two: spans; one of three: the directional hits win
+    assert _spanning_clusters(labels, spans, 3).tolist() == [False, True, False]
