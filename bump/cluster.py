@@ -50,7 +50,11 @@ a histogram per device, compared with that of every device's samples and weighte
 Full re-cluster (:func:`recluster`): hits quantised into micro-cells (``recluster_cell_m`` and 16 heading sectors),
 quick shift on the micro-cells (each links to its nearest denser neighbour within ``recluster_link_m`` in space and
 heading, embedded as (x, y, L cos h, L sin h); road-spanning kinds on their axis, (x, y, L cos 2h, L sin 2h)), then
-duplicate clusters merged with the gate above. Linear in hits apart from one k-d tree pair query.
+duplicate clusters merged with the gate above, and clusters absorbed where most of their hits would have joined a
+larger one. A cluster merges across directions only when at least ``recluster_span_hits`` of its hits, and most,
+span the road: scattered hits (GPS accuracy 10-20 m gives 25 m gates) would otherwise chain both directions'
+clusters through a hit or two that a rough road made look like a speed bump. Linear in hits apart from one k-d
+tree pair query.
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ class DefectParams(VersionedParams):
     summary_hits: int = 100                # a defect's position, kind, severity, confidence: from its latest hits
     recluster_cell_m: float = 2.0
     recluster_link_m: float = 4.0
+    recluster_span_hits: int = 3           # a re-cluster cluster spans the road (merges across directions) only with
+    #                                        this many hits saying so, and most: as many as confirm a defect
     # --- traversals
     traversal_radius_m: float = 6.0
     traversal_sigmas: float = 1.5
@@ -724,12 +730,12 @@ def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: 
     return labels
 
 
-def _spanning_clusters(labels: np.ndarray, spans: np.ndarray, k: int) -> np.ndarray:
+def _spanning_clusters(labels: np.ndarray, spans: np.ndarray, k: int, params: DefectParams) -> np.ndarray:
     """Clusters of the re-cluster that span the road (merge with either direction): most of their hits say so, and
-    at least two do; one hit read as a speed bump (a rough road lifts the body too) is a rumour, and would link
-    the two directions' clusters around it."""
+    at least ``recluster_span_hits`` do. A hit or two read as a speed bump (a rough road lifts the body too) are a
+    rumour: scattered hits with large gates would otherwise chain both directions' clusters around them."""
     n_span = np.bincount(labels, spans.astype(np.float64), minlength=k)
-    return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= 2)
+    return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= params.recluster_span_hits)
 
 
 def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
@@ -738,7 +744,7 @@ def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp:
     existed first (the incremental rule): the re-cluster then agrees with incremental ingestion."""
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = _spanning_clusters(labels, sp, k)
+    spans_k = _spanning_clusters(labels, sp, k, params)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     acc = clean_accuracy(accuracy_m, params)
     i, j, d = pairs_within(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
@@ -774,7 +780,7 @@ def _merge_duplicates(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.nd
                       ) -> tuple[np.ndarray, bool]:
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = _spanning_clusters(labels, sp, k)
+    spans_k = _spanning_clusters(labels, sp, k, params)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     i, j, d = duplicate_pairs(c.x_m, c.y_m, head_k, spans_k, c.uncertainty_m, params)
     if i.size == 0:

@@ -390,9 +390,11 @@ def rng_offset(k: int) -> float:
     return float(np.sin(1.7 * k + 0.3))
 
 
-def test_one_hit_read_as_a_speed_bump_does_not_make_a_recluster_cluster_span_the_road() -> None:
+def test_a_hit_or_two_read_as_a_speed_bump_do_not_make_a_recluster_cluster_span_the_road() -> None:
     from bump.cluster import _spanning_clusters
-    labels = np.array([0, 1, 1, 2, 2, 2])
-    spans = np.array([True, True, True, True, False, False])
-    # a lone spanning hit: a rumour; two of two: spans; one of three: the directional hits win
-    assert _spanning_clusters(labels, spans, 3).tolist() == [False, True, False]
+    labels = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3])
+    spans = np.array([True, True, True, True, True, True, True, True, False, False, False])
+    # one or two spanning hits: a rumour; three of three: spans; two of five: the directional hits win
+    assert _spanning_clusters(labels, spans, 4, DefectParams()).tolist() == [False, False, True, False]
+    assert _spanning_clusters(labels, spans, 4, DefectParams(recluster_span_hits=1)).tolist() == [True, True, True,
+                                                                                                False]
