@@ -4,7 +4,8 @@ The evidence, each from the physics in FIELD_NOTES:
 
 * **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
   low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
-  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump.
+  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` on both wheels is a bump; a lift
+  that rolls the car (one wheel, see below) is a wheel dropping into a deep hole.
 * **One wheel vs both** (``lateral_up_corr``, ``roll_ratio``): a pothole or cover is hit by one wheel track and
   rolls the car, so the phone's lateral acceleration moves in step with the vertical hit (|corr| ~ 0.8); joints
   and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
@@ -66,17 +67,23 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     shallow = depth_m < params.cover_depth_m
     on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)
     long_event = (feat["duration_s"] > params.max_event_s) | on_rough
+    # a bump lifts the body on both wheels; a lift that clearly rolls the car (the gyroscope sees one-wheel roll and
+    # the lateral motion follows the hit as closely as a weak event's must) is a wheel dropping into a deep hole
+    roll = feat["roll_ratio"]
+    rolls = (feat["lateral_up_corr"] >= params.weak_coherence) & np.isfinite(roll) & (
+        roll >= params.both_wheels_roll_ratio)
+    bump = lift & ~rolls
     kind = np.select(
-        [long_event, lift, two, proud | shallow],
+        [long_event, bump, two, proud | shallow],
         ["rough", "speed_bump", "joint", "cover"],
         default="pothole",
     ).astype("U10")
-    severity_cm = np.where(lift, 100.0 * feat["disp_p2p_m"], 100.0 * depth_m)
+    severity_cm = np.where(bump, 100.0 * feat["disp_p2p_m"], 100.0 * depth_m)
     # confidence: how far the event stands above its background, times how clear its kind decision was
     detect_conf = 1.0 - np.exp(-np.maximum(feat["snr"] - 1.0, 0.0) / 4.0)
     wheel_margin = np.abs(np.log(np.maximum(feat["lateral_up_corr"], 1e-3) / params.one_wheel_coherence))
     depth_margin = np.abs(np.log(np.maximum(depth_m, 1e-4) / params.cover_depth_m))
-    margin = np.select([long_event, lift, two], [np.ones(n), np.ones(n), wheel_margin],
+    margin = np.select([long_event, bump, two], [np.ones(n), np.ones(n), wheel_margin],
                        default=np.minimum(wheel_margin, depth_margin))
     kind_conf = 0.5 + 0.5 * np.tanh(2.0 * margin)
     confidence = np.clip(detect_conf * kind_conf, 0.0, 1.0)

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-DETECTOR_VERSION = "bump-detect/0.4"      # 0.4: with a gyroscope, roughness ignores phone position and coherence
+DETECTOR_VERSION = "bump-detect/0.4"      # 0.4: with a gyroscope, roughness ignores phone position and coherence,
+#                                           and a lift that rolls the car is a deep pothole, not a bump
 
 
 def _tuples(value: Any) -> Any:

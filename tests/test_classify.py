@@ -1,0 +1,41 @@
+"""Hand-made event features through the classification rules (detect/classify.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detect.classify import classify
+from detect.columns import Columns
+from detect.features import FEATURE_DTYPES
+from detect.params import DetectorParams
+
+P = DetectorParams()
+
+
+def _events(**cols: list[float]) -> Columns:
+    """Events with quiet, one-second, clear (snr 8) defaults, overridden by ``cols``."""
+    n = len(next(iter(cols.values())))
+    base = {k: np.zeros(n, dtype=v) for k, v in FEATURE_DTYPES.items()}
+    base.update(duration_s=np.full(n, 0.4), snr=np.full(n, 8.0), background_ratio=np.ones(n),
+                roll_ratio=np.full(n, np.nan), first_motion=np.full(n, -1), valid=np.ones(n, dtype=bool))
+    for k, v in cols.items():
+        base[k] = np.asarray(v, dtype=FEATURE_DTYPES[k])
+    return Columns(base)
+
+
+def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_a_deep_hole() -> None:
+    lift = dict(disp_p2p_m=[0.045] * 4, vel_p2p_mps=[0.45] * 4)
+    feat = _events(**lift, lateral_up_corr=[0.1, 0.8, 0.8, 0.8], roll_ratio=[0.2, 1.6, 0.3, np.nan])
+    kind, _, severity, _ = classify(feat, P)
+    # both wheels; one wheel by gyroscope and lateral motion; lateral motion but no roll; no gyroscope to confirm it
+    assert kind.tolist() == ["speed_bump", "pothole", "speed_bump", "speed_bump"]
+    assert severity[0] == pytest.approx(4.5)                          # a bump: the body's lift [cm]
+    assert severity[1] == pytest.approx(100 * 0.45 / P.damper_rate_per_s)   # a hole: equivalent depth [cm]
+
+
+def test_one_wheel_events_without_lift_keep_their_depth_rule() -> None:
+    feat = _events(vel_p2p_mps=[0.05, 0.2], disp_p2p_m=[0.005, 0.01], lateral_up_corr=[0.8, 0.8],
+                   roll_ratio=[1.5, 1.5])
+    kind, *_ = classify(feat, P)
+    assert kind.tolist() == ["cover", "pothole"]                     # 1.9 cm equivalent vs 7.4 cm
