@@ -730,12 +730,13 @@ def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: 
     return labels
 
 
-def _spanning_clusters(labels: np.ndarray, spans: np.ndarray, k: int, params: DefectParams) -> np.ndarray:
-    """Clusters of the re-cluster that span the road (merge with either direction): most of their hits say so, and
-    at least ``recluster_span_hits`` do. A hit or two read as a speed bump (a rough road lifts the body too) are a
-    rumour: scattered hits with large gates would otherwise chain both directions' clusters around them."""
-    n_span = np.bincount(labels, spans.astype(np.float64), minlength=k)
-    return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= params.recluster_span_hits)
+def spanning_labels(labels: np.ndarray, spans: np.ndarray, k: int, *, min_spanning: int = 1) -> np.ndarray:
+    """Which of the ``k`` labels span the road (merge with either direction): most of their hits say so, and at
+    least ``min_spanning`` do. The re-cluster asks for ``recluster_span_hits``: a hit or two read as a speed bump
+    (a rough road lifts the body too) are a rumour, and scattered hits with large gates would otherwise chain both
+    directions' clusters around them."""
+    n_span = np.bincount(labels, np.asarray(spans).astype(np.float64), minlength=k)
+    return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= min_spanning)
 
 
 def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
@@ -744,7 +745,7 @@ def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp:
     existed first (the incremental rule): the re-cluster then agrees with incremental ingestion."""
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = _spanning_clusters(labels, sp, k, params)
+    spans_k = spanning_labels(labels, sp, k, min_spanning=params.recluster_span_hits)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     acc = clean_accuracy(accuracy_m, params)
     i, j, d = pairs_within(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
@@ -780,7 +781,7 @@ def _merge_duplicates(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.nd
                       ) -> tuple[np.ndarray, bool]:
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
-    spans_k = _spanning_clusters(labels, sp, k, params)
+    spans_k = spanning_labels(labels, sp, k, min_spanning=params.recluster_span_hits)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
     i, j, d = duplicate_pairs(c.x_m, c.y_m, head_k, spans_k, c.uncertainty_m, params)
     if i.size == 0:

@@ -56,6 +56,7 @@ from bump.cluster import (
     merge_forest,
     recluster,
     robust_centres,
+    spanning_labels,
     track_from_fixes,
     twin_pairs,
 )
@@ -300,8 +301,7 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         labels = group_hits(sub["x_m"], sub["y_m"], sub["heading_deg"], hspans[rest], sub["accuracy_m"], dp)
         k = int(labels.max()) + 1
         c = robust_centres(labels, sub["x_m"], sub["y_m"], sub["accuracy_m"], np.zeros(rest.size, np.int64), k, dp)
-        gspans = np.bincount(labels, hspans[rest].astype(float), minlength=k) > 0.5 * np.bincount(labels,
-                                                                                                minlength=k)
+        gspans = spanning_labels(labels, hspans[rest], k)
         head = mean_heading(labels, sub["heading_deg"], np.ones(rest.size), k, gspans)
         first_t = np.full(k, np.inf)
         np.minimum.at(first_t, labels, sub["t_s"])
@@ -912,7 +912,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp)
             k = int(labels.max()) + 1
             c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)
-            gspans = np.bincount(labels, spans.astype(float), minlength=k) > 0.5 * np.bincount(labels, minlength=k)
+            gspans = spanning_labels(labels, spans, k)
             head = mean_heading(labels, hits["heading_deg"], np.ones(labels.size), k, gspans)
             first_t = np.full(k, np.inf)
             np.minimum.at(first_t, labels, hits["t_s"])

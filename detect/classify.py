@@ -69,9 +69,7 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     long_event = (feat["duration_s"] > params.max_event_s) | on_rough
     # a bump lifts the body on both wheels; a lift that clearly rolls the car (the gyroscope sees one-wheel roll and
     # the lateral motion follows the hit as closely as a weak event's must) is a wheel dropping into a deep hole
-    roll = feat["roll_ratio"]
-    rolls = (feat["lateral_up_corr"] >= params.weak_coherence) & np.isfinite(roll) & (
-        roll >= params.both_wheels_roll_ratio)
+    rolls = ~two & np.isfinite(feat["roll_ratio"]) & (feat["lateral_up_corr"] >= params.weak_coherence)
     bump = lift & ~rolls
     kind = np.select(
         [long_event, bump, two, proud | shallow],

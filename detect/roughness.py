@@ -331,7 +331,7 @@ def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIG
 
 # -------------------------------------------------------------------------------------------- gyroscope, lever arm
 MAX_RATELESS_SHARE = 0.05           # gyroscope missing in more blocks than this (slow, or partial): accelerometer only
-DIFF_TAPS = 11                      # FIR differentiator length: gain within 1 % of 2 pi f up to 0.36 x its rate
+DIFF_TAPS = 11                      # FIR differentiator length: gain within 1.5 % of 2 pi f up to 0.35 x its rate
 DIFF_PASS = 0.36                    # ... the band it is designed for [x the sample rate]
 
 
@@ -486,8 +486,7 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
         no_rate = ~np.isfinite(rates).all(axis=0)
         if np.count_nonzero(no_rate & ~bad_d) > MAX_RATELESS_SHARE * n:
             rates = None
-    gyro = rates is not None
-    if gyro:
+    if rates is not None:
         bad_d |= no_rate
         rates[:, no_rate] = 0.0
         rows = np.stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs)))

@@ -391,10 +391,10 @@ def rng_offset(k: int) -> float:
 
 
 def test_a_hit_or_two_read_as_a_speed_bump_do_not_make_a_recluster_cluster_span_the_road() -> None:
-    from bump.cluster import _spanning_clusters
+    from bump.cluster import spanning_labels
     labels = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3])
     spans = np.array([True, True, True, True, True, True, True, True, False, False, False])
     # one or two spanning hits: a rumour; three of three: spans; two of five: the directional hits win
-    assert _spanning_clusters(labels, spans, 4, DefectParams()).tolist() == [False, False, True, False]
-    assert _spanning_clusters(labels, spans, 4, DefectParams(recluster_span_hits=1)).tolist() == [True, True, True,
-                                                                                                False]
+    at_least = DefectParams().recluster_span_hits
+    assert spanning_labels(labels, spans, 4, min_spanning=at_least).tolist() == [False, False, True, False]
+    assert spanning_labels(labels, spans, 4).tolist() == [True, True, True, False]
