@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import api
+from api.deps import get_params
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
 from api.routes import cells, defects, devices, health, open311, traces, trips
@@ -134,6 +135,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if app.state.settings.warm_up:
+        service.warm_up(get_params(app.state.settings))    # before serving: the first uploads are not slower
     yield
     with app.state.lock:
         pools = list(app.state.pools.values())

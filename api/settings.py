@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     tile_url: str | None = Field(None, description="map tile URL template for the map page (None: plain background)")
     detector_params: Path | None = Field(None, description="JSON file of detector parameters (default: built-in)")
     store_pool_size: int = Field(8, ge=1, description="SQLite connections per process")
+    warm_up: bool = Field(True, description="run the detector once per usual phone rate when a worker starts "
+                                            "(~0.3 s), so that its first uploads do not pay for one-time caches")
     uploads_at_once: int = Field(1, ge=1, description="uploads a worker process works on at the same time (the "
                                                       "others wait their turn): one per process and core keeps "
                                                       "them from fighting over the GIL and the database's write "

@@ -26,7 +26,9 @@ from test_api_support import (
     small_trip,
 )
 
+from bump import service
 from bump.store import SCHEMA_VERSION, Store
+from detect.params import DetectorParams
 
 # ------------------------------------------------------------------------------------------- devices, uploads
 
@@ -328,6 +330,26 @@ def test_health_config_and_metrics(tmp_path: Path) -> None:
     with make_client(tmp_path / "b.db") as client:
         assert client.get("/v1/config").json()["tile_url"] is None
         assert client.get("/").status_code == 200 and client.get("/static/app.js").status_code == 200
+
+
+def test_workers_warm_up_before_serving_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(service, "warm_up", lambda params: calls.append(params))
+    with make_client(tmp_path / "a.db"):
+        assert len(calls) == 1 and isinstance(calls[0], DetectorParams)
+    with make_client(tmp_path / "b.db", warm_up=False):
+        assert len(calls) == 1
+
+
+def test_warm_up_leaves_no_calibration_for_the_first_upload_to_make() -> None:
+    from detect import roughness
+
+    service.warm_up(rates_hz=(100.0,))
+    misses = roughness._calibration.cache_info().misses
+    service.warm_up(rates_hz=(100.0,))                 # another drive at the same rate: nothing new to compute
+    assert roughness._calibration.cache_info().misses == misses
+    service.warm_up(rates_hz=(37.0,))                  # a rate it was not warmed for: one new table
+    assert roughness._calibration.cache_info().misses > misses
 
 
 def test_openapi_documents_every_endpoint_with_tags(tmp_path: Path) -> None:
