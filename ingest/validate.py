@@ -14,7 +14,7 @@ Every reader ends here, so the rules live in one place:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,13 +69,14 @@ def _check_lengths(arrays: Mapping[str, np.ndarray], *, source: str | None) -> N
 
 def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source: str | None,
                  limits: Limits, dropped: dict[str, int], problems: list[str],
-                 label: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Sort small reorderings, drop exact duplicates, reject a clock that runs back too far."""
-    if t_s.size < 2:
-        return t_s, cols
+                 label: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Sort small reorderings, drop exact duplicates, reject a clock that runs back too far.
+
+    Returns the times, the columns and ``np.diff`` of the returned times [s]. One ``diff > 0`` pass proves
+    clean input (sorted, no duplicates), which is then returned as is, without copies."""
     dt = np.diff(t_s)
-    if np.all(dt > 0):
-        return t_s, cols
+    if t_s.size < 2 or np.all(dt > 0):
+        return t_s, cols, dt
     run_max = np.maximum.accumulate(t_s)
     back_s = run_max - t_s
     worst = int(np.argmax(back_s))
@@ -89,13 +90,15 @@ def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source:
         t_s = t_s[order]
         cols = [c[order] for c in cols]
         problems.append(f"{label}: {int(np.count_nonzero(dt < 0))} out-of-order timestamps sorted")
-    keep = np.concatenate(([True], np.diff(t_s) > 0))
+    dt = np.diff(t_s)
+    keep = np.concatenate(([True], dt > 0))
     n_dup = int(keep.size - np.count_nonzero(keep))
     if n_dup:
         dropped[f"{label}_duplicate_t"] = n_dup
         t_s = t_s[keep]
         cols = [c[keep] for c in cols]
-    return t_s, cols
+        dt = np.diff(t_s)
+    return t_s, cols, dt
 
 
 def _axis_block(t_s: ArrayLike, xyz: Sequence[ArrayLike] | np.ndarray, *, prefix: str, source: str | None
@@ -119,18 +122,59 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _median(x: np.ndarray, max_n: int = 65_536) -> float:
-    """Median of ``x``, of an evenly strided subsample when longer than ``max_n`` (a summary statistic: the
-    subsample's median lies within a fraction of a percentile of the full one, at a fraction of the cost)."""
-    step = max(1, x.size // max_n)
-    return float(np.median(x[::step]))
+def _exact_median(x: np.ndarray, monotonic: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """``np.median(x)``, or ``np.median(monotonic(x))``, of a non-empty 1-D array, bit for bit, ~5x faster.
+
+    numpy partitions around three points (both middle elements, and the last for its NaN check), slow on data
+    with many equal values such as quantised time steps. One partition at the upper middle element, a max over
+    the lower part for the other and one over the upper part for NaN give the same numbers; the mean of the two
+    is computed as numpy does, ``(lo + hi) / 2``. A non-decreasing, elementwise ``monotonic`` (e.g. ``np.sqrt``)
+    keeps the order, so it is applied to the middle elements only.
+    """
+    k = x.size // 2
+    part = np.partition(x, k)
+    if np.isnan(part[k:].max()):
+        return float("nan")
+    hi = part[k] if monotonic is None else monotonic(part[k])
+    if x.size % 2:
+        return float(hi)
+    lo = part[:k].max()
+    return float(((lo if monotonic is None else monotonic(lo)) + hi) / 2)
 
 
-def _rate_stats(t_s: np.ndarray) -> tuple[float, float, np.ndarray]:
-    dt = np.diff(t_s)
-    med = _median(dt)
-    jitter = 1.4826 * _median(np.abs(dt - med))
-    return med, jitter, dt
+def _stride(n: int, max_n: int = 65_536) -> int:
+    """Step of the evenly strided subsample (at most ~``max_n`` long) that summary medians are taken over: the
+    subsample's median lies within a fraction of a percentile of the full one, at a fraction of the cost."""
+    return max(1, n // max_n)
+
+
+def _norm_median(axes: Sequence[np.ndarray]) -> float:
+    """Median of |v| = sqrt(x^2 + y^2 + z^2) over a strided subsample (:func:`_stride`) of three axis arrays.
+
+    The squares are summed as (x^2 + z^2) + y^2, the order numpy's ``einsum("ij,ij->i")`` takes on the stacked
+    (n, 3) array, so the unit checks see the numbers they always did."""
+    step = _stride(axes[0].size)
+    x, y, z = (a[::step] for a in axes)
+    sq = x * x
+    sq += z * z
+    sq += y * y
+    return _exact_median(sq, np.sqrt)
+
+
+def _rate_stats(dt: np.ndarray) -> tuple[float, float]:
+    """Median sample interval and its robust spread (1.4826 * MAD) [s] from the intervals ``dt`` [s]."""
+    sub = dt[::_stride(dt.size)]
+    med = _exact_median(sub)
+    jitter = 1.4826 * _exact_median(np.abs(sub - med))
+    return med, jitter
+
+
+def _stack3(axes: Sequence[np.ndarray], factor: float = 1.0) -> np.ndarray:
+    """The (n, 3) C-ordered array of three axis arrays, times ``factor`` (one copy; no multiply when 1)."""
+    out = np.column_stack(axes)
+    if factor != 1.0:
+        out *= factor
+    return out
 
 
 def build_trace(
@@ -191,8 +235,8 @@ def build_trace(
         dropped_out["accel_nonfinite"] = n_bad
         t = t[finite]
         axes = [a[finite] for a in axes]
-    t, axes = _order_times(t, axes, field=f"{names['accel']}.t", source=source, limits=limits,
-                           dropped=dropped_out, problems=problems_out, label="accel")
+    t, axes, dt = _order_times(t, axes, field=f"{names['accel']}.t", source=source, limits=limits,
+                               dropped=dropped_out, problems=problems_out, label="accel")
     if t.size < 2:
         raise TimestampError("needs at least 2 samples with distinct times", source=source,
                              field=f"{names['accel']}.t")
@@ -204,14 +248,13 @@ def build_trace(
         raise TimestampError(f"lasts {duration_s / 3600:.2f} h, longer than "
                              f"{limits.max_duration_s / 3600:g} h; split it into trips (are the times in s?)",
                              source=source, field=f"{names['accel']}.t")
-    med_dt, jitter_s, dt = _rate_stats(t)
+    med_dt, jitter_s = _rate_stats(dt)
     rate_hz = 1.0 / med_dt
     if not limits.min_rate_hz <= rate_hz <= limits.max_rate_hz:
         raise SampleRateError(
             f"median sample rate is {rate_hz:.3g} Hz, outside {limits.min_rate_hz:g}-{limits.max_rate_hz:g} Hz; "
             "check that t is in seconds (not ms or ns)", source=source, field=f"{names['accel']}.t")
-    accel = np.column_stack(axes)
-    norm_med = _median(np.sqrt(np.einsum("ij,ij->i", accel, accel)))
+    norm_med = _norm_median(axes)
     norm_med_mps2 = norm_med * ACCEL_UNITS[accel_unit]
     if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says m/s2; this looks like g: "
@@ -225,7 +268,7 @@ def build_trace(
                         source=source, field=names["accel"])
     if norm_med_mps2 > 3 * G_MPS2:
         problems_out.append(f"median |a| is {norm_med_mps2:.1f} m/s2, far above 1 g")
-    accel_mps2 = accel * ACCEL_UNITS[accel_unit]
+    accel_mps2 = _stack3(axes, ACCEL_UNITS[accel_unit])
     gap_mask = dt > limits.gap_factor * med_dt
 
     # --- gyroscope -----------------------------------------------------------------------------------
@@ -239,13 +282,13 @@ def build_trace(
             dropped_out["gyro_nonfinite"] = int(gfinite.size - np.count_nonzero(gfinite))
             gt = gt[gfinite]
             gaxes = [a[gfinite] for a in gaxes]
-        gt, gaxes = _order_times(gt, gaxes, field=f"{names['gyro']}.t", source=source, limits=limits,
-                                 dropped=dropped_out, problems=problems_out, label="gyro")
+        gt, gaxes, gdt = _order_times(gt, gaxes, field=f"{names['gyro']}.t", source=source, limits=limits,
+                                      dropped=dropped_out, problems=problems_out, label="gyro")
         if gt.size >= 2:
             gyro_t = gt
-            gyro = np.column_stack(gaxes)
-            gyro_rate_hz = 1.0 / float(np.median(np.diff(gt)))
-            omega_med = _median(np.sqrt(np.einsum("ij,ij->i", gyro, gyro)))
+            gyro = _stack3(gaxes)
+            gyro_rate_hz = 1.0 / _exact_median(gdt)
+            omega_med = _norm_median(gaxes)
             if omega_med > GYRO_MAX_MEDIAN_RAD_S:
                 raise UnitError(f"median |omega| is {omega_med:.3g} rad/s, more than a car turns for most of a trip; "
                                 "this looks like deg/s: send the gyroscope in rad/s (x pi/180)", source=source,
@@ -338,6 +381,6 @@ def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | No
             rest[i] = np.where(neg, np.nan, rest[i])
             problems.append(f"gps.{name}: {int(np.count_nonzero(neg))} negative values treated as unknown")
     rest[3] = np.where(np.isfinite(rest[3]) & (rest[3] >= 0), np.mod(rest[3], 360.0), np.nan)
-    gt, rest = _order_times(gt, rest, field=f"{prefix}.t", source=source, limits=limits, dropped=dropped,
-                            problems=problems, label="gps")
+    gt, rest, _ = _order_times(gt, rest, field=f"{prefix}.t", source=source, limits=limits, dropped=dropped,
+                               problems=problems, label="gps")
     return [gt, *rest]

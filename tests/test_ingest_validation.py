@@ -11,6 +11,9 @@ import numpy as np
 import orjson
 import pytest
 from conftest import T0_S, make_doc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import ingest
 from ingest.errors import (
@@ -265,3 +268,78 @@ def test_gunzip_joins_members_and_refuses_bombs_and_truncation(inflate: str, mon
         source.gunzip(two[: len(two) // 3], name="x")
     with pytest.raises(FormatError, match="not valid gzip"):
         source.gunzip(b"\x1f\x8b\x08\x00" + b"garbage" * 10, name="x")
+
+
+# --- the fast kernels of build_trace against their slow, obvious twins -------------------------------------------
+
+_values = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=arrays(np.float64, st.integers(1, 60), elements=_values),
+       dup=arrays(np.float64, st.integers(1, 60), elements=st.sampled_from([0.0, 0.01, 0.02, np.inf])))
+def test_exact_median_is_numpys_median_bit_for_bit(x: np.ndarray, dup: np.ndarray) -> None:
+    from ingest.validate import _exact_median
+
+    for a in (x, dup, np.abs(x)):
+        assert np.array_equal(_exact_median(a), np.median(a), equal_nan=True), a
+    for a in (np.abs(x), dup):                          # a monotonic map applied to the middle elements only
+        assert np.array_equal(_exact_median(a, np.sqrt), np.median(np.sqrt(a)), equal_nan=True), a
+
+
+def test_exact_median_on_quantised_time_steps() -> None:
+    from ingest.validate import _exact_median
+
+    rng = np.random.default_rng(3)
+    for n in (59_317, 59_318):                      # odd and even: the mean of the two middle elements
+        dt = np.round(0.01 + rng.normal(0, 0.0005, n), 4)
+        assert _exact_median(dt) == np.median(dt)
+        assert _exact_median(dt, np.sqrt) == np.median(np.sqrt(dt))
+
+
+@pytest.mark.parametrize("n", [2, 3, 1000, 65_535, 200_001])
+def test_norm_median_is_the_median_of_the_stacked_norms(n: int) -> None:
+    from ingest.validate import _norm_median, _stride
+
+    rng = np.random.default_rng(n)
+    xyz = rng.normal(0, 3, (n, 3)) * rng.choice([1e-3, 1.0, 1e3], (n, 3))
+    sub = xyz[:: _stride(n)]                        # long arrays: an evenly strided subsample, as documented
+    ref = np.median(np.sqrt(np.einsum("ij,ij->i", sub, sub)))
+    np.testing.assert_allclose(_norm_median([xyz[:, 0], xyz[:, 1], xyz[:, 2]]), ref, rtol=1e-15)
+
+
+def test_quality_statistics_match_their_definitions_after_repairs() -> None:
+    """Rate, jitter and gaps come from the intervals of the final (sorted, deduplicated) times."""
+    d = make_doc(duration_s=60.0, rate_hz=100.0)
+    rng = np.random.default_rng(11)
+    t = np.asarray(d["accel"]["t"]) + rng.uniform(0, 0.003, 6000)   # jittered clock
+    t[3000:] += 0.4                                 # one gap
+    t[100], t[101] = t[101], t[100]                 # a reordering
+    t[[200, 300, 400]] = t[[199, 299, 399]]         # duplicates
+    d["accel"]["t"] = t.tolist()
+    gt = np.round(np.asarray(d["gyro"]["t"]) + rng.uniform(0, 0.002, 6000), 3)   # a quantised clock
+    gt[50] = gt[49]
+    d["gyro"]["t"] = gt.tolist()
+    trace = ingest.read(orjson.dumps(d))
+    q = trace.quality
+    assert q.dropped == {"accel_duplicate_t": 3, "gyro_duplicate_t": 1}
+    assert any("out-of-order" in p for p in q.problems)
+    dt = np.diff(trace.t_s)
+    med = np.median(dt)
+    assert q.accel_rate_hz == 1.0 / med
+    assert q.jitter_s == 1.4826 * np.median(np.abs(dt - med))
+    gaps = dt > Limits().gap_factor * med
+    assert (q.n_gaps, q.gap_total_s, q.longest_gap_s) == (1, float(dt[gaps].sum()), float(dt.max()))
+    assert q.gyro_rate_hz == 1.0 / np.median(np.diff(trace.gyro_t_s))
+
+
+def test_accel_in_g_is_scaled_exactly_and_stacked_by_axis() -> None:
+    d = make_doc(gps=False)
+    for k in "xyz":
+        d["accel"][k] = [v / 9.80665 for v in d["accel"][k]]
+    d["accel"]["unit"] = "g"
+    trace = ingest.read(orjson.dumps(d))
+    raw = np.column_stack([np.asarray(d["accel"][k]) for k in "xyz"])
+    assert np.array_equal(trace.accel_mps2, raw * 9.80665)
+    assert np.array_equal(trace.gyro_rad_s, np.column_stack([d["gyro"][k] for k in "xyz"]))
+    assert trace.accel_mps2.flags.c_contiguous and trace.gyro_rad_s.flags.c_contiguous

@@ -68,3 +68,78 @@ def test_written_documents_follow_the_published_json_schema() -> None:
     doc["accel"]["unit"] = "furlongs"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
+
+
+# --- the reused simdjson parsers of the bump.trace/1 reader ----------------------------------------------------
+
+
+def _doc_bytes(seed: int, duration_s: float = 10.0) -> bytes:
+    return orjson.dumps(make_doc(seed=seed, duration_s=duration_s))
+
+
+def test_a_reused_parser_leaves_earlier_traces_untouched() -> None:
+    """Arrays of one read must not share memory with the parser that the next read reuses."""
+    from ingest.formats import bump_json
+
+    first = ingest.read(_doc_bytes(1))
+    copy = {k: getattr(first, k).copy() for k in ("t_s", "accel_mps2", "gyro_rad_s", "lat_deg")}
+    assert bump_json._pool                            # the parser went back to the pool ...
+    second = ingest.read(_doc_bytes(2, duration_s=12.0))
+    for k, v in copy.items():                         # ... and parsing another document into it changed nothing
+        assert np.array_equal(getattr(first, k), v), k
+    assert not np.array_equal(first.accel_mps2[:100], second.accel_mps2[:100])
+
+
+def test_failed_decodes_do_not_poison_the_parser_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parse or conversion error leaves no document alive in a pooled parser: the next read still works."""
+    from ingest.errors import SchemaError
+    from ingest.formats import bump_json
+
+    good = _doc_bytes(3)
+    expected = ingest.read(good)
+    huge_int = good.replace(b'"x":[', b'"x":[1' + b"0" * 30 + b",", 1)
+    for bad in (good[:4000], huge_int, good.replace(b'"unit":"m/s2"', b'"unit":"m/s2"}', 1)):
+        with pytest.raises(SchemaError, match="not valid JSON"):
+            ingest.read(bad, format="bump")
+        _same(expected, ingest.read(good))
+
+    def failing_conversion(doc: object) -> None:
+        raise KeyError("simulated")
+
+    monkeypatch.setattr(bump_json, "_plain", failing_conversion)
+    with pytest.raises(SchemaError, match="simulated") as info:     # the traceback holds the parsed document
+        ingest.read(good, format="bump")
+    monkeypatch.undo()
+    _same(expected, ingest.read(good))
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_parser_pool_is_bounded_in_size_and_document_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.formats import bump_json
+
+    monkeypatch.setattr(bump_json, "_pool", [])
+    data = _doc_bytes(4)
+    monkeypatch.setattr(bump_json, "_POOL_MAX_BYTES", len(data) - 1)
+    ingest.read(data)
+    assert bump_json._pool == []                      # too big to keep: its parser was freed after the read
+    monkeypatch.setattr(bump_json, "_POOL_MAX_BYTES", len(data))
+    for _ in range(3):
+        ingest.read(data)
+    assert len(bump_json._pool) == 1                  # one reader at a time reuses one parser
+    busy = [bump_json._take_parser(len(data)) for _ in range(bump_json._POOL_SIZE + 2)]   # concurrent readers
+    assert bump_json._pool == [] and len({id(p) for p in busy}) == len(busy)
+    for p in busy:
+        bump_json._give_back(p, len(data))
+    assert len(bump_json._pool) == bump_json._POOL_SIZE   # the surplus parsers are freed, not kept
+
+
+def test_concurrent_reads_give_the_serial_traces() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [_doc_bytes(seed, duration_s=20.0) for seed in range(6)]
+    serial = [ingest.read(d) for d in docs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            for a, b in zip(serial, pool.map(ingest.read, docs), strict=True):
+                _same(a, b)
+                assert a.quality == b.quality
