@@ -21,7 +21,7 @@ from detect.geo import EARTH_RADIUS_M, LocalProjection
 from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, orient
 from detect.params import DetectorParams
-from detect.roughness import ReferenceCar, body_rates, roughness_windows
+from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
 from detect.signal import bandpass, grid_rate_hz, resample_uniform
 from ingest.trace import Trace
 
@@ -131,15 +131,11 @@ def trip_roughness(sig: Signals, still: np.ndarray, params: DetectorParams, car:
     """Roughness windows of a trip's signals (:func:`detect.roughness.roughness_windows`) over the samples
     ``still`` marks as road vibration; with a gyroscope, its roll and pitch rates about each mount segment's car
     axes remove the phone's position and the road's track coherence from the estimate."""
-    rates: dict[str, np.ndarray] = {}
-    if sig.has_gyro:
-        roll, pitch = body_rates(sig.gyro_t_s, sig.gyro_rad_s, sig.t_s[sig.segment_starts], sig.forward_axis,
-                                 sig.left_axis)
-        rates = {"roll_rate_rad_s": roll, "pitch_rate_rad_s": pitch, "rates_t_s": sig.gyro_t_s}
+    gyro = PhoneGyro(sig.gyro_t_s, sig.gyro_rad_s, sig.forward_axis, sig.left_axis) if sig.has_gyro else None
     return roughness_windows(sig.t_s, sig.a_up_mps2, sig.speed_mps, sig.distance_m, still, sig.fs_hz,
                              window_m=params.roughness_window_m, band_hz=band_hz or params.rough_band_hz,
                              min_speed_mps=params.roughness_min_speed_mps, car=car,
-                             segment_starts=sig.segment_starts, **rates)
+                             segment_starts=sig.segment_starts, gyro=gyro)
 
 
 def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection:

@@ -81,7 +81,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-from scipy import special
+from scipy import sparse, special
 from scipy.signal import remez
 
 from detect.columns import Columns
@@ -316,17 +316,25 @@ def gaussian_energy(x: np.ndarray, fs_hz: float, *, clip_sigma: float = CLIP_SIG
 
     ``x^2`` winsorised at ``(clip_sigma sigma)^2``, ``sigma^2`` the local level (running median of block medians
     of ``x^2`` over ``background_s``, divided by the chi-square(1) median), divided by ``E[min(z^2, clip^2)]``.
-    Transients (bumps, potholes, a door slam) add little; a stationary Gaussian signal is unbiased.
+    Transients (bumps, potholes, a door slam) add little; a stationary Gaussian signal is unbiased. Rows (r, n) of
+    samples give the sum of their rows' energies (n,).
     """
-    e = x * x
-    if e.size == 0:
-        return e
-    clipped = running_background(e, fs_hz, background_s, block_s=BACKGROUND_BLOCK_S)
-    clipped /= CHI2_1_MEDIAN                                   # sigma^2, then in place: the clip, the energy
-    clipped *= clip_sigma**2
-    np.minimum(e, clipped, out=clipped)
-    clipped /= _clip_consistency(clip_sigma)
-    return clipped
+    rows = np.asarray(x, dtype=float)
+    rows = rows.reshape(-1, rows.shape[-1])
+    if rows.size == 0:
+        return np.zeros(rows.shape[1])
+    total = None
+    for row in rows:                                           # loop over series
+        e = row * row
+        clipped = running_background(e, fs_hz, background_s, block_s=BACKGROUND_BLOCK_S)
+        clipped *= clip_sigma**2 / CHI2_1_MEDIAN               # the clip (sigma^2 x clip^2), then in place
+        np.minimum(e, clipped, out=clipped)                    # the winsorised energy
+        if total is None:
+            total = clipped
+        else:
+            total += clipped
+    total /= _clip_consistency(clip_sigma)
+    return total
 
 
 # -------------------------------------------------------------------------------------------- gyroscope, lever arm
@@ -351,22 +359,144 @@ def body_rates(gyro_t_s: np.ndarray, gyro_rad_s: np.ndarray, segment_t_s: np.nda
     return rates[0], rates[1]
 
 
+@dataclass(frozen=True)
+class PhoneGyro:
+    """A phone's raw gyroscope and the car's axes in each of its mount segments: sorted times ``t_s`` [s],
+    phone-frame rates ``rad_s`` (n, 3) [rad/s], and per segment the unit forward and left axes (s, 3) in the
+    phone frame (:func:`body_rates`)."""
+
+    t_s: np.ndarray
+    rad_s: np.ndarray
+    forward_axes: np.ndarray
+    left_axes: np.ndarray
+
+
+BLOCK_SHIFT = 1 << 20                # blocks are floored by truncation of a positive number (t0 - 2^20 steps)
+
+
+def _block_position(t_s: np.ndarray, t0_s: float, step_s: float) -> np.ndarray:
+    """``(t - t0) / step + BLOCK_SHIFT`` [blocks] of times [s]: its integer part less the shift is the block."""
+    x = np.subtract(t_s, t0_s)
+    x *= 1.0 / step_s
+    x += BLOCK_SHIFT
+    return x
+
+
+def _block_index(t_s: np.ndarray, t0_s: float, step_s: float) -> np.ndarray:
+    """Index ``floor((t - t0) / step)`` of the block of each time [s] (blocks ``[t0 + i step, t0 + (i + 1) step)``)."""
+    k = _block_position(t_s, t0_s, step_s).astype(np.int64)
+    k -= BLOCK_SHIFT
+    return k
+
+
+def _regular_blocks(t_s: np.ndarray, t0_s: float, step_s: float, n_blocks: int) -> tuple[int, int] | None:
+    """``(lo, c)`` when block ``i`` holds exactly the samples ``lo + i c ... lo + i c + c - 1`` (by
+    :func:`_block_index`) and no other sample falls in a block, else None. Checks only each block's first and last
+    sample and the two neighbours of the run (the position is monotone in time): block ``i`` is the integer part
+    of the position less the shift, so its first sample's position must be >= ``i + shift``, its last's below
+    ``i + 1 + shift``."""
+    n = t_s.size
+    if n == 0 or n_blocks < 1:
+        return None
+    lo = int(np.searchsorted(t_s, t0_s))
+    c = round((int(np.searchsorted(t_s, t0_s + n_blocks * step_s)) - lo) / n_blocks)
+    hi = lo + c * n_blocks
+    if c < 1 or hi > n:
+        return None
+    floor = np.arange(BLOCK_SHIFT, BLOCK_SHIFT + n_blocks, dtype=float)   # integers: exact
+    if not (np.all(_block_position(t_s[lo:hi:c], t0_s, step_s) >= floor)
+            and np.all(_block_position(t_s[lo + c - 1:hi:c], t0_s, step_s) < floor + 1.0)):
+        return None
+    outside = _block_index(t_s[[i for i in (lo - 1, hi) if 0 <= i < n]], t0_s, step_s)
+    return (lo, c) if np.all((outside < 0) | (outside >= n_blocks)) else None
+
+
+def block_sums_at(t_s: np.ndarray, x: np.ndarray, t0_s: float, step_s: float, n_blocks: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sums (n_blocks, k), counts, starts)`` of the rows of ``x`` (n, k) at the sorted times ``t_s`` [s] over
+    the blocks ``[t0 + i step, t0 + (i + 1) step)``, i < ``n_blocks``: sums in the units of ``x``, the number of
+    samples in each block and the index of its first sample (of the next sample for an empty block). All columns in
+    one pass: a matrix product with a stack of identities when every block holds the same run of samples (a sensor
+    on the blocks' clock, :func:`_regular_blocks`), else with the sparse block-membership matrix. A non-finite value
+    stays in its block."""
+    t = np.asarray(t_s, dtype=float)
+    x = np.asarray(x, dtype=float)
+    regular = _regular_blocks(t, t0_s, step_s, n_blocks)
+    if regular is None:
+        return _block_sums_sparse(t, x, t0_s, step_s, n_blocks)
+    lo, c = regular
+    k = x.shape[1]
+    sums = x[lo:lo + c * n_blocks].reshape(n_blocks, c * k) @ np.tile(np.eye(k), (c, 1))
+    return sums, np.full(n_blocks, c, dtype=np.int64), lo + c * np.arange(n_blocks)
+
+
+def _block_sums_sparse(t_s: np.ndarray, x: np.ndarray, t0_s: float, step_s: float, n_blocks: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`block_sums_at` of any sorted times, as the product of the sparse block-membership matrix with ``x``."""
+    idx = _block_index(t_s, t0_s, step_s)
+    lo, hi = (int(i) for i in np.searchsorted(idx, (0, n_blocks)))   # idx is sorted: the samples inside
+    counts = np.bincount(idx[lo:hi], minlength=n_blocks)
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    small = np.int32 if hi - lo < 2**31 else np.int64               # scipy's index type: no conversion of ours
+    member = sparse.csr_matrix((np.ones(hi - lo), np.arange(hi - lo, dtype=small), indptr.astype(small)),
+                               shape=(n_blocks, hi - lo))
+    return member @ x[lo:hi], counts, lo + indptr[:-1]
+
+
+def block_body_rates(gyro: PhoneGyro, segment_t_s: np.ndarray, t0_s: float, step_s: float, n_blocks: int
+                     ) -> np.ndarray:
+    """Block means (2, n_blocks) of the roll and pitch rates [rad/s] of :func:`body_rates` over the blocks
+    ``[t0 + i step, t0 + (i + 1) step)`` [s] (mount segment ``k`` from ``segment_t_s[k]``); NaN for a block without
+    a sample or with a non-finite one. ``block_means_at(gyro.t_s, body_rates(...), ...)`` to rounding, at a
+    fraction of the cost: the projection is linear, so it applies to the blocks' sums of the three raw axes (one
+    matrix product per segment: on the raw rows, averaging and projecting at once, when every block holds the same
+    run of samples; else on the sums of :func:`block_sums_at`). A block straddling a segment start gets the change
+    of projection times the sum of its samples from that start on."""
+    t = np.asarray(gyro.t_s, dtype=float)
+    g = np.asarray(gyro.rad_s, dtype=float)
+    axes = np.stack((np.asarray(gyro.forward_axes, dtype=float), np.asarray(gyro.left_axes, dtype=float)), axis=1)
+    regular = _regular_blocks(t, t0_s, step_s, n_blocks)
+    if regular is None:
+        sums, counts, starts = _block_sums_sparse(t, g, t0_s, step_s, n_blocks)
+    else:
+        lo, c = regular
+        rows = g[lo:lo + c * n_blocks].reshape(n_blocks, c * 3)         # block i: its c samples' three axes
+        counts, starts = np.full(n_blocks, c, dtype=np.int64), lo + c * np.arange(n_blocks)
+    bounds = np.searchsorted(t, np.asarray(segment_t_s, dtype=float)[1:])            # first sample of segments 1...
+    first_block = np.searchsorted(starts, bounds)                                    # first block from there on
+    edges = np.concatenate(([0], first_block, [n_blocks])).tolist()
+    out = np.empty((2, n_blocks))
+    for j in range(axes.shape[0]):                                    # loop over mount segments
+        span = slice(edges[j], edges[j + 1])
+        if regular is None:
+            np.matmul(axes[j], sums[span].T, out=out[:, span])
+        else:
+            np.matmul(np.tile(axes[j], (1, c)) / c, rows[span].T, out=out[:, span])
+    if regular is None:
+        with np.errstate(invalid="ignore"):
+            out /= counts                                             # 0 / 0: NaN for an empty block
+    for j, (b, i) in enumerate(zip(bounds.tolist(), first_block.tolist(), strict=True), start=1):
+        stop = int(starts[i - 1] + counts[i - 1]) if i > 0 else 0     # end of the block before the segment's first
+        if stop > b:                                                  # it straddles the start: its later samples
+            out[:, i - 1] += (axes[j] - axes[j - 1]) @ g[b:stop].sum(axis=0) / counts[i - 1]
+    return out
+
+
 def block_means_at(t_s: np.ndarray, series: Sequence[np.ndarray], t0_s: float, step_s: float, n_blocks: int
                    ) -> np.ndarray:
     """Means of each sample series at the sorted times ``t_s`` [s] over the blocks ``[t0 + i step, t0 + (i + 1)
     step)``, i < ``n_blocks`` -> (len(series), n_blocks); NaN for a block without a sample or with a non-finite
     one (a NaN stays in its own block's sum)."""
-    shift = 1 << 20                               # floor by truncation of a positive number (t0 - 2^20 steps)
-    k = ((np.asarray(t_s, dtype=float) - t0_s) * (1.0 / step_s) + shift).astype(np.int64) - shift
+    k = _block_index(np.asarray(t_s, dtype=float), t0_s, step_s)
     lo, hi = np.searchsorted(k, (0, n_blocks))                        # k is sorted: the samples inside
     counts = np.bincount(k[lo:hi], minlength=n_blocks)
     starts = lo + np.concatenate(([0], np.cumsum(counts[:-1])))
     out = np.full((len(series), n_blocks), np.nan)
     some = counts > 0
     if some.any():
-        first = np.minimum(starts, max(hi - 1, 0))
+        first = starts[some]                          # the blocks with samples: each sums up to the next one's first
         for j, x in enumerate(series):                                # loop over series (two rates)
-            out[j, some] = np.add.reduceat(np.asarray(x, dtype=float)[:hi], first)[some] / counts[some]
+            out[j, some] = np.add.reduceat(np.asarray(x, dtype=float)[:hi], first) / counts[some]
     return out
 
 
@@ -380,16 +510,26 @@ def differentiator_taps() -> np.ndarray:
     return h / -np.sum(h * lag)                   # exact on a straight line (slope 1 per sample)
 
 
-def derivative(x: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Time derivative [x/s] of samples at ``fs_hz`` by :func:`differentiator_taps` (zero phase; the ends, where
-    the filter runs off the signal, by the second-order difference). Accurate up to ``DIFF_PASS x fs_hz``."""
+def derivative(x: np.ndarray, fs_hz: float, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Time derivative [x/s] of samples at ``fs_hz`` along the last axis (one series or rows of them) by
+    :func:`differentiator_taps` (zero phase; the ends, where the filter runs off the signal, by the second-order
+    difference), into ``out`` when given. Accurate up to ``DIFF_PASS x fs_hz``."""
     x = np.asarray(x, dtype=float)
+    if out is None:
+        out = np.empty(x.shape)
     h = differentiator_taps()
     half = h.size // 2
-    if x.size <= h.size:
-        return np.gradient(x) * fs_hz if x.size > 1 else np.zeros_like(x)
-    out = np.gradient(x) * fs_hz
-    out[half:-half] = np.convolve(x, h, mode="valid") * fs_hz
+    n = x.shape[-1]
+    if n <= h.size:
+        out[...] = np.gradient(x, axis=-1) * fs_hz if n > 1 else 0.0
+        return out
+    rows, dst = x.reshape(-1, n), out.view()
+    dst.shape = (-1, n)                               # a view of ``out`` (raises if it cannot be one)
+    for r, d in zip(rows, dst, strict=True):                          # loop over series
+        d[half:-half] = np.convolve(r, h, mode="valid")
+    dst[:, half:-half] *= fs_hz
+    dst[:, :half] = np.gradient(rows[:, :half + 1], axis=-1)[:, :half] * fs_hz      # the ends: as np.gradient
+    dst[:, -half:] = np.gradient(rows[:, -half - 1:], axis=-1)[:, 1:] * fs_hz
     return out
 
 
@@ -399,29 +539,47 @@ def lever_arm_fit(a_band: np.ndarray, roll_acc_band: np.ndarray, pitch_acc_band:
     ``a_up = heave + left roll_acc - ahead pitch_acc``: least squares of band-passed ``a_up`` on band-passed
     roll and pitch accelerations over the samples ``use`` (heave is uncorrelated with both in the mean). None
     with fewer than ``min_fit_s`` seconds of samples or a degenerate fit."""
+    return _lever_arm_fit_rows(np.stack((a_band, roll_acc_band, pitch_acc_band)), use, fs_hz, min_fit_s)
+
+
+def _lever_arm_fit_rows(band: np.ndarray, use: np.ndarray, fs_hz: float, min_fit_s: float = MIN_LEVER_FIT_S
+                        ) -> tuple[float, float] | None:
+    """:func:`lever_arm_fit` of the rows (a_up, roll acc., pitch acc.) [m/s^2] of ``band`` (3, n)."""
     n_use = int(np.count_nonzero(use))
     if n_use < min_fit_s * fs_hz:
         return None
-    design = np.stack((roll_acc_band[use], pitch_acc_band[use]))
-    beta, _, rank, _ = np.linalg.lstsq(design @ design.T, design @ a_band[use], rcond=None)   # normal equations
+    gram = _row_products(np.compress(use, band, axis=1))              # (3, n_use): one pass over the rows
+    beta, _, rank, _ = np.linalg.lstsq(gram[1:, 1:], gram[1:, 0], rcond=None)     # normal equations
     if rank < 1 or not np.isfinite(beta).all():          # a zero regressor (no roll) gets a zero weight
         return None
     return float(-beta[1]), float(beta[0])
 
 
-def _heave_and_roll(a_band: np.ndarray, roll_acc_band: np.ndarray, pitch_acc_band: np.ndarray, use: np.ndarray,
-                    seg_starts: np.ndarray, fs_hz: float, car: ReferenceCar) -> tuple[np.ndarray, np.ndarray]:
-    """Band-passed heave at mid-wheelbase and roll acceleration times half the track [m/s^2]: the phone's lever arm
-    fitted per mount segment (blocks from ``seg_starts``), the ``car``'s phone position where it cannot be."""
-    heave = np.empty_like(a_band)
-    stops = np.append(seg_starts[1:], a_band.size)
-    for s, e in zip(seg_starts, stops, strict=True):                   # loop over mount segments
-        fit = lever_arm_fit(a_band[s:e], roll_acc_band[s:e], pitch_acc_band[s:e], use[s:e], fs_hz)
+def _row_products(rows: np.ndarray) -> np.ndarray:
+    """Products (3, 3) of the rows (a_up, roll, pitch) of ``rows`` (3, n) that the lever arm needs: all but
+    a_up x a_up (left 0), by dot products (a matrix product with the transpose costs several times more)."""
+    out = np.zeros((3, 3))
+    for i, j in ((0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):            # loop over pairs of rows
+        out[i, j] = out[j, i] = np.dot(rows[i], rows[j])
+    return out
+
+
+def _heave_and_roll(band: np.ndarray, use: np.ndarray, seg_starts: np.ndarray, fs_hz: float, car: ReferenceCar
+                    ) -> np.ndarray:
+    """Rows (2, n): band-passed heave at mid-wheelbase and roll acceleration times half the track [m/s^2] from the
+    band-passed rows (a_up, roll acc., pitch acc.) of ``band`` (3, n): the phone's lever arm fitted per mount
+    segment (blocks from ``seg_starts``), the ``car``'s phone position where it cannot be."""
+    n = band.shape[1]
+    out = np.empty((2, n))
+    stops = np.append(seg_starts[1:], n)
+    for s, e in zip(seg_starts.tolist(), stops.tolist(), strict=True):   # loop over mount segments
+        fit = _lever_arm_fit_rows(band[:, s:e], use[s:e], fs_hz)
         ahead, left = fit if fit is not None else (car.phone_ahead_m, car.phone_left_m)
         ahead = float(np.clip(ahead, -car.wheelbase_m / 2, car.wheelbase_m / 2))
         left = float(np.clip(left, -car.track_m / 2, car.track_m / 2))
-        heave[s:e] = a_band[s:e] - left * roll_acc_band[s:e] + ahead * pitch_acc_band[s:e]
-    return heave, roll_acc_band * (car.track_m / 2)
+        np.matmul(np.array([1.0, -left, ahead]), band[:, s:e], out=out[0, s:e])    # a - left roll + ahead pitch
+    np.multiply(band[1], car.track_m / 2, out=out[1])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ windows
@@ -434,7 +592,8 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
                       band_hz: tuple[float, float] = (0.5, 15.0), min_speed_mps: float = 4.0,
                       car: ReferenceCar = REFERENCE_CAR, aliased: bool = True,
                       roll_rate_rad_s: np.ndarray | None = None, pitch_rate_rad_s: np.ndarray | None = None,
-                      rates_t_s: np.ndarray | None = None, segment_starts: np.ndarray | None = None) -> Columns:
+                      rates_t_s: np.ndarray | None = None, segment_starts: np.ndarray | None = None,
+                      gyro: PhoneGyro | None = None) -> Columns:
     """Roughness per ``window_m`` metres of travel (windows start every ``window_m`` of ``distance_m``).
 
     Inputs on one uniform grid at ``fs_hz``: epoch times [s], vertical body acceleration without gravity [m/s^2],
@@ -452,7 +611,9 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     without track coherence or phone position (module docstring, step 6). The rates are averaged over the same
     blocks and differentiated there (:func:`derivative`); a block without a finite rate counts as a gap, and when
     more than ``MAX_RATELESS_SHARE`` of the good blocks have none (a slow or partial gyroscope) the accelerometer
-    path is used alone.
+    path is used alone. ``gyro`` (the raw gyroscope and each segment's car axes) instead of the two rates gives the
+    same result to rounding, cheaper: the three raw axes are averaged over the blocks and projected there
+    (:func:`block_body_rates`).
     """
     t_in = np.asarray(t_s, dtype=float)
     if t_in.size < 2 or window_m <= 0.0:
@@ -478,24 +639,31 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     bad_d[np.flatnonzero(~ok) // m] = True
     v = block_means(np.asarray(speed_mps, dtype=float)[:, None], m)[:, 0]
     rates = None
-    if roll_rate_rad_s is not None and pitch_rate_rad_s is not None:
+    seg = np.zeros(1, dtype=np.int64) if segment_starts is None else np.asarray(segment_starts, dtype=np.int64)
+    t0_block, step_block = t_in[0] - 0.5 / fs_hz, m / fs_hz
+    if gyro is not None and np.asarray(gyro.t_s).size:
         # block means of the rates over the same spans (differentiated at the block rate below); a gyroscope too
         # slow for the blocks or missing for part of the trip leaves the estimate to the accelerometer alone
+        rates = block_body_rates(gyro, t_in[seg], t0_block, step_block, n)
+    elif roll_rate_rad_s is not None and pitch_rate_rad_s is not None:
         rates = block_means_at(t_in if rates_t_s is None else rates_t_s, (roll_rate_rad_s, pitch_rate_rad_s),
-                               t_in[0] - 0.5 / fs_hz, m / fs_hz, n)
+                               t0_block, step_block, n)
+    if rates is not None:
         no_rate = ~np.isfinite(rates).all(axis=0)
         if np.count_nonzero(no_rate & ~bad_d) > MAX_RATELESS_SHARE * n:
             rates = None
     if rates is not None:
         bad_d |= no_rate
-        rates[:, no_rate] = 0.0
-        rows = np.stack((a_d, derivative(rates[0], fs), derivative(rates[1], fs)))
+        if no_rate.any():
+            np.copyto(rates, 0.0, where=no_rate)
+        rows = np.empty((3, n))
+        rows[0] = a_d
+        derivative(rates, fs, out=rows[1:])
         band = bandpass(rows, band_hz, fs, axis=-1)                    # (3, blocks): a_up, roll and pitch acc.
-        seg = np.zeros(1, dtype=np.int64) if segment_starts is None else np.asarray(segment_starts, dtype=np.int64)
         seg_d = np.unique(np.concatenate(([0], seg // m)))
         use = ~bad_d & np.isfinite(v) & (v >= min_speed_mps)
-        heave, roll = _heave_and_roll(band[0], band[1], band[2], use, seg_d, fs, car)
-        energy = gaussian_energy(heave, fs) + gaussian_energy(roll, fs)
+        heave_roll = _heave_and_roll(band, use, seg_d, fs, car)
+        energy = gaussian_energy(heave_roll, fs)                       # the two rows' energies, summed
         car = replace(car, phone_behind_front_axle_m=car.wheelbase_m / 2, phone_left_m=car.track_m / 2)
     else:
         energy = gaussian_energy(bandpass(a_d, band_hz, fs), fs)

@@ -17,9 +17,15 @@ from detect.iri import golden_car_iri
 from detect.roughness import (
     CAL_SPEEDS_MPS,
     WINDOW_DTYPES,
+    PhoneGyro,
     ReferenceCar,
+    _heave_and_roll,
+    _lever_arm_fit_rows,
+    _regular_blocks,
     aggregate_windows,
+    block_body_rates,
     block_means_at,
+    block_sums_at,
     body_rates,
     calibration_constant,
     decimation,
@@ -436,6 +442,159 @@ def test_block_means_at_match_a_loop_and_mark_empty_or_non_finite_blocks():
                 assert got[j, i] == pytest.approx(x[j, inside].mean(), rel=1e-12)
     assert np.isnan(got[:, 0]).all() and np.isfinite(got[0, 3:]).all()
     assert np.isnan(got[1]).sum() == np.isnan(got[0]).sum() + 1          # the NaN sample: its block alone
+
+
+def test_block_means_at_count_every_sample_of_the_last_block_before_empty_ones():
+    t = np.arange(10) / 20.0                                           # blocks of 4 samples, then 2, then empty
+    x = np.arange(10.0) ** 2
+    got = block_means_at(t, (x,), -0.025, 0.2, 5)
+    assert_allclose(got[0, :3], [x[:4].mean(), x[4:8].mean(), x[8:].mean()], rtol=1e-12)
+    assert np.isnan(got[0, 3:]).all()
+
+
+def block_sums_reference(t, x, t0, step, n):
+    """Slow twin of ``block_sums_at``: a loop over blocks and their samples."""
+    sums, counts, starts = np.zeros((n, x.shape[1])), np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    for i in range(n):
+        inside = [j for j in range(t.size) if t0 + i * step <= t[j] < t0 + (i + 1) * step]
+        counts[i] = len(inside)
+        starts[i] = inside[0] if inside else np.searchsorted(t, t0 + i * step)
+        for j in inside:
+            sums[i] += x[j]
+    return sums, counts, starts
+
+
+def _gyro_times(kind, rng, n=203, fs=20.0):
+    """Sample times [s] of a gyroscope: on the blocks' clock (4 samples per 0.2-s block) or jittered with drops."""
+    t = np.arange(n) / fs
+    if kind == "jittered":
+        t = np.sort(t + rng.uniform(-0.4, 0.4, n) / fs)[rng.random(n) > 0.1]
+    return t
+
+
+@pytest.mark.parametrize("kind", ["regular", "jittered"])
+def test_block_sums_at_match_a_loop(kind):
+    rng = np.random.default_rng(11)
+    t = _gyro_times(kind, rng)
+    x = rng.normal(size=(t.size, 3))
+    t0, step = -0.5 / 20.0, 0.2
+    for first, n in ((-1, 54), (0, 50)):              # empty blocks at both ends; 50 full blocks (3 samples after)
+        got = block_sums_at(t, x, t0 + first * step, step, n)
+        ref = block_sums_reference(t, x, t0 + first * step, step, n)
+        assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got[1], ref[1])
+        np.testing.assert_array_equal(got[2][got[1] > 0], ref[2][ref[1] > 0])
+    assert (_regular_blocks(t, t0, step, 50) == (0, 4)) == (kind == "regular")    # the last: the regular path
+
+
+def test_regular_blocks_need_every_block_to_hold_the_same_run():
+    t = np.arange(40) / 20.0
+    assert _regular_blocks(t, -0.025, 0.2, 10) == (0, 4)
+    assert _regular_blocks(t, -0.025 + 0.05, 0.2, 9) == (1, 4)        # the first sample falls before block 0
+    assert _regular_blocks(np.delete(t, 17), -0.025, 0.2, 9) is None   # a dropped sample
+    moved = t.copy()
+    moved[7] = 0.38                                                   # block 1's last sample, moved into block 2
+    assert _regular_blocks(moved, -0.025, 0.2, 10) is None
+
+
+@pytest.mark.parametrize("kind", ["regular", "jittered"])
+def test_block_body_rates_match_the_means_of_the_projected_samples(kind):
+    """Segment starts inside blocks (a block straddling one), two starts in one block, NaN: as projecting every
+    sample on its own segment's axes and averaging (block_means_at of body_rates), and as a loop."""
+    rng = np.random.default_rng(12)
+    t = _gyro_times(kind, rng)
+    g = rng.normal(size=(t.size, 3))
+    g[57, 1] = np.nan
+    fwd, left = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    seg_t = np.array([-1.0, 2.26, 2.31, 6.0])                         # 2.26 and 2.31: within one block
+    t0, step = -0.025, 0.2
+    n = 50 if kind == "regular" else 52                               # jittered: an empty block at the end
+    assert (_regular_blocks(t, t0, step, n) is not None) == (kind == "regular")
+    got = block_body_rates(PhoneGyro(t, g, fwd, left), seg_t, t0, step, n)
+    roll, pitch = body_rates(t, g, seg_t, fwd, left)
+    assert_allclose(got, block_means_at(t, (roll, pitch), t0, step, n), rtol=1e-12, atol=1e-12, equal_nan=True)
+    for i in range(n):                                                # loop twin
+        inside = np.flatnonzero((t >= t0 + i * step) & (t < t0 + (i + 1) * step))
+        seg = np.searchsorted(seg_t, t[inside], side="right") - 1
+        rows = [[g[j] @ axes[k] for j, k in zip(inside, seg, strict=True)] for axes in (fwd, left)]
+        want = [np.mean(r) if len(r) and np.isfinite(r).all() else np.nan for r in rows]
+        assert_allclose(got[:, i], want, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.isnan(got[:, int((t[57] - t0) // step)]).all() and np.isfinite(got[:, 10:13]).all()
+
+
+def test_derivative_of_rows_into_out_matches_the_twin_row_by_row():
+    x = np.random.default_rng(13).normal(size=(2, 40))
+    out = np.zeros((3, 40))
+    derivative(x, 20.0, out=out[1:])
+    for j in range(2):
+        assert_allclose(out[1 + j], derivative_reference(x[j], 20.0), rtol=1e-12, atol=1e-12)
+    assert not out[0].any()
+    strided = np.zeros((40, 2))
+    derivative(x, 20.0, out=strided.T)                                # written through a strided view
+    assert_allclose(strided.T, out[1:], rtol=1e-15)
+    assert_allclose(derivative(x[:, :5], 20.0), np.gradient(x[:, :5], axis=-1) * 20.0)      # shorter than the taps
+
+
+def test_gaussian_energy_of_rows_is_the_sum_of_the_rows_energies():
+    fs = 20.0
+    x = np.random.default_rng(14).normal(0.0, [[0.3], [1.0]], (2, 4000))
+    x[0, 1500:1510] += 6.0                                            # a transient in one row
+    sigma2 = [np.median(r[:2000] ** 2) / 0.4549364231195724 for r in x]
+    e = gaussian_energy(x, fs)
+    assert e.shape == (4000,)
+    assert_allclose(e, gaussian_energy(x[0], fs) + gaussian_energy(x[1], fs), rtol=1e-12)
+    ref = sum(np.minimum(r**2, 4.0 * s2) for r, s2 in zip(x, sigma2, strict=True)) / 0.920452   # loose twin
+    assert np.mean(e[:1400]) == pytest.approx(np.mean(ref[:1400]), rel=0.05)
+
+
+@pytest.mark.parametrize("n_out", [30, 1500])
+def test_lever_arm_fit_on_rows_matches_least_squares_on_the_used_samples(n_out):
+    """The products of the used samples give the least squares of a_up on the used roll and pitch samples."""
+    rng = np.random.default_rng(15)
+    band = rng.normal(size=(3, 2000))
+    band[0] += 0.4 * band[1] - 1.1 * band[2]
+    use = np.ones(2000, dtype=bool)
+    use[rng.choice(2000, n_out, replace=False)] = False
+    band[:, ~use] *= 50.0                                             # what is left out is loud (handling)
+    beta, *_ = np.linalg.lstsq(band[1:, use].T, band[0, use], rcond=None)
+    ahead, left = _lever_arm_fit_rows(band, use, 1.0, min_fit_s=10.0)
+    assert (left, -ahead) == pytest.approx(tuple(beta), rel=1e-9)
+    assert _lever_arm_fit_rows(band, use, 1.0, min_fit_s=2000.0) is None
+
+
+def test_heave_and_roll_rows():
+    rng = np.random.default_rng(16)
+    band = rng.normal(size=(3, 3000))
+    car = ReferenceCar()
+    out = _heave_and_roll(band, np.ones(3000, dtype=bool), np.array([0, 2990]), 1.0, car)   # 10: too few to fit
+    fit = lever_arm_fit(band[0, :2990], band[1, :2990], band[2, :2990], np.ones(2990, dtype=bool), 1.0)
+    ahead = float(np.clip(fit[0], -car.wheelbase_m / 2, car.wheelbase_m / 2))
+    left = float(np.clip(fit[1], -car.track_m / 2, car.track_m / 2))
+    assert_allclose(out[0, :2990], band[0, :2990] - left * band[1, :2990] + ahead * band[2, :2990], rtol=1e-12)
+    assert_allclose(out[0, 2990:], band[0, 2990:] - car.phone_left_m * band[1, 2990:]
+                    + car.phone_ahead_m * band[2, 2990:], rtol=1e-12)
+    assert_allclose(out[1], band[1] * car.track_m / 2, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["regular", "jittered"])
+def test_raw_gyro_gives_the_windows_of_the_projected_rates(kind):
+    """roughness_windows with the raw gyroscope and each segment's axes equals the path with the projected rates,
+    with a re-mount whose start falls inside a block."""
+    fs = 100.0
+    t, a, v, dist, valid = _trace(fs, duration_s=120.0)
+    rng = np.random.default_rng(17)
+    gt = t.copy() if kind == "regular" else np.sort(t + rng.uniform(-4e-3, 4e-3, t.size))[rng.random(t.size) > 0.05]
+    g = rng.normal(0.0, 0.05, (gt.size, 3))
+    fwd, left = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.array([[0.0, 1.0, 0.0], [0.6, 0.0, 0.8]])
+    seg = np.array([0, 6002])                                         # not on a 5-sample block boundary
+    roll, pitch = body_rates(gt, g, t[seg], fwd, left)
+    kw = {"band_hz": LOW_BAND_HZ, "segment_starts": seg}
+    got = roughness_windows(t, a, v, dist, valid, fs, gyro=PhoneGyro(gt, g, fwd, left), **kw)
+    ref = roughness_windows(t, a, v, dist, valid, fs, roll_rate_rad_s=roll, pitch_rate_rad_s=pitch, rates_t_s=gt, **kw)
+    acc = roughness_windows(t, a, v, dist, valid, fs, **kw)
+    assert got["valid"].sum() > 50
+    assert not np.allclose(got["iri_m_per_km"][got["valid"]], acc["iri_m_per_km"][got["valid"]])   # gyro was used
+    _assert_same_windows(got, ref)
 
 
 def _corner_filters(car: ReferenceCar, fs_hz: float):
