@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import time
 from collections.abc import Callable, Sequence
@@ -73,7 +74,7 @@ from bump.lifecycle import (
     replay_passes,
 )
 from bump.priority import priority, traversals_per_day
-from bump.store import CONFIDENCE_DECIMALS, HIT_COLUMNS, DefectQuery, Store, StoreError
+from bump.store import CONFIDENCE_DECIMALS, DefectQuery, Store, StoreError
 from detect import Detection, detect
 from detect.columns import Columns
 from detect.geo import LocalProjection
@@ -214,30 +215,55 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
     t0 = time.perf_counter()
     det = detection if detection is not None else detect(trace, params)
     timings["detect"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()           # "serialise": everything made from the trace alone, before the write lock
     if raw is None or not raw.startswith((GZIP_MAGIC, ZIP_MAGIC)):
         raw = gzip.compress(raw if raw is not None else ingest.dumps(trace), compresslevel=1, mtime=0)  # level 1:
         # 7x faster than 6, +6 % size
     track = trace_track(trace, params)
+    info, blob, digest = _trip_info(trace, device, det, params, np.nan), track.to_bytes(), hashlib.sha256(raw)
+    proj = projection(store)           # fixed once set: read before the lock (None: this trip's first fix may set it)
+    rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
     timings["serialise"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with store.transaction():
         if store.has_trip(trace.trip_id):       # stored by a concurrent writer meanwhile
             return IngestSummary(trace.trip_id, device, skipped=True)
-        proj = projection(store, trace)
-        hits, features = (hit_columns(det, proj, trace.trip_id, device) if proj is not None
-                          else (None, []))
-        store.add_trip(_trip_info(trace, device, det, params, clock()), raw, track.to_bytes())
-        if proj is None or hits is None:
+        if proj is None:
+            proj = projection(store, trace)
+            rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
+        store.add_trip(info | {"ingested_at_s": clock()}, raw, blob, raw_sha256=digest.hexdigest())  # commit order
+        if proj is None or rows is None:
             timings["store"] = time.perf_counter() - t0
             return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, timings_s=timings)
-        hit_ids = store.add_hits(hits.data, features, detector_info(params) | {"params": None})
-        summary = _cluster_trip(store, proj, trace.trip_id, device, hits.with_columns(hit_id=hit_ids), track,
-                                defect_params, params, clock())
-        n_rough = _update_maps(store, proj, det.roughness, track, trace.trip_id, device)
+        summary = _cluster_trip(store, proj, trace.trip_id, device, rows, defect_params, params, clock())
+        n_rough = _update_maps(store, proj, det.roughness, track, trace.trip_id, device, rows=rows.maps)
     timings["store"] = time.perf_counter() - t0                           # commit (fsync) included
-    return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, n_hits=len(hits), n_roughness=n_rough,
-                         timings_s=timings, **summary)
+    return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, n_hits=len(rows.hits),
+                         n_roughness=n_rough, timings_s=timings, **summary)
+
+
+@dataclass(frozen=True)
+class _TripRows:
+    """What a trip adds, computed from the trace, its detection and the (fixed) projection alone, so that it is
+    ready before the write lock is taken."""
+
+    hits: Columns                                # storable hits (no ids yet) and their extra features
+    features: list[dict[str, Any]]
+    detector: dict[str, Any]                     # stored with each hit
+    dense: tuple[np.ndarray, ...]                # the track densified for matching: t, x, y, heading, accuracy
+    track_keys: np.ndarray                       # defect-grid keys within joining + passing reach of the track
+    maps: tuple[Columns, Columns, Columns]       # roughness rows, coverage rows, centres of their cells
+
+
+def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalProjection, device: str,
+               params: DetectorParams, dp: DefectParams) -> _TripRows:
+    hits, features = hit_columns(det, proj, trace.trip_id, device)
+    dense = _track_xy(track, proj, dp)
+    reach = dp.max_join_radius_m + dp.max_traversal_radius_m
+    rough, cover = _map_rows(proj, det.roughness, track, trace.trip_id, device)
+    centres = cellmap.cell_centres(np.concatenate([rough["cell_key"], cover["cell_key"]]), proj)
+    return _TripRows(hits, features, detector_info(params) | {"params": None}, dense,
+                     cellmap.grid_keys_around(dense[1], dense[2], reach), (rough, cover, centres))
 
 
 def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: DetectorParams, now: float
@@ -280,16 +306,16 @@ def _detector_json(params: DetectorParams, defect_params: DefectParams) -> str:
                          "defects": defect_params.version, "defects_digest": defect_params.digest()}).decode()
 
 
-def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str, hits: Columns, track: Track,
+def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str, trip: _TripRows,
                   dp: DefectParams, params: DetectorParams, now: float) -> dict[str, Any]:
-    tt, tx, ty, th, tacc = _track_xy(track, proj, dp)
+    """Store the trip's hits with the defects they join or found, and its passes; refresh what they touched."""
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
-    raw = hits
+    raw = hits = trip.hits
     latency = float(hit_latencies_s(store, np.array([device]), dp)[0])
     hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
-    near = store.defects_in_grid(cellmap.grid_keys_around(np.concatenate([tx, hits["x_m"]]),
-                                                          np.concatenate([ty, hits["y_m"]]), reach), _NEAR_COLUMNS)
+    near = store.defects_in_grid(np.union1d(trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"],
+                                                                                      reach)), _NEAR_COLUMNS)
     hspans = _spans(hits["kind"])
     idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
                       near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
@@ -309,24 +335,26 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         new_ids = _stub_defects(store, proj, c.x_m, c.y_m, head, gspans, c.uncertainty_m, kinds, first_t, now,
                                 _detector_json(params, dp))
         hit_defect[rest] = new_ids[labels]
-    store.set_hit_defects(hits["hit_id"], hit_defect)
+    store.add_hits(raw.data | {"defect_id": hit_defect}, trip.features, trip.detector)
+    hit_ids = np.unique(hit_defect[hit_defect >= 0])
+    recent = None                              # latest hits read for the latency, reused by the refresh
     if dp.latency_calibration and hspans.any():
-        _update_latency(store, proj, raw.select(hspans), near, dp)
+        recent = _update_latency(store, proj, raw.select(hspans), near, dp, also=hit_ids)
     if dp.device_latency:
         _update_device_latency(store, device, hits, idx, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
     new_cols = store.defects_by_id(new_ids) if new_ids.size else None
     allc = near if new_cols is None else Columns({k: np.concatenate([near[k], new_cols[k]]) for k in near})
-    rows = _trip_traversals(trip_id, device, (tt, tx, ty, th, tacc), allc, hits, hit_defect, dp)
+    rows = _trip_traversals(trip_id, device, trip.dense, allc, hits, hit_defect, dp)
     store.upsert_traversals(rows.data)
     if new_ids.size:
         _backfill(store, proj, trip_id, new_cols, dp)
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
     before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
-    hit_ids = np.unique(hit_defect[hit_defect >= 0])
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
-                             new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows, hits_synced=True)
+                             new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows, hits_synced=True,
+                             recent_hits=recent)
     surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
     updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
     changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
@@ -350,8 +378,12 @@ def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> n
     stored = store.get_metas([_FLEET_LATENCY, _EVERY_DEVICE_LATENCY, *(_device_latency_key(d) for d in devices)])
     fleet = LatencyCalibration.from_json(stored.get(_FLEET_LATENCY)).estimate_s(dp)
     every = LatencyCalibration.from_json(stored.get(_EVERY_DEVICE_LATENCY))
-    per_device = np.array([device_latency_s(LatencyCalibration.from_json(stored.get(_device_latency_key(d))),
-                                            every, fleet, dp) for d in devices])     # loop over devices
+    by_text: dict[str | None, float] = {}      # devices without samples (most) share one value
+    for d in devices.tolist():                 # loop over devices
+        text = stored.get(_device_latency_key(d))
+        if text not in by_text:
+            by_text[text] = device_latency_s(LatencyCalibration.from_json(text), every, fleet, dp)
+    per_device = np.array([by_text[stored.get(_device_latency_key(d))] for d in devices.tolist()])
     return per_device[inverse.ravel()] if devices.size else np.empty(0)
 
 
@@ -379,16 +411,24 @@ def _latency_input(hits: Columns) -> tuple[np.ndarray, ...]:
     return (hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], trip.ravel())
 
 
-def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near: Columns, dp: DefectParams) -> None:
-    """Add the latency estimates of this trip's road-spanning hits paired with stored ones nearby."""
+def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near: Columns, dp: DefectParams, *,
+                    also: np.ndarray | None = None) -> tuple[np.ndarray, Columns]:
+    """Add the latency estimates of this trip's road-spanning hits paired with stored ones nearby. Returns the
+    ids ``also`` (the defects this trip hit) and their latest hits (columns of :data:`_SUMMARY_HIT_COLUMNS`, by
+    hit id), read with those of the other defects near: the refresh that follows needs them."""
     close = np.hypot(near["x_m"][:, None] - spanning["x_m"][None, :],
                      near["y_m"][:, None] - spanning["y_m"][None, :]).min(axis=1) <= 2 * dp.max_join_radius_m \
         if len(near) else np.zeros(0, dtype=bool)
-    other = store.hits_of_defects(near["defect_id"][close], ("x_m", "y_m", "heading_deg", "speed_mps", "trip_id",
-                                                            "kind"), recent=dp.summary_hits)
+    also = np.empty(0, np.int64) if also is None else np.asarray(also, np.int64)
+    wide = store.hits_of_defects(also, _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits)
+    names = ("hit_id", "x_m", "y_m", "heading_deg", "speed_mps", "trip_id", "kind")
+    narrow = store.hits_of_defects(np.setdiff1d(near["defect_id"][close], also), names, recent=dp.summary_hits)
+    mine = wide.select(np.isin(wide["defect_id"], near["defect_id"][close]))
+    other = Columns({k: np.concatenate([mine[k], narrow[k]]) for k in names})
+    other = other.select(np.argsort(other["hit_id"], kind="stable"))        # as one read of them gives
     other = other.select(_spans(other["kind"]) & (other["trip_id"] != spanning["trip_id"][0]))
     if len(other) == 0:
-        return
+        return also, wide
     both = Columns({k: np.concatenate([spanning[k], other[k]]) for k in ("x_m", "y_m", "heading_deg", "speed_mps",
                                                                           "trip_id")})
     a = tuple(v[: len(spanning)] for v in _latency_input(both))
@@ -397,6 +437,7 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
     if samples.size:
         calib = LatencyCalibration.from_json(store.get_meta(_FLEET_LATENCY)).add(samples)
         store.set_meta(_FLEET_LATENCY, calib.to_json())
+    return also, wide
 
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
@@ -433,22 +474,30 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
             store.upsert_traversals(rows.data)
 
 
-def _update_maps(store: Store, proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str,
-                 *, refresh: bool = True) -> int:
-    """Store a trip's roughness windows and the road cells its track passed; add them to those cells'
-    aggregates unless ``refresh`` is False (the caller rebuilds every cell). Returns the number of roughness
-    readings stored."""
+def _map_rows(proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str
+              ) -> tuple[Columns, Columns]:
+    """A trip's storable roughness windows and the road cells its track passed (coverage rows)."""
     rows = cellmap.roughness_rows(rough, proj, trip_id=trip_id, device_id=device)
     x, y = proj.to_xy(track.lat_deg, track.lon_deg)
     t, cx, cy, ch, _ = densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, cellmap.TRACK_STEP_M)
-    cov = cellmap.coverage_rows(t, cx, cy, ch, trip_id=trip_id, device_id=device)
+    return rows, cellmap.coverage_rows(t, cx, cy, ch, trip_id=trip_id, device_id=device)
+
+
+def _update_maps(store: Store, proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str,
+                 *, refresh: bool = True, rows: tuple[Columns, Columns, Columns] | None = None) -> int:
+    """Store a trip's roughness windows and the road cells its track passed; add them to those cells'
+    aggregates unless ``refresh`` is False (the caller rebuilds every cell). ``rows``: the roughness rows,
+    coverage rows and cell centres made before (:func:`_trip_rows`). Returns the number of roughness readings
+    stored."""
+    rough_rows, cov = rows[:2] if rows is not None else _map_rows(proj, rough, track, trip_id, device)
     if refresh:
-        keys = np.unique(np.concatenate([rows["cell_key"], cov["cell_key"]]))
-        store.add_trip_cells(rows.data, cov.data, cellmap.cell_centres(keys, proj))
+        centres = rows[2] if rows is not None else cellmap.cell_centres(
+            np.concatenate([rough_rows["cell_key"], cov["cell_key"]]), proj)
+        store.add_trip_cells(rough_rows.data, cov.data, centres)
     else:
-        store.add_roughness(rows.data)
+        store.add_roughness(rough_rows.data)
         store.add_coverage(cov.data)
-    return len(rows)
+    return len(rough_rows)
 
 
 # ------------------------------------------------------------------------------------------ defect refresh
@@ -593,15 +642,20 @@ def _resumed(did: int, old_status: str, old_since_s: float, replay_json: str, pa
 
 
 _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay")
+# what summaries read of a defect's latest hits (hit_id: their order)
+_SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
+                        "kind", "severity", "depth_class", "confidence", "speed_mps")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
-          passes: Columns | None = None) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
+          passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None
+          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
     """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left
     without hits (deleted). Summaries read each defect's latest ``summary_hits`` hits and its hit and pass totals,
     and a defect whose status replay can resume with ``passes`` (this trip's, all later than the last replayed)
     gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one. ``sync``: first make the
-    passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing)."""
+    passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing). ``recent_hits``:
+    (defect ids, their latest hits) read before in this transaction, no hit changed since."""
     prev = store.defects_by_id(ids, _LOAD_COLUMNS)
     ids = prev["defect_id"]
     totals = store.hit_totals(ids)
@@ -610,8 +664,13 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
         store.delete_defects(empty)
         prev = prev.select(~np.isin(ids, empty))
         ids = prev["defect_id"]
-    hits = store.hits_of_defects(ids, [n for n in HIT_COLUMNS if n not in ("hit_id", "lat_deg", "lon_deg")],
-                                 recent=dp.summary_hits)
+    read, hits = (np.empty(0, np.int64), None) if recent_hits is None else recent_hits
+    have = np.isin(ids, read)
+    parts = [] if hits is None else [hits.select(np.isin(hits["defect_id"], ids[have]))]
+    if not parts or not have.all():
+        parts.append(store.hits_of_defects(ids[~have], _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits))
+    hits = parts[0] if len(parts) == 1 else Columns({k: np.concatenate([p[k] for p in parts]) for k in parts[0].names})
+    hits = hits.select(np.argsort(hits["hit_id"], kind="stable"))
     resume = np.zeros(len(prev), dtype=bool)
     if passes is not None and not sync:
         passes = passes.select(np.isin(passes["defect_id"], ids))
@@ -641,8 +700,8 @@ def _cat(a: Columns, b: Columns) -> Columns:
 def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: LocalProjection,
                     dp: DefectParams, *, now: float, detector: str, new_ids: set[int] | None = None,
                     check_ids: Sequence[int] | np.ndarray | None = None, rebuild_history: bool = False,
-                    passes: Columns | None = None, hits_synced: bool = False, actor: str = "system"
-                    ) -> RefreshResult:
+                    passes: Columns | None = None, hits_synced: bool = False, actor: str = "system",
+                    recent_hits: tuple[np.ndarray, Columns] | None = None) -> RefreshResult:
     """Re-summarise defects from their hits and traversals, merge duplicates and twins, re-evaluate status
     and priority, and record status changes.
 
@@ -651,7 +710,8 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     from them alone (see :func:`_refresh_passed`), and the others resume their status replay with them where
     they can (:func:`_load`). ``hits_synced``: the traversals agree
     with the hits already (a trip's own ingestion keeps them so; after hits moved they are made to).
-    ``rebuild_history``: write the whole replayed timeline (reprocess)."""
+    ``rebuild_history``: write the whole replayed timeline (reprocess). ``recent_hits``: (defect ids, their latest
+    hits) read in this transaction, no hit changed since (spares reading them again)."""
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
     final_passed: dict[int, str] = {}
@@ -665,7 +725,8 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
         return RefreshResult([], final_passed)
     prev, trav, summ, gone = _load(store, ids, proj, dp, sync=not hits_synced,
                                    passes=None if passes is None or rebuild_history else passes.select(
-                                       ~np.isin(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))))
+                                       ~np.isin(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))),
+                                   recent_hits=recent_hits)
     merged: list[int] = gone.tolist()
     sc = Columns({k: np.asarray(v) for k, v in summ.items()})
     check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
@@ -714,7 +775,7 @@ def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, las
 
 _PASSED_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "kind", "severity",
                    "confidence", "n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s",
-                   "status_replay")
+                   "status_replay", "priority")
 
 
 def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: float, actor: str
@@ -741,8 +802,9 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(ids) else first)
     counts = _counts(n_trav, n_hit, first, last, dp)
     kind_may_change = np.isin(prev["kind"], DESIGNED_KINDS) & (counts["hit_rate"] < dp.designed_hit_rate)
-    resume = _resumable(prev, passes, dp) & ~kind_may_change
-    dismissed = np.array([_crew(prev, g)[0] == "dismissed" for g in range(len(ids))], dtype=bool)
+    resume = np.zeros(len(ids), dtype=bool)
+    resume[~kind_may_change] = _resumable(prev.select(~kind_may_change), passes, dp)
+    dismissed = prev["crew_status"] == "dismissed"
     done = (resume | dismissed) & ~kind_may_change  # a dismissed defect stays dismissed whatever passes by
     status = prev["status"].astype(object)
     since = prev["status_since_s"].copy()
@@ -758,7 +820,7 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
     update = {"defect_id": ids, **counts, "status": status.astype(str), "status_since_s": since, "priority": prio,
               "updated_at_s": np.full(len(ids), now), "status_replay": replays}
-    store.update_defects({k: np.asarray(v)[done] for k, v in update.items()})
+    store.update_defects({k: np.asarray(v)[done] for k, v in update.items()}, old={"priority": prev["priority"][done]})
     if history:
         store.add_history(history)
     return ids[done], dict(zip(ids[done].tolist(), status[done].tolist(), strict=True))

@@ -19,10 +19,10 @@ Tables (migration 1 unless noted)::
     defects           position (lat/lon and local x/y, grid key), direction, kind (+reason), status (+crew status),
                       severity, confidence, priority, counts, first/last seen, detector JSON
     hits              one detected impact of one trip, linked to the defect it joined; detector JSON
-    traversals        (defect, trip): the trip passed the defect; hit or not
+    traversals        (defect, trip): the trip passed the defect; hit or not (7: stored in key order)
     defect_history    every status change: data time, wall time, from, to, reason, actor
     roughness         (2) per-window roughness of every trip with its road cell key (4: indexed by cell and device)
-    coverage          (2) (cell, trip): the trip passed the cell (4: indexed by cell and device)
+    coverage          (2) (cell, trip): the trip passed the cell (4: indexed by cell and device; 7: stored so)
     cells             (2) per-cell aggregates of roughness readings and coverage
     tokens            (3) API tokens: sha256 of the secret (never the secret), a short prefix to name it, role,
                       device (device tokens), label, created, revoked
@@ -51,6 +51,7 @@ from detect.columns import Columns
 from ingest.errors import BumpError
 
 _IN_CHUNK = 500          # parameters per IN (...) list
+_RANGES_CHUNK = 32       # indexed ranges per compound SELECT (per-defect LIMITs)
 # WAL pages before a commit also copies the log into the database (SQLite's default 1000 is ~4 MB, about one
 # 10-minute trip, so nearly every commit paid a checkpoint; pages rewritten by several trips are copied once)
 WAL_CHECKPOINT_PAGES = 10_000
@@ -84,17 +85,19 @@ class Dialect:
     json: str
     real: str
     placeholder: str
+    clustered: str = ""     # after a CREATE TABLE's ")": rows stored in primary-key order, no separate key index
 
     def sql(self, text: str) -> str:
         """Statement text in this dialect (placeholders written ``?``)."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
-        return text.format(id_pk=self.id_pk, blob=self.blob, json=self.json, real=self.real)
+        return text.format(id_pk=self.id_pk, blob=self.blob, json=self.json, real=self.real,
+                           clustered=self.clustered)
 
 
 SQLITE = Dialect(name="sqlite", id_pk="INTEGER PRIMARY KEY", blob="BLOB", json="TEXT", real="REAL",
-                 placeholder="?")
+                 placeholder="?", clustered=" WITHOUT ROWID")
 
 # ---------------------------------------------------------------------------------------------------- migrations
 
@@ -283,6 +286,42 @@ DROP INDEX hits_defect;
 CREATE INDEX traversals_defect_time ON traversals (defect_id, t_s, hit);
 """
 
+# A trip's passes land on ~170 defects spread over the city: in a rowid table every pass wrote a random page of
+# the (defect, trip) key index and of the (defect, time) index, and the table itself. Stored in key order (SQLite
+# WITHOUT ROWID; PostgreSQL keeps a primary-key index) a pass writes one random page, and a defect's passes are
+# read in one range (totals and replays), so the time index goes. Coverage likewise: stored by (cell, device,
+# trip) it is its own (cell, device) index (a trip has one device, so (cell, trip) stays unique): a road-cell
+# pass is written to three B-trees instead of five.
+_M7 = """
+CREATE TABLE traversals_by_defect (
+    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    t_s {real} NOT NULL,
+    hit INTEGER NOT NULL,
+    distance_m {real},
+    PRIMARY KEY (defect_id, trip_id)
+){clustered};
+INSERT INTO traversals_by_defect (defect_id, trip_id, device_id, t_s, hit, distance_m)
+    SELECT defect_id, trip_id, device_id, t_s, hit, distance_m FROM traversals ORDER BY defect_id, trip_id;
+DROP TABLE traversals;
+ALTER TABLE traversals_by_defect RENAME TO traversals;
+CREATE INDEX traversals_trip ON traversals (trip_id);
+CREATE TABLE coverage_by_cell (
+    cell_key BIGINT NOT NULL,
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    t_s {real} NOT NULL,
+    PRIMARY KEY (cell_key, device_id, trip_id)
+){clustered};
+INSERT INTO coverage_by_cell (cell_key, trip_id, device_id, t_s)
+    SELECT cell_key, trip_id, device_id, t_s FROM coverage ORDER BY cell_key, device_id, trip_id;
+DROP TABLE coverage;
+ALTER TABLE coverage_by_cell RENAME TO coverage;
+CREATE INDEX coverage_trip ON coverage (trip_id);
+CREATE INDEX coverage_t ON coverage (t_s);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -291,6 +330,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     4: ("road-cell indexes by device (incremental cell aggregates)", _M4),
     5: ("defects: where the status replay stands (resumed by later passes), first pass", _M5),
     6: ("covering indexes for defect summaries (latest hits, pass totals)", _M6),
+    7: ("traversals by (defect, trip) and coverage by (cell, device, trip), stored in key order", _M7),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -311,6 +351,7 @@ DEFECT_COLUMNS: dict[str, str] = {
     "status_replay": "U", "first_traversal_s": "f8",
 }
 OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s")     # NULL when an insert leaves them out
+_DEFECT_INDEXED = ("priority", "grid_key", "lat_deg")                  # columns of the defects' indexes
 TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8", "hit": "i8",
                                      "distance_m": "f8"}
 HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
@@ -365,10 +406,11 @@ def _py(v: Any) -> Any:
 def _column(values: list[Any], dtype: str) -> np.ndarray:
     if dtype == "f8":
         return np.array(values, dtype=np.float64) if values else np.empty(0, dtype=np.float64)
+    if None in values:                      # NULLs: -1 and "" (rare: a fast conversion without them first)
+        values = [(-1 if dtype == "i8" else "") if v is None else v for v in values]
     if dtype == "i8":
-        return np.array([-1 if v is None else v for v in values], dtype=np.int64)
-    return np.array(["" if v is None else str(v) for v in values], dtype=object).astype(str) if values \
-        else np.empty(0, dtype="U1")
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=str) if values else np.empty(0, dtype="U1")
 
 
 def _columns(rows: list[tuple], names: Sequence[str], dtypes: Mapping[str, str]) -> Columns:
@@ -382,7 +424,7 @@ def _values(a: Any) -> list[Any]:
     if a.dtype.kind == "f":
         vals = a.tolist()
         return vals if np.isfinite(a).all() else [v if math.isfinite(v) else None for v in vals]
-    if a.dtype.kind in "iub":
+    if a.dtype.kind in "iubU":              # text: Python str already
         return a.tolist()
     return [_py(v) for v in a.tolist()]
 
@@ -580,9 +622,10 @@ class Store:
     def has_trip(self, trip_id: str) -> bool:
         return self._ex("SELECT 1 FROM trips WHERE trip_id = ?", (trip_id,)).fetchone() is not None
 
-    def add_trip(self, info: Mapping[str, Any], raw: bytes, track: bytes) -> None:
+    def add_trip(self, info: Mapping[str, Any], raw: bytes, track: bytes, *, raw_sha256: str | None = None) -> None:
         """Insert a trip (keys of ``_TRIP_INFO`` but raw_sha256; detector/quality as dicts) with its raw trace
-        and track blobs, upserting its device. Raises :class:`StoreError` when the trip id exists."""
+        and track blobs, upserting its device. ``raw_sha256``: the raw blob's digest when already computed (before
+        the transaction). Raises :class:`StoreError` when the trip id exists."""
         dev, t0, t1 = info["device_id"], float(info["t_start_s"]), float(info["t_end_s"])
         self._ex("INSERT INTO devices (device_id, first_seen_s, last_seen_s, n_trips) VALUES (?, ?, ?, 1) "
                  "ON CONFLICT (device_id) DO UPDATE SET n_trips = devices.n_trips + 1, "
@@ -591,7 +634,8 @@ class Store:
                  "last_seen_s = CASE WHEN excluded.last_seen_s > devices.last_seen_s "
                  "THEN excluded.last_seen_s ELSE devices.last_seen_s END", (dev, t0, t1))
         values = {**info, "detector": orjson.dumps(info["detector"]).decode(),
-                  "quality": orjson.dumps(info["quality"]).decode(), "raw_sha256": hashlib.sha256(raw).hexdigest()}
+                  "quality": orjson.dumps(info["quality"]).decode(),
+                  "raw_sha256": raw_sha256 or hashlib.sha256(raw).hexdigest()}
         names = [*_TRIP_INFO, "raw", "track"]
         row = [_py(values[n]) for n in _TRIP_INFO] + [raw, track]
         try:
@@ -644,8 +688,13 @@ class Store:
 
     def add_hits(self, cols: Mapping[str, Any], features: Sequence[Mapping[str, Any]],
                  detector: Mapping[str, Any]) -> np.ndarray:
-        """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id/defect_id); returns their new ids."""
-        names = [n for n in HIT_COLUMNS if n not in ("hit_id", "defect_id")]
+        """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id; defect_id optional, < 0 for none); returns
+        their new ids. Inserting hits with their defects costs less than setting them later
+        (:meth:`set_hit_defects` moves each hit's entry in the wide index of defect summaries)."""
+        names = [n for n in HIT_COLUMNS if n != "hit_id" and (n != "defect_id" or "defect_id" in cols)]
+        if "defect_id" in cols:
+            cols = {**cols, "defect_id": np.array([d if d >= 0 else None for d in np.asarray(
+                cols["defect_id"], dtype=np.int64).tolist()], dtype=object)}
         rows = _rows(cols, names)
         det = orjson.dumps(detector).decode()
         feats = [orjson.dumps(f, option=orjson.OPT_SERIALIZE_NUMPY).decode() for f in features]
@@ -671,11 +720,15 @@ class Store:
         ``recent`` latest hits (by time, then id)."""
         names = _known(columns, HIT_COLUMNS, "hit")
         parts = []
-        if recent is not None:                  # one indexed range per defect (loop over defects)
+        if recent is not None:                  # one indexed range per defect, up to 32 ranges a statement
             with_id = list(dict.fromkeys([*names, "hit_id"]))
-            sql = (f"SELECT {', '.join(with_id)} FROM hits WHERE defect_id = ? ORDER BY t_s DESC, hit_id DESC "
-                   f"LIMIT ?")
-            rows = [r for d in {int(d) for d in defect_ids} for r in self._ex(sql, (d, int(recent))).fetchall()]
+            term = (f"SELECT * FROM (SELECT {', '.join(with_id)} FROM hits WHERE defect_id = ? "
+                    "ORDER BY t_s DESC, hit_id DESC LIMIT ?)")
+            rows = []
+            for chunk in _chunks(sorted({int(d) for d in defect_ids}), _RANGES_CHUNK):
+                n = 1 << (len(chunk) - 1).bit_length()           # 1, 2, 4 ... 32 ranges: few statements to cache
+                params = [v for d in chunk + [-1] * (n - len(chunk)) for v in (d, int(recent))]   # -1: no defect
+                rows += self._ex(" UNION ALL ".join([term] * n), params).fetchall()
             cols = _columns(rows, with_id, HIT_COLUMNS)
             cols = cols.select(np.argsort(cols["hit_id"], kind="stable"))
             return Columns({n: cols[n] for n in names})
@@ -734,14 +787,43 @@ class Store:
         self._exmany(sql, [(int(i), *row) for i, row in zip(ids, rows, strict=True)])
         return ids
 
-    def update_defects(self, cols: Mapping[str, Any]) -> None:
-        """Update the given columns of existing defects (``defect_id`` names the rows)."""
+    def update_defects(self, cols: Mapping[str, Any], *, old: Mapping[str, Any] | None = None) -> None:
+        """Update the given columns of existing defects (``defect_id`` names the rows). ``old``: the stored values
+        of indexed columns (priority, grid_key, lat_deg), row by row, when the caller has them (else read here)."""
         names = [n for n in cols if n != "defect_id"]
         unknown = set(names) - set(DEFECT_COLUMNS)
         if unknown:
             raise StoreError(f"unknown defect columns {sorted(unknown)}")
-        sql = f"UPDATE defects SET {', '.join(f'{n} = ?' for n in names)} WHERE defect_id = ?"
-        self._exmany(sql, _rows(cols, [*names, "defect_id"]))
+        rows = _rows(cols, [*names, "defect_id"])
+        for changed, group in self._by_changed_index_columns(names, rows, old).items():
+            keep = [i for i, n in enumerate(names) if n not in _DEFECT_INDEXED or n in changed]
+            sql = f"UPDATE defects SET {', '.join(f'{names[i]} = ?' for i in keep)} WHERE defect_id = ?"
+            self._exmany(sql, [(*(r[i] for i in keep), r[-1]) for r in group])
+
+    def _by_changed_index_columns(self, names: list[str], rows: list[tuple], old: Mapping[str, Any] | None = None
+                                  ) -> dict[frozenset[str], list[tuple]]:
+        """``rows`` (values of ``names``, then the defect id) grouped by which of the indexed columns among
+        ``names`` change value: SQLite rewrites an index entry whenever its column is SET, even to the value it
+        holds (a random page of the index written for nothing), so an unchanged one is left out of the SET."""
+        indexed = [n for n in names if n in _DEFECT_INDEXED]
+        ids = [r[-1] for r in rows]
+        if not indexed or len(set(ids)) < len(ids):        # a repeated id: updates keep their order, all columns
+            return {frozenset(indexed): rows} if rows else {}
+        stored: dict[int, tuple] = {}
+        if old is not None and all(n in old for n in indexed):
+            stored = dict(zip(ids, zip(*[_values(old[n]) for n in indexed], strict=True), strict=True))
+        for chunk in _chunks(ids if not stored else []):
+            marks = ", ".join("?" * len(chunk))
+            stored.update((r[0], r[1:]) for r in self._ex(
+                f"SELECT defect_id, {', '.join(indexed)} FROM defects WHERE defect_id IN ({marks})", chunk))
+        at = [names.index(n) for n in indexed]
+        groups: dict[frozenset[str], list[tuple]] = {}
+        for r in rows:
+            before = stored.get(r[-1])
+            changed = frozenset(n for k, (n, i) in enumerate(zip(indexed, at, strict=True))
+                                if before is None or r[i] != before[k])
+            groups.setdefault(changed, []).append(r)
+        return groups
 
     def delete_defects(self, defect_ids: Sequence[int]) -> None:
         for chunk in _chunks([int(d) for d in defect_ids]):
@@ -838,7 +920,7 @@ class Store:
         parts = []
         for chunk in _chunks([int(d) for d in defect_ids]):
             sql = (f"SELECT {', '.join(names)} FROM traversals WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
-                   "ORDER BY defect_id, t_s")
+                   "ORDER BY defect_id, t_s, trip_id")
             parts.append(_columns(self._ex(sql, chunk).fetchall(), names, TRAVERSAL_COLUMNS))
         return _concat(parts, TRAVERSAL_COLUMNS)
 
@@ -882,7 +964,7 @@ class Store:
     def add_coverage(self, cols: Mapping[str, Any]) -> None:
         names = list(COVERAGE_COLUMNS)
         self._exmany(f"INSERT INTO coverage ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-                     "ON CONFLICT (cell_key, trip_id) DO NOTHING", _rows(cols, names))
+                     "ON CONFLICT DO NOTHING", _rows(cols, names))     # key (cell, trip): (cell, device, trip) in 7
 
     def add_trip_cells(self, rough: Mapping[str, Any], cover: Mapping[str, Any], centres: Columns) -> None:
         """Store the roughness windows and road-cell passes of ONE new trip (one device; cover: one row per
@@ -920,11 +1002,13 @@ class Store:
                      "THEN excluded.last_s ELSE cells.last_s END", _rows(cols, names))
 
     def _cells_with_device(self, table: str, device_id: str, cell_keys: np.ndarray) -> list[int]:
-        """Which of the cells already hold rows of ``table`` (roughness or coverage) from the device."""
+        """Which of the cells already hold rows of ``table`` (roughness or coverage) from the device: one indexed
+        probe per cell, however many of its rows the device has (not a scan of them)."""
         found: list[int] = []
         for chunk in _chunks(cell_keys.tolist()):
-            found += [r[0] for r in self._ex(f"SELECT DISTINCT cell_key FROM {table} WHERE cell_key IN "
-                                             f"({', '.join('?' * len(chunk))}) AND device_id = ?", [*chunk, device_id])]
+            found += [r[0] for r in self._ex(
+                f"WITH k(cell_key) AS (VALUES {', '.join('(?)' for _ in chunk)}) SELECT cell_key FROM k WHERE EXISTS "
+                f"(SELECT 1 FROM {table} t WHERE t.cell_key = k.cell_key AND t.device_id = ?)", [*chunk, device_id])]
         return found
 
     def trips_covering(self, cell_keys: Sequence[int], *, exclude_trip: str | None = None,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
 
-from bump import pipeline
+from bump import cells as cellmap
+from bump import cluster, pipeline
 from bump.cluster import (
     DefectParams,
     LatencyCalibration,
@@ -398,3 +399,92 @@ def test_a_hit_or_two_read_as_a_speed_bump_do_not_make_a_recluster_cluster_span_
     at_least = DefectParams().recluster_span_hits
     assert spanning_labels(labels, spans, 4, min_spanning=at_least).tolist() == [False, False, True, False]
     assert spanning_labels(labels, spans, 4).tolist() == [True, True, True, False]
+
+
+# ----------------------------------------------------------------------------------- fast kernels, one trip's reads
+
+
+def _slow_nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -> np.ndarray:
+    out = np.full(n_rows, -1, dtype=np.int64)
+    for r in range(n_rows):
+        mine = np.flatnonzero(i == r)
+        if mine.size:
+            out[r] = min(zip(d[mine].tolist(), j[mine].tolist(), strict=True))[1]
+    return out
+
+
+@pytest.mark.parametrize("n_pairs", [0, 1, 7, 3000])
+def test_nearest_per_row_matches_the_slow_reference(n_pairs: int) -> None:
+    rng = np.random.default_rng(n_pairs)
+    i, j = rng.integers(0, 40, n_pairs), rng.permutation(max(n_pairs, 1))[:n_pairs]
+    d = rng.integers(0, 6, n_pairs) * 0.5                         # many ties: the smaller j wins
+    assert cluster._nearest_per_row(i, j, d, 45).tolist() == _slow_nearest_per_row(i, j, d, 45).tolist()
+
+
+def test_traversals_of_a_long_track_past_a_few_defects_match_the_whole_track() -> None:
+    rng = np.random.default_rng(2)
+    n = 4000                                                       # a 8 km zig-zag, 2 m steps
+    s = np.arange(n) * 2.0
+    x, y = np.where((s // 500) % 2 == 0, s % 500, 500 - s % 500), (s // 500) * 40.0
+    head = np.where((s // 500) % 2 == 0, 90.0, 270.0)
+    t, acc = 1000.0 + s / 10.0, rng.uniform(3, 12, n)
+    dx, dy = np.array([100.0, 104.0, 300.0, 2000.0]), np.array([1.0, 39.0, 80.0, 2000.0])
+    dh, spans, unc = np.array([90.0, 270.0, 90.0, 0.0]), np.array([False, False, True, False]), np.full(4, 2.0)
+    got = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc, P)
+    # reference: every pair of the whole track, the nearest compatible point per defect by brute force
+    d = np.hypot(x[:, None] - dx[None, :], y[:, None] - dy[None, :])
+    radius = np.clip(P.traversal_sigmas * np.hypot(cluster.clean_accuracy(acc, P)[:, None], unc[None, :]),
+                     P.traversal_radius_m, P.max_traversal_radius_m)
+    diff = angle_diff_deg(head[:, None], dh[None, :])
+    diff = np.where(spans[None, :], np.minimum(diff, 180.0 - diff), diff)
+    ok = (d <= radius) & (diff <= P.traversal_heading_deg)
+    want = [k for k in range(4) if ok[:, k].any()]
+    best = [int(np.flatnonzero(ok[:, k])[np.argmin(d[ok[:, k], k])]) for k in want]
+    assert got[0].tolist() == want == [0, 1, 2]
+    assert got[1].tolist() == t[best].tolist() and got[2].tolist() == pytest.approx(d[best, want].tolist())
+
+
+def _slow_grid_keys_around(x: np.ndarray, y: np.ndarray, radius_m: float, size_m: float, directions: bool
+                           ) -> np.ndarray:
+    reach = int(np.ceil(radius_m / size_m))
+    cells = {(int(np.floor(a / size_m)), int(np.floor(b / size_m))) for a, b in zip(x, y, strict=True)}
+    keys = {cellmap._encode(np.array([cx + ox]), np.array([cy + oy]), np.array([d]))[0]
+            for cx, cy in cells for ox in range(-reach, reach + 1) for oy in range(-reach, reach + 1)
+            for d in range(cellmap.N_DIRECTIONS if directions else 1)}
+    return np.array(sorted(keys), dtype=np.int64)
+
+
+@pytest.mark.parametrize(("n", "radius_m", "size_m", "directions"),
+                         [(0, 45.0, 50.0, False), (1, 0.0, 50.0, False), (300, 45.0, 50.0, False),
+                          (300, 20.0, 20.0, True), (50, 120.0, 50.0, False)])
+def test_grid_keys_around_match_the_slow_reference(n: int, radius_m: float, size_m: float, directions: bool) -> None:
+    rng = np.random.default_rng(n)
+    x, y = rng.uniform(-3000, 3000, n), rng.uniform(-3000, 3000, n)
+    if n:
+        x[0], y[0] = -0.0, 49.999999                                  # on cell edges
+    got = cellmap.grid_keys_around(x, y, radius_m, size_m=size_m, directions=directions)
+    assert got.dtype == np.int64
+    assert got.tolist() == _slow_grid_keys_around(x, y, radius_m, size_m, directions).tolist()
+
+
+def test_a_trip_reads_the_latest_hits_of_the_defects_it_hits_once(store, monkeypatch) -> None:  # noqa: F811
+    read: list[int] = []
+    real = store.hits_of_defects
+    monkeypatch.setattr(store, "hits_of_defects", lambda ids, *a, **k: read.extend(int(i) for i in ids)
+                        or real(ids, *a, **k))
+    bump_n, bump_s, hole = (1.0, 0.0, "speed_bump", 8.0, 0.9), (-1.0, 1.0, "speed_bump", 8.0, 0.9), \
+        (0.5, 120.0, "pothole", 9.0, 0.9)
+    for k, dev in enumerate(["a", "b", "c", "d"]):   # a bump hit both ways feeds the latency; a pothole nearby
+        add_trip(store, f"n{k}", dev, T0_S + k * DAY_S, [bump_n, hole], heading_deg=0.0)
+        add_trip(store, f"s{k}", dev, T0_S + k * DAY_S + 600, [bump_s], heading_deg=180.0)
+    assert store.get_meta("gps_latency") is not None
+    read.clear()
+    add_trip(store, "n9", "e", T0_S + 9 * DAY_S, [bump_n, hole], heading_deg=0.0)
+    d = store.all_defects()
+    assert sorted(d["kind"].tolist()) == ["pothole", "speed_bump"]
+    assert sorted(read) == sorted(d["defect_id"].tolist())            # each once: the refresh reuses them
+    fast = store.all_defects()
+    names = ("kind", "x_m", "y_m", "heading_deg", "severity", "confidence", "n_hits", "n_traversals", "status",
+             "priority")
+    for did in fast["defect_id"].tolist():
+        _assert_a_full_refresh_agrees(store, int(did), P, fast, names)

@@ -8,6 +8,7 @@ detector's tuning.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -311,3 +312,108 @@ def test_min_confidence_compares_the_confidence_as_reported(store) -> None:
     assert len(cols) == 1                                           # what a crew sees at 0.994 passes ">= 0.994"
     cols, _ = store.list_defects(DefectQuery(min_confidence=shown + 0.001))
     assert len(cols) == 0
+
+
+# ------------------------------------------------------------------------------------- write volume, batching
+
+
+def test_a_version_6_database_keeps_its_passes_and_coverage_when_they_move_to_key_order(tmp_path) -> None:
+    path = tmp_path / "v6.db"
+    old = Store.open(path, target_version=6)
+    with old.transaction():
+        for k in range(3):
+            old.add_trip({"trip_id": f"t{k}", "device_id": f"dev-{k % 2}", "t_start_s": T0_S + k, "t_end_s": T0_S + k,
+                          "ingested_at_s": T0_S, "source_format": "bump.trace/1", "n_samples": 1, "n_impacts": 0,
+                          "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
+    _insert_defects(old, np.array([3.0, 2.0]))
+    with old.transaction():
+        old.upsert_traversals({"defect_id": [2, 1, 1, 2], "trip_id": ["t0", "t2", "t1", "t1"],
+                               "device_id": ["dev-0", "dev-0", "dev-1", "dev-1"],
+                               "t_s": [T0_S + 5, T0_S + 9, T0_S + 7, T0_S + 6], "hit": [1, 0, 1, 0],
+                               "distance_m": [1.0, np.nan, 2.0, 3.0]})
+        old.add_coverage({"cell_key": [7, 5, 7], "trip_id": ["t0", "t1", "t1"],
+                          "device_id": ["dev-0", "dev-1", "dev-1"], "t_s": [T0_S, T0_S + 1, T0_S + 2]})
+    before = old.traversals_of_defects([1, 2]), old.coverage_rows()
+    old.close()
+    new = Store.open(path)
+    assert new.schema_version == SCHEMA_VERSION
+    after = new.traversals_of_defects([1, 2]), new.coverage_rows()
+    for b, a in zip(before, after, strict=True):
+        for name in b.names:
+            assert a[name].tolist() == pytest.approx(b[name].tolist(), nan_ok=True), name
+    assert after[0]["trip_id"].tolist() == ["t1", "t2", "t0", "t1"]           # by defect, then time
+    for table in ("traversals", "coverage"):                                   # stored in key order: no rowid
+        with pytest.raises(sqlite3.OperationalError):
+            new._ex(f"SELECT rowid FROM {table}")
+    with new.transaction():                                                    # the keys still hold
+        new.upsert_traversals({"defect_id": [1], "trip_id": ["t2"], "device_id": ["dev-0"], "t_s": [0.0], "hit": [1],
+                               "distance_m": [np.nan]})
+        new.add_coverage({"cell_key": [7], "trip_id": ["t0"], "device_id": ["dev-0"], "t_s": [0.0]})
+    trav = new.traversals_of_defects([1])
+    assert trav["hit"].tolist() == [1, 1] and trav["t_s"].tolist() == [T0_S + 7, T0_S + 9]
+    assert len(new.coverage_rows()) == 3
+    assert new.trips_covering([7], since_s=T0_S + 1) == ["t1"]
+    new.close()
+
+
+def _wal_frames(store: Store, update) -> int:
+    """WAL frames (pages) one committed transaction running ``update(store)`` writes."""
+    store._ex("PRAGMA wal_checkpoint(TRUNCATE)")
+    with store.transaction():
+        update(store)
+    return (Path(store.path + "-wal").stat().st_size - 32) // (4096 + 24)
+
+
+def test_updating_an_indexed_column_to_its_value_writes_no_index_page(tmp_path) -> None:
+    store = Store.open(tmp_path / "wal.db")
+    n = 4000
+    rng = np.random.default_rng(3)
+    _insert_defects(store, rng.uniform(0, 50, n))
+    ids = np.arange(1, n + 1)[::8]
+    stored = store.defects_by_id(ids, ["defect_id", "priority", "grid_key", "lat_deg"])
+    keys = stored["grid_key"]
+    same = _wal_frames(store, lambda s: s.update_defects({"defect_id": ids, "priority": stored["priority"],
+                                                          "grid_key": keys, "n_hits": np.full(ids.size, 2)}))
+    moved = _wal_frames(store, lambda s: s.update_defects({"defect_id": ids, "priority": stored["priority"] + 1.0,
+                                                           "grid_key": keys, "n_hits": np.full(ids.size, 3)}))
+    assert same + 10 < moved                           # the rank index's pages, written only when the rank moves
+    # values as asked, whichever way each row went (read here, or given by the caller)
+    prio = stored["priority"].copy()
+    prio[::2] += 5.0
+    store.update_defects({"defect_id": ids, "priority": prio, "lat_deg": np.full(ids.size, 42.5)})
+    store.update_defects({"defect_id": ids[:3], "priority": prio[:3] - 1.0},
+                         old={"priority": store.defects_by_id(ids[:3], ["defect_id", "priority"])["priority"]})
+    got = store.defects_by_id(ids, ["defect_id", "priority", "lat_deg", "n_hits"])
+    assert got["priority"].tolist() == pytest.approx([*(prio[:3] - 1.0), *prio[3:]])
+    assert set(got["lat_deg"].tolist()) == {42.5} and set(got["n_hits"].tolist()) == {3}
+    store.update_defects({"defect_id": [ids[0], ids[0]], "priority": [7.0, 8.0]})      # a repeated id: the last wins
+    assert store.defects_by_id([ids[0]], ["defect_id", "priority"])["priority"].tolist() == [8.0]
+    store.close()
+
+
+def test_latest_hits_of_many_defects_match_one_query_per_defect(store: Store) -> None:
+    rng = np.random.default_rng(5)
+    n_def, n = 70, 900                                  # three statements of up to 32 ranges, the last padded
+    _insert_defects(store, np.ones(n_def))
+    owner = rng.integers(1, n_def + 1, n)
+    owner[owner == 9] = 10                               # defect 9 has no hits
+    t = T0_S + rng.integers(0, 40, n).astype(float)      # ties in time: the later id first
+    with store.transaction():
+        store.add_trip({"trip_id": "t", "device_id": "d", "t_start_s": T0_S, "t_end_s": T0_S, "ingested_at_s": T0_S,
+                        "source_format": "x", "n_samples": 1, "n_impacts": n, "length_m": 0.0, "detector": {},
+                        "quality": {}}, b"raw", b"")
+        ids = store.add_hits({"trip_id": np.full(n, "t"), "device_id": np.full(n, "d"), "t_s": t,
+                              "lat_deg": np.zeros(n), "lon_deg": np.zeros(n), "x_m": rng.normal(size=n),
+                              "y_m": np.zeros(n), "accuracy_m": np.ones(n), "heading_deg": np.zeros(n),
+                              "kind": np.full(n, "pothole"), "severity": np.ones(n), "depth_class": np.full(n, "high"),
+                              "confidence": np.ones(n), "speed_mps": np.ones(n),
+                              "defect_id": np.where(np.arange(n) % 50 == 0, -1, owner)}, [{}] * n, {})
+    assert store.hits_of_trip("t")["defect_id"].tolist().count(-1) == 18          # -1: stored without a defect
+    owner = np.where(np.arange(n) % 50 == 0, -1, owner)
+    for k in (1, 6, 100):
+        want = sorted(int(ids[i]) for d in range(1, n_def + 1)
+                      for i in sorted(np.flatnonzero(owner == d), key=lambda i: (-t[i], -ids[i]))[:k])
+        got = store.hits_of_defects(np.arange(1, n_def + 1), ["hit_id", "x_m", "defect_id"], recent=k)
+        assert got["hit_id"].tolist() == want
+        assert got["x_m"].tolist() == store.hits_of_trip("t").select(np.isin(ids, want))["x_m"].tolist()
+    assert len(store.hits_of_defects([9], ["hit_id"], recent=5)) == 0
