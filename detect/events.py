@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.signal import moving_rms, running_background, true_runs
+from detect.signal import CHUNK_SAMPLES, moving_rms, running_background
 
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
@@ -24,27 +24,42 @@ def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: f
 
 def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background_window_s: float, ratio: float,
               floor_mps2: float, speed_ref_mps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(threshold, background) for a characteristic function, same length [m/s^2]."""
+    """(threshold, background) for a characteristic function, same length [m/s^2]. The threshold's passes run
+    over chunks of :data:`detect.signal.CHUNK_SAMPLES`, in cache."""
     background = running_background(cf, fs_hz, background_window_s)
-    speed_floor = np.multiply(speed_mps, floor_mps2 / speed_ref_mps)
-    speed_floor += floor_mps2                          # floor x (1 + v / v_ref); NaN where the speed is unknown
-    thr = np.multiply(background, ratio)
-    np.maximum(thr, floor_mps2, out=thr)               # unknown speed counts as 0
-    np.fmax(thr, speed_floor, out=thr)                 # fmax: NaN loses
+    thr = np.empty_like(background)
+    speed_floor = np.empty(min(CHUNK_SAMPLES, thr.size))
+    for c0 in range(0, thr.size, CHUNK_SAMPLES):          # loop over chunks of samples
+        part = thr[c0:c0 + CHUNK_SAMPLES]
+        floor = speed_floor[:part.size]
+        np.multiply(speed_mps[c0:c0 + part.size], floor_mps2 / speed_ref_mps, out=floor)
+        floor += floor_mps2                                # floor x (1 + v / v_ref); NaN where the speed is unknown
+        np.multiply(background[c0:c0 + part.size], ratio, out=part)
+        np.maximum(part, floor_mps2, out=part)             # unknown speed counts as 0
+        np.fmax(part, floor, out=part)                     # fmax: NaN loses
     return thr, background
 
 
 def trigger(cf: np.ndarray, thr: np.ndarray, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` that exceed ``thr``."""
-    starts, stops = true_runs(cf > release_ratio * thr)
+    """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` that exceed ``thr``. Both
+    comparisons run chunk by chunk (:data:`detect.signal.CHUNK_SAMPLES`, in cache); whether a run reaches the
+    threshold is one ``logical_or.reduceat`` over the runs' bounds."""
+    n = cf.size
+    above = np.empty(n + 2, dtype=bool)                # cf > release_ratio x thr, between two False
+    above[0] = above[-1] = False
+    strong = np.empty(n, dtype=bool)                   # cf > thr
+    level = np.empty(min(CHUNK_SAMPLES, n))
+    for c0 in range(0, n, CHUNK_SAMPLES):              # loop over chunks of samples
+        part = level[:min(CHUNK_SAMPLES, n - c0)]
+        np.multiply(thr[c0:c0 + part.size], release_ratio, out=part)
+        np.greater(cf[c0:c0 + part.size], part, out=above[1 + c0:1 + c0 + part.size])
+        np.greater(cf[c0:c0 + part.size], thr[c0:c0 + part.size], out=strong[c0:c0 + part.size])
+    edges = np.flatnonzero(above[1:] != above[:-1])    # rises and falls alternate, a rise first
+    starts, stops = edges[0::2], edges[1::2]
     if starts.size == 0:
         return starts, stops
-    # compare only the runs' samples (a tenth or so of the signal) with the threshold, all runs laid end to end
-    lengths = stops - starts
-    offsets = np.cumsum(lengths) - lengths                  # where each run begins in the concatenation
-    idx = np.repeat(starts - offsets, lengths)
-    idx += np.arange(idx.size)
-    keep = np.logical_or.reduceat(np.take(cf, idx) > np.take(thr, idx), offsets)
+    bounds = edges if edges[-1] < n else edges[:-1]    # runs and the gaps after them; the last to the end
+    keep = np.logical_or.reduceat(strong, bounds)[0::2]
     return starts[keep], stops[keep]
 
 

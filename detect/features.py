@@ -11,7 +11,7 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
-from detect.signal import bandpass
+from detect.signal import bandpass, median
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,19 @@ class Signals:
 
     def window_gyro_at(self, idx: np.ndarray) -> np.ndarray:
         """Gyroscope linearly interpolated at the grid indices ``idx`` (any shape) -> idx.shape + (3,) [rad/s];
-        the first or last sample outside the gyroscope's span. One search for all three axes: the fractional
-        sample position, then each interval's straight line from its own end points."""
+        the first or last sample outside the gyroscope's span. One search for all three axes (the interval of each
+        time, :func:`_interval_index`), then each interval's straight line from its own end points."""
         gt = self.gyro_t_s
-        t = self.t_s[idx]
-        i0 = np.minimum(np.interp(t, gt, np.arange(gt.size, dtype=float)).astype(np.int64), gt.size - 2)
-        frac = np.clip((t - gt[i0]) / (gt[i0 + 1] - gt[i0]), 0.0, 1.0)[..., None]
+        t = np.take(self.t_s, idx)
+        i0 = _interval_index(gt, t)
+        t0 = np.take(gt, i0)
+        frac = np.clip((t - t0) / (np.take(gt, i0 + 1) - t0), 0.0, 1.0)[..., None]
         g0 = np.take(self.gyro_rad_s, i0, axis=0)         # take: several times faster than fancy indexing here
-        return g0 + frac * (np.take(self.gyro_rad_s, i0 + 1, axis=0) - g0)
+        out = np.take(self.gyro_rad_s, i0 + 1, axis=0)
+        out -= g0
+        out *= frac
+        out += g0                                         # g0 + frac (g1 - g0), in place
+        return out
 
     def window_rotation(self, i0: int, i1: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(roll rate, pitch rate) in the impact band and |omega| over [i0, i1) [rad/s]."""
@@ -112,6 +117,30 @@ class Signals:
         return self._rotation[2]
 
 
+def _interval_index(t_knots: np.ndarray, t_s: np.ndarray, max_steps: int = 3) -> np.ndarray:
+    """Index ``i`` of the interval ``[t_knots[i], t_knots[i + 1])`` holding each time of ``t_s`` (any shape), in
+    ``[0, t_knots.size - 2]`` (``np.searchsorted(t_knots, t_s, "right") - 1``, clipped) [index]. A sensor's clock
+    ticks nearly regularly: a guess from the mean rate, corrected by up to ``max_steps`` steps either way (a few
+    passes of two gathers), a binary search for any time still unplaced (a gap, a burst of jitter)."""
+    last = t_knots.size - 2
+    rate = last / (t_knots[-1] - t_knots[0]) if last > 0 else 0.0
+    i = ((t_s - t_knots[0]) * rate).astype(np.int64)
+    np.clip(i, 0, last, out=i)
+    for _ in range(max_steps):                          # loop over correction steps (a handful)
+        down = np.take(t_knots, i) > t_s
+        down &= i > 0
+        up = np.take(t_knots, i + 1) <= t_s
+        up &= i < last
+        if not (down.any() or up.any()):
+            return i
+        i -= down
+        i += up
+    wrong = ((np.take(t_knots, i) > t_s) & (i > 0)) | ((np.take(t_knots, i + 1) <= t_s) & (i < last))
+    if wrong.any():
+        i[wrong] = np.clip(np.searchsorted(t_knots, t_s[wrong], side="right") - 1, 0, last)
+    return i
+
+
 FEATURE_DTYPES: dict[str, str] = {
     "i_start": "i8", "i_stop": "i8", "i_peak": "i8", "t_s": "f8", "t_start_s": "f8", "duration_s": "f8",
     "cf_peak_mps2": "f8", "snr": "f8", "impact_p2p_mps2": "f8", "up_p2p_mps2": "f8", "body_p2p_mps2": "f8",
@@ -124,6 +153,21 @@ FEATURE_DTYPES: dict[str, str] = {
 
 
 IMPACT_PAD_S = 0.3     # impact-band (>= 3 Hz) filters of event windows settle within this [s]
+
+
+def _window_index(first: np.ndarray, width: int, n: int) -> np.ndarray:
+    """(rows, width) grid indices ``first[i] + j``, clipped to ``[0, n)`` (past the ends: the first or last)."""
+    return np.clip(first[:, None] + np.arange(width)[None, :], 0, n - 1)
+
+
+def _windows(x: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
+    """(rows, width) windows ``x[first[i]:first[i] + width]`` of a 1-D array, indices past its ends repeating its
+    first or last value: rows copied out of a sliding-window view when every window lies inside (no index
+    matrix), else gathered through :func:`_window_index`."""
+    n = x.shape[0]
+    if first.size and int(first.min()) >= 0 and int(first.max()) + width <= n:
+        return np.lib.stride_tricks.sliding_window_view(x, width)[first]
+    return np.take(x, _window_index(first, width, n))             # take: several times faster than fancy indexing
 
 
 def _row_reduce(ufunc: np.ufunc, x: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
@@ -177,7 +221,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
                    body_context_s: float = 1.0, max_event_s: float = 2.5) -> Columns:
     """Columns of :data:`FEATURE_DTYPES`, one row per event [starts, stops) on the grid of ``sig``.
 
-    All events are read at once through a matrix of padded windows (one row per event, gathered by index),
+    All events are read at once through a matrix of padded windows (one row per event, :func:`_windows`),
     filtered along the rows in a handful of calls and reduced over each row's own column range: no loop over
     events or samples. Windows: the event itself ``[s, e)`` (at most ``max_event_s`` long), its context
     ``[s - context_s, e + context_s)``, the body's response ``peak +- body_context_s``; filters run over the window
@@ -197,20 +241,20 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     longest = int(n_event.max())
     margin = ctx + 2 * body_ctx
     length = longest + 2 * margin
-    g = np.clip((s - margin)[:, None] + np.arange(length)[None, :], 0, n - 1)   # grid index of every window cell
+    first = s - margin                                  # grid index of each window's first cell
     # the context part of the window, the same columns for every event: signals filtered beforehand (cf, impact
     # band) are read there only, each event's context being its columns [0, ctx_hi), the event [ctx, ctx + n_event)
     wide = slice(margin - ctx, length - margin + ctx)
     ctx_hi = 2 * ctx + n_event
-    g_c = g[:, wide]
+    n_wide = wide.stop - wide.start
     # the narrow part: the context plus IMPACT_PAD_S each side, for signals filtered here in the impact band
     # (their filters settle within ~0.1 s), kept from the context on
     pad = round(IMPACT_PAD_S * fs)
-    g_n = g[:, wide.start - pad:wide.stop + pad]
-    cf = sig.cf_mps2[g_c]
-    imp = sig.a_impact_mps2[g_c]
-    up = sig.a_up_mps2[g]
-    left = sig.a_left_mps2[g]
+    n_narrow = n_wide + 2 * pad
+    cf = _windows(sig.cf_mps2, first + wide.start, n_wide)
+    imp = _windows(sig.a_impact_mps2, first + wide.start, n_wide)
+    up = _windows(sig.a_up_mps2, first, length)
+    left = _windows(sig.a_left_mps2, first, length)
     in_event = np.arange(longest)[None, :] < n_event[:, None]          # over the columns [ctx, ctx + longest)
     ip = s + np.argmax(np.where(in_event, cf[:, ctx:ctx + longest], -np.inf), axis=1)  # peak of cf
     out: dict[str, np.ndarray] = {"i_start": s, "i_stop": stops.astype(np.int64), "i_peak": ip}
@@ -225,8 +269,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
-    half = np.partition(sig.background_mps2, n // 2)          # np.median, with one partition instead of two
-    typical = float(half[n // 2] if n % 2 else 0.5 * (half[: n // 2].max() + half[n // 2]))   # the trip's median
+    typical = median(sig.background_mps2)                     # the trip's median
     out["background_ratio"] = sig.background_mps2[ip] / max(typical, 1e-6)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
@@ -238,18 +281,32 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     body = _filter_rows(up, sig.body_band_hz, fs, start=body_first)
     out["body_p2p_mps2"] = _ptp(body, body_lo, body_lo + 2 * body_ctx)
     a_motion = _filter_rows(up, motion_band_hz, fs)
-    lat_motion = _filter_rows(left, motion_band_hz, fs, start=wide.start)[:, :g_c.shape[1]]    # context columns
+    lat_motion = _filter_rows(left, motion_band_hz, fs, start=wide.start)[:, :n_wide]     # context columns
     # velocity and displacement times fs and fs^2 (the filters are linear: scaled once, at the end)
     vel_fs = _filter_rows(np.cumsum(a_motion, axis=1), motion_band_hz, fs)
     motion_lo, motion_hi = margin - round(0.1 * fs), margin + ctx + n_event
     disp_fs2 = _filter_rows(np.cumsum(vel_fs, axis=1), motion_band_hz, fs, start=motion_lo)
     out["vel_p2p_mps"] = _ptp(vel_fs, motion_lo, motion_hi) / fs
     out["disp_p2p_m"] = _ptp(disp_fs2, 0, motion_hi - motion_lo) / (fs * fs)
-    # --- one wheel or both, handling
-    fwd_left = np.empty((2 * n_ev, g_n.shape[1]))
-    np.take(sig.a_forward_mps2, g_n, out=fwd_left[:n_ev])
-    fwd_left[n_ev:] = left[:, wide.start - pad:wide.stop + pad]
-    horiz = _filter_rows(fwd_left, sig.impact_band_hz, fs, start=pad)                 # from the context on
+    # --- one wheel or both, handling: forward and lateral acceleration, with a gyroscope the roll and pitch rates
+    # about each sample's mount axes, in the impact band in one call (rows: every event's forward, left, roll, pitch)
+    narrow = np.empty(((4 if sig.has_gyro else 2) * n_ev, n_narrow))
+    narrow[:n_ev] = _windows(sig.a_forward_mps2, first + wide.start - pad, n_narrow)
+    narrow[n_ev:2 * n_ev] = left[:, wide.start - pad:wide.stop + pad]
+    if sig.has_gyro:
+        g_n = _window_index(first + wide.start - pad, n_narrow, n)
+        gyro = sig.window_gyro_at(g_n)                                      # (events, columns, 3)
+        rates = narrow[2 * n_ev:]
+        if sig.forward_axis.shape[0] == 1:                                  # one mount: one projection each
+            np.matmul(gyro, sig.forward_axis[0], out=rates[:n_ev])
+            np.matmul(gyro, sig.left_axis[0], out=rates[n_ev:])
+        else:                                                               # projections on every segment's axes,
+            proj = gyro @ np.concatenate([sig.forward_axis, sig.left_axis]).T      # then a pick per sample
+            seg = np.take(sig.segment, g_n)[..., None]
+            rates[:n_ev] = np.take_along_axis(proj, seg, axis=2)[..., 0]
+            rates[n_ev:] = np.take_along_axis(proj, seg + sig.forward_axis.shape[0], axis=2)[..., 0]
+    impact_rows = _filter_rows(narrow, sig.impact_band_hz, fs, start=pad)             # from the context on
+    horiz = impact_rows[:2 * n_ev]
     vert_rms = np.maximum(_rms(imp, 0, ctx_hi), 1e-6)
     out["horizontal_ratio"] = _rms(np.hypot(horiz[:n_ev], horiz[n_ev:]), 0, ctx_hi) / vert_rms
     left_c, up_c = left[:, wide], up[:, wide]
@@ -258,22 +315,10 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["lateral_up_corr"] = _abs_corr(lat_motion, imp, 0, ctx_hi)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
     if sig.has_gyro:
-        gyro = sig.window_gyro_at(g_n)                                      # (events, columns, 3)
-        # roll and pitch rates about each sample's mount axes (rows: every event's roll, then every pitch)
-        rates = np.empty((2 * n_ev, g_n.shape[1]))
-        if sig.forward_axis.shape[0] == 1:                                  # one mount: one projection each
-            np.matmul(gyro, sig.forward_axis[0], out=rates[:n_ev])
-            np.matmul(gyro, sig.left_axis[0], out=rates[n_ev:])
-        else:                                                               # projections on every segment's axes,
-            proj = gyro @ np.concatenate([sig.forward_axis, sig.left_axis]).T      # then a pick per sample
-            seg = sig.segment[g_n][..., None]
-            rates[:n_ev] = np.take_along_axis(proj, seg, axis=2)[..., 0]
-            rates[n_ev:] = np.take_along_axis(proj, seg + sig.forward_axis.shape[0], axis=2)[..., 0]
-        rot = _filter_rows(rates, sig.impact_band_hz, fs, start=pad)                   # from the context on
-        roll, pitch = rot[:n_ev], rot[n_ev:]
+        roll, pitch = impact_rows[2 * n_ev:3 * n_ev], impact_rows[3 * n_ev:]
         out["roll_pitch_corr"] = _abs_corr(roll, pitch, 0, ctx_hi)
         out["roll_ratio"] = _rms(roll, 0, ctx_hi) / np.maximum(_rms(pitch, 0, ctx_hi), 1e-4)
-        gyro_c = gyro[:, pad:pad + g_c.shape[1]]
+        gyro_c = gyro[:, pad:pad + n_wide]
         out["gyro_max_rad_s"] = np.sqrt(_row_reduce(np.maximum, np.einsum("ijk,ijk->ij", gyro_c, gyro_c), 0, ctx_hi))
     else:
         out["roll_pitch_corr"] = out["roll_ratio"] = out["gyro_max_rad_s"] = np.full(n_ev, np.nan)
@@ -281,12 +326,12 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     v = sig.speed_mps[ip]
     out["speed_mps"] = v
     lag = np.where(np.isfinite(v) & (v > 0.5), np.round(wheelbase_m / np.maximum(v, 0.5) * fs), 0).astype(np.int64)
-    later = sig.cf_mps2[np.clip((s - margin + wide.start + lag)[:, None] + np.arange(g_c.shape[1]), 0, n - 1)]
+    later = _windows(sig.cf_mps2, first + wide.start + lag, n_wide)
     out["axle_score"] = np.where(lag > 0, _abs_corr(cf, later, 0, ctx_hi), np.nan)
     i_before = np.maximum(0, ip - round(3.0 * fs))
     i_near = np.maximum(0, ip - round(0.3 * fs))
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
-    out["valid"] = _row_reduce(np.logical_and, sig.valid[g_c], 0, ctx_hi)
+    out["valid"] = _row_reduce(np.logical_and, _windows(sig.valid, first + wide.start, n_wide), 0, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
 
 

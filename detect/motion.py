@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detect.geo import haversine_m
+from detect.signal import lines_over_runs
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,7 @@ def _speed_and_distance(t0_s: float, fs_hz: float, n: int, t_fix: np.ndarray, v_
     line_a = np.where(long, np.nan, v_fix[:-1] - d * (tau_fix[:-1] * fs_hz))
     a = np.concatenate(([np.nan, v_fix[0]], line_a, [v_fix[-1], np.nan]))
     b = np.concatenate(([0.0, 0.0], d, [0.0, 0.0]))
-    speed = np.repeat(b, counts)
-    speed *= np.arange(n, dtype=np.float64)
-    speed += np.repeat(a, counts)
+    speed = lines_over_runs(a, b, counts)
     known = bool(np.all(np.isfinite(a) | (counts == 0)))
     distance = np.empty(n)
     if n:                                      # the sum from the second sample on: 0 at the first

@@ -73,6 +73,30 @@ def _column_medians(x: np.ndarray) -> np.ndarray:
     return (part[:, :m // 2].max(axis=1) + part[:, m // 2]) / 2
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` of two 3-vectors, the same products and differences without its broadcasting set-up."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def _cov_columns(x: np.ndarray) -> np.ndarray:
+    """``np.cov(x.T)`` of an (m, k) array, m >= 2: the same steps (centre the rows of the transpose on their means,
+    one product, divide by m - 1) without its argument handling."""
+    xt = np.array(x.T, dtype=np.float64)
+    xt -= xt.mean(axis=1)[:, None]
+    cov = np.dot(xt, xt.T)
+    cov *= np.true_divide(1, xt.shape[1] - 1)
+    return cov
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a short 1-D array by one partition at the middle order statistics (NaN if any)."""
+    if x.size == 0 or np.isnan(x).any():
+        return float(np.median(x))
+    k = [(x.size - 1) // 2, x.size // 2]
+    part = np.partition(x, k)
+    return float((part[k[0]] + part[k[1]]) / 2)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(_norm(v), 1e-12)[..., None]
 
@@ -105,16 +129,16 @@ def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angl
 def _gravity(means: np.ndarray, tol_mps2: float) -> tuple[np.ndarray, float]:
     """Gravity direction and magnitude from 1-s block means (n_blocks, 3) of the accelerometer."""
     mag = _norm(means)
-    steady = np.abs(mag - np.median(mag)) < tol_mps2
+    steady = np.abs(mag - _median(mag)) < tol_mps2
     use, mag = (means[steady], mag[steady]) if np.count_nonzero(steady) >= 3 else (means, mag)
     g_vec = _column_medians(use) if use.shape[0] >= 3 else use.mean(axis=0)
-    return _unit(g_vec), float(np.median(mag))
+    return _unit(g_vec), _median(mag)
 
 
 def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    e1 = _unit(np.cross(up, helper))
-    e2 = np.cross(up, e1)
+    e1 = _unit(_cross(up, helper))
+    e2 = _cross(up, e1)
     return e1, e2
 
 
@@ -133,7 +157,7 @@ def _forward(means: np.ndarray, up: np.ndarray, gps_means: np.ndarray | None) ->
             if np.linalg.norm(f2) > 0.3:         # ~unit response expected for a rigid mount
                 f2 = f2 / np.linalg.norm(f2)
                 return _unit(f2[0] * e1 + f2[1] * e2), "gps"
-    cov = np.cov(h.T) if h.shape[0] > 2 else np.eye(2)
+    cov = _cov_columns(h) if h.shape[0] > 2 else np.eye(2)
     w, v = np.linalg.eigh(cov)
     f2 = v[:, int(np.argmax(w))]
     return _unit(f2[0] * e1 + f2[1] * e2), "pca"
@@ -176,7 +200,7 @@ def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None
         fwd, method = _forward(means, up, gps_means)
         ups.append(up)
         fwds.append(fwd)
-        lefts.append(np.cross(up, fwd))
+        lefts.append(_cross(up, fwd))
         gs.append(g)
         methods.append(method)
     return Orientation(seg_start=starts, up=np.array(ups), forward=np.array(fwds), left=np.array(lefts),

@@ -6,18 +6,21 @@ Every function is vectorised (no Python loop over samples); each has a slow refe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage, signal
+from scipy.linalg import blas
 
+CHUNK_SAMPLES = 1 << 15    # chains of elementwise passes run chunk by chunk, their temporaries staying in cache
 SNAP_STEPS = 0.05     # input within this many grid steps of a uniform grid is used as it is (no interpolation)
 
 
 def _median_dt_s(t_s: np.ndarray) -> float:
     """Median sample interval [s] over at most ~20,000 evenly spaced intervals (only those are differenced)."""
     step = max(1, (t_s.size - 1) // 20_000)
-    return float(np.median(t_s[1::step] - t_s[:-1:step]))
+    return median(t_s[1::step] - t_s[:-1:step])
 
 
 def grid_rate_hz(t_s: np.ndarray, max_rate_hz: float) -> float:
@@ -54,14 +57,21 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     samples) than so small a timing error distorts it (``2 pi f x snap_steps / fs`` relative, 3 % at fs/4).
     """
     n_grid = int(np.floor((t_s[-1] - t_s[0]) * fs_hz + 1e-6)) + 1
-    t_grid = np.arange(n_grid, dtype=np.float64)
-    t_grid /= fs_hz
-    t_grid += t_s[0]
+    t_grid = np.empty(n_grid)
+    on_grid = n_grid == t_s.size
+    steps = np.arange(min(CHUNK_SAMPLES, n_grid), dtype=np.float64)
+    off_s = np.empty(steps.size)
+    for c0 in range(0, n_grid, CHUNK_SAMPLES):          # loop over chunks of samples (in cache)
+        part = t_grid[c0:c0 + CHUNK_SAMPLES]
+        np.add(steps[:part.size], c0, out=part)         # the grid indices
+        part /= fs_hz
+        part += t_s[0]
+        if on_grid:                                    # each sample's distance from its grid point
+            off = np.subtract(t_s[c0:c0 + part.size], part, out=off_s[:part.size])
+            on_grid = max(float(off.max()), -float(off.min())) * fs_hz <= snap_steps
     vals = values.reshape(t_s.size, -1)
-    if n_grid == t_s.size:
-        off_s = t_s - t_grid                          # each sample's distance from its grid point
-        if max(float(off_s.max()), -float(off_s.min())) * fs_hz <= snap_steps:
-            return t_grid, values, np.ones(n_grid, dtype=bool)
+    if on_grid:
+        return t_grid, values, np.ones(n_grid, dtype=bool)
     rel = t_s - t_s[0]
     rel *= fs_hz                                      # input times in grid steps
     # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
@@ -127,6 +137,247 @@ def _tf(low_hz: float, high_hz: float, fs_hz: float, order: int) -> tuple[np.nda
     return b, a, signal.lfilter_zi(b, a)
 
 
+BLOCK_LEN = 32               # samples per block of the matrix form of a recursion (:class:`_BlockFilter`)
+BLOCK_TOLERANCE = 3e-11      # ... used for a design only if it agrees with ``lfilter`` this well [x the output's RMS]
+BLOCK_MIN_LENGTH = 4 * BLOCK_LEN  # ... on rows at least this long
+
+
+@dataclass(frozen=True)
+class _BlockFilter:
+    """``lfilter(b, a, .)`` over blocks of :data:`BLOCK_LEN` samples as matrix products, in row vectors.
+
+    With ``w_k`` the state before block ``x_k`` (lfilter's transposed-direct-form state ``s`` in a modal basis,
+    ``w = s @ to_modal``) and ``h`` the impulse response: ``y_k = x_k @ conv + w_k @ from_state`` (``conv[m, j] =
+    h[j - m]``) and ``w_{k+1} = w_k @ step + x_k @ to_state``. The products run over many blocks per BLAS call
+    (:func:`_block_outputs`), the recursion from block to block over small (blocks, order) arrays
+    (:func:`_block_states`): ``lfilter`` is bound by the latency of its sample-by-sample recursion (~5 ns a
+    sample whatever the order up to 4), the products by the machine's throughput (~2 ns a sample and pass). In
+    the modal basis ``step`` is a scaled rotation per pole pair, whose powers lose no digits (the companion form's
+    powers of a low band edge do). ``partial_step[m]``: the step over ``m`` samples; ``*_rev``: the recursion
+    backward through blocks stored forward. Built in long double by :func:`_block_matrices`.
+    """
+
+    conv: np.ndarray              # (L, L)
+    from_state: np.ndarray        # (order, L)
+    to_state: np.ndarray          # (L, order)
+    step: np.ndarray              # (order, order)
+    to_modal: np.ndarray          # (order, order)
+    partial_step: np.ndarray      # (L + 1, order, order)
+    conv_rev: np.ndarray
+    from_state_rev: np.ndarray
+    to_state_rev: np.ndarray
+
+
+def _modal_basis(step: np.ndarray) -> np.ndarray:
+    """Real basis (columns) of eigenvectors of ``step`` (real and imaginary parts for a complex pair), in which
+    ``inv(basis) @ step @ basis`` is block diagonal with 2 x 2 scaled rotations."""
+    lam, vec = np.linalg.eig(step)
+    cols: list[np.ndarray] = []
+    for i in np.argsort(-np.abs(lam), kind="stable"):                 # loop over the filter's order
+        if lam[i].imag > 0:
+            cols += [vec[:, i].real, vec[:, i].imag]
+        elif lam[i].imag == 0:
+            cols.append(vec[:, i].real)
+    basis = np.column_stack(cols) if len(cols) == lam.size else np.eye(lam.size)
+    return basis if np.linalg.cond(basis) < 1e8 else np.eye(lam.size)
+
+
+def _block_matrices(b: np.ndarray, a: np.ndarray, block_len: int) -> _BlockFilter:
+    """:class:`_BlockFilter` of ``lfilter(b, a, .)`` (``len(b) == len(a)``), the products in long double."""
+    bl = np.asarray(b, dtype=np.longdouble) / a[0]
+    al = np.asarray(a, dtype=np.longdouble) / a[0]
+    order = al.size - 1
+    trans = np.zeros((order, order), dtype=np.longdouble)        # row form of lfilter: s' = s @ trans + x gain
+    trans[0, :] = -al[1:]
+    trans[np.arange(1, order), np.arange(order - 1)] = 1.0
+    gain = bl[1:] - al[1:] * bl[0]
+    from_state = np.empty((order, block_len + 1), dtype=np.longdouble)   # column j: trans^j e0
+    to_state = np.empty((block_len, order), dtype=np.longdouble)         # row m: gain trans^(L-1-m)
+    powers = np.empty((block_len + 1, order, order), dtype=np.longdouble)
+    col = np.zeros(order, dtype=np.longdouble)
+    col[0] = 1.0
+    row = gain.copy()
+    powers[0] = np.eye(order, dtype=np.longdouble)
+    for j in range(block_len + 1):                                # loop over a block's samples (design)
+        from_state[:, j] = col
+        col = trans @ col
+        if j < block_len:
+            to_state[block_len - 1 - j] = row
+            row = row @ trans
+            powers[j + 1] = powers[j] @ trans
+    h = np.concatenate(([bl[0]], gain @ from_state[:, :block_len - 1]))   # impulse response over one block
+    conv = np.zeros((block_len, block_len), dtype=np.longdouble)
+    for m in range(block_len):                                    # loop over a block's samples (design)
+        conv[m, m:] = h[:block_len - m]
+    basis = _modal_basis(powers[-1].astype(np.float64))
+    inv = np.linalg.inv(basis).astype(np.longdouble)
+    bas = basis.astype(np.longdouble)
+    f64 = [np.ascontiguousarray(m, dtype=np.float64) for m in
+           (conv, inv @ from_state[:, :block_len], to_state @ bas, inv @ powers[-1] @ bas)]
+    partial = np.ascontiguousarray(inv @ powers @ bas, dtype=np.float64)
+    return _BlockFilter(*f64, to_modal=basis, partial_step=partial,
+                        conv_rev=np.ascontiguousarray(f64[0][::-1, ::-1]),
+                        from_state_rev=np.ascontiguousarray(f64[1][:, ::-1]),
+                        to_state_rev=np.ascontiguousarray(f64[2][::-1]))
+
+
+SCAN_IN_TURN = 24      # at most this many blocks a row: the block-to-block recursion runs block by block
+
+
+def _block_states(v: np.ndarray, step: np.ndarray) -> None:
+    """In place along axis 1 of ``v`` (rows, blocks, order): ``v[:, k] += v[:, k - 1] @ step`` for k = 1, 2, ...
+    in turn (the states before each block from the first state and each block's input term). Over many blocks
+    by doubling: after the pass at lag d every entry holds the sum over the 2d entries up to it; it stops once
+    ``step^d`` is below 1e-20 in every entry (the terms left out are smaller still). Over a few blocks (rows of
+    event windows, at most :data:`SCAN_IN_TURN`) block by block, all rows at once: fewer, smaller products."""
+    rows, k, order = v.shape
+    if k <= SCAN_IN_TURN:
+        by_block = np.ascontiguousarray(v.transpose(1, 0, 2))
+        for j in range(1, k):                             # loop over a row's blocks (a few)
+            by_block[j] += by_block[j - 1] @ step
+        v[...] = by_block.transpose(1, 0, 2)
+        return
+    power = step
+    lag = 1
+    while lag < k and np.abs(power).max() > 1e-20:
+        v[:, lag:] += (v.reshape(-1, order) @ power).reshape(rows, k, order)[:, :-lag]
+        lag *= 2
+        power = power @ power
+
+
+def _filtfilt_blocks(x: np.ndarray, bf: _BlockFilter, zi: np.ndarray, padlen: int, start: int) -> np.ndarray:
+    """The forward-backward filter of :func:`bandpass` along the last axis of (rows, n) ``x`` [same units as x],
+    columns from ``start`` on, in blocks (:class:`_BlockFilter`); ``zi``: lfilter's steady state for a unit step.
+
+    Each row and its odd extensions fill whole blocks, the data ending at the last one's end after ``o`` zeros, in
+    one buffer filtered in place: a block's response to its own samples is a triangular product (BLAS ``trmm``),
+    to the state before it a product added on (``gemm``). The forward pass starts from 0 before the zeros and adds
+    the response to its initial state at the data's start (linear); the backward pass runs down through the block
+    holding ``start`` (the columns before it, computed last, are dropped)."""
+    rows, n = x.shape
+    L, order = bf.to_state.shape
+    n_blocks = -(-(n + 2 * padlen) // L)
+    width = n_blocks * L
+    o = width - n - 2 * padlen                        # zeros before each row's data
+    buf = np.empty((rows, width))
+    buf[:, :o] = 0.0
+    np.subtract(2 * x[:, :1], x[:, padlen:0:-1], out=buf[:, o:o + padlen])
+    buf[:, o + padlen:width - padlen] = x
+    np.subtract(2 * x[:, -1:], x[:, -2:-padlen - 2:-1], out=buf[:, width - padlen:])
+    blocks = buf.reshape(-1, L)
+    # forward: each block's input term moves the state before the next block; the initial state at the data's
+    # start (steady for its first sample) enters through the rest of the first block
+    w0 = (zi[None, :] * buf[:, o:o + 1]) @ bf.to_modal
+    v = np.empty((rows, n_blocks, order))
+    np.matmul(blocks, bf.to_state, out=v.reshape(-1, order))
+    v[:, 1:] = v[:, :-1].copy()
+    if o:
+        v[:, 0] = 0.0
+        v[:, 1] += w0 @ bf.partial_step[L - o]
+    else:
+        v[:, 0] = w0
+    _block_states(v, bf.step)
+    u = _block_outputs(blocks, v.reshape(-1, order), bf.conv, bf.from_state, lower=False, then=bf.to_state_rev)
+    if o:                                             # the first block's response to the initial state
+        buf[:, o:L] += w0 @ bf.from_state[:, :L - o]
+        u.reshape(rows, n_blocks, order)[:, 0] = buf[:, :L] @ bf.to_state_rev
+    # backward, from the last block down to the one holding the first column kept
+    first = (o + padlen + start) // L
+    back = np.empty((rows, n_blocks - first, order))  # the states before each block, from the last one down
+    back[:, 0] = (zi[None, :] * buf[:, -1:]) @ bf.to_modal
+    back[:, 1:] = u.reshape(rows, n_blocks, order)[:, n_blocks - 1:first:-1]
+    _block_states(back, bf.step)
+    w = np.zeros((rows, n_blocks, order))            # ... in the blocks' order
+    w[:, first:] = back[:, ::-1]
+    if rows == 1:                                     # only the blocks needed
+        _block_outputs(blocks[first:], w[0, first:], bf.conv_rev, bf.from_state_rev, lower=True)
+        return buf[:, o + padlen + start:width - padlen]
+    _block_outputs(blocks, w.reshape(-1, order), bf.conv_rev, bf.from_state_rev, lower=True)
+    return np.ascontiguousarray(buf[:, o + padlen + start:width - padlen])
+
+
+def _block_outputs(blocks: np.ndarray, states: np.ndarray, conv: np.ndarray, from_state: np.ndarray, *,
+                   lower: bool, then: np.ndarray | None = None) -> np.ndarray | None:
+    """``blocks @ conv + states @ from_state`` for C-ordered (blocks, L) ``blocks``, written over them, a chunk of
+    blocks at a time: the triangular ``conv`` (upper, or lower with ``lower``) by ``trmm`` on the chunk's
+    (Fortran-ordered) transpose, the states' part added by ``gemm`` while the chunk is in cache, and with
+    ``then`` (L, order) the product of the outputs with it, returned (the next pass's input terms)."""
+    nxt = None if then is None else np.empty((blocks.shape[0], then.shape[1]))
+    step = max(1, CHUNK_SAMPLES // blocks.shape[1])
+    for c0 in range(0, blocks.shape[0], step):          # loop over chunks of blocks
+        chunk = blocks[c0:c0 + step]
+        out = blas.dtrmm(1.0, conv.T, chunk.T, side=0, lower=0 if lower else 1, overwrite_b=1)
+        out = blas.dgemm(1.0, from_state.T, states[c0:c0 + step].T, beta=1.0, c=out, overwrite_c=1)
+        if not np.shares_memory(out, chunk):
+            chunk[...] = out.T
+        if nxt is not None:
+            np.matmul(chunk, then, out=nxt[c0:c0 + step])
+    return nxt
+
+
+@lru_cache(maxsize=64)
+def _block_filter(low_hz: float, high_hz: float, fs_hz: float, order: int) -> _BlockFilter | None:
+    """:class:`_BlockFilter` of the transfer function :func:`_tf`, or None when the matrix form, run by
+    :func:`_filtfilt_blocks` on random walks, differs from ``lfilter`` by more than :data:`BLOCK_TOLERANCE` of
+    the output's RMS (transfer functions of low band edges are ill-conditioned)."""
+    b, a, zi = _tf(low_hz, high_hz, fs_hz, order)
+    if b.size != a.size:
+        return None
+    bf = _block_matrices(b, a, BLOCK_LEN)
+    x = np.cumsum(np.random.default_rng(0).normal(size=(2, 40 * BLOCK_LEN + 7)), axis=1) + 9.8
+    pad = 15
+    ext = np.concatenate([2 * x[:, :1] - x[:, pad:0:-1], x, 2 * x[:, -1:] - x[:, -2:-pad - 2:-1]], axis=1)
+    y, _ = signal.lfilter(b, a, ext, axis=1, zi=zi[None, :] * ext[:, :1])
+    y, _ = signal.lfilter(b, a, y[:, ::-1], axis=1, zi=zi[None, :] * y[:, -1:])
+    want = y[:, ::-1][:, pad:pad + x.shape[1]]
+    err = max(float(np.abs(_filtfilt_blocks(x[r:], bf, zi, pad, start) - want[r:, start:]).max())
+              for r, start in ((0, 0), (1, 100)))
+    return bf if err <= BLOCK_TOLERANCE * float(np.sqrt(np.mean(want * want))) else None
+
+
+EDGE_TOLERANCE = 1e-11     # the edge states of a design come from matrices only if they agree with lfilter this well
+
+
+@lru_cache(maxsize=64)
+def _edge_states(low_hz: float, high_hz: float, fs_hz: float, order: int, padlen: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Linear maps onto the states of the transfer function :func:`_tf` that its passes over the odd extensions of
+    :func:`bandpass` leave (row vectors of ``padlen`` samples, of the order of the filter):
+
+    * ``from_head`` (padlen, order): the state after the forward pass over the head ``e`` (started in the steady
+      state of ``e[0]``);
+    * ``from_tail`` (padlen, order) and ``through_tail`` (order, order): the state in which the backward pass
+      enters the signal, ``tail @ from_tail + z @ through_tail``, after the forward pass over the tail (from the
+      state ``z`` the signal left) and the backward pass back over it (from the steady state of its last output).
+
+    Two small products instead of three ``lfilter`` calls on short pieces (each as costly as a few hundred samples
+    on every row of a matrix of event windows). None when, on a random walk, the maps' states move the output by
+    more than :data:`EDGE_TOLERANCE` of its RMS from ``lfilter``'s (low band edges: large states that cancel).
+    """
+    b, a, zi = _tf(low_hz, high_hz, fs_hz, order)
+    eye = np.eye(padlen)
+    _, from_head = signal.lfilter(b, a, eye, axis=1, zi=zi[None, :] * eye[:, :1])
+
+    def back(y_tail: np.ndarray) -> np.ndarray:
+        rev = y_tail[:, ::-1]
+        return signal.lfilter(b, a, rev, axis=1, zi=zi[None, :] * rev[:, :1])[1]
+
+    from_tail = back(signal.lfilter(b, a, eye, axis=1, zi=np.zeros((padlen, zi.size)))[0])
+    through_tail = back(signal.lfilter(b, a, np.zeros((zi.size, padlen)), axis=1, zi=np.eye(zi.size))[0])
+    x = np.cumsum(np.random.default_rng(0).normal(size=(4, 50 * padlen)), axis=1) + 9.8
+    head = 2 * x[:, :1] - x[:, padlen:0:-1]
+    tail = 2 * x[:, -1:] - x[:, -2:-padlen - 2:-1]
+    _, z = signal.lfilter(b, a, head, axis=1, zi=zi[None, :] * head[:, :1])
+    y, z = signal.lfilter(b, a, x, axis=1, zi=z)
+    z_back = back(signal.lfilter(b, a, tail, axis=1, zi=z)[0])
+    y_map, z_map = signal.lfilter(b, a, x, axis=1, zi=head @ from_head)
+    z_back_map = tail @ from_tail + z_map @ through_tail
+    want = signal.lfilter(b, a, y[:, ::-1], axis=1, zi=z_back)[0]
+    got = signal.lfilter(b, a, y_map[:, ::-1], axis=1, zi=z_back_map)[0]
+    err = float(np.abs(got - want).max() / np.sqrt(np.mean(want * want)))
+    return (from_head, from_tail, through_tail) if err <= EDGE_TOLERANCE else None
+
+
 def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order: int = 2, axis: int = 0,
              start: int = 0) -> np.ndarray:
     """Zero-phase Butterworth band-pass (second-order sections) along ``axis`` [same units as x].
@@ -140,7 +391,11 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     (rows of a C-ordered matrix: ``axis=-1``) rather than on a transposed view: the copies cost more than the
     filter. Designs of at most :data:`TF_MAX_SECTIONS` sections (4 poles) run as one transfer function
     (``lfilter``, a quarter faster than ``sosfilt``), which agrees with the sections to ~1e-9 of the signal's RMS
-    even for a 0.4 Hz edge at 200 Hz; longer designs keep the sections.
+    even for a 0.4 Hz edge at 200 Hz; longer designs keep the sections. Along the last axis of a vector or matrix
+    whose rows are at least :data:`BLOCK_MIN_LENGTH` long, a design whose matrix form agrees with ``lfilter``
+    (:func:`_block_filter`) runs in blocks (:func:`_filtfilt_blocks`, about twice as fast); otherwise ``lfilter``
+    runs over the signal only, the states the extensions leave coming from small products (:func:`_edge_states`)
+    when those agree with it too.
     """
     axis = axis % x.ndim
     n = x.shape[axis]
@@ -158,16 +413,29 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     tail = 2 * x[along(n - 1, n)] - x[along(-2, -padlen - 2, -1)]
     if sos.shape[0] <= TF_MAX_SECTIONS:
         b, a, zi_tf = _tf(*key)
-        shape = [1] * x.ndim
-        shape[axis] = zi_tf.size
-        zi_t = zi_tf.reshape(shape)                       # (..., order along the axis, ...)
+        use_blocks = x.ndim <= 2 and axis == x.ndim - 1 and n >= BLOCK_MIN_LENGTH
+        bf = _block_filter(*key) if use_blocks else None
+        if bf is not None:
+            rows = x.reshape(-1, n)
+            return _filtfilt_blocks(rows, bf, zi_tf, padlen, start).reshape((*x.shape[:-1], n - start))
+        edges = _edge_states(*key, padlen)
+        if edges is None:                                 # ill-conditioned: lfilter over the extensions too
+            shape = [1] * x.ndim
+            shape[axis] = zi_tf.size
+            zi_t = zi_tf.reshape(shape)                   # (..., order along the axis, ...)
+            _, z = signal.lfilter(b, a, head, axis=axis, zi=zi_t * head[along(0, 1)])
+            y, z = signal.lfilter(b, a, x, axis=axis, zi=z)
+            y_tail, _ = signal.lfilter(b, a, tail, axis=axis, zi=z)
+            y_tail = y_tail[along(None, None, -1)]
+            _, z = signal.lfilter(b, a, y_tail, axis=axis, zi=zi_t * y_tail[along(0, 1)])
+        else:
+            def times(edge: np.ndarray, mat: np.ndarray) -> np.ndarray:   # a state from samples along the axis
+                return np.moveaxis(np.tensordot(edge, mat, axes=(axis, 0)), -1, axis)
+
+            y, z = signal.lfilter(b, a, x, axis=axis, zi=times(head, edges[0]))
+            z = times(tail, edges[1]) + times(z, edges[2])
         # each pass runs piece by piece, the state carried over (the same recurrence as over the concatenation,
         # without copying the signal); the backward pass needs only the tail's state and the signal's span
-        _, z = signal.lfilter(b, a, head, axis=axis, zi=zi_t * head[along(0, 1)])
-        y, z = signal.lfilter(b, a, x, axis=axis, zi=z)
-        y_tail, _ = signal.lfilter(b, a, tail, axis=axis, zi=z)
-        y_tail = y_tail[along(None, None, -1)]
-        _, z = signal.lfilter(b, a, y_tail, axis=axis, zi=zi_t * y_tail[along(0, 1)])
         y, _ = signal.lfilter(b, a, y[along(None, start - 1 if start else None, -1)], axis=axis, zi=z)
         return np.ascontiguousarray(y[along(None, None, -1)])
     ext = np.concatenate([head, x, tail], axis=axis)
@@ -181,13 +449,51 @@ def bandpass(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, *, order
     return np.ascontiguousarray(y[along(None, None, -1)][along(padlen + start, padlen + n)])
 
 
+def _window_sums(x: np.ndarray, n: int, out: np.ndarray, work: np.ndarray) -> None:
+    """``out[i] = x[i] + ... + x[i + n - 1]`` for ``i < out.size`` (``x.size == out.size + n - 1``), by doubling:
+    sums over 1, 2, 4, ... samples (in ``work``, at least ``2 x.size`` long), those of the binary digits of ``n``
+    added up (4 passes for n = 12). Exact sums rounded pairwise: no running sum whose error grows along the
+    signal."""
+    m = out.size
+    width, offset, cur, started = 1, 0, x, False
+    spare = (work[:x.size], work[x.size:2 * x.size])
+    while True:
+        if n & width:
+            if started:
+                out += cur[offset:offset + m]
+            else:
+                np.copyto(out, cur[offset:offset + m])
+                started = True
+            offset += width
+        if 2 * width > n:
+            return
+        nxt = spare[0][:cur.size - width]                 # sums over 2 x width samples
+        np.add(cur[:-width], cur[width:], out=nxt)
+        cur, spare = nxt, (spare[1], spare[0])
+        width *= 2
+
+
 def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
-    """Centred moving RMS over ``n_samples`` (>= 1) samples; same length as ``x``."""
+    """Centred moving RMS over ``n_samples`` (>= 1) samples, the ends repeated; same length as ``x``.
+
+    Output ``i`` covers ``x[i - n // 2 : i - n // 2 + n]``. Squares, window sums (:func:`_window_sums`), the
+    scaling and the square root run over chunks of :data:`CHUNK_SAMPLES` at a time, in cache.
+    """
     n = max(1, int(n_samples))
-    sq = np.multiply(x, x, dtype=np.float64)
-    ndimage.uniform_filter1d(sq, size=n, mode="nearest", output=sq)       # one line at a time: in place is safe
-    np.maximum(sq, 0.0, out=sq)
-    return np.sqrt(sq, out=sq)
+    size = x.size
+    lo = n // 2
+    sq = np.empty(size + n - 1)                          # squares, the first and last repeated
+    np.multiply(x, x, out=sq[lo:lo + size])
+    sq[:lo] = sq[lo]
+    sq[lo + size:] = sq[lo + size - 1]
+    out = np.empty(size)
+    work = np.empty(2 * (min(CHUNK_SAMPLES, size) + n - 1))
+    for c0 in range(0, size, CHUNK_SAMPLES):             # loop over chunks of samples
+        part = out[c0:c0 + CHUNK_SAMPLES]
+        _window_sums(sq[c0:c0 + part.size + n - 1], n, part, work)
+        part *= 1.0 / n
+        np.sqrt(part, out=part)
+    return out
 
 
 def _row_medians(rows: np.ndarray) -> np.ndarray:
@@ -204,6 +510,34 @@ def _row_medians(rows: np.ndarray) -> np.ndarray:
     if np.issubdtype(rows.dtype, np.floating) and np.isnan(part).any():
         med = np.where(np.isnan(part).any(axis=1), np.nan, med)
     return med
+
+
+def median(x: np.ndarray, *, sample_step: int = 64, margin: float = 0.015) -> float:
+    """``np.median(x)`` of a 1-D float array without NaN [units of x], exactly, at a fraction of a partition of the
+    whole: the middle quantiles ``0.5 +- margin`` of every ``sample_step``-th value bracket the median, one pass
+    counts the values below the bracket and gathers those inside it (a few percent), and a partition of those
+    finds the middle order statistics. Falls back to a partition of a copy when the bracket misses them."""
+    n = x.size
+    ranks = [(n - 1) // 2, n // 2]                      # the middle order statistics (one when n is odd)
+    if n < 64 * sample_step:
+        part = np.partition(x, ranks)
+        return float(0.5 * (part[ranks[0]] + part[ranks[1]]))
+    sample = x[::sample_step]
+    k_lo = max(0, int((0.5 - margin) * sample.size))
+    k_hi = min(sample.size - 1, int((0.5 + margin) * sample.size) + 1)
+    lo, hi = np.partition(sample, [k_lo, k_hi])[[k_lo, k_hi]]
+    below = 0
+    inside = []
+    for c0 in range(0, n, CHUNK_SAMPLES):                # loop over chunks of samples (in cache)
+        part = x[c0:c0 + CHUNK_SAMPLES]
+        below += int(np.count_nonzero(part < lo))
+        inside.append(part[(part >= lo) & (part <= hi)])
+    mid = np.concatenate(inside)
+    if below <= ranks[0] and ranks[1] < below + mid.size:
+        part = np.partition(mid, [r - below for r in ranks])
+        return float(0.5 * (part[ranks[0] - below] + part[ranks[1] - below]))
+    part = np.partition(x, ranks)
+    return float(0.5 * (part[ranks[0]] + part[ranks[1]]))
 
 
 def block_reduce(x: np.ndarray, n_block: int, func: str = "median", stride: int = 1) -> np.ndarray:
@@ -273,8 +607,24 @@ def running_background(x: np.ndarray, fs_hz: float, window_s: float, block_s: fl
     blocks = block_reduce(x, n_block, "median", stride=stride)
     k = max(1, round(window_s / block_s))
     k += (k + 1) % 2    # odd
-    level = ndimage.median_filter(blocks, size=k, mode="nearest")
+    level = running_median(blocks, k)
     return interp_regular(level, 0.5 * n_block, n_block, x.size)
+
+
+SHORT_MEDIAN = 9    # running medians over at most this many values partition a matrix of windows
+
+
+def running_median(x: np.ndarray, k: int) -> np.ndarray:
+    """``scipy.ndimage.median_filter(x, size=k, mode="nearest")`` of a 1-D array (block values), odd ``k``: for
+    a short window (at most :data:`SHORT_MEDIAN`) one partition of the matrix of its windows (ndimage's set-up
+    costs more on a few thousand values); ndimage itself for longer windows or when ``x`` holds NaN (its order of
+    NaN is its own)."""
+    if k <= 1 or k > SHORT_MEDIAN or x.size == 0 or np.isnan(x).any():
+        return ndimage.median_filter(x, size=k, mode="nearest")
+    half = k // 2
+    padded = np.concatenate((np.full(half, x[0]), x, np.full(half, x[-1])))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, k)
+    return np.partition(windows, half, axis=1)[:, half]
 
 
 def interp_regular(knots: np.ndarray, first_x: float, step_x: float, n: int) -> np.ndarray:
@@ -293,18 +643,46 @@ def interp_regular(knots: np.ndarray, first_x: float, step_x: float, n: int) -> 
     n_same = int(same[0]) if same.size else inner.size   # leading runs as long as the first
     if inner[0] == 0 or n_same < inner.size - 1:
         return np.repeat(a, counts) + np.arange(n) * np.repeat(b, counts)
-    # runs of one length (knots a whole number of samples apart): a matrix of runs, a line per row, in place
-    out = np.arange(n, dtype=np.float64)
-    lo, hi = int(counts[0]), int(counts[0] + n_same * inner[0])
-    rows = out[lo:hi].reshape(n_same, int(inner[0]))
-    rows *= b[1:1 + n_same, None]
-    rows += a[1:1 + n_same, None]
+    # runs of one length (knots a whole number of samples apart): a matrix of runs, a line per row, in place,
+    # a chunk of rows at a time (in cache)
+    out = np.empty(n)
+    run = int(inner[0])
+    lo, hi = int(counts[0]), int(counts[0] + n_same * run)
+    rows = out[lo:hi].reshape(n_same, run)
+    per = max(1, CHUNK_SAMPLES // run)
+    offsets = np.arange(min(per, n_same) * run, dtype=np.float64).reshape(-1, run)
+    for r0 in range(0, n_same, per):                     # loop over chunks of runs
+        part = rows[r0:r0 + per]
+        np.add(offsets[:part.shape[0]], lo + r0 * run, out=part)        # the sample indices
+        part *= b[1 + r0:1 + r0 + part.shape[0], None]
+        part += a[1 + r0:1 + r0 + part.shape[0], None]
+    out[hi:] = np.arange(hi, n, dtype=np.float64)
     for k in range(n_same + 1, counts.size):            # the shorter last run and the run after the last knot
-        run = out[hi:hi + counts[k]]
-        run *= b[k]
-        run += a[k]
+        piece = out[hi:hi + counts[k]]
+        piece *= b[k]
+        piece += a[k]
         hi += int(counts[k])
     out[:lo] = a[0]
+    return out
+
+
+def lines_over_runs(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``b[k] * i + a[k]`` at every sample index ``i`` of run ``k``, the runs (``counts[k]`` samples each) laid
+    end to end from i = 0: ``np.arange(n) * np.repeat(b, counts) + np.repeat(a, counts)`` [units of a], computed
+    chunk by chunk (:data:`CHUNK_SAMPLES`), the repeated lines and indices staying in cache."""
+    counts = np.asarray(counts, dtype=np.int64)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    n = int(ends[-1]) if ends.size else 0
+    out = np.empty(n)
+    for c0 in range(0, n, CHUNK_SAMPLES):                # loop over chunks of samples
+        c1 = min(c0 + CHUNK_SAMPLES, n)
+        k0 = int(np.searchsorted(ends, c0, side="right"))
+        k1 = int(np.searchsorted(starts, c1, side="left"))          # runs k0 <= k < k1 overlap [c0, c1)
+        cnt = np.minimum(ends[k0:k1], c1) - np.maximum(starts[k0:k1], c0)
+        part = out[c0:c1]
+        np.multiply(np.arange(c0, c1, dtype=np.float64), np.repeat(b[k0:k1], cnt), out=part)
+        part += np.repeat(a[k0:k1], cnt)
     return out
 
 

@@ -200,3 +200,32 @@ def test_rotation_features_match_per_event_windows(segments: int) -> None:
         assert_allclose(feat["roll_ratio"][k], rms_roll / max(rms_pitch, 1e-4), rtol=1e-9)
         assert_allclose(feat["roll_pitch_corr"][k], abs(np.corrcoef(roll[:hi], pitch[:hi])[0, 1]), rtol=1e-9)
         assert_allclose(feat["gyro_max_rad_s"][k], norm[:hi].max(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("clock", ["regular", "jitter", "gaps"])
+def test_interval_index_matches_searchsorted(clock: str) -> None:
+    """The guessed-and-corrected interval of each time against a binary search, times before, inside and after
+    the knots, in a 2-D array; a clock with gaps leaves some for the binary search."""
+    from detect.features import _interval_index
+    rng = np.random.default_rng(5)
+    t = 1_780_000_000.0 + np.arange(3000) / 100.0
+    if clock == "jitter":
+        t += rng.uniform(-4e-3, 4e-3, t.size)
+    elif clock == "gaps":
+        t = np.delete(t, np.r_[500:900, 2000:2100])
+    t = np.sort(t)
+    q = t[0] - 0.5 + rng.uniform(0.0, t[-1] - t[0] + 1.0, (40, 70))
+    q[0, :5] = t[:5]                                   # exactly on knots, and the last knot itself
+    q[1, 0] = t[-1]
+    want = np.clip(np.searchsorted(t, q, side="right") - 1, 0, t.size - 2)
+    assert_array_equal(_interval_index(t, q), want)
+
+
+@pytest.mark.parametrize("first", [[0, 10, 200], [-7, 50, 280]])
+def test_windows_match_clipped_index_gather(first: list[int]) -> None:
+    from detect.features import _window_index, _windows
+    x = np.random.default_rng(6).normal(size=300)
+    starts = np.array(first)
+    want = [[x[min(max(f + j, 0), 299)] for j in range(25)] for f in first]   # past the ends: first or last
+    assert_array_equal(_windows(x, starts, 25), want)
+    assert_array_equal(_window_index(starts, 25, 300), np.clip(starts[:, None] + np.arange(25), 0, 299))
