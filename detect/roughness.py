@@ -99,8 +99,9 @@ CLIP_SIGMA = 2.0                    # sample energies are winsorised at (CLIP_SI
 BACKGROUND_S = 10.0                 # span of the running Gaussian level [s]
 BACKGROUND_BLOCK_S = 0.5            # block of the block medians under it [s]
 CHI2_1_MEDIAN = 0.4549364231195724  # median of z^2, z ~ N(0, 1)
-ROUGHNESS_RATE_HZ = 20.0            # roughness runs on box means of the samples at about this rate (>= 2.5 x the
-#                                     band's upper edge): a 0.5-6 Hz measurement needs no 100-200 samples a second
+ROUGHNESS_RATE_HZ = 25.0            # roughness runs on box means of the samples at about this rate (>= 2.5 x the
+#                                     band's upper edge): a 0.5-6 Hz measurement needs no 100-200 samples a second,
+#                                     and at 25/s the images of mount resonances (8-25 Hz) mostly fold out of the band
 MIN_LEVER_FIT_S = 30.0              # a mount segment's lever arm is fitted from at least this much moving data [s]
 
 WINDOW_DTYPES: dict[str, str] = {
@@ -228,8 +229,9 @@ def _band_power(band_hz: tuple[float, float], fs_hz: float) -> tuple[np.ndarray,
 
 def decimation(fs_hz: float, band_hz: tuple[float, float]) -> int:
     """Samples per box mean before roughness is measured: the rate falls to about :data:`ROUGHNESS_RATE_HZ`, and at
-    least 2.5 x the band's upper edge (1 at low rates)."""
-    return max(1, int(fs_hz // max(ROUGHNESS_RATE_HZ, 2.5 * float(band_hz[1]))))
+    least 2.5 x the band's upper edge (1 at low rates). Taken from the design rate (:func:`design_rate_hz`), so that
+    a "100 Hz" clock running a hair slow or fast gets the same boxes."""
+    return max(1, int(design_rate_hz(fs_hz) // max(ROUGHNESS_RATE_HZ, 2.5 * float(band_hz[1]))))
 
 
 def _box_power(f_hz: np.ndarray, m: int, fs_hz: float) -> np.ndarray:

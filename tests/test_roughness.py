@@ -16,6 +16,7 @@ from scipy import signal
 from detect.iri import golden_car_iri
 from detect.roughness import (
     CAL_SPEEDS_MPS,
+    ROUGHNESS_RATE_HZ,
     WINDOW_DTYPES,
     PhoneGyro,
     ReferenceCar,
@@ -292,20 +293,26 @@ def test_recovers_golden_car_iri_at_two_speeds(class_c_road, fs_hz, band_hz):
 
 
 def test_box_means_change_the_estimate_by_little(class_c_road, monkeypatch):
-    """Measuring on box means (here 10 samples at 200 Hz) gives the IRI of the full-rate measurement: the
+    """Measuring on box means (here 8 samples at 200 Hz) gives the IRI of the full-rate measurement: the
     calibration carries the box's response and aliasing."""
     tracks, dx, _, skip_m, coherence = class_c_road
     car = ReferenceCar(coherence=coherence)
     t, acc, v, dist, valid = _drive(12.0, tracks, dx, car, 200.0)
-    assert decimation(200.0, LOW_BAND_HZ) == 10
+    assert decimation(200.0, LOW_BAND_HZ) == 8
     est = {}
-    for rate in (20.0, 1e9):                                   # the default, and no box means at all
+    for rate in (25.0, 1e9):                                   # the default, and no box means at all
         monkeypatch.setattr("detect.roughness.ROUGHNESS_RATE_HZ", rate)
         w = roughness_windows(t, acc, v, dist, valid, 200.0, band_hz=LOW_BAND_HZ, car=car)
         use = w["valid"] & (w["distance_start_m"] >= skip_m)
         est[rate] = np.sqrt(np.mean(w["iri_m_per_km"][use] ** 2))
     assert decimation(200.0, LOW_BAND_HZ) == 1                 # (the patch is in force)
-    assert est[20.0] == pytest.approx(est[1e9], rel=0.05)
+    assert est[25.0] == pytest.approx(est[1e9], rel=0.05)
+
+
+def test_a_clock_a_hair_off_its_nominal_rate_gets_the_nominal_boxes():
+    for nominal in (50.0, 100.0, 200.0):
+        got = {decimation(nominal * (1.0 + e), LOW_BAND_HZ) for e in (-1e-9, -2e-5, 0.0, 2e-5, 1e-9)}
+        assert got == {round(nominal / ROUGHNESS_RATE_HZ)}, nominal
 
 
 def test_wrong_coherence_is_detectably_wrong(class_c_road):
