@@ -90,6 +90,23 @@ def grid_keys_around(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_
     return np.unique(keys)
 
 
+def grid_keys_within(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_m: float = DEFECT_GRID_M
+                     ) -> np.ndarray:
+    """Unique keys of the grid cells that the squares of half-side ``radius_m`` around the positions meet: every
+    cell holding a point within ``radius_m`` of one of them, and fewer than :func:`grid_keys_around` gives when the
+    radius is below a cell (a cell either side of each position's, whether the square reaches into it or not)."""
+    x = np.asarray(x_m, dtype=np.float64)
+    y = np.asarray(y_m, dtype=np.float64)
+    if x.size == 0:
+        return np.empty(0, dtype=np.int64)
+    lo_x, hi_x = np.floor((x - radius_m) / size_m), np.floor((x + radius_m) / size_m)
+    lo_y, hi_y = np.floor((y - radius_m) / size_m), np.floor((y + radius_m) / size_m)
+    zero = np.zeros(x.size, dtype=np.int64)
+    keys = [_encode(np.minimum(lo_x + i, hi_x), np.minimum(lo_y + j, hi_y), zero)     # loop over cell offsets
+            for i in range(int(np.max(hi_x - lo_x)) + 1) for j in range(int(np.max(hi_y - lo_y)) + 1)]
+    return np.unique(np.concatenate(keys))
+
+
 def cell_centres(keys: np.ndarray, projection: LocalProjection, *, size_m: float = CELL_SIZE_M) -> Columns:
     """cell_key, lat_deg, lon_deg (centre) and heading_deg (sector centre) of road cells."""
     keys = np.unique(np.asarray(keys, dtype=np.int64))

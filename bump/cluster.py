@@ -277,13 +277,22 @@ def join_gate_m(hit_accuracy_m: np.ndarray, uncertainty_m: np.ndarray, params: D
                    params.max_join_radius_m)
 
 
-def pairs_within(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) of all pairs a[i], b[j] within ``radius_m``, for (n, k) and (m, k) point arrays."""
+def pairs_within(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float, *, a_tree: cKDTree | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) of all pairs a[i], b[j] within ``radius_m``, for (n, k) and (m, k) point arrays (in no
+    particular order). ``a_tree``: :func:`points_tree` of ``a_xy`` when built before."""
     if len(a_xy) == 0 or len(b_xy) == 0:
         e = np.empty(0, dtype=np.int64)
         return e, e, np.empty(0)
-    m = cKDTree(a_xy).sparse_distance_matrix(cKDTree(b_xy), radius_m, output_type="ndarray")
+    tree = cKDTree(a_xy) if a_tree is None else a_tree
+    m = tree.sparse_distance_matrix(cKDTree(b_xy), radius_m, output_type="ndarray")
     return m["i"].astype(np.int64), m["j"].astype(np.int64), m["v"]
+
+
+def points_tree(x_m: np.ndarray, y_m: np.ndarray) -> cKDTree:
+    """The search tree of points [m] that :func:`pairs_within` and :func:`find_traversals` take as built (a trip's
+    track is indexed before the database is locked)."""
+    return cKDTree(np.column_stack([x_m, y_m]))
 
 
 def _nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -> np.ndarray:
@@ -330,11 +339,20 @@ def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans:
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
-def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
-                    uncertainty_m: np.ndarray, params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance), i < j, of defects that are one: within the gate of their uncertainties, compatible."""
+def close_pairs(x_m: np.ndarray, y_m: np.ndarray, params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) of every pair of defects (both orders, and each with itself) within
+    ``max_join_radius_m``: the candidates of :func:`duplicate_pairs` and :func:`twin_pairs`."""
     xy = np.column_stack([x_m, y_m])
-    i, j, d = pairs_within(xy, xy, params.max_join_radius_m)
+    return pairs_within(xy, xy, params.max_join_radius_m)
+
+
+def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
+                    uncertainty_m: np.ndarray, params: DefectParams, *,
+                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance), i < j, of defects that are one: within the gate of their uncertainties, compatible.
+    ``pairs``: :func:`close_pairs` of the defects when already found (:func:`twin_pairs` needs the same)."""
+    i, j, d = close_pairs(x_m, y_m, params) if pairs is None else pairs
     gate = join_gate_m(uncertainty_m[i], uncertainty_m[j], params)
     sp = np.asarray(spans, bool)
     ok = (i < j) & (d <= gate) & compatible(heading_deg[i], heading_deg[j], sp[i] | sp[j], params)
@@ -343,11 +361,12 @@ def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, s
 
 def twin_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
                uncertainty_m: np.ndarray, n_traversals: np.ndarray, n_hit_traversals: np.ndarray,
-               params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               params: DefectParams, *, pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j), i < j, of opposite-direction defects at one spot that are each hit on nearly every pass: the two
-    halves of one road-spanning feature (a speed bump whose hits looked like potholes)."""
-    xy = np.column_stack([x_m, y_m])
-    i, j, d = pairs_within(xy, xy, params.max_join_radius_m)
+    halves of one road-spanning feature (a speed bump whose hits looked like potholes). ``pairs``: as for
+    :func:`duplicate_pairs`."""
+    i, j, d = close_pairs(x_m, y_m, params) if pairs is None else pairs
     rate = n_hit_traversals / np.maximum(n_traversals, 1)
     gate = np.clip(params.gate_sigmas * np.hypot(uncertainty_m[i], uncertainty_m[j]), params.join_radius_m,
                    params.max_join_radius_m)
@@ -530,38 +549,69 @@ def track_from_fixes(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarr
 
 
 def densify(track_xy_t: tuple[np.ndarray, np.ndarray, np.ndarray], heading_deg: np.ndarray, accuracy_m: np.ndarray,
-            step_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            step_m: float, *, box: tuple[float, float, float, float] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Resample a track (x [m], y [m], t [s]) every ``step_m`` along its path; heading and accuracy from the
-    segment's start fix. Returns t, x, y, heading, accuracy."""
+    segment's start fix. Returns t, x, y, heading, accuracy. ``box``: (x_min, x_max, y_min, y_max) [m]: only the
+    points of the segments that reach into it (the whole track's points there, and its neighbours on those
+    segments, in order: a stored trip matched against a few new defects)."""
     x, y, t = (np.asarray(a, dtype=np.float64) for a in track_xy_t)
     if x.size < 2:
         return t, x, y, np.asarray(heading_deg, dtype=np.float64), np.asarray(accuracy_m, dtype=np.float64)
     seg = np.hypot(np.diff(x), np.diff(y))
     s = np.concatenate([[0.0], np.cumsum(seg)])
     n_out = int(s[-1] // step_m) + 1
-    grid = np.concatenate([np.arange(n_out) * step_m, s])     # keep every fix, add points between
+    meets = None if box is None or not np.isfinite(s[-1]) else _segments_in_box(x, y, box)
+    if meets is None:
+        grid = np.concatenate([np.arange(n_out) * step_m, s])     # keep every fix, add points between
+    else:
+        grid = _grid_on_segments(np.flatnonzero(meets), s, step_m, n_out)
     grid = np.unique(grid)
     k = np.clip(np.searchsorted(s, grid, side="right") - 1, 0, x.size - 2)
+    if meets is not None:
+        grid, k = grid[meets[k]], k[meets[k]]
     span = np.maximum(s[k + 1] - s[k], 1e-9)
     f = np.clip((grid - s[k]) / span, 0.0, 1.0)
     return (t[k] + f * (t[k + 1] - t[k]), x[k] + f * (x[k + 1] - x[k]), y[k] + f * (y[k + 1] - y[k]),
             np.asarray(heading_deg, dtype=np.float64)[k], np.asarray(accuracy_m, dtype=np.float64)[k])
 
 
+def _segments_in_box(x: np.ndarray, y: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Per segment of a path: whether its bounding box meets ``box`` (x_min, x_max, y_min, y_max)."""
+    x0, x1, y0, y1 = box
+    return ((np.minimum(x[:-1], x[1:]) <= x1) & (np.maximum(x[:-1], x[1:]) >= x0)
+            & (np.minimum(y[:-1], y[1:]) <= y1) & (np.maximum(y[:-1], y[1:]) >= y0))
+
+
+def _grid_on_segments(seg: np.ndarray, s: np.ndarray, step_m: float, n_out: int) -> np.ndarray:
+    """The distances along a path [m] (``s`` at its fixes) that :func:`densify` resamples on the segments ``seg``,
+    and a few around them (the caller keeps those on them): the regular ones ``i * step_m`` from a step before
+    each segment to a step after it, and the fixes at its ends."""
+    lo = np.clip(np.floor(s[seg] / step_m).astype(np.int64) - 1, 0, n_out - 1)
+    hi = np.clip(np.floor(s[seg + 1] / step_m).astype(np.int64) + 1, 0, n_out - 1)
+    n = hi - lo + 1
+    first = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+    regular = (first + np.arange(int(n.sum()))) * step_m           # the values np.arange(n_out) * step_m holds
+    return np.concatenate([regular, s[seg], s[seg + 1]])
+
+
 def find_traversals(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray,
                     accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray,
-                    d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams, *,
+                    tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Defects a densified track passes: (defect index, time of closest approach [s], distance [m]), one row per
-    defect however often the track passes it."""
+    defect however often the track passes it. ``tree``: :func:`points_tree` of the track when built before."""
     acc = clean_accuracy(accuracy_m, params)
     x_m, y_m, dx_m, dy_m = (np.asarray(v, dtype=np.float64) for v in (x_m, y_m, dx_m, dy_m))
     reach = params.max_traversal_radius_m
-    # only the track near the defects' bounding box (a stored trip checked against a few new defects)
-    box = np.flatnonzero((x_m >= np.min(dx_m) - reach) & (x_m <= np.max(dx_m) + reach) & (y_m >= np.min(dy_m) - reach)
-                         & (y_m <= np.max(dy_m) + reach)) if len(dx_m) else np.empty(0, dtype=np.int64)
-    i, j, d = pairs_within(np.column_stack([x_m[box], y_m[box]]), np.column_stack([dx_m, dy_m]), reach)
-    i = box[i]
+    if tree is not None:
+        i, j, d = pairs_within(np.column_stack([x_m, y_m]), np.column_stack([dx_m, dy_m]), reach, a_tree=tree)
+    else:       # only the track near the defects' bounding box (a stored trip checked against a few new defects)
+        box = np.flatnonzero((x_m >= np.min(dx_m) - reach) & (x_m <= np.max(dx_m) + reach)
+                             & (y_m >= np.min(dy_m) - reach) & (y_m <= np.max(dy_m) + reach)) \
+            if len(dx_m) else np.empty(0, dtype=np.int64)
+        i, j, d = pairs_within(np.column_stack([x_m[box], y_m[box]]), np.column_stack([dx_m, dy_m]), reach)
+        i = box[i]
     radius = np.clip(params.traversal_sigmas * np.hypot(acc[i], d_uncertainty_m[j]), params.traversal_radius_m,
                      params.max_traversal_radius_m)
     diff = angle_diff_deg(heading_deg[i], d_heading_deg[j])
@@ -622,15 +672,16 @@ def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_co
     majority = names[np.argmax(votes, axis=1)]
     kinds = np.where(designed, np.where(weight[:, sb] > weight[:, jt], "speed_bump", "joint"), majority)
     reasons = []
-    for g in range(n_labels):
-        order = np.argsort(-weight[g], kind="stable")
-        told = ", ".join(f"{names[k]} {weight[g, k]:.1f}" for k in order if weight[g, k] > 0)
-        if designed[g]:
-            why = "from both directions" if both[g] else "by both wheels"
+    orders = np.argsort(-weight, axis=1, kind="stable").tolist()         # Python values: one label at a time below
+    for w, order, is_designed, is_both, n in zip(weight.tolist(), orders, designed.tolist(), both.tolist(),
+                                                  count.tolist(), strict=True):
+        told = ", ".join(f"{KINDS[k]} {w[k]:.1f}" for k in order if w[k] > 0)
+        if is_designed:
+            why = "from both directions" if is_both else "by both wheels"
             reasons.append(f"hit on at least {params.designed_hit_rate:.0%} of the passes {why}: a designed "
                            f"feature, not a defect (hits said {told})")
         else:
-            reasons.append(f"confidence-weighted majority of {count[g]} hits ({told})")
+            reasons.append(f"confidence-weighted majority of {n} hits ({told})")
     return kinds.astype(str), reasons
 
 

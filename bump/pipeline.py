@@ -23,6 +23,7 @@ import csv
 import gzip
 import hashlib
 import io
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from bump.cluster import (
     LatencyCalibration,
     Track,
     assign_hits,
+    close_pairs,
     corrected_xy,
     decide_depth_classes,
     decide_kinds,
@@ -55,6 +57,7 @@ from bump.cluster import (
     latency_samples,
     mean_heading,
     merge_forest,
+    points_tree,
     recluster,
     robust_centres,
     spanning_labels,
@@ -74,7 +77,7 @@ from bump.lifecycle import (
     replay_passes,
 )
 from bump.priority import priority, traversals_per_day
-from bump.store import CONFIDENCE_DECIMALS, DefectQuery, Store, StoreError
+from bump.store import CONFIDENCE_DECIMALS, INDEXED_DEFECT_COLUMNS, DefectQuery, Store, StoreError, ids_in
 from detect import Detection, detect
 from detect.columns import Columns
 from detect.geo import LocalProjection
@@ -87,6 +90,7 @@ _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
 # what joining, traversal matching and merging read of the defects around a place (a narrow, faster read)
 _NEAR_COLUMNS = ("defect_id", "status", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_hits",
                  "n_traversals", "n_traversal_hits")
+_TRACK_NEAR_COLUMNS = _NEAR_COLUMNS[:-2]        # joining and passes of a trip: no pass counts (~700 rows a trip)
 
 
 # ---------------------------------------------------------------------------------------------------- results
@@ -187,10 +191,17 @@ def hit_columns(det: Detection, proj: LocalProjection, trip_id: str, device_id: 
     return cols, features
 
 
-def _track_xy(track: Track, proj: LocalProjection, params: DefectParams
+def _track_xy(track: Track, proj: LocalProjection, params: DefectParams, *,
+              box: tuple[float, float, float, float] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x, y = proj.to_xy(track.lat_deg, track.lon_deg)
-    return densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, params.track_step_m)
+    return densify((x, y, track.t_s), track.heading_deg, track.accuracy_m, params.track_step_m, box=box)
+
+
+def _setdiff(a: Any, b: Any) -> np.ndarray:
+    """``np.setdiff1d(a, b)`` (sorted unique values of a not in b), by :func:`bump.store.ids_in` for ids."""
+    a = np.unique(np.asarray(a))
+    return a[~ids_in(a, b)]
 
 
 def _spans(kinds: np.ndarray) -> np.ndarray:
@@ -251,7 +262,9 @@ class _TripRows:
     features: list[dict[str, Any]]
     detector: dict[str, Any]                     # stored with each hit
     dense: tuple[np.ndarray, ...]                # the track densified for matching: t, x, y, heading, accuracy
-    track_keys: np.ndarray                       # defect-grid keys within joining + passing reach of the track
+    track_keys: np.ndarray                       # defect-grid keys within passing reach of the track
+    wide_keys: np.ndarray                        # ... and a cell either side (see _cluster_trip)
+    tree: Any                                    # search tree of the dense track's points (cluster.points_tree)
     maps: tuple[Columns, Columns, Columns]       # roughness rows, coverage rows, centres of their cells
 
 
@@ -263,7 +276,9 @@ def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalPro
     rough, cover = _map_rows(proj, det.roughness, track, trace.trip_id, device)
     centres = cellmap.cell_centres(np.concatenate([rough["cell_key"], cover["cell_key"]]), proj)
     return _TripRows(hits, features, detector_info(params) | {"params": None}, dense,
-                     cellmap.grid_keys_around(dense[1], dense[2], reach), (rough, cover, centres))
+                     cellmap.grid_keys_within(dense[1], dense[2], dp.max_traversal_radius_m),
+                     cellmap.grid_keys_around(dense[1], dense[2], reach), points_tree(dense[1], dense[2]),
+                     (rough, cover, centres))
 
 
 def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: DetectorParams, now: float
@@ -314,9 +329,14 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     latency = float(hit_latencies_s(store, np.array([device]), dp)[0])
     hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
-    near = store.defects_in_grid(np.union1d(trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"],
-                                                                                      reach)), _NEAR_COLUMNS)
     hspans = _spans(hits["kind"])
+    # the defects the trip may join (around its hits) or pass (near its track), and those _update_latency pairs its
+    # raw road-spanning hits with (within two join radii of them, where the track's wider neighbourhood reaches)
+    keys = np.union1d(trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"], reach))
+    if dp.latency_calibration and hspans.any():
+        keys = np.union1d(keys, np.intersect1d(trip.wide_keys, cellmap.grid_keys_around(
+            raw["x_m"][hspans], raw["y_m"][hspans], 2 * dp.max_join_radius_m)))
+    near = store.defects_in_grid(keys, _TRACK_NEAR_COLUMNS)
     idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
                       near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
     hit_defect = np.where(idx >= 0, near["defect_id"][np.maximum(idx, 0)] if len(near) else -1, -1)
@@ -346,12 +366,12 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     # traversals of this trip: the defects near its track, and the new ones
     new_cols = store.defects_by_id(new_ids) if new_ids.size else None
     allc = near if new_cols is None else Columns({k: np.concatenate([near[k], new_cols[k]]) for k in near})
-    rows = _trip_traversals(trip_id, device, trip.dense, allc, hits, hit_defect, dp)
+    rows = _trip_traversals(trip_id, device, trip.dense, allc, hits, hit_defect, dp, tree=trip.tree)
     store.upsert_traversals(rows.data)
     if new_ids.size:
         _backfill(store, proj, trip_id, new_cols, dp)
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
-    before = {int(i): str(s) for i, s in zip(near["defect_id"], near["status"], strict=True)}
+    before = dict(zip(near["defect_id"].tolist(), near["status"].tolist(), strict=True))
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
                              new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows, hits_synced=True,
                              recent_hits=recent)
@@ -365,26 +385,47 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
 
 _FLEET_LATENCY = "gps_latency"                  # meta key of the fleet's latency histogram
 _EVERY_DEVICE_LATENCY = "gps_latency:every_device"
+# meta key of the number of devices with latency samples of their own (it only grows). A summary whose hits were
+# all corrected by the fleet's latency stores that latency and this number (defects.latency_s, latency_devices):
+# while both stand, its hits are corrected as they were (a device without samples of its own takes the fleet's)
+_OWN_LATENCY_DEVICES = "gps_latency:devices"
 
 
 def _device_latency_key(device: str) -> str:
     return f"gps_latency:device:{device}"
 
 
+def _fleet_latency(store: Store, dp: DefectParams) -> tuple[float, int]:
+    """(the fleet's GPS latency [s], the number of devices with samples of their own)."""
+    stored = store.get_metas([_FLEET_LATENCY, _OWN_LATENCY_DEVICES])
+    return (LatencyCalibration.from_json(stored.get(_FLEET_LATENCY)).estimate_s(dp),
+            int(stored.get(_OWN_LATENCY_DEVICES) or 0))
+
+
 def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> np.ndarray:
     """The GPS latency [s] each hit's position is corrected by: its device's own, blended with the fleet's
     (:func:`bump.cluster.device_latency_s`)."""
+    return _hit_latencies(store, device_ids, dp)[0]
+
+
+def _hit_latencies(store: Store, device_ids: np.ndarray, dp: DefectParams) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hit_latencies_s` and, per hit, whether its device has latency samples of its own."""
     devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
-    stored = store.get_metas([_FLEET_LATENCY, _EVERY_DEVICE_LATENCY, *(_device_latency_key(d) for d in devices)])
+    if not devices.size:
+        return np.empty(0), np.zeros(0, dtype=bool)
+    keys = [_device_latency_key(d) for d in devices.tolist()]           # loop over devices
+    stored = store.get_metas([_FLEET_LATENCY, _EVERY_DEVICE_LATENCY, *keys])
     fleet = LatencyCalibration.from_json(stored.get(_FLEET_LATENCY)).estimate_s(dp)
     every = LatencyCalibration.from_json(stored.get(_EVERY_DEVICE_LATENCY))
-    by_text: dict[str | None, float] = {}      # devices without samples (most) share one value
-    for d in devices.tolist():                 # loop over devices
-        text = stored.get(_device_latency_key(d))
+    texts = [stored.get(k) for k in keys]
+    by_text: dict[str | None, tuple[float, bool]] = {}      # devices without samples (most) share one value
+    for text in texts:
         if text not in by_text:
-            by_text[text] = device_latency_s(LatencyCalibration.from_json(text), every, fleet, dp)
-    per_device = np.array([by_text[stored.get(_device_latency_key(d))] for d in devices.tolist()])
-    return per_device[inverse.ravel()] if devices.size else np.empty(0)
+            own = LatencyCalibration.from_json(text)
+            by_text[text] = (device_latency_s(own, every, fleet, dp), own.n_pairs > 0)
+    latency, own_samples = zip(*(by_text[t] for t in texts), strict=True)
+    inverse = inverse.ravel()
+    return np.array(latency)[inverse], np.array(own_samples, dtype=bool)[inverse]
 
 
 def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, near: Columns,
@@ -403,7 +444,11 @@ def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.nda
                                      near["y_m"][j[ok]], used_latency_s)
     if samples.size:
         for key in (_device_latency_key(device), _EVERY_DEVICE_LATENCY):
-            store.set_meta(key, LatencyCalibration.from_json(store.get_meta(key)).add(samples).to_json())
+            before = LatencyCalibration.from_json(store.get_meta(key))
+            after = before.add(samples)
+            store.set_meta(key, after.to_json())
+            if key != _EVERY_DEVICE_LATENCY and before.n_pairs == 0 < after.n_pairs:     # its own latency now
+                store.set_meta(_OWN_LATENCY_DEVICES, str(int(store.get_meta(_OWN_LATENCY_DEVICES) or 0) + 1))
 
 
 def _latency_input(hits: Columns) -> tuple[np.ndarray, ...]:
@@ -422,11 +467,13 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
     also = np.empty(0, np.int64) if also is None else np.asarray(also, np.int64)
     wide = store.hits_of_defects(also, _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits)
     names = ("hit_id", "x_m", "y_m", "heading_deg", "speed_mps", "trip_id", "kind")
-    narrow = store.hits_of_defects(np.setdiff1d(near["defect_id"][close], also), names, recent=dp.summary_hits)
-    mine = wide.select(np.isin(wide["defect_id"], near["defect_id"][close]))
+    trip = str(spanning["trip_id"][0])
+    narrow = store.hits_of_defects(_setdiff(near["defect_id"][close], also), names, recent=dp.summary_hits,
+                                   kinds=SPANNING_KINDS, not_trip=trip)    # only those paired below
+    mine = wide.select(ids_in(wide["defect_id"], near["defect_id"][close]))
     other = Columns({k: np.concatenate([mine[k], narrow[k]]) for k in names})
     other = other.select(np.argsort(other["hit_id"], kind="stable"))        # as one read of them gives
-    other = other.select(_spans(other["kind"]) & (other["trip_id"] != spanning["trip_id"][0]))
+    other = other.select(_spans(other["kind"]) & (other["trip_id"] != trip))
     if len(other) == 0:
         return also, wide
     both = Columns({k: np.concatenate([spanning[k], other[k]]) for k in ("x_m", "y_m", "heading_deg", "speed_mps",
@@ -441,21 +488,22 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
 
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
-                     hit_defect: np.ndarray, dp: DefectParams) -> Columns:
-    """Traversal rows of one trip: defects its track passes, plus every defect it hit."""
+                     hit_defect: np.ndarray, dp: DefectParams, *, tree: Any = None) -> Columns:
+    """Traversal rows of one trip: defects its track passes, plus every defect it hit. ``tree``: the search tree of
+    the track's points (:func:`bump.cluster.points_tree`) when built before."""
     tt, tx, ty, th, tacc = dense
     j, t_pass, dist = find_traversals(tt, tx, ty, th, tacc, defects["x_m"], defects["y_m"], defects["heading_deg"],
-                                      defects["spans"].astype(bool), defects["uncertainty_m"], dp)
+                                      defects["spans"].astype(bool), defects["uncertainty_m"], dp, tree=tree)
     ids = defects["defect_id"][j] if len(defects) else np.empty(0, dtype=np.int64)
     hit_ids = hit_defect[hit_defect >= 0]
     hit_t = hits["t_s"][hit_defect >= 0]
-    missing = np.setdiff1d(np.unique(hit_ids), ids)
+    missing = _setdiff(np.unique(hit_ids), ids)
     first_hit = np.array([hit_t[hit_ids == m].min() for m in missing]) if missing.size else np.empty(0)
     all_ids = np.concatenate([ids, missing]).astype(np.int64)
     n = all_ids.size
     return Columns({"defect_id": all_ids, "trip_id": np.full(n, trip_id), "device_id": np.full(n, device),
                     "t_s": np.concatenate([t_pass, first_hit]),
-                    "hit": np.isin(all_ids, hit_ids).astype(np.int64),
+                    "hit": ids_in(all_ids, hit_ids).astype(np.int64),
                     "distance_m": np.concatenate([dist, np.full(missing.size, np.nan)])})
 
 
@@ -466,8 +514,11 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
                                     directions=True)
     since = float(np.nanmin(new["first_seen_s"])) - dp.backfill_days * 86_400.0
     trips = store.trips_covering(keys, exclude_trip=trip_id, since_s=since)
+    reach = dp.max_traversal_radius_m             # the track near the new defects: all find_traversals looks at
+    box = (float(np.min(new["x_m"])) - reach, float(np.max(new["x_m"])) + reach, float(np.min(new["y_m"])) - reach,
+           float(np.max(new["y_m"])) + reach)
     for tid, (dev, blob) in store.trip_tracks(trips).items():
-        dense = _track_xy(Track.from_bytes(blob), proj, dp)
+        dense = _track_xy(Track.from_bytes(blob), proj, dp, box=box)
         empty = Columns({"t_s": np.empty(0)})
         rows = _trip_traversals(tid, dev, dense, new, empty, np.empty(0, dtype=np.int64), dp)
         if len(rows):
@@ -528,9 +579,13 @@ def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: fl
 
 
 def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Columns, proj: LocalProjection,
-               dp: DefectParams, latency_s: np.ndarray | float) -> dict[str, np.ndarray]:
+               dp: DefectParams, latency_s: np.ndarray | float, *, own: np.ndarray | None = None,
+               fleet: tuple[float, int] | None = None) -> dict[str, np.ndarray]:
     """Position, direction, kind, severity and confidence of defects from their (latest) hits, counts from their
     hit ``totals`` (:meth:`Store.hit_totals`, same ids) and ``pass_totals`` (:meth:`Store.traversal_totals`).
+    ``latency_s``: per hit (or one for all); ``own``: per hit, whether its device has samples of its own;
+    ``fleet``: :func:`_fleet_latency`, stored (``latency_s``, ``latency_devices``) with the defects whose hits
+    were all corrected by the fleet's latency (NULL with the others, and when not given).
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
     depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
@@ -568,6 +623,10 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     head = mean_heading(lab, hits["heading_deg"], 1.0 / np.maximum(np.nan_to_num(hits["accuracy_m"], nan=10.0), 1.0)
                         ** 2, k, spans)
     lat, lon = proj.to_latlon(c.x_m, c.y_m)
+    stamp_s, stamp_n = np.full(k, np.nan), np.full(k, None, dtype=object)
+    if fleet is not None and own is not None:
+        by_fleet = np.bincount(lab, np.asarray(own, dtype=np.float64), minlength=k) == 0
+        stamp_s[by_fleet], stamp_n[by_fleet] = fleet[0], int(fleet[1])
     return {
         "defect_id": ids, "kind": kinds, "kind_reason": np.array(reasons, dtype=object),
         "lat_deg": lat, "lon_deg": lon, "x_m": c.x_m, "y_m": c.y_m, "grid_key": cellmap.grid_keys(c.x_m, c.y_m),
@@ -575,17 +634,20 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
         "severity": sev, "depth_class": depth.astype(object), "confidence": confidence,
         "n_hits": totals["n_hits"][total], "n_devices": totals["n_devices"][total], **counts,
         "first_seen_s": totals["first_seen_s"][total], "last_seen_s": totals["last_seen_s"][total],
+        "latency_s": stamp_s, "latency_devices": stamp_n,
     }
 
 
 def _sync_traversal_hits(store: Store, hit_trips: Columns, trav: Columns) -> Columns:
     """Make the traversals agree with the hits (a trip with a hit passed the defect, hit=1; others hit=0) after
     hits moved between defects (merges, a re-cluster). ``hit_trips``: :meth:`Store.hit_trips` of the defects."""
-    hit_pairs = {(int(d), str(t)): (float(ts), str(dev)) for d, t, ts, dev in
-                 zip(hit_trips["defect_id"], hit_trips["trip_id"], hit_trips["t_s"], hit_trips["device_id"],
+    hit_pairs = {(d, t): (ts, dev) for d, t, ts, dev in
+                 zip(*(np.asarray(hit_trips[k]).astype(c).tolist() for k, c in
+                       (("defect_id", np.int64), ("trip_id", str), ("t_s", np.float64), ("device_id", str))),
                      strict=True)}
-    have = {(int(d), str(t)): int(h) for d, t, h in zip(trav["defect_id"], trav["trip_id"], trav["hit"],
-                                                         strict=True)}
+    have = {(d, t): h for d, t, h in zip(*(np.asarray(trav[k]).astype(c).tolist() for k, c in
+                                           (("defect_id", np.int64), ("trip_id", str), ("hit", np.int64))),
+                                         strict=True)}
     fix = [(d, t, hit_pairs[(d, t)][1], hit_pairs[(d, t)][0], 1) for (d, t) in hit_pairs if have.get((d, t)) != 1]
     fix += [(d, t, "", np.nan, 0) for (d, t), h in have.items() if h == 1 and (d, t) not in hit_pairs]
     if not fix:
@@ -603,36 +665,41 @@ def _sync_traversal_hits(store: Store, hit_trips: Columns, trav: Columns) -> Col
     return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in fix]))
 
 
-def _crew(prev: Columns, g: int) -> tuple[str | None, float | None]:
-    """(crew status, crew decision time [s]) of row ``g`` of stored defect columns, None where there is none."""
-    return (prev["crew_status"][g] or None,
-            float(prev["crew_at_s"][g]) if np.isfinite(prev["crew_at_s"][g]) else None)
+def _crews(prev: Columns) -> list[tuple[str | None, float | None]]:
+    """(crew status, crew decision time [s]) of each row of stored defect columns, None where there is none."""
+    return [(status or None, at if math.isfinite(at) else None)
+            for status, at in zip(prev["crew_status"].tolist(), prev["crew_at_s"].tolist(), strict=True)]
 
 
-def _resumable(prev: Columns, passes: Columns, dp: DefectParams) -> np.ndarray:
+def _resumable(prev: Columns, passes: Columns, dp: DefectParams) -> tuple[np.ndarray, np.ndarray]:
     """Which defects of ``prev`` (with stored replays) can resume their status replay with ``passes``: all of
     their passes in it come after the last one replayed, under the same crew decision and rules (a dismissed
-    defect has no replay to resume)."""
+    defect has no replay to resume); and their stored replays, parsed (None where they cannot resume)."""
     out = np.zeros(len(prev), dtype=bool)
+    replays = np.full(len(prev), None, dtype=object)
     order = np.lexsort((passes["trip_id"], passes["t_s"]))
     first: dict[int, tuple[float, str]] = {}
     for d, t, trip in zip(passes["defect_id"][order].tolist(), passes["t_s"][order].tolist(),
                           passes["trip_id"][order].tolist(), strict=True):
         first.setdefault(d, (t, trip))
+    crews = _crews(prev)
     for g, did in enumerate(prev["defect_id"].tolist()):
-        replay = Replay.from_json(prev["status_replay"][g]) if did in first else None
-        crew = _crew(prev, g)
-        out[g] = replay is not None and crew[0] != "dismissed" and replay.resumes(*first[did], crew, dp)
-    return out
+        if did not in first:
+            continue
+        replay = Replay.from_json(prev["status_replay"][g])
+        crew = crews[g]
+        if replay is not None and crew[0] != "dismissed" and replay.resumes(*first[did], crew, dp):
+            out[g], replays[g] = True, replay
+    return out, replays
 
 
-def _resumed(did: int, old_status: str, old_since_s: float, replay_json: str, passes: tuple[list, ...],
+def _resumed(did: int, old_status: str, old_since_s: float, resume: Replay, passes: tuple[list, ...],
              crew_at_s: float | None, dp: DefectParams, *, now: float, actor: str
              ) -> tuple[str, float, str, list[dict[str, Any]]]:
-    """(status, since [s], replay JSON, history rows) of one defect whose stored replay continues with
-    ``passes`` (t_s, trip_id, device_id, hit lists, all after the last pass replayed): one history row when the
-    status changes."""
-    transitions, replay = replay_passes(*passes, dp, resume=Replay.from_json(replay_json), start_t_s=crew_at_s)
+    """(status, since [s], replay JSON, history rows) of one defect whose stored replay (``resume``, parsed by
+    :func:`_resumable`) continues with ``passes`` (t_s, trip_id, device_id, hit lists, all after the last pass
+    replayed): one history row when the status changes."""
+    transitions, replay = replay_passes(*passes, dp, resume=resume, start_t_s=crew_at_s)
     if not transitions:
         return old_status, old_since_s, replay.to_json(), []
     tr = transitions[-1]
@@ -641,54 +708,114 @@ def _resumed(did: int, old_status: str, old_since_s: float, replay_json: str, pa
     return tr.to_status, tr.t_s, replay.to_json(), rows
 
 
-_LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay")
+# what a summary takes from its hits (and keeps while they say the same; see _kept_summaries)
+_FROM_HITS = ("kind", "kind_reason", "lat_deg", "lon_deg", "x_m", "y_m", "grid_key", "heading_deg", "spans",
+              "uncertainty_m", "severity", "depth_class", "confidence", "n_hits", "n_devices", "first_seen_s",
+              "last_seen_s", "latency_s", "latency_devices")
+# ... and what moves on with the passes, kept summary or not
+_MOVED_ON = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "first_traversal_s",
+             "last_traversal_s", "status", "status_since_s", "priority", "updated_at_s", "status_replay", "detector")
+_LOAD_COLUMNS = tuple(dict.fromkeys(("defect_id", "status", "status_since_s", "crew_status", "crew_at_s",
+                                     "status_replay", *INDEXED_DEFECT_COLUMNS, "hit_rate", "n_traversals",
+                                     "n_traversal_hits", "first_traversal_s", "last_traversal_s", *_FROM_HITS)))
 # what summaries read of a defect's latest hits (hit_id: their order)
 _SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
                         "kind", "severity", "depth_class", "confidence", "speed_mps")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
-          passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None
-          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
+          passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None,
+          passed_only: np.ndarray | None = None) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
     """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left
     without hits (deleted). Summaries read each defect's latest ``summary_hits`` hits and its hit and pass totals,
     and a defect whose status replay can resume with ``passes`` (this trip's, all later than the last replayed)
     gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one. ``sync``: first make the
     passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing). ``recent_hits``:
-    (defect ids, their latest hits) read before in this transaction, no hit changed since."""
+    (defect ids, their latest hits) read before in this transaction, no hit changed since. ``passed_only``: ids
+    that ``passes`` only passed (no hit): those whose summary still holds (:func:`_summary_holds`) keep it."""
     prev = store.defects_by_id(ids, _LOAD_COLUMNS)
     ids = prev["defect_id"]
-    totals = store.hit_totals(ids)
-    empty = np.setdiff1d(ids, totals["defect_id"])
+    resume, replays = np.zeros(len(prev), dtype=bool), np.full(len(prev), None, dtype=object)
+    if passes is not None and not sync:
+        passes = passes.select(ids_in(passes["defect_id"], ids))
+        resume, replays = _resumable(prev, passes, dp)
+    fleet = _fleet_latency(store, dp)
+    kept = np.zeros(len(prev), dtype=bool)
+    if passes is not None and passed_only is not None and resume.any():
+        kept = resume & ids_in(ids, passed_only)
+        kept[kept] = _summary_holds(prev.select(kept), passes, fleet, dp)
+    full = ids[~kept]
+    totals = store.hit_totals(full)
+    empty = _setdiff(full, totals["defect_id"])
     if empty.size:                              # every hit moved elsewhere: nothing left to report
         store.delete_defects(empty)
-        prev = prev.select(~np.isin(ids, empty))
+        keep = ~ids_in(ids, empty)
+        prev, resume, replays, kept = prev.select(keep), resume[keep], replays[keep], kept[keep]
         ids = prev["defect_id"]
+        full = ids[~kept]
     read, hits = (np.empty(0, np.int64), None) if recent_hits is None else recent_hits
-    have = np.isin(ids, read)
-    parts = [] if hits is None else [hits.select(np.isin(hits["defect_id"], ids[have]))]
+    have = ids_in(full, read)
+    parts = [] if hits is None else [hits.select(ids_in(hits["defect_id"], full[have]))]
     if not parts or not have.all():
-        parts.append(store.hits_of_defects(ids[~have], _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits))
+        parts.append(store.hits_of_defects(full[~have], _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits))
     hits = parts[0] if len(parts) == 1 else Columns({k: np.concatenate([p[k] for p in parts]) for k in parts[0].names})
     hits = hits.select(np.argsort(hits["hit_id"], kind="stable"))
-    resume = np.zeros(len(prev), dtype=bool)
-    if passes is not None and not sync:
-        passes = passes.select(np.isin(passes["defect_id"], ids))
-        resume = _resumable(prev, passes, dp)
     trav = store.traversals_of_defects(ids[~resume])
     if sync:
         trav = _sync_traversal_hits(store, store.hit_trips(ids), trav)
     if resume.any():
-        mine = passes.select(np.isin(passes["defect_id"], ids[resume]))
+        mine = passes.select(ids_in(passes["defect_id"], ids[resume]))
         trav = _cat(trav, Columns({n: mine[n] for n in trav.names}))
-    prev = prev.with_columns(resume=resume)
-    return prev, trav, _summaries(prev, hits, totals, store.traversal_totals(ids), proj, dp,
-                                  hit_latencies_s(store, hits["device_id"], dp)), empty
+    prev = prev.with_columns(resume=resume, replay=replays, kept=kept)
+    latency_s, own = _hit_latencies(store, hits["device_id"], dp)
+    summ = _summaries(prev.select(~kept), hits, totals, store.traversal_totals(full), proj, dp, latency_s,
+                      own=own, fleet=fleet)
+    if kept.any():
+        summ = _merged_by_id(summ, _kept_summaries(prev.select(kept), passes, dp))
+    return prev, trav, summ, empty
+
+
+def _summary_holds(prev: Columns, passes: Columns, fleet: tuple[float, int], dp: DefectParams) -> np.ndarray:
+    """Which defects of ``prev`` (only passed by ``passes``, their replays resuming) would get from their hits the
+    summary they have: none of their hits changed since it was made (every change of hits refreshes them from
+    the hits), and what else goes into it did not change either:
+
+    - the kind stays the hits' majority (no designed feature before or after): a designed feature needs a hit rate
+      of ``designed_hit_rate``; passes without hits lower it, so a stored designed kind below that rate is one the
+      last summary gave by majority (a pass with a hit rate above it is refreshed cheaply, :func:`_refresh_passed`);
+    - the hits are corrected by the same GPS latency: all were by the fleet's when the summary was made (stored
+      with it), the fleet's is the same and no device got a latency of its own since (:func:`_fleet_latency`)."""
+    order = np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"]))
+    p = passes.select(order[ids_in(passes["defect_id"][order], prev["defect_id"])])
+    _, start, n_new = np.unique(p["defect_id"], return_index=True, return_counts=True)
+    counts = _counts_after(prev, p, start, n_new, dp)
+    designed = np.isin(prev["kind"], DESIGNED_KINDS)
+    majority_before = ~designed | (prev["hit_rate"] < dp.designed_hit_rate)
+    majority_after = (counts["hit_rate"] < dp.designed_hit_rate) | (counts["n_traversals"] < dp.designed_traversals)
+    same_latency = (prev["latency_s"] == fleet[0]) & (prev["latency_devices"] == fleet[1])
+    return majority_before & majority_after & same_latency
+
+
+def _kept_summaries(prev: Columns, passes: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
+    """Summaries of defects (``prev``: as stored) whose hits still say what their stored summary says
+    (:func:`_summary_holds`): that summary, with the pass counts moved on by ``passes`` (all later than the passes
+    counted), as :func:`_summaries` would make it from the hits and every pass."""
+    ids = prev["defect_id"]
+    order = np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"]))
+    p = passes.select(order[ids_in(passes["defect_id"][order], ids)])
+    _, start, n_new = np.unique(p["defect_id"], return_index=True, return_counts=True)
+    return {"defect_id": ids, **{k: prev[k] for k in _FROM_HITS}, **_counts_after(prev, p, start, n_new, dp)}
+
+
+def _merged_by_id(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two summaries (same keys) as one, by defect id."""
+    cat = _cat(Columns({k: np.asarray(v) for k, v in a.items()}), Columns({k: np.asarray(b[k]) for k in a}))
+    return cat.select(np.argsort(cat["defect_id"], kind="stable")).data
 
 
 def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
     c = cols if isinstance(cols, Columns) else Columns({k: np.asarray(v) for k, v in cols.items()})
-    return c.select(~np.isin(c[key], ids))
+    return c.select(~ids_in(c[key], ids))
 
 
 def _cat(a: Columns, b: Columns) -> Columns:
@@ -708,46 +835,54 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     ``check_ids``: the defects that may have become a duplicate or a twin (those with new hits; default all);
     a defect only passed cannot move. ``passes``: this trip's traversal rows: defects only passed are refreshed
     from them alone (see :func:`_refresh_passed`), and the others resume their status replay with them where
-    they can (:func:`_load`). ``hits_synced``: the traversals agree
-    with the hits already (a trip's own ingestion keeps them so; after hits moved they are made to).
+    they can, those only passed keeping their summary where their hits would give it again (:func:`_load`).
+    ``hits_synced``: the traversals agree with the hits already (a trip's own ingestion keeps them so; after hits
+    moved they are made to).
     ``rebuild_history``: write the whole replayed timeline (reprocess). ``recent_hits``: (defect ids, their latest
     hits) read in this transaction, no hit changed since (spares reading them again)."""
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
     final_passed: dict[int, str] = {}
+    passed_only = None
     if passes is not None and not rebuild_history:
         changed = np.union1d(np.asarray(list(new_ids), dtype=np.int64),
                              ids if check_ids is None else np.asarray(check_ids, dtype=np.int64))
-        only_passed = np.isin(passes["defect_id"], ids) & ~np.isin(passes["defect_id"], changed)
+        only_passed = ids_in(passes["defect_id"], ids) & ~ids_in(passes["defect_id"], changed)
         done, final_passed = _refresh_passed(store, passes.select(only_passed), dp, now=now, actor=actor)
-        ids = np.setdiff1d(ids, done)
+        ids = _setdiff(ids, done)
+        passed_only = _setdiff(passes["defect_id"][only_passed], done)
     if ids.size == 0:
         return RefreshResult([], final_passed)
     prev, trav, summ, gone = _load(store, ids, proj, dp, sync=not hits_synced,
                                    passes=None if passes is None or rebuild_history else passes.select(
-                                       ~np.isin(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))),
-                                   recent_hits=recent_hits)
+                                       ~ids_in(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))),
+                                   recent_hits=recent_hits, passed_only=passed_only)
     merged: list[int] = gone.tolist()
     sc = Columns({k: np.asarray(v) for k, v in summ.items()})
     check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
                                                                       sc["defect_id"])
     for _ in range(5):
-        groups = _merge_groups(store, sc.select(np.isin(sc["defect_id"], check)), dp) if check.size else []
+        groups = _merge_groups(store, sc.select(ids_in(sc["defect_id"], check)), dp) if check.size else []
         if not groups:
             break
         status_of = dict(zip(prev["defect_id"].tolist(), prev["status"].tolist(), strict=True))
         removed: list[int] = []
+        store.move_defects_rows({o: survivor for survivor, others in groups for o in others})   # groups are disjoint
+        unknown = [s for s, _ in groups if s not in status_of]
+        if unknown:
+            got = store.defects_by_id(unknown, ("defect_id", "status"))
+            status_of |= dict(zip(got["defect_id"].tolist(), got["status"].tolist(), strict=True))
+        history = []
         for survivor, others in groups:
-            for o in others:
-                store.move_defect_rows(o, survivor)
             store.delete_defects(others)
-            st = status_of.get(survivor) or store.get_defect(survivor)["status"]
-            store.add_history([{"defect_id": survivor, "t_s": now, "recorded_at_s": now,
-                                "from_status": st, "to_status": st,
-                                "reason": f"merged defect(s) {', '.join(f'#{o}' for o in others)} into this one",
-                                "actor": actor}])
+            st = status_of[survivor]
+            history.append({"defect_id": survivor, "t_s": now, "recorded_at_s": now, "from_status": st,
+                            "to_status": st,
+                            "reason": f"merged defect(s) {', '.join(f'#{o}' for o in others)} into this one",
+                            "actor": actor})
             removed += others
             new_ids.discard(survivor)
+        store.add_history(history)
         merged += removed
         survivors = np.array(sorted({g[0] for g in groups}), dtype=np.int64)
         out = np.array(removed + survivors.tolist(), dtype=np.int64)
@@ -773,6 +908,17 @@ def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, las
             "last_traversal_s": np.where(np.isfinite(last_s), last_s, np.nan)}
 
 
+def _counts_after(prev: Columns, passes: Columns, start: np.ndarray, n_new: np.ndarray, dp: DefectParams
+                  ) -> dict[str, np.ndarray]:
+    """:func:`_counts` of defects (``prev``: their stored counts) with ``passes`` added (sorted by defect, time,
+    trip; ``start``, ``n_new``: where each defect's passes begin and how many, one per row of ``prev``)."""
+    n_trav = prev["n_traversals"] + n_new
+    n_hit = prev["n_traversal_hits"] + np.add.reduceat(passes["hit"], start) if len(start) else prev["n_traversal_hits"]
+    first = np.fmin(prev["first_traversal_s"], passes["t_s"][start])
+    last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(start) else first)
+    return _counts(n_trav, n_hit, first, last, dp)
+
+
 _PASSED_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "kind", "severity",
                    "confidence", "n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s",
                    "status_replay", "priority")
@@ -788,22 +934,20 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     Left to the full refresh (the ids returned exclude them): defects with no stored replay or one made under
     other rules or another crew decision, passes older than the last one replayed (a late upload), and designed
     features whose hit rate fell below ``designed_hit_rate`` (the miss may end what made them one; no miss can
-    make one). Returns (ids done, final status by id)."""
+    make one; :func:`_load` keeps their summary while their hits would give it again). Returns (ids done, final
+    status by id)."""
     if len(passes) == 0:
         return np.empty(0, dtype=np.int64), {}
     passes = passes.select(np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"])))
     ids, start, n_new = np.unique(passes["defect_id"], return_index=True, return_counts=True)
     prev = store.defects_by_id(ids, _PASSED_COLUMNS)
-    keep = np.isin(ids, prev["defect_id"])
+    keep = ids_in(ids, prev["defect_id"])
     ids, start, n_new = ids[keep], start[keep], n_new[keep]
-    n_trav = prev["n_traversals"] + n_new
-    n_hit = prev["n_traversal_hits"] + np.add.reduceat(passes["hit"], start) if len(ids) else prev["n_traversal_hits"]
-    first = np.fmin(prev["first_traversal_s"], passes["t_s"][start])
-    last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(ids) else first)
-    counts = _counts(n_trav, n_hit, first, last, dp)
+    counts = _counts_after(prev, passes, start, n_new, dp)
     kind_may_change = np.isin(prev["kind"], DESIGNED_KINDS) & (counts["hit_rate"] < dp.designed_hit_rate)
     resume = np.zeros(len(ids), dtype=bool)
-    resume[~kind_may_change] = _resumable(prev.select(~kind_may_change), passes, dp)
+    parsed = np.full(len(ids), None, dtype=object)
+    resume[~kind_may_change], parsed[~kind_may_change] = _resumable(prev.select(~kind_may_change), passes, dp)
     dismissed = prev["crew_status"] == "dismissed"
     done = (resume | dismissed) & ~kind_may_change  # a dismissed defect stays dismissed whatever passes by
     status = prev["status"].astype(object)
@@ -811,11 +955,12 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     replays = prev["status_replay"].astype(object)
     history: list[dict[str, Any]] = []
     cols = tuple(passes[k].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
+    crews = _crews(prev)
     for g in np.flatnonzero(resume).tolist():
         s0, s1 = int(start[g]), int(start[g] + n_new[g])
         status[g], since[g], replays[g], rows = _resumed(int(ids[g]), str(status[g]), float(since[g]),
-                                                         prev["status_replay"][g], tuple(c[s0:s1] for c in cols),
-                                                         _crew(prev, g)[1], dp, now=now, actor=actor)
+                                                         parsed[g], tuple(c[s0:s1] for c in cols),
+                                                         crews[g][1], dp, now=now, actor=actor)
         history += rows
     prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
     update = {"defect_id": ids, **counts, "status": status.astype(str), "status_since_s": since, "priority": prio,
@@ -829,17 +974,19 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
 def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
     """Groups (survivor = smallest id, others) of duplicates and twins among the refreshed defects and the
     stored defects around them."""
-    ids = summ["defect_id"]
-    around = store.defects_in_grid(cellmap.grid_keys_around(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
+    ids = summ["defect_id"]          # only pairs with one of them count: the others within a join radius of them
+    around = store.defects_in_grid(cellmap.grid_keys_within(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
                                    _NEAR_COLUMNS)
-    keep = ~np.isin(around["defect_id"], ids)
+    keep = ~ids_in(around["defect_id"], ids)
     names = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals", "n_traversal_hits",
              "n_hits")
     cat = {n: np.concatenate([np.asarray(summ[n]), around[n][keep]]) for n in names}
     spans = cat["spans"].astype(bool)
-    i1, j1, d1 = duplicate_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], dp)
+    close = close_pairs(cat["x_m"], cat["y_m"], dp)
+    i1, j1, d1 = duplicate_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], dp,
+                                 pairs=close)
     i2, j2, d2 = twin_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"],
-                            cat["n_traversals"], cat["n_traversal_hits"], dp)
+                            cat["n_traversals"], cat["n_traversal_hits"], dp, pairs=close)
     i, j, d = np.concatenate([i1, i2]), np.concatenate([j1, j2]), np.concatenate([d1, d2])
     touched = (i < ids.size) | (j < ids.size)
     i, j, d = i[touched], j[touched], d[touched]
@@ -870,7 +1017,12 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
                                                  "priority": prio, "updated_at_s": np.full(ids.size, now),
                                                  "status_replay": replay,
                                                  "detector": np.full(ids.size, detector)}
-    store.update_defects(update)
+    old = {k: prev[k] for k in INDEXED_DEFECT_COLUMNS}
+    kept = prev["kept"] if "kept" in prev else np.zeros(ids.size, dtype=bool)
+    for rows, names in ((~kept, update), (kept, ("defect_id", *_MOVED_ON))):   # kept summaries: the rest as stored
+        if rows.any():
+            store.update_defects({k: np.asarray(update[k])[rows] for k in names},
+                                 old={k: v[rows] for k, v in old.items()})
     if history:
         store.add_history(history)
     return RefreshResult(merged, final)
@@ -890,14 +1042,15 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
     tids = trav["defect_id"][order]
     bounds = np.searchsorted(tids, ids), np.searchsorted(tids, ids, side="right")
     resume = prev["resume"] if "resume" in prev else np.zeros(ids.size, dtype=bool)
+    crews = _crews(prev)
     for g, did in enumerate(ids.tolist()):
         m = order[bounds[0][g]:bounds[1][g]]
-        crew, crew_at = _crew(prev, g)
+        crew, crew_at = crews[g]
         if resume[g]:                        # ``trav`` holds only the new passes: continue the stored replay
             passes = tuple(trav[k][m].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
             status[g], since[g], replay[g], rows = _resumed(did, str(prev["status"][g]),
                                                             float(prev["status_since_s"][g]),
-                                                            prev["status_replay"][g], passes, crew_at, dp,
+                                                            prev["replay"][g], passes, crew_at, dp,
                                                             now=now, actor=actor)
             history += rows
             continue

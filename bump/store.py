@@ -17,7 +17,8 @@ Tables (migration 1 unless noted)::
     devices           device_id, first/last seen, trips
     trips             trip_id, device, times, detector JSON, quality JSON, raw trace (gzip bump.trace/1), track blob
     defects           position (lat/lon and local x/y, grid key), direction, kind (+reason), status (+crew status),
-                      severity, confidence, priority, counts, first/last seen, detector JSON
+                      severity, confidence, priority, counts, first/last seen, detector JSON (5: where the status
+                      replay stands, first pass; 8: the GPS latency of its summary)
     hits              one detected impact of one trip, linked to the defect it joined; detector JSON
     traversals        (defect, trip): the trip passed the defect; hit or not (7: stored in key order)
     defect_history    every status change: data time, wall time, from, to, reason, actor
@@ -52,9 +53,12 @@ from ingest.errors import BumpError
 
 _IN_CHUNK = 500          # parameters per IN (...) list
 _RANGES_CHUNK = 32       # indexed ranges per compound SELECT (per-defect LIMITs)
+_ROWS_PER_INSERT = 32    # rows per multi-row INSERT (~25 % faster than one statement step per row)
 # WAL pages before a commit also copies the log into the database (SQLite's default 1000 is ~4 MB, about one
 # 10-minute trip, so nearly every commit paid a checkpoint; pages rewritten by several trips are copied once)
 WAL_CHECKPOINT_PAGES = 10_000
+STATEMENT_CACHE = 512       # prepared statements kept per connection (Python's default 128: a trip's lists of
+#                             keys, padded to a few lengths, are parsed once, not per trip)
 CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default is 2 MiB); a trip's ingest reads
 #                             defects, hits and passes all over a large database
 
@@ -322,6 +326,13 @@ CREATE INDEX coverage_trip ON coverage (trip_id);
 CREATE INDEX coverage_t ON coverage (t_s);
 """
 
+# A defect passed without a hit keeps its summary (position, kind, ...) when its hits would give the same one: they
+# did not change, and the GPS latency they are corrected by did not either, which this records (bump.pipeline).
+_M8 = """
+ALTER TABLE defects ADD COLUMN latency_s {real};
+ALTER TABLE defects ADD COLUMN latency_devices INTEGER;
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -331,6 +342,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     5: ("defects: where the status replay stands (resumed by later passes), first pass", _M5),
     6: ("covering indexes for defect summaries (latest hits, pass totals)", _M6),
     7: ("traversals by (defect, trip) and coverage by (cell, device, trip), stored in key order", _M7),
+    8: ("defects: the GPS latency their summary's hits were corrected by (kept while it holds)", _M8),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -348,10 +360,11 @@ DEFECT_COLUMNS: dict[str, str] = {
     "priority": "f8", "n_hits": "i8", "n_devices": "i8", "n_traversals": "i8", "n_traversal_hits": "i8",
     "hit_rate": "f8", "traversals_per_day": "f8", "first_seen_s": "f8", "last_seen_s": "f8",
     "last_traversal_s": "f8", "status_since_s": "f8", "created_at_s": "f8", "updated_at_s": "f8", "detector": "U",
-    "status_replay": "U", "first_traversal_s": "f8",
+    "status_replay": "U", "first_traversal_s": "f8", "latency_s": "f8",
+    "latency_devices": "i8",
 }
-OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s")     # NULL when an insert leaves them out
-_DEFECT_INDEXED = ("priority", "grid_key", "lat_deg")                  # columns of the defects' indexes
+OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s", "latency_s", "latency_devices")  # NULL if left out
+INDEXED_DEFECT_COLUMNS = ("priority", "grid_key", "lat_deg")           # columns of the defects' indexes
 TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8", "hit": "i8",
                                      "distance_m": "f8"}
 HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
@@ -448,6 +461,32 @@ def _chunks(values: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[list[Any]]:
         yield values[i:i + n]
 
 
+def ids_in(values: Any, among: Any) -> np.ndarray:
+    """``np.isin(values, among)`` of integer keys (ids, grid keys) by a sorted search: the same answer without
+    np.isin's fixed cost (~5 instead of ~30 us for a trip's few hundred ids; it is called dozens of times a trip).
+    Other types go to np.isin."""
+    values, among = np.asarray(values), np.asarray(among)
+    if values.dtype.kind not in "iu" or among.dtype.kind not in "iu":
+        return np.isin(values, among)
+    if among.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    among = np.sort(among, axis=None)
+    at = np.minimum(np.searchsorted(among, values), among.size - 1)
+    return among[at] == values
+
+
+def _id_chunks(ids: Sequence[int], n: int = _IN_CHUNK) -> Iterator[list[int]]:
+    """:func:`_chunks` of integer keys (ids, grid or cell keys), each :func:`_padded`."""
+    for chunk in _chunks(ids, n):
+        yield _padded(chunk)
+
+
+def _padded(ids: list[int], step: int = 16) -> list[int]:
+    """Keys padded with -1 (no defect, no cell) to a multiple of ``step``: few statement texts, each prepared once
+    (SQLite parses a list of 300 parameters in ~0.15 ms)."""
+    return ids + [-1] * (-len(ids) % step)
+
+
 def encode_cursor(priority: float, defect_id: int) -> str:
     """Opaque keyset cursor: the last row's (priority, id)."""
     return base64.urlsafe_b64encode(orjson.dumps([priority, defect_id])).decode().rstrip("=")
@@ -487,7 +526,8 @@ class Store:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False,
+                                   cached_statements=STATEMENT_CACHE)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":
@@ -543,6 +583,18 @@ class Store:
 
     def _exmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(self.dialect.sql(sql), rows)
+
+    def _insert(self, table: str, names: Sequence[str], rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """``INSERT INTO table (names) VALUES (..), (..) tail`` of ``rows`` in their order: whole batches of
+        ``_ROWS_PER_INSERT`` rows a statement, the rest a row a statement."""
+        one, k = f"({', '.join('?' * len(names))})", _ROWS_PER_INSERT
+        head = f"INSERT INTO {table} ({', '.join(names)}) VALUES"
+        n = len(rows) // k * k
+        if n:
+            self._exmany(f"{head} {', '.join([one] * k)} {tail}", [[v for r in rows[i:i + k] for v in r]
+                                                                   for i in range(0, n, k)])
+        if n < len(rows):
+            self._exmany(f"{head} {one} {tail}", rows[n:])
 
     def _next_ids(self, table: str, column: str, n: int) -> np.ndarray:
         """``n`` fresh ids for rows inserted in the current transaction (its write lock keeps them unique;
@@ -715,26 +767,53 @@ class Store:
         return _columns(self._ex(sql, params).fetchall(), names, HIT_COLUMNS)
 
     def hits_of_defects(self, defect_ids: Sequence[int], columns: Sequence[str] | None = None, *,
-                        recent: int | None = None) -> Columns:
+                        recent: int | None = None, kinds: Sequence[str] | None = None,
+                        not_trip: str | None = None) -> Columns:
         """Hits of the defects, by hit id; only ``columns`` when given; with ``recent``, only each defect's
-        ``recent`` latest hits (by time, then id)."""
+        ``recent`` latest hits (by time, then id). ``kinds``, ``not_trip``: of those, only the hits of these kinds,
+        only those of other trips than this one (filtered in SQL: the rows left out are never converted)."""
         names = _known(columns, HIT_COLUMNS, "hit")
-        parts = []
-        if recent is not None:                  # one indexed range per defect, up to 32 ranges a statement
-            with_id = list(dict.fromkeys([*names, "hit_id"]))
-            term = (f"SELECT * FROM (SELECT {', '.join(with_id)} FROM hits WHERE defect_id = ? "
-                    "ORDER BY t_s DESC, hit_id DESC LIMIT ?)")
-            rows = []
-            for chunk in _chunks(sorted({int(d) for d in defect_ids}), _RANGES_CHUNK):
-                n = 1 << (len(chunk) - 1).bit_length()           # 1, 2, 4 ... 32 ranges: few statements to cache
-                params = [v for d in chunk + [-1] * (n - len(chunk)) for v in (d, int(recent))]   # -1: no defect
-                rows += self._ex(" UNION ALL ".join([term] * n), params).fetchall()
-            cols = _columns(rows, with_id, HIT_COLUMNS)
-            cols = cols.select(np.argsort(cols["hit_id"], kind="stable"))
-            return Columns({n: cols[n] for n in names})
-        for chunk in _chunks([int(d) for d in defect_ids]):
-            parts.append(self._hits_where(f"WHERE defect_id IN ({', '.join('?' * len(chunk))})", chunk, names))
-        return _concat(parts, {n: HIT_COLUMNS[n] for n in names})
+        where, extra = [], []
+        if kinds is not None:
+            where.append(f"kind IN ({', '.join('?' * len(kinds))})" if kinds else "1 = 0")
+            extra += [str(k) for k in kinds]
+        if not_trip is not None:
+            where.append("trip_id <> ?")
+            extra.append(str(not_trip))
+        if recent is None:
+            parts = [self._hits_where(f"WHERE defect_id IN ({', '.join('?' * len(chunk))})"
+                                      + "".join(f" AND {w}" for w in where), [*chunk, *extra], names)
+                     for chunk in _chunks([int(d) for d in defect_ids])]
+            return _concat(parts, {n: HIT_COLUMNS[n] for n in names})
+        ids = sorted({int(d) for d in defect_ids})
+        few = set(self._at_most_hits(ids, int(recent)))   # each defect's latest: all its hits where it has no more
+        with_id = list(dict.fromkeys([*names, "hit_id"]))
+        rows: list[tuple] = []
+        for chunk in _chunks([d for d in ids if d in few]):
+            chunk = _padded(chunk)
+            rows += self._ex(f"SELECT {', '.join(with_id)} FROM hits WHERE defect_id IN ({', '.join('?' * len(chunk))})"
+                             + "".join(f" AND {w}" for w in where), [*chunk, *extra]).fetchall()
+        read = list(dict.fromkeys([*with_id, *(["kind"] if kinds is not None else []),
+                                   *(["trip_id"] if not_trip is not None else [])]))
+        term = (f"SELECT {', '.join(with_id)} FROM (SELECT {', '.join(read)} FROM hits WHERE defect_id = ? "
+                "ORDER BY t_s DESC, hit_id DESC LIMIT ?)" + (f" WHERE {' AND '.join(where)}" if where else ""))
+        for chunk in _chunks([d for d in ids if d not in few], _RANGES_CHUNK):   # one indexed range per defect
+            n = 1 << (len(chunk) - 1).bit_length()           # 1, 2, 4 ... 32 ranges a statement: few to cache
+            params = [v for d in chunk + [-1] * (n - len(chunk)) for v in (d, int(recent), *extra)]   # -1: none
+            rows += self._ex(" UNION ALL ".join([term] * n), params).fetchall()
+        cols = _columns(rows, with_id, HIT_COLUMNS)
+        cols = cols.select(np.argsort(cols["hit_id"], kind="stable"))
+        return Columns({n: cols[n] for n in names})
+
+    def _at_most_hits(self, defect_ids: Sequence[int], n: int) -> list[int]:
+        """Those of the defects with at most ``n`` hits (no (n + 1)-th: a busy defect costs no more)."""
+        found: list[int] = []
+        for chunk in _chunks(list(defect_ids)):
+            chunk = _padded(chunk)
+            found += [r[0] for r in self._ex(
+                f"WITH k(d) AS (VALUES {', '.join('(?)' for _ in chunk)}) SELECT d FROM k WHERE NOT EXISTS "
+                "(SELECT 1 FROM hits WHERE defect_id = k.d LIMIT 1 OFFSET ?)", [*chunk, n]) if r[0] >= 0]
+        return found
 
     def hit_totals(self, defect_ids: Sequence[int]) -> Columns:
         """Per defect with hits (by id): ``n_hits``, ``n_devices`` (distinct), ``first_seen_s``, ``last_seen_s``."""
@@ -755,7 +834,7 @@ class Store:
         parts = [_columns(self._ex(
             f"SELECT defect_id, {aggregates} FROM {table} WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
             f"GROUP BY defect_id ORDER BY defect_id", chunk).fetchall(), list(dtypes), dtypes)
-            for chunk in _chunks(sorted({int(d) for d in defect_ids}))]
+            for chunk in _id_chunks(sorted({int(d) for d in defect_ids}))]
         return _concat(parts, dtypes)
 
     def hit_trips(self, defect_ids: Sequence[int]) -> Columns:
@@ -764,7 +843,7 @@ class Store:
         parts = [_columns(self._ex(
             f"SELECT defect_id, trip_id, MIN(t_s), MIN(device_id) FROM hits "
             f"WHERE defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id, trip_id",
-            chunk).fetchall(), list(dtypes), dtypes) for chunk in _chunks([int(d) for d in defect_ids])]
+            chunk).fetchall(), list(dtypes), dtypes) for chunk in _id_chunks([int(d) for d in defect_ids])]
         return _concat(parts, dtypes)
 
     def hits_of_trip(self, trip_id: str) -> Columns:
@@ -777,10 +856,8 @@ class Store:
 
     def insert_defects(self, cols: Mapping[str, Any]) -> np.ndarray:
         """Insert new defects (columns of :data:`DEFECT_COLUMNS` except defect_id; those of
-        :data:`OPTIONAL_DEFECT_COLUMNS` may be left out); returns their ids."""
-        n_rows = len(np.asarray(cols["status"]))
-        cols = {n: [None] * n_rows for n in OPTIONAL_DEFECT_COLUMNS} | dict(cols)
-        names = [n for n in DEFECT_COLUMNS if n != "defect_id"]
+        :data:`OPTIONAL_DEFECT_COLUMNS` may be left out: NULL); returns their ids."""
+        names = [n for n in DEFECT_COLUMNS if n != "defect_id" and (n in cols or n not in OPTIONAL_DEFECT_COLUMNS)]
         rows = _rows(cols, names)
         ids = self._next_ids("defects", "defect_id", len(rows))
         sql = f"INSERT INTO defects (defect_id, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})"
@@ -796,7 +873,7 @@ class Store:
             raise StoreError(f"unknown defect columns {sorted(unknown)}")
         rows = _rows(cols, [*names, "defect_id"])
         for changed, group in self._by_changed_index_columns(names, rows, old).items():
-            keep = [i for i, n in enumerate(names) if n not in _DEFECT_INDEXED or n in changed]
+            keep = [i for i, n in enumerate(names) if n not in INDEXED_DEFECT_COLUMNS or n in changed]
             sql = f"UPDATE defects SET {', '.join(f'{names[i]} = ?' for i in keep)} WHERE defect_id = ?"
             self._exmany(sql, [(*(r[i] for i in keep), r[-1]) for r in group])
 
@@ -805,25 +882,25 @@ class Store:
         """``rows`` (values of ``names``, then the defect id) grouped by which of the indexed columns among
         ``names`` change value: SQLite rewrites an index entry whenever its column is SET, even to the value it
         holds (a random page of the index written for nothing), so an unchanged one is left out of the SET."""
-        indexed = [n for n in names if n in _DEFECT_INDEXED]
+        indexed = [n for n in names if n in INDEXED_DEFECT_COLUMNS]
         ids = [r[-1] for r in rows]
         if not indexed or len(set(ids)) < len(ids):        # a repeated id: updates keep their order, all columns
             return {frozenset(indexed): rows} if rows else {}
         stored: dict[int, tuple] = {}
         if old is not None and all(n in old for n in indexed):
             stored = dict(zip(ids, zip(*[_values(old[n]) for n in indexed], strict=True), strict=True))
-        for chunk in _chunks(ids if not stored else []):
+        for chunk in _id_chunks(ids if not stored else []):
             marks = ", ".join("?" * len(chunk))
             stored.update((r[0], r[1:]) for r in self._ex(
                 f"SELECT defect_id, {', '.join(indexed)} FROM defects WHERE defect_id IN ({marks})", chunk))
-        at = [names.index(n) for n in indexed]
-        groups: dict[frozenset[str], list[tuple]] = {}
+        at = list(enumerate(names.index(n) for n in indexed))
+        groups: dict[tuple[bool, ...], list[tuple]] = {}
         for r in rows:
             before = stored.get(r[-1])
-            changed = frozenset(n for k, (n, i) in enumerate(zip(indexed, at, strict=True))
-                                if before is None or r[i] != before[k])
+            changed = tuple(before is None or r[i] != before[k] for k, i in at)
             groups.setdefault(changed, []).append(r)
-        return groups
+        return {frozenset(n for n, c in zip(indexed, changed, strict=True) if c): group
+                for changed, group in groups.items()}
 
     def delete_defects(self, defect_ids: Sequence[int]) -> None:
         for chunk in _chunks([int(d) for d in defect_ids]):
@@ -839,7 +916,7 @@ class Store:
         """Defects by id, ordered by id; only ``columns`` (which must include defect_id) when given."""
         names = _known(columns, DEFECT_COLUMNS, "defect")
         parts = [self._defects_where(f"WHERE defect_id IN ({', '.join('?' * len(c))})", c, columns=names)
-                 for c in _chunks([int(d) for d in defect_ids])]
+                 for c in _id_chunks([int(d) for d in defect_ids])]
         cols = _concat(parts, {n: DEFECT_COLUMNS[n] for n in names})
         return cols.select(np.argsort(cols["defect_id"], kind="stable"))
 
@@ -848,7 +925,7 @@ class Store:
         ``columns`` when given (a narrow read is ~2x faster than all of them)."""
         names = _known(columns, DEFECT_COLUMNS, "defect")
         parts = [self._defects_where(f"WHERE grid_key IN ({', '.join('?' * len(c))})", c, columns=names)
-                 for c in _chunks(sorted({int(k) for k in grid_keys}))]
+                 for c in _id_chunks(sorted({int(k) for k in grid_keys}))]
         return _concat(parts, {n: DEFECT_COLUMNS[n] for n in names})
 
     def all_defects(self) -> Columns:
@@ -912,13 +989,13 @@ class Store:
     def upsert_traversals(self, cols: Mapping[str, Any]) -> None:
         """Insert traversals; an existing (defect, trip) keeps its time and takes the new ``hit`` flag."""
         names = list(TRAVERSAL_COLUMNS)
-        self._exmany(f"INSERT INTO traversals ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit", _rows(cols, names))
+        self._insert("traversals", names, _rows(cols, names),
+                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit")
 
     def traversals_of_defects(self, defect_ids: Sequence[int]) -> Columns:
         names = list(TRAVERSAL_COLUMNS)
         parts = []
-        for chunk in _chunks([int(d) for d in defect_ids]):
+        for chunk in _id_chunks([int(d) for d in defect_ids]):
             sql = (f"SELECT {', '.join(names)} FROM traversals WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
                    "ORDER BY defect_id, t_s, trip_id")
             parts.append(_columns(self._ex(sql, chunk).fetchall(), names, TRAVERSAL_COLUMNS))
@@ -929,14 +1006,27 @@ class Store:
         sql = f"SELECT {', '.join(names)} FROM traversals WHERE trip_id = ? ORDER BY t_s, defect_id"
         return _columns(self._ex(sql, (trip_id,)).fetchall(), names, TRAVERSAL_COLUMNS)
 
+    def move_defects_rows(self, into: Mapping[int, int]) -> None:
+        """:meth:`move_defect_rows` of many defects at once (``into``: from id -> to id, no id on both sides), each
+        target taking its sources' rows in the order of their ids, as one by one in that order."""
+        moves = sorted((int(a), int(b)) for a, b in into.items())
+        for chunk in _chunks(moves, 200):
+            case = "CASE defect_id " + " ".join("WHEN ? THEN ?" for _ in chunk) + " END"
+            to = [v for m in chunk for v in m]
+            ids = [m[0] for m in chunk]
+            marks = ", ".join("?" * len(ids))
+            self._ex(f"UPDATE hits SET defect_id = {case} WHERE defect_id IN ({marks})", [*to, *ids])
+            self._ex("INSERT INTO traversals (defect_id, trip_id, device_id, t_s, hit, distance_m) "
+                     f"SELECT {case}, trip_id, device_id, t_s, hit, distance_m FROM traversals "
+                     f"WHERE defect_id IN ({marks}) ORDER BY defect_id, trip_id "
+                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = CASE WHEN excluded.hit > traversals.hit "
+                     "THEN excluded.hit ELSE traversals.hit END", [*to, *ids])
+            self._ex(f"DELETE FROM traversals WHERE defect_id IN ({marks})", ids)
+
     def move_defect_rows(self, from_id: int, to_id: int) -> None:
-        """Re-point hits and traversals of defect ``from_id`` to ``to_id`` (a merge); the caller deletes from_id."""
-        self._ex("UPDATE hits SET defect_id = ? WHERE defect_id = ?", (int(to_id), int(from_id)))
-        self._ex("INSERT INTO traversals (defect_id, trip_id, device_id, t_s, hit, distance_m) "
-                 "SELECT ?, trip_id, device_id, t_s, hit, distance_m FROM traversals WHERE defect_id = ? "
-                 "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = CASE WHEN excluded.hit > traversals.hit "
-                 "THEN excluded.hit ELSE traversals.hit END", (int(to_id), int(from_id)))
-        self._ex("DELETE FROM traversals WHERE defect_id = ?", (int(from_id),))
+        """Re-point hits and traversals of defect ``from_id`` to ``to_id`` (a merge); the caller deletes from_id. A
+        trip that passed both keeps ``to_id``'s pass, a hit if either had one."""
+        self.move_defects_rows({from_id: to_id})
 
     # -- history
 
@@ -958,13 +1048,12 @@ class Store:
 
     def add_roughness(self, cols: Mapping[str, Any]) -> None:
         names = list(ROUGHNESS_COLUMNS)
-        self._exmany(f"INSERT INTO roughness ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                     _rows(cols, names))
+        self._insert("roughness", names, _rows(cols, names))
 
     def add_coverage(self, cols: Mapping[str, Any]) -> None:
         names = list(COVERAGE_COLUMNS)
-        self._exmany(f"INSERT INTO coverage ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-                     "ON CONFLICT DO NOTHING", _rows(cols, names))     # key (cell, trip): (cell, device, trip) in 7
+        self._insert("coverage", names, _rows(cols, names), "ON CONFLICT DO NOTHING")   # key (cell, trip): (cell,
+        #                                                                                 device, trip) in 7
 
     def add_trip_cells(self, rough: Mapping[str, Any], cover: Mapping[str, Any], centres: Columns) -> None:
         """Store the roughness windows and road-cell passes of ONE new trip (one device; cover: one row per
@@ -989,23 +1078,23 @@ class Store:
                 "heading_deg": centres["heading_deg"][where], "n_readings": n_read,
                 "iri_sum": np.bincount(r, iri, minlength=keys.size),
                 "iri_sumsq": np.bincount(r, iri * iri, minlength=keys.size),
-                "n_rough_devices": ((n_read > 0) & ~np.isin(keys, seen["roughness"])).astype(np.int64),
-                "n_traversals": n_pass, "n_devices": ((n_pass > 0) & ~np.isin(keys, seen["coverage"])).astype(np.int64),
+                "n_rough_devices": ((n_read > 0) & ~ids_in(keys, seen["roughness"])).astype(np.int64),
+                "n_traversals": n_pass, "n_devices": ((n_pass > 0) & ~ids_in(keys, seen["coverage"])).astype(np.int64),
                 "first_s": t_first, "last_s": t_first}
         names = list(CELL_COLUMNS)
         added = ", ".join(f"{n} = cells.{n} + excluded.{n}" for n in _CELL_COUNTS)
-        self._exmany(f"INSERT INTO cells ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        self._insert("cells", names, _rows(cols, names),
                      f"ON CONFLICT (cell_key) DO UPDATE SET {added}, "
                      "first_s = CASE WHEN cells.first_s IS NULL OR excluded.first_s < cells.first_s "
                      "THEN excluded.first_s ELSE cells.first_s END, "
                      "last_s = CASE WHEN cells.last_s IS NULL OR excluded.last_s > cells.last_s "
-                     "THEN excluded.last_s ELSE cells.last_s END", _rows(cols, names))
+                     "THEN excluded.last_s ELSE cells.last_s END")
 
     def _cells_with_device(self, table: str, device_id: str, cell_keys: np.ndarray) -> list[int]:
         """Which of the cells already hold rows of ``table`` (roughness or coverage) from the device: one indexed
         probe per cell, however many of its rows the device has (not a scan of them)."""
         found: list[int] = []
-        for chunk in _chunks(cell_keys.tolist()):
+        for chunk in _id_chunks(cell_keys.tolist()):
             found += [r[0] for r in self._ex(
                 f"WITH k(cell_key) AS (VALUES {', '.join('(?)' for _ in chunk)}) SELECT cell_key FROM k WHERE EXISTS "
                 f"(SELECT 1 FROM {table} t WHERE t.cell_key = k.cell_key AND t.device_id = ?)", [*chunk, device_id])]
@@ -1016,7 +1105,7 @@ class Store:
         """Trips that passed any of the cells (at or after ``since_s`` when given)."""
         found: set[str] = set()
         since = -math.inf if since_s is None or not math.isfinite(since_s) else float(since_s)
-        for chunk in _chunks(sorted({int(k) for k in cell_keys})):
+        for chunk in _id_chunks(sorted({int(k) for k in cell_keys})):
             sql = (f"SELECT DISTINCT trip_id FROM coverage WHERE cell_key IN ({', '.join('?' * len(chunk))}) "
                    "AND t_s >= ?")
             found.update(r[0] for r in self._ex(sql, [*chunk, since if math.isfinite(since) else -1e300]))

@@ -488,3 +488,124 @@ def test_a_trip_reads_the_latest_hits_of_the_defects_it_hits_once(store, monkeyp
              "priority")
     for did in fast["defect_id"].tolist():
         _assert_a_full_refresh_agrees(store, int(did), P, fast, names)
+
+
+def _slow_grid_keys_within(x: np.ndarray, y: np.ndarray, radius_m: float, size_m: float) -> np.ndarray:
+    keys = set()
+    for a, b in zip(x, y, strict=True):
+        for cx in range(int(np.floor((a - radius_m) / size_m)), int(np.floor((a + radius_m) / size_m)) + 1):
+            for cy in range(int(np.floor((b - radius_m) / size_m)), int(np.floor((b + radius_m) / size_m)) + 1):
+                keys.add(int(cellmap._encode(np.array([cx]), np.array([cy]), np.array([0]))[0]))
+    return np.array(sorted(keys), dtype=np.int64)
+
+
+@pytest.mark.parametrize(("n", "radius_m", "size_m"), [(0, 20.0, 50.0), (1, 0.0, 50.0), (300, 20.0, 50.0),
+                                                       (200, 25.0, 50.0), (50, 120.0, 50.0)])
+def test_grid_keys_within_match_the_slow_reference(n: int, radius_m: float, size_m: float) -> None:
+    rng = np.random.default_rng(n + 1)
+    x, y = rng.uniform(-3000, 3000, n), rng.uniform(-3000, 3000, n)
+    if n:
+        x[0], y[0] = 30.0, 49.999999                                  # the square ends on a cell edge
+    got = cellmap.grid_keys_within(x, y, radius_m, size_m=size_m)
+    assert got.dtype == np.int64
+    assert got.tolist() == _slow_grid_keys_within(x, y, radius_m, size_m).tolist()
+    around = cellmap.grid_keys_around(x, y, radius_m, size_m=size_m)
+    assert np.isin(got, around).all()
+    if n > 1 and radius_m < size_m:
+        assert got.size < around.size                               # fewer cells to read than the 3 x 3 blocks
+    # every point within the radius lies in one of them
+    px = np.repeat(x, 8) + rng.uniform(-radius_m, radius_m, 8 * n)
+    py = np.repeat(y, 8) + rng.uniform(-radius_m, radius_m, 8 * n)
+    assert np.isin(cellmap.grid_keys(px, py, size_m=size_m), got).all()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_track_densified_near_a_box_is_the_whole_track_there(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 80))
+    x, y = np.cumsum(rng.normal(0, 15, n)), np.cumsum(rng.normal(0, 15, n))
+    if n > 3:
+        x[2], y[2] = x[1], y[1]                                        # a fix repeated: a segment of length 0
+    t, head, acc = T0_S + np.cumsum(rng.uniform(0.5, 2.0, n)), rng.uniform(0, 360, n), rng.uniform(2, 9, n)
+    step = float(rng.choice([2.0, 0.7, 5.0]))
+    whole = cluster.densify((x, y, t), head, acc, step)
+    dx, dy = rng.uniform(x.min(), x.max(), 3), rng.uniform(y.min(), y.max(), 3)
+    r = P.max_traversal_radius_m
+    box = (dx.min() - r, dx.max() + r, dy.min() - r, dy.max() + r)
+    part = cluster.densify((x, y, t), head, acc, step, box=box)
+    on = {tuple(p) for p in np.column_stack(whole).tolist()}
+    assert all(tuple(p) in on for p in np.column_stack(part).tolist())    # points of the whole track, in order
+    assert np.all(np.diff(part[0]) >= 0)
+    inside = [(w[1] >= box[0]) & (w[1] <= box[1]) & (w[2] >= box[2]) & (w[2] <= box[3]) for w in (whole, part)]
+    for a, b in zip(whole, part, strict=True):
+        assert a[inside[0]].tolist() == b[inside[1]].tolist()
+    dh, spans, unc = rng.uniform(0, 360, 3), rng.random(3) < 0.5, np.full(3, 3.0)
+    got = find_traversals(*part, dx, dy, dh, spans, unc, P)
+    want = find_traversals(*whole, dx, dy, dh, spans, unc, P)
+    indexed = find_traversals(*whole, dx, dy, dh, spans, unc, P, tree=cluster.points_tree(whole[1], whole[2]))
+    for a, b, c in zip(got, want, indexed, strict=True):
+        assert a.tolist() == b.tolist() == c.tolist()
+
+
+def test_duplicates_and_twins_from_pairs_found_once_are_those_found_each() -> None:
+    rng = np.random.default_rng(4)
+    n = 300
+    x, y, h = rng.uniform(0, 400, n), rng.uniform(0, 400, n), rng.choice([0.0, 90.0, 180.0, 270.0], n)
+    spans, unc = rng.random(n) < 0.3, rng.uniform(2, 8, n)
+    n_trav = rng.integers(0, 12, n)
+    n_hit = np.minimum(n_trav, rng.integers(0, 12, n))
+    pairs = cluster.close_pairs(x, y, P)
+    shared = (cluster.duplicate_pairs(x, y, h, spans, unc, P, pairs=pairs),
+              cluster.twin_pairs(x, y, h, spans, unc, n_trav, n_hit, P, pairs=pairs))
+    each = (cluster.duplicate_pairs(x, y, h, spans, unc, P), cluster.twin_pairs(x, y, h, spans, unc, n_trav, n_hit, P))
+    for a, b in zip(shared, each, strict=True):
+        assert len(a[0]) > 0
+        for u, v in zip(a, b, strict=True):
+            assert u.tolist() == v.tolist()
+
+
+def test_a_speed_bump_missed_keeps_its_summary_while_its_hits_would_give_it(store, monkeypatch) -> None:  # noqa: F811
+    summarised: list[int] = []
+    real = pipeline._summaries
+    monkeypatch.setattr(pipeline, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
+                        or real(d, *a, **k))
+    bump_n, bump_s = (1.0, 0.0, "speed_bump", 8.0, 0.9), (-1.0, 0.5, "speed_bump", 8.0, 0.9)
+    for k, dev in enumerate(["a", "b", "c"]):                  # hit on every pass both ways: a designed feature
+        add_trip(store, f"n{k}", dev, T0_S + k * DAY_S, [bump_n], heading_deg=0.0)
+        add_trip(store, f"s{k}", dev.upper(), T0_S + k * DAY_S + 600, [bump_s], heading_deg=180.0)
+    assert store.get_meta("gps_latency:devices") is None        # no device has a latency of its own
+    d = store.all_defects()
+    did = int(d["defect_id"][0])
+    assert len(d) == 1 and d["kind"][0] == "speed_bump" and "designed feature" in d["kind_reason"][0]
+    names = ("kind", "kind_reason", "x_m", "y_m", "lat_deg", "grid_key", "heading_deg", "spans", "uncertainty_m",
+             "severity", "depth_class", "confidence", "n_hits", "n_devices", "n_traversals", "n_traversal_hits",
+             "hit_rate", "traversals_per_day", "first_traversal_s", "last_traversal_s", "status", "status_since_s",
+             "priority", "latency_s", "latency_devices")
+    day = 5.0
+    for k in range(2):                                          # 6 of 8 passes: below 80 %, the hits decide the
+        summarised.clear()                                      # kind by majority (read once, on the second miss)
+        add_trip(store, f"miss{k}", "e", T0_S + day * DAY_S, [], heading_deg=0.0)
+        assert summarised == ([did] if k == 1 else []), k
+        day += 1.0
+    summarised.clear()
+    add_trip(store, "miss2", "f", T0_S + day * DAY_S, [], heading_deg=0.0)    # the summary holds: kept
+    assert summarised == []
+    kept = store.all_defects()
+    assert kept["hit_rate"][0] < P.designed_hit_rate and "majority" in kept["kind_reason"][0]
+    assert kept["latency_devices"][0] >= 0                      # made when every hit took the fleet's latency
+    _assert_a_full_refresh_agrees(store, did, P, kept, names)
+    # the fleet's latency moves: the hits would be corrected otherwise, so they are read again
+    store.set_meta("gps_latency", LatencyCalibration().add(np.full(60, 1.2)).to_json())
+    summarised.clear()
+    add_trip(store, "miss4", "f", T0_S + (day + 1) * DAY_S, [], heading_deg=0.0)
+    assert summarised == [did]
+    moved = store.all_defects()
+    assert moved["y_m"][0] != kept["y_m"][0] and moved["latency_s"][0] == pytest.approx(1.2, abs=0.05)
+    summarised.clear()
+    add_trip(store, "miss5", "f", T0_S + (day + 2) * DAY_S, [], heading_deg=0.0)
+    assert summarised == []                                     # and kept again while it stays
+    store.set_meta("gps_latency:devices", "7")                  # a device got a latency of its own
+    summarised.clear()
+    add_trip(store, "miss6", "f", T0_S + (day + 3) * DAY_S, [], heading_deg=0.0)
+    assert summarised == [did]
+    _assert_a_full_refresh_agrees(store, did, P, store.all_defects(), names)

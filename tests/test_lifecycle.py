@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, store  # noqa: F401  (fixture)
 
-from bump import pipeline
+from bump import lifecycle, pipeline
 from bump.cluster import DefectParams
 from bump.lifecycle import InvalidStatusError, Replay, evaluate_status, replay_passes, status_timeline
 from bump.priority import priority
@@ -59,6 +59,38 @@ def test_a_replay_resumed_pass_by_pass_is_the_whole_replay(seed, n, rate, start)
     assert not state.resumes(t[-1], trip[-1], crew, P)
     assert not state.resumes(t[-1] + 1.0, "z", crew, DefectParams(confirm_devices=4))
     assert not state.resumes(t[-1] + 1.0, "z", ("dismissed", T0_S), P)
+
+
+@pytest.mark.parametrize("n", [1, 3, 32, 33, 200])          # a few passes are ordered in Python, many by NumPy
+def test_passes_are_replayed_by_time_then_trip_as_one_lexsort_orders_them(n: int) -> None:
+    rng = np.random.default_rng(n)
+    t = T0_S + rng.integers(0, max(n // 3, 1), n) * 60.0       # many equal times: the trip id decides
+    trip = np.array([f"t{k}" for k in rng.integers(0, max(n // 2, 1), n)])   # equal (time, trip): given order
+    dev = np.array([f"d{k}" for k in range(n)])
+    hit = rng.random(n) < 0.5
+    order = np.lexsort((trip, t))
+    want = list(zip(t[order].tolist(), trip[order].tolist(), dev[order].tolist(), hit[order].tolist(), strict=True))
+    assert lifecycle._time_ordered(t, trip, dev, hit) == want
+    assert lifecycle._time_ordered(t.tolist(), trip.tolist(), dev.tolist(), hit.astype(int).tolist()) == want
+    # lists or arrays, one replay
+    as_lists = replay_passes(t.tolist(), trip.tolist(), dev.tolist(), hit.tolist(), P)
+    assert as_lists == replay_passes(t, trip, dev, hit, P)
+
+
+def test_a_pass_without_a_time_is_ordered_as_numpy_orders_it() -> None:
+    t, trip = np.array([T0_S + 5.0, np.nan, T0_S]), np.array(["a", "b", "c"])
+    got = lifecycle._time_ordered(t, trip, np.array(["x", "y", "z"]), np.array([1, 0, 1]))
+    assert [r[1] for r in got] == ["c", "a", "b"]                               # NaN last
+
+
+def test_a_replay_made_fast_is_the_dataclass_made_by_hand() -> None:
+    fields = dict(state="confirmed", devices=("a", "b"), n_pass=7, n_hit=3, n_clean=2, clean_devices=("c",),
+                  last=(T0_S, "t9"), crew=("repaired", T0_S - 5.0), params=P.digest())
+    fast, slow = lifecycle._replay(**fields), Replay(**fields)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert Replay.from_json(slow.to_json()) == slow and fast.to_json() == slow.to_json()
+    with pytest.raises(AttributeError):                    # frozen still
+        fast.n_pass = 8  # type: ignore[misc]
 
 
 def test_timeline_does_not_depend_on_upload_order() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 import ingest
 from bump import pipeline
+from bump import store as store_module
 from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
 from detect import Detection
 from detect.columns import Columns
@@ -417,3 +418,129 @@ def test_latest_hits_of_many_defects_match_one_query_per_defect(store: Store) ->
         assert got["hit_id"].tolist() == want
         assert got["x_m"].tolist() == store.hits_of_trip("t").select(np.isin(ids, want))["x_m"].tolist()
     assert len(store.hits_of_defects([9], ["hit_id"], recent=5)) == 0
+
+
+def test_latest_hits_filtered_by_kind_and_trip_are_those_of_the_latest(store: Store) -> None:
+    rng = np.random.default_rng(8)
+    n_def, n = 40, 600
+    _insert_defects(store, np.ones(n_def))
+    owner = rng.integers(1, n_def + 1, n)
+    trip = np.array([f"t{k}" for k in rng.integers(0, 3, n)])
+    kind = rng.choice(["pothole", "speed_bump", "joint"], n)
+    with store.transaction():
+        for k in range(3):
+            store.add_trip({"trip_id": f"t{k}", "device_id": "d", "t_start_s": T0_S, "t_end_s": T0_S,
+                            "ingested_at_s": T0_S, "source_format": "x", "n_samples": 1, "n_impacts": 0,
+                            "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
+        store.add_hits({"trip_id": trip, "device_id": np.full(n, "d"), "t_s": T0_S + rng.integers(0, 30, n) * 1.0,
+                        "lat_deg": np.zeros(n), "lon_deg": np.zeros(n), "x_m": rng.normal(size=n), "y_m": np.zeros(n),
+                        "accuracy_m": np.ones(n), "heading_deg": np.zeros(n), "kind": kind, "severity": np.ones(n),
+                        "depth_class": np.full(n, "high"), "confidence": np.ones(n), "speed_mps": np.ones(n),
+                        "defect_id": owner}, [{}] * n, {})
+    names = ["hit_id", "x_m", "trip_id", "kind"]
+    for recent in (4, None):
+        every = store.hits_of_defects(np.arange(1, n_def + 1), names, recent=recent)
+        keep = np.isin(every["kind"], ["speed_bump", "joint"]) & (every["trip_id"] != "t1")
+        got = store.hits_of_defects(np.arange(1, n_def + 1), names, recent=recent, kinds=("speed_bump", "joint"),
+                                    not_trip="t1")
+        assert 0 < len(got) < keep.size
+        for name in names:                              # among the latest, not the latest of that kind
+            assert got[name].tolist() == every[name][keep].tolist(), name
+    assert len(store.hits_of_defects([1, 2], ["hit_id"], recent=4, kinds=())) == 0
+
+
+def test_rows_inserted_many_a_statement_are_those_inserted_one_by_one(tmp_path) -> None:
+    stores = [Store.open(tmp_path / f"{k}.db") for k in range(2)]
+    n = 2 * store_module._ROWS_PER_INSERT + 7              # whole batches and a rest
+    rows = {"defect_id": np.arange(1, n + 1), "trip_id": np.full(n, "t"), "device_id": np.full(n, "d"),
+            "t_s": T0_S + np.arange(n) * 1.0, "hit": np.arange(n) % 2,
+            "distance_m": np.where(np.arange(n) % 5, 1.5, np.nan)}
+    flip = {k: v[::3] for k, v in rows.items()} | {"hit": np.ones(len(rows["hit"][::3]), dtype=np.int64)}
+    for s in stores:
+        _insert_defects(s, np.ones(n))
+        with s.transaction():
+            s.add_trip({"trip_id": "t", "device_id": "d", "t_start_s": T0_S, "t_end_s": T0_S, "ingested_at_s": T0_S,
+                        "source_format": "x", "n_samples": 1, "n_impacts": 0, "length_m": 0.0, "detector": {},
+                        "quality": {}}, b"raw", b"")
+    with stores[0].transaction():
+        stores[0].upsert_traversals(rows)
+        stores[0].upsert_traversals(flip)                   # conflicts: the hit flag moves, the time stays
+    one = list(store_module.TRAVERSAL_COLUMNS)
+    with stores[1].transaction():                           # a row a statement
+        for part in (rows, flip):
+            stores[1]._exmany(f"INSERT INTO traversals ({', '.join(one)}) VALUES ({', '.join('?' * len(one))}) "
+                              "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit",
+                              store_module._rows(part, one))
+    got, want = (s.traversals_of_defects(np.arange(1, n + 1)) for s in stores)
+    assert len(got) == n and got["hit"].sum() == len(flip["hit"]) + n // 2 - np.sum(rows["hit"][::3])
+    for name in one:
+        assert got[name].tolist() == pytest.approx(want[name].tolist(), nan_ok=True), name
+    for s in stores:
+        s.close()
+
+
+def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp_path) -> None:
+    path = tmp_path / "v7.db"
+    old = Store.open(path, target_version=7)
+    _insert_defects(old, np.array([3.0, 2.0]))
+    before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
+    old.close()
+    new = Store.open(path)
+    assert new.schema_version == SCHEMA_VERSION == 8
+    after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
+    for name in before.names:
+        assert after[name].tolist() == before[name].tolist(), name
+    assert np.isnan(after["latency_s"]).all() and after["latency_devices"].tolist() == [-1, -1]   # NULL
+    new.close()
+
+
+def test_many_merges_at_once_move_the_rows_one_merge_at_a_time_would(tmp_path) -> None:
+    rng = np.random.default_rng(11)
+    stores = [Store.open(tmp_path / f"{k}.db") for k in range(2)]
+    n_def, n_trip = 9, 12
+    for s in stores:
+        _insert_defects(s, np.ones(n_def))
+        with s.transaction():
+            for k in range(n_trip):
+                s.add_trip({"trip_id": f"t{k}", "device_id": f"d{k}", "t_start_s": T0_S, "t_end_s": T0_S,
+                            "ingested_at_s": T0_S, "source_format": "x", "n_samples": 1, "n_impacts": 0,
+                            "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
+            pairs = sorted({(int(d), int(t)) for d, t in zip(rng.integers(1, n_def + 1, 60),
+                                                             rng.integers(0, n_trip, 60), strict=True)})
+            s.upsert_traversals({"defect_id": [d for d, _ in pairs], "trip_id": [f"t{t}" for _, t in pairs],
+                                 "device_id": [f"d{t}" for _, t in pairs], "t_s": T0_S + rng.uniform(0, 9, len(pairs)),
+                                 "hit": rng.integers(0, 2, len(pairs)), "distance_m": rng.uniform(0, 5, len(pairs))})
+            n = 40
+            s.add_hits({"trip_id": np.array([f"t{k}" for k in rng.integers(0, n_trip, n)]),
+                        "device_id": np.full(n, "d"), "t_s": np.full(n, T0_S), "lat_deg": np.zeros(n),
+                        "lon_deg": np.zeros(n), "x_m": np.zeros(n), "y_m": np.zeros(n), "accuracy_m": np.ones(n),
+                        "heading_deg": np.zeros(n), "kind": np.full(n, "pothole"), "severity": np.ones(n),
+                        "depth_class": np.full(n, "high"), "confidence": np.ones(n), "speed_mps": np.ones(n),
+                        "defect_id": rng.integers(1, n_def + 1, n)}, [{}] * n, {})
+        rng = np.random.default_rng(11)                    # the same rows in both
+    into = {2: 1, 5: 1, 3: 4, 9: 7, 8: 7}                   # three merges: into 1, 4 and 7
+    with stores[0].transaction():
+        stores[0].move_defects_rows(into)
+    with stores[1].transaction():
+        for source in sorted(into):                          # one at a time, in id order
+            stores[1].move_defect_rows(source, into[source])
+    trav = [s.traversals_of_defects(range(1, n_def + 1)) for s in stores]
+    assert set(trav[0]["defect_id"].tolist()) == {1, 4, 6, 7}
+    for name in store_module.TRAVERSAL_COLUMNS:
+        assert trav[0][name].tolist() == pytest.approx(trav[1][name].tolist()), name
+    hits = [s.hits_of_defects(range(1, n_def + 1), ["hit_id", "defect_id"]) for s in stores]
+    assert hits[0]["defect_id"].tolist() == hits[1]["defect_id"].tolist()
+    assert not set(hits[0]["defect_id"].tolist()) & set(into)
+    for s in stores:
+        s.close()
+
+
+@pytest.mark.parametrize(("n", "m"), [(0, 5), (5, 0), (1, 1), (170, 60), (300, 900)])
+def test_ids_in_answers_as_isin_does(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    values, among = rng.integers(-5, 400, n), rng.integers(-5, 400, m)      # repeats on both sides
+    assert store_module.ids_in(values, among).tolist() == np.isin(values, among).tolist()
+    assert store_module.ids_in(values.tolist(), among.astype(np.int32)).tolist() == np.isin(values, among).tolist()
+    assert store_module.ids_in(values, []).tolist() == [False] * n
+    words = np.array([f"k{v}" for v in values])
+    assert store_module.ids_in(words, ["k1", "k7"]).tolist() == np.isin(words, ["k1", "k7"]).tolist()
