@@ -450,33 +450,22 @@ def block_body_rates(gyro: PhoneGyro, segment_t_s: np.ndarray, t0_s: float, step
     """Block means (2, n_blocks) of the roll and pitch rates [rad/s] of :func:`body_rates` over the blocks
     ``[t0 + i step, t0 + (i + 1) step)`` [s] (mount segment ``k`` from ``segment_t_s[k]``); NaN for a block without
     a sample or with a non-finite one. ``block_means_at(gyro.t_s, body_rates(...), ...)`` to rounding, at a
-    fraction of the cost: the projection is linear, so it applies to the blocks' sums of the three raw axes (one
-    matrix product per segment: on the raw rows, averaging and projecting at once, when every block holds the same
-    run of samples; else on the sums of :func:`block_sums_at`). A block straddling a segment start gets the change
-    of projection times the sum of its samples from that start on."""
+    fraction of the cost: the projection is linear, so it applies to the blocks' sums of the three raw axes
+    (:func:`block_sums_at`), one matrix product per segment. A block straddling a segment start gets the change of
+    projection times the sum of its samples from that start on."""
     t = np.asarray(gyro.t_s, dtype=float)
     g = np.asarray(gyro.rad_s, dtype=float)
     axes = np.stack((np.asarray(gyro.forward_axes, dtype=float), np.asarray(gyro.left_axes, dtype=float)), axis=1)
-    regular = _regular_blocks(t, t0_s, step_s, n_blocks)
-    if regular is None:
-        sums, counts, starts = _block_sums_sparse(t, g, t0_s, step_s, n_blocks)
-    else:
-        lo, c = regular
-        rows = g[lo:lo + c * n_blocks].reshape(n_blocks, c * 3)         # block i: its c samples' three axes
-        counts, starts = np.full(n_blocks, c, dtype=np.int64), lo + c * np.arange(n_blocks)
+    sums, counts, starts = block_sums_at(t, g, t0_s, step_s, n_blocks)
     bounds = np.searchsorted(t, np.asarray(segment_t_s, dtype=float)[1:])            # first sample of segments 1...
     first_block = np.searchsorted(starts, bounds)                                    # first block from there on
     edges = np.concatenate(([0], first_block, [n_blocks])).tolist()
     out = np.empty((2, n_blocks))
     for j in range(axes.shape[0]):                                    # loop over mount segments
         span = slice(edges[j], edges[j + 1])
-        if regular is None:
-            np.matmul(axes[j], sums[span].T, out=out[:, span])
-        else:
-            np.matmul(np.tile(axes[j], (1, c)) / c, rows[span].T, out=out[:, span])
-    if regular is None:
-        with np.errstate(invalid="ignore"):
-            out /= counts                                             # 0 / 0: NaN for an empty block
+        np.matmul(axes[j], sums[span].T, out=out[:, span])
+    with np.errstate(invalid="ignore"):
+        out /= counts                                                 # 0 / 0: NaN for an empty block
     for j, (b, i) in enumerate(zip(bounds.tolist(), first_block.tolist(), strict=True), start=1):
         stop = int(starts[i - 1] + counts[i - 1]) if i > 0 else 0     # end of the block before the segment's first
         if stop > b:                                                  # it straddles the start: its later samples
