@@ -1,10 +1,11 @@
 """Speed and memory of `detect.detect` on a 1-hour, 100 Hz trace with GPS and gyroscope.
 
 Prints: samples per second of the full detector (best of N, one core) on a trace whose clock ticks exactly at the
-rate (used as it is) and on the same trace with a phone's clock jitter and dropped samples (resampled onto the
-grid), the peak extra memory either allocates as a multiple of the trace's own arrays (tracemalloc; NumPy reports
-its buffers to it), and the ratio against a straightforward per-sample Python implementation of Mednis et al.'s
-Z-DIFF detector measured in the same run.
+rate (used as it is), on the same trace without its gyroscope (the issue's trace: accelerometer and GPS; the
+gyroscope adds the roll features and the roughness's lever-arm path) and on the same trace with a phone's clock
+jitter and dropped samples (resampled onto the grid), the peak extra memory either allocates as a multiple of the
+trace's own arrays (tracemalloc; NumPy reports its buffers to it), and the ratio against a straightforward
+per-sample Python implementation of Mednis et al.'s Z-DIFF detector measured in the same run.
 Targets: >= 10 million samples/s, peak extra memory < 20x the trace, ratio >= 100x.
 
     .venv/bin/python bench/detect_bench.py [--minutes 60] [--rate 100] [--repeat 3]
@@ -28,9 +29,10 @@ T0_S = 1_780_000_000.0
 
 
 def synth_trace(minutes: float, rate_hz: float, seed: int = 0, *, jitter_s: float = 0.0,
-                drop_fraction: float = 0.0) -> ingest.Trace:
-    """A road-like trace: coloured vertical vibration, a hit every ~20 s, phone tilted, 1 Hz GPS. With
-    ``jitter_s`` / ``drop_fraction`` its sample times jitter (Gaussian) and samples drop at random, as a phone's."""
+                drop_fraction: float = 0.0, with_gyro: bool = True) -> ingest.Trace:
+    """A road-like trace: coloured vertical vibration, a hit every ~20 s, phone tilted, 1 Hz GPS, a gyroscope
+    unless ``with_gyro`` is False. With ``jitter_s`` / ``drop_fraction`` its sample times jitter (Gaussian) and samples
+    drop at random, as a phone's."""
     rng = np.random.default_rng(seed)
     n = int(minutes * 60 * rate_hz)
     t = np.arange(n) / rate_hz
@@ -51,6 +53,8 @@ def synth_trace(minutes: float, rate_hz: float, seed: int = 0, *, jitter_s: floa
            "gyro": {"t": T0_S + t, "x": gyro[:, 0].copy(), "y": gyro[:, 1].copy(), "z": gyro[:, 2].copy()},
            "gps": {"t": T0_S + np.arange(k, dtype=float), "lat": 42.36 + np.cumsum(speed) / 111_195.0,
                    "lon": np.full(k, -71.06), "speed": speed, "heading": np.zeros(k), "accuracy": np.full(k, 5.0)}}
+    if not with_gyro:
+        del doc["gyro"]
     return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
@@ -106,6 +110,7 @@ def main() -> None:
           f"of arrays; {os.cpu_count()} cores, one BLAS thread")
     best = _best_time(trace, args.repeat)
     det = detect(trace)
+    best_no_gyro = _best_time(synth_trace(args.minutes, args.rate, with_gyro=False), args.repeat)
     phone = synth_trace(args.minutes, args.rate, jitter_s=args.jitter_ms / 1e3, drop_fraction=args.drop)
     best_phone = _best_time(phone, args.repeat)
     peak = max(_peak_bytes(trace), _peak_bytes(phone))
@@ -116,6 +121,8 @@ def main() -> None:
     ref_s = time.perf_counter() - t0
     print(f"detect():              {best * 1e3:8.1f} ms  = {n / best / 1e6:6.2f} million samples/s "
           f"({det.n_impacts} impacts, {len(det.roughness)} roughness windows)   target >= 10")
+    print(f"  without gyroscope (accelerometer + GPS): {best_no_gyro * 1e3:8.1f} ms  = "
+          f"{n / best_no_gyro / 1e6:6.2f} million samples/s")
     print(f"  clock jitter {args.jitter_ms:g} ms, {args.drop:.1%} dropped: {best_phone * 1e3:8.1f} ms  = "
           f"{phone.n_samples / best_phone / 1e6:6.2f} million samples/s (resampled onto the grid)")
     print(f"peak extra memory:     {peak / 1e6:8.1f} MB  = {peak / trace.nbytes:6.1f} x the trace's arrays"
