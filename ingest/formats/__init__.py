@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ingest.formats import bump_json, phyphox, plain_csv, sensor_logger, sensorlog
+from ingest.formats import bump_json, phyphox, physics_toolbox, plain_csv, sensor_logger, sensorlog
 
-FORMATS: list[ModuleType] = [bump_json, sensor_logger, sensorlog, phyphox, plain_csv]
+FORMATS: list[ModuleType] = [bump_json, sensor_logger, sensorlog, phyphox, physics_toolbox, plain_csv]
