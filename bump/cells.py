@@ -80,7 +80,8 @@ def grid_keys_around(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_
     if x.size == 0:
         return np.empty(0, dtype=np.int64)
     reach = int(np.ceil(radius_m / size_m))
-    cells = np.unique(_encode(np.floor(x / size_m), np.floor(y / size_m), np.zeros(x.size, dtype=np.int64)))
+    cells = _encode(np.floor(x / size_m), np.floor(y / size_m), np.zeros(x.size, dtype=np.int64))
+    cells = np.unique(cells[np.r_[True, cells[1:] != cells[:-1]]])   # a track's points: mostly the cell before
     bx, by, _ = decode_keys(cells)      # the distinct cells of the positions (a 1-D unique: 10x faster than rows)
     dx, dy = np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1))
     allx = (bx[:, None] + dx.ravel()).ravel()
@@ -101,7 +102,10 @@ def grid_keys_within(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_
         return np.empty(0, dtype=np.int64)
     lo_x, hi_x = np.floor((x - radius_m) / size_m), np.floor((x + radius_m) / size_m)
     lo_y, hi_y = np.floor((y - radius_m) / size_m), np.floor((y + radius_m) / size_m)
-    zero = np.zeros(x.size, dtype=np.int64)
+    new = np.ones(x.size, dtype=bool)          # a track's points mostly meet the cells of the point before
+    new[1:] = (lo_x[1:] != lo_x[:-1]) | (hi_x[1:] != hi_x[:-1]) | (lo_y[1:] != lo_y[:-1]) | (hi_y[1:] != hi_y[:-1])
+    lo_x, hi_x, lo_y, hi_y = lo_x[new], hi_x[new], lo_y[new], hi_y[new]
+    zero = np.zeros(lo_x.size, dtype=np.int64)
     keys = [_encode(np.minimum(lo_x + i, hi_x), np.minimum(lo_y + j, hi_y), zero)     # loop over cell offsets
             for i in range(int(np.max(hi_x - lo_x)) + 1) for j in range(int(np.max(hi_y - lo_y)) + 1)]
     return np.unique(np.concatenate(keys))

@@ -25,7 +25,9 @@ the wall time, the reason and who made it (``system`` or the crew's name).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -59,12 +61,19 @@ class Transition:
 def repaired_streak(hit_rate: float, params: DefectParams) -> int:
     """Clean passes in a row that make a defect hit on ``hit_rate`` of its passes likely repaired: at least
     ``repaired_traversals``, and enough that it would miss them all with at most ``repaired_miss_prob``."""
+    return _repaired_streak(hit_rate, params.repaired_traversals, params.repaired_miss_prob)
+
+
+@functools.lru_cache(maxsize=4096)
+def _repaired_streak(hit_rate: float, repaired_traversals: int, repaired_miss_prob: float) -> int:
+    """:func:`repaired_streak` of these values, remembered: a trip's passes ask it for the same few hit rates
+    (ratios of small counts) again and again."""
     if hit_rate >= 1.0:
-        return params.repaired_traversals
+        return repaired_traversals
     if hit_rate <= 0.0:
         return np.iinfo(np.int64).max
-    needed = int(np.ceil(np.log(params.repaired_miss_prob) / np.log1p(-hit_rate) - 1e-9))
-    return max(params.repaired_traversals, needed)
+    needed = int(np.ceil(np.log(repaired_miss_prob) / np.log1p(-hit_rate) - 1e-9))
+    return max(repaired_traversals, needed)
 
 
 @dataclass(frozen=True)
@@ -88,24 +97,14 @@ class Replay:
     params: str = ""
 
     def to_json(self) -> str:
-        return orjson.dumps({"state": self.state, "devices": self.devices, "n_pass": self.n_pass,
-                             "n_hit": self.n_hit, "n_clean": self.n_clean, "clean_devices": self.clean_devices,
-                             "last": self.last, "crew": self.crew, "params": self.params},
-                            option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return _replay_json(self.state, self.devices, self.n_pass, self.n_hit, self.n_clean, self.clean_devices,
+                            self.last, self.crew, self.params)
 
     @classmethod
     def from_json(cls, text: str | None) -> Replay | None:
         """The stored replay, or None (none stored, or unreadable: replay every pass)."""
-        if not text:
-            return None
-        try:
-            d = orjson.loads(str(text))         # str(): orjson reads no str subclass (NumPy strings)
-            return _replay(d["state"], tuple(d["devices"]), int(d["n_pass"]), int(d["n_hit"]), int(d["n_clean"]),
-                           tuple(d["clean_devices"]),
-                           None if d["last"] is None else (float(d["last"][0]), str(d["last"][1])),
-                           (d["crew"][0], d["crew"][1]), str(d["params"]))
-        except (ValueError, KeyError, TypeError, IndexError):
-            return None
+        fields = _replay_fields(text)
+        return None if fields is None else _replay(*fields)
 
     def resumes(self, t_s: float, trip_id: str, crew: tuple[str | None, float | None], params: DefectParams
                 ) -> bool:
@@ -113,6 +112,29 @@ class Replay:
         the same crew decision and rules."""
         return (self.last is not None and (float(t_s), str(trip_id)) > self.last and self.crew == crew
                 and self.params == params.digest())
+
+
+def _replay_fields(text: str | None) -> tuple[Any, ...] | None:
+    """The fields of a stored replay (:meth:`Replay.to_json`) in :class:`Replay`'s order, or None (none stored, or
+    unreadable)."""
+    if not text:
+        return None
+    try:
+        d = orjson.loads(str(text))             # str(): orjson reads no str subclass (NumPy strings)
+        return (d["state"], tuple(d["devices"]), int(d["n_pass"]), int(d["n_hit"]), int(d["n_clean"]),
+                tuple(d["clean_devices"]), None if d["last"] is None else (float(d["last"][0]), str(d["last"][1])),
+                (d["crew"][0], d["crew"][1]), str(d["params"]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _replay_json(state: str | None, devices: tuple[str, ...], n_pass: int, n_hit: int, n_clean: int,
+                 clean_devices: tuple[str, ...], last: tuple[float, str] | None,
+                 crew: tuple[str | None, float | None], params: str) -> str:
+    """:meth:`Replay.to_json` of these fields."""
+    return orjson.dumps({"state": state, "devices": devices, "n_pass": n_pass, "n_hit": n_hit, "n_clean": n_clean,
+                         "clean_devices": clean_devices, "last": last, "crew": crew, "params": params},
+                        option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _replay(state: str | None, devices: tuple[str, ...], n_pass: int, n_hit: int, n_clean: int,
@@ -186,6 +208,66 @@ def replay_passes(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, h
                         tuple(sorted(clean_devices)), last, r.crew, r.params)
 
 
+def resume_after_miss(resume: Replay, t_s: float, trip_id: str, device_id: str, params: DefectParams, *,
+                      start_t_s: float | None = None) -> Replay | None:
+    """Where the replay ``resume`` stands after one more pass without a hit (at ``t_s``, trip ``trip_id``, by
+    ``device_id``) that changes no status: what :func:`replay_passes` gives for that one pass (``resume=resume``,
+    ``start_t_s``), without its machinery for many passes (most passes of a trip are one such miss). None when the
+    pass would change the status (a confirmed defect missed often enough) or comes before ``start_t_s`` (replay it
+    with :func:`replay_passes`)."""
+    t = float(t_s)
+    after = _after_miss(resume.state, resume.devices, resume.n_pass, resume.n_hit, resume.n_clean,
+                        resume.clean_devices, t, str(device_id), params, start_t_s)
+    if after is None:
+        return None
+    devices, n_pass, n_clean, clean = after
+    return _replay(resume.state, devices, n_pass, resume.n_hit, n_clean, clean, (t, str(trip_id)), resume.crew,
+                   resume.params)
+
+
+def resume_json_after_miss(text: str | None, t_s: float, trip_id: str, device_id: str,
+                           crew: tuple[str | None, float | None], params: DefectParams) -> str | None:
+    """The stored replay ``text`` resumed with one pass without a hit (at ``t_s``, trip ``trip_id``, by
+    ``device_id``) under the crew decision ``crew`` (status, time [s]): ``Replay.from_json(text)``, checked by
+    :meth:`Replay.resumes` and moved on by :func:`resume_after_miss` (``start_t_s``: the crew's time), written as
+    :meth:`Replay.to_json` writes it, read and written without the dataclass between (a trip's passes of defects
+    it does not hit, mostly). None when there is no readable replay, it does not resume with this pass, or the pass
+    would change the status (replay it with :func:`replay_passes`)."""
+    fields = _replay_fields(text)
+    if fields is None:
+        return None
+    state, devices, n_pass, n_hit, n_clean, clean, last, stored_crew, digest = fields
+    t, trip = float(t_s), str(trip_id)
+    if last is None or not (t, trip) > last or stored_crew != crew or digest != params.digest():
+        return None
+    after = _after_miss(state, devices, n_pass, n_hit, n_clean, clean, t, str(device_id), params, crew[1])
+    if after is None:
+        return None
+    devices, n_pass, n_clean, clean = after
+    return _replay_json(state, devices, n_pass, n_hit, n_clean, clean, (t, trip), stored_crew, digest)
+
+
+def _after_miss(state: str | None, devices: tuple[str, ...], n_pass: int, n_hit: int, n_clean: int,
+                clean_devices: tuple[str, ...], t_s: float, device_id: str, params: DefectParams,
+                start_t_s: float | None) -> tuple[tuple[str, ...], int, int, tuple[str, ...]] | None:
+    """(devices, n_pass, n_clean, clean devices) of a replay (these fields) after one pass without a hit at
+    ``t_s`` by ``device_id``, as :func:`replay_passes` moves them; None when the pass changes the status or comes
+    before ``start_t_s``."""
+    if start_t_s is not None and t_s <= start_t_s:
+        return None
+    if n_hit:                                # passes counted from the first hit
+        n_pass += 1
+    clean = set(clean_devices)
+    if state == "confirmed":
+        n_clean += 1
+        clean.add(device_id)
+        hit_rate = (n_hit - 1) / max(n_pass - n_clean - 1, 1)
+        if n_clean >= repaired_streak(hit_rate, params) and len(clean) >= params.repaired_devices:
+            return None                      # likely repaired now
+    keep_devices = state in (None, "candidate", "repaired")
+    return tuple(sorted(set(devices))) if keep_devices else (), n_pass, n_clean, tuple(sorted(clean))
+
+
 _FEW_PASSES = 32        # passes ordered in Python up to this many (NumPy's fixed costs dominate a few)
 
 
@@ -196,6 +278,8 @@ def _time_ordered(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, h
     if len(t_s) <= _FEW_PASSES:
         rows = [(float(t), str(trip), str(dev), bool(h)) for t, trip, dev, h in zip(t_s, trip_id, device_id, hit,
                                                                                    strict=True)]
+        if len(rows) <= 1:                          # a trip's pass resuming a replay: nothing to order
+            return rows
         if all(r[0] == r[0] for r in rows):         # no NaN time (NumPy sorts those last)
             return sorted(rows, key=lambda r: (r[0], r[1]))
     trips, times = np.asarray(trip_id).astype(str), np.asarray(t_s, dtype=np.float64)

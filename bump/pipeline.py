@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import io
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from bump.cluster import (
     device_latency_samples,
     duplicate_pairs,
     find_traversals,
+    find_traversals_of_tracks,
     group_hits,
     latency_samples,
     mean_heading,
@@ -75,6 +77,8 @@ from bump.lifecycle import (
     check_crew_status,
     evaluate_status,
     replay_passes,
+    resume_after_miss,
+    resume_json_after_miss,
 )
 from bump.priority import priority, traversals_per_day
 from bump.store import CONFIDENCE_DECIMALS, INDEXED_DEFECT_COLUMNS, DefectQuery, Store, StoreError, ids_in
@@ -87,10 +91,11 @@ from ingest.errors import BumpError
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
-# what joining, traversal matching and merging read of the defects around a place (a narrow, faster read)
-_NEAR_COLUMNS = ("defect_id", "status", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_hits",
-                 "n_traversals", "n_traversal_hits")
-_TRACK_NEAR_COLUMNS = _NEAR_COLUMNS[:-2]        # joining and passes of a trip: no pass counts (~700 rows a trip)
+# what merging reads of the defects around a place (a narrow, faster read)
+_MERGE_COLUMNS = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals",
+                  "n_traversal_hits", "n_hits")
+# joining and passes of a trip (~700 rows a trip): no status, counts (read for the few defects that need them)
+_TRACK_NEAR_COLUMNS = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m")
 
 
 # ---------------------------------------------------------------------------------------------------- results
@@ -166,6 +171,11 @@ def detector_info(params: DetectorParams) -> dict[str, Any]:
     return {"version": params.version, "params_digest": params.digest(), "params": params.to_dict()}
 
 
+def _hit_detector(params: DetectorParams) -> dict[str, Any]:
+    """``detector_info(params) | {"params": None}`` (what each hit stores) without serialising the parameters."""
+    return {"version": params.version, "params_digest": params.digest(), "params": None}
+
+
 def trace_track(trace: ingest.Trace, params: DetectorParams) -> Track:
     return track_from_fixes(trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.speed_mps, trace.heading_deg,
                             trace.accuracy_m, latency_s=params.gps_latency_s)
@@ -186,9 +196,26 @@ def hit_columns(det: Detection, proj: LocalProjection, trip_id: str, device_id: 
         "depth_class": imp["depth_class"].astype(str), "confidence": imp["confidence"], "speed_mps": imp["speed_mps"],
     })
     extra = [k for k in imp if k not in IMPACT_DTYPES and k not in _SKIP_FEATURES]
-    features = Columns({k: imp[k] for k in extra}).to_records(decimals={k: 4 for k in extra}) if extra and n \
-        else [{} for _ in range(n)]
+    features = _records({k: imp[k] for k in extra}, 4) if extra and n else [{} for _ in range(n)]
     return cols, features
+
+
+def _records(cols: dict[str, Any], decimals: int) -> list[dict[str, Any]]:
+    """``Columns(cols).to_records(decimals=...)`` with every float column rounded to ``decimals``: rows as
+    plain-Python dicts, NaN and inf -> None; a column at a time, not a value at a time (a trip's hits carry ~20
+    features: 5x faster)."""
+    lists: dict[str, list[Any]] = {}
+    for k, v in cols.items():
+        arr = np.asarray(v)
+        if arr.dtype.kind == "f":
+            arr = np.round(arr, decimals)
+            finite = np.isfinite(arr)
+            lists[k] = arr.tolist() if finite.all() else [x if f else None for x, f in zip(arr.tolist(),
+                                                                                        finite.tolist(),
+                                                                                        strict=True)]
+        else:
+            lists[k] = arr.tolist()
+    return [dict(zip(lists, row, strict=True)) for row in zip(*lists.values(), strict=True)]
 
 
 def _track_xy(track: Track, proj: LocalProjection, params: DefectParams, *,
@@ -223,26 +250,30 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
     if store.has_trip(trace.trip_id):
         return IngestSummary(trace.trip_id, device, skipped=True)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    det = detection if detection is not None else detect(trace, params)
-    timings["detect"] = time.perf_counter() - t0
     t0 = time.perf_counter()           # "serialise": everything made from the trace alone, before the write lock
     if raw is None or not raw.startswith((GZIP_MAGIC, ZIP_MAGIC)):
         raw = gzip.compress(raw if raw is not None else ingest.dumps(trace), compresslevel=1, mtime=0)  # level 1:
         # 7x faster than 6, +6 % size
     track = trace_track(trace, params)
-    info, blob, digest = _trip_info(trace, device, det, params, np.nan), track.to_bytes(), hashlib.sha256(raw)
+    stored = _TripBytes(raw, track)                          # made meanwhile (see _TripBytes)
+    serialise = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    det = detection if detection is not None else detect(trace, params)
+    timings["detect"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    info = _trip_info(trace, device, det, params, np.nan)
     proj = projection(store)           # fixed once set: read before the lock (None: this trip's first fix may set it)
     rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
-    timings["serialise"] = time.perf_counter() - t0
+    blob, digest = stored.result()
+    timings["serialise"] = serialise + time.perf_counter() - t0
     t0 = time.perf_counter()
-    with store.transaction():
+    with store.transaction(journal_in_memory=True):      # a trip's statements change a few hundred pages at most
         if store.has_trip(trace.trip_id):       # stored by a concurrent writer meanwhile
             return IngestSummary(trace.trip_id, device, skipped=True)
         if proj is None:
             proj = projection(store, trace)
             rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
-        store.add_trip(info | {"ingested_at_s": clock()}, raw, blob, raw_sha256=digest.hexdigest())  # commit order
+        store.add_trip(info | {"ingested_at_s": clock()}, raw, blob, raw_sha256=digest)  # commit order
         if proj is None or rows is None:
             timings["store"] = time.perf_counter() - t0
             return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, timings_s=timings)
@@ -251,6 +282,32 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
     timings["store"] = time.perf_counter() - t0                           # commit (fsync) included
     return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, n_hits=len(rows.hits),
                          n_roughness=n_rough, timings_s=timings, **summary)
+
+
+class _TripBytes:
+    """The compressed track blob and the SHA-256 (hex) of the raw input a trip stores, made in a worker thread
+    while the trace is detected and its rows are made: zlib and hashlib release the GIL while they work, so with
+    a second core free they take no time off the upload's path (~1.7 ms for a 10-minute upload of 1.7 MB)."""
+
+    def __init__(self, raw: bytes, track: Track) -> None:
+        self._made: tuple[bytes, str] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._make, args=(raw, track), name="bump-trip-bytes", daemon=True)
+        self._thread.start()
+
+    def _make(self, raw: bytes, track: Track) -> None:
+        try:
+            self._made = (track.to_bytes(), hashlib.sha256(raw).hexdigest())
+        except BaseException as exc:       # raised again to the caller by result()
+            self._error = exc
+
+    def result(self) -> tuple[bytes, str]:
+        """(track blob, raw SHA-256 hex), once made."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._made is not None
+        return self._made
 
 
 @dataclass(frozen=True)
@@ -275,7 +332,7 @@ def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalPro
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     rough, cover = _map_rows(proj, det.roughness, track, trace.trip_id, device)
     centres = cellmap.cell_centres(np.concatenate([rough["cell_key"], cover["cell_key"]]), proj)
-    return _TripRows(hits, features, detector_info(params) | {"params": None}, dense,
+    return _TripRows(hits, features, _hit_detector(params), dense,
                      cellmap.grid_keys_within(dense[1], dense[2], dp.max_traversal_radius_m),
                      cellmap.grid_keys_around(dense[1], dense[2], reach), points_tree(dense[1], dense[2]),
                      (rough, cover, centres))
@@ -364,21 +421,22 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         _update_device_latency(store, device, hits, idx, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
-    new_cols = store.defects_by_id(new_ids) if new_ids.size else None
+    new_cols = store.defects_by_id(new_ids, (*_TRACK_NEAR_COLUMNS, "first_seen_s")) if new_ids.size else None
     allc = near if new_cols is None else Columns({k: np.concatenate([near[k], new_cols[k]]) for k in near})
     rows = _trip_traversals(trip_id, device, trip.dense, allc, hits, hit_defect, dp, tree=trip.tree)
     store.upsert_traversals(rows.data)
     if new_ids.size:
         _backfill(store, proj, trip_id, new_cols, dp)
     touched = np.unique(np.concatenate([rows["defect_id"], new_ids, hit_defect[hit_defect >= 0]]))
-    before = dict(zip(near["defect_id"].tolist(), near["status"].tolist(), strict=True))
     result = refresh_defects(store, touched, proj, dp, now=now, detector=_detector_json(params, dp),
                              new_ids=set(new_ids.tolist()), check_ids=hit_ids, passes=rows, hits_synced=True,
                              recent_hits=recent)
     surviving_new = tuple(sorted(set(new_ids.tolist()) - set(result.merged)))
     updated = tuple(sorted(set(touched.tolist()) - set(new_ids.tolist()) - set(result.merged)))
-    changes = tuple((i, before.get(i), s) for i, s in result.final_status.items()
-                    if i in before and before[i] != s)
+    # status changes of the defects around the trip (as read before this trip changed them: first in the refresh)
+    around = set(near["defect_id"].tolist())
+    before = result.status_before
+    changes = tuple((i, before[i], s) for i, s in result.final_status.items() if i in around and before[i] != s)
     return {"n_joined": int((idx >= 0).sum()), "new_defects": surviving_new, "updated_defects": updated,
             "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
 
@@ -410,12 +468,20 @@ def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> n
 
 def _hit_latencies(store: Store, device_ids: np.ndarray, dp: DefectParams) -> tuple[np.ndarray, np.ndarray]:
     """:func:`hit_latencies_s` and, per hit, whether its device has latency samples of its own."""
+    return _latencies(store, device_ids, dp)[:2]
+
+
+def _latencies(store: Store, device_ids: np.ndarray, dp: DefectParams
+               ) -> tuple[np.ndarray, np.ndarray, tuple[float, int]]:
+    """:func:`_hit_latencies` and :func:`_fleet_latency`, from one read of the stored calibrations."""
     devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
-    if not devices.size:
-        return np.empty(0), np.zeros(0, dtype=bool)
     keys = [_device_latency_key(d) for d in devices.tolist()]           # loop over devices
-    stored = store.get_metas([_FLEET_LATENCY, _EVERY_DEVICE_LATENCY, *keys])
+    stored = store.get_metas([_FLEET_LATENCY, _OWN_LATENCY_DEVICES, *([_EVERY_DEVICE_LATENCY] if keys else []),
+                              *keys])
     fleet = LatencyCalibration.from_json(stored.get(_FLEET_LATENCY)).estimate_s(dp)
+    fleet_and_devices = (fleet, int(stored.get(_OWN_LATENCY_DEVICES) or 0))
+    if not devices.size:
+        return np.empty(0), np.zeros(0, dtype=bool), fleet_and_devices
     every = LatencyCalibration.from_json(stored.get(_EVERY_DEVICE_LATENCY))
     texts = [stored.get(k) for k in keys]
     by_text: dict[str | None, tuple[float, bool]] = {}      # devices without samples (most) share one value
@@ -425,7 +491,7 @@ def _hit_latencies(store: Store, device_ids: np.ndarray, dp: DefectParams) -> tu
             by_text[text] = (device_latency_s(own, every, fleet, dp), own.n_pairs > 0)
     latency, own_samples = zip(*(by_text[t] for t in texts), strict=True)
     inverse = inverse.ravel()
-    return np.array(latency)[inverse], np.array(own_samples, dtype=bool)[inverse]
+    return np.array(latency)[inverse], np.array(own_samples, dtype=bool)[inverse], fleet_and_devices
 
 
 def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, near: Columns,
@@ -436,7 +502,9 @@ def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.nda
     if joined.size == 0:
         return
     j = idx[joined]
-    ok = (near["n_hits"][j] >= dp.device_latency_min_hits) & (near["status"][j].astype(str) == "confirmed")
+    state = store.defects_by_id(np.unique(near["defect_id"][j]), ("defect_id", "status", "n_hits"))
+    at = np.searchsorted(state["defect_id"], near["defect_id"][j])       # the near defects are read this way
+    ok = (state["n_hits"][at] >= dp.device_latency_min_hits) & (state["status"][at].astype(str) == "confirmed")
     if not ok.any():
         return
     h = hits.select(joined[ok])
@@ -478,8 +546,9 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
         return also, wide
     both = Columns({k: np.concatenate([spanning[k], other[k]]) for k in ("x_m", "y_m", "heading_deg", "speed_mps",
                                                                           "trip_id")})
-    a = tuple(v[: len(spanning)] for v in _latency_input(both))
-    b = tuple(v[len(spanning):] for v in _latency_input(both))
+    both_input = _latency_input(both)
+    a = tuple(v[: len(spanning)] for v in both_input)
+    b = tuple(v[len(spanning):] for v in both_input)
     samples = latency_samples(a, b, dp)
     if samples.size:
         calib = LatencyCalibration.from_json(store.get_meta(_FLEET_LATENCY)).add(samples)
@@ -517,12 +586,20 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
     reach = dp.max_traversal_radius_m             # the track near the new defects: all find_traversals looks at
     box = (float(np.min(new["x_m"])) - reach, float(np.max(new["x_m"])) + reach, float(np.min(new["y_m"])) - reach,
            float(np.max(new["y_m"])) + reach)
-    for tid, (dev, blob) in store.trip_tracks(trips).items():
-        dense = _track_xy(Track.from_bytes(blob), proj, dp, box=box)
-        empty = Columns({"t_s": np.empty(0)})
-        rows = _trip_traversals(tid, dev, dense, new, empty, np.empty(0, dtype=np.int64), dp)
-        if len(rows):
-            store.upsert_traversals(rows.data)
+    tracks = [(tid, dev, _track_xy(Track.from_bytes(blob), proj, dp, box=box))
+              for tid, (dev, blob) in store.trip_tracks(trips).items()]
+    if not tracks:
+        return
+    # every trip's passes in one search: as each trip's alone (its own rows, none of another trip's)
+    track = np.repeat(np.arange(len(tracks)), [dense[0].size for _, _, dense in tracks])
+    tt, tx, ty, th, tacc = (np.concatenate([dense[k] for _, _, dense in tracks]) for k in range(5))
+    k, j, t_pass, dist = find_traversals_of_tracks(track, tt, tx, ty, th, tacc, new["x_m"], new["y_m"],
+                                                   new["heading_deg"], new["spans"].astype(bool),
+                                                   new["uncertainty_m"], dp)
+    if k.size:
+        tids, devs = (np.array([t[c] for t in tracks]) for c in (0, 1))
+        store.upsert_traversals({"defect_id": new["defect_id"][j], "trip_id": tids[k], "device_id": devs[k],
+                                 "t_s": t_pass, "hit": np.zeros(k.size, dtype=np.int64), "distance_m": dist})
 
 
 def _map_rows(proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str
@@ -558,6 +635,7 @@ def _update_maps(store: Store, proj: LocalProjection, rough: Columns, track: Tra
 class RefreshResult:
     merged: list[int]
     final_status: dict[int, str]
+    status_before: dict[int, str] = field(default_factory=dict)   # as first read in the refresh, by id
 
 
 def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: float) -> np.ndarray:
@@ -699,6 +777,10 @@ def _resumed(did: int, old_status: str, old_since_s: float, resume: Replay, pass
     """(status, since [s], replay JSON, history rows) of one defect whose stored replay (``resume``, parsed by
     :func:`_resumable`) continues with ``passes`` (t_s, trip_id, device_id, hit lists, all after the last pass
     replayed): one history row when the status changes."""
+    if len(passes[0]) == 1 and not passes[3][0]:     # one pass, a miss (most): no status change, mostly
+        after = resume_after_miss(resume, passes[0][0], passes[1][0], passes[2][0], dp, start_t_s=crew_at_s)
+        if after is not None:
+            return old_status, old_since_s, after.to_json(), []
     transitions, replay = replay_passes(*passes, dp, resume=resume, start_t_s=crew_at_s)
     if not transitions:
         return old_status, old_since_s, replay.to_json(), []
@@ -708,56 +790,45 @@ def _resumed(did: int, old_status: str, old_since_s: float, resume: Replay, pass
     return tr.to_status, tr.t_s, replay.to_json(), rows
 
 
-# what a summary takes from its hits (and keeps while they say the same; see _kept_summaries)
-_FROM_HITS = ("kind", "kind_reason", "lat_deg", "lon_deg", "x_m", "y_m", "grid_key", "heading_deg", "spans",
-              "uncertainty_m", "severity", "depth_class", "confidence", "n_hits", "n_devices", "first_seen_s",
-              "last_seen_s", "latency_s", "latency_devices")
-# ... and what moves on with the passes, kept summary or not
+# what moves on with the passes of a defect whose summary (what it takes from its hits) is kept (_summary_holds)
 _MOVED_ON = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "first_traversal_s",
              "last_traversal_s", "status", "status_since_s", "priority", "updated_at_s", "status_replay", "detector")
-_LOAD_COLUMNS = tuple(dict.fromkeys(("defect_id", "status", "status_since_s", "crew_status", "crew_at_s",
-                                     "status_replay", *INDEXED_DEFECT_COLUMNS, "hit_rate", "n_traversals",
-                                     "n_traversal_hits", "first_traversal_s", "last_traversal_s", *_FROM_HITS)))
+# what a full refresh reads of a defect's stored state (the rest comes from its hits and passes)
+_LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay",
+                 *INDEXED_DEFECT_COLUMNS)
 # what summaries read of a defect's latest hits (hit_id: their order)
 _SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
                         "kind", "severity", "depth_class", "confidence", "speed_mps")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
-          passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None,
-          passed_only: np.ndarray | None = None) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
+          passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None
+          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
     """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left
     without hits (deleted). Summaries read each defect's latest ``summary_hits`` hits and its hit and pass totals,
     and a defect whose status replay can resume with ``passes`` (this trip's, all later than the last replayed)
     gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one. ``sync``: first make the
     passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing). ``recent_hits``:
-    (defect ids, their latest hits) read before in this transaction, no hit changed since. ``passed_only``: ids
-    that ``passes`` only passed (no hit): those whose summary still holds (:func:`_summary_holds`) keep it."""
+    (defect ids, their latest hits) read before in this transaction, no hit changed since. (Defects only passed
+    whose summary holds keep it without coming here: :func:`_refresh_passed`.)"""
     prev = store.defects_by_id(ids, _LOAD_COLUMNS)
     ids = prev["defect_id"]
     resume, replays = np.zeros(len(prev), dtype=bool), np.full(len(prev), None, dtype=object)
     if passes is not None and not sync:
         passes = passes.select(ids_in(passes["defect_id"], ids))
         resume, replays = _resumable(prev, passes, dp)
-    fleet = _fleet_latency(store, dp)
-    kept = np.zeros(len(prev), dtype=bool)
-    if passes is not None and passed_only is not None and resume.any():
-        kept = resume & ids_in(ids, passed_only)
-        kept[kept] = _summary_holds(prev.select(kept), passes, fleet, dp)
-    full = ids[~kept]
-    totals = store.hit_totals(full)
-    empty = _setdiff(full, totals["defect_id"])
+    totals = store.hit_totals(ids)
+    empty = _setdiff(ids, totals["defect_id"])
     if empty.size:                              # every hit moved elsewhere: nothing left to report
         store.delete_defects(empty)
         keep = ~ids_in(ids, empty)
-        prev, resume, replays, kept = prev.select(keep), resume[keep], replays[keep], kept[keep]
+        prev, resume, replays = prev.select(keep), resume[keep], replays[keep]
         ids = prev["defect_id"]
-        full = ids[~kept]
     read, hits = (np.empty(0, np.int64), None) if recent_hits is None else recent_hits
-    have = ids_in(full, read)
-    parts = [] if hits is None else [hits.select(ids_in(hits["defect_id"], full[have]))]
+    have = ids_in(ids, read)
+    parts = [] if hits is None else [hits.select(ids_in(hits["defect_id"], ids[have]))]
     if not parts or not have.all():
-        parts.append(store.hits_of_defects(full[~have], _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits))
+        parts.append(store.hits_of_defects(ids[~have], _SUMMARY_HIT_COLUMNS, recent=dp.summary_hits))
     hits = parts[0] if len(parts) == 1 else Columns({k: np.concatenate([p[k] for p in parts]) for k in parts[0].names})
     hits = hits.select(np.argsort(hits["hit_id"], kind="stable"))
     trav = store.traversals_of_defects(ids[~resume])
@@ -766,13 +837,27 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
     if resume.any():
         mine = passes.select(ids_in(passes["defect_id"], ids[resume]))
         trav = _cat(trav, Columns({n: mine[n] for n in trav.names}))
-    prev = prev.with_columns(resume=resume, replay=replays, kept=kept)
-    latency_s, own = _hit_latencies(store, hits["device_id"], dp)
-    summ = _summaries(prev.select(~kept), hits, totals, store.traversal_totals(full), proj, dp, latency_s,
-                      own=own, fleet=fleet)
-    if kept.any():
-        summ = _merged_by_id(summ, _kept_summaries(prev.select(kept), passes, dp))
+    prev = prev.with_columns(resume=resume, replay=replays)
+    latency_s, own, fleet = _latencies(store, hits["device_id"], dp)
+    pass_totals = _pass_totals(trav) if not resume.any() else store.traversal_totals(ids)   # trav: all the passes
+    summ = _summaries(prev, hits, totals, pass_totals, proj, dp, latency_s, own=own, fleet=fleet)
     return prev, trav, summ, empty
+
+
+def _pass_totals(trav: Columns) -> Columns:
+    """:meth:`Store.traversal_totals` of the defects of ``trav`` from those rows (every pass of each)."""
+    ids = np.asarray(trav["defect_id"], dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    defect, start, n = np.unique(ids[order], return_index=True, return_counts=True)
+    if defect.size == 0:
+        return Columns({"defect_id": defect, "n_traversals": n.astype(np.int64),
+                        "n_traversal_hits": np.zeros(0, dtype=np.int64), "first_traversal_s": np.empty(0),
+                        "last_traversal_s": np.empty(0)})
+    t_s = np.asarray(trav["t_s"], dtype=np.float64)[order]
+    return Columns({"defect_id": defect, "n_traversals": n.astype(np.int64),
+                    "n_traversal_hits": np.add.reduceat(np.asarray(trav["hit"], dtype=np.int64)[order], start),
+                    "first_traversal_s": np.minimum.reduceat(t_s, start),
+                    "last_traversal_s": np.maximum.reduceat(t_s, start)})
 
 
 def _summary_holds(prev: Columns, passes: Columns, fleet: tuple[float, int], dp: DefectParams) -> np.ndarray:
@@ -794,23 +879,6 @@ def _summary_holds(prev: Columns, passes: Columns, fleet: tuple[float, int], dp:
     majority_after = (counts["hit_rate"] < dp.designed_hit_rate) | (counts["n_traversals"] < dp.designed_traversals)
     same_latency = (prev["latency_s"] == fleet[0]) & (prev["latency_devices"] == fleet[1])
     return majority_before & majority_after & same_latency
-
-
-def _kept_summaries(prev: Columns, passes: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
-    """Summaries of defects (``prev``: as stored) whose hits still say what their stored summary says
-    (:func:`_summary_holds`): that summary, with the pass counts moved on by ``passes`` (all later than the passes
-    counted), as :func:`_summaries` would make it from the hits and every pass."""
-    ids = prev["defect_id"]
-    order = np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"]))
-    p = passes.select(order[ids_in(passes["defect_id"][order], ids)])
-    _, start, n_new = np.unique(p["defect_id"], return_index=True, return_counts=True)
-    return {"defect_id": ids, **{k: prev[k] for k in _FROM_HITS}, **_counts_after(prev, p, start, n_new, dp)}
-
-
-def _merged_by_id(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Two summaries (same keys) as one, by defect id."""
-    cat = _cat(Columns({k: np.asarray(v) for k, v in a.items()}), Columns({k: np.asarray(b[k]) for k in a}))
-    return cat.select(np.argsort(cat["defect_id"], kind="stable")).data
 
 
 def _drop(cols: Columns | dict[str, np.ndarray], key: str, ids: np.ndarray) -> Columns:
@@ -843,20 +911,26 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     ids = np.unique(np.asarray(defect_ids, dtype=np.int64))
     new_ids = set(new_ids or ())
     final_passed: dict[int, str] = {}
-    passed_only = None
+    before: dict[int, str] = {}                     # each defect's status as first read here (before any change)
+    kept = None
     if passes is not None and not rebuild_history:
         changed = np.union1d(np.asarray(list(new_ids), dtype=np.int64),
                              ids if check_ids is None else np.asarray(check_ids, dtype=np.int64))
         only_passed = ids_in(passes["defect_id"], ids) & ~ids_in(passes["defect_id"], changed)
-        done, final_passed = _refresh_passed(store, passes.select(only_passed), dp, now=now, actor=actor)
-        ids = _setdiff(ids, done)
-        passed_only = _setdiff(passes["defect_id"][only_passed], done)
+        done, final_passed, before, kept = _refresh_passed(store, passes.select(only_passed), dp, now=now,
+                                                           actor=actor, detector=detector)
+        ids = _setdiff(ids, done if kept is None else np.concatenate([done, kept.update["defect_id"]]))
     if ids.size == 0:
-        return RefreshResult([], final_passed)
+        if kept is not None:
+            final_passed |= kept.write(store)
+            if kept.history:
+                store.add_history(kept.history)
+        return RefreshResult([], final_passed, before)
     prev, trav, summ, gone = _load(store, ids, proj, dp, sync=not hits_synced,
                                    passes=None if passes is None or rebuild_history else passes.select(
                                        ~ids_in(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))),
-                                   recent_hits=recent_hits, passed_only=passed_only)
+                                   recent_hits=recent_hits)
+    before = dict(zip(prev["defect_id"].tolist(), prev["status"].tolist(), strict=True)) | before
     merged: list[int] = gone.tolist()
     sc = Columns({k: np.asarray(v) for k, v in summ.items()})
     check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
@@ -887,6 +961,7 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
         survivors = np.array(sorted({g[0] for g in groups}), dtype=np.int64)
         out = np.array(removed + survivors.tolist(), dtype=np.int64)
         p2, t2, s2, gone = _load(store, survivors, proj, dp)
+        before = dict(zip(p2["defect_id"].tolist(), p2["status"].tolist(), strict=True)) | before
         merged += gone.tolist()
         prev = _cat(_drop(prev, "defect_id", out), p2)
         trav = _cat(_drop(trav, "defect_id", out), t2)
@@ -894,9 +969,11 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
         order = np.argsort(sc["defect_id"], kind="stable")
         sc, prev = sc.select(order), prev.select(np.argsort(prev["defect_id"], kind="stable"))
         check = p2["defect_id"]
+    if kept is not None:                            # those merged meanwhile: as merges left them
+        kept = kept.without(set(merged) | set(sc["defect_id"].tolist()))
     result = _finalise(store, prev, sc.data, trav, dp, now=now, detector=detector, new_ids=new_ids,
-                       rebuild_history=rebuild_history, merged=merged, actor=actor)
-    return RefreshResult(result.merged, final_passed | result.final_status)
+                       rebuild_history=rebuild_history, merged=merged, actor=actor, kept=kept)
+    return RefreshResult(result.merged, final_passed | result.final_status, before)
 
 
 def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, last_s: np.ndarray, dp: DefectParams
@@ -921,23 +998,49 @@ def _counts_after(prev: Columns, passes: Columns, start: np.ndarray, n_new: np.n
 
 _PASSED_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "kind", "severity",
                    "confidence", "n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s",
-                   "status_replay", "priority")
+                   "status_replay", "priority", "hit_rate", "latency_s", "latency_devices")
 
 
-def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: float, actor: str
-                    ) -> tuple[np.ndarray, dict[int, str]]:
+@dataclass(frozen=True)
+class _KeptSummaries:
+    """Designed features only passed, whose kind the miss may change but whose hits still give the summary they
+    have (:func:`_summary_holds`): their pass counts, status and priority moved on as a full refresh makes them,
+    to be written where it writes them (:func:`_finalise`, after any merges: the defects merged meanwhile read
+    them as stored). ``update``: ``defect_id`` and :data:`_MOVED_ON` by id; ``old_priority``: as stored;
+    ``history``: status changes, by id."""
+
+    update: dict[str, np.ndarray]
+    old_priority: np.ndarray
+    history: list[dict[str, Any]]
+
+    def without(self, ids: set[int]) -> _KeptSummaries:
+        """These but the defects ``ids`` (merged into another, or refreshed in full as a merge's survivor)."""
+        keep = ~np.isin(self.update["defect_id"], np.array(sorted(ids), dtype=np.int64))
+        return _KeptSummaries({k: v[keep] for k, v in self.update.items()}, self.old_priority[keep],
+                              [r for r in self.history if r["defect_id"] not in ids])
+
+    def write(self, store: Store) -> dict[int, str]:
+        """Write them (as :func:`_finalise` writes kept summaries); their final status by id."""
+        if self.update["defect_id"].size:
+            store.update_defects(self.update, old={"priority": self.old_priority})
+        return dict(zip(self.update["defect_id"].tolist(), self.update["status"].tolist(), strict=True))
+
+
+def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: float, actor: str, detector: str
+                    ) -> tuple[np.ndarray, dict[int, str], dict[int, str], _KeptSummaries | None]:
     """Refresh defects that a trip only passed (``passes``: its traversal rows, no hit): their hits say the same,
     so position, kind, severity and confidence stay; the pass counts move on, and the status replay resumes
     from where it stood (:class:`bump.lifecycle.Replay`) with these passes alone. Neither the hits nor the
     earlier passes are read again, so a pass costs the same on a quiet lane as on a road passed 10,000 times.
 
-    Left to the full refresh (the ids returned exclude them): defects with no stored replay or one made under
-    other rules or another crew decision, passes older than the last one replayed (a late upload), and designed
-    features whose hit rate fell below ``designed_hit_rate`` (the miss may end what made them one; no miss can
-    make one; :func:`_load` keeps their summary while their hits would give it again). Returns (ids done, final
-    status by id)."""
+    Designed features whose hit rate fell below ``designed_hit_rate`` (the miss may end what made them one; no
+    miss can make one) keep their summary while their hits would give it again (:func:`_summary_holds`): those
+    are returned apart, to be written after the merges (:class:`_KeptSummaries`). Left to the full refresh (the
+    ids returned exclude them): defects with no stored replay or one made under other rules or another crew
+    decision, passes older than the last one replayed (a late upload), and the designed features whose summary
+    does not hold. Returns (ids done, final status by id, status as read by id, kept summaries)."""
     if len(passes) == 0:
-        return np.empty(0, dtype=np.int64), {}
+        return np.empty(0, dtype=np.int64), {}, {}, None
     passes = passes.select(np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"])))
     ids, start, n_new = np.unique(passes["defect_id"], return_index=True, return_counts=True)
     prev = store.defects_by_id(ids, _PASSED_COLUMNS)
@@ -945,30 +1048,52 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     ids, start, n_new = ids[keep], start[keep], n_new[keep]
     counts = _counts_after(prev, passes, start, n_new, dp)
     kind_may_change = np.isin(prev["kind"], DESIGNED_KINDS) & (counts["hit_rate"] < dp.designed_hit_rate)
-    resume = np.zeros(len(ids), dtype=bool)
-    parsed = np.full(len(ids), None, dtype=object)
-    resume[~kind_may_change], parsed[~kind_may_change] = _resumable(prev.select(~kind_may_change), passes, dp)
-    dismissed = prev["crew_status"] == "dismissed"
-    done = (resume | dismissed) & ~kind_may_change  # a dismissed defect stays dismissed whatever passes by
+    dismissed = prev["crew_status"] == "dismissed"  # a dismissed defect stays dismissed whatever passes by
     status = prev["status"].astype(object)
     since = prev["status_since_s"].copy()
     replays = prev["status_replay"].astype(object)
-    history: list[dict[str, Any]] = []
     cols = tuple(passes[k].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
     crews = _crews(prev)
-    for g in np.flatnonzero(resume).tolist():
-        s0, s1 = int(start[g]), int(start[g] + n_new[g])
-        status[g], since[g], replays[g], rows = _resumed(int(ids[g]), str(status[g]), float(since[g]),
-                                                         parsed[g], tuple(c[s0:s1] for c in cols),
-                                                         crews[g][1], dp, now=now, actor=actor)
-        history += rows
+    resume = np.zeros(len(ids), dtype=bool)
+    quick = np.zeros(len(ids), dtype=bool)
+    parsed = np.full(len(ids), None, dtype=object)
+    # each defect's passes in order (by time, then trip): their first one decides whether its replay resumes (as
+    # _resumable decides it), a loop over the defects (one pass each, mostly). A pass without a hit that changes
+    # no status (most) moves the stored replay on as JSON; the others replay through Replay (_resumed)
+    bounds, id_list = np.column_stack([start, start + n_new]).tolist(), ids.tolist()
+    for g in np.flatnonzero(~dismissed).tolist():
+        s0, s1 = bounds[g]
+        if s1 - s0 == 1 and not cols[3][s0]:
+            after = resume_json_after_miss(replays[g], cols[0][s0], cols[1][s0], cols[2][s0], crews[g], dp)
+            if after is not None:
+                resume[g], quick[g], replays[g] = True, True, after
+                continue
+        replay = Replay.from_json(replays[g])
+        if replay is not None and replay.resumes(cols[0][s0], cols[1][s0], crews[g], dp):
+            resume[g], parsed[g] = True, replay
+    kept = resume & kind_may_change
+    if kept.any():
+        kept[kept] = _summary_holds(prev.select(kept), passes, _fleet_latency(store, dp), dp)
+    history: list[dict[str, Any]] = []
+    kept_history: list[dict[str, Any]] = []
+    for g in np.flatnonzero(resume & ~quick & (~kind_may_change | kept)).tolist():
+        s0, s1 = bounds[g]
+        status[g], since[g], replays[g], rows = _resumed(id_list[g], str(status[g]), float(since[g]), parsed[g],
+                                                         tuple(c[s0:s1] for c in cols), crews[g][1], dp,
+                                                         now=now, actor=actor)
+        (kept_history if kept[g] else history).extend(rows)
+    done = (resume | dismissed) & ~kind_may_change
     prio = priority(prev["severity"], prev["confidence"], counts["traversals_per_day"], prev["kind"], status, dp)
     update = {"defect_id": ids, **counts, "status": status.astype(str), "status_since_s": since, "priority": prio,
-              "updated_at_s": np.full(len(ids), now), "status_replay": replays}
+              "updated_at_s": np.full(len(ids), now), "status_replay": replays.astype(str)}
     store.update_defects({k: np.asarray(v)[done] for k, v in update.items()}, old={"priority": prev["priority"][done]})
     if history:
         store.add_history(history)
-    return ids[done], dict(zip(ids[done].tolist(), status[done].tolist(), strict=True))
+    update["detector"] = np.full(len(ids), detector)
+    held = _KeptSummaries({k: np.asarray(update[k])[kept] for k in ("defect_id", *_MOVED_ON)},
+                          prev["priority"][kept], kept_history) if kept.any() else None
+    return (ids[done], dict(zip(ids[done].tolist(), status[done].tolist(), strict=True)),
+            dict(zip(id_list, prev["status"].tolist(), strict=True)), held)
 
 
 def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
@@ -976,7 +1101,7 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
     stored defects around them."""
     ids = summ["defect_id"]          # only pairs with one of them count: the others within a join radius of them
     around = store.defects_in_grid(cellmap.grid_keys_within(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
-                                   _NEAR_COLUMNS)
+                                   _MERGE_COLUMNS)
     keep = ~ids_in(around["defect_id"], ids)
     names = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals", "n_traversal_hits",
              "n_hits")
@@ -1007,7 +1132,10 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
 
 def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Columns, dp: DefectParams, *,
               now: float, detector: str, new_ids: set[int], rebuild_history: bool, merged: list[int],
-              actor: str) -> RefreshResult:
+              actor: str, kept: _KeptSummaries | None = None) -> RefreshResult:
+    """Write the refreshed defects (``summ``, ``prev``: their stored state, by id), then the kept summaries of
+    defects only passed (:class:`_KeptSummaries`: the rest as stored), and their status changes in the order of
+    their ids."""
     ids = summ["defect_id"]
     status, since, replay, history = _statuses(prev, trav, dp, now=now, new_ids=new_ids,
                                                rebuild_history=rebuild_history, actor=actor)
@@ -1017,12 +1145,11 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
                                                  "priority": prio, "updated_at_s": np.full(ids.size, now),
                                                  "status_replay": replay,
                                                  "detector": np.full(ids.size, detector)}
-    old = {k: prev[k] for k in INDEXED_DEFECT_COLUMNS}
-    kept = prev["kept"] if "kept" in prev else np.zeros(ids.size, dtype=bool)
-    for rows, names in ((~kept, update), (kept, ("defect_id", *_MOVED_ON))):   # kept summaries: the rest as stored
-        if rows.any():
-            store.update_defects({k: np.asarray(update[k])[rows] for k in names},
-                                 old={k: v[rows] for k, v in old.items()})
+    if ids.size:
+        store.update_defects(update, old={k: prev[k] for k in INDEXED_DEFECT_COLUMNS})
+    if kept is not None:
+        final = dict(sorted((final | kept.write(store)).items()))
+        history = sorted(history + kept.history, key=lambda row: row["defect_id"])   # stable: each one's in order
     if history:
         store.add_history(history)
     return RefreshResult(merged, final)
@@ -1040,20 +1167,22 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
     history: list[dict[str, Any]] = []
     order = np.argsort(trav["defect_id"], kind="stable")
     tids = trav["defect_id"][order]
-    bounds = np.searchsorted(tids, ids), np.searchsorted(tids, ids, side="right")
+    bounds = np.searchsorted(tids, ids).tolist(), np.searchsorted(tids, ids, side="right").tolist()
     resume = prev["resume"] if "resume" in prev else np.zeros(ids.size, dtype=bool)
     crews = _crews(prev)
-    for g, did in enumerate(ids.tolist()):
-        m = order[bounds[0][g]:bounds[1][g]]
+    if resume.any():                         # the passes of resumed replays as Python values, in ``order``
+        ordered = tuple(trav[k][order].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
+        old_status, old_since = prev["status"].tolist(), prev["status_since_s"].tolist()
+    for g, (did, resumes) in enumerate(zip(ids.tolist(), resume.tolist(), strict=True)):
+        b0, b1 = bounds[0][g], bounds[1][g]
         crew, crew_at = crews[g]
-        if resume[g]:                        # ``trav`` holds only the new passes: continue the stored replay
-            passes = tuple(trav[k][m].tolist() for k in ("t_s", "trip_id", "device_id", "hit"))
-            status[g], since[g], replay[g], rows = _resumed(did, str(prev["status"][g]),
-                                                            float(prev["status_since_s"][g]),
-                                                            prev["replay"][g], passes, crew_at, dp,
-                                                            now=now, actor=actor)
+        if resumes:                        # ``trav`` holds only the new passes: continue the stored replay
+            status[g], since[g], replay[g], rows = _resumed(did, str(old_status[g]), float(old_since[g]),
+                                                            prev["replay"][g], tuple(c[b0:b1] for c in ordered),
+                                                            crew_at, dp, now=now, actor=actor)
             history += rows
             continue
+        m = order[b0:b1]
         res = evaluate_status(trav["t_s"][m], trav["trip_id"][m], trav["device_id"][m], trav["hit"][m], dp,
                               crew_status=crew, crew_at_s=crew_at)
         status[g], since[g] = res.status, res.since_s
@@ -1106,7 +1235,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         for info, trace, det in per_trip:
             tid, dev = info["trip_id"], info["device_id"]
             hits, features = hit_columns(det, proj, tid, dev)
-            ids = store.add_hits(hits.data, features, detector_info(params) | {"params": None})
+            ids = store.add_hits(hits.data, features, _hit_detector(params))
             all_hits.append(hits.with_columns(hit_id=ids))
             track = trace_track(trace, params)
             store.update_trip_detection(tid, detector_info(params), det.n_impacts)
@@ -1173,7 +1302,7 @@ def _restore_crew(store: Store, proj: LocalProjection, crew: list[dict[str, Any]
     carried = lost = 0
     for rec in crew:
         near = store.defects_in_grid(cellmap.grid_keys_around(np.array([rec["x_m"]]), np.array([rec["y_m"]]),
-                                                              dp.max_join_radius_m), _NEAR_COLUMNS)
+                                                              dp.max_join_radius_m), _TRACK_NEAR_COLUMNS)
         idx = assign_hits(np.array([rec["x_m"]]), np.array([rec["y_m"]]), np.array([rec["heading_deg"]]),
                           np.array([rec["spans"]]), np.array([rec["uncertainty_m"]]), near["x_m"], near["y_m"],
                           near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)

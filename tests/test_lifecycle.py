@@ -271,3 +271,85 @@ def test_busy_deep_pothole_ranks_above_quiet_shallow_one_in_the_list(store) -> N
     assert len(ranked) == 2
     assert [d["traversals"] for d in ranked] == [12, 6] and [d["status"] for d in ranked] == ["confirmed"] * 2
     assert ranked[0]["severity"] == pytest.approx(14.0) and ranked[0]["priority"] > ranked[1]["priority"] > 0
+
+
+# ------------------------------------------------------------------------------------- a trip's miss, quickly
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), rate=st.sampled_from([0.05, 0.3, 0.7, 1.0]),
+       start=st.sampled_from([None, "confirmed", "repaired"]), late=st.booleans())
+def test_a_miss_resumed_quickly_is_the_replay_of_that_pass(seed, n, rate, start, late) -> None:
+    rng = np.random.default_rng(seed)
+    t = T0_S + np.arange(n) * 3600.0
+    trip = np.array([f"t{k:03d}" for k in range(n)])
+    dev = np.array([f"d{k}" for k in rng.integers(0, 4, n)])
+    hit = rng.random(n) < np.where(np.arange(n) < n // 2, rate, rate / 4)       # then mostly misses
+    crew_at = T0_S + (n + (5 if late else -5)) * 3600.0 if start else None     # a crew decision after the pass?
+    crew = (start, crew_at) if start else (None, None)
+    _, before = replay_passes(t, trip, dev, hit, P, start=start, crew=crew, start_t_s=crew_at)
+    before = Replay.from_json(before.to_json())                              # as stored
+    t_miss, trip_miss, dev_miss = T0_S + n * 3600.0 + 60.0, f"t{n:03d}", f"d{rng.integers(0, 4)}"
+    out, slow = replay_passes([t_miss], [trip_miss], [dev_miss], [False], P, resume=before, start_t_s=crew_at)
+    fast = lifecycle.resume_after_miss(before, t_miss, trip_miss, dev_miss, P, start_t_s=crew_at)
+    if fast is None:          # left to the whole replay: the status changes, or the pass is before the crew's
+        assert out or (crew_at is not None and t_miss <= crew_at)
+    else:
+        assert out == [] and fast == slow and fast.to_json() == slow.to_json()
+    if not out and not (crew_at is not None and t_miss <= crew_at):
+        assert fast is not None                                              # every quiet miss goes the quick way
+    # read, resumed and written as JSON: what the dataclass's way gives (None where it does not resume quickly)
+    text = before.to_json()
+    other_rules = DefectParams(confirm_devices=4)
+    for t_pass, trip_pass, crew_pass, params in ((t_miss, trip_miss, crew, P), (t_miss, trip_miss, ("x", 0.0), P),
+                                                 (T0_S - 1.0, "t", crew, P), (t_miss, trip_miss, crew, other_rules)):
+        parsed = Replay.from_json(text)
+        want = None
+        if parsed.resumes(t_pass, trip_pass, crew_pass, params):
+            after = lifecycle.resume_after_miss(parsed, t_pass, trip_pass, dev_miss, params, start_t_s=crew_pass[1])
+            want = None if after is None else after.to_json()
+        assert lifecycle.resume_json_after_miss(text, t_pass, trip_pass, dev_miss, crew_pass, params) == want
+    if fast is not None and before.resumes(t_miss, trip_miss, crew, P):
+        assert lifecycle.resume_json_after_miss(text, t_miss, trip_miss, dev_miss, crew, P) == fast.to_json()
+
+
+def test_a_quick_miss_takes_the_values_as_a_replay_reads_them() -> None:
+    before = Replay(state="candidate", devices=("b", "a", "a"), n_pass=3, n_hit=2, n_clean=0,
+                    clean_devices=("z", "y"), last=(T0_S, "t0"), params=P.digest())
+    fast = lifecycle.resume_after_miss(before, np.float64(T0_S + 1.0), np.str_("t1"), np.str_("c"), P)
+    _, slow = replay_passes(np.array([T0_S + 1.0]), np.array(["t1"]), np.array(["c"]), np.array([0]), P,
+                            resume=before)
+    assert fast == slow and fast.devices == ("a", "b") and fast.last == (T0_S + 1.0, "t1")
+    assert type(fast.last[0]) is float and type(fast.last[1]) is str
+    nan_pass = lifecycle.resume_after_miss(before, np.nan, "t2", "c", P)
+    assert nan_pass == replay_passes([np.nan], ["t2"], ["c"], [0], P, resume=before)[1]
+
+
+@pytest.mark.parametrize("hit_rate", [-0.5, 0.0, 1e-9, 0.01, 0.1, 1 / 3, 0.5, 2 / 3, 0.999, 1.0, 1.5])
+def test_the_clean_streak_remembered_is_the_one_computed(hit_rate: float) -> None:
+    for params in (P, DefectParams(repaired_traversals=3, repaired_miss_prob=0.05)):
+        want = params.repaired_traversals if hit_rate >= 1.0 else (
+            np.iinfo(np.int64).max if hit_rate <= 0.0 else
+            max(params.repaired_traversals,
+                int(np.ceil(np.log(params.repaired_miss_prob) / np.log1p(-hit_rate) - 1e-9))))
+        assert lifecycle.repaired_streak(hit_rate, params) == want
+        assert lifecycle.repaired_streak(hit_rate, params) == want          # remembered
+    with pytest.raises(ValueError):
+        lifecycle.repaired_streak(float("nan"), P)
+
+
+def test_a_miss_that_makes_a_defect_likely_repaired_is_left_to_the_whole_replay() -> None:
+    before = Replay(state="confirmed", n_pass=10, n_hit=10, n_clean=P.repaired_traversals - 1,
+                    clean_devices=("a", "b"), last=(T0_S, "t0"), params=P.digest())
+    out, _ = replay_passes([T0_S + 1.0], ["t1"], ["c"], [0], P, resume=before)
+    assert [tr.to_status for tr in out] == ["likely_repaired"]
+    assert lifecycle.resume_after_miss(before, T0_S + 1.0, "t1", "c", P) is None
+    one_short = Replay(**{**before.__dict__, "n_clean": P.repaired_traversals - 2})
+    out, slow = replay_passes([T0_S + 1.0], ["t1"], ["c"], [0], P, resume=one_short)
+    assert out == [] and lifecycle.resume_after_miss(one_short, T0_S + 1.0, "t1", "c", P) == slow
+
+
+def test_a_replay_that_cannot_be_read_is_not_resumed_as_json() -> None:
+    for text in (None, "", "{", "[]", '{"state": "confirmed"}', '{"state": null, "devices": [], "n_pass": "x"}'):
+        assert Replay.from_json(text) is None
+        assert lifecycle.resume_json_after_miss(text, T0_S, "t", "d", (None, None), P) is None

@@ -544,3 +544,81 @@ def test_ids_in_answers_as_isin_does(n: int, m: int) -> None:
     assert store_module.ids_in(values, []).tolist() == [False] * n
     words = np.array([f"k{v}" for v in values])
     assert store_module.ids_in(words, ["k1", "k7"]).tolist() == np.isin(words, ["k1", "k7"]).tolist()
+
+
+def test_a_transaction_with_its_statement_journal_in_memory_commits_and_rolls_back_as_any(store: Store) -> None:
+    assert store.pragma("temp_store") == 0
+    with store.transaction(journal_in_memory=True):
+        assert store.pragma("temp_store") == 2                      # read as the write transaction began
+        store.set_meta("k", "v")
+        with store.transaction(journal_in_memory=True):             # nested: joins the outer one
+            store.set_meta("k2", "v2")
+    assert store.pragma("temp_store") == 0 and store.get_metas(["k", "k2"]) == {"k": "v", "k2": "v2"}
+    with pytest.raises(RuntimeError), store.transaction(journal_in_memory=True):
+        store.set_meta("k", "changed")
+        raise RuntimeError("boom")
+    assert store.pragma("temp_store") == 0 and store.get_meta("k") == "v"
+    # a failing statement alone is undone (from the journal in memory), the transaction goes on
+    _insert_defects(store, np.array([1.0, 2.0]))
+    with store.transaction(journal_in_memory=True):
+        store.set_meta("k", "kept")
+        with pytest.raises(sqlite3.IntegrityError):                 # the second row breaks NOT NULL: both undone
+            store._ex("UPDATE defects SET status = CASE WHEN defect_id = 2 THEN NULL ELSE 'x' END")
+    assert store.get_meta("k") == "kept"
+    assert store.defects_by_id([1, 2], ["defect_id", "status"])["status"].tolist() == ["confirmed", "confirmed"]
+
+
+def test_an_update_of_indexed_columns_to_their_values_alone_writes_nothing(store: Store) -> None:
+    _insert_defects(store, np.array([3.0, 4.0]))
+    before = store.defects_by_id([1, 2], ["defect_id", "priority", "grid_key"])
+    store.update_defects({"defect_id": [1, 2], "priority": before["priority"], "grid_key": before["grid_key"]})
+    after = store.defects_by_id([1, 2], ["defect_id", "priority", "grid_key", "updated_at_s"])
+    assert after["priority"].tolist() == [3.0, 4.0] and after["grid_key"].tolist() == before["grid_key"].tolist()
+
+
+def test_feature_records_made_a_column_at_a_time_are_those_made_a_value_at_a_time() -> None:
+    rng = np.random.default_rng(4)
+    n = 9
+    cols = {"a": rng.normal(0, 3, n), "b": np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 1e5),
+            "c": rng.integers(-5, 5, n), "d": np.array([np.inf, -np.inf, *rng.random(n - 2)]),
+            "e": rng.random(n).astype(np.float32), "f": rng.random(n) < 0.5, "g": np.full(n, 0.00005)}
+    want = Columns(cols).to_records(decimals={k: 4 for k in cols})
+    got = pipeline._records(cols, 4)
+    assert got == want
+    assert orjson.dumps(got, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(want, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert all(type(a) is type(b) for r, s in zip(got, want, strict=True) for a, b in zip(r.values(), s.values(),
+                                                                                          strict=True))
+    assert pipeline._records({"a": np.empty(0)}, 4) == []
+
+
+def test_pass_totals_of_the_rows_read_are_those_the_database_adds_up(store: Store) -> None:
+    for k, dev in enumerate(["a", "b", "c", "a"]):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE] if k % 2 == 0 else [])
+        add_trip(store, f"u{k}", dev, T0_S + k * DAY_S + 60.0, [(0.0, 60.0, "pothole", 9.0, 0.9)] if k < 3 else [])
+    ids = store.all_defects()["defect_id"].tolist()
+    assert len(ids) == 2
+    for some in (ids, ids[:1], [], [*ids, 999]):
+        want = store.traversal_totals(some)
+        got = pipeline._pass_totals(store.traversals_of_defects(some))
+        assert got.names == want.names and len(got) == len(want) == len(set(some) & set(ids))
+        for n in want.names:
+            assert got[n].dtype == want[n].dtype and got[n].tolist() == want[n].tolist(), n
+
+
+def test_an_upload_is_stored_as_it_came_with_its_digest_and_track_made_aside(store: Store, monkeypatch) -> None:
+    import gzip
+    import hashlib
+
+    trace = road_trace("t-up", "dev-a", t0_s=T0_S)
+    body = gzip.compress(ingest.dumps(trace), mtime=0)
+    pipeline.ingest_trace(store, trace, detection=fake_detection(trace, [POTHOLE]), raw=body)
+    assert store.trip_raw("t-up") == body
+    assert store.get_trip("t-up")["raw_sha256"] == hashlib.sha256(body).hexdigest()
+    want = pipeline.trace_track(trace, DetectorParams()).to_bytes()
+    assert store.trip_tracks(["t-up"])["t-up"] == ("dev-a", want)
+    # what goes wrong making them reaches the caller, and nothing is stored
+    monkeypatch.setattr(pipeline.Track, "to_bytes", lambda self: (_ for _ in ()).throw(MemoryError("no room")))
+    other = road_trace("t-up2", "dev-a", t0_s=T0_S + DAY_S)
+    with pytest.raises(MemoryError, match="no room"):
+        pipeline.ingest_trace(store, other, detection=fake_detection(other, [POTHOLE]), raw=body)
+    assert not store.has_trip("t-up2")
