@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import ingest
-from bump import pipeline
+from bump import pipeline, views
 from bump.cluster import DEFECT_KINDS, LISTED_KINDS, DefectParams
 from bump.evaluate import evaluate_defects, load_truth
 from bump.runtime import one_blas_thread
@@ -70,8 +70,8 @@ def ingest_all(folder: Path, db: Path, params: DetectorParams, defect_params: De
 def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
     truth = load_truth(folder / "truth.json")
     store = Store.open(db, create=False)
-    every = pipeline.list_defects(store, status="all", kind="all", limit=100_000).defects
-    confirmed = pipeline.list_defects(store, status="confirmed", limit=100_000).defects       # the crews' list
+    every = views.list_defects(store, status="all", kind="all", limit=100_000).defects
+    confirmed = views.list_defects(store, status="confirmed", limit=100_000).defects       # the crews' list
     store.close()
     rough = sum(1 for d in every if d["status"] == "confirmed" and d["kind"] == "rough")
     with_rough = evaluate_defects(truth, [d for d in every if d["status"] == "confirmed"

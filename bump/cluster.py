@@ -75,6 +75,11 @@ from detect.params import VersionedParams
 DEFECTS_VERSION = "bump-defects/0.1"
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
+
+
+def spans_road(kinds: np.ndarray) -> np.ndarray:
+    """True for kinds that span the road (:data:`SPANNING_KINDS`)."""
+    return np.isin(np.asarray(kinds).astype(str), SPANNING_KINDS)
 DEFECT_KINDS = ("pothole", "cover", "rough", "unknown")
 KINDS = (*DEFECT_KINDS, *DESIGNED_KINDS)
 # What a crew's list shows unless asked: spot defects. A "rough" cluster is a point on a rough stretch, which the

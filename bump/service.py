@@ -44,7 +44,7 @@ import numpy as np
 
 import ingest
 from bump import cells as cellmap
-from bump import pipeline
+from bump import pipeline, views
 from bump.cluster import KINDS, LISTED_KINDS, Track
 from bump.lifecycle import DEFAULT_LIST_STATUSES, REOPEN, STATUSES
 from bump.store import DefectQuery, Store
@@ -494,13 +494,13 @@ def get_trip(store: Store, principal: Principal, trip_id: str, zones: PrivacyZon
 # ----------------------------------------------------------------------------------------------------- defects
 
 
-_iso = pipeline.iso_time
-_num = pipeline.round_or_none
+_iso = views.iso_time
+_num = views.round_or_none
 
 
 def _choices(value: str | None, allowed: Sequence[str], default: Sequence[str], what: str
              ) -> tuple[str, ...] | None:
-    return pipeline.parse_choices(value, allowed, default, what, error=BadRequestError)
+    return views.parse_choices(value, allowed, default, what, error=BadRequestError)
 
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -528,7 +528,7 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
                  min_confidence: float | None = None, since_s: float | None = None, limit: int = 100,
                  cursor: str | None = None) -> DefectPage:
     """Defects ranked by priority (keyset pages: pass ``next_cursor`` back as ``cursor``). By default the open
-    statuses and the spot defects (see :func:`bump.pipeline.list_defects`); ``status``/``kind`` take
+    statuses and the spot defects (see :func:`bump.views.list_defects`); ``status``/``kind`` take
     comma-separated values or ``all``. Defects withheld for privacy are skipped, so a page may be short."""
     require_read(principal, public_read)
     if not 1 <= int(limit) <= MAX_PAGE:
@@ -541,7 +541,7 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
     for _ in range(8):                          # refill a page thinned by the privacy filter, a bounded number of times
         cols, nxt = store.list_defects(dataclasses.replace(query, limit=int(limit) - len(out), cursor=nxt))
         hidden = zones.hidden_defects(store, cols["defect_id"].tolist())
-        out += [pipeline.defect_record(_row(cols, i)) for i in range(len(cols))
+        out += [views.defect_record(_row(cols, i)) for i in range(len(cols))
                 if int(cols["defect_id"][i]) not in hidden]
         if nxt is None or len(out) >= int(limit):
             break
@@ -570,7 +570,7 @@ def defect_detail(store: Store, principal: Principal, zones: PrivacyZones, defec
     """One defect with its history and passes; crews also get its hits (positions trimmed by privacy) and the
     trips and devices of its passes, others only when and whether each pass hit."""
     require_read(principal, public_read)
-    rec = pipeline.get_defect(store, defect_id)
+    rec = views.get_defect(store, defect_id)
     _visible_defect(store, zones, defect_id)
     if not principal.is_crew:
         names = {p["trip_id"] for p in rec["passes"]} | {p["device_id"] for p in rec["passes"]}
@@ -601,7 +601,7 @@ def change_status(store: Store, principal: Principal, zones: PrivacyZones, defec
     if status == REOPEN and not row["crew_status"]:
         raise ConflictError(f"defect {defect_id} has no crew decision to reopen (it is {row['status']})",
                             field="status")
-    pipeline.set_status(store, defect_id, status, reason=note, actor=principal.actor, at_s=at_s, clock=clock)
+    views.set_status(store, defect_id, status, reason=note, actor=principal.actor, at_s=at_s, clock=clock)
     return defect_detail(store, principal, zones, defect_id, public_read=True)
 
 

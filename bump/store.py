@@ -328,7 +328,7 @@ CREATE INDEX coverage_t ON coverage (t_s);
 """
 
 # A defect passed without a hit keeps its summary (position, kind, ...) when its hits would give the same one: they
-# did not change, and the GPS latency they are corrected by did not either, which this records (bump.pipeline).
+# did not change, and the GPS latency they are corrected by did not either, which this records (bump.refresh).
 _M8 = """
 ALTER TABLE defects ADD COLUMN latency_s {real};
 ALTER TABLE defects ADD COLUMN latency_devices INTEGER;
@@ -474,6 +474,12 @@ def ids_in(values: Any, among: Any) -> np.ndarray:
     among = np.sort(among, axis=None)
     at = np.minimum(np.searchsorted(among, values), among.size - 1)
     return among[at] == values
+
+
+def setdiff_ids(a: Any, b: Any) -> np.ndarray:
+    """``np.setdiff1d(a, b)`` (sorted unique values of a not in b), by :func:`ids_in` for integer ids."""
+    a = np.unique(np.asarray(a))
+    return a[~ids_in(a, b)]
 
 
 def _id_chunks(ids: Sequence[int], n: int = _IN_CHUNK) -> Iterator[list[int]]:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 import ingest
-from bump import pipeline
+from bump import pipeline, views
 from bump.cluster import DEFAULT_DEFECT_PARAMS
 from bump.evaluate import evaluate_defects, load_truth
 from bump.plots import kind_color
@@ -83,14 +83,14 @@ print(f"ingesting {again.trip_id} again: skipped={again.skipped}; database: {sto
 # %% [markdown]
 # ## The ranked list
 #
-# What a crew sees by default (`pipeline.list_defects(store)`, or `bump defects`): every defect that is not
+# What a crew sees by default (`views.list_defects(store)`, or `bump defects`): every defect that is not
 # repaired or dismissed and is not a designed feature, highest **priority** first. Priority grows with
 # severity (equivalent depth, cm), confidence, traffic (`traversals_per_day`) and kind (potholes before
 # covers), and is halved for an unconfirmed candidate. `uncertainty_m` is the 1-sigma error of the position,
 # from the spread of the hits and their GPS accuracy; `hits` / `devices` / `traversals` are the evidence.
 
 # %%
-page = pipeline.list_defects(store)
+page = views.list_defects(store)
 defects = pd.DataFrame(page.defects)
 defects[["id", "kind", "status", "priority", "severity", "depth_class", "confidence", "hits", "devices",
          "traversals", "hit_rate", "uncertainty_m", "lat", "lon"]]
@@ -99,16 +99,16 @@ defects[["id", "kind", "status", "priority", "severity", "depth_class", "confide
 # Why a defect has its kind and status is kept with it, together with every pass:
 
 # %%
-top = pipeline.get_defect(store, int(defects["id"].iloc[0]))
+top = views.get_defect(store, int(defects["id"].iloc[0]))
 print(f"defect {top['id']}: {top['kind']}, {top['status']} — {top['kind_reason']}")
 pd.DataFrame(top["history"])
 
 # %% [markdown]
 # For a crew's GIS: the same list as CSV with `lat`/`lon` columns (QGIS and kepler.gl pick them up) or as
-# GeoJSON (`pipeline.defects_geojson`, `bump defects --format geojson`).
+# GeoJSON (`views.defects_geojson`, `bump defects --format geojson`).
 
 # %%
-print("\n".join(pipeline.defects_csv(page.defects).splitlines()[:4]))
+print("\n".join(views.defects_csv(page.defects).splitlines()[:4]))
 
 # %% [markdown]
 # ## Against the truth
@@ -143,7 +143,7 @@ pd.concat([
 # share of the simulated passes in the feature's lane whose wheels touched it.
 
 # %%
-everything = pd.DataFrame(pipeline.list_defects(store, status="all", kind="all", limit=1000).defects)
+everything = pd.DataFrame(views.list_defects(store, status="all", kind="all", limit=1000).defects)
 proj = LocalProjection(truth.origin_lat_deg, truth.origin_lon_deg)
 truth_defects = pd.DataFrame(truth.defects)
 tx, ty = proj.to_xy(truth_defects["lat"].to_numpy(float), truth_defects["lon"].to_numpy(float))
@@ -198,8 +198,8 @@ hit_rate_by_type.round(2).rename("mean hit rate of the representative defects").
 # and the listed defects.
 
 # %%
-cells = pd.DataFrame(pipeline.list_cells(store))
-coverage_cells = pd.DataFrame(pipeline.coverage(store))
+cells = pd.DataFrame(views.list_cells(store))
+coverage_cells = pd.DataFrame(views.coverage(store))
 cx, cy = proj.to_xy(cells["lat_deg"].to_numpy(float), cells["lon_deg"].to_numpy(float))
 vx, vy = proj.to_xy(coverage_cells["lat_deg"].to_numpy(float), coverage_cells["lon_deg"].to_numpy(float))
 dx, dy = proj.to_xy(defects["lat"].to_numpy(float), defects["lon"].to_numpy(float))
@@ -239,7 +239,7 @@ cells[["n_readings", "iri_mean", "iri_sd", "iri_upper", "n_rough_devices"]].desc
 repaired = [d for d in truth.defects if d.get("repaired_after") is not None]
 rows = everything[everything["truth_id"].isin([d["id"] for d in repaired])]
 if len(rows):
-    record = pipeline.get_defect(store, int(rows.sort_values("hits", ascending=False)["id"].iloc[0]))
+    record = views.get_defect(store, int(rows.sort_values("hits", ascending=False)["id"].iloc[0]))
     repaired_at = pd.Timestamp(repaired[0]["repaired_after"], unit="s", tz="UTC")
     print(f"{repaired[0]['id']} repaired after {repaired_at:%Y-%m-%d %H:%M} UTC -> stored defect {record['id']}: "
           f"{record['status']}")

@@ -8,7 +8,7 @@ import pytest
 from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
 
 from bump import cells as cellmap
-from bump import cluster, pipeline
+from bump import cluster, latency, pipeline, refresh, views
 from bump.cluster import (
     DefectParams,
     LatencyCalibration,
@@ -25,6 +25,7 @@ from bump.cluster import (
     robust_centres,
     weighted_median_by_label,
 )
+from bump.store import Store
 from detect.params import DetectorParams
 
 P = DefectParams()
@@ -138,8 +139,8 @@ def test_speed_bump_from_both_directions_is_one_defect(store) -> None:  # noqa: 
     assert len(d) == 1
     assert d["kind"][0] == "speed_bump" and int(d["n_hits"][0]) == 6 and int(d["n_traversals"][0]) == 6
     # a designed feature is not in the crews' default list, and ranks at zero
-    assert pipeline.list_defects(store).defects == []
-    assert pipeline.list_defects(store, kind="all").defects[0]["priority"] == 0.0
+    assert views.list_defects(store).defects == []
+    assert views.list_defects(store, kind="all").defects[0]["priority"] == 0.0
 
 
 def test_hits_far_apart_are_different_defects(store) -> None:  # noqa: F811
@@ -193,12 +194,12 @@ def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> N
     d = store.all_defects()
     assert len(d) == 1, "the two directions' halves of one feature were not merged"
     assert d["kind"][0] in ("joint", "speed_bump") and "designed feature" in d["kind_reason"][0]
-    assert all(r["kind"] != "pothole" for r in pipeline.list_defects(store, status="all", kind="all").defects)
+    assert all(r["kind"] != "pothole" for r in views.list_defects(store, status="all", kind="all").defects)
 
 
 def _assert_a_full_refresh_agrees(store, did: int, dp: DefectParams, fast, names: tuple[str, ...]) -> None:  # noqa: F811
     """A full refresh of defect ``did`` (every hit and pass read again) leaves ``names`` as ``fast`` has them."""
-    pipeline.refresh_defects(store, [did], pipeline.projection(store), dp, now=T0_S + 20 * DAY_S,
+    refresh.refresh_defects(store, [did], pipeline.projection(store), dp, now=T0_S + 20 * DAY_S,
                              detector=pipeline._detector_json(DetectorParams(), dp))
     full = store.all_defects()
     for n in names:
@@ -208,8 +209,8 @@ def _assert_a_full_refresh_agrees(store, did: int, dp: DefectParams, fast, names
 
 def test_a_defect_only_passed_is_refreshed_from_its_passes_as_a_full_refresh_would(store, monkeypatch) -> None:  # noqa: F811
     summarised: list[int] = []
-    real = pipeline._summaries
-    monkeypatch.setattr(pipeline, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
+    real = refresh._summaries
+    monkeypatch.setattr(refresh, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
                         or real(d, *a, **k))
     for k, dev in enumerate(["a", "b", "c"]):
         add_trip(store, f"hit{k}", dev, T0_S + k * DAY_S, [POTHOLE])
@@ -304,13 +305,13 @@ def test_reprocess_rebuilds_the_same_defects(store) -> None:  # noqa: F811
     for k, dev in enumerate(["a", "b", "c"]):
         impacts[f"t{k}"] = [POTHOLE, (0.5, 120.0, "cover", 4.0, 0.6)]
         add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, impacts[f"t{k}"], length_m=600.0)
-    before = pipeline.list_defects(store, status="all").defects
+    before = views.list_defects(store, status="all").defects
 
     from test_store import fake_detection
 
     summary = pipeline.reprocess(store, detect_fn=lambda tr, _p: fake_detection(tr, impacts[tr.trip_id]),
                                  clock=lambda: T0_S + 10 * DAY_S)
-    after = pipeline.list_defects(store, status="all").defects
+    after = views.list_defects(store, status="all").defects
     assert summary.n_defects == 2 and summary.n_hits == 6
     key = ("kind", "status", "hits", "devices", "traversals", "lat", "lon")
     assert [tuple(d[k] for k in key) for d in after] == [tuple(d[k] for k in key) for d in before]
@@ -381,7 +382,7 @@ def test_a_late_phone_is_corrected_by_its_own_latency(store) -> None:  # noqa: F
         if k >= 8:                                          # ... and a phone whose fixes lag 0.8 s (8 m behind
             add_trip(store, f"late{k}", "late", T0_S + (k + 0.5) * DAY_S,             # at 10 m/s) hits it too
                      [(0.0, -8.0 + rng_offset(k), "pothole", 9.0, 0.9)])
-    late, punctual = pipeline.hit_latencies_s(store, np.array(["late", "dev0"]), p)
+    late, punctual = latency.hit_latencies_s(store, np.array(["late", "dev0"]), p)
     assert 0.3 < late - punctual < 0.8                      # half the 0.8 s with 10 samples against a prior of 10
     assert store.all_defects()["defect_id"].size == 1       # its hits joined the pothole, not a twin behind it
 
@@ -566,8 +567,8 @@ def test_duplicates_and_twins_from_pairs_found_once_are_those_found_each() -> No
 
 def test_a_speed_bump_missed_keeps_its_summary_while_its_hits_would_give_it(store, monkeypatch) -> None:  # noqa: F811
     summarised: list[int] = []
-    real = pipeline._summaries
-    monkeypatch.setattr(pipeline, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
+    real = refresh._summaries
+    monkeypatch.setattr(refresh, "_summaries", lambda d, *a, **k: summarised.extend(d["defect_id"].tolist())
                         or real(d, *a, **k))
     bump_n, bump_s = (1.0, 0.0, "speed_bump", 8.0, 0.9), (-1.0, 0.5, "speed_bump", 8.0, 0.9)
     for k, dev in enumerate(["a", "b", "c"]):                  # hit on every pass both ways: a designed feature
@@ -727,19 +728,19 @@ def _ingest_bumps_missed(store, kept_rows: list[tuple[int, int]]) -> list:  # no
 
 def test_kept_summaries_written_after_the_merges_are_those_of_a_full_refresh(tmp_path, monkeypatch) -> None:
     written: list[tuple[int, int]] = []
-    real_write = pipeline._KeptSummaries.write
+    real_write = refresh._KeptSummaries.write
 
     def counted(self, store):  # noqa: F811
         written.append((int(self.update["defect_id"].size), len(self.history)))
         return real_write(self, store)
 
-    monkeypatch.setattr(pipeline._KeptSummaries, "write", counted)
-    fast = pipeline.Store.open(tmp_path / "fast.db")
+    monkeypatch.setattr(refresh._KeptSummaries, "write", counted)
+    fast = Store.open(tmp_path / "fast.db")
     fast_changes = _ingest_bumps_missed(fast, written)
     assert sum(n for n, _ in written) >= 4 and any(h for _, h in written)       # kept ones, one going repaired
     # the twin: no summary kept, every defect only passed and not done quickly refreshed from its hits
-    monkeypatch.setattr(pipeline, "_summary_holds", lambda prev, *a, **k: np.zeros(len(prev), dtype=bool))
-    slow = pipeline.Store.open(tmp_path / "slow.db")
+    monkeypatch.setattr(refresh, "_summary_holds", lambda prev, *a, **k: np.zeros(len(prev), dtype=bool))
+    slow = Store.open(tmp_path / "slow.db")
     slow_changes = _ingest_bumps_missed(slow, [])
     assert fast_changes == slow_changes and any(fast_changes)
     a, b = fast.all_defects(), slow.all_defects()

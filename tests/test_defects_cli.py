@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_store import DAY_S, T0_S, add_trip
 
-from bump import pipeline
+from bump import views
 from bump.cli.main import main
 from bump.store import Store
 
@@ -34,7 +34,7 @@ def db(tmp_path_factory) -> Path:
                      + ([(0.0, 60.0, "pothole", 6.0, 0.9)] if k < 3 else []), length_m=400.0)
         d = store.all_defects()
         dismissed = int(d["defect_id"][d["y_m"].argsort()[2]])          # the one at y = 60 m
-        pipeline.set_status(store, dismissed, "dismissed", reason="manhole, flush", at_s=T0_S + 9 * DAY_S)
+        views.set_status(store, dismissed, "dismissed", reason="manhole, flush", at_s=T0_S + 9 * DAY_S)
     return path
 
 

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, store  # noqa: F401  (fixture)
 
-from bump import lifecycle, pipeline
+from bump import lifecycle, pipeline, views
 from bump.cluster import DefectParams
 from bump.lifecycle import InvalidStatusError, Replay, evaluate_status, replay_passes, status_timeline
 from bump.priority import priority
+from bump.store import StoreError
 
 P = DefectParams()
 
@@ -186,22 +187,22 @@ def test_confirmed_then_likely_repaired_then_hit_again(store) -> None:  # noqa: 
 def test_crew_repaired_dismissed_and_reopen(store) -> None:  # noqa: F811
     _confirmed(store)
     did = int(store.all_defects()["defect_id"][0])
-    rec = pipeline.set_status(store, did, "repaired", reason="patched, order 17", actor="crew 3",
+    rec = views.set_status(store, did, "repaired", reason="patched, order 17", actor="crew 3",
                               at_s=T0_S + 5 * DAY_S, clock=lambda: T0_S + 5 * DAY_S)
     assert rec["status"] == "repaired" and rec["history"][-1]["by"] == "crew 3"
-    assert pipeline.list_defects(store).defects == []                # hidden from the default list
-    assert pipeline.list_defects(store, status="repaired").defects[0]["id"] == did
+    assert views.list_defects(store).defects == []                # hidden from the default list
+    assert views.list_defects(store, status="repaired").defects[0]["id"] == did
     add_trip(store, "clean", "d", T0_S + 6 * DAY_S, [])
     assert _status(store) == "repaired"
     add_trip(store, "after", "e", T0_S + 7 * DAY_S, [POTHOLE])          # broke again
     assert _status(store) == "candidate"
     assert store.history(did)[-1]["reason"].startswith("hit again after the repair")
 
-    pipeline.set_status(store, did, "dismissed", reason="a drain grate, by design", at_s=T0_S + 8 * DAY_S)
+    views.set_status(store, did, "dismissed", reason="a drain grate, by design", at_s=T0_S + 8 * DAY_S)
     for k, dev in enumerate(["f", "g", "h"]):
         add_trip(store, f"more{k}", dev, T0_S + (9 + k) * DAY_S, [POTHOLE])
     assert _status(store) == "dismissed" and len(store.all_defects()) == 1   # its hits still join it
-    pipeline.set_status(store, did, "reopen", reason="grate replaced by a pothole", at_s=T0_S + 20 * DAY_S)
+    views.set_status(store, did, "reopen", reason="grate replaced by a pothole", at_s=T0_S + 20 * DAY_S)
     assert _status(store) == "confirmed"
     tos = [h["to_status"] for h in store.history(did)]
     assert "repaired" in tos and "dismissed" in tos and "reopened" in tos
@@ -211,13 +212,13 @@ def test_invalid_crew_changes_are_refused(store) -> None:  # noqa: F811
     _confirmed(store)
     did = int(store.all_defects()["defect_id"][0])
     with pytest.raises(InvalidStatusError, match="crews may set"):
-        pipeline.set_status(store, did, "likely_repaired", reason="looks fixed")
+        views.set_status(store, did, "likely_repaired", reason="looks fixed")
     with pytest.raises(InvalidStatusError, match="already confirmed"):
-        pipeline.set_status(store, did, "confirmed", reason="looks bad")
+        views.set_status(store, did, "confirmed", reason="looks bad")
     with pytest.raises(InvalidStatusError, match="reason"):
-        pipeline.set_status(store, did, "repaired", reason="  ")
-    with pytest.raises(pipeline.StoreError, match="no defect"):
-        pipeline.set_status(store, 999, "repaired", reason="x")
+        views.set_status(store, did, "repaired", reason="  ")
+    with pytest.raises(StoreError, match="no defect"):
+        views.set_status(store, 999, "repaired", reason="x")
     assert _status(store) == "confirmed" and len(store.history(did)) == 2
 
 
@@ -225,7 +226,7 @@ def test_crew_confirms_a_candidate_seen_on_site(store) -> None:  # noqa: F811
     add_trip(store, "hit0", "a", T0_S, [POTHOLE])
     did = int(store.all_defects()["defect_id"][0])
     assert _status(store) == "candidate"
-    pipeline.set_status(store, did, "confirmed", reason="seen on site, 6 cm deep")
+    views.set_status(store, did, "confirmed", reason="seen on site, 6 cm deep")
     assert _status(store) == "confirmed"
     assert store.history(did)[-1]["reason"] == "seen on site, 6 cm deep"
 
@@ -234,7 +235,7 @@ def test_crew_decision_survives_reprocess(store) -> None:  # noqa: F811
     impacts = {f"hit{k}": [POTHOLE] for k in range(3)}
     _confirmed(store)
     did = int(store.all_defects()["defect_id"][0])
-    pipeline.set_status(store, did, "dismissed", reason="a speed table", at_s=T0_S + 4 * DAY_S)
+    views.set_status(store, did, "dismissed", reason="a speed table", at_s=T0_S + 4 * DAY_S)
     summary = pipeline.reprocess(store, detect_fn=lambda tr, _p: fake_detection(tr, impacts[tr.trip_id]))
     assert summary.carried_over == 1 and summary.lost_decisions == 0
     d = store.all_defects()
@@ -267,7 +268,7 @@ def test_busy_deep_pothole_ranks_above_quiet_shallow_one_in_the_list(store) -> N
     for k in range(6):
         add_trip(store, f"quiet{k}", f"q{k}", T0_S + k * DAY_S, [(0.0, -500.0, "pothole", 3.0, 0.9)]
                  if k % 2 == 0 else [], heading_deg=90.0, offset_m=500.0)
-    ranked = pipeline.list_defects(store).defects
+    ranked = views.list_defects(store).defects
     assert len(ranked) == 2
     assert [d["traversals"] for d in ranked] == [12, 6] and [d["status"] for d in ranked] == ["confirmed"] * 2
     assert ranked[0]["severity"] == pytest.approx(14.0) and ranked[0]["priority"] > ranked[1]["priority"] > 0

@@ -42,7 +42,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 import ingest  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from bump import pipeline  # noqa: E402
+from bump import pipeline, views  # noqa: E402
 from bump.store import Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def _row_ids(driver: webdriver.Chrome) -> list[int]:
 
 def _db_defects(db_path: Path, **filters: Any) -> list[dict[str, Any]]:
     with Store.open(db_path, create=False) as store:
-        return pipeline.list_defects(store, limit=5000, **filters).defects
+        return views.list_defects(store, limit=5000, **filters).defects
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,10 @@ import orjson
 import pytest
 
 import ingest
-from bump import pipeline
+from bump import cells as cellmap
+from bump import pipeline, refresh, views
 from bump import store as store_module
+from bump.cluster import Track
 from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
 from detect import Detection
 from detect.columns import Columns
@@ -211,12 +213,12 @@ def test_trip_without_impacts_still_counts_as_a_pass(store: Store) -> None:
 def test_roughness_cells_need_three_readings(store: Store) -> None:
     add_trip(store, "t0", "a", T0_S, [])
     add_trip(store, "t1", "b", T0_S + DAY_S, [])
-    assert pipeline.list_cells(store) == []          # two readings per cell: not reported
+    assert views.list_cells(store) == []          # two readings per cell: not reported
     add_trip(store, "t2", "c", T0_S + 2 * DAY_S, [])
-    cells = pipeline.list_cells(store)
+    cells = views.list_cells(store)
     assert cells and all(c["n_readings"] >= 3 and c["n_rough_devices"] == 3 for c in cells)
     assert all(abs(c["iri_mean"] - 3.0) < 1e-9 and c["iri_upper"] >= c["iri_mean"] for c in cells)
-    cov = pipeline.coverage(store, since_s=T0_S + 0.5 * DAY_S)
+    cov = views.coverage(store, since_s=T0_S + 0.5 * DAY_S)
     assert cov and max(c["n_devices"] for c in cov) == 2
 
 
@@ -228,7 +230,7 @@ def test_cells_added_per_trip_equal_a_rebuild_from_every_row(store: Store) -> No
     added = store.list_cells()
     keys = store.roughness_cell_keys()
     with store.transaction():
-        store.refresh_cells(None, pipeline.cellmap.cell_centres(keys, pipeline.projection(store)))
+        store.refresh_cells(None, cellmap.cell_centres(keys, pipeline.projection(store)))
     rebuilt = store.list_cells()
     assert len(added) > 20 and added["cell_key"].tolist() == rebuilt["cell_key"].tolist()
     assert rebuilt["n_devices"].max() == 2 and rebuilt["n_rough_devices"].max() == 2
@@ -275,13 +277,13 @@ def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) 
 
 
 def test_default_list_leaves_out_castings_standing_proud(store: Store) -> None:
-    from bump import pipeline
+    from bump import views
 
     _insert_defects(store, np.array([3.0, 2.0, 1.0]), kind=["pothole", "cover", "cover"],
                     depth_class=["high", "proud", "moderate"])
-    default = pipeline.list_defects(store).defects
+    default = views.list_defects(store).defects
     assert [(d["kind"], d["depth_class"]) for d in default] == [("pothole", "high"), ("cover", "moderate")]
-    covers = pipeline.list_defects(store, kind="cover").defects
+    covers = views.list_defects(store, kind="cover").defects
     assert [d["depth_class"] for d in covers] == ["proud", "moderate"]
 
 
@@ -305,7 +307,7 @@ def test_min_confidence_compares_the_confidence_as_reported(store) -> None:
     for k, dev in enumerate("abc"):
         add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
     store.update_defects({"defect_id": store.all_defects()["defect_id"], "confidence": [0.99351]})
-    listed = pipeline.list_defects(store, status="all", kind="all").defects
+    listed = views.list_defects(store, status="all", kind="all").defects
     assert len(listed) == 1
     shown = listed[0]["confidence"]
     assert shown == 0.994                                           # reported to 3 decimals, stored 0.99351
@@ -599,7 +601,7 @@ def test_pass_totals_of_the_rows_read_are_those_the_database_adds_up(store: Stor
     assert len(ids) == 2
     for some in (ids, ids[:1], [], [*ids, 999]):
         want = store.traversal_totals(some)
-        got = pipeline._pass_totals(store.traversals_of_defects(some))
+        got = refresh._pass_totals(store.traversals_of_defects(some))
         assert got.names == want.names and len(got) == len(want) == len(set(some) & set(ids))
         for n in want.names:
             assert got[n].dtype == want[n].dtype and got[n].tolist() == want[n].tolist(), n
@@ -617,7 +619,7 @@ def test_an_upload_is_stored_as_it_came_with_its_digest_and_track_made_aside(sto
     want = pipeline.trace_track(trace, DetectorParams()).to_bytes()
     assert store.trip_tracks(["t-up"])["t-up"] == ("dev-a", want)
     # what goes wrong making them reaches the caller, and nothing is stored
-    monkeypatch.setattr(pipeline.Track, "to_bytes", lambda self: (_ for _ in ()).throw(MemoryError("no room")))
+    monkeypatch.setattr(Track, "to_bytes", lambda self: (_ for _ in ()).throw(MemoryError("no room")))
     other = road_trace("t-up2", "dev-a", t0_s=T0_S + DAY_S)
     with pytest.raises(MemoryError, match="no room"):
         pipeline.ingest_trace(store, other, detection=fake_detection(other, [POTHOLE]), raw=body)

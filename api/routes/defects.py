@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, SettingsDep, StoreDep, ZonesDep
 from api.routes.common import GEOJSON, CSVResponse, GeoJSONResponse, errors
 from api.schemas import DefectDetail, DefectPage, FeatureCollection, StatusChange
-from bump import pipeline, service
+from bump import service, views
 
 router = APIRouter(prefix="/v1", tags=["defects"])
 
@@ -64,7 +64,7 @@ def defects_geojson(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, s
                     filters: FiltersDep) -> GeoJSONResponse:
     """The same page as GeoJSON ([lon, lat], WGS84); ``next_cursor`` as a foreign member."""
     page = _page(store, principal, zones, settings, filters)
-    return GeoJSONResponse({**pipeline.defects_geojson(page.defects), "next_cursor": page.next_cursor})
+    return GeoJSONResponse({**views.defects_geojson(page.defects), "next_cursor": page.next_cursor})
 
 
 @router.get("/defects.csv", response_class=CSVResponse, responses={
@@ -75,7 +75,7 @@ def defects_csv(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, setti
     """The same page as CSV with ``lat``, ``lon`` columns, by priority; the next cursor in the ``Link`` header."""
     page = _page(store, principal, zones, settings, filters)
     headers = {"Link": f'<?cursor={page.next_cursor}>; rel="next"'} if page.next_cursor else None
-    return CSVResponse(pipeline.defects_csv(page.defects), headers=headers)
+    return CSVResponse(views.defects_csv(page.defects), headers=headers)
 
 
 @router.get("/defects/{defect_id}", response_model=DefectDetail, responses=errors(401, 404, 422))

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bump import pipeline
+from bump import views
 from bump.store import Store
 from ingest.errors import BumpError
 
@@ -96,20 +96,20 @@ def run(args: argparse.Namespace) -> int:
                 defect_id = int(args.set[0])
             except ValueError:
                 raise CliInputError(f"--set needs a defect id number, got {args.set[0]!r}", field="set") from None
-            rec = pipeline.set_status(store, defect_id, args.set[1], reason=args.reason or "", actor=args.by)
+            rec = views.set_status(store, defect_id, args.set[1], reason=args.reason or "", actor=args.by)
             print(f"defect {defect_id}: {rec['status']} ({rec['history'][-1]['reason']})")
             return 0
         if args.show is not None:
-            _write(args, _json(pipeline.get_defect(store, args.show)))
+            _write(args, _json(views.get_defect(store, args.show)))
             return 0
-        page = pipeline.list_defects(store, status=args.status, kind=args.kind, bbox=parse_bbox(args.bbox),
+        page = views.list_defects(store, status=args.status, kind=args.kind, bbox=parse_bbox(args.bbox),
                                      limit=args.limit, cursor=args.cursor)
     if args.format == "json":
         _write(args, _json({"defects": page.defects, "next_cursor": page.next_cursor}))
     elif args.format == "geojson":
-        _write(args, _json(pipeline.defects_geojson(page.defects)))
+        _write(args, _json(views.defects_geojson(page.defects)))
     elif args.format == "csv":
-        _write(args, pipeline.defects_csv(page.defects))
+        _write(args, views.defects_csv(page.defects))
     else:
         _write(args, table(page.defects))
         if page.next_cursor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bump import pipeline
+from bump import views
 from bump.cli import defects as defects_cli
 from bump.cli import ingest as ingest_cli
 from bump.evaluate import evaluate_defects, load_truth
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     status = ingest_cli.run(argparse.Namespace(paths=[str(folder)], db=args.db, format=None, device=None,
                                                json=False, debug=args.debug))
     with Store.open(args.db, create=False) as store:
-        page = pipeline.list_defects(store, limit=args.limit)
-        confirmed = pipeline.list_defects(store, status="confirmed", limit=5000).defects
+        page = views.list_defects(store, limit=args.limit)
+        confirmed = views.list_defects(store, status="confirmed", limit=5000).defects
     print(f"\nRanked defects (top {args.limit}; candidates need hits from 3 devices to be confirmed):")
     print(defects_cli.table(page.defects), end="")
     truth_path = folder / "truth.json"
