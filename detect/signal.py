@@ -75,58 +75,34 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     rel = t_s - t_s[0]
     rel *= fs_hz                                      # input times in grid steps
     # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
-    pos = np.empty(t_s.size, dtype=np.int64)
-    for c0 in range(0, t_s.size, CHUNK_SAMPLES):          # loop over chunks of samples (in cache)
-        part = np.subtract(rel[c0:c0 + CHUNK_SAMPLES], 1e-9)
-        np.ceil(part, out=part)
-        np.clip(part, 0, n_grid, out=part)
-        pos[c0:c0 + part.size] = part
+    pos = np.ceil(rel - 1e-9).astype(np.int64)
+    np.clip(pos, 0, n_grid, out=pos)
     idx = np.cumsum(np.bincount(pos, minlength=n_grid + 1)[:n_grid])
     np.clip(idx, 1, t_s.size - 1, out=idx)
-    if 1.0 / _median_dt_s(t_s) <= 1.5 * fs_hz:
-        out, valid = _lerp_onto_grid(vals, rel, idx, gap_s * fs_hz)
-        return t_grid, out.reshape((n_grid, *values.shape[1:])), valid
-    # decimating: average over [t - dt/2, t + dt/2] using the trapezoid running integral of each column
-    left = np.take(rel, idx - 1)
-    valid = np.take(rel, idx) - left <= gap_s * fs_hz
-    dt = np.diff(t_s)[:, None]
-    integral = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(0.5 * (vals[1:] + vals[:-1]) * dt, axis=0)])
-    lo_t = np.clip(t_grid - 0.5 / fs_hz, t_s[0], t_s[-1])
-    hi_t = np.clip(t_grid + 0.5 / fs_hz, t_s[0], t_s[-1])
-    out = np.column_stack([
-        (np.interp(hi_t, t_s, integral[:, j]) - np.interp(lo_t, t_s, integral[:, j]))
-        / np.maximum(hi_t - lo_t, 1e-12)
-        for j in range(vals.shape[1])
-    ])
-    return t_grid, out.reshape((n_grid, *values.shape[1:])), valid
-
-
-def _lerp_onto_grid(vals: np.ndarray, rel: np.ndarray, idx: np.ndarray, max_span: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(values (n_grid, k) at the grid points ``i = 0 .. n_grid - 1``, valid (n_grid,)): the straight line between
-    the input samples ``idx[i] - 1`` and ``idx[i]`` (times ``rel`` in grid steps) at ``i``, valid where those two
-    samples are at most ``max_span`` steps apart. Chunk by chunk (:data:`CHUNK_SAMPLES`): the gathered samples and
-    the weights stay in cache instead of passing through memory as whole-length temporaries."""
-    n_grid = idx.size
-    out = np.empty((n_grid, vals.shape[1]))
-    valid = np.empty(n_grid, dtype=bool)
-    for c0 in range(0, n_grid, CHUNK_SAMPLES):            # loop over chunks of samples
-        hi = idx[c0:c0 + CHUNK_SAMPLES]
-        lo = hi - 1
-        left = np.take(rel, lo)
-        span = np.take(rel, hi)
-        span -= left
-        np.less_equal(span, max_span, out=valid[c0:c0 + hi.size])
-        frac = np.arange(c0, c0 + hi.size) - left
-        frac /= span
+    lo = idx - 1
+    left = np.take(rel, lo)
+    span = np.take(rel, idx) - left
+    valid = span <= gap_s * fs_hz
+    if 1.0 / _median_dt_s(t_s) > 1.5 * fs_hz:
+        # average over [t - dt/2, t + dt/2] using the trapezoid running integral of each column
+        dt = np.diff(t_s)[:, None]
+        integral = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(0.5 * (vals[1:] + vals[:-1]) * dt, axis=0)])
+        lo_t = np.clip(t_grid - 0.5 / fs_hz, t_s[0], t_s[-1])
+        hi_t = np.clip(t_grid + 0.5 / fs_hz, t_s[0], t_s[-1])
+        out = np.column_stack([
+            (np.interp(hi_t, t_s, integral[:, j]) - np.interp(lo_t, t_s, integral[:, j]))
+            / np.maximum(hi_t - lo_t, 1e-12)
+            for j in range(vals.shape[1])
+        ])
+    else:
+        frac = (np.arange(n_grid) - left) / span
         np.clip(frac, 0.0, 1.0, out=frac)
         lo_v = np.take(vals, lo, axis=0)
-        part = out[c0:c0 + hi.size]
-        np.take(vals, hi, axis=0, out=part)
-        part -= lo_v
-        part *= frac[:, None]
-        part += lo_v
-    return out, valid
+        out = np.take(vals, idx, axis=0)
+        out -= lo_v
+        out *= frac[:, None]
+        out += lo_v
+    return t_grid, out.reshape((n_grid, *values.shape[1:])), valid
 
 
 @lru_cache(maxsize=64)
