@@ -4,8 +4,9 @@ The evidence, each from the physics in FIELD_NOTES:
 
 * **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
   low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
-  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` on both wheels is a bump; a lift
-  that rolls the car (one wheel, see below) is a wheel dropping into a deep hole.
+  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump, unless it clearly rolls
+  the car (roll/pitch at least ``one_wheel_roll_ratio``, nearer one wheel's ~1.7 than both wheels' bound, and
+  lateral motion coherent with it): then it is a wheel dropping into a deep hole.
 * **One wheel vs both** (``lateral_up_corr``, ``roll_ratio``): a pothole or cover is hit by one wheel track and
   rolls the car, so the phone's lateral acceleration moves in step with the vertical hit (|corr| ~ 0.8); joints
   and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
@@ -67,9 +68,11 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     shallow = depth_m < params.cover_depth_m
     on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)
     long_event = (feat["duration_s"] > params.max_event_s) | on_rough
-    # a bump lifts the body on both wheels; a lift that clearly rolls the car (the gyroscope sees one-wheel roll and
-    # the lateral motion follows the hit as closely as a weak event's must) is a wheel dropping into a deep hole
-    rolls = ~two & np.isfinite(feat["roll_ratio"]) & (feat["lateral_up_corr"] >= params.weak_coherence)
+    # a bump lifts the body on both wheels; a lift that clearly rolls the car (the gyroscope sees a one-wheel roll, at
+    # least one_wheel_roll_ratio, and the lateral motion follows the hit as closely as a weak event's must) is a wheel
+    # dropping into a deep hole; a roll between the two regimes (a hump taken at an angle) leaves it a bump
+    rolls = (~two & (feat["roll_ratio"] >= params.one_wheel_roll_ratio)
+             & (feat["lateral_up_corr"] >= params.weak_coherence))
     bump = lift & ~rolls
     kind = np.select(
         [long_event, bump, two, proud | shallow],

@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-DETECTOR_VERSION = "bump-detect/0.5"      # 0.5: roughness on ~25 box means a second from the design rate (IRI
+DETECTOR_VERSION = "bump-detect/0.6"      # 0.6: a lift is a deep pothole only when its roll is clearly one wheel's
+#                                           (one_wheel_roll_ratio); roughness and other impacts as 0.5.
+#                                           0.5: roughness on ~25 box means a second from the design rate (IRI
 #                                           moves a few % for phones at exactly 100 Hz or at 200 Hz); impacts as 0.4.
 #                                           0.4: with a gyroscope, roughness ignores phone position and coherence,
 #                                           and a lift that rolls the car is a deep pothole, not a bump
@@ -94,6 +96,9 @@ class DetectorParams(VersionedParams):
     bump_velocity_mps: float = 0.4       # ... or a vertical body velocity swing above this
     one_wheel_coherence: float = 0.45    # |corr(lateral, vertical)| above this: one wheel rolled the car
     both_wheels_roll_ratio: float = 0.9  # roll/pitch rate below this: both wheels of an axle (one wheel ~ 1.7)
+    one_wheel_roll_ratio: float = 1.3    # roll/pitch rate at least this: clearly one wheel (nearer the one-wheel
+    #                                      ~1.7 = wheelbase / track than the both-wheels bound): a lift that rolls
+    #                                      this much is a wheel dropping into a deep hole, not a bump
     damper_rate_per_s: float = 2.7       # body velocity swing per metre of depth seen at the phone [1/s]
     cover_depth_m: float = 0.045         # one-wheel events shallower than this look like a utility cover: castings
     #                                      sink 1-4 cm (FIELD_NOTES), the estimate scatters ~x1.3 around the drop, and

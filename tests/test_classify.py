@@ -34,6 +34,16 @@ def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_
     assert severity[1] == pytest.approx(100 * 0.45 / P.damper_rate_per_s)   # a hole: equivalent depth [cm]
 
 
+def test_a_lift_whose_roll_is_between_both_wheels_and_one_wheel_stays_a_bump() -> None:
+    # a hump taken at an angle rolls the car a little: roll/pitch 1.0 is neither both wheels (< 0.9) nor clearly one
+    # wheel (~1.7, at least one_wheel_roll_ratio); with the lateral motion coherent it is still a bump, not a hole
+    lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.39] * 3)
+    feat = _events(**lift, lateral_up_corr=[0.64] * 3,
+                   roll_ratio=[1.0, P.one_wheel_roll_ratio - 0.01, P.one_wheel_roll_ratio + 0.01])
+    kind, *_ = classify(feat, P)
+    assert kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
+
+
 def test_one_wheel_events_without_lift_keep_their_depth_rule() -> None:
     feat = _events(vel_p2p_mps=[0.05, 0.2], disp_p2p_m=[0.005, 0.01], lateral_up_corr=[0.8, 0.8],
                    roll_ratio=[1.5, 1.5])
