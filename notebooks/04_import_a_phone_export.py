@@ -15,8 +15,9 @@
 # # 04 · Import a phone export
 #
 # Drivers will not upload `bump.trace/1` files: they record with an app and export what the app writes.
-# `ingest.read(path)` sniffs the format (Sensor Logger zip or folder, phyphox, SensorLog, plain CSV, bump
-# JSON), converts every unit once (g → m/s², ns → s, iOS axis signs → Android's) and validates the result.
+# `ingest.read(path)` sniffs the format (Sensor Logger zip or folder, phyphox, SensorLog, Physics Toolbox Sensor
+# Suite, plain CSV, bump JSON), converts every unit once (g → m/s², ns → s, iOS axis signs → Android's) and
+# validates the result.
 #
 # To have an export whose road we know, we write one ourselves: a **Sensor Logger** "Zipped CSV" export
 # (Android) of one simulated trip from `sample_traces/`, with the app's quirks — `time` in integer nanoseconds
@@ -191,9 +192,10 @@ r.plot_map()
 # ## Other exports
 #
 # The repository's reader tests keep small hand-made exports in `tests/data/`: Sensor Logger from Android (a
-# zip) and iOS (a folder: gravity removed, in the app's iOS axis signs), and phyphox (times in seconds since
-# the experiment start, quoted headers with units). They are seconds long — too short for detection — but show
-# that the same call reads them all into the same canonical units.
+# zip) and iOS (a folder: gravity removed, in the app's iOS axis signs), phyphox (times in seconds since the
+# experiment start, quoted headers with units) and a Physics Toolbox Sensor Suite "Multi Record" (g-force in g,
+# semicolons and decimal commas, each sensor's cells filled only when it updated). They are seconds long — too
+# short for detection — but show that the same call reads them all into the same canonical units.
 
 # %%
 DATA = ROOT / "tests" / "data"
@@ -201,6 +203,7 @@ fixtures = {name: ingest.read(DATA / rel) for name, rel in [
     ("Sensor Logger, Android zip", "sensor_logger/android.zip"),
     ("Sensor Logger, iOS folder", "sensor_logger/ios"),
     ("phyphox zip", "phyphox/simple_comma.zip"),
+    ("Physics Toolbox Multi Record", "physics_toolbox/multi_record_semicolon.csv"),
 ]}
 pd.DataFrame({name: {"format": tr.source_format, "samples": tr.n_samples, "rate_hz": round(tr.quality.accel_rate_hz),
                      "duration_s": round(tr.duration_s, 2), "gps_fixes": tr.quality.gps_fixes, "gyro": tr.has_gyro,
