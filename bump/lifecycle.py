@@ -76,6 +76,15 @@ def _repaired_streak(hit_rate: float, repaired_traversals: int, repaired_miss_pr
     return max(repaired_traversals, needed)
 
 
+def _repaired_now(n_pass: int, n_hit: int, n_clean: int, n_clean_devices: int, params: DefectParams
+                  ) -> tuple[bool, float]:
+    """(whether a confirmed defect is likely repaired now, its hit rate before the clean passes): ``n_clean`` passes
+    without a hit from ``n_clean_devices`` devices after ``n_hit`` hits on ``n_pass`` passes counted from the first
+    hit (which is no sample of the rate)."""
+    hit_rate = (n_hit - 1) / max(n_pass - n_clean - 1, 1)
+    return (n_clean >= repaired_streak(hit_rate, params) and n_clean_devices >= params.repaired_devices), hit_rate
+
+
 @dataclass(frozen=True)
 class Replay:
     """Where the status replay of one defect stands after the passes replayed so far, so that later passes can
@@ -198,8 +207,8 @@ def replay_passes(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, h
         elif state == "confirmed":
             n_clean += 1
             clean_devices.add(dev)
-            hit_rate = (n_hit - 1) / max(n_pass - n_clean - 1, 1)     # the first hit is no sample
-            if n_clean >= repaired_streak(hit_rate, params) and len(clean_devices) >= params.repaired_devices:
+            repaired, hit_rate = _repaired_now(n_pass, n_hit, n_clean, len(clean_devices), params)
+            if repaired:
                 change(t, "likely_repaired", f"no hit on the last {n_clean} passes from {len(clean_devices)} "
                                              f"devices, after hits on {hit_rate:.0%} of the passes before (trip "
                                              f"{trip} the latest)")
@@ -261,8 +270,7 @@ def _after_miss(state: str | None, devices: tuple[str, ...], n_pass: int, n_hit:
     if state == "confirmed":
         n_clean += 1
         clean.add(device_id)
-        hit_rate = (n_hit - 1) / max(n_pass - n_clean - 1, 1)
-        if n_clean >= repaired_streak(hit_rate, params) and len(clean) >= params.repaired_devices:
+        if _repaired_now(n_pass, n_hit, n_clean, len(clean), params)[0]:
             return None                      # likely repaired now
     keep_devices = state in (None, "candidate", "repaired")
     return tuple(sorted(set(devices))) if keep_devices else (), n_pass, n_clean, tuple(sorted(clean))

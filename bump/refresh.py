@@ -527,9 +527,7 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
     around = store.defects_in_grid(cellmap.grid_keys_within(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
                                    _MERGE_COLUMNS)
     keep = ~ids_in(around["defect_id"], ids)
-    names = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m", "n_traversals", "n_traversal_hits",
-             "n_hits")
-    cat = {n: np.concatenate([np.asarray(summ[n]), around[n][keep]]) for n in names}
+    cat = {n: np.concatenate([np.asarray(summ[n]), around[n][keep]]) for n in _MERGE_COLUMNS}
     spans = cat["spans"].astype(bool)
     close = close_pairs(cat["x_m"], cat["y_m"], dp)
     i1, j1, d1 = duplicate_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], dp,
@@ -542,7 +540,7 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
     if i.size == 0:
         return []
     # each merges into its nearest larger partner (more hits; ties: the older id): no chaining through strays
-    n_hits = np.concatenate([np.asarray(summ["n_hits"]), around["n_hits"][keep]])
+    n_hits = cat["n_hits"]
     older = -cat["defect_id"].astype(np.float64) * 1e-9           # a tie in hits goes to the lower id
     comp = merge_forest(n_hits + older - older.min(), i, j, d)
     involved = np.unique(np.concatenate([i, j]))

@@ -54,14 +54,18 @@ class Columns:
         return pd.DataFrame({k: np.asarray(v) for k, v in self.data.items()})
 
     def to_records(self, *, decimals: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
-        """Rows as plain-Python dicts (NaN -> None), rounding the named columns."""
+        """Rows as plain-Python dicts (NaN and inf -> None), rounding the named columns. A column at a time: a
+        float column without a NaN or inf goes to Python floats in one ``tolist``."""
         decimals = decimals or {}
         cols = {}
         for k, v in self.data.items():
             arr = np.asarray(v)
             if arr.dtype.kind == "f":
                 arr = np.round(arr, decimals[k]) if k in decimals else arr
-                cols[k] = [None if not np.isfinite(x) else float(x) for x in arr.tolist()]
+                finite = np.isfinite(arr)
+                values = arr.tolist()
+                cols[k] = values if finite.all() else [x if f else None for x, f in zip(values, finite.tolist(),
+                                                                                         strict=True)]
             else:
                 cols[k] = arr.tolist()
         return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]

@@ -578,19 +578,31 @@ def test_an_update_of_indexed_columns_to_their_values_alone_writes_nothing(store
     assert after["priority"].tolist() == [3.0, 4.0] and after["grid_key"].tolist() == before["grid_key"].tolist()
 
 
+def _records_a_value_at_a_time(cols: dict[str, np.ndarray], decimals: int) -> list[dict]:
+    """The straightforward twin of ``Columns.to_records``: every float rounded and checked one by one."""
+    out = {}
+    for k, v in cols.items():
+        arr = np.asarray(v)
+        if arr.dtype.kind == "f":
+            out[k] = [None if not np.isfinite(x) else float(x) for x in np.round(arr, decimals).tolist()]
+        else:
+            out[k] = arr.tolist()
+    return [dict(zip(out, row, strict=True)) for row in zip(*out.values(), strict=True)]
+
+
 def test_feature_records_made_a_column_at_a_time_are_those_made_a_value_at_a_time() -> None:
     rng = np.random.default_rng(4)
     n = 9
     cols = {"a": rng.normal(0, 3, n), "b": np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 1e5),
             "c": rng.integers(-5, 5, n), "d": np.array([np.inf, -np.inf, *rng.random(n - 2)]),
             "e": rng.random(n).astype(np.float32), "f": rng.random(n) < 0.5, "g": np.full(n, 0.00005)}
-    want = Columns(cols).to_records(decimals={k: 4 for k in cols})
-    got = pipeline._records(cols, 4)
+    want = _records_a_value_at_a_time(cols, 4)
+    got = Columns(cols).to_records(decimals={k: 4 for k in cols})
     assert got == want
     assert orjson.dumps(got, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(want, option=orjson.OPT_SERIALIZE_NUMPY)
     assert all(type(a) is type(b) for r, s in zip(got, want, strict=True) for a, b in zip(r.values(), s.values(),
                                                                                           strict=True))
-    assert pipeline._records({"a": np.empty(0)}, 4) == []
+    assert Columns({"a": np.empty(0)}).to_records(decimals={"a": 4}) == []
 
 
 def test_pass_totals_of_the_rows_read_are_those_the_database_adds_up(store: Store) -> None:

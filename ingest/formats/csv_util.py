@@ -24,7 +24,9 @@ from ingest.errors import SchemaError
 # Text read as "unknown" (NaN). "\ufffd" is what old Java DecimalFormat wrote for NaN.
 NA_STRINGS = ("", "NaN", "nan", "-NaN", "NA", "N/A", "n/a", "null", "NULL", "None", "\ufffd")
 HEAD_BYTES = 65536
+MAX_ID_CHARS = 200          # a trip_id or device_id given in a "# key: value" line
 _DECIMAL_COMMA = re.compile(r"\d,\d")
+_META_LINE = re.compile(r"^\s*#\s*(?P<key>[A-Za-z][\w ]*?)\s*[:=]\s*(?P<value>.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,40 @@ def head_lines(data: bytes, n: int, *, max_bytes: int = HEAD_BYTES) -> list[str]
     if len(data) > max_bytes and lines:
         lines = lines[:-1]
     return lines[:n]
+
+
+@dataclass(frozen=True)
+class MetaLines:
+    """The ``# key: value`` lines (among blank and other ``#`` lines) before a CSV's header."""
+
+    values: dict[str, str]       # keys lower-case with "_" for spaces; the first of a repeated key
+    lines: dict[str, str]        # the same keys -> the line as written (for messages)
+    n_lines: int                 # lines before the header (the header's index in the lines read)
+
+
+def meta_lines(lines: list[str], max_lines: int | None = None) -> MetaLines:
+    """The leading blank and ``#`` lines of ``lines`` (at most ``max_lines`` of them) and the ``key: value`` (or
+    ``key = value``) pairs they hold."""
+    values: dict[str, str] = {}
+    written: dict[str, str] = {}
+    i = 0
+    limit = len(lines) if max_lines is None else min(len(lines), max_lines)
+    while i < limit and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
+        m = _META_LINE.match(lines[i])
+        if m:
+            key = m["key"].lower().replace(" ", "_")
+            values.setdefault(key, m["value"])
+            written.setdefault(key, lines[i].strip())
+        i += 1
+    return MetaLines(values, written, i)
+
+
+def check_id_lengths(meta: Mapping[str, str], *, source: str) -> None:
+    """SchemaError when a ``trip_id`` or ``device_id`` line gives more than :data:`MAX_ID_CHARS` characters."""
+    for key in ("trip_id", "device_id"):
+        if len(meta.get(key, "")) > MAX_ID_CHARS:
+            raise SchemaError(f"is {len(meta[key])} characters long; at most {MAX_ID_CHARS}", source=source,
+                              field=key)
 
 
 def sniff_dialect(header: str, rows: list[str]) -> Dialect:

@@ -73,8 +73,10 @@ from ingest.errors import FormatError, SchemaError
 from ingest.formats.csv_util import (
     NA_STRINGS,
     Dialect,
+    check_id_lengths,
     field_name,
     head_lines,
+    meta_lines,
     read_numeric,
     sniff_dialect,
     split_header,
@@ -87,7 +89,6 @@ NAME = "physics_toolbox"
 APP = "Physics Toolbox Sensor Suite"
 HEAD_BYTES = 16384                 # sniffing reads at most this much of a file
 MAX_META_LINES = 64                # "#" and blank lines allowed before the header
-MAX_ID_CHARS = 200
 DAY_S = 86400.0
 ZONE_STEP_S = 900.0                # UTC offsets are whole quarter hours
 
@@ -104,7 +105,6 @@ _SPEED_FACTOR = {"": 1.0, "m/s": 1.0, "km/h": 1.0 / 3.6, "kmh": 1.0 / 3.6, "mph"
 _START_KEYS = ("start", "start_time", "recording_started_at", "recording_start", "started_at", "started")
 _DEVICE_KEYS = ("device", "device_model", "model", "phone")
 
-_META = re.compile(r"^\s*#\s*(?P<key>[A-Za-z][\w ]*?)\s*[:=]\s*(?P<value>.*?)\s*$")
 _CELL = re.compile(r"^(?P<base>[^(\[]*?)\s*(?:[(\[](?P<unit>[^)\]]*)[)\]])?\s*$")
 _CLOCK = re.compile(r"^\s*\d{1,2}:\d{2}:\d{2}[:.,]\d{1,6}\s*$")
 _CLOCK_PARTS = r"^\s*(\d{1,2}):(\d{2}):(\d{2})([:.,])(\d{1,6})\s*$"
@@ -250,16 +250,8 @@ def _is_ptss(bases: tuple[str, ...]) -> bool:
 def _layout(data: bytes) -> _Layout | None:
     """Metadata, header and dialect from the head of ``data``; None without a header line."""
     lines = head_lines(data, MAX_META_LINES + 34)
-    meta: dict[str, str] = {}
-    meta_lines: dict[str, str] = {}
-    i = 0
-    while i < len(lines) and i < MAX_META_LINES and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
-        m = _META.match(lines[i])
-        if m:
-            key = m["key"].strip().lower().replace(" ", "_")
-            meta.setdefault(key, m["value"])
-            meta_lines.setdefault(key, lines[i].strip())
-        i += 1
+    meta = meta_lines(lines, MAX_META_LINES)
+    i = meta.n_lines
     if i >= len(lines) or lines[i].lstrip().startswith("#"):
         return None
     rows = [r for r in lines[i + 1:i + 33] if r.strip()]
@@ -271,7 +263,7 @@ def _layout(data: bytes) -> _Layout | None:
     bases = tuple((m["base"] if m else h).strip().lower() for m, h in zip(cells, header, strict=True))
     units = tuple((m["unit"] or "").strip().lower() if m else "" for m in cells)
     first = tuple(next(csv.reader([r], delimiter=dialect.sep, quotechar='"'), [""])[0] for r in rows)
-    return _Layout(meta, meta_lines, i + 1, tuple(header), bases, units, dialect, first)
+    return _Layout(meta.values, meta.lines, i + 1, tuple(header), bases, units, dialect, first)
 
 
 def _columns(layout: _Layout, *, source: str, where: str | None) -> dict[str, int]:
@@ -512,10 +504,7 @@ def _make_start(dt: datetime, origin: str, problems: list[str], *, note: bool) -
 
 
 def _ids(meta: dict[str, str], start_s: float, *, source: str, problems: list[str]) -> tuple[str, str]:
-    for key in ("trip_id", "device_id"):
-        if len(meta.get(key, "")) > MAX_ID_CHARS:
-            raise SchemaError(f"is {len(meta[key])} characters long; at most {MAX_ID_CHARS}", source=source,
-                              field=key)
+    check_id_lengths(meta, source=source)
     trip_id = meta.get("trip_id") or (f"ptss-{round(start_s * 1000)}" if np.isfinite(start_s) else "ptss-unknown")
     device_id = meta.get("device_id")
     if not device_id:

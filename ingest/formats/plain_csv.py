@@ -38,19 +38,25 @@ confirmation by distinct devices errs low, never high). The one unit conversion 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ingest.errors import FormatError, SchemaError
-from ingest.formats.csv_util import Dialect, head_lines, read_numeric, sniff_dialect, split_header
+from ingest.formats.csv_util import (
+    Dialect,
+    check_id_lengths,
+    head_lines,
+    meta_lines,
+    read_numeric,
+    sniff_dialect,
+    split_header,
+)
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.validate import build_trace
 
 NAME = "csv"
-MAX_ID_CHARS = 200
 HEADER_HINT = ("the header needs t, ax, ay, az (t in s since the UNIX epoch, acceleration in m/s^2 including "
                "gravity), optionally gx, gy, gz, lat, lon, speed, heading, accuracy")
 
@@ -63,7 +69,6 @@ _ROLES: dict[str, tuple[str, ...]] = {
 }
 _ROLE_OF = {alias: role for role, aliases in _ROLES.items() for alias in aliases}
 _UNITS = {"g": "g", "m/s2": "m/s2", "m/s^2": "m/s2", "m/s²": "m/s2", "mps2": "m/s2"}
-_META = re.compile(r"^\s*#\s*(?P<key>[A-Za-z][\w ]*?)\s*[:=]\s*(?P<value>.*?)\s*$")
 _GPS_VALUES = ("lat", "lon", "speed", "heading", "accuracy")
 
 
@@ -139,17 +144,12 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
 
 def _layout(data: bytes) -> _Layout | None:
     lines = head_lines(data, 256)
-    meta: dict[str, str] = {}
-    i = 0
-    while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
-        m = _META.match(lines[i])
-        if m:
-            meta.setdefault(m["key"].lower().replace(" ", "_"), m["value"])
-        i += 1
+    meta = meta_lines(lines)
+    i = meta.n_lines
     if i >= len(lines):
         return None
     dialect = sniff_dialect(lines[i], lines[i + 1:i + 32])
-    return _Layout(meta, i + 1, split_header(lines[i], dialect.sep), dialect)
+    return _Layout(meta.values, i + 1, split_header(lines[i], dialect.sep), dialect)
 
 
 def _columns(header: list[str], *, source: str) -> dict[str, str]:
@@ -221,10 +221,7 @@ def _gps_fixes(t: np.ndarray, v: dict[str, np.ndarray], problems: list[str]) -> 
 
 
 def _ids(meta: dict[str, str], data: bytes, *, source: str, problems: list[str]) -> tuple[str, str]:
-    for key in ("trip_id", "device_id"):
-        if len(meta.get(key, "")) > MAX_ID_CHARS:
-            raise SchemaError(f"is {len(meta[key])} characters long; at most {MAX_ID_CHARS}", source=source,
-                              field=key)
+    check_id_lengths(meta, source=source)
     trip_id = meta.get("trip_id") or f"csv-{hashlib.sha256(data).hexdigest()[:16]}"
     device_id = meta.get("device_id")
     if not device_id:
