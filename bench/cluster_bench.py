@@ -74,9 +74,10 @@ def bench_recluster(n_hits: int, seed: int) -> None:
     spans = np.r_[dspans[owner], np.zeros(n_stray, bool)]
     acc = np.r_[1.5 * sigma, np.full(n_stray, 6.0)]
     trip = rng.integers(0, max(n_hits // 10, 1), n_hits)
+    t_s = T0_S + trip * 3600.0 + rng.uniform(0.0, 3600.0, n_hits)       # ~10 hits in an hour per trip
     params = DefectParams()
     t0 = time.perf_counter()
-    labels = recluster(x, y, h, spans, acc, trip, params)
+    labels = recluster(x, y, h, spans, acc, trip, params, t_s=t_s)
     t1 = time.perf_counter()
     k = int(labels.max()) + 1
     robust_centres(labels, x, y, acc, trip, k, params)

@@ -53,8 +53,11 @@ heading, embedded as (x, y, L cos h, L sin h); road-spanning kinds on their axis
 duplicate clusters merged with the gate above, and clusters absorbed where most of their hits would have joined a
 larger one. A cluster merges across directions only when at least ``recluster_span_hits`` of its hits, and most,
 span the road: scattered hits (GPS accuracy 10-20 m gives 25 m gates) would otherwise chain both directions'
-clusters through a hit or two that a rough road made look like a speed bump. Linear in hits apart from one k-d
-tree pair query.
+clusters through a hit or two that a rough road made look like a speed bump. Last, a cluster holding two hits
+of one pass metres apart (:func:`same_pass_pairs`) from at least ``apart_passes`` trips is split in two: fixes
+seconds apart share their error, so one pass measures the distance between two defects to a metre or two even
+when GPS blurs their hits into one cloud (15 m fixes, defects 30 m apart). Linear in hits apart from k-d tree pair
+queries and a loop over the clusters that are split.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from scipy.spatial import cKDTree
 
 from detect.params import VersionedParams
 
-DEFECTS_VERSION = "bump-defects/0.1"
+DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -116,6 +119,9 @@ class DefectParams(VersionedParams):
     recluster_link_m: float = 4.0
     recluster_span_hits: int = 3           # a re-cluster cluster spans the road (merges across directions) only with
     #                                        this many hits saying so, and most: as many as confirm a defect
+    pass_window_s: float = 30.0            # two hits of one trip this close in time, in one direction, ...
+    distinct_hits_m: float = 8.0           # ... and this far apart are two defects (their fixes share their error);
+    apart_passes: int = 3                  # a re-cluster cluster is split in two when this many passes say so
     # --- traversals
     traversal_radius_m: float = 6.0
     traversal_sigmas: float = 1.5
@@ -764,6 +770,72 @@ def decide_depth_classes(labels: np.ndarray, n_labels: int, severity: np.ndarray
 # -------------------------------------------------------------------------------------------- full re-cluster
 
 
+def same_pass_pairs(trip_index: np.ndarray, t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray,
+                    heading_deg: np.ndarray, params: DefectParams) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) hit index pairs of one pass over two defects: the same trip, at most ``pass_window_s`` apart in time,
+    headings within ``opposite_deg``, and at least ``distinct_hits_m`` apart. Fixes seconds apart share most of
+    their error (FIELD_NOTES: correlated over tens of seconds), so the distance between two hits of one pass is
+    good to a metre or two even when each fix is 15 m off: two defects 30 m apart that their fixes blur into one
+    cloud stay two. A pass gives one hit per defect (the axles' hits are merged)."""
+    trip = np.asarray(trip_index, dtype=np.int64)
+    t = np.asarray(t_s, dtype=np.float64)
+    order = np.lexsort((t, trip))
+    tr, ts = trip[order], t[order]
+    out_a, out_b = [], []
+    for off in range(1, order.size):                       # loop over the hits of a pass (a few)
+        near = (tr[off:] == tr[:-off]) & (ts[off:] - ts[:-off] <= params.pass_window_s)
+        if not near.any():
+            break
+        a, b = order[:-off][near], order[off:][near]
+        keep = ((np.hypot(x_m[a] - x_m[b], y_m[a] - y_m[b]) >= params.distinct_hits_m)
+                & compatible(heading_deg[a], heading_deg[b], np.zeros(a.size, bool), params))
+        out_a.append(a[keep])
+        out_b.append(b[keep])
+    if not out_a:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def split_apart(labels: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, apart: tuple[np.ndarray, np.ndarray],
+                trip_index: np.ndarray, min_passes: int, *, rounds: int = 3, iterations: int = 5) -> np.ndarray:
+    """Split every cluster holding pairs of ``apart`` hits from at least ``min_passes`` trips in two (2-means
+    seeded at its farthest such pair), up to ``rounds`` times (three defects chained need two splits); one trip's
+    pair may be a stray hit, as one device's hits never confirm a defect. Returns labels 0..k-1."""
+    a, b = apart
+    labels = np.array(labels, dtype=np.int64)
+    trip = np.asarray(trip_index, dtype=np.int64)
+    for _ in range(rounds):
+        bad = labels[a] == labels[b]
+        if bad.any():                                      # clusters with pairs from enough distinct trips
+            lab_trip = np.unique(np.column_stack([labels[a[bad]], trip[a[bad]]]), axis=0)
+            lab, n_trips = np.unique(lab_trip[:, 0], return_counts=True)
+            bad &= np.isin(labels[a], lab[n_trips >= min_passes])
+        if not bad.any():
+            break
+        pa, pb = a[bad], b[bad]
+        gap = np.hypot(x_m[pa] - x_m[pb], y_m[pa] - y_m[pb])
+        order = np.argsort(-gap, kind="stable")
+        lab_pair = labels[pa][order]
+        _, first = np.unique(lab_pair, return_index=True)
+        k = int(labels.max()) + 1
+        for lab, s1, s2 in zip(lab_pair[first], pa[order][first], pb[order][first], strict=True):   # loop over
+            members = np.flatnonzero(labels == lab)                                                # defects
+            c1 = np.array([x_m[s1], y_m[s1]])
+            c2 = np.array([x_m[s2], y_m[s2]])
+            pts = np.column_stack([x_m[members], y_m[members]])
+            second = np.zeros(members.size, dtype=bool)
+            for _ in range(iterations):
+                second = np.hypot(*(pts - c2).T) < np.hypot(*(pts - c1).T)
+                if second.all() or not second.any():
+                    break
+                c1, c2 = pts[~second].mean(axis=0), pts[second].mean(axis=0)
+            second[members == s1] = False                  # the seeds stay on their sides
+            second[members == s2] = True
+            labels[members[second]] = k
+            k += 1
+    return np.unique(labels, return_inverse=True)[1].ravel()
+
+
 def _quick_shift(points: np.ndarray, counts: np.ndarray, link: float) -> np.ndarray:
     """Quick shift on weighted points: each links to its nearest neighbour of higher density within ``link``
     (Gaussian kernel, sigma link/2); roots are the modes. Returns a root label per point."""
@@ -785,8 +857,10 @@ def _quick_shift(points: np.ndarray, counts: np.ndarray, link: float) -> np.ndar
 
 
 def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray, accuracy_m: np.ndarray,
-              trip_index: np.ndarray, params: DefectParams, *, merge_rounds: int = 2) -> np.ndarray:
-    """Cluster labels 0..k-1 of all hits at once (see the module docstring)."""
+              trip_index: np.ndarray, params: DefectParams, *, t_s: np.ndarray | None = None,
+              merge_rounds: int = 2) -> np.ndarray:
+    """Cluster labels 0..k-1 of all hits at once (see the module docstring). With the hits' times ``t_s`` [s],
+    hits of one pass metres apart (:func:`same_pass_pairs`) never end in one cluster."""
     n = len(x_m)
     if n == 0:
         return np.empty(0, dtype=np.int64)
@@ -832,7 +906,10 @@ def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: 
         labels, changed = _absorb(labels, x, y, h, sp, accuracy_m, trip_index, params)
         if not changed:
             break
-    return labels
+    if t_s is None:
+        return labels
+    apart = same_pass_pairs(trip_index, t_s, x, y, h, params)
+    return split_apart(labels, x, y, apart, trip_index, params.apart_passes)
 
 
 def spanning_labels(labels: np.ndarray, spans: np.ndarray, k: int, *, min_spanning: int = 1) -> np.ndarray:

@@ -555,7 +555,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
                 gps_latency.add_fleet_samples(store, latency_samples(sp, sp, dp, same=True), reset=True)
             latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp)
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
-            labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp)
+            labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])
             k = int(labels.max()) + 1
             c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)
             gspans = spanning_labels(labels, spans, k)

@@ -286,6 +286,76 @@ def test_recluster_recovers_separated_defects() -> None:
     assert (sizes >= 3).sum() == 40
 
 
+def _two_defects_one_cloud(seed: int, n_both: int = 4) -> tuple[np.ndarray, ...]:
+    """Hits of two defects 35 m apart along an eastbound road, fixes 8 m off (accuracy 12 m): one cloud. The first
+    ``n_both`` trips hit both in one pass, their two fixes sharing their error (to 1 m)."""
+    rng = np.random.default_rng(seed)
+    n = 12
+    truth = np.repeat([0, 1], n)
+    trip = np.arange(2 * n)
+    trip[n:n + n_both] = trip[:n_both]
+    err = rng.normal(0, 8.0, (2 * n, 2))
+    err[n:n + n_both] = err[:n_both] + rng.normal(0, 1.0, (n_both, 2))
+    x, y = truth * 35.0 + err[:, 0], err[:, 1]
+    t = T0_S + trip * 1000.0 + truth * 3.5                    # 35 m at 10 m/s
+    h = 90.0 + rng.normal(0, 5, 2 * n)
+    return truth, x, y, h, np.full(2 * n, 12.0), trip, t
+
+
+def _both_found(truth: np.ndarray, x: np.ndarray, y: np.ndarray, acc: np.ndarray, trip: np.ndarray,
+                labels: np.ndarray) -> bool:
+    """No cluster holds 3 hits of each defect, and each has a cluster of >= 4 hits within 8 m of it."""
+    k = int(labels.max()) + 1
+    c = robust_centres(labels, x, y, acc, trip, k, P)
+    mixed = any(min(np.sum(truth[labels == g] == 0), np.sum(truth[labels == g] == 1)) >= 3 for g in range(k))
+    near = [np.any((c.n_hits >= 4) & (np.hypot(c.x_m - 35.0 * g, c.y_m) < 8.0)) for g in (0, 1)]
+    return not mixed and all(near)
+
+
+def test_recluster_splits_two_defects_that_one_pass_saw_apart() -> None:
+    found = {False: 0, True: 0}
+    for seed in range(40):
+        truth, x, y, h, acc, trip, t = _two_defects_one_cloud(seed)
+        for with_t in found:
+            labels = recluster(x, y, h, np.zeros(x.size, bool), acc, trip, P, t_s=t if with_t else None)
+            found[with_t] += _both_found(truth, x, y, acc, trip, labels)
+    assert found[False] <= 30                                  # the positions alone often blur them into one
+    assert found[True] >= found[False] + 5                     # 26 -> 32 of 40 when written
+
+
+def test_one_trips_pair_does_not_split_a_defect() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0, 4, 20), rng.normal(0, 4, 20)
+    x[0], x[1] = -12.0, 12.0                                   # hits 0 and 1: one pass, 24 m apart
+    labels = np.zeros(20, dtype=np.int64)
+    one = cluster.split_apart(labels, x, y, (np.array([0]), np.array([1])), np.r_[0, 0, np.arange(2, 20)], 3)
+    assert np.unique(one).size == 1
+    trips = np.r_[0, 0, 1, 1, 2, 2, np.arange(6, 20)]          # three passes saw two defects: a split
+    x[2:6] = [-12.0, 12.0, -11.0, 13.0]
+    two = cluster.split_apart(labels, x, y, (np.array([0, 2, 4]), np.array([1, 3, 5])), trips, 3)
+    assert np.unique(two).size == 2
+    assert np.all(two[[0, 2, 4]] == two[0]) and np.all(two[[1, 3, 5]] == two[1]) and two[0] != two[1]
+
+
+def test_same_pass_pairs_match_reference() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    trip = rng.integers(0, 20, n)
+    t = T0_S + rng.uniform(0, 600, n)
+    x, y = rng.uniform(0, 200, n), rng.uniform(0, 200, n)
+    h = rng.choice([0.0, 10.0, 180.0, np.nan], n)
+    a, b = cluster.same_pass_pairs(trip, t, x, y, h, P)
+    got = {(min(i, j), max(i, j)) for i, j in zip(a.tolist(), b.tolist(), strict=True)}
+    want = set()
+    for i in range(n):                                         # slow reference twin
+        for j in range(i + 1, n):
+            d_h = abs((h[i] - h[j] + 180.0) % 360.0 - 180.0)
+            if (trip[i] == trip[j] and abs(t[i] - t[j]) <= P.pass_window_s
+                    and np.hypot(x[i] - x[j], y[i] - y[j]) >= P.distinct_hits_m and not d_h > P.opposite_deg):
+                want.add((i, j))
+    assert got == want and len(want) > 10
+
+
 def test_recluster_splits_directions_unless_the_kind_spans() -> None:
     rng = np.random.default_rng(1)
     n = 20
