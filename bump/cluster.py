@@ -13,7 +13,9 @@ pothole within a gate of a speed bump or joint on the same road is taken as part
 Gates. A hit joins the nearest compatible defect within
 ``clip(gate_sigmas * sqrt(accuracy_hit^2 + uncertainty_defect^2), join_radius_m, max_join_radius_m)``
 (8-25 m by default): a fix is off by its accuracy, the defect by its uncertainty. Two defects are duplicates when
-they are compatible and their distance is within the same gate of their two uncertainties.
+they are compatible and their distance is within the same gate of their two uncertainties. Two hits of one pass
+metres apart (:func:`same_pass_pairs`) are two defects: they never both join one (the nearer does, the other takes
+its next choice) nor start one together.
 
 Position. Iteratively reweighted mean with weights 1/accuracy^2 and Cauchy down-weighting
 ``1 / (1 + (r / (robust_k * accuracy))^2)`` of a residual r (a multipath fix 40 m off barely counts), started from
@@ -326,19 +328,40 @@ def _nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -
 
 def assign_hits(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h_spans: np.ndarray,
                 h_accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray,
-                d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams) -> np.ndarray:
-    """Index of the defect each hit joins (nearest compatible within its gate), -1 when none."""
+                d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams, *,
+                apart: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Index of the defect each hit joins (nearest compatible within its gate), -1 when none. ``apart``: hit
+    pairs of one pass over two defects (:func:`same_pass_pairs`); when both would join one defect, the one nearer
+    to it does, and the other its next choice."""
     acc = clean_accuracy(h_accuracy_m, params)
+    n = len(hx_m)
     i, j, d = pairs_within(np.column_stack([hx_m, hy_m]), np.column_stack([dx_m, dy_m]), params.max_join_radius_m)
     ok = (d <= join_gate_m(acc[i], d_uncertainty_m[j], params)) & compatible(
         h_heading_deg[i], d_heading_deg[j], np.asarray(d_spans, bool)[j], params)
-    return _nearest_per_row(i[ok], j[ok], d[ok], len(hx_m))
+    i, j, d = i[ok], j[ok], d[ok]
+    out = _nearest_per_row(i, j, d, n)
+    if apart is None or apart[0].size == 0:
+        return out
+    a, b = apart
+    for _ in range(a.size):                              # each round settles at least one pair
+        both = (out[a] >= 0) & (out[a] == out[b])
+        if not both.any():
+            break
+        pa, pb, target = a[both], b[both], out[a[both]]
+        da = np.hypot(hx_m[pa] - dx_m[target], hy_m[pa] - dy_m[target])
+        db = np.hypot(hx_m[pb] - dx_m[target], hy_m[pb] - dy_m[target])
+        loser = np.where(da > db, pa, pb)
+        drop = np.isin(i * (len(dx_m) + 1) + j, loser * (len(dx_m) + 1) + target)
+        i, j, d = i[~drop], j[~drop], d[~drop]
+        out = _nearest_per_row(i, j, d, n)
+    return out
 
 
 def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray, accuracy_m: np.ndarray,
-               params: DefectParams) -> np.ndarray:
-    """Labels 0..k-1 of new candidate defects among hits that joined nothing: connected components of pairs
-    within the gate (two fixes: gate_sigmas x sqrt(a1^2 + a2^2)) and compatible in direction."""
+               params: DefectParams, *, t_s: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..k-1 of new candidate defects among one trip's hits that joined nothing: connected components of
+    pairs within the gate (two fixes: gate_sigmas x sqrt(a1^2 + a2^2)) and compatible in direction; with the hits'
+    times ``t_s`` [s], never two hits of one pass metres apart (:func:`same_pass_pairs`)."""
     n = len(x_m)
     if n == 0:
         return np.empty(0, dtype=np.int64)
@@ -348,6 +371,9 @@ def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans:
     sp = np.asarray(spans, bool)
     ok = (i < j) & (d <= join_gate_m(acc[i], acc[j], params)) & compatible(
         heading_deg[i], heading_deg[j], sp[i] & sp[j], params)
+    if t_s is not None:
+        t = np.asarray(t_s, dtype=np.float64)
+        ok &= ~((np.abs(t[i] - t[j]) <= params.pass_window_s) & (d >= params.distinct_hits_m))
     graph = coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)
 

@@ -47,6 +47,7 @@ from bump.cluster import (
     points_tree,
     recluster,
     robust_centres,
+    same_pass_pairs,
     spanning_labels,
     spans_road,
     track_from_fixes,
@@ -329,14 +330,18 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         keys = np.union1d(keys, np.intersect1d(trip.wide_keys, cellmap.grid_keys_around(
             raw["x_m"][hspans], raw["y_m"][hspans], 2 * dp.max_join_radius_m)))
     near = store.defects_in_grid(keys, _TRACK_NEAR_COLUMNS)
+    apart = same_pass_pairs(np.zeros(len(hits), np.int64), hits["t_s"], hits["x_m"], hits["y_m"],
+                            hits["heading_deg"], dp)
     idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
-                      near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp)
+                      near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp,
+                      apart=apart)
     hit_defect = np.where(idx >= 0, near["defect_id"][np.maximum(idx, 0)] if len(near) else -1, -1)
     rest = np.flatnonzero(idx < 0)
     new_ids = np.empty(0, dtype=np.int64)
     if rest.size:
         sub = hits.select(rest)
-        labels = group_hits(sub["x_m"], sub["y_m"], sub["heading_deg"], hspans[rest], sub["accuracy_m"], dp)
+        labels = group_hits(sub["x_m"], sub["y_m"], sub["heading_deg"], hspans[rest], sub["accuracy_m"], dp,
+                            t_s=sub["t_s"])
         k = int(labels.max()) + 1
         c = robust_centres(labels, sub["x_m"], sub["y_m"], sub["accuracy_m"], np.zeros(rest.size, np.int64), k, dp)
         gspans = spanning_labels(labels, hspans[rest], k)

@@ -337,6 +337,35 @@ def test_one_trips_pair_does_not_split_a_defect() -> None:
     assert np.all(two[[0, 2, 4]] == two[0]) and np.all(two[[1, 3, 5]] == two[1]) and two[0] != two[1]
 
 
+def test_two_hits_of_one_pass_do_not_join_one_defect() -> None:
+    """A pass hits two spots 8 m apart, both nearest to the known defect at 0 and within its gate: the nearer
+    joins it, the other its next choice (the defect at 24 m), or nothing when there is none."""
+    hx, hy, h, acc = np.array([2.0, 10.0]), np.zeros(2), np.full(2, 90.0), np.full(2, 8.0)
+    pair = (np.array([0]), np.array([1]))
+
+    def assign(dx: list[float], apart: tuple[np.ndarray, np.ndarray] | None) -> list[int]:
+        n = len(dx)
+        return cluster.assign_hits(hx, hy, h, np.zeros(2, bool), acc, np.array(dx), np.zeros(n), np.full(n, 90.0),
+                                   np.zeros(n, bool), np.full(n, 3.0), P, apart=apart).tolist()
+
+    assert assign([0.0], None) == [0, 0]
+    assert assign([0.0], pair) == [0, -1]
+    assert assign([0.0, 24.0], None) == [0, 0]
+    assert assign([0.0, 24.0], pair) == [0, 1]
+
+
+def test_new_hits_of_one_pass_start_two_candidates() -> None:
+    x, y, h, acc = np.array([0.0, 15.0]), np.zeros(2), np.full(2, 90.0), np.full(2, 8.0)
+
+    def groups(dt_s: float | None) -> int:
+        t = None if dt_s is None else T0_S + np.array([0.0, dt_s])
+        return np.unique(cluster.group_hits(x, y, h, np.zeros(2, bool), acc, P, t_s=t)).size
+
+    assert groups(None) == 1
+    assert groups(1.5) == 2                                     # one pass: two defects 15 m apart
+    assert groups(300.0) == 1                                   # the same spot passed twice, minutes apart
+
+
 def test_same_pass_pairs_match_reference() -> None:
     rng = np.random.default_rng(5)
     n = 300
