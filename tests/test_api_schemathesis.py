@@ -8,14 +8,18 @@ generated values reach the code behind authentication. Examples are bounded to k
 
 from __future__ import annotations
 
+import gzip
+import io
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -40,6 +44,27 @@ with Store.open(_DB) as _store:
 
 APP = create_app(Settings(db_path=_DB, upload_burst=100_000, upload_rate_per_minute=100_000,
                           device_register_rate_per_minute=100_000, max_body_bytes=2_000_000))
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+# bodies for the upload's binary media types (schemathesis cannot make them from "format: binary"): noise, gzip
+# of noise, a real trip cut short or whole; zips of Sensor Logger file names holding noise, one escaping the folder
+_TRIP_GZ = SAMPLE_TRIPS[4].read_bytes()
+schemathesis.openapi.media_type("application/gzip", st.one_of(
+    st.binary(max_size=256), st.binary(max_size=4096).map(gzip.compress),
+    st.integers(1, len(_TRIP_GZ) - 1).map(lambda k: _TRIP_GZ[:k]), st.just(_TRIP_GZ)))
+schemathesis.openapi.media_type("application/zip", st.one_of(
+    st.binary(max_size=256),
+    st.dictionaries(st.sampled_from(["Accelerometer.csv", "TotalAcceleration.csv", "Gravity.csv", "Gyroscope.csv",
+                                     "Location.csv", "Metadata.csv", "trip/Location.csv", "../escape.csv"]),
+                    st.binary(max_size=512), max_size=4).map(_zip)))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
