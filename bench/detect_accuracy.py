@@ -117,7 +117,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", nargs="+", default=["city", "hard"], choices=["smoke", "city", "hard"])
+    ap.add_argument("--scenario", nargs="+", default=["city", "hard"], choices=["smoke", "city", "dense", "hard"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-detect-accuracy"))
     ap.add_argument("--no-low-rates", action="store_true", help="skip the decimated runs (25 Hz and below)")

@@ -298,6 +298,34 @@ def test_bigger_worlds_hold_what_the_issue_asks(name: str) -> None:
         assert params.gps_sigma_m == (8.0, 8.0)
 
 
+def test_dense_scenario_puts_potholes_in_groups_on_one_road() -> None:
+    """``dense``: potholes in groups, neighbours 10-25 m apart on one road; every other pair of defects on a road
+    still at least MIN_SPACING_M apart."""
+    from itertools import pairwise
+
+    from bump.sim.world import MIN_SPACING_M
+
+    for seed in (1, 2):
+        world = scenario_world(SCENARIOS["dense"], seed)
+        by_road = defaultdict(list)
+        for d in world.defects:
+            by_road[d.road_id].append(d)
+        close = 0
+        for defects in by_road.values():
+            defects.sort(key=lambda d: d.sigma_m)
+            for a, b in pairwise(defects):
+                gap = b.sigma_m - a.sigma_m
+                if gap < MIN_SPACING_M:
+                    assert a.kind == b.kind == "pothole" and 10.0 - 1e-9 <= gap <= 25.0 + 1e-9
+                    close += 1
+        assert close >= 4
+        assert sum(d.kind == "pothole" for d in world.defects) == 15
+    city = scenario_world(SCENARIOS["city"], 1)
+    gaps = [abs(a.sigma_m - b.sigma_m) for a in city.defects for b in city.defects
+            if a is not b and a.road_id == b.road_id]
+    assert min(gaps) >= MIN_SPACING_M
+
+
 def test_committed_sample_matches_its_readme_command() -> None:
     readme = (SAMPLE / "README.md").read_text()
     cmd = re.search(r"bump simulate --scenario (\w+) --seed (\d+) --out sample_traces", readme)

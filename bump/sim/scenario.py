@@ -1,4 +1,5 @@
-"""Scenario parameter sets: ``smoke`` (the committed sample), ``city`` and ``hard``.
+"""Scenario parameter sets: ``smoke`` (the committed sample), ``city``, ``dense`` (the city with its potholes in
+groups 10-25 m apart, as on a failing stretch of road) and ``hard``.
 
 Every physical quantity of a trip is drawn from these ranges with the scenario's seed; nothing here says
 what a detector should find.
@@ -33,6 +34,8 @@ class ScenarioParams:
     route_length_m: tuple[float, float] = (1500.0, 2800.0)
     defect_counts: dict[str, int] = field(default_factory=dict)
     repaired_potholes: int = 1
+    pothole_group: tuple[int, int] = (1, 1)        # potholes come in groups of this many (a failing stretch) ...
+    group_spacing_m: tuple[float, float] = (10.0, 25.0)   # ... this far apart along the road, neighbour to neighbour
     pothole_on_wheel_path: float = 0.7             # share of potholes centred near a wheel path
     cover_on_wheel_path: float = 0.4
     cover_sunk_share: float = 0.6
@@ -64,6 +67,11 @@ SCENARIOS: dict[str, ScenarioParams] = {
         name="city", network="grid", n_drivers=20, trips_per_driver=3, route="random",
         defect_counts={"pothole": 12, "cover": 10, "speed_bump": 3, "hump": 2, "joint": 3, "rail": 1},
         repaired_potholes=1, rough_patches=2,
+    ),
+    "dense": ScenarioParams(                       # the city, its potholes in groups of 2-3 on failing stretches
+        name="dense", network="grid", n_drivers=20, trips_per_driver=3, route="random",
+        defect_counts={"pothole": 15, "cover": 10, "speed_bump": 3, "hump": 2, "joint": 3, "rail": 1},
+        repaired_potholes=1, rough_patches=2, pothole_group=(2, 3),
     ),
     "hard": ScenarioParams(
         name="hard", network="grid", n_drivers=20, trips_per_driver=3, route="random",

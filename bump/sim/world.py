@@ -137,26 +137,34 @@ def _draw_defect(rng: np.random.Generator, kind: str, params: ScenarioParams, *,
 
 def place_defects(network: Network, rng: np.random.Generator, params: ScenarioParams, start_epoch_s: float
                   ) -> tuple[Defect, ...]:
-    """Defects at random places on the network, at least MIN_SPACING_M apart on a road."""
+    """Defects at random places on the network, at least MIN_SPACING_M apart on a road; potholes in groups of
+    ``params.pothole_group`` members ``params.group_spacing_m`` apart (one group's members only)."""
     roads = list(network.roads.values())
     lengths = np.array([r.length_m for r in roads])
     taken: dict[str, list[float]] = {r.road_id: [] for r in roads}
     out: list[Defect] = []
     n_repaired = params.repaired_potholes
     counter = 0
+    companions: list[tuple[Road, float]] = []                      # spots kept for the rest of a pothole group
     for kind in ("pothole", "cover", "speed_bump", "hump", "joint", "rail"):
         for k in range(params.defect_counts.get(kind, 0)):
             repaired = kind == "pothole" and k < n_repaired
             shape = _draw_defect(rng, kind, params, on_path=True if repaired else None)
-            for _ in range(200):                                   # rejection: a free spot
-                road = roads[int(rng.choice(len(roads), p=lengths / lengths.sum()))]
-                sigma = rng.uniform(END_CLEARANCE_M, road.length_m - END_CLEARANCE_M)
-                if all(abs(sigma - o) >= MIN_SPACING_M for o in taken[road.road_id]):
-                    break
+            if kind == "pothole" and companions:
+                road, sigma = companions.pop(0)
             else:
-                raise ScenarioError(f"no room left for a {kind} on a {network.length_m:.0f} m network; "
-                                    "ask for fewer defects")
-            taken[road.road_id].append(sigma)
+                for _ in range(200):                               # rejection: a free spot
+                    road = roads[int(rng.choice(len(roads), p=lengths / lengths.sum()))]
+                    sigma = rng.uniform(END_CLEARANCE_M, road.length_m - END_CLEARANCE_M)
+                    if all(abs(sigma - o) >= MIN_SPACING_M for o in taken[road.road_id]):
+                        break
+                else:
+                    raise ScenarioError(f"no room left for a {kind} on a {network.length_m:.0f} m network; "
+                                        "ask for fewer defects")
+                taken[road.road_id].append(sigma)
+                if kind == "pothole" and params.pothole_group[1] > 1:
+                    companions = _group_spots(rng, road, sigma, taken[road.road_id], params)
+                    taken[road.road_id].extend(s for _, s in companions)
             counter += 1
             lane = shape.pop("lane")
             offset = shape.pop("offset")
@@ -169,6 +177,21 @@ def place_defects(network: Network, rng: np.random.Generator, params: ScenarioPa
                               **{k2: (float(v) if isinstance(v, float | np.floating) else v)
                                  for k2, v in shape.items()}))
     return tuple(out)
+
+
+def _group_spots(rng: np.random.Generator, road: Road, sigma_m: float, taken: list[float], params: ScenarioParams
+                 ) -> list[tuple[Road, float]]:
+    """Spots for the other members of a pothole group starting at ``sigma_m``, one way along the road, each
+    ``group_spacing_m`` from the one before; those off the road or within MIN_SPACING_M of another defect are
+    dropped (the group is smaller)."""
+    size = int(rng.integers(params.pothole_group[0], params.pothole_group[1] + 1))
+    step = np.cumsum(rng.uniform(*params.group_spacing_m, size - 1)) * rng.choice([-1.0, 1.0])
+    spots = []
+    for s in (sigma_m + step).tolist():                            # loop over a group's few members
+        on_road = END_CLEARANCE_M <= s <= road.length_m - END_CLEARANCE_M
+        if on_road and all(abs(s - o) >= MIN_SPACING_M for o in taken if o != sigma_m):
+            spots.append((road, s))
+    return spots
 
 
 def build_world(params: ScenarioParams, rng: np.random.Generator, *, origin: tuple[float, float],
