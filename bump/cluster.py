@@ -372,8 +372,8 @@ def group_hits(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans:
     ok = (i < j) & (d <= join_gate_m(acc[i], acc[j], params)) & compatible(
         heading_deg[i], heading_deg[j], sp[i] & sp[j], params)
     if t_s is not None:
-        t = np.asarray(t_s, dtype=np.float64)
-        ok &= ~((np.abs(t[i] - t[j]) <= params.pass_window_s) & (d >= params.distinct_hits_m))
+        a, b = same_pass_pairs(np.zeros(n, dtype=np.int64), t_s, x_m, y_m, heading_deg, params)
+        ok &= ~np.isin(i * n + j, np.minimum(a, b) * n + np.maximum(a, b))
     graph = coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
@@ -886,7 +886,8 @@ def recluster(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: 
               trip_index: np.ndarray, params: DefectParams, *, t_s: np.ndarray | None = None,
               merge_rounds: int = 2) -> np.ndarray:
     """Cluster labels 0..k-1 of all hits at once (see the module docstring). With the hits' times ``t_s`` [s],
-    hits of one pass metres apart (:func:`same_pass_pairs`) never end in one cluster."""
+    a cluster holding hits of one pass metres apart (:func:`same_pass_pairs`) from at least ``apart_passes`` trips
+    is split (:func:`split_apart`)."""
     n = len(x_m)
     if n == 0:
         return np.empty(0, dtype=np.int64)
