@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bump.cluster import unique_sorted
 from detect.columns import Columns
 from detect.geo import LocalProjection
 
@@ -81,14 +82,15 @@ def grid_keys_around(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_
         return np.empty(0, dtype=np.int64)
     reach = int(np.ceil(radius_m / size_m))
     cells = _encode(np.floor(x / size_m), np.floor(y / size_m), np.zeros(x.size, dtype=np.int64))
-    cells = np.unique(cells[np.r_[True, cells[1:] != cells[:-1]]])   # a track's points: mostly the cell before
+    cells = unique_sorted(cells[np.r_[True, cells[1:] != cells[:-1]]])   # a track's points: mostly the cell before
     bx, by, _ = decode_keys(cells)      # the distinct cells of the positions (a 1-D unique: 10x faster than rows)
-    dx, dy = np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1))
-    allx = (bx[:, None] + dx.ravel()).ravel()
-    ally = (by[:, None] + dy.ravel()).ravel()
+    side = np.arange(-reach, reach + 1)         # the offsets of a (2 reach + 1)^2 block (np.meshgrid's, 3x faster)
+    dx, dy = np.tile(side, side.size), np.repeat(side, side.size)
+    allx = (bx[:, None] + dx).ravel()
+    ally = (by[:, None] + dy).ravel()
     dirs = np.arange(N_DIRECTIONS if directions else 1)
     keys = _encode(np.repeat(allx, dirs.size), np.repeat(ally, dirs.size), np.tile(dirs, allx.size))
-    return np.unique(keys)
+    return unique_sorted(keys)
 
 
 def grid_keys_within(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_m: float = DEFECT_GRID_M
@@ -108,12 +110,12 @@ def grid_keys_within(x_m: np.ndarray, y_m: np.ndarray, radius_m: float, *, size_
     zero = np.zeros(lo_x.size, dtype=np.int64)
     keys = [_encode(np.minimum(lo_x + i, hi_x), np.minimum(lo_y + j, hi_y), zero)     # loop over cell offsets
             for i in range(int(np.max(hi_x - lo_x)) + 1) for j in range(int(np.max(hi_y - lo_y)) + 1)]
-    return np.unique(np.concatenate(keys))
+    return unique_sorted(np.concatenate(keys))
 
 
 def cell_centres(keys: np.ndarray, projection: LocalProjection, *, size_m: float = CELL_SIZE_M) -> Columns:
     """cell_key, lat_deg, lon_deg (centre) and heading_deg (sector centre) of road cells."""
-    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    keys = unique_sorted(np.asarray(keys, dtype=np.int64))
     ix, iy, d = decode_keys(keys)
     lat, lon = projection.to_latlon((ix + 0.5) * size_m, (iy + 0.5) * size_m)
     return Columns({"cell_key": keys, "lat_deg": lat, "lon_deg": lon, "heading_deg": d * (360.0 / N_DIRECTIONS)})

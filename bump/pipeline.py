@@ -17,6 +17,7 @@ with a duplicate or its opposite-direction twin if it has one, and its status an
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import threading
@@ -51,6 +52,7 @@ from bump.cluster import (
     spanning_labels,
     spans_road,
     track_from_fixes,
+    unique_sorted,
 )
 from bump.lifecycle import (
     CREW_STATUSES,
@@ -136,7 +138,14 @@ def detector_info(params: DetectorParams, *, with_params: bool = True) -> dict[s
     """Which detector made a result: version, parameter digest and (``with_params``; each hit stores None there,
     its trip the whole set) the parameters."""
     return {"version": params.version, "params_digest": params.digest(),
-            "params": params.to_dict() if with_params else None}
+            "params": dict(_params_dict(params)) if with_params else None}
+
+
+@functools.lru_cache(maxsize=8)
+def _params_dict(params: DetectorParams) -> dict[str, Any]:
+    """``params.to_dict()``, made once per parameter set (frozen; ~50 us each time, once a trip); callers copy it
+    (its values are numbers, strings and tuples)."""
+    return params.to_dict()
 
 
 def trace_track(trace: ingest.Trace, params: DetectorParams) -> Track:
@@ -325,10 +334,12 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     hspans = spans_road(hits["kind"])
     # the defects the trip may join (around its hits) or pass (near its track), and those _update_latency pairs its
     # raw road-spanning hits with (within two join radii of them, where the track's wider neighbourhood reaches)
-    keys = np.union1d(trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"], reach))
+    keys = [trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"], reach)]
     if dp.latency_calibration and hspans.any():
-        keys = np.union1d(keys, np.intersect1d(trip.wide_keys, cellmap.grid_keys_around(
-            raw["x_m"][hspans], raw["y_m"][hspans], 2 * dp.max_join_radius_m)))
+        wide = trip.wide_keys                    # unique: those of it around the spanning hits
+        keys.append(wide[ids_in(wide, cellmap.grid_keys_around(raw["x_m"][hspans], raw["y_m"][hspans],
+                                                               2 * dp.max_join_radius_m))])
+    keys = unique_sorted(np.concatenate(keys))
     near = store.defects_in_grid(keys, _TRACK_NEAR_COLUMNS)
     apart = same_pass_pairs(np.zeros(len(hits), np.int64), hits["t_s"], hits["x_m"], hits["y_m"],
                             hits["heading_deg"], dp)

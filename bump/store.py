@@ -417,19 +417,28 @@ def _py(v: Any) -> Any:
     return v
 
 
-def _column(values: list[Any], dtype: str) -> np.ndarray:
+def _column(values: Sequence[Any], dtype: str) -> np.ndarray:
+    """A column of fetched values as an array: NULL -> NaN (f8), -1 (i8), "" (text). Converted first as if there
+    were no NULL (``None in values`` compares every value with None: as slow as the conversion), which a NULL makes
+    fail (i8) or shows as the text "None" (then looked for)."""
     if dtype == "f8":
         return np.array(values, dtype=np.float64) if values else np.empty(0, dtype=np.float64)
-    if None in values:                      # NULLs: -1 and "" (rare: a fast conversion without them first)
-        values = [(-1 if dtype == "i8" else "") if v is None else v for v in values]
     if dtype == "i8":
-        return np.array(values, dtype=np.int64)
-    return np.array(values, dtype=str) if values else np.empty(0, dtype="U1")
+        try:
+            return np.array(values, dtype=np.int64)
+        except TypeError:                   # a NULL
+            return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+    if not values:
+        return np.empty(0, dtype="U1")
+    out = np.array(values, dtype=str)
+    if (out == "None").any() and None in values:
+        out = np.array(["" if v is None else v for v in values], dtype=str)
+    return out
 
 
 def _columns(rows: list[tuple], names: Sequence[str], dtypes: Mapping[str, str]) -> Columns:
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-    return Columns({n: _column(list(c), dtypes[n]) for n, c in zip(names, cols, strict=True)})
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return Columns({n: _column(c, dtypes[n]) for n, c in zip(names, cols, strict=True)})
 
 
 def _values(a: Any) -> list[Any]:

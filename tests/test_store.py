@@ -636,3 +636,15 @@ def test_an_upload_is_stored_as_it_came_with_its_digest_and_track_made_aside(sto
     with pytest.raises(MemoryError, match="no room"):
         pipeline.ingest_trace(store, other, detection=fake_detection(other, [POTHOLE]), raw=body)
     assert not store.has_trip("t-up2")
+
+
+def test_fetched_columns_turn_nulls_into_their_fill_values_and_keep_a_text_none() -> None:
+    rows = [(1, "dev-a", 2.5, "None"), (None, None, None, "x"), (3, "dev-b", 1.0, None)]
+    cols = store_module._columns(rows, ["n", "device_id", "t_s", "note"],
+                                 {"n": "i8", "device_id": "U", "t_s": "f8", "note": "U"})
+    assert cols["n"].dtype == np.int64 and cols["n"].tolist() == [1, -1, 3]
+    assert cols["device_id"].tolist() == ["dev-a", "", "dev-b"]
+    assert cols["note"].tolist() == ["None", "x", ""]            # the text "None" is a value, not a NULL
+    assert np.isnan(cols["t_s"][1]) and cols["t_s"][[0, 2]].tolist() == [2.5, 1.0]
+    empty = store_module._columns([], ["n", "device_id"], {"n": "i8", "device_id": "U"})
+    assert empty["n"].dtype == np.int64 and empty["device_id"].dtype.kind == "U" and len(empty) == 0
