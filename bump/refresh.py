@@ -217,8 +217,10 @@ def _resumed(did: int, old_status: str, old_since_s: float, resume: Replay, pass
 _MOVED_ON = ("n_traversals", "n_traversal_hits", "hit_rate", "traversals_per_day", "first_traversal_s",
              "last_traversal_s", "status", "status_since_s", "priority", "updated_at_s", "status_replay", "detector")
 # what a full refresh reads of a defect's stored state (the rest comes from its hits and passes)
+_HIT_TOTALS = ("n_hits", "n_devices", "first_seen_s", "last_seen_s")                      # Store.hit_totals
+_PASS_TOTALS = ("n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s")  # .traversal_totals
 _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay",
-                 *INDEXED_DEFECT_COLUMNS)
+                 *INDEXED_DEFECT_COLUMNS, *_HIT_TOTALS, *_PASS_TOTALS)
 # what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
                         "kind", "severity", "depth_class", "confidence", "speed_mps")
@@ -240,7 +242,7 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
     if passes is not None and not sync:
         passes = passes.select(ids_in(passes["defect_id"], ids))
         resume, replays = _resumable(prev, passes, dp)
-    totals = store.hit_totals(ids)
+    totals = _hit_totals(store, prev, resume, passes)
     empty = setdiff_ids(ids, totals["defect_id"])
     if empty.size:                              # every hit moved elsewhere: nothing left to report
         store.delete_defects(empty)
@@ -262,9 +264,63 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
         trav = _cat(trav, Columns({n: mine[n] for n in trav.names}))
     prev = prev.with_columns(resume=resume, replay=replays)
     latency_s, own, fleet = gps_latency.latencies(store, hits["device_id"], dp)
-    pass_totals = _pass_totals(trav) if not resume.any() else store.traversal_totals(ids)   # trav: all the passes
+    pass_totals = _pass_totals_resumed(prev, resume, trav)
     summ = _summaries(prev, hits, totals, pass_totals, proj, dp, latency_s, own=own, fleet=fleet)
     return prev, trav, summ, empty
+
+
+def _hit_totals(store: Store, prev: Columns, resume: np.ndarray, passes: Columns | None) -> Columns:
+    """:meth:`Store.hit_totals` of the defects of ``prev``. Those whose replay resumes with ``passes`` (one trip's,
+    later than every pass replayed: since their stored summary only that trip's hits came) get their stored totals
+    plus the trip's hits, so that a busy defect's thousands of hits are not counted again on every pass; its
+    device is new to a defect unless it hit it before (:meth:`Store.defects_hit_by`)."""
+    ids = prev["defect_id"]
+    trips = np.unique(passes["trip_id"]) if passes is not None and resume.any() else np.empty(0)
+    if trips.size != 1:
+        return store.hit_totals(ids)
+    trip = str(trips[0])
+    devices = np.unique(passes["device_id"][passes["trip_id"] == trip])
+    if devices.size != 1:
+        return store.hit_totals(ids)
+    inc = prev.select(resume)
+    mine = store.trip_hit_totals(trip, inc["defect_id"])             # (by id) this trip's hits of them
+    at = np.searchsorted(mine["defect_id"], inc["defect_id"])
+    got = (at < len(mine)) & (mine["defect_id"][np.minimum(at, max(len(mine) - 1, 0))] == inc["defect_id"]) \
+        if len(mine) else np.zeros(len(inc), dtype=bool)
+    pick = np.minimum(at, max(len(mine) - 1, 0))
+    n_new = np.where(got, mine["n_hits"][pick], 0) if len(mine) else np.zeros(len(inc), dtype=np.int64)
+    hit_ids = inc["defect_id"][got]
+    before = store.defects_hit_by(str(devices[0]), hit_ids, exclude_trip=trip) if hit_ids.size else hit_ids
+    new_device = got & ~ids_in(inc["defect_id"], before)
+    grown = Columns({
+        "defect_id": inc["defect_id"], "n_hits": inc["n_hits"] + n_new,
+        "n_devices": inc["n_devices"] + new_device.astype(np.int64),
+        "first_seen_s": np.fmin(inc["first_seen_s"], np.where(got, mine["first_seen_s"][pick], np.nan))
+        if len(mine) else inc["first_seen_s"],
+        "last_seen_s": np.fmax(inc["last_seen_s"], np.where(got, mine["last_seen_s"][pick], np.nan))
+        if len(mine) else inc["last_seen_s"]})
+    rest = store.hit_totals(ids[~resume])
+    out = _cat(rest, grown)
+    return out.select(np.argsort(out["defect_id"], kind="stable"))
+
+
+def _pass_totals_resumed(prev: Columns, resume: np.ndarray, trav: Columns) -> Columns:
+    """:meth:`Store.traversal_totals` of the defects of ``prev`` from ``trav``: every pass of those that do not
+    resume, and only the new ones of those that do, added to their stored totals."""
+    if not resume.any():
+        return _pass_totals(trav)
+    inc = prev.select(resume)
+    new = trav.select(ids_in(trav["defect_id"], inc["defect_id"]))
+    full = _pass_totals(trav.select(~ids_in(trav["defect_id"], inc["defect_id"])))
+    added = _pass_totals(new)
+    at = np.searchsorted(added["defect_id"], inc["defect_id"])      # every resumed defect has new passes
+    grown = Columns({
+        "defect_id": inc["defect_id"], "n_traversals": inc["n_traversals"] + added["n_traversals"][at],
+        "n_traversal_hits": inc["n_traversal_hits"] + added["n_traversal_hits"][at],
+        "first_traversal_s": np.fmin(inc["first_traversal_s"], added["first_traversal_s"][at]),
+        "last_traversal_s": np.fmax(inc["last_traversal_s"], added["last_traversal_s"][at])})
+    out = _cat(full, grown)
+    return out.select(np.argsort(out["defect_id"], kind="stable"))
 
 
 def _pass_totals(trav: Columns) -> Columns:

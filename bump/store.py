@@ -334,6 +334,11 @@ ALTER TABLE defects ADD COLUMN latency_s {real};
 ALTER TABLE defects ADD COLUMN latency_devices INTEGER;
 """
 
+# Whether a device hit a defect before: one seek, not a scan of the defect's hits (a busy defect has thousands)
+_M9 = """
+CREATE INDEX hits_defect_device ON hits (defect_id, device_id, trip_id);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -344,6 +349,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     6: ("covering indexes for defect summaries (latest hits, pass totals)", _M6),
     7: ("traversals by (defect, trip) and coverage by (cell, device, trip), stored in key order", _M7),
     8: ("defects: the GPS latency their summary's hits were corrected by (kept while it holds)", _M8),
+    9: ("hits by (defect, device): whether a device hit a defect before, in one seek", _M9),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -847,6 +853,30 @@ class Store:
         """Per defect with hits (by id): ``n_hits``, ``n_devices`` (distinct), ``first_seen_s``, ``last_seen_s``."""
         return self._per_defect("COUNT(*), COUNT(DISTINCT device_id), MIN(t_s), MAX(t_s)", "hits", defect_ids,
                                 {"n_hits": "i8", "n_devices": "i8", "first_seen_s": "f8", "last_seen_s": "f8"})
+
+    def trip_hit_totals(self, trip_id: str, defect_ids: Sequence[int]) -> Columns:
+        """:meth:`hit_totals` of one trip's hits of the defects (those it hit): ``n_hits``, ``first_seen_s``,
+        ``last_seen_s``, by defect id (through the trip's index: as cheap for a busy defect as for a quiet one)."""
+        dtypes = {"defect_id": "i8", "n_hits": "i8", "first_seen_s": "f8", "last_seen_s": "f8"}
+        parts = [_columns(self._ex(
+            f"SELECT defect_id, COUNT(*), MIN(t_s), MAX(t_s) FROM hits WHERE trip_id = ? "
+            f"AND defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
+            [trip_id, *chunk]).fetchall(), list(dtypes), dtypes)
+            for chunk in _id_chunks(sorted({int(d) for d in defect_ids}))]
+        return _concat(parts, dtypes)
+
+    def defects_hit_by(self, device_id: str, defect_ids: Sequence[int], *, exclude_trip: str | None = None
+                       ) -> np.ndarray:
+        """The defects (sorted ids) among ``defect_ids`` that ``device_id`` hit, in other trips than
+        ``exclude_trip``."""
+        out = []
+        other = " AND trip_id <> ?" if exclude_trip is not None else ""
+        for chunk in _id_chunks(sorted({int(d) for d in defect_ids})):
+            sql = (f"WITH k(d) AS (VALUES {', '.join(['(?)'] * len(chunk))}) SELECT d FROM k WHERE EXISTS "
+                   f"(SELECT 1 FROM hits WHERE defect_id = k.d AND device_id = ?{other})")   # hits_defect_device
+            params = [*chunk, device_id, *([exclude_trip] if exclude_trip is not None else [])]
+            out += [r[0] for r in self._ex(sql, params).fetchall()]
+        return np.array(sorted(out), dtype=np.int64)
 
     def traversal_totals(self, defect_ids: Sequence[int]) -> Columns:
         """Per defect with passes (by id): ``n_traversals``, ``n_traversal_hits``, ``first_traversal_s``,

@@ -865,3 +865,24 @@ def test_unique_sorted_is_numpys_unique(seed: int) -> None:
         x[rng.random(n) < 0.2] = np.nan                       # several NaNs: np.unique keeps one, at the end
         x[rng.random(n) < 0.1] = np.inf
         assert np.array_equal(cluster.unique_sorted(x), np.unique(x), equal_nan=True)
+
+
+def test_totals_added_pass_by_pass_are_those_counted_from_every_hit_and_pass(store) -> None:  # noqa: F811
+    """A defect's hit and pass totals grow with each trip's hits and passes (stored totals plus the trip's), not
+    by counting its whole history again; they must stay what a count of every hit and pass gives: devices that
+    come back, new ones, trips that pass without a hit, a trip hitting it twice."""
+    plan = [("a", 1), ("b", 1), ("a", 1), ("c", 0), ("d", 2), ("b", 0), ("e", 1), ("a", 1), ("f", 0), ("c", 1)]
+    for k, (dev, n_hits) in enumerate(plan):
+        impacts = [POTHOLE] if n_hits == 1 else [POTHOLE, (0.0, 150.0, "pothole", 9.0, 0.9)] if n_hits == 2 else []
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, impacts)
+        d = store.all_defects()
+        d = d.select(np.argsort(d["defect_id"]))
+        hits, passes = store.hit_totals(d["defect_id"]), store.traversal_totals(d["defect_id"])
+        for name in ("n_hits", "n_devices", "first_seen_s", "last_seen_s"):
+            assert d[name].tolist() == hits[name].tolist(), (k, name)
+        at = np.searchsorted(passes["defect_id"], d["defect_id"])
+        for name in ("n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s"):
+            assert d[name].tolist() == passes[name][at].tolist(), (k, name)
+    main = store.all_defects()
+    main = main.select(main["n_hits"] == main["n_hits"].max())
+    assert main["n_devices"].tolist() == [5] and main["n_hits"].tolist() == [7]     # a, b, c, d, e

@@ -488,7 +488,7 @@ def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp
     before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
     old.close()
     new = Store.open(path)
-    assert new.schema_version == SCHEMA_VERSION == 8
+    assert new.schema_version == SCHEMA_VERSION == 9
     after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
     for name in before.names:
         assert after[name].tolist() == before[name].tolist(), name
@@ -648,3 +648,23 @@ def test_fetched_columns_turn_nulls_into_their_fill_values_and_keep_a_text_none(
     assert np.isnan(cols["t_s"][1]) and cols["t_s"][[0, 2]].tolist() == [2.5, 1.0]
     empty = store_module._columns([], ["n", "device_id"], {"n": "i8", "device_id": "U"})
     assert empty["n"].dtype == np.int64 and empty["device_id"].dtype.kind == "U" and len(empty) == 0
+
+
+def test_a_version_8_database_gets_the_defect_device_index_and_answers_who_hit_what(tmp_path) -> None:
+    path = tmp_path / "v8.db"
+    old = Store.open(path, target_version=8)
+    for k, dev in enumerate(["a", "b", "a"]):
+        add_trip(old, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    old.close()
+    new = Store.open(path)
+    assert new.schema_version == SCHEMA_VERSION
+    names = [r[0] for r in new._ex("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()]
+    assert "hits_defect_device" in names
+    (did,) = new.all_defects()["defect_id"].tolist()
+    assert new.defects_hit_by("a", [did]).tolist() == [did]
+    assert new.defects_hit_by("a", [did, did + 1], exclude_trip="t0").tolist() == [did]      # t2 too
+    assert new.defects_hit_by("b", [did], exclude_trip="t1").tolist() == []
+    assert new.defects_hit_by("c", [did]).tolist() == []
+    totals = new.trip_hit_totals("t1", [did, did + 1])
+    assert totals["defect_id"].tolist() == [did] and totals["n_hits"].tolist() == [1]
+    new.close()
