@@ -276,51 +276,47 @@ def _hit_totals(store: Store, prev: Columns, resume: np.ndarray, passes: Columns
     device is new to a defect unless it hit it before (:meth:`Store.defects_hit_by`)."""
     ids = prev["defect_id"]
     trips = np.unique(passes["trip_id"]) if passes is not None and resume.any() else np.empty(0)
-    if trips.size != 1:
-        return store.hit_totals(ids)
-    trip = str(trips[0])
-    devices = np.unique(passes["device_id"][passes["trip_id"] == trip])
+    devices = np.unique(passes["device_id"]) if trips.size == 1 else np.empty(0)
     if devices.size != 1:
         return store.hit_totals(ids)
+    trip = str(trips[0])
     inc = prev.select(resume)
-    mine = store.trip_hit_totals(trip, inc["defect_id"])             # (by id) this trip's hits of them
-    at = np.searchsorted(mine["defect_id"], inc["defect_id"])
-    got = (at < len(mine)) & (mine["defect_id"][np.minimum(at, max(len(mine) - 1, 0))] == inc["defect_id"]) \
-        if len(mine) else np.zeros(len(inc), dtype=bool)
-    pick = np.minimum(at, max(len(mine) - 1, 0))
-    n_new = np.where(got, mine["n_hits"][pick], 0) if len(mine) else np.zeros(len(inc), dtype=np.int64)
-    hit_ids = inc["defect_id"][got]
-    before = store.defects_hit_by(str(devices[0]), hit_ids, exclude_trip=trip) if hit_ids.size else hit_ids
+    mine = store.trip_hit_totals(trip, inc["defect_id"])             # (by id) this trip's hits of those it hit
+    got = ids_in(inc["defect_id"], mine["defect_id"])
+    k = np.searchsorted(mine["defect_id"], inc["defect_id"][got])
+    before = store.defects_hit_by(str(devices[0]), inc["defect_id"][got], exclude_trip=trip)
+    n_hits, first, last = inc["n_hits"].copy(), inc["first_seen_s"].copy(), inc["last_seen_s"].copy()
+    n_hits[got] += mine["n_hits"][k]
+    first[got] = np.fmin(first[got], mine["first_seen_s"][k])
+    last[got] = np.fmax(last[got], mine["last_seen_s"][k])
     new_device = got & ~ids_in(inc["defect_id"], before)
-    grown = Columns({
-        "defect_id": inc["defect_id"], "n_hits": inc["n_hits"] + n_new,
-        "n_devices": inc["n_devices"] + new_device.astype(np.int64),
-        "first_seen_s": np.fmin(inc["first_seen_s"], np.where(got, mine["first_seen_s"][pick], np.nan))
-        if len(mine) else inc["first_seen_s"],
-        "last_seen_s": np.fmax(inc["last_seen_s"], np.where(got, mine["last_seen_s"][pick], np.nan))
-        if len(mine) else inc["last_seen_s"]})
-    rest = store.hit_totals(ids[~resume])
-    out = _cat(rest, grown)
+    grown = Columns({"defect_id": inc["defect_id"], "n_hits": n_hits,
+                     "n_devices": inc["n_devices"] + new_device.astype(np.int64), "first_seen_s": first,
+                     "last_seen_s": last})
+    out = _cat(store.hit_totals(ids[~resume]), grown)
     return out.select(np.argsort(out["defect_id"], kind="stable"))
 
 
 def _pass_totals_resumed(prev: Columns, resume: np.ndarray, trav: Columns) -> Columns:
     """:meth:`Store.traversal_totals` of the defects of ``prev`` from ``trav``: every pass of those that do not
-    resume, and only the new ones of those that do, added to their stored totals."""
+    resume, and only the new ones of those that do, added to their stored totals (:func:`_pass_totals_after`)."""
     if not resume.any():
         return _pass_totals(trav)
     inc = prev.select(resume)
-    new = trav.select(ids_in(trav["defect_id"], inc["defect_id"]))
     full = _pass_totals(trav.select(~ids_in(trav["defect_id"], inc["defect_id"])))
-    added = _pass_totals(new)
-    at = np.searchsorted(added["defect_id"], inc["defect_id"])      # every resumed defect has new passes
-    grown = Columns({
-        "defect_id": inc["defect_id"], "n_traversals": inc["n_traversals"] + added["n_traversals"][at],
-        "n_traversal_hits": inc["n_traversal_hits"] + added["n_traversal_hits"][at],
-        "first_traversal_s": np.fmin(inc["first_traversal_s"], added["first_traversal_s"][at]),
-        "last_traversal_s": np.fmax(inc["last_traversal_s"], added["last_traversal_s"][at])})
-    out = _cat(full, grown)
+    out = _cat(full, _pass_totals_after(inc, trav))
     return out.select(np.argsort(out["defect_id"], kind="stable"))
+
+
+def _pass_totals_after(prev: Columns, passes: Columns) -> Columns:
+    """:meth:`Store.traversal_totals` of the defects of ``prev`` (sorted ids; their stored totals) with their rows
+    of ``passes`` added; every one of them has some."""
+    added = _pass_totals(passes.select(ids_in(passes["defect_id"], prev["defect_id"])))
+    at = np.searchsorted(added["defect_id"], prev["defect_id"])
+    return Columns({"defect_id": prev["defect_id"], "n_traversals": prev["n_traversals"] + added["n_traversals"][at],
+                    "n_traversal_hits": prev["n_traversal_hits"] + added["n_traversal_hits"][at],
+                    "first_traversal_s": np.fmin(prev["first_traversal_s"], added["first_traversal_s"][at]),
+                    "last_traversal_s": np.fmax(prev["last_traversal_s"], added["last_traversal_s"][at])})
 
 
 def _pass_totals(trav: Columns) -> Columns:
@@ -350,10 +346,7 @@ def _summary_holds(prev: Columns, passes: Columns, fleet: tuple[float, int], dp:
     - the hits are corrected by the same GPS latency: all were by the fleet's when the summary was made (stored
       with it), the fleet's is the same and no device got a latency of its own since
       (:func:`bump.latency.fleet_latency`)."""
-    order = np.lexsort((passes["trip_id"], passes["t_s"], passes["defect_id"]))
-    p = passes.select(order[ids_in(passes["defect_id"][order], prev["defect_id"])])
-    _, start, n_new = np.unique(p["defect_id"], return_index=True, return_counts=True)
-    counts = _counts_after(prev, p, start, n_new, dp)
+    counts = _counts_after(prev, passes, dp)
     designed = np.isin(prev["kind"], DESIGNED_KINDS)
     majority_before = ~designed | (prev["hit_rate"] < dp.designed_hit_rate)
     majority_after = (counts["hit_rate"] < dp.designed_hit_rate) | (counts["n_traversals"] < dp.designed_traversals)
@@ -465,15 +458,11 @@ def _counts(n_trav: np.ndarray, n_trav_hit: np.ndarray, first_s: np.ndarray, las
             "last_traversal_s": np.where(np.isfinite(last_s), last_s, np.nan)}
 
 
-def _counts_after(prev: Columns, passes: Columns, start: np.ndarray, n_new: np.ndarray, dp: DefectParams
-                  ) -> dict[str, np.ndarray]:
-    """:func:`_counts` of defects (``prev``: their stored counts) with ``passes`` added (sorted by defect, time,
-    trip; ``start``, ``n_new``: where each defect's passes begin and how many, one per row of ``prev``)."""
-    n_trav = prev["n_traversals"] + n_new
-    n_hit = prev["n_traversal_hits"] + np.add.reduceat(passes["hit"], start) if len(start) else prev["n_traversal_hits"]
-    first = np.fmin(prev["first_traversal_s"], passes["t_s"][start])
-    last = np.fmax(prev["last_traversal_s"], np.maximum.reduceat(passes["t_s"], start) if len(start) else first)
-    return _counts(n_trav, n_hit, first, last, dp)
+def _counts_after(prev: Columns, passes: Columns, dp: DefectParams) -> dict[str, np.ndarray]:
+    """:func:`_counts` of defects (``prev``: their stored counts, sorted ids) with their rows of ``passes``
+    added (:func:`_pass_totals_after`)."""
+    t = _pass_totals_after(prev, passes)
+    return _counts(t["n_traversals"], t["n_traversal_hits"], t["first_traversal_s"], t["last_traversal_s"], dp)
 
 
 _PASSED_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "kind", "severity",
@@ -526,7 +515,7 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
     prev = store.defects_by_id(ids, _PASSED_COLUMNS)
     keep = ids_in(ids, prev["defect_id"])
     ids, start, n_new = ids[keep], start[keep], n_new[keep]
-    counts = _counts_after(prev, passes, start, n_new, dp)
+    counts = _counts_after(prev, passes, dp)
     kind_may_change = np.isin(prev["kind"], DESIGNED_KINDS) & (counts["hit_rate"] < dp.designed_hit_rate)
     dismissed = prev["crew_status"] == "dismissed"  # a dismissed defect stays dismissed whatever passes by
     status = prev["status"].astype(object)

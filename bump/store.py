@@ -857,13 +857,9 @@ class Store:
     def trip_hit_totals(self, trip_id: str, defect_ids: Sequence[int]) -> Columns:
         """:meth:`hit_totals` of one trip's hits of the defects (those it hit): ``n_hits``, ``first_seen_s``,
         ``last_seen_s``, by defect id (through the trip's index: as cheap for a busy defect as for a quiet one)."""
-        dtypes = {"defect_id": "i8", "n_hits": "i8", "first_seen_s": "f8", "last_seen_s": "f8"}
-        parts = [_columns(self._ex(
-            f"SELECT defect_id, COUNT(*), MIN(t_s), MAX(t_s) FROM hits WHERE trip_id = ? "
-            f"AND defect_id IN ({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id",
-            [trip_id, *chunk]).fetchall(), list(dtypes), dtypes)
-            for chunk in _id_chunks(sorted({int(d) for d in defect_ids}))]
-        return _concat(parts, dtypes)
+        return self._per_defect("COUNT(*), MIN(t_s), MAX(t_s)", "hits", defect_ids,
+                                {"n_hits": "i8", "first_seen_s": "f8", "last_seen_s": "f8"},
+                                where=("trip_id = ?", [trip_id]))
 
     def defects_hit_by(self, device_id: str, defect_ids: Sequence[int], *, exclude_trip: str | None = None
                        ) -> np.ndarray:
@@ -885,13 +881,15 @@ class Store:
                                 {"n_traversals": "i8", "n_traversal_hits": "i8", "first_traversal_s": "f8",
                                  "last_traversal_s": "f8"})
 
-    def _per_defect(self, aggregates: str, table: str, defect_ids: Sequence[int], dtypes: Mapping[str, str]
-                    ) -> Columns:
-        """``aggregates`` (SQL, one per name of ``dtypes``) of ``table``'s rows per defect, by defect id."""
+    def _per_defect(self, aggregates: str, table: str, defect_ids: Sequence[int], dtypes: Mapping[str, str], *,
+                    where: tuple[str, Sequence[Any]] = ("1 = 1", ())) -> Columns:
+        """``aggregates`` (SQL, one per name of ``dtypes``) of ``table``'s rows per defect, by defect id; only the
+        rows ``where`` (SQL, parameters) selects."""
         dtypes = {"defect_id": "i8", **dtypes}
         parts = [_columns(self._ex(
-            f"SELECT defect_id, {aggregates} FROM {table} WHERE defect_id IN ({', '.join('?' * len(chunk))}) "
-            f"GROUP BY defect_id ORDER BY defect_id", chunk).fetchall(), list(dtypes), dtypes)
+            f"SELECT defect_id, {aggregates} FROM {table} WHERE {where[0]} AND defect_id IN "
+            f"({', '.join('?' * len(chunk))}) GROUP BY defect_id ORDER BY defect_id", [*where[1], *chunk]).fetchall(),
+            list(dtypes), dtypes)
             for chunk in _id_chunks(sorted({int(d) for d in defect_ids}))]
         return _concat(parts, dtypes)
 
