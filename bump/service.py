@@ -790,7 +790,9 @@ def open311_requests(store: Store, principal: Principal, zones: PrivacyZones, *,
         rows = [_row(cols, i) for i in range(len(cols)) if int(cols["defect_id"][i]) not in hidden
                 and str(cols["status"][i]) in OPEN311_STATUS and str(cols["kind"][i]) in OPEN311_SERVICES]
         return [r for r in (_open311_request(store, row) for row in rows) if r is not None]
-    codes = _choices(service_code, tuple(OPEN311_SERVICES), tuple(OPEN311_SERVICES), "service_code")
+    # "all" means every kind a service request can have (speed bumps and joints have no Open311 service)
+    codes = _choices(service_code, tuple(OPEN311_SERVICES), tuple(OPEN311_SERVICES), "service_code") \
+        or tuple(OPEN311_SERVICES)
     wanted = _choices(status, ("open", "closed"), ("open", "closed"), "status") or ("open", "closed")
     statuses = tuple(s for s, o in OPEN311_STATUS.items() if o in wanted)
     t0, t1 = parse_datetime_s(start_date, "start_date"), parse_datetime_s(end_date, "end_date")

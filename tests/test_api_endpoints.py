@@ -291,6 +291,12 @@ def test_open311_services_and_requests(client_for, loaded_db: Loaded) -> None:
                                                                        params={"status": "open"}).json()}
     codes = client.get("/open311/v2/requests.json", params={"service_code": "pothole"}).json()
     assert codes and all(r["service_code"] == "pothole" for r in codes)
+    # "all": every kind that is a service; confirmed speed bumps and joints are not (once a KeyError, a 500)
+    listed = client.get("/v1/defects", params={"status": "confirmed", "kind": "all"}).json()["defects"]
+    assert {d["kind"] for d in listed} - {"pothole", "cover", "unknown"}
+    every = client.get("/open311/v2/requests.json", params={"service_code": "all"})
+    assert every.status_code == 200 and {r["service_request_id"] for r in every.json()} == {
+        r["service_request_id"] for r in reqs}
     assert client.get("/open311/v2/requests.json", params={"start_date": "2030-01-01T00:00:00Z"}).json() == []
     assert len(client.get("/open311/v2/requests.json", params={"end_date": "2030-01-01T00:00:00+00:00"}).json()
                ) == len(reqs)
