@@ -7,7 +7,9 @@ file or bytes; the files inside for a folder or zip). Gzip is undone here, once.
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -113,8 +115,20 @@ def _from_bytes(data: bytes, name: str) -> Source:
                 files = {i.filename: zf.read(i) for i in zf.infolist()
                          if not i.is_dir() and not PurePosixPath(i.filename).name.startswith(".")
                          and "__MACOSX" not in i.filename}
-        except zipfile.BadZipFile as exc:
-            raise FormatError(f"is a damaged zip archive ({exc}); export it again", source=name) from exc
+        except FormatError:
+            raise
+        except NotImplementedError as exc:       # zipfile: "That compression method is not supported"
+            raise FormatError(f"is a zip archive packed with a method bump cannot unpack ({exc}); zip it again "
+                              "with the standard (deflate) method", source=name) from exc
+        except RuntimeError as exc:              # (after its subclass NotImplementedError)
+            # zipfile: "File ... is encrypted, password required for extraction"
+            raise FormatError(f"is a password-protected zip archive ({exc}); export it again without a password",
+                              source=name) from exc
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
+            # a damaged member shows only when it is unpacked: bad CRC (BadZipFile), corrupt deflate, bzip2
+            # (OSError) or lzma data, or a member cut short (EOFError)
+            raise FormatError(f"is a damaged zip archive ({type(exc).__name__}: {exc}); export it again",
+                              source=name) from exc
         if not files:
             raise FormatError("is an empty zip archive", source=name)
         return Source(name, files, single=False)

@@ -42,6 +42,30 @@ def _zip(files: dict[str, str | bytes]) -> bytes:
     return b.getvalue()
 
 
+def _zip_edited(edit: str) -> bytes:
+    """A Sensor Logger zip, deflated, then broken where only unpacking finds it: ``damaged`` (bytes of a member's
+    data overwritten), ``encrypted`` (the encryption flag set) or ``method`` (compression method 99, WinZip AES)."""
+    with zipfile.ZipFile(io.BytesIO(SENSOR_LOGGER_ZIP)) as z:
+        files = {i.filename: z.read(i) for i in z.infolist()}
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    data = bytearray(b.getvalue())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    if edit == "damaged":
+        start = local + 30 + int.from_bytes(data[local + 26:local + 28], "little") + int.from_bytes(
+            data[local + 28:local + 30], "little")
+        data[start + 8:start + 40] = b"\xa5" * 32
+    elif edit == "encrypted":
+        data[local + 6] |= 1
+        data[central + 8] |= 1
+    else:
+        data[local + 8:local + 10] = data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    return bytes(data)
+
+
 def _check(r: Any, status: int, fragment: str, field: str | None = None) -> None:
     assert r.status_code == status, r.text
     err = r.json()["error"]
@@ -89,6 +113,13 @@ HTTP_CASES: list[tuple[str, bytes, dict[str, str], dict[str, Any], int, str, str
      "Content-Type"),
     ("damaged-zip", b"PK\x03\x04" + b"\x00garbage" * 20, {"Content-Type": "application/zip"}, {}, 400,
      "damaged zip", "body"),
+    # damage that only unpacking finds (once a zlib.error, OSError or RuntimeError, and a 500)
+    ("zip-damaged-member", _zip_edited("damaged"), {"Content-Type": "application/zip"}, {}, 415,
+     "damaged zip archive", None),
+    ("zip-encrypted", _zip_edited("encrypted"), {"Content-Type": "application/zip"}, {}, 415,
+     "password-protected", None),
+    ("zip-unknown-method", _zip_edited("method"), {"Content-Type": "application/zip"}, {}, 415,
+     "method bump cannot unpack", None),
     ("zip-not-sensor-logger", _zip({"notes.txt": "hello", "photo.jpg": b"\xff\xd8"}),
      {"Content-Type": "application/zip"}, {}, 415, "not a format bump knows", None),
     ("sensor-logger-without-accelerometer",
