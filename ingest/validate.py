@@ -14,6 +14,7 @@ Every reader ends here, so the rules live in one place:
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -177,6 +178,14 @@ def _stack3(axes: Sequence[np.ndarray], factor: float = 1.0) -> np.ndarray:
     return out
 
 
+def _check_identifier(ident: str, field: str, source: str | None) -> None:
+    """Trip and device ids end up in URLs, CSV cells, logs and file names: no control characters in them."""
+    bad = [i for i, ch in enumerate(ident) if unicodedata.category(ch) == "Cc"]
+    if bad:
+        raise SchemaError(f"contains the control character U+{ord(ident[bad[0]]):04X} at position {bad[0]} "
+                          f"({ident!r}); use printable characters only", source=source, field=field)
+
+
 def build_trace(
     *,
     source: str | None,
@@ -208,6 +217,8 @@ def build_trace(
     point at the user's own field or file (e.g. ``{"accel": "TotalAcceleration.csv"}``).
     """
     names = {"accel": "accel", "gyro": "gyro", "gps": "gps", **(field_prefix or {})}
+    for key, ident in (("trip_id", trip_id), ("device_id", device_id)):
+        _check_identifier(str(ident), key, source)
     problems_out = list(problems)
     dropped_out: dict[str, int] = dict(dropped or {})
 

@@ -125,6 +125,20 @@ def test_trip_detail_has_the_impacts_with_positions_trimmed_near_the_ends(client
     assert all(i["lat"] is not None for i in untrimmed["impact_list"])
 
 
+def test_a_trip_id_with_slashes_can_be_read_back(tmp_path: Path) -> None:
+    """Ids like "2026/05/04-morning" are accepted, so they must be readable, encoded or not (once a 404)."""
+    with make_client(tmp_path / "a.db") as client:
+        h = bearer(client.post("/v1/devices").json()["token"])
+        up = client.post("/v1/traces", content=orjson.dumps(small_trip("2026/05/04-morning")),
+                         headers={**h, "Content-Type": "application/json"})
+        encoded = client.get("/v1/trips/2026%2F05%2F04-morning", headers=h)
+        plain = client.get("/v1/trips/2026/05/04-morning", headers=h)
+    assert up.status_code == 201, up.text
+    for r in (encoded, plain):
+        assert r.status_code == 200, r.text
+        assert r.json()["trip_id"] == "2026/05/04-morning"
+
+
 def test_unknown_trip_is_404(client_for, loaded_db: Loaded) -> None:
     r = client_for().get("/v1/trips/nope", headers=bearer(loaded_db.crew))
     assert r.status_code == 404 and r.json()["error"]["field"] == "trip_id"

@@ -128,6 +128,8 @@ CASES: list[tuple[str, Any, type[Exception], str]] = [
     ("missing-trip-id", _del("trip_id"), SchemaError, "non-empty string"),
     ("empty-trip-id", _set("trip_id", "  "), SchemaError, "non-empty string"),
     ("numeric-device-id", _set("device_id", 42), SchemaError, "non-empty string"),
+    ("newline-in-trip-id", _set("trip_id", "morning\ndrive"), SchemaError, "control character U+000A at position 7"),
+    ("nul-in-device-id", _set("device_id", "phone\u0000"), SchemaError, "control character U+0000 at position 5"),
     ("absurd-wheelbase", _set("vehicle.wheelbase_m", 50), SchemaError, "wheelbase in metres"),
     ("unknown-unit", _set("accel.unit", "ft/s2"), SchemaError, "unknown unit 'ft/s2'"),
     ("clock-backwards", _backwards, TimestampError, "clock runs backwards by 2.48"),
