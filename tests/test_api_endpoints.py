@@ -237,6 +237,13 @@ def test_csv_has_lat_lon_columns_in_priority_order(client_for) -> None:
     assert [float(x["lat"]) for x in rows] == [d["lat"] for d in js["defects"]]
     assert rows[0]["first_seen"].endswith("Z")
     assert "rel=\"next\"" in r.headers["link"] and js["next_cursor"] in r.headers["link"]
+    # the link keeps the request's filters and limit (once it was "?cursor=..." alone: default filters, 100 rows)
+    link = r.headers["link"].split(">")[0].lstrip("<")
+    assert link.startswith("?")
+    page2 = list(csv.DictReader(io.StringIO(client.get("/v1/defects.csv" + link).text)))
+    js2 = client.get("/v1/defects", params={"status": "all", "kind": "all", "limit": 3,
+                                            "cursor": js["next_cursor"]}).json()
+    assert [int(x["id"]) for x in page2] == [d["id"] for d in js2["defects"]] and len(page2) == 3
 
 
 def test_defect_detail_crews_see_hits_and_devices_the_public_does_not(client_for, loaded_db: Loaded) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep, ZonesDep
@@ -70,11 +71,15 @@ def defects_geojson(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, s
 @router.get("/defects.csv", response_class=CSVResponse, responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per defect"},
     **errors(400, 401, 422)})
-def defects_csv(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, settings: SettingsDep,
+def defects_csv(request: Request, store: StoreDep, principal: PrincipalDep, zones: ZonesDep, settings: SettingsDep,
                 filters: FiltersDep) -> CSVResponse:
-    """The same page as CSV with ``lat``, ``lon`` columns, by priority; the next cursor in the ``Link`` header."""
+    """The same page as CSV with ``lat``, ``lon`` columns, by priority; the next page in the ``Link`` header (the
+    request's own filters and limit with the next cursor, relative to this URL)."""
     page = _page(store, principal, zones, settings, filters)
-    headers = {"Link": f'<?cursor={page.next_cursor}>; rel="next"'} if page.next_cursor else None
+    headers = None
+    if page.next_cursor:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        headers = {"Link": f'<?{urlencode([*query, ("cursor", page.next_cursor)])}>; rel="next"'}
     return CSVResponse(views.defects_csv(page.defects), headers=headers)
 
 
