@@ -142,7 +142,8 @@ class StatusChange(_Model):
     status: Literal["repaired", "dismissed", "reopen"] = Field(
         description="a crew's decision; 'reopen' clears it (candidate/confirmed follow from the data)")
     note: str = Field(min_length=1, max_length=2000, description="why, e.g. 'patched, work order 123'")
-    at: datetime | None = Field(None, description="when it happened (default: now)")
+    at: datetime | None = Field(None, description="when it happened (default: now); not in the future, not before "
+                               "the defect was first seen")
 
 
 class PointGeometry(_Model):

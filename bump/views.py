@@ -34,6 +34,8 @@ from bump.refresh import refresh_defects
 from bump.store import CONFIDENCE_DECIMALS, DefectQuery, Store, StoreError
 from ingest.errors import BumpError
 
+MAX_CLOCK_SKEW_S = 300.0    # a crew's decision may be dated this far after the server's clock (phones run ahead)
+
 
 @dataclass(frozen=True)
 class DefectPage:
@@ -134,8 +136,15 @@ def set_status(store: Store, defect_id: int, status: str, *, reason: str, actor:
     check_crew_status(status, reason)
     now = clock()
     at = now if at_s is None else float(at_s)
+    if not at <= now + MAX_CLOCK_SKEW_S:
+        raise InvalidStatusError(f"at is {iso_time(at)}, in the future (now {iso_time(now)}); give the time the "
+                                 "decision was made, or leave it out for now", field="at")
     with store.transaction():
         row = store.get_defect(defect_id)
+        if at < float(row["first_seen_s"]):
+            raise InvalidStatusError(f"at is {iso_time(at)}, before the defect was first seen "
+                                     f"({iso_time(float(row['first_seen_s']))}); give the time the decision was "
+                                     "made, or leave it out for now", field="at")
         proj = projection(store)
         if proj is None:
             raise StoreError("the database has no projection origin yet; ingest a trip with GPS first")

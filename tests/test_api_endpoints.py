@@ -261,6 +261,20 @@ def test_defect_detail_crews_see_hits_and_devices_the_public_does_not(client_for
     assert client.get("/v1/defects/999999").status_code == 404
 
 
+def test_a_crew_decision_dated_in_the_future_or_before_the_defect_is_422(client_for, loaded_db: Loaded) -> None:
+    """A repair dated 2999 would make every later hit one "before the repair" (once accepted as given)."""
+    client = client_for()
+    d = client.get("/v1/defects", params={"status": "confirmed", "kind": "pothole"}).json()["defects"][0]
+    h = bearer(loaded_db.crew)
+    for at in ("2999-01-01T00:00:00Z", "1970-01-01T00:00:00Z"):
+        r = client.patch(f"/v1/defects/{d['id']}", json={"status": "repaired", "note": "x", "at": at}, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "at", r.text
+    assert client.get(f"/v1/defects/{d['id']}").json()["status"] == "confirmed"
+    ok = client.patch(f"/v1/defects/{d['id']}", json={"status": "repaired", "note": "x", "at": d["last_seen"]},
+                      headers=h)
+    assert ok.status_code == 200 and ok.json()["status_since"] == d["last_seen"], ok.text
+
+
 def test_crew_status_change_is_recorded_and_conflicts_are_409(client_for, loaded_db: Loaded) -> None:
     client = client_for()
     did = client.get("/v1/defects", params={"status": "confirmed", "kind": "pothole"}).json()["defects"][0]["id"]
