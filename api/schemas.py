@@ -139,8 +139,9 @@ class DefectDetail(Defect):
 class StatusChange(_Model):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["repaired", "dismissed", "reopen"] = Field(
-        description="a crew's decision; 'reopen' clears it (candidate/confirmed follow from the data)")
+    status: Literal["confirmed", "repaired", "dismissed", "reopen"] = Field(
+        description="a crew's decision ('confirmed': seen on site, whatever the hit count); 'reopen' clears it "
+                    "(candidate/confirmed follow from the data)")
     note: str = Field(min_length=1, max_length=2000, description="why, e.g. 'patched, work order 123'")
     at: datetime | None = Field(None, description="when it happened (default: now); not in the future, not before "
                                "the defect was first seen")

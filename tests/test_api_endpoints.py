@@ -261,6 +261,19 @@ def test_defect_detail_crews_see_hits_and_devices_the_public_does_not(client_for
     assert client.get("/v1/defects/999999").status_code == 404
 
 
+def test_a_crew_confirms_a_candidate_seen_on_site(client_for, loaded_db: Loaded) -> None:
+    """The issue's PATCH list: confirmed | repaired | dismissed (confirmed was once refused with a 422)."""
+    client = client_for()
+    cand = client.get("/v1/defects", params={"status": "candidate"}).json()["defects"][0]
+    r = client.patch(f"/v1/defects/{cand['id']}", json={"status": "confirmed", "note": "seen on site"},
+                     headers=bearer(loaded_db.crew))
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["status"] == "confirmed" and d["crew_status"] == "confirmed" and d["hits"] == cand["hits"]
+    assert d["history"][-1]["to"] == "confirmed" and d["history"][-1]["reason"] == "seen on site"
+    assert str(cand["id"]) in {q["service_request_id"] for q in client.get("/open311/v2/requests.json").json()}
+
+
 def test_a_crew_decision_dated_in_the_future_or_before_the_defect_is_422(client_for, loaded_db: Loaded) -> None:
     """A repair dated 2999 would make every later hit one "before the repair" (once accepted as given)."""
     client = client_for()
@@ -291,7 +304,9 @@ def test_crew_status_change_is_recorded_and_conflicts_are_409(client_for, loaded
     assert again.status_code == 409 and again.json()["error"]["field"] == "status"
     reopened = client.patch(f"/v1/defects/{did}", json={"status": "reopen", "note": "not fixed"}, headers=h)
     assert reopened.status_code == 200 and reopened.json()["status"] == "confirmed"
-    for body, field in (({"status": "confirmed", "note": "x"}, "status"), ({"status": "dismissed"}, "note"),
+    again = client.patch(f"/v1/defects/{did}", json={"status": "confirmed", "note": "x"}, headers=h)
+    assert again.status_code == 409 and "already confirmed" in again.json()["error"]["message"]
+    for body, field in (({"status": "fixed", "note": "x"}, "status"), ({"status": "dismissed"}, "note"),
                         ({"status": "dismissed", "note": ""}, "note")):
         r = client.patch(f"/v1/defects/{did}", json=body, headers=h)
         assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text

@@ -94,6 +94,7 @@ def get_defect(defect_id: DefectId, store: StoreDep, principal: PrincipalDep, zo
               responses=errors(400, 401, 403, 404, 409, 422))
 async def change_status(defect_id: DefectId, change: StatusChange, store: StoreDep, principal: PrincipalDep,
                         zones: ZonesDep) -> dict[str, Any]:
-    """A crew's decision (crew token): repaired, dismissed, or reopen, with a note; recorded in the history."""
+    """A crew's decision (crew token): confirmed (seen on site), repaired, dismissed, or reopen, with a note;
+    recorded in the history."""
     return await run_in_threadpool(service.change_status, store, principal, zones, defect_id, change.status,
                                    change.note, at_s=_epoch_s(change.at))
