@@ -47,10 +47,14 @@ class DefectPage:
 
 
 def iso_time(t_s: Any) -> str | None:
-    """ISO 8601 UTC (seconds, "Z") of an epoch time; None for None or NaN."""
+    """ISO 8601 UTC (seconds, "Z") of an epoch time; None for None, NaN or a time no calendar date holds (a
+    database written before ingest checked that times are seconds since the epoch)."""
     if t_s is None or not np.isfinite(t_s):
         return None
-    return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def round_or_none(v: Any, nd: int) -> float | None:

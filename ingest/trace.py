@@ -27,6 +27,9 @@ class Limits:
     max_nonfinite_fraction: float = 0.05   # drop up to this share of NaN/inf samples, reject beyond
     max_backward_jump_s: float = 1.0       # a clock that goes back further than this is rejected
     gap_factor: float = 5.0                # dt > gap_factor * median dt counts as a gap
+    max_epoch_s: float = 4_102_444_800.0   # 2100-01-01: later times are ms, us or ns read as seconds
+    max_accel_mps2: float = 1000.0         # |a| beyond ~100 g no phone measures: a corrupt sample, dropped
+    max_gyro_rad_s: float = 100.0          # |omega| beyond this (phones saturate at ~35 rad/s): dropped
 
 
 @dataclass(frozen=True)

@@ -156,9 +156,10 @@ def _norm_median(axes: Sequence[np.ndarray]) -> float:
     (n, 3) array, so the unit checks see the numbers they always did."""
     step = _stride(axes[0].size)
     x, y, z = (a[::step] for a in axes)
-    sq = x * x
-    sq += z * z
-    sq += y * y
+    with np.errstate(over="ignore"):          # a corrupt 1e308 squares to inf: the top of the order, median intact
+        sq = x * x
+        sq += z * z
+        sq += y * y
     return _exact_median(sq, np.sqrt)
 
 
@@ -176,6 +177,31 @@ def _stack3(axes: Sequence[np.ndarray], factor: float = 1.0) -> np.ndarray:
     if factor != 1.0:
         out *= factor
     return out
+
+
+def _in_range(axes: Sequence[np.ndarray], max_abs: float) -> np.ndarray:
+    """Samples whose three axes are finite and within +-``max_abs`` (NaN compares false: out)."""
+    ok = np.abs(axes[0]) <= max_abs
+    ok &= np.abs(axes[1]) <= max_abs
+    ok &= np.abs(axes[2]) <= max_abs
+    return ok
+
+
+EPOCH_2000_S = 946_684_800.0
+
+
+def _check_epoch(t_s: np.ndarray, limits: Limits, *, source: str | None, field: str, problems: list[str]) -> None:
+    """Sorted times must be seconds since the UNIX epoch: not negative, not beyond ``limits.max_epoch_s`` (ms or
+    ns read as s); times before 2000 are taken as elapsed seconds and noted (the trip is dated 1970)."""
+    if t_s[0] < 0.0:
+        raise TimestampError(f"starts at t={t_s[0]:.6g} s, before 1970; times must be seconds since the UNIX epoch",
+                             source=source, field=field)
+    if t_s[-1] > limits.max_epoch_s:
+        raise TimestampError(f"runs to t={t_s[-1]:.6g} s, after the year 2100: are the times in ms, us or ns? "
+                             "bump needs seconds since the UNIX epoch", source=source, field=field)
+    if t_s[-1] < EPOCH_2000_S:
+        problems.append(f"times run from {t_s[0]:.3f} s, before 2000: read as seconds since the start, the trip is "
+                        "dated 1970; give absolute times (seconds since the UNIX epoch) to place it in time")
 
 
 def _check_identifier(ident: str, field: str, source: str | None) -> None:
@@ -251,6 +277,7 @@ def build_trace(
     if t.size < 2:
         raise TimestampError("needs at least 2 samples with distinct times", source=source,
                              field=f"{names['accel']}.t")
+    _check_epoch(t, limits, source=source, field=f"{names['accel']}.t", problems=problems_out)
     duration_s = float(t[-1] - t[0])
     if duration_s < limits.min_duration_s:
         raise TimestampError(f"lasts {duration_s:.3f} s, shorter than {limits.min_duration_s:g} s; "
@@ -279,6 +306,24 @@ def build_trace(
                         source=source, field=names["accel"])
     if norm_med_mps2 > 3 * G_MPS2:
         problems_out.append(f"median |a| is {norm_med_mps2:.1f} m/s2, far above 1 g")
+    if norm_med_mps2 > 10 * G_MPS2:
+        raise UnitError(f"median |a| is {norm_med_mps2:.4g} m/s2 ({norm_med_mps2 / G_MPS2:.3g} g), but gravity alone "
+                        "is 1 g and a driving car stays near it: the values are in another unit (cm/s2: divide by "
+                        "100; milli-g: divide by 1000) or the sensor is broken; send m/s2 or g",
+                        source=source, field=f"{names['accel']}.unit")
+    # a corrupt cell (1e308, a sensor glitch) beyond any phone's range: dropped and counted, after the unit checks
+    # (whose medians a few of them do not move) so that a wrong unit is named as such
+    ok = _in_range(axes, limits.max_accel_mps2 / ACCEL_UNITS[accel_unit])
+    n_out = int(ok.size - np.count_nonzero(ok))
+    if n_out:
+        if n_bad + n_out > limits.max_nonfinite_fraction * n_in:
+            raise SchemaError(f"{n_out} of {n_in} samples are beyond {limits.max_accel_mps2:g} m/s2 (first at "
+                              f"t={t[int(np.argmin(ok))]:.3f} s), more than any phone measures: fix the recording",
+                              source=source, field=names["accel"])
+        dropped_out["accel_out_of_range"] = n_out
+        t = t[ok]
+        axes = [a[ok] for a in axes]
+        dt = np.diff(t)
     accel_mps2 = _stack3(axes, ACCEL_UNITS[accel_unit])
     gap_mask = dt > limits.gap_factor * med_dt
 
@@ -288,14 +333,18 @@ def build_trace(
     gyro_rate_hz = 0.0
     if gyro_t_s is not None and gyro_xyz is not None:
         gt, gaxes = _axis_block(gyro_t_s, gyro_xyz, prefix=names["gyro"], source=source)
-        gfinite = np.isfinite(gt) & np.isfinite(gaxes[0]) & np.isfinite(gaxes[1]) & np.isfinite(gaxes[2])
+        gfinite = np.isfinite(gt) & _in_range(gaxes, limits.max_gyro_rad_s)      # beyond any phone: corrupt
         if gfinite.size - np.count_nonzero(gfinite):
             dropped_out["gyro_nonfinite"] = int(gfinite.size - np.count_nonzero(gfinite))
             gt = gt[gfinite]
             gaxes = [a[gfinite] for a in gaxes]
         gt, gaxes, gdt = _order_times(gt, gaxes, field=f"{names['gyro']}.t", source=source, limits=limits,
                                       dropped=dropped_out, problems=problems_out, label="gyro")
-        if gt.size >= 2:
+        if gt.size >= 2 and (gt[-1] < t[0] - 60.0 or gt[0] > t[-1] + 60.0):
+            problems_out.append(f"gyro: its times span {gt[0]:.3f}..{gt[-1]:.3f} s but the accelerometer's "
+                                f"{t[0]:.3f}..{t[-1]:.3f} s (both must be seconds since the UNIX epoch on one "
+                                "clock); ignored")
+        elif gt.size >= 2:
             gyro_t = gt
             gyro = _stack3(gaxes)
             gyro_rate_hz = 1.0 / _exact_median(gdt)

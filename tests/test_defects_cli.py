@@ -138,3 +138,9 @@ def test_a_bad_parameter_file_is_one_clear_line(tmp_path, capsys, command: str) 
         code, _, err = _run(capsys, command, *target, "--params", str(path))
         assert code == 2
         assert err.count("\n") == 1 and str(path) in err and fragment in err
+
+
+def test_iso_time_of_a_time_no_calendar_holds_is_none_not_a_crash() -> None:
+    """A database written before ingest refused times after 2100 (ms read as s) once crashed `bump defects`."""
+    assert views.iso_time(1_780_000_000.4) == "2026-05-28T20:26:40Z"
+    assert views.iso_time(3e11) is None and views.iso_time(-1e20) is None and views.iso_time(float("nan")) is None

@@ -106,6 +106,14 @@ def _empty_accel(d: Doc) -> None:
     d["accel"].update(t=[], x=[], y=[], z=[])
 
 
+def _shift_t(offset_s: float, factor: float = 1.0) -> Callable[[Doc], None]:
+    """Every block's times ``t * factor + offset_s`` (one clock, e.g. ms since the epoch written as seconds)."""
+    def edit(d: Doc) -> None:
+        for block in ("accel", "gyro", "gps"):
+            d[block]["t"] = [t * factor + offset_s for t in d[block]["t"]]
+    return edit
+
+
 # (id, edit of a valid document or raw bytes, expected class, fragment of the message)
 CASES: list[tuple[str, Any, type[Exception], str]] = [
     ("not-a-format", b"hello, this is not a trace", FormatError, "not a format bump knows"),
@@ -141,6 +149,9 @@ CASES: list[tuple[str, Any, type[Exception], str]] = [
     ("g-labelled-mps2", _accel(lambda a: a / 9.81), UnitError, "looks like g"),
     ("mps2-labelled-g", _set("accel.unit", "g"), UnitError, "looks like m/s2"),
     ("gravity-free", _accel(lambda a: a - np.median(a)), UnitError, "gravity is missing"),
+    ("cm-per-s2", _accel(lambda a: a * 100.0), UnitError, "cm/s2: divide by 100"),
+    ("ms-epoch-as-s", _shift_t(0.0, 1000.0), TimestampError, "after the year 2100: are the times in ms"),
+    ("negative-times", _shift_t(-T0_S - 100.0), TimestampError, "before 1970"),
     ("gyro-in-deg-per-s", _gyro_deg_per_s, UnitError, "looks like deg/s"),
     ("lat-out-of-range", _set("gps.lat.2", 95.0), GpsError, "lat=95.0"),
     ("all-zero-zero", lambda d: (_gps_all("lat", 0.0)(d), _gps_all("lon", 0.0)(d)), GpsError, "(0, 0)"),
@@ -205,6 +216,31 @@ def test_a_few_nulls_are_dropped_and_counted_never_zero_filled() -> None:
     assert trace.quality.dropped["accel_nonfinite"] == 2
     assert not np.any(trace.accel_mps2 == 0.0)
     assert T0_S + 5 / 50 not in trace.t_s
+
+
+def test_a_corrupt_sample_beyond_any_phone_range_is_dropped_and_counted() -> None:
+    """1e308 in one cell once overflowed the detector's filters and lost an impact; 100 g is beyond any phone."""
+    d = make_doc()
+    d["accel"]["y"][42] = 1e308
+    d["gyro"]["x"][7] = -5e3
+    trace = ingest.read(orjson.dumps(d))
+    assert trace.n_samples == 499 and trace.quality.dropped == {"accel_out_of_range": 1, "gyro_nonfinite": 1}
+    assert np.abs(trace.accel_mps2).max() < 100.0 and np.abs(trace.gyro_rad_s).max() < 100.0
+
+
+def test_a_gyroscope_on_another_clock_is_ignored_with_a_note() -> None:
+    d = make_doc()
+    d["gyro"]["t"] = [t - T0_S for t in d["gyro"]["t"]]          # elapsed seconds, the rest epoch seconds
+    trace = ingest.read(orjson.dumps(d))
+    assert trace.gyro_t_s.size == 0 and trace.has_gps
+    assert any(p.startswith("gyro: its times span") and p.endswith("ignored") for p in trace.quality.problems)
+
+
+def test_elapsed_seconds_are_read_and_noted() -> None:
+    """Exports without an absolute start (phyphox without meta/time.csv) count from 0: dated 1970, with a note."""
+    trace = ingest.read(_input(_shift_t(-T0_S)))
+    assert trace.t_s[0] == pytest.approx(0.0, abs=1e-6)
+    assert any("before 2000" in p for p in trace.quality.problems)
 
 
 def test_gps_sentinels_become_unknown_or_dropped() -> None:
