@@ -77,3 +77,12 @@ def test_bad_input_exits_2_with_one_line(args: list[str], capsys: pytest.Capture
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"bump {args[0]}: error: ") and "\n" not in err
     assert "Traceback" not in err
+
+
+def test_python_dash_m_bump_is_the_bump_command() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "bump", "--help"], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).parent.parent)
+    assert r.returncode == 0 and r.stdout.startswith("usage: bump ") and "ingest" in r.stdout

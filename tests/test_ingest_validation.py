@@ -237,7 +237,7 @@ def test_a_gyroscope_on_another_clock_is_ignored_with_a_note() -> None:
 
 
 def test_elapsed_seconds_are_read_and_noted() -> None:
-    """Exports without an absolute start (phyphox without meta/time.csv) count from 0: dated 1970, with a note."""
+    """Exports without an absolute start (a plain CSV whose t counts from 0) are dated 1970, with a note."""
     trace = ingest.read(_input(_shift_t(-T0_S)))
     assert trace.t_s[0] == pytest.approx(0.0, abs=1e-6)
     assert any("before 2000" in p for p in trace.quality.problems)
