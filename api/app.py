@@ -1,6 +1,7 @@
 """The app factory: ``create_app(settings)`` wires the routers, the static files of the map page, the metrics
-middleware and the one exception handler that turns every error into ``{"error": {"code", "message", "field"}}``
-(Open311 paths: GeoReport v2's ``[{"code", "description"}]``) with its status code.
+middleware, HEAD wherever GET is served (:class:`HeadMiddleware`) and the one exception handler that turns every
+error into ``{"error": {"code", "message", "field"}}`` (Open311 paths: GeoReport v2's ``[{"code",
+"description"}]``) with its status code.
 
 Status codes by error class (first match wins; the core's errors never carry HTTP details)::
 
@@ -16,19 +17,21 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import api
 from api.deps import get_params
-from api.metrics import Metrics, MetricsMiddleware
+from api.metrics import Metrics, MetricsMiddleware, Receive, Scope, Send
 from api.ratelimit import RateLimiter
 from api.routes import cells, defects, devices, health, open311, traces, trips
 from api.routes import map as map_routes
@@ -61,6 +64,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (BumpError, 400),
 )
 STATIC_DIR = Path(api.__file__).resolve().parent / "static"
+MAX_ECHO_CHARS = 200            # of a request's path or value quoted back in an error message
 TAGS = [
     {"name": "devices", "description": "Phones register and get their device token."},
     {"name": "traces", "description": "Phones upload trips (bump.trace/1 JSON, gzip, or a Sensor Logger zip)."},
@@ -101,28 +105,63 @@ async def _bump_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(request, status, exc.code, str(exc), exc.field, headers)
 
 
+def echo(text: str, max_chars: int = MAX_ECHO_CHARS) -> str:
+    """``text`` as quoted back in an error message: its first ``max_chars`` characters, then "..."."""
+    return text if len(text) <= max_chars else text[:max_chars] + "..."
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ())]
-    field = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body", "header") else loc) or None
-    where = f"{loc[0]} parameter {field!r}" if loc and field else "the request"
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    loc = [str(p) for p in first.get("loc", ())]
+    if first.get("type") == "json_invalid":       # loc ("body", character position): the body is not JSON
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        message = (f"the body is not valid JSON ({reason}{at}); send a JSON object as application/json, see /docs "
+                   "for the expected form")
+        return _error_response(request, 422, "invalid_request", message, "body")
+    field = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body", "header") else loc) or None
+    if loc == ["body"]:
+        field, where = "body", "the body"
+    else:
+        where = f"{loc[0]} parameter {field!r}" if loc and field else "the request"
     message = f"{where}: {first.get('msg', 'is invalid')}{more}; see /docs for the expected form"
     return _error_response(request, 422, "invalid_request", message, field)
+
+
+def _serves(request: Request, path: str) -> bool:
+    """Whether a GET of ``path`` reaches a route of the app."""
+    scope = {**request.scope, "path": path, "method": "GET"}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
+def _not_found(request: Request) -> str:
+    """The message of a 404 for a path no route serves (quoted at most :data:`MAX_ECHO_CHARS` long)."""
+    path = request.url.path
+    if path.startswith("/open311/") and path.endswith(".xml"):     # GeoReport v2 clients often ask for XML
+        twin = path[:-len(".xml")] + ".json"
+        if _serves(request, twin):
+            return f"only the JSON format of Open311 GeoReport v2 is served; ask for {echo(twin)}"
+        return "only the JSON format of Open311 GeoReport v2 is served (paths ending in .json); see /docs"
+    return f"no endpoint {echo(path)}; see /docs for the API"
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
     message = str(exc.detail)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no endpoint {request.url.path}; see /docs for the API"
+        message = _not_found(request)
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:          # HeadMiddleware answers HEAD wherever GET is served
+            headers["Allow"] = ", ".join([*allow, "HEAD"])
+        message = f"{request.method} is not allowed on {echo(request.url.path)}; see /docs"
     return _error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), message, None,
-                           dict(exc.headers or {}))
+                           headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -131,6 +170,41 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
                                {"Retry-After": "1"})
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _error_response(request, 500, "internal", "internal error; it has been logged", None)
+
+
+class HeadMiddleware:
+    """HEAD wherever GET is served (RFC 9110 §9.3.2). The request runs once, as a GET; its answer goes out with
+    the GET's status and headers (Content-Type, Content-Length of the GET body) and without the body, which is
+    drained from the app, never sent. Pure ASGI, like :class:`api.metrics.MetricsMiddleware`, which sees the
+    method as HEAD and the route the GET matched."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        inner = {**scope, "method": "GET"}   # a copy: the server reads the method of its own scope (HEAD: no body)
+        done = False
+
+        async def send_without_body(message: MutableMapping[str, Any]) -> None:
+            nonlocal done
+            kind = message["type"]
+            if kind == "http.response.start":
+                await send(message)
+            elif kind in ("http.response.body", "http.response.zerocopysend", "http.response.pathsend"):
+                if not message.get("more_body", False) and not done:
+                    done = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send(message)
+
+        try:
+            await self.app(inner, receive, send_without_body)
+        finally:
+            if "route" in inner:
+                scope["route"] = inner["route"]       # for the metrics, by route
 
 
 @asynccontextmanager
@@ -168,5 +242,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(HeadMiddleware)                          # inside the metrics: they count HEAD as HEAD
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

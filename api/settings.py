@@ -3,6 +3,11 @@ the CLI. ``get_settings`` is the FastAPI dependency the routes use; tests overri
 (``app.dependency_overrides[get_settings] = lambda: Settings(...)``) or pass settings to ``create_app``.
 
 Example: ``BUMP_DB_PATH=/srv/bump.db BUMP_PUBLIC_READ=false bump serve``.
+
+Which peers may set the client address with X-Forwarded-For is the server's business, not the app's:
+``bump serve --forwarded-allow-ips`` (or ``BUMP_FORWARDED_ALLOW_IPS``; default none, the headers are ignored).
+Running uvicorn by hand (``uvicorn --factory api.app:create_app``), pass ``--no-proxy-headers`` or the proxies'
+``--forwarded-allow-ips``: uvicorn's default trusts 127.0.0.1, so anyone on the host picks their own address.
 """
 
 from __future__ import annotations

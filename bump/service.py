@@ -372,6 +372,9 @@ def decode_body(body: bytes, *, content_type: str | None, content_encoding: str 
     if len(data) > limits.max_decompressed_bytes:
         raise PayloadTooLargeError(f"is over {limits.max_decompressed_bytes} bytes once decoded; split the trip",
                                    field="body")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):            # a UTF-16 (or UTF-32 LE) byte-order mark
+        raise UnsupportedMediaError("is UTF-16 or UTF-32 text; JSON must be UTF-8 (RFC 8259): save or send it as "
+                                    "UTF-8", field="body")
     if data.startswith(ZIP_MAGIC):
         if ctype in _JSON_TYPES:
             raise UnsupportedMediaError("the body is a zip archive; send it as "
@@ -470,7 +473,7 @@ def get_trip(store: Store, principal: Principal, trip_id: str, zones: PrivacyZon
         raise AuthError("reading a trip needs its device's token or a crew token", field="Authorization")
     info = store.get_trip(trip_id)
     if info is None:
-        raise NotFoundError(f"no trip {trip_id!r}; trips are named by the trip_id they were uploaded with",
+        raise NotFoundError(f"no trip {trip_id[:200]!r}; trips are named by the trip_id they were uploaded with",
                             field="trip_id")
     if not principal.is_crew and info["device_id"] != principal.device_id:
         raise ForbiddenError("this trip belongs to another device; a device reads only its own trips",
@@ -819,6 +822,6 @@ def open311_request(store: Store, principal: Principal, zones: PrivacyZones, req
     found = open311_requests(store, principal, zones, public_read=public_read,
                              service_request_id=request_id) if request_id.isdigit() else []
     if not found:
-        raise NotFoundError(f"no service request {request_id!r}; only confirmed defects are service requests",
+        raise NotFoundError(f"no service request {request_id[:200]!r}; only confirmed defects are service requests",
                             field="service_request_id")
     return found

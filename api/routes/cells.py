@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep, ZonesDep
-from api.routes.common import GEOJSON, GeoJSONResponse, errors
+from api.routes.common import GEOJSON, GeoJSONResponse, QueryDatetime, errors
 from api.schemas import FeatureCollection
 from bump import service
 
@@ -34,8 +34,8 @@ def roughness(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, setting
 
 @router.get("/coverage.geojson", response_class=GeoJSONResponse, responses=_DOC)
 def coverage(store: StoreDep, principal: PrincipalDep, zones: ZonesDep, settings: SettingsDep,
-             since: Annotated[datetime | None, Query(description="passes at or after (ISO 8601)")] = None,
-             until: Annotated[datetime | None, Query(description="passes before (ISO 8601)")] = None
+             since: Annotated[QueryDatetime | None, Query(description="passes at or after (ISO 8601)")] = None,
+             until: Annotated[QueryDatetime | None, Query(description="passes before (ISO 8601)")] = None
              ) -> GeoJSONResponse:
     """Passes and distinct devices per road cell in [since, until)."""
     cells = service.coverage_cells(store, principal, zones, public_read=settings.public_read,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -10,9 +12,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep, ZonesDep
-from api.routes.common import GEOJSON, CSVResponse, GeoJSONResponse, errors
+from api.routes.common import GEOJSON, CSVResponse, GeoJSONResponse, QueryDatetime, errors
 from api.schemas import DefectDetail, DefectPage, FeatureCollection, StatusChange
 from bump import service, views
+from bump.store import UnknownDefectError
 
 router = APIRouter(prefix="/v1", tags=["defects"])
 
@@ -32,7 +35,7 @@ class DefectFilters:
                                                       "unknown)", max_length=200)] = None,
         bbox: Annotated[str | None, Query(description="W,S,E,N in degrees", max_length=200)] = None,
         min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
-        since: Annotated[datetime | None, Query(description="last hit or status change at or after (ISO 8601)")]
+        since: Annotated[QueryDatetime | None, Query(description="last hit or status change at or after (ISO 8601)")]
         = None,
         limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page", max_length=200)] = None,
@@ -43,6 +46,33 @@ class DefectFilters:
 
 FiltersDep = Annotated[DefectFilters, Depends()]
 DefectId = Annotated[int, Path(ge=1, le=2**62, description="the defect's id")]
+
+
+@contextmanager
+def _defect_lookup(defect_id: int) -> Iterator[None]:
+    """One answer for a defect id that does not exist and one hidden by the privacy zones (so that an answer
+    never tells them apart), with the HTTP way to list them (the store's own message names the CLI)."""
+    try:
+        yield
+    except (UnknownDefectError, service.NotFoundError) as exc:
+        if isinstance(exc, service.NotFoundError) and exc.field != "id":
+            raise
+        raise UnknownDefectError(f"no defect with id {defect_id}; list them with GET /v1/defects",
+                                 field="id") from None
+
+
+def require_json(request: Request) -> None:
+    """415 for a body sent as anything but JSON (``application/json`` or ``application/*+json``; no Content-Type
+    is read as JSON), before the body is validated."""
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        return
+    media = ctype.split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise service.UnsupportedMediaError(f"{media[:100]!r} is not accepted; send the change as application/json, "
+                                        'e.g. {"status": "repaired", "note": "patched, work order 123"}',
+                                        field="Content-Type")
 
 
 def _page(store: Any, principal: Any, zones: Any, settings: Any, filters: DefectFilters) -> service.DefectPage:
@@ -87,14 +117,16 @@ def defects_csv(request: Request, store: StoreDep, principal: PrincipalDep, zone
 def get_defect(defect_id: DefectId, store: StoreDep, principal: PrincipalDep, zones: ZonesDep,
                settings: SettingsDep) -> dict[str, Any]:
     """One defect with its status history and passes; crews also see its hits, trips and devices."""
-    return service.defect_detail(store, principal, zones, defect_id, public_read=settings.public_read)
+    with _defect_lookup(defect_id):
+        return service.defect_detail(store, principal, zones, defect_id, public_read=settings.public_read)
 
 
-@router.patch("/defects/{defect_id}", response_model=DefectDetail,
-              responses=errors(400, 401, 403, 404, 409, 422))
+@router.patch("/defects/{defect_id}", response_model=DefectDetail, dependencies=[Depends(require_json)],
+              responses=errors(400, 401, 403, 404, 409, 415, 422))
 async def change_status(defect_id: DefectId, change: StatusChange, store: StoreDep, principal: PrincipalDep,
                         zones: ZonesDep) -> dict[str, Any]:
     """A crew's decision (crew token): confirmed (seen on site), repaired, dismissed, or reopen, with a note;
     recorded in the history."""
-    return await run_in_threadpool(service.change_status, store, principal, zones, defect_id, change.status,
-                                   change.note, at_s=_epoch_s(change.at))
+    with _defect_lookup(defect_id):
+        return await run_in_threadpool(service.change_status, store, principal, zones, defect_id, change.status,
+                                       change.note, at_s=_epoch_s(change.at))

@@ -5,10 +5,15 @@ Settings come from the environment (``BUMP_DB_PATH``, ``BUMP_PUBLIC_READ``, ``BU
 into the database (trips already stored are skipped), the ranked defects are listed, and a new crew token is
 printed: the `make run` path.
 
+Client addresses (the per-address limit on device registrations) are the TCP peer's: X-Forwarded-For and
+X-Forwarded-Proto are ignored unless ``--forwarded-allow-ips`` names the reverse proxies trusted to set them (else
+anyone who can reach the port, or a proxy passing the header through, could pick their own address).
+
 Examples:
   bump serve --db build/bump.db
   bump serve --demo sample_traces --db build/bump.db      # make run
   BUMP_PUBLIC_READ=false bump serve --db /srv/bump.db --host 0.0.0.0 --workers 2
+  bump serve --db /srv/bump.db --forwarded-allow-ips 127.0.0.1   # behind nginx on the same host
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from bump import service
 from bump.cli import run as run_cli
@@ -37,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="no GPS within M metres of a trip's start or end is shown (default: 200)")
     p.add_argument("--demo", metavar="DIR", help="first ingest DIR's traces, list the defects, print a crew token")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--forwarded-allow-ips", metavar="IPS", default=os.environ.get("BUMP_FORWARDED_ALLOW_IPS"),
+                   help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For / "
+                        "X-Forwarded-Proto headers are trusted ('*': any; only when every client comes through "
+                        "the proxy). Default: $BUMP_FORWARDED_ALLOW_IPS, else none: the headers are ignored and "
+                        "rate limits key on the connecting address")
 
 
 def _environment(args: argparse.Namespace) -> Path:
@@ -61,6 +72,14 @@ def demo(folder: str, db: Path, *, debug: bool = False) -> str:
     return token
 
 
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's settings for these options. Forwarded headers are trusted only from ``--forwarded-allow-ips``
+    (uvicorn's own default trusts them from 127.0.0.1, where anyone on the host can set them)."""
+    allow = (args.forwarded_allow_ips or "").strip()
+    return {"host": args.host, "port": args.port, "workers": args.workers, "log_level": args.log_level,
+            "proxy_headers": bool(allow), "forwarded_allow_ips": allow or None}
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -70,6 +89,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nMap: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs")
         print("Crew token (paste it into the map page to mark defects repaired or dismissed):")
         print(token, flush=True)
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level)
+    uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(args))
     return 0
