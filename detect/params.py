@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-DETECTOR_VERSION = "bump-detect/0.6"      # 0.6: a lift is a deep pothole only when its roll is clearly one wheel's
+DETECTOR_VERSION = "bump-detect/0.7"      # 0.7: below 24 Hz the impact band's lower edge follows the rate
+#                                            0.6: a lift is a deep pothole only when its roll is clearly one wheel's
 #                                           (one_wheel_roll_ratio); roughness and other impacts as 0.5.
 #                                           0.5: roughness on ~25 box means a second from the design rate (IRI
 #                                           moves a few % for phones at exactly 100 Hz or at 200 Hz); impacts as 0.4.
@@ -73,6 +74,9 @@ class DetectorParams(VersionedParams):
     remount_context_s: float = 8.0       # blocks compared before/after a candidate re-mount
     # --- filtering
     impact_band_hz: tuple[float, float] = (3.0, 25.0)   # band of the impact characteristic function
+    impact_low_per_rate: float = 0.125   # ... whose lower edge is at most this x the sample rate: below 24 Hz the
+    #                                      impact aliases into [0, fs/2] (phones sample slow sensors without an
+    #                                      anti-alias filter) and a 3 Hz edge would keep only a sliver of it
     body_band_hz: tuple[float, float] = (0.4, 3.0)      # body (sprung mass) band: bumps and humps
     rough_band_hz: tuple[float, float] = (0.5, 6.0)     # band for roughness (IRI) estimation: below phone-mount
     #                                                    resonances (8-22 Hz) that would inflate it
@@ -117,3 +121,9 @@ class DetectorParams(VersionedParams):
     # --- roughness
     roughness_window_m: float = 20.0
     roughness_min_speed_mps: float = 4.0
+
+    def impact_band_at(self, fs_hz: float) -> tuple[float, float]:
+        """The impact band [Hz] at a sample rate: :attr:`impact_band_hz` with its lower edge at most
+        :attr:`impact_low_per_rate` x ``fs_hz`` (the filter clips the upper edge to the rate)."""
+        low, high = self.impact_band_hz
+        return min(low, self.impact_low_per_rate * fs_hz), high

@@ -66,7 +66,8 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     a_up, a_fwd, a_left = ori.to_car_frame(acc)
     for s, e, g in zip(ori.seg_start, np.append(ori.seg_start[1:], t.size), ori.g_mps2, strict=True):
         a_up[s:e] -= g                                 # loop over mount segments
-    a_imp = bandpass(a_up, params.impact_band_hz, fs)
+    band = params.impact_band_at(fs)
+    a_imp = bandpass(a_up, band, fs)
     cf = characteristic_function(a_imp, fs, params.energy_window_s)
     if not valid.all():
         cf[~valid] = 0.0
@@ -78,7 +79,7 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
                   forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
                   a_left_mps2=a_left, a_impact_mps2=a_imp, gyro_t_s=trace.gyro_t_s, gyro_rad_s=trace.gyro_rad_s,
                   cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
-                  distance_m=motion.distance_m, impact_band_hz=params.impact_band_hz,
+                  distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz)
     return sig, ori
 
