@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ingest.errors import FormatError
 from ingest.formats import FORMATS
-from ingest.source import Source, open_source
+from ingest.source import Source, only_file, open_source
 from ingest.trace import Limits, Trace
 
 
@@ -14,8 +14,15 @@ def format_names() -> list[str]:
     return [m.NAME for m in FORMATS]
 
 
+def _resolve(src: Source) -> Source:
+    """``src``, or the one file of a folder or zip that holds nothing else (a trace zipped to e-mail it)."""
+    return only_file(src) or src
+
+
 def detect_format(src: Source) -> str:
-    """Name of the first reader whose signature matches ``src``; FormatError if none does."""
+    """Name of the first reader whose signature matches ``src`` (or the one file it holds); FormatError if none
+    does."""
+    src = _resolve(src)
     for module in FORMATS:
         if module.sniff(src):
             return module.NAME
@@ -29,10 +36,11 @@ def read(source: str | Path | bytes | Source, format: str | None = None, *, name
          limits: Limits = Limits()) -> Trace:
     """Read a trace from a path (file, folder, zip, .gz), bytes, or an opened Source.
 
-    ``format`` forces a reader by name (see :func:`format_names`); by default the content decides.
+    ``format`` forces a reader by name (see :func:`format_names`); by default the content decides. A folder or zip
+    holding a single file is read as that file.
     Raises a subclass of :class:`ingest.errors.TraceError` (a ValueError) on bad input.
     """
-    src = source if isinstance(source, Source) else open_source(source, name=name)
+    src = _resolve(source if isinstance(source, Source) else open_source(source, name=name))
     fmt = format or detect_format(src)
     for module in FORMATS:
         if module.NAME == fmt:

@@ -1,15 +1,19 @@
 """A uniform view of what a user hands us: a file, a folder, a zip, or bytes.
 
 Readers see a :class:`Source`: a name for messages and a flat set of members (one member for a plain
-file or bytes; the files inside for a folder or zip). Gzip is undone here, once.
+file or bytes; the files inside for a folder or zip). Gzip is undone here, once. Hidden files (``.name``) and
+macOS's ``__MACOSX`` copies are left out. A folder's files are read only when a reader asks for them, and a
+folder, like a zip, may hold at most :data:`MAX_DECOMPRESSED_BYTES` of files.
 """
 
 from __future__ import annotations
 
 import io
 import lzma
+import os
 import zipfile
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +27,7 @@ except ImportError:                    # pragma: no cover - isal is a dependency
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_DECOMPRESSED_BYTES = 2_000_000_000
+SINGLE_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".gz", ".zip")   # a container's lone member: that file
 
 
 def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
@@ -54,12 +59,39 @@ def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+class _FolderFiles(Mapping[str, bytes]):
+    """A folder's files by POSIX-style relative path, each read on first use and kept: sniffing looks at a few
+    files by name, so an unrelated video beside an export is never read."""
+
+    def __init__(self, root: Path, paths: list[str], label: str) -> None:
+        self._root, self._paths, self._label = root, paths, label
+        self._known = set(paths)
+        self._loaded: dict[str, bytes] = {}
+
+    def __getitem__(self, member: str) -> bytes:
+        if member not in self._loaded:
+            if member not in self._known:
+                raise KeyError(member)
+            try:
+                self._loaded[member] = (self._root / member).read_bytes()
+            except OSError as exc:
+                raise FormatError(f"cannot be read ({exc.strerror or exc}); check the file's permissions",
+                                  source=self._label, field=member) from exc
+        return self._loaded[member]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
 @dataclass
 class Source:
-    """Input bytes by member name. ``members`` maps a POSIX-style relative path to its loader."""
+    """Input bytes by member name: ``members`` maps a POSIX-style relative path to the member's bytes."""
 
     name: str
-    members: dict[str, bytes] = field(default_factory=dict)
+    members: Mapping[str, bytes] = field(default_factory=dict)
     single: bool = True          # a plain file or bytes, not a container
 
     def member_names(self) -> list[str]:
@@ -92,43 +124,80 @@ def open_source(src: str | Path | bytes | bytearray | memoryview, *, name: str |
     path = Path(src)
     label = name or str(path)
     if path.is_dir():
-        files = {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
-                 if p.is_file() and not p.name.startswith(".")}
-        if not files:
-            raise FormatError("is an empty folder; point at a phone export or a trace file", source=label)
-        return Source(label, files, single=False)
+        return _from_folder(path, label)
     if not path.exists():
         raise FormatError("does not exist; check the path", source=label)
     return _from_bytes(path.read_bytes(), label)
+
+
+def only_file(src: Source) -> Source | None:
+    """The one file of a folder or zip that holds exactly one trace file (a CSV or JSON zipped to e-mail it), as a
+    single-file Source named ``<container>/<file>``; None for a single file, several members, or a file whose
+    name says it is no trace (a lone video in a folder is never read)."""
+    if src.single or len(src.members) != 1:
+        return None
+    member = next(iter(src.members))
+    if not member.lower().endswith(SINGLE_FILE_SUFFIXES):
+        return None
+    return _from_bytes(src.read(member), f"{src.name}/{member}")
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _from_folder(path: Path, label: str) -> Source:
+    """The files under ``path`` (hidden ones left out), refused above MAX_DECOMPRESSED_BYTES in all (checked from
+    their sizes before any is read), read lazily."""
+    sizes: dict[str, int] = {}
+    for root, dirs, names in os.walk(path):
+        dirs[:] = [d for d in dirs if not _hidden(d)]
+        for name in names:
+            p = Path(root) / name
+            if not _hidden(name) and p.is_file():
+                sizes[p.relative_to(path).as_posix()] = p.stat().st_size
+    if not sizes:
+        raise FormatError("is an empty folder; point at a phone export or a trace file", source=label)
+    total = sum(sizes.values())
+    if total > MAX_DECOMPRESSED_BYTES:
+        raise FormatError(f"holds {total} bytes of files, more than {MAX_DECOMPRESSED_BYTES}; point at the export "
+                          "folder itself, or move other files out of it", source=label)
+    paths = sorted(sizes, key=lambda m: PurePosixPath(m).parts)
+    return Source(label, _FolderFiles(path, paths, label), single=False)
 
 
 def _from_bytes(data: bytes, name: str) -> Source:
     if data.startswith(GZIP_MAGIC):
         data = gunzip(data, name=name)
     if data.startswith(ZIP_MAGIC):
+        member = None
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 total = sum(i.file_size for i in zf.infolist())
                 if total > MAX_DECOMPRESSED_BYTES:
                     raise FormatError(f"unpacks to {total} bytes, more than {MAX_DECOMPRESSED_BYTES}",
                                       source=name)
-                files = {i.filename: zf.read(i) for i in zf.infolist()
-                         if not i.is_dir() and not PurePosixPath(i.filename).name.startswith(".")
-                         and "__MACOSX" not in i.filename}
+                files: dict[str, bytes] = {}
+                for info in zf.infolist():
+                    if info.is_dir() or PurePosixPath(info.filename).name.startswith(".") \
+                            or "__MACOSX" in info.filename:
+                        continue
+                    member = info.filename
+                    files[member] = zf.read(info)
         except FormatError:
             raise
         except NotImplementedError as exc:       # zipfile: "That compression method is not supported"
             raise FormatError(f"is a zip archive packed with a method bump cannot unpack ({exc}); zip it again "
                               "with the standard (deflate) method", source=name) from exc
         except RuntimeError as exc:              # (after its subclass NotImplementedError)
-            # zipfile: "File ... is encrypted, password required for extraction"
-            raise FormatError(f"is a password-protected zip archive ({exc}); export it again without a password",
-                              source=name) from exc
+            # zipfile: "File <ZipInfo ...> is encrypted, password required for extraction"
+            raise FormatError(f"is a password-protected zip archive ({member or 'a member'} is encrypted); export "
+                              "it again without a password", source=name, field=member) from exc
         except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
             # a damaged member shows only when it is unpacked: bad CRC (BadZipFile), corrupt deflate, bzip2
             # (OSError) or lzma data, or a member cut short (EOFError)
             raise FormatError(f"is a damaged zip archive ({type(exc).__name__}: {exc}); export it again",
-                              source=name) from exc
+                              source=name, field=member) from exc
         if not files:
             raise FormatError("is an empty zip archive", source=name)
         return Source(name, files, single=False)

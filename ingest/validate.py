@@ -34,6 +34,11 @@ def as_float_array(values: ArrayLike, *, field: str, source: str | None) -> np.n
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         arr = values
     else:
+        if isinstance(values, Sequence) and not isinstance(values, str | bytes):
+            flags = [i for i, v in enumerate(values) if type(v) is bool]     # JSON true/false: not a reading
+            if flags:
+                raise SchemaError(f"holds {str(values[flags[0]]).lower()} at index {flags[0]}; every entry must be "
+                                  "a number (or null where allowed)", source=source, field=field)
         try:
             arr = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -431,8 +436,8 @@ def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | No
         dropped["gps_zero_zero"] = int(np.count_nonzero(null_island))
     keep = ~(no_fix | null_island)
     if n_fixes_in and not keep.any() and null_island.any():
-        raise GpsError("every fix is at (0, 0), the phone's placeholder for 'no fix'; drop the gps block "
-                       "or record with location enabled", source=source, field=f"{prefix}.lat")
+        raise GpsError("every fix is at (0, 0), the phone's placeholder for 'no fix'; record with location "
+                       "enabled, or send the trace without positions", source=source, field=f"{prefix}.lat")
     gt = gt[keep]
     rest = [cols[k][keep] for k in ("lat", "lon", "speed", "heading", "accuracy")]
     for i, name in ((2, "speed"), (4, "accuracy")):

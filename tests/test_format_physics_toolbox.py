@@ -129,6 +129,38 @@ def test_ios_zone_from_a_start_line(tmp_path: Path) -> None:
     assert "taken as UTC" not in problems(zoned)
 
 
+@pytest.mark.parametrize("offset", ["+02:00", "+0200", " +0200"])
+def test_ios_date_times_with_a_utc_offset(offset: str) -> None:
+    lines = IOS.read_text(encoding="utf-8").splitlines()
+    zoned_text = "\n".join([lines[0]] + [f"{r.split(',', 1)[0]}{offset},{r.split(',', 1)[1]}" for r in lines[1:]])
+    zoned, naive = ingest.read(zoned_text.encode(), name=IOS.name), ingest.read(IOS)
+    assert np.array_equal(zoned.t_s, naive.t_s - 7200.0)                  # local 09:30 at +02:00 is 07:30 UTC
+    assert np.array_equal(zoned.accel_mps2, naive.accel_mps2)
+    assert "taken as UTC" not in problems(zoned)
+
+
+@pytest.mark.parametrize(("cell", "expect"), [
+    ("-9999", "'-9999' on line 7, not a time like '2019-07-15 10:18:10.1010'"),
+    ("2024-05-01 09:30:00.1050Z", "'2024-05-01 09:30:00.1050Z' on line 7, with a UTC offset, while line 2"),
+    ("2024-13-01 09:30:00.1050", "'2024-13-01 09:30:00.1050' on line 7, not a time"),
+])
+def test_bad_date_time_cell_names_the_line(cell: str, expect: str) -> None:
+    lines = IOS.read_text(encoding="utf-8").splitlines()
+    lines[6] = cell + lines[6][lines[6].index(","):]
+    with pytest.raises(SchemaError) as err:
+        ingest.read("\n".join(lines).encode(), name=IOS.name)
+    assert err.value.field == "time" and expect in str(err.value)
+
+
+def test_multi_record_first_row_shorter_than_the_header() -> None:
+    rows = [f"{k / 50:.6f},0.03,-0.12,{0.99 + 0.001 * (k % 5):.4f}" + ("" if k == 0 else f",0.01,{0.001 * k:.3f},0.03")
+            for k in range(300)]                                          # row 1 carries the g-force only
+    tr = ingest.read(("time,gFx,gFy,gFz,wx,wy,wz\n" + "\n".join(rows)).encode(), name=GFORCE.name)
+    assert tr.n_samples == 300 and tr.gyro_t_s.size == 299
+    np.testing.assert_allclose(tr.gyro_rad_s[:, 1], 0.001 * np.arange(1, 300), rtol=0, atol=1e-12)
+    assert tr.gyro_t_s[0] == pytest.approx(GFORCE_START_S + 0.02, abs=1e-6)
+
+
 def test_multi_record_semicolon_interleaved_gyro_and_gps() -> None:
     tr = ingest.read(MULTI)
     text = MULTI.read_text(encoding="utf-8")

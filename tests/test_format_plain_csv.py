@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +181,44 @@ def test_missing_value_is_dropped_not_zeroed() -> None:
     assert tr.quality.dropped == {"accel_nonfinite": 1}
     assert tr.n_samples == 149
     assert not np.any(tr.accel_mps2[:, 0] == 0.0)
+
+
+def test_rows_shorter_than_the_header_read_as_empty_cells() -> None:
+    lines = basic_lines()
+    short = [line.rstrip(",") for line in lines]                          # loggers that omit trailing empty cells
+    first = next(i for i, line in enumerate(lines) if line[:1].isdigit())
+    assert short[first].count(",") == 6 < lines[first].count(",")         # the first data row is a short one
+    assert_same(read_text("\n".join(short)), read_text("\n".join(lines)))
+
+
+def test_a_cut_first_row_loses_only_its_own_sample() -> None:
+    lines = basic_lines()
+    first = next(i for i, line in enumerate(lines) if line[:1].isdigit())
+    lines[first] = lines[first].split(",")[0] + ",0.29"                   # t and ax only
+    tr = read_text("\n".join(lines))
+    assert tr.n_samples == 149 and tr.quality.dropped == {"accel_nonfinite": 1}
+    assert tr.quality.gps_fixes == 3 and tr.gyro_t_s.size == 149 and tr.gyro_t_s[0] == tr.t_s[0]
+
+
+@pytest.mark.parametrize("container", ["zip", "folder"])
+def test_a_zip_or_folder_holding_one_csv_reads_as_that_file(tmp_path: Path, container: str) -> None:
+    data = (DATA / "basic.csv").read_bytes()
+    if container == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("trip.csv", data)
+            zf.writestr("__MACOSX/._trip.csv", b"\x00\x05\x16\x07")        # macOS resource fork: ignored
+        src: bytes | Path = buf.getvalue()
+    else:
+        src = tmp_path / "mail"
+        (src / ".git").mkdir(parents=True)
+        (src / ".git" / "config").write_text("[core]\n")                 # hidden: ignored
+        (src / "trip.csv").write_bytes(data)
+        (src / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    assert ingest.detect_format(ingest.open_source(src)) == "csv"
+    tr = ingest.read(src)
+    assert_same(tr, ingest.read(DATA / "basic.csv"))
+    assert tr.source_format == "csv"
 
 
 def test_gps_only_rows_are_not_accelerometer_samples() -> None:

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import ingest
-from ingest.errors import FormatError, SchemaError
+from ingest import source
+from ingest.errors import FormatError, SchemaError, TimestampError
 from ingest.formats import sensor_logger, sensorlog
 from ingest.source import open_source
 from ingest.units import G_MPS2
@@ -199,6 +200,115 @@ def test_missing_latitude_names_location_file(tmp_path: Path) -> None:
     with pytest.raises(SchemaError) as err:
         ingest.read(rec)
     assert err.value.field == "Location.csv.latitude"
+    assert "'Location' enabled" in str(err.value) and "z, y, x" not in str(err.value)   # no axis-file hint
+
+
+# --- empty files, time units, gravity span ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "name"), [(ANDROID_FILES, "Location.csv"), (ANDROID_FILES, "Gyroscope.csv"),
+                                            (ANDROID_FILES, "Gravity.csv"), (IOS_DIR, "Location.csv")])
+def test_empty_optional_file_reads_as_if_missing(tmp_path: Path, base: Path, name: str) -> None:
+    emptied, removed = copy_tree(base, tmp_path / "emptied"), copy_tree(base, tmp_path / "removed")
+    (emptied / name).write_bytes(b"")
+    (removed / name).unlink()
+    trace = ingest.read(emptied)
+    assert_same_arrays(trace, ingest.read(removed))
+    assert f"{name} is empty: read as if it were missing" in trace.quality.problems
+
+
+def test_empty_total_acceleration_falls_back_to_accelerometer_plus_gravity(tmp_path: Path) -> None:
+    rec = copy_tree(ANDROID_FILES, tmp_path / "rec")
+    (rec / "TotalAcceleration.csv").write_bytes(b"")
+    trace = ingest.read(rec)
+    lin_t, lin = oracle(rec / "Accelerometer.csv")
+    grav_t, grav = oracle(rec / "Gravity.csv")
+    inside = (lin_t >= grav_t[0]) & (lin_t <= grav_t[-1])
+    expected = lin[inside] + np.column_stack([np.interp(lin_t[inside], grav_t, grav[:, i]) for i in range(3)])
+    assert trace.n_samples == np.count_nonzero(inside) > 100
+    np.testing.assert_allclose(trace.t_s, lin_t[inside], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(trace.accel_mps2, expected, rtol=0, atol=1e-9)
+    assert "TotalAcceleration.csv is empty: read as if it were missing" in trace.quality.problems
+
+
+@pytest.mark.parametrize(("divisor", "unit"), [(10**6, "ms"), (10**3, "us"), (10**9, "s")])
+def test_time_not_in_ns_names_the_unit(tmp_path: Path, divisor: int, unit: str) -> None:
+    rec = copy_tree(ANDROID_FILES, tmp_path / "rec")
+    lines = (rec / "TotalAcceleration.csv").read_text().splitlines()
+    rows = [ln.split(",", 1) for ln in lines[1:]]
+    (rec / "TotalAcceleration.csv").write_text("\n".join([lines[0]] + [f"{int(t) // divisor},{rest}"
+                                                                       for t, rest in rows]) + "\n")
+    with pytest.raises(TimestampError) as err:
+        ingest.read(rec)
+    assert err.value.field == "TotalAcceleration.csv.time"
+    assert f"look like {unit} since the epoch" in str(err.value) and "ns since the UNIX epoch" in str(err.value)
+
+
+def test_gravity_covering_half_the_recording_names_its_span(tmp_path: Path) -> None:
+    rec = copy_tree(IOS_DIR, tmp_path / "rec")
+    lines = (rec / "Gravity.csv").read_text().splitlines()
+    (rec / "Gravity.csv").write_text("\n".join(lines[:len(lines) // 2]) + "\n")
+    g_last_s = int(lines[len(lines) // 2 - 1].split(",")[0]) / 10**9
+    with pytest.raises(TimestampError) as err:
+        ingest.read(rec)
+    assert err.value.field == "Gravity.csv.time"
+    msg = str(err.value)
+    assert "samples lie outside Gravity.csv's time span" in msg and f"..{g_last_s:.3f} s" in msg
+
+
+def test_few_samples_outside_the_gravity_span_are_noted() -> None:
+    trace = ingest.read(IOS_DIR)                                           # gravity starts 5 ms after the first sample
+    assert any(p.startswith("1 of ") and "outside Gravity.csv's time span" in p for p in trace.quality.problems)
+
+
+# --- the folder or zip around an export -----------------------------------------------------------------------
+
+
+def _record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    read: list[str] = []
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        read.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return read
+
+
+def test_folder_files_no_reader_asks_for_are_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = copy_tree(ANDROID_FILES, tmp_path / "rec")
+    (rec / "videos").mkdir()
+    (rec / "videos" / "dashcam.mp4").write_bytes(b"\x00" * 4096)
+    read = _record_reads(monkeypatch)
+    trace = ingest.read(rec)
+    assert trace.source_format == "sensor_logger" and trace.n_samples > 100
+    assert "dashcam.mp4" not in read and "TotalAcceleration.csv" in read
+
+
+def test_folder_larger_than_the_cap_is_refused_before_reading(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = copy_tree(ANDROID_FILES, tmp_path / "rec")
+    total = sum(p.stat().st_size for p in rec.iterdir())
+    monkeypatch.setattr(source, "MAX_DECOMPRESSED_BYTES", total - 1)
+    read = _record_reads(monkeypatch)
+    with pytest.raises(FormatError) as err:
+        ingest.read(rec)
+    assert f"holds {total} bytes of files, more than {total - 1}" in str(err.value)
+    assert read == []
+
+
+def test_password_protected_zip_names_the_member() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("rec/TotalAcceleration.csv", (ANDROID_FILES / "TotalAcceleration.csv").read_bytes())
+    data = bytearray(buf.getvalue())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):   # set the "encrypted" flag bit
+        data[data.find(signature) + flag_at] |= 1
+    with pytest.raises(FormatError) as err:
+        ingest.read(bytes(data), name="rec.zip")
+    assert err.value.field == "rec/TotalAcceleration.csv"
+    assert "(rec/TotalAcceleration.csv is encrypted)" in str(err.value) and "ZipInfo" not in str(err.value)
 
 
 @pytest.mark.parametrize(("column", "index"), [("y", 3), ("time", 0)])

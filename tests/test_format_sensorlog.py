@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ingest
-from ingest.errors import FormatError, SchemaError
+from ingest.errors import FormatError, GpsError, SchemaError
 from ingest.formats import sensor_logger, sensorlog
 from ingest.source import open_source
 
@@ -169,8 +169,9 @@ def test_missing_accel_column_names_file_and_column(tmp_path: Path) -> None:
     path = write_rows(tmp_path / "no_y.csv", rows(COMMA), drop=("accelerometerAccelerationY(G)",))
     with pytest.raises(SchemaError) as err:
         ingest.read(path)
-    assert err.value.field == "no_y.csv.accelerometerAccelerationY(G)"
-    assert "no_y.csv" in str(err.value) and "'accelerometerAccelerationY(G)'" in str(err.value)
+    assert err.value.field == "accelerometerAccelerationY(G)"              # the source names the file, once
+    assert err.value.source == str(path) and str(err.value).count("no_y.csv") == 1
+    assert "'accelerometerAccelerationY(G)'" in str(err.value)
 
 
 def test_non_numeric_value_names_column_and_line(tmp_path: Path) -> None:
@@ -179,8 +180,8 @@ def test_non_numeric_value_names_column_and_line(tmp_path: Path) -> None:
     path = write_rows(tmp_path / "bad.csv", table, sep=";")
     with pytest.raises(SchemaError) as err:
         ingest.read(path)
-    assert err.value.field == "bad.csv.motionGravityZ(G)"
-    assert "'n.a.'" in str(err.value) and "line 8" in str(err.value)
+    assert err.value.field == "motionGravityZ(G)"
+    assert "'n.a.'" in str(err.value) and "line 8" in str(err.value) and str(err.value).count("bad.csv") == 1
 
 
 def test_unparseable_logging_time(tmp_path: Path) -> None:
@@ -188,6 +189,52 @@ def test_unparseable_logging_time(tmp_path: Path) -> None:
     table[3]["loggingTime(txt)"] = "yesterday"
     with pytest.raises(SchemaError, match=r"'yesterday' on line 5"):
         ingest.read(write_rows(tmp_path / "bad_time.csv", table))
+
+
+def test_logging_time_na_markers_are_missing_values(tmp_path: Path) -> None:
+    table = rows(COMMA)
+    table[5]["loggingTime(txt)"] = "-9999"                                 # SensorLog's n/a: -9999 or -1
+    table[6]["loggingTime(txt)"] = "-1"
+    trace, truth = ingest.read(write_rows(tmp_path / "na_time.csv", table)), ingest.read(COMMA)
+    assert trace.n_samples == truth.n_samples
+    assert np.max(np.abs(trace.t_s - truth.t_s)) < ALIGN_TOL_S             # the other rows still align the clock
+
+
+@pytest.mark.parametrize(("path", "sep", "row", "cell", "has"), [
+    (COMMA, ",", 5, "2024-05-01 09:15:00.100 -0400", "with"),             # one zoned row among local ones
+    (SEMICOLON, ";", 7, "2024-05-01 10:15:00.140", "without"),            # one local row among zoned ones
+])
+def test_logging_time_with_and_without_utc_offset_is_refused(tmp_path: Path, path: Path, sep: str, row: int,
+                                                              cell: str, has: str) -> None:
+    table = rows(path, sep)
+    table[row]["loggingTime(txt)"] = cell
+    with pytest.raises(SchemaError) as err:
+        ingest.read(write_rows(tmp_path / "mixed.csv", table, sep=sep))
+    assert err.value.field == "loggingTime(txt)"
+    assert f"{cell!r} on line {row + 2}, {has} a UTC offset, while line 2" in str(err.value)
+
+
+def test_last_line_cut_inside_the_utc_offset_names_the_line(tmp_path: Path) -> None:
+    text = SEMICOLON.read_text(encoding="utf-8")
+    cut = text[:text.rindex(" -0400") + 4]                                 # '... -04': an upload cut short
+    n_lines = cut.count("\n") + 1
+    path = tmp_path / "cut.csv"
+    path.write_text(cut, encoding="utf-8")
+    with pytest.raises(SchemaError) as err:
+        ingest.read(path)
+    assert err.value.field == "loggingTime(txt)"
+    assert f"-04' on line {n_lines}, not a time" in str(err.value) and "cut short" in str(err.value)
+
+
+def test_single_file_errors_name_the_file_once(tmp_path: Path) -> None:
+    table = rows(COMMA)
+    for r in table:
+        if r["locationLatitude(WGS84)"]:
+            r["locationLatitude(WGS84)"] = r["locationLongitude(WGS84)"] = "0"     # (0, 0): "no fix"
+    path = write_rows(tmp_path / "drive.csv", table)
+    with pytest.raises(GpsError) as err:
+        ingest.read(path)
+    assert err.value.field == "location.lat" and str(err.value).count("drive.csv") == 1
 
 
 def test_no_clock_reference_is_refused(tmp_path: Path) -> None:

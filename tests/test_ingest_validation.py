@@ -131,6 +131,7 @@ CASES: list[tuple[str, Any, type[Exception], str]] = [
     ("accel-nested", _set("accel.t", [[1, 2]] * 500), SchemaError, "flat list"),
     ("unequal-lengths", _unequal, SchemaError, "differ in length"),
     ("non-numeric", _set("accel.z.7", "nine"), SchemaError, "non-numeric value at index 7"),
+    ("boolean-sample", _set("accel.x.3", True), SchemaError, "holds true at index 3"),
     ("too-many-nulls", _nulls(0.2), SchemaError, "are NaN, inf or null"),
     ("empty-accel", _empty_accel, SchemaError, "has no samples"),
     ("missing-trip-id", _del("trip_id"), SchemaError, "non-empty string"),

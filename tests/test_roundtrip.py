@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import orjson
 import pytest
@@ -143,3 +145,73 @@ def test_concurrent_reads_give_the_serial_traces() -> None:
             for a, b in zip(serial, pool.map(ingest.read, docs), strict=True):
                 _same(a, b)
                 assert a.quality == b.quality
+
+
+# --- documents bump refuses, and how it says so -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_bare_nan_or_infinity_is_named_with_the_fix(token: str) -> None:
+    import json
+
+    from ingest.errors import SchemaError
+
+    doc = make_doc()
+    doc["gyro"]["y"][7] = float(token.replace("Infinity", "inf"))
+    data = json.dumps(doc).encode()                  # Python's json writes NaN / Infinity / -Infinity
+    assert f" {token}," in data.decode()
+    with pytest.raises(SchemaError) as err:
+        ingest.read(data, name="trip.json")
+    assert err.value.field == "gyro.y"
+    msg = str(err.value)
+    assert f"bare {token} at index 7" in msg and "JSON has no NaN or Infinity" in msg and "write null" in msg
+    assert "64 bits" not in msg
+
+
+def test_other_broken_json_is_not_blamed_on_nan() -> None:
+    from ingest.errors import SchemaError
+
+    data = orjson.dumps(make_doc() | {"trip_id": "NaN, Infinity]"})[:-2]    # cut short; NaN only inside a string
+    with pytest.raises(SchemaError) as err:
+        ingest.read(data, format="bump")
+    assert "not valid JSON" in str(err.value) and "JSON has no NaN" not in str(err.value)
+
+
+def test_boolean_wheelbase_is_refused() -> None:
+    from ingest.errors import SchemaError
+
+    doc = make_doc()
+    doc["vehicle"]["wheelbase_m"] = True             # bool is an int in Python: True would pass 1 <= x <= 10
+    with pytest.raises(SchemaError) as err:
+        ingest.read(orjson.dumps(doc))
+    assert err.value.field == "vehicle.wheelbase_m"
+
+
+def test_a_column_of_one_element_lists_is_not_flattened() -> None:
+    from ingest.errors import SchemaError
+
+    doc = make_doc()
+    doc["accel"]["x"] = [[v] for v in doc["accel"]["x"]]      # numpy's (n, 1) .tolist()
+    with pytest.raises(SchemaError) as err:
+        ingest.read(orjson.dumps(doc))
+    assert err.value.field == "accel.x" and "flat list of numbers" in str(err.value)
+
+
+@pytest.mark.parametrize("container", ["zip", "folder"])
+def test_a_zip_or_folder_holding_one_document_reads_as_that_file(tmp_path: Path, container: str) -> None:
+    import io
+    import zipfile
+
+    data = ingest.dumps(ingest.read(orjson.dumps(make_doc())), compress=True)
+    if container == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("trips/trip.json.gz", data)
+            zf.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+        src: bytes | Path = buf.getvalue()
+    else:
+        src = tmp_path / "mail"
+        src.mkdir()
+        (src / "trip.json.gz").write_bytes(data)
+    assert ingest.detect_format(ingest.open_source(src)) == "bump"
+    _same(ingest.read(src), ingest.read(data))

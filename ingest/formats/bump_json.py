@@ -6,6 +6,8 @@ Layout: ``docs/trace-format.md``; JSON Schema: ``ingest/schema/bump.trace-1.sche
 from __future__ import annotations
 
 import gzip
+import itertools
+import re
 import threading
 from typing import Any
 
@@ -74,7 +76,8 @@ def parse_document(doc: Any, *, source: str, limits: Limits = Limits()) -> Trace
     vehicle = _obj(doc, "vehicle", source=source, required=False) or {}
     phone = _obj(doc, "phone", source=source, required=False) or {}
     wheelbase = vehicle.get("wheelbase_m")
-    if wheelbase is not None and not (isinstance(wheelbase, int | float) and 1.0 <= wheelbase <= 10.0):
+    if wheelbase is not None and (isinstance(wheelbase, bool) or not (isinstance(wheelbase, int | float)
+                                                                      and 1.0 <= wheelbase <= 10.0)):
         raise SchemaError(f"is {wheelbase!r}; a wheelbase in metres between 1 and 10 is expected",
                           source=source, field="vehicle.wheelbase_m")
     return build_trace(
@@ -146,10 +149,44 @@ def _decode(data: bytes, *, source: str) -> Any:
         out = _plain(doc)
         del doc              # a parser parses again only once no simdjson object of its last document is alive
     except (ValueError, TypeError, RuntimeError, KeyError) as exc:   # RuntimeError: integers beyond 64 bits
+        non_finite = _non_finite_token(data)
+        if non_finite is not None:
+            token, field, where = non_finite
+            raise SchemaError(f"holds a bare {token}{where}: JSON has no NaN or Infinity; write null for a missing "
+                              "value (Python's json.dumps writes NaN: turn NaN into None first, or dump with orjson, "
+                              "which writes null)", source=source, field=field) from exc
         raise SchemaError(f"is not valid JSON or holds a value bump cannot read ({exc}); check the upload is "
                           "complete and that numbers fit in 64 bits", source=source) from exc
     _give_back(parser, len(data))   # only after success: a traceback may still hold a failed document
     return out
+
+
+_NON_FINITE = re.compile(rb"[\[,:]\s*(-?(?:NaN|Infinity))\s*[,\]}]")   # a bare token where a value goes
+_KEY_BEFORE = re.compile(rb'"([^"\\]{1,64})"\s*:\s*$')
+
+
+def _in_string(data: bytes, pos: int) -> bool:
+    """Whether ``pos`` lies inside a JSON string: an odd number of quotes before it (escaped ones not counted)."""
+    return (data.count(b'"', 0, pos) - data.count(b'\\"', 0, pos)) % 2 == 1
+
+
+def _non_finite_token(data: bytes) -> tuple[str, str | None, str] | None:
+    """(token, field, " at index i (byte b)") of the first bare NaN/Infinity of a document that failed to parse
+    (Python's json.dumps writes them), else None. Only called on the failure path."""
+    tokens = itertools.islice(_NON_FINITE.finditer(data), 64)          # bounded: this path may see any bytes
+    m = next((m for m in tokens if not _in_string(data, m.start(1))), None)
+    if m is None:
+        return None
+    pos = m.start(1)
+    opening = data.rfind(b"[", 0, pos)
+    if opening < 0 or data.rfind(b"]", opening, pos) >= 0:       # not in an array: a plain value such as "x": NaN
+        return m[1].decode(), None, f" at byte {pos}"
+    key = _KEY_BEFORE.search(data, max(0, opening - 80), opening)
+    brace = data.rfind(b"{", 0, opening)
+    block = _KEY_BEFORE.search(data, max(0, brace - 80), brace) if brace > 0 else None
+    names = [k[1].decode(errors="replace") for k in (block, key) if k is not None]
+    index = data.count(b",", opening, pos)
+    return m[1].decode(), ".".join(names) or None, f" at index {index} (byte {pos})"
 
 
 def _plain(doc: Any) -> Any:
@@ -168,8 +205,11 @@ def _plain(doc: Any) -> Any:
                         arr = np.frombuffer(v.as_buffer(of_type="d"), dtype=np.float64)
                     except (TypeError, ValueError):
                         arr = None
-                    # as_buffer flattens nested arrays: only a flat array keeps its length
-                    v = arr if arr is not None and arr.size == len(v) else v.as_list()
+                    # as_buffer flattens nested arrays: a flat array keeps its length, and a column of one-element
+                    # lists ([[0.1], [0.2], ...], numpy's (n, 1) .tolist()) shows in its first element (O(1);
+                    # nesting further in with an unchanged total count is not caught: a full check costs ~15%)
+                    flat = arr is not None and arr.size == len(v) and not (len(v) and isinstance(v[0], simdjson.Array))
+                    v = arr if flat else v.as_list()
                 elif isinstance(v, simdjson.Object):
                     v = v.as_dict()
                 block[k] = v

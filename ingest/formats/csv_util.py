@@ -27,6 +27,11 @@ HEAD_BYTES = 65536
 MAX_ID_CHARS = 200          # a trip_id or device_id given in a "# key: value" line
 _DECIMAL_COMMA = re.compile(r"\d,\d")
 _META_LINE = re.compile(r"^\s*#\s*(?P<key>[A-Za-z][\w ]*?)\s*[:=]\s*(?P<value>.*?)\s*$")
+_DATE_TIME = r"(?:19|20)\d{2}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?"
+_LOCAL_TIME = re.compile(_DATE_TIME)
+_ZONED_TIME = re.compile(_DATE_TIME + r"\s*(?:Z|[+-]\d{2}:?\d{2})")
+_OFFSET_GAP = r"\s+(?=(?:Z|[+-]\d{2}:?\d{2})$)"       # ISO 8601 has no space before the offset
+_FAST_FORMAT = {False: "%Y-%m-%d %H:%M:%S.%f", True: "%Y-%m-%d %H:%M:%S.%f %z"}
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,22 @@ def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, s
                  where: str | None = None) -> dict[str, np.ndarray]:
     """Columns of ``data`` (by 0-based position; keys name them in messages) as float64 arrays.
 
-    ``skiprows`` lines (header, comments) are skipped. Empty cells and :data:`NA_STRINGS` become NaN, never 0.
-    Raises :class:`SchemaError` naming the file, column, line and value for text that is not a number.
+    ``skiprows`` lines (header, comments) are skipped. Empty cells and :data:`NA_STRINGS` become NaN, never 0,
+    and so do the cells a row lacks when it is shorter than the header (loggers omit trailing empty cells),
+    whichever row comes first. Raises :class:`SchemaError` naming the file, column, line and value for text that
+    is not a number.
     """
     names = list(columns)
     positions = [columns[k] for k in names]
     if not names:
         return {}
     try:
+        # Without names, pandas sizes the table by the first data row, so a short first row hides the columns
+        # beyond it. Naming the columns up to the last one used pads short rows with NaN; index_col=False keeps
+        # longer rows' extra cells out of an index (they are dropped, as usecols always did).
         frame = pd.read_csv(
             io.BytesIO(data), sep=dialect.sep, decimal=dialect.decimal, header=None, skiprows=skiprows,
+            names=range(max(positions) + 1), index_col=False,
             usecols=sorted(set(positions)), engine="c", encoding="latin-1", quotechar='"',
             skipinitialspace=True, na_values=list(NA_STRINGS), keep_default_na=False, skip_blank_lines=True,
         )
@@ -143,6 +154,65 @@ def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, s
             _raise_non_numeric(col, name=name, skiprows=skiprows, source=source, where=where, dialect=dialect)
         out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+@dataclass(frozen=True)
+class DateTimes:
+    """A column of date-time text read by :func:`parse_datetimes`.
+
+    ``seconds`` is NaN where the cell is missing, unreadable, or ``mixed`` is set. ``bad`` is the first row that is
+    not a date-time; ``mixed`` is (first row of the rarer kind, first row of the other kind) when some rows carry a
+    UTC offset and others do not (local time: which zone the others are in is unknown, so nothing is guessed).
+    """
+
+    seconds: np.ndarray          # s since the UNIX epoch: UTC with an offset, else the local clock read as UTC
+    zoned: bool                  # the rows carry a UTC offset
+    bad: int | None = None
+    mixed: tuple[int, int] | None = None
+
+
+def parse_datetimes(text: pd.Series, missing: np.ndarray) -> DateTimes:
+    """``YYYY-MM-DD HH:MM:SS[.fff]`` cells, each optionally followed by a UTC offset (`` -0400``, ``+02:00``,
+    ``Z``), as s since the UNIX epoch; rows where ``missing`` is True are NaN.
+
+    Fast path: every row in the format of the first (SensorLog's and PTSS's own). Otherwise each row is checked
+    against the pattern (years 1900-2099, decimal point or comma) and the kinds are compared, so no pandas error
+    (out-of-range years from ``-9999``, mixed zones) can escape: the result names the row instead.
+    """
+    present = ~np.asarray(missing, dtype=bool)
+    rows = np.flatnonzero(present)
+    n = len(text)
+    if not rows.size:
+        return DateTimes(np.full(n, np.nan), False)
+    zoned = bool(_ZONED_TIME.fullmatch(str(text.iloc[rows[0]])))
+    wanted = text.where(present)
+    parsed = pd.to_datetime(wanted, format=_FAST_FORMAT[zoned], errors="coerce", utc=True)
+    failed = parsed.isna().to_numpy(dtype=bool) & present
+    if failed.any():
+        is_local = text.str.fullmatch(_LOCAL_TIME.pattern).fillna(False).to_numpy(dtype=bool) & present
+        is_zoned = text.str.fullmatch(_ZONED_TIME.pattern).fillna(False).to_numpy(dtype=bool) & present
+        bad = present & ~is_local & ~is_zoned
+        if bad.any():
+            return DateTimes(np.full(n, np.nan), zoned, bad=int(np.argmax(bad)))
+        if is_local.any() and is_zoned.any():
+            rare, common = ((is_zoned, is_local) if np.count_nonzero(is_zoned) <= np.count_nonzero(is_local)
+                            else (is_local, is_zoned))
+            return DateTimes(np.full(n, np.nan), zoned, mixed=(int(np.argmax(rare)), int(np.argmax(common))))
+        zoned = bool(is_zoned.any())
+        iso = wanted.str.replace(",", ".", regex=False).str.replace(_OFFSET_GAP, "", regex=True)
+        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True)
+        failed = parsed.isna().to_numpy(dtype=bool) & present
+        if failed.any():                                 # e.g. month 13
+            return DateTimes(np.full(n, np.nan), zoned, bad=int(np.argmax(failed)))
+    us = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
+    seconds = (us // 1_000_000).astype(np.float64) + (us % 1_000_000).astype(np.float64) / 1e6
+    seconds[~present] = np.nan
+    return DateTimes(seconds, zoned)
+
+
+def has_utc_offset(cell: str) -> bool:
+    """True for a :func:`parse_datetimes` cell that ends in a UTC offset (`` -0400``, ``+02:00``, ``Z``)."""
+    return _ZONED_TIME.fullmatch(cell) is not None
 
 
 def _raise_non_numeric(col: pd.Series, *, name: str, skiprows: int, source: str, where: str | None,

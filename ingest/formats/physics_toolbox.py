@@ -15,7 +15,8 @@ Columns are matched by name, case-insensitively, ignoring a unit in brackets (``
 column              meaning [unit]
 ==================  ==================================================================================
 time                elapsed s since the start (``0.076920``); or the Android wall clock ``HH:MM:SS:mmm``
-                    (local, no date); or the iOS date-time ``YYYY-MM-DD HH:MM:SS.ffff`` (local, no zone)
+                    (local, no date); or the iOS date-time ``YYYY-MM-DD HH:MM:SS.ffff`` (local; a UTC offset
+                    such as ``+02:00`` after it is honoured, but every row must then carry one)
 gFx, gFy, gFz       g-force, the accelerometer INCLUDING gravity [g]: flat on a table gFz ~ +1 (Android)
 TgF / gFTotal       its magnitude (Android / iOS); not used, but ``gFTotal`` marks an iOS export
 ax, ay, az, aT      linear acceleration, gravity REMOVED [m/s^2]; not used (refused when it is all there is)
@@ -36,8 +37,8 @@ Dialects: comma, or semicolon with a decimal comma (``0,9913``); a Unicode minus
 
 Absolute time (bump needs s since the UNIX epoch), in this order:
 
-1. a date-time ``time`` column gives it; it is local time without a zone, taken as UTC (noted in the trace's
-   problems) unless a ``# start:`` line with a UTC offset gives the zone;
+1. a date-time ``time`` column gives it; with a UTC offset it is exact; without, it is local time, taken as UTC
+   (noted in the trace's problems) unless a ``# start:`` line with a UTC offset gives the zone;
 2. elapsed seconds or a clock string need the start: a ``# start:`` (or ``# Recording started at:``) line, else
    the file name, which the app makes from the recording's local date-time (``2019-04-1115.36.29.csv``;
    ``-``, ``_``, ``.``, ``:`` and space separators accepted); a start without a zone is taken as UTC (noted);
@@ -75,8 +76,10 @@ from ingest.formats.csv_util import (
     Dialect,
     check_id_lengths,
     field_name,
+    has_utc_offset,
     head_lines,
     meta_lines,
+    parse_datetimes,
     read_numeric,
     sniff_dialect,
     split_header,
@@ -108,7 +111,7 @@ _DEVICE_KEYS = ("device", "device_model", "model", "phone")
 _CELL = re.compile(r"^(?P<base>[^(\[]*?)\s*(?:[(\[](?P<unit>[^)\]]*)[)\]])?\s*$")
 _CLOCK = re.compile(r"^\s*\d{1,2}:\d{2}:\d{2}[:.,]\d{1,6}\s*$")
 _CLOCK_PARTS = r"^\s*(\d{1,2}):(\d{2}):(\d{2})([:.,])(\d{1,6})\s*$"
-_DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s*$")
+_DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}:?\d{2})?\s*$")
 _NAME_TIME = (re.compile(r"(\d{4})-(\d{2})-(\d{2})[ _T.-]?(\d{2})[.:_-](\d{2})[.:_-](\d{2})"),
               re.compile(r"(\d{4})(\d{2})(\d{2})[ _T-](\d{2})(\d{2})(\d{2})"))
 _UNICODE_MINUS = "\u2212".encode()
@@ -403,8 +406,8 @@ def _epoch_times(data: bytes, layout: _Layout, col: int, kind: str, elapsed_s: n
 def _text_column(data: bytes, layout: _Layout, col: int, *, source: str, where: str | None) -> pd.Series:
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=layout.dialect.sep, header=None, skiprows=layout.skiprows,
-                            usecols=[col], dtype=str, engine="c", encoding="latin-1", quotechar='"',
-                            keep_default_na=False, skip_blank_lines=True)
+                            names=range(col + 1), index_col=False, usecols=[col], dtype=str, engine="c",
+                            encoding="latin-1", quotechar='"', keep_default_na=False, skip_blank_lines=True)
     except pd.errors.EmptyDataError:
         return pd.Series([], dtype=str)
     except (pd.errors.ParserError, ValueError) as exc:
@@ -451,14 +454,22 @@ def _unwrap_clock(clock_s: np.ndarray, start: _Start) -> np.ndarray:
 
 def _datetime_s(text: pd.Series, name: str, *, skiprows: int, source: str,
                 where: str | None) -> tuple[np.ndarray, bool]:
-    """iOS ``YYYY-MM-DD HH:MM:SS.ffff`` -> s since the epoch (as if UTC when it has no offset), zoned?"""
-    parsed = pd.to_datetime(text.str.replace(",", ".", regex=False), format="ISO8601", errors="coerce")
-    ok = parsed.notna().to_numpy()
-    _bad_value(text, ok, name, "'2019-07-15 10:18:10.1010' (YYYY-MM-DD HH:MM:SS.ffff)", skiprows=skiprows,
-               source=source, where=where)
-    zoned = getattr(parsed.dt, "tz", None) is not None
-    epoch = pd.Timestamp(0, tz="UTC") if zoned else pd.Timestamp(0)
-    return ((parsed - epoch) / pd.Timedelta(1, "s")).to_numpy(dtype=np.float64, na_value=np.nan), zoned
+    """iOS ``YYYY-MM-DD HH:MM:SS.ffff`` (optionally with a UTC offset) -> s since the epoch (as if UTC without an
+    offset), zoned? A cell that is not such a time, or rows with and without an offset, raise SchemaError."""
+    times = parse_datetimes(text, (text == "").to_numpy())
+    if times.bad is not None:
+        ok = np.ones(len(text), dtype=bool)
+        ok[times.bad] = False
+        _bad_value(text, ok, name, "'2019-07-15 10:18:10.1010' (YYYY-MM-DD HH:MM:SS.ffff)", skiprows=skiprows,
+                   source=source, where=where)
+    if times.mixed is not None:
+        i, j = times.mixed
+        has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
+        raise SchemaError(f"holds {text.iloc[i]!r} on line {skiprows + i + 1}, {has} a UTC offset, while line "
+                          f"{skiprows + j + 1} ({text.iloc[j]!r}) and most other rows {others}, so the rows' clocks "
+                          "cannot be compared; write every time the same way (fix that row) or export again",
+                          source=source, field=field_name(where, name))
+    return times.seconds, times.zoned
 
 
 def _start(layout: _Layout, file_name: str, *, kind: str, source: str, where: str | None, time_col: str,

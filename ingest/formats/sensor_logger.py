@@ -17,7 +17,10 @@ CROSSPLATFORM.md) and the project's field notes on phone export formats:
 * ``Location.csv``: latitude, longitude [deg], speed [m/s], bearing [deg], horizontalAccuracy [m]; negative
   values mean invalid (-> NaN). Older app versions have fewer columns; all are read by name;
 * ``Metadata.csv`` (one row): device name, recording epoch time [ms], platform, appVersion, device id, ...;
-* ``Annotation.csv`` (driver's marks, may be empty) is not used.
+* ``Annotation.csv`` (driver's marks, may be empty) is not used;
+* an empty (0-byte) sensor file is read as if it were missing (noted in the trace's problems): the next
+  accelerometer choice is used, or the recording has no gyroscope or GPS. A ``time`` column too small to be ns
+  (ms, us or s written instead) is refused, naming the unit it looks like.
 
 All unit handling is in :func:`_epoch_s` (ns -> s), :data:`_ACCEL_FILES` with :func:`_accel_frame` (unit and
 axis sign per accelerometer file; ``build_trace`` applies the g factor) and :data:`GPS_COLUMNS`.
@@ -33,7 +36,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ingest.errors import FormatError, SchemaError
+from ingest.errors import FormatError, SchemaError, TimestampError
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import NS_PER_S
@@ -63,7 +66,11 @@ _KNOWN = {*_SENSOR_LOWER, METADATA.lower(), ANNOTATION.lower()}
 
 ENABLE_HINT = ("in Sensor Logger enable 'Accelerometer' and 'Gravity' (iOS), or 'Accelerometer' with total "
                "acceleration (Android), record again and export as 'Zipped CSV'")
-REEXPORT_HINT = "export the recording again from Sensor Logger as 'Zipped CSV' (every CSV has time, z, y, x)"
+REEXPORT_HINT = "export the recording again from Sensor Logger as 'Zipped CSV'"
+AXIS_HINT = f"{REEXPORT_HINT} (its sensor files have columns time, seconds_elapsed, z, y, x)"
+LOCATION_HINT = ("export the recording again with 'Location' enabled (Location.csv has columns time, latitude, "
+                 "longitude, ...)")
+MIN_EPOCH_NS = 1e17                        # 1973-03-03: smaller `time` values are not ns since the epoch
 
 
 def sniff(src: Source) -> bool:
@@ -82,13 +89,13 @@ def sniff(src: Source) -> bool:
 def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     """Read a Sensor Logger export (zip, folder, or a single TotalAcceleration.csv) into a Trace."""
     files = _Recording(src)
-    problems: list[str] = []
+    problems = [f"{m} is empty: read as if it were missing" for m in files.empty]
     meta = files.metadata(problems)
     platform = meta.get("platform", "").strip().lower()
     standardised = meta.get("standardisation", "").strip().lower() == "true"
 
-    accel_label, accel_member, t_s, xyz, unit, sign = _read_accel(files, platform=platform,
-                                                                  standardised=standardised, problems=problems)
+    accel_label, accel_member, t_s, xyz, unit, sign = _read_accel(files, platform=platform, standardised=standardised,
+                                                                  limits=limits, problems=problems)
     gyro_member = files.member(GYRO)
     gyro_t_s, gyro_xyz = files.axes(gyro_member) if gyro_member else (None, None)
 
@@ -135,31 +142,46 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
 # --- shared CSV helpers (also used by ingest.formats.sensorlog) ---------------------------------------------
 
 
-def read_table(data: bytes, *, source: str, member: str, sep: str = ",", decimal: str = ".",
-               usecols: object = None) -> pd.DataFrame:
-    """Parse CSV bytes with pandas' C engine; header names are stripped of spaces and a BOM."""
+def member_field(member: str | None, column: str | None = None) -> str | None:
+    """Error ``field``: ``file.column`` inside an export; the bare column (or None) for a single file, whose name
+    is the error's ``source`` already."""
+    if member is None:
+        return column
+    return f"{member}.{column}" if column else member
+
+
+def member_lead(member: str | None) -> str:
+    """``"Gyroscope.csv "`` to start a message about a member; nothing for a single file (the source names it)."""
+    return f"{member} " if member else ""
+
+
+def read_table(data: bytes, *, source: str, member: str | None, sep: str = ",", decimal: str = ".",
+               usecols: object = None, hint: str = AXIS_HINT) -> pd.DataFrame:
+    """Parse CSV bytes with pandas' C engine; header names are stripped of spaces and a BOM. ``member`` is None
+    for a single file; ``hint`` says how to fix an empty file."""
     try:
         df = pd.read_csv(io.BytesIO(data), sep=sep, decimal=decimal, engine="c", low_memory=False,
                          usecols=usecols, encoding="utf-8", encoding_errors="replace")
     except pd.errors.EmptyDataError as exc:
-        raise SchemaError(f"{member} is empty; {REEXPORT_HINT}", source=source, field=member) from exc
+        raise SchemaError(f"{member_lead(member)}is empty; {hint}", source=source, field=member) from exc
     except pd.errors.ParserError as exc:
-        raise FormatError(f"{member} is not a readable CSV ({exc}); export it again", source=source,
+        raise FormatError(f"{member_lead(member)}is not a readable CSV ({exc}); export it again", source=source,
                           field=member) from exc
     df.columns = [str(c).strip().lstrip("\ufeff").strip() for c in df.columns]
     return df
 
 
-def require_columns(df: pd.DataFrame, columns: Iterable[str], *, source: str, member: str, hint: str) -> None:
+def require_columns(df: pd.DataFrame, columns: Iterable[str], *, source: str, member: str | None,
+                    hint: str) -> None:
     """SchemaError naming the file and the first missing column, and listing the columns it does have."""
     for column in columns:
         if column not in df.columns:
             have = ", ".join(map(str, df.columns)) or "none"
-            raise SchemaError(f"{member} has no column {column!r} (it has: {have}); {hint}", source=source,
-                              field=f"{member}.{column}")
+            raise SchemaError(f"{member_lead(member)}has no column {column!r} (it has: {have}); {hint}", source=source,
+                              field=member_field(member, column))
 
 
-def numeric_column(df: pd.DataFrame, column: str, *, source: str, member: str) -> np.ndarray:
+def numeric_column(df: pd.DataFrame, column: str, *, source: str, member: str | None) -> np.ndarray:
     """Column as float64; empty cells become NaN; any other non-number raises SchemaError with its line."""
     col = df[column]
     if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
@@ -169,9 +191,9 @@ def numeric_column(df: pd.DataFrame, column: str, *, source: str, member: str) -
     bad = (num.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
     if bad.any():
         i = int(np.argmax(bad))
-        raise SchemaError(f"{member} column {column!r} holds {text.iloc[i]!r} on line {i + 2}, not a number; "
-                          "fix or delete that row, or export the recording again", source=source,
-                          field=f"{member}.{column}")
+        raise SchemaError(f"{member_lead(member)}column {column!r} holds {text.iloc[i]!r} on line {i + 2}, not a "
+                          "number; fix or delete that row, or export the recording again", source=source,
+                          field=member_field(member, column))
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -202,12 +224,16 @@ class _Recording:
                               source=src.name)
         self.folder = top[0]
         self.by_name = {PurePosixPath(m).name.lower(): m for m in src.members if _folder(m) == self.folder}
+        # an empty sensor file (a sensor that was on but delivered nothing, or a failed copy) counts as missing
+        self.empty = [m for n, m in self.by_name.items() if n in _SENSOR_LOWER and _blank(src.read(m))]
+        for m in self.empty:
+            del self.by_name[PurePosixPath(m).name.lower()]
 
     def member(self, name: str) -> str | None:
         return self.by_name.get(name.lower())
 
-    def table(self, member: str, required: Iterable[str], hint: str = REEXPORT_HINT) -> pd.DataFrame:
-        df = read_table(self.src.read(member), source=self.src.name, member=member)
+    def table(self, member: str, required: Iterable[str], hint: str = AXIS_HINT) -> pd.DataFrame:
+        df = read_table(self.src.read(member), source=self.src.name, member=member, hint=hint)
         require_columns(df, required, source=self.src.name, member=member, hint=hint)
         return df
 
@@ -241,18 +267,47 @@ class _Recording:
             return 0
 
 
+def _blank(data: bytes) -> bool:
+    """True for a file of nothing but whitespace (0 bytes, or a lone newline)."""
+    return not data[:64].strip() and not data.strip()
+
+
 def _folder(member: str) -> str:
     parent = str(PurePosixPath(member).parent)
     return "" if parent == "." else parent
 
 
 def _epoch_s(df: pd.DataFrame, member: str, source: str) -> np.ndarray:
-    """``time`` [int ns since the epoch] -> float64 s, split into whole seconds and remainder to stay exact."""
+    """``time`` [int ns since the epoch] -> float64 s, split into whole seconds and remainder to stay exact.
+
+    TimestampError when the values are too small to be ns since the epoch (ms, us or s written instead)."""
     col = df[TIME_COLUMN]
     if pd.api.types.is_integer_dtype(col.dtype):
         ns = col.to_numpy(dtype=np.int64)
+        _check_ns(ns, member=member, source=source)
         return (ns // NS_PER_S).astype(np.float64) + (ns % NS_PER_S).astype(np.float64) / NS_PER_S
-    return numeric_column(df, TIME_COLUMN, source=source, member=member) / NS_PER_S
+    ns_float = numeric_column(df, TIME_COLUMN, source=source, member=member)
+    _check_ns(ns_float, member=member, source=source)
+    return ns_float / NS_PER_S
+
+
+_TIME_UNITS = ((1e14, "us"), (1e11, "ms"), (1e8, "s"))     # smallest epoch-like value of each unit (1973)
+
+
+def _check_ns(time: np.ndarray, *, member: str, source: str) -> None:
+    """TimestampError naming the likely unit when the largest ``time`` is below 1973 in ns."""
+    finite = time[np.isfinite(time)] if time.dtype.kind == "f" else time
+    if not finite.size:
+        return
+    last = finite.max()
+    if last >= MIN_EPOCH_NS:
+        return
+    unit = next((u for lim, u in _TIME_UNITS if last >= lim), None)
+    looks = f"these look like {unit} since the epoch" if unit else "these are not times since the epoch"
+    raise TimestampError(f"{member} column {TIME_COLUMN!r} runs to {last:.0f}: {looks}, but Sensor Logger writes "
+                         "ns since the UNIX epoch (19 digits, like 1714568400000000000); export the recording again "
+                         "from Sensor Logger without editing the times", source=source,
+                         field=member_field(member, TIME_COLUMN))
 
 
 def _accel_frame(name: str, *, platform: str, standardised: bool, xyz: np.ndarray) -> tuple[str, float]:
@@ -267,7 +322,7 @@ def _accel_frame(name: str, *, platform: str, standardised: bool, xyz: np.ndarra
     return ("g" if norm < 4.0 else "m/s2"), sign
 
 
-def _read_accel(files: _Recording, *, platform: str, standardised: bool,
+def _read_accel(files: _Recording, *, platform: str, standardised: bool, limits: Limits,
                 problems: list[str]) -> tuple[str, str, np.ndarray, np.ndarray, str, float]:
     """(label, member, t_s, xyz, unit, sign) of the best accelerometer-with-gravity the export holds."""
     total, linear, gravity, uncal = (files.member(n) for n in (TOTAL, LINEAR, GRAVITY, UNCALIBRATED))
@@ -277,7 +332,10 @@ def _read_accel(files: _Recording, *, platform: str, standardised: bool,
     elif linear and gravity:
         t_s, xyz = files.axes(linear)
         g_t_s, g_xyz = files.axes(gravity)
-        xyz = xyz + _interp_rows(t_s, g_t_s, g_xyz)
+        g_at = _interp_rows(t_s, g_t_s, g_xyz)
+        _check_gravity_span(t_s, g_t_s, np.isnan(g_at[:, 0]), linear=linear, gravity=gravity,
+                            source=files.src.name, limits=limits, problems=problems)
+        xyz = xyz + g_at
         name, member, label = LINEAR, linear, f"{linear}+{GRAVITY}"
     elif uncal:
         t_s, xyz = files.axes(uncal)
@@ -286,12 +344,33 @@ def _read_accel(files: _Recording, *, platform: str, standardised: bool,
         raise FormatError(f"{linear} has gravity removed and the export has no {GRAVITY} or {TOTAL}; "
                           f"{ENABLE_HINT}", source=files.src.name, field=f"{linear}")
     else:
-        raise FormatError(f"has no accelerometer file ({TOTAL}, {LINEAR} + {GRAVITY}, or {UNCALIBRATED}); "
+        empty = f" ({', '.join(files.empty)} empty)" if files.empty else ""
+        raise FormatError(f"has no accelerometer file ({TOTAL}, {LINEAR} + {GRAVITY}, or {UNCALIBRATED}){empty}; "
                           f"{ENABLE_HINT}", source=files.src.name, field=TOTAL)
     unit, sign = _accel_frame(name, platform=platform, standardised=standardised, xyz=xyz)
     if not platform and name != TOTAL:
         problems.append(f"{label}: platform unknown (no {METADATA}); axis signs taken as Android's")
     return label, member, t_s, xyz, unit, sign
+
+
+def _check_gravity_span(t_s: np.ndarray, g_t_s: np.ndarray, no_gravity: np.ndarray, *, linear: str, gravity: str,
+                        source: str, limits: Limits, problems: list[str]) -> None:
+    """Accelerometer samples outside Gravity.csv's time span get no gravity (never extrapolated): noted, or a
+    TimestampError naming both files' spans when more than ``limits.max_nonfinite_fraction`` of them lack it."""
+    outside = no_gravity & np.isfinite(t_s)
+    n_out = int(np.count_nonzero(outside))
+    if not n_out:
+        return
+    g_ok = g_t_s[np.isfinite(g_t_s)]
+    g_span = f"{g_ok.min():.3f}..{g_ok.max():.3f} s" if g_ok.size else "no valid time"
+    a_ok = t_s[np.isfinite(t_s)]
+    what = (f"{n_out} of {t_s.size} {linear} samples lie outside {gravity}'s time span ({g_span}; {linear}: "
+            f"{a_ok.min():.3f}..{a_ok.max():.3f} s), so they have no gravity to add")
+    if n_out > limits.max_nonfinite_fraction * t_s.size:
+        raise TimestampError(f"{what}; export a recording whose {gravity} covers it (Sensor Logger writes both for "
+                             "the whole recording with 'Gravity' enabled), or record again", source=source,
+                             field=member_field(gravity, TIME_COLUMN))
+    problems.append(f"{what}: dropped")
 
 
 def _interp_rows(t_s: np.ndarray, src_t_s: np.ndarray, src_xyz: np.ndarray) -> np.ndarray:
@@ -311,7 +390,7 @@ def _interp_rows(t_s: np.ndarray, src_t_s: np.ndarray, src_xyz: np.ndarray) -> n
 
 def _read_location(files: _Recording, member: str, problems: list[str]) -> dict[str, np.ndarray]:
     required = (TIME_COLUMN, *(GPS_COLUMNS[k] for k in GPS_REQUIRED))
-    df = files.table(member, required, hint="export the recording again with 'Location' enabled")
+    df = files.table(member, required, hint=LOCATION_HINT)
     out = {"t_s": _epoch_s(df, member, files.src.name)}
     for key, column in GPS_COLUMNS.items():
         if column in df.columns:

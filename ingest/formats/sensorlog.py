@@ -15,7 +15,9 @@ Quirks handled here:
 
 * every row repeats the latest value of each sensor: accelerometer, gyroscope and GPS samples are the rows where
   their own timestamp changes (GPS fixes: ``locationTimestamp_since1970`` changes);
-* -9999 means n/a in any numeric column; negative speed, course, accuracy and timestamps mean invalid (-> NaN);
+* -9999 means n/a in any numeric column, -9999 or -1 in ``loggingTime(txt)``; negative speed, course, accuracy
+  and timestamps mean invalid (-> NaN). ``loggingTime`` rows with and without a UTC offset in one file are refused
+  (the zone of the others is unknown);
 * without ``accelerometerAcceleration*`` the raw acceleration is ``motionUserAcceleration + motionGravity``
   (Core Motion's definition) on ``motionTimestamp_sinceReboot``;
 * Core Motion reports acceleration with the opposite sign of Android on all three axes; bump uses Android's
@@ -34,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
-from ingest.formats.sensor_logger import numeric_column, read_table
+from ingest.formats.csv_util import has_utc_offset, parse_datetimes
+from ingest.formats.sensor_logger import member_field, member_lead, numeric_column, read_table
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.validate import build_trace
@@ -69,9 +72,10 @@ _SIGNATURE = (LOGGING_TIME, ACCEL_T, GPS_T, MOTION_T)
 _NUMERIC = (GPS_T, ACCEL_T, GYRO_T, MOTION_T, *GPS_COLUMNS.values(), *ACCEL, *USER_ACCEL, *GRAVITY, *GYRO,
             *MOTION_GYRO)
 _TEXT = (LOGGING_TIME, *ID_COLUMNS)
-_ZONE_RE = r"[+-]\d{2}:?\d{2}$"
+NA_TEXT = ("-9999", "-1", "-9999.0", "-1.0")    # loggingTime(txt) n/a (SensorLog writes -9999 or -1)
 ENABLE_HINT = ("in SensorLog enable the accelerometer ('ACC') or device motion ('DM') and record again; "
                "export CSV with comma or semicolon separators")
+REEXPORT_HINT = "export the log again from SensorLog as CSV (comma or semicolon separated)"
 
 
 def _base(column: str) -> str:
@@ -100,21 +104,23 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         raise FormatError(f"has no SensorLog CSV (a header with {LOGGING_TIME} or {ACCEL_T}); {ENABLE_HINT}",
                           source=src.name)
     data = src.read(member)
+    where = None if src.single else member          # a single file is named by the source already
     lines = data[:65536].split(b"\n", 2)
     header, first_row = lines[0], (lines[1] if len(lines) > 1 else b"")
     sep = ";" if header.count(b";") > header.count(b",") else ","
     decimal = "," if sep == ";" and re.search(rb"\d,\d", first_row) else "."    # semicolon + decimal comma
     wanted = {_base(c) for c in (*_NUMERIC, *_TEXT)}
-    df = read_table(data, source=src.name, member=member, sep=sep, decimal=decimal,
-                    usecols=lambda c: _base(str(c)) in wanted)
+    df = read_table(data, source=src.name, member=where, sep=sep, decimal=decimal,
+                    usecols=lambda c: _base(str(c)) in wanted, hint=REEXPORT_HINT)
     df.columns = [_canonical_header(c) for c in df.columns]
     problems: list[str] = []
-    num = {c: _numeric(df, c, source=src.name, member=member) for c in _NUMERIC if c in df.columns}
+    num = {c: _numeric(df, c, source=src.name, where=where) for c in _NUMERIC if c in df.columns}
 
     accel_name, accel_t, accel, gyro_name, gyro_t, gyro = _accel_and_gyro(num, df, source=src.name, member=member,
-                                                                          problems=problems)
-    gps_t, gps = _gps(num, df.columns, source=src.name, member=member)
-    offset_s = _reboot_offset_s(df, num, accel_t, gps_t, source=src.name, member=member, problems=problems)
+                                                                          where=where, problems=problems)
+    gps_t, gps = _gps(num, df.columns, source=src.name, where=where)
+    offset_s = _reboot_offset_s(df, num, accel_t, gps_t, source=src.name, member=member, where=where,
+                                problems=problems)
 
     keep_a = _fresh(accel_t)
     keep_g = _fresh(gyro_t) if gyro_t is not None else None
@@ -136,8 +142,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         phone={"os": "iOS", "app": "SensorLog"},
         limits=limits,
         problems=problems,
-        field_prefix={"accel": f"{member}:{accel_name}", "gyro": f"{member}:{gyro_name}",
-                      "gps": f"{member}:location"},
+        field_prefix={"accel": _prefixed(where, accel_name), "gyro": _prefixed(where, gyro_name),
+                      "gps": _prefixed(where, "location")},
     )
 
 
@@ -150,8 +156,13 @@ def _canonical_header(column: str) -> str:
     return column
 
 
-def _numeric(df: pd.DataFrame, column: str, *, source: str, member: str) -> np.ndarray:
-    arr = numeric_column(df, column, source=source, member=member)
+def _prefixed(where: str | None, block: str) -> str:
+    """``export/log.csv:location`` inside an archive, ``location`` for a single file (the source names it)."""
+    return f"{where}:{block}" if where else block
+
+
+def _numeric(df: pd.DataFrame, column: str, *, source: str, where: str | None) -> np.ndarray:
+    arr = numeric_column(df, column, source=source, member=where)
     return np.where(arr == NA_SENTINEL, np.nan, arr)
 
 
@@ -180,7 +191,7 @@ def _missing(columns: tuple[str, ...], num: dict[str, np.ndarray]) -> list[str]:
     return [c for c in columns if c not in num]
 
 
-def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str, member: str,
+def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str, member: str, where: str | None,
                     problems: list[str]) -> tuple[str, np.ndarray, np.ndarray, str, np.ndarray | None,
                                                   np.ndarray | None]:
     """Per row: accel name, time since reboot [s] and values [g, Core Motion sign]; gyro name, time, [rad/s]."""
@@ -195,9 +206,9 @@ def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str
     else:
         missing = _missing((ACCEL_T, *ACCEL), num)[0]
         have = ", ".join(map(str, df.columns)) or "none"
-        raise SchemaError(f"{member} has no column {missing!r} (nor motionUserAcceleration* + motionGravity* "
-                          f"with {MOTION_T}); it has: {have}; {ENABLE_HINT}", source=source,
-                          field=f"{member}.{missing}")
+        raise SchemaError(f"{member_lead(where)}has no column {missing!r} (nor motionUserAcceleration* + "
+                          f"motionGravity* with {MOTION_T}); it has: {have}; {ENABLE_HINT}", source=source,
+                          field=member_field(where, missing))
     accel_t = np.where(accel_t < 0, np.nan, accel_t)
     for t_col, cols in ((GYRO_T, GYRO), (MOTION_T, MOTION_GYRO)):
         if not _missing((t_col, *cols), num):
@@ -210,14 +221,14 @@ def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str
 
 
 def _gps(num: dict[str, np.ndarray], columns: pd.Index, *, source: str,
-         member: str) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+         where: str | None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Per-row GPS time [s since the epoch] and values; (None, {}) without location columns."""
     if GPS_T not in num:
         return None, {}
     for key in ("lat_deg", "lon_deg"):
         if GPS_COLUMNS[key] not in num:
-            raise SchemaError(f"{member} has {GPS_T} but no column {GPS_COLUMNS[key]!r}; export again with "
-                              "location enabled", source=source, field=f"{member}.{GPS_COLUMNS[key]}")
+            raise SchemaError(f"{member_lead(where)}has {GPS_T} but no column {GPS_COLUMNS[key]!r}; export again with "
+                              "location enabled", source=source, field=member_field(where, GPS_COLUMNS[key]))
     t = np.where(num[GPS_T] > 0, num[GPS_T], np.nan)
     out = {k: num[c] for k, c in GPS_COLUMNS.items() if c in num}
     for key in NEGATIVE_INVALID:
@@ -226,32 +237,37 @@ def _gps(num: dict[str, np.ndarray], columns: pd.Index, *, source: str,
     return t, out
 
 
-def _logging_time_s(df: pd.DataFrame, *, source: str, member: str) -> tuple[np.ndarray, bool] | None:
-    """``loggingTime(txt)`` as s since 1970 and whether it carried a UTC offset (else it is local time)."""
+def _logging_time_s(df: pd.DataFrame, *, source: str, where: str | None) -> tuple[np.ndarray, bool] | None:
+    """``loggingTime(txt)`` as s since 1970 and whether it carried a UTC offset (else it is local time).
+
+    ``-9999`` and ``-1`` (SensorLog's n/a) and empty cells are missing (NaN). A cell that is not a time, or rows with
+    and without a UTC offset in one file, raise SchemaError naming the line."""
     if LOGGING_TIME not in df.columns:
         return None
-    text = df[LOGGING_TIME].astype("string").str.strip()
-    present = text.notna() & (text != "")
-    if not present.any():
+    text = df[LOGGING_TIME].astype("string").str.strip().fillna("")
+    missing = ((text == "") | text.isin(NA_TEXT)).to_numpy(dtype=bool)
+    if missing.all():
         return None
-    zoned = bool(text[present].str.contains(_ZONE_RE, regex=True).all())
-    fmt = "%Y-%m-%d %H:%M:%S.%f %z" if zoned else "%Y-%m-%d %H:%M:%S.%f"
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=zoned)
-    if (parsed.isna() & present).any():
-        parsed = pd.to_datetime(text, format="mixed", errors="coerce", utc=zoned)
-    bad = (parsed.isna() & present).to_numpy(dtype=bool)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise SchemaError(f"{member} column {LOGGING_TIME!r} holds {text.iloc[i]!r} on line {i + 2}, not a time "
-                          "like '2024-05-01 09:15:00.123'; fix that row or export again", source=source,
-                          field=f"{member}.{LOGGING_TIME}")
-    epoch = pd.Timestamp(0, tz="UTC") if zoned else pd.Timestamp(0)
-    seconds = ((parsed - epoch) / pd.Timedelta(1, "s")).to_numpy(dtype=np.float64, na_value=np.nan)
-    return seconds, zoned
+    times = parse_datetimes(text, missing)
+    field = member_field(where, LOGGING_TIME)
+    if times.bad is not None:
+        i = times.bad
+        cut = "; the file may be cut short (send it whole)" if i == len(text) - 1 else ""
+        raise SchemaError(f"{member_lead(where)}column {LOGGING_TIME!r} holds {text.iloc[i]!r} on line {i + 2}, not a "
+                          "time like '2024-05-01 09:15:00.123' (optionally with a UTC offset ' -0400'); fix that row "
+                          f"or export again{cut}", source=source, field=field)
+    if times.mixed is not None:
+        i, j = times.mixed
+        has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
+        raise SchemaError(f"{member_lead(where)}column {LOGGING_TIME!r} holds {text.iloc[i]!r} on line {i + 2}, {has} "
+                          f"a UTC offset, while line {j + 2} ({text.iloc[j]!r}) and most other rows {others}, so the "
+                          "rows' clocks cannot be compared; write every row the same way (fix that row) or export "
+                          "again", source=source, field=field)
+    return times.seconds, times.zoned
 
 
 def _reboot_offset_s(df: pd.DataFrame, num: dict[str, np.ndarray], accel_t: np.ndarray, gps_t: np.ndarray | None,
-                     *, source: str, member: str, problems: list[str]) -> float:
+                     *, source: str, member: str, where: str | None, problems: list[str]) -> float:
     """Offset [s] from seconds-since-reboot to seconds since the UNIX epoch.
 
     The accelerometer sample of a row was taken just before the row was logged, so the offset is
@@ -264,7 +280,7 @@ def _reboot_offset_s(df: pd.DataFrame, num: dict[str, np.ndarray], accel_t: np.n
     """
     fresh_a = _fresh(accel_t)
     fresh_f = _fresh(gps_t) if gps_t is not None else np.zeros(accel_t.size, dtype=bool)
-    logging = _logging_time_s(df, source=source, member=member)
+    logging = _logging_time_s(df, source=source, where=where)
     if logging is not None:
         log_s, zoned = logging
         if not zoned:
@@ -285,7 +301,7 @@ def _reboot_offset_s(df: pd.DataFrame, num: dict[str, np.ndarray], accel_t: np.n
         problems.append(f"{member}: no usable {LOGGING_TIME}; sensor times aligned through GPS fix times "
                         "(expect 0.1-1 s of offset)")
         return float(np.median(gps_t[rows] - accel_t[rows]))
-    raise FormatError(f"{member} has neither {LOGGING_TIME} nor GPS fixes ({GPS_T}), so its sensor times (since "
-                      f"reboot) cannot be placed on a clock; in SensorLog enable logging time or location",
-                      source=source, field=f"{member}.{LOGGING_TIME}")
+    raise FormatError(f"{member_lead(where)}has neither {LOGGING_TIME} nor GPS fixes ({GPS_T}), so its sensor times "
+                      "(since reboot) cannot be placed on a clock; in SensorLog enable logging time or location",
+                      source=source, field=member_field(where, LOGGING_TIME))
 
