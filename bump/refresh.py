@@ -35,6 +35,7 @@ from bump.cluster import (
 )
 from bump.lifecycle import (
     Replay,
+    StatusResult,
     Transition,
     evaluate_status,
     replay_passes,
@@ -604,8 +605,15 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
     defects only passed (:class:`_KeptSummaries`: the rest as stored), and their status changes in the order of
     their ids."""
     ids = summ["defect_id"]
-    status, since, replay, history = _statuses(prev, trav, dp, now=now, new_ids=new_ids,
-                                               rebuild_history=rebuild_history, actor=actor)
+    status, since, replay, history, retimed = _statuses(prev, trav, dp, now=now, new_ids=new_ids,
+                                                        rebuild_history=rebuild_history, actor=actor)
+    replayed: dict[int, list[dict[str, Any]]] = {}
+    for did, res in retimed:                        # loop over the (few) defects replayed in full
+        rows = _replayed_history(store, did, res, now=now, actor=actor)
+        if rows is not None:
+            replayed[did] = rows
+            since[int(np.searchsorted(ids, did))] = res.since_s
+            history = [h for h in history if h["defect_id"] != did]
     final = dict(zip(ids.tolist(), status.tolist(), strict=True))
     prio = priority(summ["severity"], summ["confidence"], summ["traversals_per_day"], summ["kind"], status, dp)
     update = {k: v for k, v in summ.items()} | {"status": status.astype(str), "status_since_s": since,
@@ -619,19 +627,47 @@ def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Co
         history = sorted(history + kept.history, key=lambda row: row["defect_id"])   # stable: each one's in order
     if history:
         store.add_history(history)
+    for did, rows in replayed.items():
+        store.replace_automatic_history(did, rows)
     return RefreshResult(merged, final)
 
 
+_HistoryRows = list[dict[str, Any]]
+
+
+def _replayed_history(store: Store, defect_id: int, res: StatusResult, *, now: float, actor: str
+                      ) -> _HistoryRows | None:
+    """The automatic history of a defect no crew has touched, as its replayed timeline ``res`` gives it, so
+    that it does not depend on the order of uploads (a trip uploaded late can date a change earlier, or reach it
+    first); rows that stay keep when they were recorded. None when it is that already, or crews' decisions are in
+    it (they, and what followed, stand as recorded)."""
+    old = store.history(defect_id)
+    if any(h["actor"] != "system" for h in old):
+        return None
+    key = [(tr.t_s, tr.from_status, tr.to_status) for tr in res.transitions]
+    if key == [(h["t_s"], h["from_status"], h["to_status"]) for h in old if h["from_status"] != h["to_status"]]:
+        return None
+    recorded = {(h["t_s"], h["from_status"], h["to_status"]): h["recorded_at_s"] for h in old}
+    rows = [_history_row(defect_id, tr, now, actor) for tr in res.transitions]
+    for r, k in zip(rows, key, strict=True):
+        r["recorded_at_s"] = recorded.get(k, now)
+    return rows
+
+
 def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new_ids: set[int],
-              rebuild_history: bool, actor: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """(status, since [s], replay (JSON, where it stands), history rows) of the defects of ``prev`` (sorted by
-    id; stored status and crew decision) from all their passes ``trav``. New defects (and a rebuild) record the
-    whole replayed timeline, others one row per change."""
+              rebuild_history: bool, actor: str
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _HistoryRows, list[tuple[int, StatusResult]]]:
+    """(status, since [s], replay (JSON, where it stands), history rows, retimed) of the defects of ``prev``
+    (sorted by id; stored status and crew decision) from all their passes ``trav``. New defects (and a rebuild)
+    record the whole replayed timeline, others one row per change. ``retimed``: (defect id, its replay) of those
+    replayed in full without a crew's decision (passes out of order, hits moved): their automatic history becomes
+    the replay's (:func:`_replayed_history`), so that it does not depend on the order of uploads."""
     ids = prev["defect_id"]
     status = np.empty(ids.size, dtype=object)
     replay = np.full(ids.size, None, dtype=object)
     since = np.zeros(ids.size)
     history: list[dict[str, Any]] = []
+    retimed: list[tuple[int, StatusResult]] = []
     order = np.argsort(trav["defect_id"], kind="stable")
     tids = trav["defect_id"][order]
     bounds = np.searchsorted(tids, ids).tolist(), np.searchsorted(tids, ids, side="right").tolist()
@@ -654,13 +690,20 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
                               crew_status=crew, crew_at_s=crew_at)
         status[g], since[g] = res.status, res.since_s
         replay[g] = None if res.replay is None else res.replay.to_json()
-        old = str(prev["status"][g])
+        old, since_before = str(prev["status"][g]), float(prev["status_since_s"][g])
         if did in new_ids or rebuild_history:
             history += [_history_row(did, tr, now, actor) for tr in res.transitions]
-        elif old != res.status:
-            last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status, "re-evaluated")
-            history.append(_history_row(did, Transition(last.t_s, old, res.status, last.reason), now, actor))
-    return status, since, replay, history
+        else:
+            if old != res.status:
+                # never dated before the status it ends began: after a crew's reopen (dated then) the data's
+                # status holds from the reopen on, not from when the replay first reached it
+                last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status,
+                                                                                  "re-evaluated")
+                since[g] = max(last.t_s, since_before)
+                history.append(_history_row(did, Transition(since[g], old, res.status, last.reason), now, actor))
+            if crew is None:                          # a full replay: passes came out of order, or hits moved
+                retimed.append((did, res))
+    return status, since, replay, history, retimed
 
 
 def _history_row(defect_id: int, tr: Transition, now: float, actor: str) -> dict[str, Any]:

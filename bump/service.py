@@ -756,7 +756,7 @@ def _open311_request(store: Store, row: dict[str, Any]) -> dict[str, Any] | None
     depth = f", {row['depth_class']} depth" if row.get("depth_class") else ""
     return {
         "service_request_id": str(int(row["defect_id"])), "status": OPEN311_STATUS[status],
-        "status_notes": _public_reason(store, int(row["defect_id"]), history[-1]["reason"]) if history else None,
+        "status_notes": _public_reason(store, int(row["defect_id"]), _latest_note(history)) if history else None,
         "service_name": name, "service_code": kind,
         "description": f"{name}{depth}: hit {int(row['n_hits'])} times by {int(row['n_devices'])} devices on "
                        f"{int(row['n_traversals'])} recorded passes (bump status: {status}).",
@@ -766,6 +766,14 @@ def _open311_request(store: Store, row: dict[str, Any]) -> dict[str, Any] | None
         "expected_datetime": None, "address": None, "address_id": None, "zipcode": None,
         "lat": _num(row["lat_deg"], 6), "long": _num(row["lon_deg"], 6), "media_url": None,
     }
+
+
+def _latest_note(history: list[dict[str, Any]]) -> str:
+    """The reason of the latest change (``history`` in time order); at one time a crew's note before the system's
+    consequence of it (a reopen, and the status the data gives from then on)."""
+    t_last = history[-1]["t_s"]
+    crew = [h for h in history if h["t_s"] == t_last and h["actor"] != "system"]
+    return str((crew or history)[-1]["reason"])
 
 
 def _public_reason(store: Store, defect_id: int, reason: str) -> str:

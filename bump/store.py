@@ -1098,9 +1098,17 @@ class Store:
                      [tuple(_py(r.get(n)) for n in names) for r in rows])
 
     def history(self, defect_id: int) -> list[dict[str, Any]]:
+        """A defect's history in time order (data time, then as recorded)."""
         rows = self._ex(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM defect_history WHERE defect_id = ? "
-                        "ORDER BY history_id", (int(defect_id),)).fetchall()
+                        "ORDER BY t_s, history_id", (int(defect_id),)).fetchall()
         return [dict(zip(HISTORY_COLUMNS, r, strict=True)) for r in rows]
+
+    def replace_automatic_history(self, defect_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace a defect's automatic status changes (actor ``system``, from one status to another; merges and
+        crews' rows stay) by ``rows``."""
+        self._ex("DELETE FROM defect_history WHERE defect_id = ? AND actor = 'system' "
+                 "AND (from_status IS NULL OR from_status <> to_status)", (int(defect_id),))
+        self.add_history(rows)
 
     def all_history(self) -> list[dict[str, Any]]:
         rows = self._ex(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM defect_history ORDER BY history_id").fetchall()

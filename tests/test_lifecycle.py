@@ -206,6 +206,32 @@ def test_crew_repaired_dismissed_and_reopen(store) -> None:  # noqa: F811
     assert _status(store) == "confirmed"
     tos = [h["to_status"] for h in store.history(did)]
     assert "repaired" in tos and "dismissed" in tos and "reopened" in tos
+    # the data's status holds from the reopen on (once dated back to when the replay first confirmed it, which
+    # put the history out of time order and hid the defect from a since= query)
+    assert float(store.all_defects()["status_since_s"][0]) == T0_S + 20 * DAY_S
+    hist = store.history(did)
+    assert [h["t_s"] for h in hist] == sorted(h["t_s"] for h in hist)
+    assert (hist[-1]["from_status"], hist[-1]["to_status"], hist[-1]["t_s"]) == ("dismissed", "confirmed",
+                                                                                T0_S + 20 * DAY_S)
+
+
+def test_history_does_not_depend_on_the_order_trips_arrive(tmp_path) -> None:
+    """Trips uploaded late: the automatic history is the replay's (once the first upload's dates stayed)."""
+    from bump.store import Store
+
+    trips = [(f"t{k}", dev, T0_S + k * DAY_S) for k, dev in enumerate(["a", "b", "a", "c", "d"])]
+    timelines = []
+    for name, order in (("in-order", trips), ("reversed", trips[::-1]), ("shuffled", [trips[k] for k in
+                                                                                       (3, 0, 4, 1, 2)])):
+        with Store.open(tmp_path / f"{name}.db") as s:
+            for trip, dev, t0 in order:
+                add_trip(s, trip, dev, t0, [POTHOLE])
+            did = int(s.all_defects()["defect_id"][0])
+            auto = [(h["t_s"], h["from_status"], h["to_status"]) for h in s.history(did)
+                    if h["from_status"] != h["to_status"]]
+            timelines.append((auto, float(s.all_defects()["status_since_s"][0])))
+    assert timelines[0][0][-1][2] == "confirmed" and timelines[0][0][0][1] is None
+    assert timelines[1] == timelines[0] and timelines[2] == timelines[0], timelines
 
 
 def test_invalid_crew_changes_are_refused(store) -> None:  # noqa: F811
