@@ -153,10 +153,10 @@ def trace_track(trace: ingest.Trace, params: DetectorParams) -> Track:
                             trace.accuracy_m, latency_s=params.gps_latency_s)
 
 
-def hit_columns(det: Detection, proj: LocalProjection, trip_id: str, device_id: str
+def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id: str
                 ) -> tuple[Columns, list[dict[str, Any]]]:
-    """The storable hits of a detection (impacts with a position) and their extra features."""
-    imp = det.impacts
+    """The storable hits of a detection's impacts (those with a position) and their extra features."""
+    imp = impacts
     ok = np.isfinite(imp["lat_deg"]) & np.isfinite(imp["lon_deg"]) if len(imp) else np.zeros(0, dtype=bool)
     imp = imp.select(ok)
     n = len(imp)
@@ -272,7 +272,7 @@ class _TripRows:
 
 def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalProjection, device: str,
                params: DetectorParams, dp: DefectParams) -> _TripRows:
-    hits, features = hit_columns(det, proj, trace.trip_id, device)
+    hits, features = hit_columns(det.impacts, proj, trace.trip_id, device)
     dense = _track_xy(track, proj, dp)
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     rough, cover = _map_rows(proj, det.roughness, track, trace.trip_id, device)
@@ -533,33 +533,33 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
     within the join gate); their history rows move with them. Automatic history is rebuilt from the data.
     ``detect_fn`` replaces the detector (tests, experiments)."""
     dp = defect_params
-    trips = store.trips()
-    per_trip = []
-    for info in trips:
-        trace = ingest.read(store.trip_raw(info["trip_id"]), name=f"trip {info['trip_id']}")
-        det = detect_fn(trace, params)
-        per_trip.append((info, trace, det))
+    done: dict[str, _Redetected] = {}
+    for info in store.trips():                     # loop over trips, outside the write lock (uploads go on)
+        done[info["trip_id"]] = _redetect(store, info, params, detect_fn, keep_trace=not done)
         if progress is not None:
             progress(1)
     now = clock()
     detector = _detector_json(params, dp)
     with store.transaction():
+        trips = store.trips()                      # with the write lock: also those uploaded meanwhile
+        per_trip = [done.get(info["trip_id"]) or _redetect(store, info, params, detect_fn, keep_trace=not done)
+                    for info in trips]
         crew = _crew_snapshot(store)
         store.clear_derived()
-        proj = projection(store, per_trip[0][1] if per_trip else None)
+        first = next((r.trace for r in per_trip if r.trace is not None), None)
+        proj = projection(store, first)
         if proj is None:
             return ReprocessSummary(len(trips), 0, 0, {}, 0, len(crew), detector_info(params))
         all_hits: list[Columns] = []
         tracks: dict[str, tuple[str, tuple[np.ndarray, ...]]] = {}
-        for info, trace, det in per_trip:
-            tid, dev = info["trip_id"], info["device_id"]
-            hits, features = hit_columns(det, proj, tid, dev)
+        for r in per_trip:                         # loop over trips
+            tid, dev = r.info["trip_id"], r.info["device_id"]
+            hits, features = hit_columns(r.impacts, proj, tid, dev)
             ids = store.add_hits(hits.data, features, detector_info(params, with_params=False))
             all_hits.append(hits.with_columns(hit_id=ids))
-            track = trace_track(trace, params)
-            store.update_trip_detection(tid, detector_info(params), det.n_impacts)
-            _update_maps(store, proj, det.roughness, track, tid, dev, refresh=False)
-            tracks[tid] = (dev, _track_xy(track, proj, dp))
+            store.update_trip_detection(tid, detector_info(params), r.n_impacts)
+            _update_maps(store, proj, r.roughness, r.track, tid, dev, refresh=False)
+            tracks[tid] = (dev, _track_xy(r.track, proj, dp))
         hits = Columns({k: np.concatenate([h[k] for h in all_hits]) for k in all_hits[0]}) if all_hits else None
         new_ids = np.empty(0, dtype=np.int64)
         gps_latency.reset_fleet(store)
@@ -599,6 +599,27 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             by_status[st] = by_status.get(st, 0) + n
     return ReprocessSummary(len(trips), 0 if hits is None else len(hits), sum(by_status.values()), by_status,
                             carried, lost, {"version": params.version, "params_digest": params.digest()})
+
+
+@dataclass(frozen=True)
+class _Redetected:
+    """What a reprocess keeps of a trip's new detection: impacts, roughness and GPS track, not its signals (a
+    city's trips at once would not fit in memory), and the trace itself for the first one (the projection)."""
+
+    info: dict[str, Any]
+    impacts: Columns
+    roughness: Columns
+    n_impacts: int
+    track: Track
+    trace: ingest.Trace | None
+
+
+def _redetect(store: Store, info: dict[str, Any], params: DetectorParams,
+              detect_fn: Callable[[ingest.Trace, DetectorParams], Detection], *, keep_trace: bool) -> _Redetected:
+    trace = ingest.read(store.trip_raw(info["trip_id"]), name=f"trip {info['trip_id']}")
+    det = detect_fn(trace, params)
+    return _Redetected(info, det.impacts, det.roughness, det.n_impacts, trace_track(trace, params),
+                       trace if keep_trace and trace.has_gps else None)
 
 
 def _crew_snapshot(store: Store) -> list[dict[str, Any]]:

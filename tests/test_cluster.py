@@ -417,6 +417,27 @@ def test_reprocess_rebuilds_the_same_defects(store) -> None:  # noqa: F811
     assert {d["id"] for d in after}.isdisjoint({d["id"] for d in before})
 
 
+def test_a_trip_uploaded_while_reprocess_runs_keeps_its_hits(store) -> None:  # noqa: F811
+    """Reprocess detects outside the write lock; a trip stored meanwhile was wiped by its clear_derived (its trip
+    row stayed, so re-ingesting it said 'already stored': the hits were lost for good)."""
+    from test_store import fake_detection
+
+    impacts = {f"t{k}": [POTHOLE] for k in range(4)}
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, impacts[f"t{k}"])
+
+    def detect_and_meanwhile_upload(trace, _p):
+        if trace.trip_id == "t0" and store.get_trip("t3") is None:     # an upload between detection and commit
+            add_trip(store, "t3", "d", T0_S + 3 * DAY_S, impacts["t3"])
+        return fake_detection(trace, impacts[trace.trip_id])
+
+    summary = pipeline.reprocess(store, detect_fn=detect_and_meanwhile_upload, clock=lambda: T0_S + 10 * DAY_S)
+    assert summary.n_trips == 4 and summary.n_hits == 4
+    assert len(store.hits_of_trip("t3")) == 1
+    d = store.all_defects()
+    assert int(d["n_hits"][0]) == 4 and int(d["n_devices"][0]) == 4
+
+
 def test_new_defect_takes_the_passes_of_trips_stored_before_it(store) -> None:  # noqa: F811
     add_trip(store, "early-clean", "z", T0_S - DAY_S, [])                   # passed before anyone hit it
     for k, dev in enumerate(["a", "b", "c"]):
