@@ -2,7 +2,7 @@
 
 from ingest.errors import BumpError, FormatError, SchemaError, TraceError, ValidationError
 from ingest.formats.bump_json import dumps, to_document
-from ingest.read import detect_format, format_names, read
+from ingest.read import detect_format, format_names, is_one_file_format, read
 from ingest.source import Source, open_source
 from ingest.trace import FORMAT_ID, Limits, Quality, Trace
 
@@ -20,6 +20,7 @@ __all__ = [
     "detect_format",
     "dumps",
     "format_names",
+    "is_one_file_format",
     "open_source",
     "read",
     "to_document",

@@ -14,6 +14,12 @@ def format_names() -> list[str]:
     return [m.NAME for m in FORMATS]
 
 
+def is_one_file_format(name: str) -> bool:
+    """Whether a recording in format ``name`` is one file (False: an export of several files, read as a folder or
+    a zip, whose files are its parts)."""
+    return next(bool(m.ONE_FILE) for m in FORMATS if m.NAME == name)
+
+
 def _resolve(src: Source) -> Source:
     """``src``, or the one file of a folder or zip that holds nothing else (a trace zipped to e-mail it)."""
     return only_file(src) or src

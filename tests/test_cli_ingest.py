@@ -86,3 +86,24 @@ def test_python_dash_m_bump_is_the_bump_command() -> None:
     r = subprocess.run([sys.executable, "-m", "bump", "--help"], capture_output=True, text=True, timeout=120,
                        cwd=Path(__file__).parent.parent)
     assert r.returncode == 0 and r.stdout.startswith("usage: bump ") and "ingest" in r.stdout
+
+
+def test_a_folder_of_traces_with_export_folders_beside_them_gives_every_recording(tmp_path: Path) -> None:
+    """Once the export's files were found through the parent folder, which was then read as that one export: the
+    trace files beside it were skipped, and two export folders aborted the whole ingest."""
+    import shutil
+
+    from bump.cli.ingest import expand
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in sorted(SAMPLE.glob("*.json.gz"))[:3]:
+        shutil.copy(f, mixed / f.name)
+    shutil.copytree(DATA / "sensor_logger" / "ios", mixed / "ios_export")
+    shutil.copytree(DATA / "phyphox" / "simple_comma", mixed / "phyphox_export")
+    got = [Path(p).name for p in expand([str(mixed)])]
+    assert got == sorted([f.name for f in sorted(SAMPLE.glob("*.json.gz"))[:3]] + ["ios_export", "phyphox_export"])
+    # an export folder on its own is one recording, its CSVs the parts of it (Annotation.csv is no trace)
+    assert expand([str(DATA / "sensor_logger" / "ios")]) == [str(DATA / "sensor_logger" / "ios")]
+    # Android's export holds its files in a dated subfolder
+    assert [Path(p).name for p in expand([str(DATA / "sensor_logger" / "android")])] == ["2024-05-01_09-00-00"]

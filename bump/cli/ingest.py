@@ -38,19 +38,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def expand(paths: list[str], fmt: str | None = None) -> list[str]:
-    """Trace inputs named by ``paths``: a file, or a folder that one reader recognises (a phone app's export),
-    stays whole; any other folder contributes its trace files and export subfolders (those of its trips/
-    subfolder when it has one), sorted."""
+    """Trace inputs named by ``paths``: a file stays; a folder contributes its traces (those of its trips/
+    subfolder when it has one): the files that are a recording each, and the export subfolders; a folder whose own
+    files are the parts of one export (Sensor Logger, phyphox) is that export, with any whole trace files beside
+    it. Sorted."""
     out: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if not path.is_dir() or fmt is not None or _is_export(path):
+        if not path.is_dir() or fmt is not None:
             out.append(raw)
             continue
         root = path / "trips" if (path / "trips").is_dir() else path
-        found = sorted(str(p) for p in root.iterdir()
-                       if (p.is_file() and p.name.endswith(TRACE_SUFFIXES) and p.name != "truth.json")
-                       or (p.is_dir() and _is_export(p)))
+        found = _inputs_in(root)
         if not found:
             raise ingest.FormatError("holds no traces (*.json, *.json.gz, *.zip, *.csv or export folders)",
                                      source=raw)
@@ -58,12 +57,36 @@ def expand(paths: list[str], fmt: str | None = None) -> list[str]:
     return out
 
 
-def _is_export(folder: Path) -> bool:
+def _inputs_in(folder: Path) -> list[str]:
+    """The recordings in a folder's top level (see :func:`expand`); files that look like no format are kept (their
+    reader then says what is wrong) unless they sit beside the parts of an export, as its other files do."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.name.endswith(TRACE_SUFFIXES) and p.name != "truth.json")
+    whole, unknown, parts = [], [], False
+    for p in files:                                   # loop over files
+        fmt = _format_of(p)
+        if fmt is None:
+            unknown.append(str(p))
+        elif ingest.is_one_file_format(fmt) or not p.name.endswith((".csv", ".txt")):
+            whole.append(str(p))                      # a recording (a zip is a whole export)
+        else:
+            parts = True
+    exports = [str(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")
+               and _is_export(p)]
+    if parts and _is_export(folder):
+        return sorted([str(folder), *whole, *exports])
+    return sorted([*whole, *unknown, *exports])
+
+
+def _format_of(path: Path) -> str | None:
     try:
-        ingest.detect_format(ingest.open_source(folder))
+        return ingest.detect_format(ingest.open_source(path))
     except BumpError:
-        return False
-    return True
+        return None
+
+
+def _is_export(folder: Path) -> bool:
+    return _format_of(folder) is not None
 
 
 def _file_bytes(path: str | Path) -> bytes | None:

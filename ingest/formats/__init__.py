@@ -1,4 +1,5 @@
-"""One module per input format. Each exposes ``NAME``, ``sniff(src) -> bool`` and ``read(src, *, limits)``.
+"""One module per input format. Each exposes ``NAME``, ``ONE_FILE`` (a recording is one file, not an export of
+several), ``sniff(src) -> bool`` and ``read(src, *, limits)``.
 
 ``FORMATS`` is the sniffing order: the most specific signatures first, the plain CSV last.
 """

@@ -21,6 +21,7 @@ from ingest.trace import FORMAT_ID, Limits, Trace
 from ingest.validate import build_trace
 
 NAME = "bump"
+ONE_FILE = True                        # a recording is one file
 
 
 def sniff(src: Source) -> bool:

@@ -49,6 +49,7 @@ from ingest.units import G_MPS2
 from ingest.validate import build_trace
 
 NAME = "phyphox"
+ONE_FILE = False                       # a recording is an export of several files (a folder or a zip)
 
 GRAVITY_FREE_MAX_MPS2 = 0.3 * G_MPS2   # a median |a| below this cannot include gravity
 GRAVITY_EDGE_S = 0.5                   # gravity is held this far beyond its first/last sample, NaN further out

@@ -89,6 +89,7 @@ from ingest.trace import Limits, Trace
 from ingest.validate import build_trace
 
 NAME = "physics_toolbox"
+ONE_FILE = True                        # a recording is one file
 APP = "Physics Toolbox Sensor Suite"
 HEAD_BYTES = 16384                 # sniffing reads at most this much of a file
 MAX_META_LINES = 64                # "#" and blank lines allowed before the header

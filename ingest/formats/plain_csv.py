@@ -57,6 +57,7 @@ from ingest.trace import Limits, Trace
 from ingest.validate import build_trace
 
 NAME = "csv"
+ONE_FILE = True                        # a recording is one file
 HEADER_HINT = ("the header needs t, ax, ay, az (t in s since the UNIX epoch, acceleration in m/s^2 including "
                "gravity), optionally gx, gy, gz, lat, lon, speed, heading, accuracy")
 

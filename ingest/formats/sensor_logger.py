@@ -43,6 +43,7 @@ from ingest.units import NS_PER_S
 from ingest.validate import build_trace
 
 NAME = "sensor_logger"
+ONE_FILE = False                       # a recording is an export of several files (a folder or a zip)
 
 TIME_COLUMN = "time"                       # int ns since the UNIX epoch, in every file
 AXIS_COLUMNS = ("x", "y", "z")             # stored as z, y, x: always read by name

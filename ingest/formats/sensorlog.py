@@ -43,6 +43,7 @@ from ingest.trace import Limits, Trace
 from ingest.validate import build_trace
 
 NAME = "sensorlog"
+ONE_FILE = True                        # a recording is one file
 
 LOGGING_TIME = "loggingTime(txt)"
 GPS_T = "locationTimestamp_since1970(s)"
