@@ -64,6 +64,9 @@ CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default 
 #                             defects, hits and passes all over a large database
 
 
+BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)   # what the database itself raises (locked, read-only)
+
+
 class StoreError(BumpError, ValueError):
     """The database cannot be opened, migrated or queried as asked; the message says how to fix it."""
 
@@ -557,6 +560,11 @@ class Store:
                 conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA cache_size = {-CACHE_KIB}")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "schema_migrations" not in tables:
+                conn.close()
+                raise StoreError(f"is an SQLite database of another program (tables: "
+                                 f"{', '.join(sorted(tables)[:6])}); give bump a file of its own", source=path)
             store = cls(conn, path)
             store._ensure_migrations_table()
             if migrate:
@@ -660,6 +668,8 @@ class Store:
         for version in sorted(v for v in MIGRATIONS if self.schema_version < v <= target):
             name, ddl = MIGRATIONS[version]
             with self.transaction():
+                if self.schema_version >= version:     # another process applied it while this one waited for
+                    continue                           # the write lock (two first ingests into a new file)
                 for stmt in self.dialect.ddl(ddl).split(";"):
                     if stmt.strip():
                         self._ex(stmt)

@@ -107,3 +107,19 @@ def test_a_folder_of_traces_with_export_folders_beside_them_gives_every_recordin
     assert expand([str(DATA / "sensor_logger" / "ios")]) == [str(DATA / "sensor_logger" / "ios")]
     # Android's export holds its files in a dated subfolder
     assert [Path(p).name for p in expand([str(DATA / "sensor_logger" / "android")])] == ["2024-05-01_09-00-00"]
+
+
+def test_a_database_error_is_one_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A database locked by a long writer, or a read-only file, once ended in a sqlite3 traceback."""
+    import sqlite3
+
+    from bump.cli import info
+
+    def locked(_args: object) -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(info, "run", locked)
+    assert main(["info", str(DATA / "plain_csv" / "basic.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bump info: error: the database refused: database is locked") and "\n" not in err

@@ -668,3 +668,26 @@ def test_a_version_8_database_gets_the_defect_device_index_and_answers_who_hit_w
     totals = new.trip_hit_totals("t1", [did, did + 1])
     assert totals["defect_id"].tolist() == [did] and totals["n_hits"].tolist() == [1]
     new.close()
+
+
+def test_a_migration_another_process_applied_meanwhile_is_skipped(tmp_path, monkeypatch) -> None:
+    """Two first ingests into a new file: both saw version 0, the second then failed on 'duplicate column'."""
+    Store.open(tmp_path / "race.db").close()                      # the other process migrated it fully
+    late = Store.open(tmp_path / "race.db", migrate=False)
+    real = Store.schema_version.fget
+    stale = iter([0])                                             # this one read the version before that
+    monkeypatch.setattr(Store, "schema_version", property(lambda self: next(stale, real(self))))
+    assert late.migrate() == [] and late.schema_version == SCHEMA_VERSION
+    late.close()
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "invoices.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    with pytest.raises(StoreError, match=r"another program \(tables: invoices\)"):
+        Store.open(path)
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["invoices"]

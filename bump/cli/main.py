@@ -10,6 +10,7 @@ from types import ModuleType
 
 from bump.cli import convert, defects, detect, evaluate, info, ingest, reprocess, run, serve, simulate, token
 from bump.runtime import one_blas_thread
+from bump.store import BACKEND_ERRORS
 from ingest.errors import BumpError
 
 
@@ -46,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"bump {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BACKEND_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"bump {args.command}: error: the database refused: {exc} (is another process writing to it for "
+              "long, or is the file or its folder read-only?)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
