@@ -38,7 +38,7 @@ from api.routes import map as map_routes
 from api.schemas import ErrorBody
 from api.settings import Settings
 from bump import service
-from bump.lifecycle import InvalidStatusError
+from bump.lifecycle import InvalidStatusError, StatusConflictError
 from bump.runtime import one_blas_thread
 from bump.store import StoreError, UnknownDefectError
 from ingest.errors import BumpError, FormatError, SizeError, TraceError
@@ -51,6 +51,7 @@ STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (service.NotFoundError, 404),
     (UnknownDefectError, 404),
     (service.ConflictError, 409),
+    (StatusConflictError, 409),
     (service.PayloadTooLargeError, 413),
     (SizeError, 413),
     (service.UnsupportedMediaError, 415),

@@ -48,6 +48,13 @@ class InvalidStatusError(BumpError, ValueError):
     code = "invalid_status"
 
 
+class StatusConflictError(InvalidStatusError):
+    """A crew's change that the defect's present state rules out: it is that status already, or there is no crew
+    decision to reopen."""
+
+    code = "status_conflict"
+
+
 @dataclass(frozen=True)
 class Transition:
     """One status change: data time [s since the epoch], from (None at birth), to, and why."""

@@ -46,7 +46,7 @@ import ingest
 from bump import cells as cellmap
 from bump import pipeline, views
 from bump.cluster import KINDS, LISTED_KINDS, Track
-from bump.lifecycle import DEFAULT_LIST_STATUSES, REOPEN, STATUSES
+from bump.lifecycle import DEFAULT_LIST_STATUSES, STATUSES
 from bump.store import DefectQuery, Store
 from detect import detect
 from detect.columns import Columns
@@ -597,13 +597,8 @@ def change_status(store: Store, principal: Principal, zones: PrivacyZones, defec
                   *, at_s: float | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
     """A crew's decision on a defect (repaired, dismissed or reopen) with a note, recorded in its history."""
     require_crew(principal, "changing a defect's status")
-    row = store.get_defect(defect_id)
+    store.get_defect(defect_id)
     _visible_defect(store, zones, defect_id)
-    if status != REOPEN and row["status"] == status:
-        raise ConflictError(f"defect {defect_id} is already {status}", field="status")
-    if status == REOPEN and not row["crew_status"]:
-        raise ConflictError(f"defect {defect_id} has no crew decision to reopen (it is {row['status']})",
-                            field="status")
     views.set_status(store, defect_id, status, reason=note, actor=principal.actor, at_s=at_s, clock=clock)
     return defect_detail(store, principal, zones, defect_id, public_read=True)
 

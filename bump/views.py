@@ -27,6 +27,7 @@ from bump.lifecycle import (
     REOPEN,
     STATUSES,
     InvalidStatusError,
+    StatusConflictError,
     check_crew_status,
 )
 from bump.pipeline import projection
@@ -155,7 +156,10 @@ def set_status(store: Store, defect_id: int, status: str, *, reason: str, actor:
         old = row["status"]
         crew, crew_at = (None, None) if status == REOPEN else (status, at)
         if status != REOPEN and old == status:
-            raise InvalidStatusError(f"defect {defect_id} is already {status}", field="status")
+            raise StatusConflictError(f"defect {defect_id} is already {status}", field="status")
+        if status == REOPEN and not row["crew_status"]:
+            raise StatusConflictError(f"defect {defect_id} has no crew decision to reopen (it is {old}, from the "
+                                      "data)", field="status")
         store.update_defects({"defect_id": [defect_id], "crew_status": [crew], "crew_at_s": [crew_at],
                               "status": [status if status != REOPEN else old], "status_since_s": [at]})
         store.add_history([{"defect_id": defect_id, "t_s": at, "recorded_at_s": now, "from_status": old,

@@ -245,6 +245,8 @@ def test_invalid_crew_changes_are_refused(store) -> None:  # noqa: F811
         views.set_status(store, did, "repaired", reason="  ")
     with pytest.raises(StoreError, match="no defect"):
         views.set_status(store, 999, "repaired", reason="x")
+    with pytest.raises(lifecycle.StatusConflictError, match="no crew decision to reopen"):   # once accepted (CLI)
+        views.set_status(store, did, "reopen", reason="x")
     assert _status(store) == "confirmed" and len(store.history(did)) == 2
 
 
