@@ -41,6 +41,7 @@ from bump import service
 from bump.lifecycle import InvalidStatusError, StatusConflictError
 from bump.runtime import one_blas_thread
 from bump.store import StoreError, UnknownDefectError
+from detect.params import DetectorParams
 from ingest.errors import BumpError, FormatError, SizeError, TraceError
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,9 @@ class HeadMiddleware:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.warm_up:
-        service.warm_up(get_params(app.state.settings))    # before serving: the first uploads are not slower
+        # before serving, so that the first uploads are not slower (the database's own parameters, if a reprocess
+        # set others, differ at most in thresholds: the filter designs and calibrations are the same)
+        service.warm_up(get_params(app.state.settings) or DetectorParams())
     yield
     with app.state.lock:
         pools = list(app.state.pools.values())

@@ -128,16 +128,18 @@ def get_metrics(request: Request) -> Metrics:
 
 
 @lru_cache(maxsize=8)
-def _load_params(path: str | None) -> DetectorParams:
+def _load_params(path: str | None) -> DetectorParams | None:
     if path is None:
-        return DetectorParams()
+        return None
     try:
         return DetectorParams.from_dict(orjson.loads(Path(path).read_bytes()))
     except (OSError, ValueError, TypeError) as exc:
         raise StoreError(f"cannot load detector parameters ({exc}); fix BUMP_DETECTOR_PARAMS", source=path) from None
 
 
-def get_params(settings: Annotated[Settings, Depends(get_settings)]) -> DetectorParams:
+def get_params(settings: Annotated[Settings, Depends(get_settings)]) -> DetectorParams | None:
+    """The detector parameters of BUMP_DETECTOR_PARAMS; None: the database's (those of its last reprocess, else
+    the defaults)."""
     return _load_params(None if settings.detector_params is None else str(settings.detector_params))
 
 
@@ -148,4 +150,4 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ZonesDep = Annotated[PrivacyZones, Depends(get_zones)]
 LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-ParamsDep = Annotated[DetectorParams, Depends(get_params)]
+ParamsDep = Annotated[DetectorParams | None, Depends(get_params)]

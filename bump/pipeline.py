@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 import ingest
 from bump import cells as cellmap
@@ -132,6 +133,20 @@ def projection(store: Store, trace: ingest.Trace | None = None) -> LocalProjecti
         return LocalProjection(lat0, lon0)
     lat0, lon0 = (float(v) for v in origin.split(","))
     return LocalProjection(lat0, lon0)
+
+
+PARAMS_META_KEY = "detector_params"   # the detector parameters of the database's last reprocess (JSON)
+
+
+def database_params(store: Store) -> DetectorParams:
+    """The detector parameters new trips of this database are detected with: those of its last ``reprocess``
+    (so that its trips stay comparable), else the defaults."""
+    return _params_from_json(store.get_meta(PARAMS_META_KEY))
+
+
+@functools.lru_cache(maxsize=8)
+def _params_from_json(text: str | None) -> DetectorParams:
+    return DetectorParams() if text is None else DetectorParams.from_dict(orjson.loads(text))
 
 
 def detector_info(params: DetectorParams, *, with_params: bool = True) -> dict[str, Any]:
@@ -541,6 +556,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
     now = clock()
     detector = _detector_json(params, dp)
     with store.transaction():
+        store.set_meta(PARAMS_META_KEY, orjson.dumps(params.to_dict()).decode())
         trips = store.trips()                      # with the write lock: also those uploaded meanwhile
         per_trip = [done.get(info["trip_id"]) or _redetect(store, info, params, detect_fn, keep_trace=not done)
                     for info in trips]

@@ -387,13 +387,14 @@ def decode_body(body: bytes, *, content_type: str | None, content_encoding: str 
 
 
 def upload_trace(store: Store, principal: Principal, data: bytes, *, fmt: str | None,
-                 params: DetectorParams = DetectorParams(), limits: Limits = Limits(), name: str = "upload",
+                 params: DetectorParams | None = None, limits: Limits = Limits(), name: str = "upload",
                  wire: bytes | None = None, clock: Callable[[], float] = time.time) -> UploadResult:
     """Read, detect and store one uploaded trip for the token's device (the device id in the body is ignored).
 
     Idempotent by trip id: a trip already stored for this device with the same content returns its summary with
     ``created=False``; another device's trip id, or the same id with other content, is a :class:`ConflictError`.
-    The trip is committed (WAL, synchronous=FULL) before this returns."""
+    The trip is committed (WAL, synchronous=FULL) before this returns. ``params``: the detector's, by default the
+    database's (:func:`bump.pipeline.database_params`)."""
     device = require_device(principal)
     try:
         trace = ingest.read(data, format=fmt, name=name, limits=limits)
@@ -403,6 +404,7 @@ def upload_trace(store: Store, principal: Principal, data: bytes, *, fmt: str | 
                                  "keys", source=name) from None
     if _already_stored(store, trace, device):
         return UploadResult(False, trip_summary(store, trace.trip_id), trace.n_samples)
+    params = params or pipeline.database_params(store)
     det = detect(trace, params)
     raw = wire if wire is not None and wire.startswith(GZIP_MAGIC) else data   # store what came, compressed
     s = pipeline.ingest_trace(store, trace, params, device_id=device, detection=det, raw=raw, clock=clock)

@@ -144,3 +144,24 @@ def test_iso_time_of_a_time_no_calendar_holds_is_none_not_a_crash() -> None:
     """A database written before ingest refused times after 2100 (ms read as s) once crashed `bump defects`."""
     assert views.iso_time(1_780_000_000.4) == "2026-05-28T20:26:40Z"
     assert views.iso_time(3e11) is None and views.iso_time(-1e20) is None and views.iso_time(float("nan")) is None
+
+
+def test_trips_ingested_after_a_reprocess_use_its_detector_parameters(tmp_path) -> None:
+    """Once a reprocess with other parameters was followed by ingests with the defaults: one database, two
+    detectors, without a word."""
+    import ingest
+    from bump import pipeline
+    from bump.store import Store
+    from detect import DetectorParams
+
+    src = sorted((ROOT / "sample_traces" / "trips").glob("*.json.gz"))
+    custom = DetectorParams(threshold_ratio=3.0)
+    with Store.open(tmp_path / "p.db") as store:
+        assert pipeline.database_params(store) == DetectorParams()
+        pipeline.ingest_trace(store, ingest.read(src[0]))
+        pipeline.reprocess(store, custom)
+        assert pipeline.database_params(store) == custom
+    assert main(["ingest", str(src[1]), "--db", str(tmp_path / "p.db")]) == 0
+    with Store.open(tmp_path / "p.db") as store:
+        digests = {t["detector"]["params_digest"] for t in store.trips()}
+    assert digests == {custom.digest()}

@@ -21,7 +21,6 @@ from tqdm import tqdm
 import ingest
 from bump import pipeline
 from bump.store import Store
-from detect.params import DetectorParams
 from ingest.errors import BumpError
 
 NAME = "ingest"
@@ -99,11 +98,11 @@ def _file_bytes(path: str | Path) -> bytes | None:
 
 def run(args: argparse.Namespace) -> int:
     files = expand(args.paths, args.format)
-    params = DetectorParams()
     status = 0
     totals = {"trips": 0, "skipped": 0, "failed": 0, "impacts": 0, "new": set(), "updated": set(), "merged": set()}
     confirmed: list[int] = []
     with Store.open(args.db) as store:
+        params = pipeline.database_params(store)            # those of its last reprocess, else the defaults
         bar = tqdm(files, unit="trip", file=sys.stderr, disable=not sys.stderr.isatty() or args.json)
         for path in bar:
             try:
