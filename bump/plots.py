@@ -37,6 +37,18 @@ STAGE_LABELS = ("raw", "oriented", "filtered", "characteristic", "speed")   # on
 MAX_POINTS = 20_000                  # per drawn line; more samples are drawn through their min/max envelope
 
 
+MATPLOTLIB_HINT = "pip install matplotlib (a dependency of bump: `pip install -e .` in the repository installs it)"
+
+
+def require_matplotlib() -> None:
+    """Raise ImportError with the install command when matplotlib cannot be imported."""
+    try:
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"bump's plots need matplotlib, which cannot be imported ({exc}); {MATPLOTLIB_HINT}",
+                          name="matplotlib") from exc
+
+
 def kind_color(kind: str) -> str:
     return KIND_COLORS.get(str(kind), KIND_COLORS["unknown"])
 
@@ -99,6 +111,7 @@ def stage_figure(*, raw: pd.DataFrame, oriented: pd.DataFrame, filtered: pd.Data
     characteristic function with threshold (log y), speed. Accepted impacts: a line on every axis, a marker at
     the cf peak and the kind written above it; rejected candidates: grey marker and reason.
     """
+    require_matplotlib()
     import matplotlib.pyplot as plt
     from matplotlib.transforms import blended_transform_factory
 
@@ -188,6 +201,7 @@ def map_figure(*, gps: pd.DataFrame, impacts: pd.DataFrame, roughness: pd.DataFr
     legend, and track segments coloured by the IRI of their roughness window (``show_roughness``). A trip
     without GPS gets an empty map saying so.
     """
+    require_matplotlib()
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 

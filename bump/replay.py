@@ -191,6 +191,11 @@ class Replay:
         return self._with_xy(frame)
 
     # ------------------------------------------------------------------------------------------------ plots
+    def _span(self) -> str:
+        end = self.t0 + pd.Timedelta(seconds=self.duration_s)
+        return (f"0..{self.duration_s:.1f} s since its start ({self.t0.strftime('%Y-%m-%d %H:%M:%S')} to "
+                f"{end.strftime('%H:%M:%S')} UTC)")
+
     def _title(self, extra: str = "") -> str:
         head = f"trip {self.trace.trip_id} ({self.trace.device_id}), {self.t0.strftime('%Y-%m-%d %H:%M:%S')} UTC"
         return f"{head} — {extra}" if extra else head
@@ -207,6 +212,9 @@ class Replay:
         if not end_s > start_s:
             raise ReplayError(f"plot window is empty: start {start_s:.3f} s is not before end {end_s:.3f} s; "
                               f"give start < end within 0..{self.duration_s:.1f} s", source=self.trace.trip_id)
+        if end_s <= 0.0 or start_s >= self.duration_s:
+            raise ReplayError(f"plot window {start_s:.3f}..{end_s:.3f} s lies outside the trip, which spans "
+                              f"{self._span()}; give times within it", source=self.trace.trip_id)
         return stage_figure(raw=self.raw, oriented=self.oriented, filtered=self.filtered,
                             characteristic=self.characteristic, speed=self.speed, candidates=self.candidates,
                             impacts=self.impacts, start_s=start_s, end_s=end_s, figsize=figsize,
@@ -216,6 +224,9 @@ class Replay:
         """:meth:`plot` of ``t`` ± ``half_width_s`` (e.g. ``r.zoom(r.impacts.index[0])``), titled with the
         nearest impact in the window."""
         t_s = self.to_trip_s(t)
+        if not 0.0 <= t_s <= self.duration_s:
+            raise ReplayError(f"zoom time {t_s:.3f} s is outside the trip, which spans {self._span()}; give a "
+                              "time within it (e.g. r.impacts.index[0])", source=self.trace.trip_id)
         near = self.impacts[np.abs(self.impacts.index.to_numpy() - t_s) <= half_width_s]
         what = f"t = {t_s:.2f} s"
         if len(near):
@@ -245,7 +256,10 @@ def _params(params: DetectorParams | Mapping[str, Any] | None) -> DetectorParams
         return DetectorParams()
     if isinstance(params, DetectorParams):
         return params
-    return DetectorParams.from_dict(dict(params))
+    if not isinstance(params, Mapping):
+        raise ReplayError(f"params must be DetectorParams or a dict of their fields, not {type(params).__name__}",
+                          field="params")
+    return DetectorParams.from_dict(dict(params))      # bad names or values: detect.params.ParamsError (ValueError)
 
 
 def _trace_from_store(db: Any, trip_id: str) -> Trace:
@@ -268,8 +282,9 @@ def replay(trace_or_path: Trace | str | Path | bytes | None = None,
     ``trace_or_path``: a :class:`ingest.Trace`, or anything :func:`ingest.read` takes (path, bytes).
     Or ``db=`` (a :class:`bump.store.Store` or a database path) and ``trip_id=``: the raw trace stored for that
     trip, run through the current detector. ``params``: DetectorParams or a dict of them (default parameters when
-    None, also for stored trips). Raises :class:`ReplayError` on bad arguments, ``bump.store.StoreError`` for a
-    missing database or trip, TraceError on bad input.
+    None, also for stored trips). Raises :class:`ReplayError` on bad arguments, ``detect.params.ParamsError`` on
+    bad parameter names or values, ``bump.store.StoreError`` for a missing database or trip, TraceError on bad
+    input. Plots need matplotlib (ImportError with the install command without it).
     """
     from_db = db is not None or trip_id is not None
     if (trace_or_path is None) == (not from_db):

@@ -2,6 +2,11 @@
 
 The version changes whenever the detector's behaviour changes; it is stored with every result together with
 :meth:`DetectorParams.to_dict`, so any stored impact can be traced to the code and settings that produced it.
+
+Every value is checked when a parameter set is built (constructor and ``from_dict`` alike): its type from the
+field's default and its range from :attr:`DetectorParams.RANGES`; a bad one raises :class:`ParamsError` (a
+ValueError and a BumpError) naming the field, the value and the accepted range. Ints become floats where the
+default is a float, so ``3`` and ``3.0`` give one digest.
 """
 
 from __future__ import annotations
@@ -9,8 +14,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any, ClassVar, Self
+
+from ingest.errors import BumpError
 
 DETECTOR_VERSION = "bump-detect/0.7"      # 0.7: below 24 Hz the impact band's lower edge follows the rate
 #                                            0.6: a lift is a deep pothole only when its roll is clearly one wheel's
@@ -19,6 +28,102 @@ DETECTOR_VERSION = "bump-detect/0.7"      # 0.7: below 24 Hz the impact band's l
 #                                           moves a few % for phones at exactly 100 Hz or at 200 Hz); impacts as 0.4.
 #                                           0.4: with a gyroscope, roughness ignores phone position and coherence,
 #                                           and a lift that rolls the car is a deep pothole, not a bump
+
+
+class ParamsError(BumpError, ValueError):
+    """A parameter set has an unknown name or a value of the wrong type or outside its accepted range."""
+
+    code = "invalid_params"
+
+
+# Accepted range of a numeric parameter: (low, high, low_inclusive, high_inclusive); None = no bound. Every value
+# must be finite besides.
+Range = tuple[float | None, float | None, bool, bool]
+POSITIVE: Range = (0.0, None, False, False)   # > 0
+NON_NEGATIVE: Range = (0.0, None, True, False)   # >= 0
+FINITE: Range = (None, None, True, True)      # any finite number
+UNIT: Range = (0.0, 1.0, True, True)          # 0 <= x <= 1
+BAND = "band"                                 # (low, high) [Hz] with 0 < low < high, finite
+
+
+def _describe(rng: Range) -> str:
+    """'a finite number > 0 and <= 1' for a range."""
+    low, high, low_inclusive, high_inclusive = rng
+    bounds = [] if low is None else [f"{'>=' if low_inclusive else '>'} {low:g}"]
+    bounds += [] if high is None else [f"{'<=' if high_inclusive else '<'} {high:g}"]
+    return " ".join(["a finite number", " and ".join(bounds)]).rstrip()
+
+
+def _real(value: Any) -> bool:
+    return type(value) is float or (isinstance(value, Real) and not isinstance(value, bool))
+
+
+def _check_number(name: str, value: Any, rng: Range) -> float:
+    """``value`` as a float, or :class:`ParamsError` naming the field, the value and the accepted range."""
+    low, high, low_inclusive, high_inclusive = rng
+    ok = _real(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if low_inclusive else value > low
+    if ok and high is not None:
+        ok = value <= high if high_inclusive else value < high
+    if not ok:
+        raise ParamsError(f"must be {_describe(rng)}, got {value!r}", field=name)
+    return float(value)
+
+
+def _check_band(name: str, value: Any) -> tuple[float, float]:
+    """A frequency band: two increasing positive finite numbers [Hz] (an upper edge above the Nyquist frequency
+    is allowed: the filters clip it to the sample rate)."""
+    if (isinstance(value, tuple | list) and len(value) == 2 and all(_real(v) and math.isfinite(v) for v in value)
+            and 0.0 < value[0] < value[1]):
+        return float(value[0]), float(value[1])
+    raise ParamsError(f"must be a band [low, high] in Hz with 0 < low < high (finite numbers), got {value!r}",
+                      field=name)
+
+
+def _check_fields(params: Any, ranges: dict[str, Range | str]) -> None:
+    """Check (and normalise to float / tuple of floats) every field of a frozen parameter dataclass.
+
+    The expected type comes from the field's default: a bool must be a bool, an int an int (a float with an
+    integral value is taken), a float any real number within ``ranges[name]`` (default: finite), a band as
+    :func:`_check_band`. Raises :class:`ParamsError` on the first bad field."""
+    for name, kind, rng in _field_specs(type(params), ranges):
+        value = getattr(params, name)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ParamsError(f"must be true or false, got {value!r}", field=name)
+            continue
+        if kind == BAND:
+            checked: Any = _check_band(name, value)
+        elif kind is int:
+            if not (_real(value) and math.isfinite(value) and float(value).is_integer()):
+                raise ParamsError(f"must be a whole number ({_describe(rng)}), got {value!r}", field=name)
+            checked = int(_check_number(name, value, rng))
+        else:
+            checked = _check_number(name, value, rng)
+        if type(checked) is not type(value) or checked != value:
+            object.__setattr__(params, name, checked)
+
+
+def _field_specs(cls: type, ranges: dict[str, Range | str]) -> tuple[tuple[str, Any, Any], ...]:
+    """(name, kind, range) of each checked field of a parameter dataclass, kind from the field's default;
+    worked out once per class. Other types (tuples of pairs, strings) are left to the class's own checks."""
+    specs = _SPECS.get(cls)
+    if specs is None:
+        found = []
+        for f in dataclasses.fields(cls):
+            rng = ranges.get(f.name, FINITE)
+            if rng == BAND:
+                found.append((f.name, BAND, rng))
+            elif isinstance(f.default, bool):
+                found.append((f.name, bool, rng))
+            elif isinstance(f.default, int | float):
+                found.append((f.name, type(f.default), rng))
+        specs = _SPECS[cls] = tuple(found)
+    return specs
+
+
+_SPECS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
 
 
 def _tuples(value: Any) -> Any:
@@ -32,6 +137,12 @@ class VersionedParams:
 
     VERSION: ClassVar[str] = ""
     WHAT: ClassVar[str] = "parameters"
+    RANGES: ClassVar[dict[str, Range | str]] = {}   # accepted range per numeric field (default: finite)
+
+    def check_values(self) -> None:
+        """Check every field's type and range (:data:`RANGES`), normalising ints to floats and lists to tuples
+        where the default is one; raises :class:`ParamsError` naming the field, the value and the range."""
+        _check_fields(self, self.RANGES)
 
     @property
     def version(self) -> str:
@@ -50,10 +161,14 @@ class VersionedParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Parameters from a dict of fields to change (the rest default), as read from JSON; the values are
+        checked as in the constructor. Raises :class:`ParamsError` (a ValueError)."""
+        if not isinstance(data, dict):
+            raise ParamsError(f"{cls.WHAT} must be an object of field names and values, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}   # type: ignore[arg-type]
         unknown = set(data) - known - {"version"}
         if unknown:
-            raise ValueError(f"unknown {cls.WHAT} {sorted(unknown)}; known: {sorted(known)}")
+            raise ParamsError(f"unknown {cls.WHAT} {sorted(unknown)}; known: {sorted(known)}")
         return cls(**{k: _tuples(v) for k, v in data.items() if k in known})
 
 
@@ -63,6 +178,23 @@ class DetectorParams(VersionedParams):
 
     VERSION: ClassVar[str] = DETECTOR_VERSION
     WHAT: ClassVar[str] = "detector parameters"
+    RANGES: ClassVar[dict[str, Range | str]] = {
+        "max_rate_hz": POSITIVE, "gap_s": POSITIVE, "steady_tolerance_mps2": POSITIVE,
+        "remount_angle_deg": (0.0, 180.0, False, True), "remount_block_s": POSITIVE, "remount_context_s": POSITIVE,
+        "impact_band_hz": BAND, "impact_low_per_rate": POSITIVE, "body_band_hz": BAND,
+        "rough_band_hz": BAND, "energy_window_s": POSITIVE, "background_window_s": POSITIVE,
+        "threshold_ratio": POSITIVE, "threshold_floor_mps2": NON_NEGATIVE, "threshold_speed_ref_mps": POSITIVE,
+        "confirm_snr": NON_NEGATIVE, "weak_coherence": UNIT, "release_ratio": (0.0, 1.0, False, True),
+        "merge_gap_s": NON_NEGATIVE, "max_event_s": POSITIVE, "rough_background_ratio": POSITIVE,
+        "wheelbase_default_m": POSITIVE, "motion_band_hz": BAND, "bump_lift_m": POSITIVE,
+        "bump_velocity_mps": POSITIVE, "one_wheel_coherence": (0.0, 1.0, False, True),
+        "both_wheels_roll_ratio": POSITIVE, "one_wheel_roll_ratio": POSITIVE, "damper_rate_per_s": POSITIVE,
+        "cover_depth_m": POSITIVE, "proud_velocity_mps": NON_NEGATIVE, "min_speed_mps": NON_NEGATIVE,
+        "handling_gyro_rad_s": POSITIVE, "handling_horizontal_ratio": POSITIVE,
+        "handling_tilt_deg": (0.0, 180.0, False, True), "remount_guard_s": NON_NEGATIVE,
+        "min_mount_s": NON_NEGATIVE, "gps_latency_s": FINITE, "phone_to_front_axle_m": FINITE,
+        "roughness_window_m": POSITIVE, "roughness_min_speed_mps": NON_NEGATIVE,
+    }
 
     # --- resampling and gaps
     max_rate_hz: float = 200.0           # traces faster than this are decimated onto this grid
@@ -121,6 +253,9 @@ class DetectorParams(VersionedParams):
     # --- roughness
     roughness_window_m: float = 20.0
     roughness_min_speed_mps: float = 4.0
+
+    def __post_init__(self) -> None:
+        self.check_values()
 
     def impact_band_at(self, fs_hz: float) -> tuple[float, float]:
         """The impact band [Hz] at a sample rate: :attr:`impact_band_hz` with its lower edge at most

@@ -7,6 +7,7 @@ oscillations at known times, one of them while the car is stopped (a door slam: 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +303,24 @@ def test_envelope_keeps_every_extreme_and_bounds_the_points() -> None:
 def test_detection_is_the_detectors(trace: ingest.Trace, rep: Replay) -> None:
     direct = detect(trace)
     np.testing.assert_array_equal(direct.impacts["t_s"], rep.detection.impacts["t_s"])
+
+
+def test_zoom_and_plot_outside_the_trip_name_its_time_span(rep: Replay) -> None:
+    for t in (-100.0, rep.duration_s + 1.0, 1e6):
+        with pytest.raises(ReplayError, match=r"outside the trip, which spans 0\.\.36\.0 s since its start"):
+            rep.zoom(t)
+    with pytest.raises(ReplayError, match="outside the trip"):
+        rep.plot(start=100.0, end=120.0)
+    with pytest.raises(ReplayError, match="outside the trip"):
+        rep.plot(start=rep.t0 - dt.timedelta(seconds=60), end=rep.t0 - dt.timedelta(seconds=30))
+    assert len(rep.zoom(0.5).axes) == len(STAGE_LABELS)        # near the start: still a figure
+    assert len(rep.plot(start=-5.0, end=2.0).axes) == len(STAGE_LABELS)   # overlaps the trip: drawn
+
+
+def test_plots_without_matplotlib_say_how_to_install_it(rep: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)     # import of matplotlib now fails
+    for draw in (rep.plot, rep.plot_map, lambda: rep.zoom(15.0)):
+        with pytest.raises(ImportError, match="pip install matplotlib") as info:
+            draw()
+        assert info.value.name == "matplotlib"

@@ -40,11 +40,18 @@ class ParamsFileError(BumpError, ValueError):
 
 
 def load_params(path: str | None) -> DetectorParams:
-    """DetectorParams from a JSON file of fields to change (the rest default); defaults without a file."""
+    """DetectorParams from a JSON file of fields to change (the rest default); defaults without a file. Every
+    problem (unreadable file, bad JSON, unknown name, bad value) is a one-line :class:`ParamsFileError`."""
     if path is None:
         return DetectorParams()
+    if path.lstrip().startswith("{"):
+        raise ParamsFileError("--params takes the path of a JSON file, not inline JSON; write the object to a file "
+                              f"(e.g. detector.json holding {path.strip()}) and pass its path")
     try:
         data = orjson.loads(Path(path).read_bytes())
+    except IsADirectoryError:
+        raise ParamsFileError("is a folder; give the path of a JSON file of DetectorParams fields", source=path) \
+            from None
     except OSError as exc:
         raise ParamsFileError(f"cannot be read ({exc.strerror}); give the path of a JSON object of DetectorParams "
                               "fields, e.g. {\"threshold_ratio\": 3.0}", source=path) from None
@@ -53,7 +60,7 @@ def load_params(path: str | None) -> DetectorParams:
     if not isinstance(data, dict):
         raise ParamsFileError("must be a JSON object of DetectorParams fields", source=path)
     try:
-        return DetectorParams.from_dict(data)
+        return DetectorParams.from_dict(data)      # names and values checked (detect.params.ParamsError)
     except (TypeError, ValueError) as exc:
         raise ParamsFileError(str(exc), source=path) from None
 

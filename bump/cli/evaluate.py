@@ -9,6 +9,10 @@ reports one impact per pass; front and rear axle hits are one pass). A detection
 of any of its wheel hits, one-to-one, smallest |dt| first. FILE: `bump detect --json` output or a JSON list of
 impacts with t. False positives are broken down by the nearest non-reportable feature or non-road event.
 
+Defects are scored as of --as-of (default: the end of the truth's last trip, as `bump run` scores): a truth
+pothole repaired by then is no longer reportable, and a defect still reported on it counts as a "repaired" false
+positive. --as-of 0 scores every repaired pothole as still there.
+
 Examples:
   bump evaluate --truth run/truth.json --defects defects.geojson --radius 10
   bump evaluate --truth run/truth.json --impacts detections.jsonl --trip all --json
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
@@ -26,6 +32,7 @@ from bump.evaluate import (
     DefectScore,
     EvaluationInputError,
     ImpactScore,
+    Truth,
     evaluate_defects,
     evaluate_impacts,
     load_defects,
@@ -33,6 +40,7 @@ from bump.evaluate import (
     load_truth,
 )
 
+T = TypeVar("T")
 NAME = "evaluate"
 HELP = "score detected defects or impacts against a simulator's truth.json"
 
@@ -58,9 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--impacts", metavar="FILE", help="detected impacts: `bump detect --json` output")
     p.add_argument("--radius", type=_positive, default=10.0, metavar="M",
                    help="match radius for defects [m] (default 10)")
-    p.add_argument("--as-of", type=float, default=None, metavar="EPOCH_S",
-                   help="defects repaired at or before this time are no longer reportable")
-    p.add_argument("--trip", default="all", metavar="ID", help="trip to score for --impacts, or 'all' (default)")
+    p.add_argument("--as-of", type=_non_negative, default=None, metavar="EPOCH_S",
+                   help="with --defects: truth defects repaired at or before this time are no longer reportable "
+                        "(default: the end of the truth's last trip, as `bump run` scores)")
+    p.add_argument("--trip", default=None, metavar="ID",
+                   help="with --impacts: the trip to score, or 'all' (default all)")
     p.add_argument("--tol", type=_non_negative, default=0.5, metavar="S",
                    help="largest |dt| between a detection and a truth hit [s] (default 0.5)")
     p.add_argument("--group", type=_non_negative, default=1.5, metavar="S",
@@ -95,15 +105,40 @@ def _print_impacts(s: ImpactScore) -> None:
           f"near non-road events {s.n_near_events} (pothole-kind {s.n_pothole_on_events})")
 
 
+def _load(loader: Callable[[str], T], path: str, option: str, what: str) -> T:
+    """``loader(path)``, an unreadable file reported as an error naming the option and what it should hold."""
+    try:
+        return loader(path)
+    except IsADirectoryError:
+        raise EvaluationInputError(f"{option} {path} is a folder; give the path of {what}") from None
+    except OSError as exc:
+        raise EvaluationInputError(f"{option} {path} cannot be read ({exc.strerror}); give the path of {what}") \
+            from None
+
+
+def last_trip_end_s(truth: Truth) -> float | None:
+    """End [epoch s] of the truth's last trip (None without trips): the time `bump run` scores defects at."""
+    ends = [float(t["end_t"]) for t in truth.trips if isinstance(t.get("end_t"), int | float)]
+    return max(ends) if ends else None
+
+
 def run(args: argparse.Namespace) -> int:
-    truth = load_truth(args.truth)
+    if args.defects is not None and args.trip is not None:
+        raise EvaluationInputError("--trip applies to --impacts only; defects are scored over all trips (leave "
+                                   "--trip out)")
+    if args.impacts is not None and args.as_of is not None:
+        raise EvaluationInputError("--as-of applies to --defects only (leave it out with --impacts)")
+    truth = _load(load_truth, args.truth, "--truth", "the simulator's truth.json")
     if args.defects is not None:
-        score: DefectScore | ImpactScore = evaluate_defects(truth, load_defects(args.defects), args.radius,
-                                                            as_of_s=args.as_of)
+        as_of_s = last_trip_end_s(truth) if args.as_of is None else args.as_of
+        reported = _load(load_defects, args.defects, "--defects",
+                         "reported defects (`bump defects --format json` or geojson output)")
+        score: DefectScore | ImpactScore = evaluate_defects(truth, reported, args.radius, as_of_s=as_of_s)
     else:
-        trip = None if args.trip == "all" else args.trip
+        trip = None if args.trip in (None, "all") else args.trip
+        detected = _load(load_impacts, args.impacts, "--impacts", "detected impacts (`bump detect --json` output)")
         try:
-            score = evaluate_impacts(truth, load_impacts(args.impacts), trip, args.tol, group_s=args.group)
+            score = evaluate_impacts(truth, detected, trip, args.tol, group_s=args.group)
         except EvaluationInputError as exc:
             if exc.source is not None:
                 raise

@@ -6,7 +6,7 @@ the re-clustered defect at the same spot. One transaction: an interrupted run ch
 
 Examples:
   bump reprocess --db defects.db
-  bump reprocess --db defects.db --params detector.json      # {"threshold_ratio": 5.0, ...}
+  bump reprocess --db defects.db --params detector.json      # a file holding {"threshold_ratio": 5.0, ...}
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ HELP = "re-run detection and clustering on every stored trace"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", required=True, metavar="FILE", help="database written by `bump ingest`")
-    p.add_argument("--params", metavar="JSON", help="detector parameters to change (JSON object; others default)")
+    p.add_argument("--params", metavar="FILE",
+                   help="JSON file of DetectorParams fields to change, e.g. {\"threshold_ratio\": 5.0} (the rest "
+                        "default); a path, not inline JSON")
 
 
 def run(args: argparse.Namespace) -> int:

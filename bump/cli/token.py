@@ -12,9 +12,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
-from bump import service
+from bump import service, views
 from bump.store import Store
 
 NAME = "token"
@@ -35,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _iso(t_s: float | None) -> str:
-    return "-" if t_s is None else datetime.fromtimestamp(t_s, tz=UTC).isoformat(timespec="seconds")
+    """ISO 8601 UTC with "Z", as every other bump output; "-" when unknown."""
+    return views.iso_time(t_s) or "-"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,7 +58,17 @@ from bump.sim.road import (
     defect_height_m,
     iso8608_profile,
 )
-from bump.sim.scenario import DEFAULT_ORIGIN, SCENARIOS, START_EPOCH_S, ScenarioParams, scenario_params
+from bump.sim.scenario import (
+    DEFAULT_ORIGIN,
+    SCENARIOS,
+    START_EPOCH_S,
+    ScenarioError,
+    ScenarioParams,
+    check_origin,
+    check_seed,
+    check_workers,
+    scenario_params,
+)
 from bump.sim.truth import Contact, OnPath, TripResult, build_truth, trip_truth
 from bump.sim.tyre import tyre_envelope_m
 from bump.sim.vehicle import CORNERS, BodyMotion, Car, body_motion, draw_car, simulate_corner
@@ -401,6 +411,7 @@ def plan_trips(params: ScenarioParams, seed: int) -> tuple[np.random.SeedSequenc
 
 def scenario_world(params: ScenarioParams, seed: int, *, origin: tuple[float, float] = DEFAULT_ORIGIN) -> World:
     """The world (network, surfaces, defects) a scenario and seed simulate on."""
+    seed, origin = check_seed(seed), check_origin(origin)
     world_seq, _ = plan_trips(params, seed)
     return build_world(params, np.random.default_rng(world_seq), origin=origin, start_epoch_s=START_EPOCH_S)
 
@@ -424,11 +435,16 @@ def generate(scenario: str | ScenarioParams, seed: int, out_dir: str | os.PathLi
     """Simulate a scenario into ``out_dir`` (trips/*.json.gz and truth.json); returns the truth.
 
     ``progress``: a tqdm bar (None = only on a terminal). ``workers`` > 1 simulates trips in processes; the
-    output is the same bytes either way.
+    output is the same bytes either way. ``seed``, ``workers`` and ``origin`` are checked before anything is
+    written (:func:`bump.sim.scenario.check_origin`); bad ones raise ScenarioError (a ValueError).
     """
     params = scenario if isinstance(scenario, ScenarioParams) else scenario_params(
         scenario, drivers=drivers, trips_per_driver=trips_per_driver)
+    seed, workers, origin = check_seed(seed), check_workers(workers), check_origin(origin)   # before any writing
     out = FsPath(out_dir)
+    for folder in (out, out / "trips"):
+        if folder.exists() and not folder.is_dir():
+            raise ScenarioError(f"{folder} is a file, not a folder; give another output folder", field="out_dir")
     (out / "trips").mkdir(parents=True, exist_ok=True)
     world_seq, jobs = plan_trips(params, seed)
     world = build_world(params, np.random.default_rng(world_seq), origin=origin, start_epoch_s=START_EPOCH_S)

@@ -7,13 +7,19 @@ what a detector should find.
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ingest.errors import BumpError
 
 DEFAULT_ORIGIN = (42.3601, -71.0589)     # Boston City Hall
 START_EPOCH_S = datetime(2026, 5, 4, 8, 0, tzinfo=UTC).timestamp()
+MAX_ORIGIN_LAT_DEG = 80.0                # the local flat frame and the roads' headings need a pole far away
+WORLD_MARGIN_M = 5000.0                  # every scenario's roads, routes and GPS error stay this close to the origin
+M_PER_DEG = 111_195.0                    # metres per degree of latitude (and of longitude at the equator)
 
 
 class ScenarioError(BumpError, ValueError):
@@ -97,3 +103,49 @@ def scenario_params(name: str, *, drivers: int | None = None, trips_per_driver: 
     if trips_per_driver is not None:
         p = replace(p, trips_per_driver=int(trips_per_driver))
     return p
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` as an int if it is an integer (not a bool, not a float), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def check_seed(seed: Any) -> int:
+    """A simulation seed: a whole number >= 0 (numpy's SeedSequence takes no negative entropy)."""
+    value = _integer(seed)
+    if value is None or value < 0:
+        raise ScenarioError(f"must be a whole number >= 0, got {seed!r}", field="seed")
+    return value
+
+
+def check_workers(workers: Any) -> int:
+    """A number of worker processes: a whole number >= 1."""
+    value = _integer(workers)
+    if value is None or value < 1:
+        raise ScenarioError(f"must be a whole number >= 1 (1 = no extra processes), got {workers!r}",
+                            field="workers")
+    return value
+
+
+def check_origin(origin: Any) -> tuple[float, float]:
+    """The centre (lat_deg, lon_deg) of a simulated world: finite, |lat| <= :data:`MAX_ORIGIN_LAT_DEG` and far
+    enough from the antimeridian that no road (within :data:`WORLD_MARGIN_M`) crosses it (no longitude wraps)."""
+    try:
+        lat, lon = (float(v) for v in origin)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"must be two numbers (lat_deg, lon_deg), got {origin!r}",
+                            field="origin") from None
+    if not (math.isfinite(lat) and abs(lat) <= MAX_ORIGIN_LAT_DEG):
+        raise ScenarioError(f"latitude {lat} is not within -{MAX_ORIGIN_LAT_DEG:g}..{MAX_ORIGIN_LAT_DEG:g} "
+                            "degrees", field="origin")
+    max_lon = 180.0 - WORLD_MARGIN_M / (M_PER_DEG * math.cos(math.radians(lat)))
+    if not (math.isfinite(lon) and abs(lon) <= max_lon):
+        raise ScenarioError(f"longitude {lon} is not within -{max_lon:.2f}..{max_lon:.2f} degrees (at "
+                            f"latitude {lat} the simulated roads, up to {WORLD_MARGIN_M / 1000:g} km from the "
+                            "origin, would cross the antimeridian, where longitudes wrap)", field="origin")
+    return lat, lon
