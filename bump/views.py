@@ -87,6 +87,8 @@ def parse_choices(value: str | Sequence[str] | None, allowed: Sequence[str], def
     if value is None or (isinstance(value, str) and not value.strip()):
         return tuple(default)
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    if not items:                                   # "," names nothing: the default, as "" does
+        return tuple(default)
     if "all" in items:
         return None
     bad = [v for v in items if v not in allowed]

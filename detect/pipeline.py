@@ -141,6 +141,9 @@ def trip_roughness(sig: Signals, still: np.ndarray, params: DetectorParams, car:
 
 def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection:
     """Find impacts and measure roughness in one validated trace."""
+    if not isinstance(trace, Trace):
+        raise TypeError(f"detect() takes an ingest.Trace, not {type(trace).__name__}; read the file first: "
+                        "detect(ingest.read(path)) (bump.replay(path) takes a path and keeps every stage)")
     wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
     sig, ori = build_signals(trace, params)
     starts, stops = candidate_events(sig, params, wheelbase_m)

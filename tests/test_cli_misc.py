@@ -226,3 +226,19 @@ def test_token_list_prints_utc_times_with_z(tmp_path: Path, capsys) -> None:
 def test_reprocess_help_says_params_is_a_file() -> None:
     text = _help("reprocess")
     assert "--params FILE" in text and "not inline JSON" in text and "--params JSON" not in text
+
+
+def test_bump_run_checks_its_limit_before_ingesting(tmp_path, capsys) -> None:
+    from bump.cli.main import main
+
+    assert main(["run", str(tmp_path / "nothing-here"), "--db", str(tmp_path / "r.db"), "--limit", "0"]) == 2
+    assert "--limit must be between 1" in capsys.readouterr().err and not (tmp_path / "r.db").exists()
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(f"{sys.executable} -m bump defects --help | head -1", shell=True, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: bump defects") and "Broken pipe" not in r.stderr

@@ -145,3 +145,10 @@ def test_replay_with_bad_params_raises_the_params_error() -> None:
         bump.replay(trace, {"threshold_ratio": "abc"})
     with pytest.raises(ValueError, match="DetectorParams or a dict"):
         bump.replay(trace, "threshold_ratio=3")  # type: ignore[arg-type]
+
+
+def test_detect_of_a_path_says_to_read_it_first() -> None:
+    import detect
+
+    with pytest.raises(TypeError, match=r"ingest\.read\(path\)"):
+        detect.detect("x.json.gz")

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    defects_cli.check_limit(args.limit)              # before the whole folder is ingested
     folder = Path(args.folder)
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     status = ingest_cli.run(argparse.Namespace(paths=[str(folder)], db=args.db, format=None, device=None,
