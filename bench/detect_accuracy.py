@@ -31,22 +31,12 @@ import numpy as np
 import ingest
 from bump.evaluate import evaluate_impacts, load_truth
 from bump.sim import generate
+from bump.sim.phone import slow_phone
 from detect import DetectorParams, detect
-from ingest.formats.bump_json import dumps_document
 
 TOL_S = 0.5
 LOW_RATES_HZ = (25.0, 50.0 / 3.0, 10.0, 5.0)      # every simulated rate (50, 100, 200 Hz) divides into these
 FEATURES = ("speed_bump", "hump", "joint", "rail", "cover")
-
-
-def decimate(trace: ingest.Trace, rate_hz: float) -> ingest.Trace:
-    step = max(1, round(trace.quality.accel_rate_hz / rate_hz))
-    doc = ingest.to_document(trace)
-    for block in ("accel", "gyro"):
-        if block in doc:
-            for k in ("t", "x", "y", "z"):
-                doc[block][k] = np.ascontiguousarray(doc[block][k][::step])
-    return ingest.read(dumps_document(doc))
 
 
 def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
@@ -78,7 +68,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
             events_reported += int(np.count_nonzero((t_det > t0) & (t_det < t1) & ~on_road))
         if low_rates:
             for rate in impacts_low:
-                low = detect(decimate(trace, rate), params)
+                low = detect(slow_phone(trace, rate), params)
                 impacts_low[rate][trace.trip_id] = [{"t": float(t), "kind": str(k)} for t, k in
                                                     zip(low.impacts["t_s"], low.impacts["kind"], strict=True)]
     score = evaluate_impacts(truth, impacts, None, tol_s=TOL_S)

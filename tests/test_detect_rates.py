@@ -7,32 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import ingest
 from bump.evaluate import evaluate_impacts, load_truth
+from bump.sim.phone import slow_phone
 from detect import DetectorParams, detect
-from ingest.formats.bump_json import dumps_document
 
 ROOT = Path(__file__).parent.parent
 TRIPS = sorted((ROOT / "sample_traces" / "trips").glob("*.json.gz"))
 
 
-def _every_nth(trace: ingest.Trace, rate_hz: float) -> ingest.Trace:
-    step = max(1, round(trace.quality.accel_rate_hz / rate_hz))
-    doc = ingest.to_document(trace)
-    for block in ("accel", "gyro"):
-        if block in doc:
-            for k in ("t", "x", "y", "z"):
-                doc[block][k] = np.ascontiguousarray(doc[block][k][::step])
-    return ingest.read(dumps_document(doc))
-
-
 def _recall(rate_hz: float, params: DetectorParams) -> float:
     found = {}
     for path in TRIPS:
-        det = detect(_every_nth(ingest.read(path), rate_hz), params)
+        det = detect(slow_phone(ingest.read(path), rate_hz), params)
         found[det.trip_id] = [{"t": float(t), "kind": str(k)} for t, k in zip(det.impacts["t_s"], det.impacts["kind"],
                                                                              strict=True)]
     return evaluate_impacts(load_truth(ROOT / "sample_traces" / "truth.json"), found, None, tol_s=0.5).recall

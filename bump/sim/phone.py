@@ -21,6 +21,8 @@ from scipy.signal import bilinear, lfilter, lfilter_zi
 from scipy.spatial.transform import Rotation
 
 from bump.sim.vehicle import G_MPS2, BodyMotion
+from ingest import Trace, read, to_document
+from ingest.formats.bump_json import dumps_document
 
 MOUNT_KINDS = ("cradle", "flat", "cup_holder")
 
@@ -339,3 +341,15 @@ def read_gyroscope(t_sim_s: np.ndarray, phone_rate: np.ndarray, t_sample_s: np.n
     full = np.radians(2000.0)
     step = 2 * full / 65536
     return np.round(np.clip(x, -full, full - step) / step) * step
+
+
+def slow_phone(trace: Trace, rate_hz: float) -> Trace:
+    """``trace`` as a phone sampling at ``rate_hz`` [Hz] would deliver it: every n-th accelerometer and gyroscope
+    sample (n = the trace's rate / ``rate_hz``, rounded), no anti-alias filter (Android's slow sensor delays)."""
+    step = max(1, round(trace.quality.accel_rate_hz / rate_hz))
+    doc = to_document(trace)
+    for block in ("accel", "gyro"):
+        if block in doc:
+            for k in ("t", "x", "y", "z"):
+                doc[block][k] = np.ascontiguousarray(doc[block][k][::step])
+    return read(dumps_document(doc))
