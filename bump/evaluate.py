@@ -41,7 +41,9 @@ the file, the item and what is wrong.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -255,10 +257,33 @@ def _json_items(path: str | Path) -> list[Any]:
     return doc if isinstance(doc, list) else [doc]
 
 
+def _csv_items(path: str | Path) -> list[dict[str, Any]] | None:
+    """The rows of a CSV with ``lat`` and ``lon`` columns (``bump defects --format csv``, a crew's export), numbers
+    as floats; None when the file is no such CSV."""
+    text = _read_bytes(path).decode("utf-8-sig", errors="replace")
+    head = text.split("\n", 1)[0]
+    if head.lstrip().startswith(("{", "[")) or not {"lat", "lon"} <= {c.strip() for c in head.split(",")}:
+        return None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = []
+    for row in rows:                                    # loop over defects
+        rec: dict[str, Any] = {}
+        for key, value in row.items():
+            try:
+                rec[key] = float(value) if key in ("lat", "lon", "confidence", "severity", "priority") else value
+            except (TypeError, ValueError):
+                rec[key] = value
+        out.append(rec)
+    return out
+
+
 def load_defects(path: str | Path) -> list[dict[str, Any]]:
     """Reported defects from a JSON list of ``{lat, lon, kind?, confidence?}``, a GeoJSON FeatureCollection of
-    Points (``[lon, lat]``, properties kept) or JSON Lines of such objects; each returned dict has float lat/lon."""
-    records = [_defect_record(item, k, str(path)) for k, item in enumerate(_json_items(path))]
+    Points (``[lon, lat]``, properties kept), JSON Lines of such objects, or a CSV with ``lat`` and ``lon``
+    columns; each returned dict has float lat/lon."""
+    items = _csv_items(path)
+    records = [_defect_record(item, k, str(path)) for k, item in enumerate(_json_items(path) if items is None
+                                                                            else items)]
     lat = np.array([r["lat"] for r in records], dtype=np.float64)
     lon = np.array([r["lon"] for r in records], dtype=np.float64)
     _check_range(lat, lon, str(path), "item")

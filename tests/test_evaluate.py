@@ -221,8 +221,12 @@ def test_file_formats_give_identical_scores(truth: Truth, tmp_path) -> None:
          "properties": {"kind": p["kind"], "confidence": p["confidence"]}} for p in points]}))
     lines = tmp_path / "d.jsonl"
     lines.write_bytes(b"\n".join(orjson.dumps(p) for p in points) + b"\n")
-    scores = [evaluate_defects(truth, load_defects(f)).to_dict() for f in (as_list, geo, lines)]
-    assert scores[0] == scores[1] == scores[2]
+    table = tmp_path / "d.csv"                                   # as `bump defects --format csv` writes it
+    table.write_text("id,kind,lat,lon,confidence\n" + "".join(
+        f"{k},{p['kind']},{p['lat']!r},{p['lon']!r},{p['confidence']}\n" for k, p in enumerate(points)))
+    scores = [evaluate_defects(truth, load_defects(f)).to_dict() for f in (as_list, geo, lines, table)]
+    assert scores[0] == scores[1] == scores[2] == scores[3]
+    assert load_defects(table)[0]["kind"] == "pothole" and load_defects(table)[0]["confidence"] == 0.8
     assert (scores[0]["tp"], scores[0]["fp"], scores[0]["fn"]) == (3, 1, 1)
     assert load_defects(geo)[0]["kind"] == "pothole"
 

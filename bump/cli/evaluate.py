@@ -62,7 +62,8 @@ def _non_negative(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", required=True, metavar="FILE", help="truth.json written by the simulator")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--defects", metavar="FILE", help="reported defects: JSON list, GeoJSON or JSON Lines")
+    what.add_argument("--defects", metavar="FILE",
+                      help="reported defects: JSON list, GeoJSON, JSON Lines or CSV with lat,lon columns")
     what.add_argument("--impacts", metavar="FILE", help="detected impacts: `bump detect --json` output")
     p.add_argument("--radius", type=_positive, default=10.0, metavar="M",
                    help="match radius for defects [m] (default 10)")
