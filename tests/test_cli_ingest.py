@@ -123,3 +123,23 @@ def test_a_database_error_is_one_line_not_a_traceback(monkeypatch: pytest.Monkey
     assert main(["info", str(DATA / "plain_csv" / "basic.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bump info: error: the database refused: database is locked") and "\n" not in err
+
+
+def test_an_interrupted_ingest_says_what_was_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C once printed only 'interrupted'."""
+    from bump import pipeline
+
+    real = pipeline.ingest_trace
+    calls = []
+
+    def stop_at_the_third(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "ingest_trace", stop_at_the_third)
+    assert main(["ingest", str(SAMPLE), "--db", str(tmp_path / "i.db")]) == 130
+    err = capsys.readouterr().err
+    assert "stopped at file 3 of 12: 2 trips stored" in err and "run the same command again" in err

@@ -104,11 +104,17 @@ def run(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:
         params = pipeline.database_params(store)            # those of its last reprocess, else the defaults
         bar = tqdm(files, unit="trip", file=sys.stderr, disable=not sys.stderr.isatty() or args.json)
-        for path in bar:
+        for k, path in enumerate(bar):
             try:
                 data = _file_bytes(path)                     # stored as it came (gzip, zip), not re-serialised
                 trace = ingest.read(data if data is not None else path, format=args.format, name=str(path))
                 s = pipeline.ingest_trace(store, trace, params, device_id=args.device, raw=data)
+            except KeyboardInterrupt:
+                bar.close()
+                print(f"bump ingest: stopped at file {k + 1} of {len(files)}: {totals['trips']} trips stored "
+                      f"({totals['skipped']} already there), each committed whole; run the same command again to "
+                      "ingest the rest", file=sys.stderr)
+                raise
             except BumpError as exc:
                 if args.debug or len(files) == 1:
                     raise
