@@ -89,18 +89,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(summary: dict, det, all_candidates: bool) -> None:
-    print(f"{summary['file']}  trip {summary['trip_id']}  {len(summary['impacts'])} impacts, "
-          f"{len(summary['roughness'])} roughness windows")
-    print(f"  {'time (s)':>10} {'kind':<10} {'sev':>6} {'conf':>5} {'speed':>6} {'lat':>10} {'lon':>11}")
+    """A readable table of one trace's impacts, written past the progress bar (tqdm.write), not over it."""
+    lines = [f"{summary['file']}  trip {summary['trip_id']}  {len(summary['impacts'])} impacts, "
+             f"{len(summary['roughness'])} roughness windows",
+             f"  {'time (s)':>10} {'kind':<10} {'sev':>6} {'conf':>5} {'speed':>6} {'lat':>10} {'lon':>11}"]
     t0 = det.signals.t_s[0]
     for imp in summary["impacts"]:
         lat = f"{imp['lat']:.6f}" if imp["lat"] is not None else "-"
         lon = f"{imp['lon']:.6f}" if imp["lon"] is not None else "-"
         speed = f"{imp['speed_mps']:.1f}" if imp["speed_mps"] is not None else "-"
-        print(f"  {imp['t'] - t0:10.2f} {imp['kind']:<10} {imp['severity']:6.1f} {imp['confidence']:5.2f} "
-              f"{speed:>6} {lat:>10} {lon:>11}")
+        lines.append(f"  {imp['t'] - t0:10.2f} {imp['kind']:<10} {imp['severity']:6.1f} {imp['confidence']:5.2f} "
+                     f"{speed:>6} {lat:>10} {lon:>11}")
     if all_candidates:
         cand = det.candidates
         for i in range(len(cand)):
             if cand["rejected"][i]:
-                print(f"  {cand['t_s'][i] - t0:10.2f} rejected: {cand['rejected'][i]}")
+                lines.append(f"  {cand['t_s'][i] - t0:10.2f} rejected: {cand['rejected'][i]}")
+    tqdm.write("\n".join(lines), file=sys.stdout)
