@@ -166,9 +166,14 @@ class FeatureCollection(_Model):
 
 
 class Config(_Model):
+    """``GET /v1/config``: what the map page draws with."""
+
     tile_url: str | None = Field(description="tile URL template, or null for a plain background")
+    tile_attribution: str | None = Field(description="the tile server's required credit (HTML), shown with its "
+                                                     "tiles; null: none")
     public_read: bool
     privacy_trim_m: float
+    cell_size_m: float = Field(description="side of a roughness / coverage road cell [m]")
 
 
 class Health(_Model):

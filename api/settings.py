@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     privacy_trim_m: float = Field(200.0, ge=0, description="no GPS within this distance of a trip's start or end "
                                                             "is exposed [m]")
     tile_url: str | None = Field(None, description="map tile URL template for the map page (None: plain background)")
+    tile_attribution: str | None = Field(None, description="credit line the tile server requires, shown on the map "
+                                                           "with its tiles (HTML allowed), e.g. '&copy; "
+                                                           "OpenStreetMap contributors'")
     detector_params: Path | None = Field(None, description="JSON file of detector parameters (default: built-in)")
     store_pool_size: int = Field(8, ge=1, description="SQLite connections per process")
     warm_up: bool = Field(True, description="run the detector once per usual phone rate when a worker starts "

@@ -369,7 +369,8 @@ def test_health_config_and_metrics(tmp_path: Path) -> None:
     with make_client(tmp_path / "a.db", tile_url="https://tiles.example/{z}/{x}/{y}.png") as client:
         assert client.get("/healthz").json() == {"status": "ok", "schema_version": SCHEMA_VERSION}
         assert client.get("/v1/config").json() == {"tile_url": "https://tiles.example/{z}/{x}/{y}.png",
-                                                   "public_read": True, "privacy_trim_m": 200.0}
+                                                   "tile_attribution": None, "public_read": True,
+                                                   "privacy_trim_m": 200.0, "cell_size_m": 20.0}
         tok = client.post("/v1/devices").json()["token"]
         body = orjson.dumps(small_trip("m1"))
         client.post("/v1/traces", content=body, headers={**bearer(tok), "Content-Type": "application/json"})

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import MetricsDep, SettingsDep, StoreDep
 from api.schemas import Config, Health
+from bump.cells import CELL_SIZE_M
 
 router = APIRouter(tags=["service"])
 
@@ -29,6 +30,8 @@ def metrics(metrics: MetricsDep) -> PlainTextResponse:
 
 @router.get("/v1/config", response_model=Config)
 def config(settings: SettingsDep) -> dict[str, Any]:
-    """What the map page needs: the tile URL (null: plain background) and whether reads are public."""
-    return {"tile_url": settings.tile_url, "public_read": settings.public_read,
-            "privacy_trim_m": settings.privacy_trim_m}
+    """What the map page needs: the tile URL (null: plain background) and its attribution, whether reads are
+    public, the privacy distance [m] and the road cells' size [m]."""
+    return {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution,
+            "public_read": settings.public_read, "privacy_trim_m": settings.privacy_trim_m,
+            "cell_size_m": CELL_SIZE_M}

@@ -6,7 +6,9 @@ page, so the page works with no internet. The page reads the JSON API (``v1/conf
 ``v1/defects/{id}``, ``v1/roughness.geojson``, ``v1/coverage.geojson``) and PATCHes defects with a crew token.
 
 The Content-Security-Policy lets scripts, styles and API calls come only from this server; images may also come
-from a tile server named by ``GET /v1/config`` (``tile_url``), which is the one request that may leave the machine.
+from a tile server named by ``GET /v1/config`` (``tile_url``, ``BUMP_TILE_URL``; its credit line ``tile_attribution``,
+``BUMP_TILE_ATTRIBUTION``), which is the one request that may leave the machine. The page asks for tiles only after
+it has zoomed to the defects, never for the whole world first.
 """
 
 from __future__ import annotations
