@@ -303,6 +303,40 @@ def robust_centres(labels: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, accurac
 # ----------------------------------------------------------------------------------------------------- joining
 
 
+def greedy_match(i: np.ndarray, j: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices into the candidate pairs (i, j, cost) taken by greedy one-to-one matching, cheapest first
+    (ties broken by i then j). A loop over candidate pairs, not samples."""
+    order = np.lexsort((j, i, cost))
+    used_i: set[int] = set()
+    used_j: set[int] = set()
+    taken = []
+    for k in order:
+        a, b = int(i[k]), int(j[k])
+        if a not in used_i and b not in used_j:
+            used_i.add(a)
+            used_j.add(b)
+            taken.append(k)
+    return np.asarray(taken, dtype=np.intp)
+
+
+def continued(new_xy_m: np.ndarray, new_heading_deg: np.ndarray, new_spans: np.ndarray, new_uncertainty_m: np.ndarray,
+              old_xy_m: np.ndarray, old_heading_deg: np.ndarray, old_uncertainty_m: np.ndarray,
+              params: DefectParams) -> np.ndarray:
+    """For each new defect (a re-cluster's) the index of the old defect it continues, -1 for none: within the join
+    gate of both uncertainties, in compatible directions, one to one, nearest first. A reprocess gives such a
+    defect its old id, so that the ids on crews' work orders still name it."""
+    out = np.full(len(new_xy_m), -1, dtype=np.intp)
+    if not len(new_xy_m) or not len(old_xy_m):
+        return out
+    i, j, d = pairs_within(new_xy_m, old_xy_m, params.max_join_radius_m)
+    ok = (d <= join_gate_m(new_uncertainty_m[i], old_uncertainty_m[j], params)) & compatible(
+        new_heading_deg[i], old_heading_deg[j], np.asarray(new_spans, bool)[i], params)
+    i, j, d = i[ok], j[ok], d[ok]
+    taken = greedy_match(i, j, d)
+    out[i[taken]] = j[taken]
+    return out
+
+
 def join_gate_m(hit_accuracy_m: np.ndarray, uncertainty_m: np.ndarray, params: DefectParams) -> np.ndarray:
     return np.clip(params.gate_sigmas * np.hypot(hit_accuracy_m, uncertainty_m), params.join_radius_m,
                    params.max_join_radius_m)

@@ -56,7 +56,7 @@ import numpy as np
 import orjson
 from scipy.spatial import cKDTree
 
-from bump.cluster import pairs_within
+from bump.cluster import greedy_match, pairs_within
 from detect.geo import LocalProjection
 from ingest.errors import BumpError
 
@@ -355,22 +355,6 @@ def _positions(defects: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- matching
-
-
-def greedy_match(i: np.ndarray, j: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indices into the candidate pairs (i, j, cost) taken by greedy one-to-one matching, cheapest first
-    (ties broken by i then j). A loop over candidate pairs, not samples."""
-    order = np.lexsort((j, i, cost))
-    used_i: set[int] = set()
-    used_j: set[int] = set()
-    taken = []
-    for k in order:
-        a, b = int(i[k]), int(j[k])
-        if a not in used_i and b not in used_j:
-            used_i.add(a)
-            used_j.add(b)
-            taken.append(k)
-    return np.asarray(taken, dtype=np.intp)
 
 
 def _ratio(num: int, den: int) -> float:

@@ -38,6 +38,7 @@ from bump.cluster import (
     DefectParams,
     Track,
     assign_hits,
+    continued,
     corrected_xy,
     densify,
     device_latency_samples,
@@ -314,8 +315,9 @@ def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: Detecto
 
 def _stub_defects(store: Store, proj: LocalProjection, x: np.ndarray, y: np.ndarray, heading: np.ndarray,
                   spans: np.ndarray, unc: np.ndarray, kind: np.ndarray, t_s: np.ndarray, now: float,
-                  detector: str) -> np.ndarray:
-    """Insert new candidate defects with provisional fields (refresh_defects completes them); their ids."""
+                  detector: str, ids: np.ndarray | None = None) -> np.ndarray:
+    """Insert new candidate defects with provisional fields (refresh_defects completes them); their ids (``ids``:
+    those to give them, -1 fresh)."""
     n = len(x)
     lat, lon = proj.to_latlon(x, y)
     zeros, nan = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
@@ -328,7 +330,7 @@ def _stub_defects(store: Store, proj: LocalProjection, x: np.ndarray, y: np.ndar
         "n_traversal_hits": zeros, "hit_rate": nan, "traversals_per_day": np.zeros(n), "first_seen_s": t_s,
         "last_seen_s": t_s, "last_traversal_s": nan, "status_since_s": t_s, "created_at_s": np.full(n, now),
         "updated_at_s": np.full(n, now), "detector": np.full(n, detector),
-    })
+    }, ids=ids)
 
 
 def _detector_json(params: DetectorParams, defect_params: DefectParams) -> str:
@@ -561,6 +563,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         per_trip = [done.get(info["trip_id"]) or _redetect(store, info, params, detect_fn, keep_trace=not done)
                     for info in trips]
         crew = _crew_snapshot(store)
+        before = store.all_defects()               # their ids go on to the defects that continue them
         store.clear_derived()
         first = next((r.trace for r in per_trip if r.trace is not None), None)
         proj = projection(store, first)
@@ -596,8 +599,12 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             np.minimum.at(first_t, labels, hits["t_s"])
             kinds = np.empty(k, dtype=object)
             kinds[labels] = hits["kind"]
+            was = continued(np.column_stack([c.x_m, c.y_m]), head, gspans, c.uncertainty_m,
+                            np.column_stack([before["x_m"], before["y_m"]]), before["heading_deg"],
+                            before["uncertainty_m"], dp)
             new_ids = _stub_defects(store, proj, c.x_m, c.y_m, head, gspans, c.uncertainty_m, kinds.astype(str),
-                                    first_t, now, detector)
+                                    first_t, now, detector,
+                                    ids=np.where(was >= 0, before["defect_id"][np.maximum(was, 0)], -1))
             hit_defect = new_ids[labels]
             store.set_hit_defects(hits["hit_id"], hit_defect)
             defects = store.defects_by_id(new_ids)
@@ -666,9 +673,10 @@ def _restore_crew(store: Store, proj: LocalProjection, crew: list[dict[str, Any]
             continue
         did = int(near["defect_id"][idx[0]])
         store.update_defects({"defect_id": [did], "crew_status": [rec["crew_status"]], "crew_at_s": [rec["crew_at_s"]]})
+        note = "kept through a reprocess" if did == rec["defect_id"] else \
+            f"carried over from defect #{rec['defect_id']} by reprocess"
         store.add_history([{**{k: v for k, v in h.items() if k != "history_id"}, "defect_id": did,
-                            "reason": f"{h['reason']} (carried over from defect #{rec['defect_id']} by reprocess)"}
-                           for h in rec["history"]])
+                            "reason": f"{h['reason']} ({note})"} for h in rec["history"]])
         refresh_defects(store, [did], proj, dp, now=now, detector=detector)
         carried += 1
     return carried, lost

@@ -920,12 +920,18 @@ class Store:
 
     # -- defects
 
-    def insert_defects(self, cols: Mapping[str, Any]) -> np.ndarray:
+    def insert_defects(self, cols: Mapping[str, Any], *, ids: np.ndarray | None = None) -> np.ndarray:
         """Insert new defects (columns of :data:`DEFECT_COLUMNS` except defect_id; those of
-        :data:`OPTIONAL_DEFECT_COLUMNS` may be left out: NULL); returns their ids."""
+        :data:`OPTIONAL_DEFECT_COLUMNS` may be left out: NULL); returns their ids. ``ids``: ids to give them (a
+        reprocess keeps those of the defects it rebuilt, deleted before), -1 for a fresh one."""
         names = [n for n in DEFECT_COLUMNS if n != "defect_id" and (n in cols or n not in OPTIONAL_DEFECT_COLUMNS)]
         rows = _rows(cols, names)
-        ids = self._next_ids("defects", "defect_id", len(rows))
+        if ids is None:
+            ids = self._next_ids("defects", "defect_id", len(rows))
+        else:
+            ids = np.asarray(ids, dtype=np.int64).copy()
+            fresh = ids < 0
+            ids[fresh] = self._next_ids("defects", "defect_id", int(np.count_nonzero(fresh)))
         sql = f"INSERT INTO defects (defect_id, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})"
         self._exmany(sql, [(int(i), *row) for i, row in zip(ids, rows, strict=True)])
         return ids
