@@ -516,9 +516,7 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
         raise BadRequestError(f"bbox must be four numbers W,S,E,N in degrees, got {text!r}", field="bbox") from None
-    if not (all(np.isfinite([w, s, e, n])) and -90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
-        raise BadRequestError(f"bbox must be W,S,E,N with -180 <= W, E <= 180 and -90 <= S <= N <= 90, got {text!r}",
-                              field="bbox")
+    views.check_bbox((w, s, e, n), error=BadRequestError, text=repr(text))
     return w, s, e, n
 
 

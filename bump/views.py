@@ -98,6 +98,15 @@ def parse_choices(value: str | Sequence[str] | None, allowed: Sequence[str], def
     return tuple(items)
 
 
+def check_bbox(bbox: tuple[float, float, float, float], *, error: type[BumpError] = StoreError,
+               text: str | None = None) -> None:
+    """Raise ``error`` unless ``bbox`` is W,S,E,N in degrees within range (W > E crosses the antimeridian)."""
+    w, s, e, n = bbox
+    if not (all(np.isfinite(bbox)) and -90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
+        raise error(f"bbox must be W,S,E,N with -180 <= W, E <= 180 and -90 <= S <= N <= 90 (W > E crosses the "
+                    f"antimeridian), got {text if text is not None else bbox!r}", field="bbox")
+
+
 def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kind: str | Sequence[str] | None = None,
                  bbox: tuple[float, float, float, float] | None = None, limit: int = 100,
                  cursor: str | None = None) -> DefectPage:
@@ -108,9 +117,7 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
     statuses = parse_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
     kinds = parse_choices(kind, KINDS, LISTED_KINDS, "kind")
     if bbox is not None:
-        w, s, e, n = bbox
-        if not (-90 <= s <= n <= 90 and -180 <= w <= 180 and -180 <= e <= 180):
-            raise StoreError(f"bbox must be W,S,E,N in degrees with S <= N, got {bbox}", field="bbox")
+        check_bbox(bbox)
     cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor,
                                                proud_covers=kind is not None))
     rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]

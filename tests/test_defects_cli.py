@@ -165,3 +165,11 @@ def test_trips_ingested_after_a_reprocess_use_its_detector_parameters(tmp_path) 
     with Store.open(tmp_path / "p.db") as store:
         digests = {t["detector"]["params_digest"] for t in store.trips()}
     assert digests == {custom.digest()}
+
+
+def test_a_python_callers_bbox_out_of_range_gets_the_ranges(db) -> None:
+    """The API's and the CLI's message; the Python one once said only 'with S <= N'."""
+    from bump.store import Store
+
+    with Store.open(db) as store, pytest.raises(ValueError, match=r"-180 <= W, E <= 180 and -90 <= S <= N <= 90"):
+        views.list_defects(store, bbox=(-200.0, 42.0, -71.0, 43.0))
