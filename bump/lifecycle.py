@@ -39,6 +39,7 @@ STATUSES = ("candidate", "confirmed", "likely_repaired", "repaired", "dismissed"
 AUTOMATIC_STATUSES = ("candidate", "confirmed", "likely_repaired")
 CREW_STATUSES = ("confirmed", "repaired", "dismissed")
 REOPEN = "reopen"
+REOPENED = "reopened"           # the history's word for a reopen (no status: the data's status follows from it)
 DEFAULT_LIST_STATUSES = AUTOMATIC_STATUSES        # what a crew sees unless it asks for more
 
 

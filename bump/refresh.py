@@ -34,6 +34,7 @@ from bump.cluster import (
     twin_pairs,
 )
 from bump.lifecycle import (
+    REOPENED,
     Replay,
     StatusResult,
     Transition,
@@ -700,7 +701,9 @@ def _statuses(prev: Columns, trav: Columns, dp: DefectParams, *, now: float, new
                 last = res.transitions[-1] if res.transitions else Transition(res.since_s, old, res.status,
                                                                                   "re-evaluated")
                 since[g] = max(last.t_s, since_before)
-                history.append(_history_row(did, Transition(since[g], old, res.status, last.reason), now, actor))
+                # a crew status with no crew decision left: a reopen just cleared it (the history goes on from it)
+                was = REOPENED if crew is None and old in ("repaired", "dismissed") else old
+                history.append(_history_row(did, Transition(since[g], was, res.status, last.reason), now, actor))
             if crew is None:                          # a full replay: passes came out of order, or hits moved
                 retimed.append((did, res))
     return status, since, replay, history, retimed

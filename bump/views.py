@@ -25,6 +25,7 @@ from bump.cluster import (
 from bump.lifecycle import (
     DEFAULT_LIST_STATUSES,
     REOPEN,
+    REOPENED,
     STATUSES,
     InvalidStatusError,
     StatusConflictError,
@@ -172,7 +173,7 @@ def set_status(store: Store, defect_id: int, status: str, *, reason: str, actor:
         store.update_defects({"defect_id": [defect_id], "crew_status": [crew], "crew_at_s": [crew_at],
                               "status": [status if status != REOPEN else old], "status_since_s": [at]})
         store.add_history([{"defect_id": defect_id, "t_s": at, "recorded_at_s": now, "from_status": old,
-                            "to_status": status if status != REOPEN else "reopened", "reason": reason.strip(),
+                            "to_status": status if status != REOPEN else REOPENED, "reason": reason.strip(),
                             "actor": actor}])
         detector = row["detector"]
         refresh_defects(store, [defect_id], proj, defect_params, now=now, detector=detector, actor="system")

@@ -211,8 +211,9 @@ def test_crew_repaired_dismissed_and_reopen(store) -> None:  # noqa: F811
     assert float(store.all_defects()["status_since_s"][0]) == T0_S + 20 * DAY_S
     hist = store.history(did)
     assert [h["t_s"] for h in hist] == sorted(h["t_s"] for h in hist)
-    assert (hist[-1]["from_status"], hist[-1]["to_status"], hist[-1]["t_s"]) == ("dismissed", "confirmed",
+    assert (hist[-1]["from_status"], hist[-1]["to_status"], hist[-1]["t_s"]) == ("reopened", "confirmed",
                                                                                 T0_S + 20 * DAY_S)
+    assert (hist[-2]["from_status"], hist[-2]["to_status"]) == ("dismissed", "reopened")      # reads on
 
 
 def test_history_does_not_depend_on_the_order_trips_arrive(tmp_path) -> None:
