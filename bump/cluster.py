@@ -75,7 +75,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from detect.params import VersionedParams
+from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 
 DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
@@ -151,13 +151,25 @@ class DefectParams(VersionedParams):
     status_weights: tuple[tuple[str, float], ...] = (("confirmed", 1.0), ("candidate", 0.5),
                                                      ("likely_repaired", 0.2), ("repaired", 0.0), ("dismissed", 0.0))
 
+    RANGES: ClassVar[dict[str, Range | str]] = {
+        **dict.fromkeys(("join_radius_m", "max_join_radius_m", "gate_sigmas", "default_accuracy_m", "min_accuracy_m",
+                         "min_uncertainty_m", "robust_k", "latency_lateral_m", "recluster_cell_m", "recluster_link_m",
+                         "distinct_hits_m", "traversal_radius_m", "traversal_sigmas", "max_traversal_radius_m",
+                         "track_step_m", "severity_half_cm", "traffic_window_days"), POSITIVE),
+        **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior"), NON_NEGATIVE),
+        **dict.fromkeys(("confirm_hit_rate", "designed_hit_rate", "twin_hit_rate", "proud_share"), UNIT),
+        **dict.fromkeys(("irls_iterations", "latency_min_pairs", "device_latency_min_hits", "summary_hits",
+                         "recluster_span_hits", "apart_passes", "confirm_devices", "repaired_traversals",
+                         "repaired_devices", "designed_traversals"), (1.0, None, True, False)),
+        "opposite_deg": (0.0, 180.0, False, True), "axis_deg": (0.0, 90.0, False, True),
+        "traversal_heading_deg": (0.0, 180.0, False, True), "repaired_miss_prob": (0.0, 1.0, False, False),
+    }
+
     def __post_init__(self) -> None:
+        self.check_values()                         # types and ranges (RANGES); then the rules' own
         if self.confirm_devices < 2:
-            raise ValueError(f"confirm_devices must be >= 2 (one device never confirms), got {self.confirm_devices}")
-        if self.repaired_devices < 1 or self.repaired_traversals < 1:
-            raise ValueError("repaired_traversals and repaired_devices must be >= 1")
-        if not 0.0 < self.repaired_miss_prob < 1.0:
-            raise ValueError(f"repaired_miss_prob must lie in (0, 1), got {self.repaired_miss_prob}")
+            raise ParamsError(f"must be >= 2 (one device never confirms), got {self.confirm_devices}",
+                              field="confirm_devices")
 
 
 DEFAULT_DEFECT_PARAMS = DefectParams()

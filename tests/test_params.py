@@ -152,3 +152,23 @@ def test_detect_of_a_path_says_to_read_it_first() -> None:
 
     with pytest.raises(TypeError, match=r"ingest\.read\(path\)"):
         detect.detect("x.json.gz")
+
+
+@pytest.mark.parametrize(("change", "field", "fragment"), [
+    ({"gate_sigmas": -1}, "gate_sigmas", "> 0"),
+    ({"opposite_deg": 200}, "opposite_deg", "<= 180"),
+    ({"repaired_miss_prob": 1.0}, "repaired_miss_prob", "< 1"),
+    ({"summary_hits": "x"}, "summary_hits", "whole number"),
+    ({"confirm_hit_rate": float("nan")}, "confirm_hit_rate", "finite"),
+    ({"confirm_devices": 1}, "confirm_devices", "one device never confirms"),
+])
+def test_defect_parameters_are_checked_like_the_detectors(change: dict, field: str, fragment: str) -> None:
+    """DefectParams once took any gate, angle or rate (only three fields were checked, with plain ValueErrors)."""
+    from bump.cluster import DefectParams
+
+    with pytest.raises(ParamsError, match=fragment) as info:
+        DefectParams(**change)
+    assert info.value.field == field
+    with pytest.raises(ParamsError):
+        DefectParams.from_dict(change)
+    assert DefectParams(summary_hits=4.0).summary_hits == 4 and DefectParams().digest() == DefectParams().digest()
