@@ -229,9 +229,10 @@ def _read_bytes(path: str | Path) -> bytes:
     return data
 
 
-def _json_items(path: str | Path) -> list[Any]:
-    """Top-level items of a JSON document (a list is its elements) or of JSON Lines (one item per line)."""
-    data = _read_bytes(path)
+def _json_items(path: str | Path, data: bytes | None = None) -> list[Any]:
+    """Top-level items of a JSON document (a list is its elements) or of JSON Lines (one item per line); ``data``:
+    the file's bytes when read already."""
+    data = _read_bytes(path) if data is None else data
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as whole_exc:
@@ -257,10 +258,10 @@ def _json_items(path: str | Path) -> list[Any]:
     return doc if isinstance(doc, list) else [doc]
 
 
-def _csv_items(path: str | Path) -> list[dict[str, Any]] | None:
-    """The rows of a CSV with ``lat`` and ``lon`` columns (``bump defects --format csv``, a crew's export), numbers
-    as floats; None when the file is no such CSV."""
-    text = _read_bytes(path).decode("utf-8-sig", errors="replace")
+def _csv_items(data: bytes) -> list[dict[str, Any]] | None:
+    """The rows of a CSV file's bytes with ``lat`` and ``lon`` columns (``bump defects --format csv``, a crew's
+    export), numbers as floats; None when the file is no such CSV."""
+    text = data.decode("utf-8-sig", errors="replace")
     head = text.split("\n", 1)[0]
     if head.lstrip().startswith(("{", "[")) or not {"lat", "lon"} <= {c.strip() for c in head.split(",")}:
         return None
@@ -281,8 +282,9 @@ def load_defects(path: str | Path) -> list[dict[str, Any]]:
     """Reported defects from a JSON list of ``{lat, lon, kind?, confidence?}``, a GeoJSON FeatureCollection of
     Points (``[lon, lat]``, properties kept), JSON Lines of such objects, or a CSV with ``lat`` and ``lon``
     columns; each returned dict has float lat/lon."""
-    items = _csv_items(path)
-    records = [_defect_record(item, k, str(path)) for k, item in enumerate(_json_items(path) if items is None
+    data = _read_bytes(path)
+    items = _csv_items(data)
+    records = [_defect_record(item, k, str(path)) for k, item in enumerate(_json_items(path, data) if items is None
                                                                             else items)]
     lat = np.array([r["lat"] for r in records], dtype=np.float64)
     lon = np.array([r["lon"] for r in records], dtype=np.float64)

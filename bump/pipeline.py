@@ -562,8 +562,8 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         trips = store.trips()                      # with the write lock: also those uploaded meanwhile
         per_trip = [done.get(info["trip_id"]) or _redetect(store, info, params, detect_fn, keep_trace=not done)
                     for info in trips]
-        crew = _crew_snapshot(store)
         before = store.all_defects()               # their ids go on to the defects that continue them
+        crew = _crew_snapshot(store, before)
         store.clear_derived()
         first = next((r.trace for r in per_trip if r.trace is not None), None)
         proj = projection(store, first)
@@ -645,8 +645,8 @@ def _redetect(store: Store, info: dict[str, Any], params: DetectorParams,
                        trace if keep_trace and trace.has_gps else None)
 
 
-def _crew_snapshot(store: Store) -> list[dict[str, Any]]:
-    d = store.all_defects()
+def _crew_snapshot(store: Store, d: Columns) -> list[dict[str, Any]]:
+    """The crews' decisions among the defects ``d`` (all of them), with their rows of history."""
     keep = np.isin(d["crew_status"], CREW_STATUSES)
     out = []
     for g in np.flatnonzero(keep):

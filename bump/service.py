@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import hmac
 import io
+import re
 import secrets
 import threading
 import time
@@ -729,12 +730,27 @@ def _w3c(t_s: Any) -> str | None:
     return datetime.fromtimestamp(float(t_s), tz=UTC).isoformat(timespec="seconds")
 
 
+_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
+
+
+def plus_from_space(value: Any) -> Any:
+    """A query datetime whose UTC offset's '+' was sent unencoded (and so arrived as a space, form encoding):
+    ``2026-05-01T00:00:00 02:00`` is read as ``...+02:00``. Anything else goes on unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        m = _SPACE_OFFSET.search(text)
+        if m is not None and m.end() == len(text):
+            return f"{text[:m.start(2) - 1]}+{m.group(2)}"
+    return value
+
+
 def parse_datetime_s(text: str | None, field: str) -> float | None:
-    """Seconds since the epoch of an ISO 8601 / W3C datetime (UTC when it has no offset)."""
+    """Seconds since the epoch of an ISO 8601 / W3C datetime (UTC when it has no offset; an unencoded '+' of the
+    offset is read as :func:`plus_from_space` reads it)."""
     if text is None or not text.strip():
         return None
     try:
-        dt = datetime.fromisoformat(text.strip().replace(" ", "+"))
+        dt = datetime.fromisoformat(plus_from_space(text.strip()))
     except ValueError:
         raise BadRequestError(f"{field} must be a W3C datetime such as 2026-05-04T10:00:00Z, got {text!r}",
                               field=field) from None

@@ -64,6 +64,7 @@ CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default 
 #                             defects, hits and passes all over a large database
 
 
+MAX_LIST_LIMIT = 100_000    # defects in one page of Store.list_defects
 BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)   # what the database itself raises (locked, read-only)
 
 
@@ -1018,8 +1019,8 @@ class Store:
 
     def list_defects(self, query: DefectQuery) -> tuple[Columns, str | None]:
         """One page of defects ranked by priority, and the cursor of the next page (None at the end)."""
-        if not 1 <= query.limit <= 100_000:
-            raise StoreError(f"limit must be between 1 and 100000, got {query.limit}", field="limit")
+        if not 1 <= query.limit <= MAX_LIST_LIMIT:
+            raise StoreError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {query.limit}", field="limit")
         where, params = [], []
         if query.statuses is not None:
             where.append(f"status IN ({', '.join('?' * len(query.statuses))})" if query.statuses else "1 = 0")

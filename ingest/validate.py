@@ -34,11 +34,10 @@ def as_float_array(values: ArrayLike, *, field: str, source: str | None) -> np.n
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         arr = values
     else:
-        if isinstance(values, Sequence) and not isinstance(values, str | bytes):
-            flags = [i for i, v in enumerate(values) if type(v) is bool]     # JSON true/false: not a reading
-            if flags:
-                raise SchemaError(f"holds {str(values[flags[0]]).lower()} at index {flags[0]}; every entry must be "
-                                  "a number (or null where allowed)", source=source, field=field)
+        if isinstance(values, Sequence) and not isinstance(values, str | bytes) and bool in set(map(type, values)):
+            first = next(i for i, v in enumerate(values) if type(v) is bool)   # JSON true/false: not a reading
+            raise SchemaError(f"holds {str(values[first]).lower()} at index {first}; every entry must be a number "
+                              "(or null where allowed)", source=source, field=field)
         try:
             arr = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError) as exc:

@@ -3,7 +3,6 @@ datetime of a query string."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BeforeValidator
 
 from api.schemas import ErrorBody
+from bump.service import plus_from_space
 
 GEOJSON = "application/geo+json"
 
@@ -40,20 +40,5 @@ class CSVResponse(Response):
     media_type = "text/csv; charset=utf-8"
 
 
-_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
-
-
-def plus_from_space(value: Any) -> Any:
-    """A query datetime whose UTC offset's '+' was sent unencoded (and so arrived as a space, form encoding):
-    ``2026-05-01T00:00:00 02:00`` is read as ``...+02:00``, as Open311's ``start_date`` reads it. Anything else
-    goes on unchanged to pydantic's ISO 8601 parser."""
-    if isinstance(value, str):
-        text = value.strip()
-        m = _SPACE_OFFSET.search(text)
-        if m is not None and m.end() == len(text):
-            return f"{text[:m.start(2) - 1]}+{m.group(2)}"
-    return value
-
-
 QueryDatetime = Annotated[datetime, BeforeValidator(plus_from_space)]
-"""A datetime query parameter (ISO 8601; an unencoded '+' of its offset is accepted)."""
+"""A datetime query parameter (ISO 8601; an unencoded '+' of its offset is accepted, as Open311's dates)."""

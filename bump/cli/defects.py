@@ -32,6 +32,7 @@ import orjson
 
 from bump import service, views
 from bump.lifecycle import CREW_STATUSES, REOPEN
+from bump.store import MAX_LIST_LIMIT as MAX_LIMIT
 from bump.store import Store
 from ingest.errors import BumpError
 
@@ -39,7 +40,6 @@ NAME = "defects"
 HELP = "list defects ranked by priority (table, JSON, GeoJSON, CSV) or set a crew status"
 
 
-MAX_LIMIT = 100_000        # the store's page limit (bump.store.Store.list_defects)
 FORMATS = ("table", "json", "geojson", "csv")
 
 

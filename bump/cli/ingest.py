@@ -61,20 +61,24 @@ def _inputs_in(folder: Path) -> list[str]:
     reader then says what is wrong) unless they sit beside the parts of an export, as its other files do."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.name.endswith(TRACE_SUFFIXES) and p.name != "truth.json")
-    whole, unknown, parts = [], [], False
+    whole, unsniffed, unknown, parts = [], [], [], False
     for p in files:                                   # loop over files
+        if not p.name.endswith((".csv", ".txt")):     # JSON, gzip, a zip (a whole export): one recording each,
+            unsniffed.append(str(p))                  # read once, by the ingest (sniffed only beside an export)
+            continue
         fmt = _format_of(p)
         if fmt is None:
             unknown.append(str(p))
-        elif ingest.is_one_file_format(fmt) or not p.name.endswith((".csv", ".txt")):
-            whole.append(str(p))                      # a recording (a zip is a whole export)
+        elif ingest.is_one_file_format(fmt):
+            whole.append(str(p))
         else:
             parts = True
     exports = [str(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")
                and _is_export(p)]
-    if parts and _is_export(folder):
-        return sorted([str(folder), *whole, *exports])
-    return sorted([*whole, *unknown, *exports])
+    if parts and _is_export(folder):                  # what looks like no format is the export's other files
+        known = [f for f in unsniffed if _format_of(Path(f)) is not None]
+        return sorted([str(folder), *whole, *known, *exports])
+    return sorted([*whole, *unsniffed, *unknown, *exports])
 
 
 def _format_of(path: Path) -> str | None:
