@@ -214,6 +214,36 @@ def test_logging_time_with_and_without_utc_offset_is_refused(tmp_path: Path, pat
     assert f"{cell!r} on line {row + 2}, {has} a UTC offset, while line 2" in str(err.value)
 
 
+def test_local_row_as_wide_as_the_zoned_ones_is_refused(tmp_path: Path) -> None:
+    # nine decimals without an offset are exactly as wide as "... .140 -0400": a lenient parser would read it as UTC
+    table = rows(SEMICOLON, ";")
+    table[7]["loggingTime(txt)"] = "2024-05-01 10:15:00.140000000"
+    assert len(table[7]["loggingTime(txt)"]) == len(table[6]["loggingTime(txt)"])
+    with pytest.raises(SchemaError) as err:
+        ingest.read(write_rows(tmp_path / "mixed.csv", table, sep=";"))
+    assert "without a UTC offset, while line 2" in str(err.value)
+
+
+@pytest.mark.parametrize("cells", [
+    ["2024-05-01 01:59:59.990 -0400", "2024-05-01 01:00:00.000 -0500"],      # a daylight-saving change: one layout
+    ["2024-05-01 01:59:59.990 -0400", "2024-05-01 06:00:00.5+00:00"],         # two layouts
+    ["2024-05-01 01:59:59,990 -0400", "2024-05-01 02:00:00,000 -0400"],       # decimal comma
+    ["2024-05-01 01:59:59.990Z", "2024-05-01 02:00:00.000Z"],
+])
+def test_utc_offsets_read_as_python_reads_them(cells: list[str]) -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from ingest.formats.csv_util import parse_datetimes
+
+    text = pd.Series(cells * 3 + [""])
+    got = parse_datetimes(text, (text == "").to_numpy())
+    want = [dt.datetime.fromisoformat(c.replace(",", ".").replace(" -", "-")).timestamp() for c in cells * 3]
+    assert got.zoned and got.bad is None and got.mixed is None
+    assert np.allclose(got.seconds[:-1], want, rtol=0, atol=1e-6) and np.isnan(got.seconds[-1])
+
+
 def test_last_line_cut_inside_the_utc_offset_names_the_line(tmp_path: Path) -> None:
     text = SEMICOLON.read_text(encoding="utf-8")
     cut = text[:text.rindex(" -0400") + 4]                                 # '... -04': an upload cut short

@@ -184,9 +184,13 @@ def parse_datetimes(text: pd.Series, missing: np.ndarray) -> DateTimes:
     n = len(text)
     if not rows.size:
         return DateTimes(np.full(n, np.nan), False)
-    zoned = bool(_ZONED_TIME.fullmatch(str(text.iloc[rows[0]])))
+    first = str(text.iloc[rows[0]])
+    zoned = bool(_ZONED_TIME.fullmatch(first))
     wanted = text.where(present)
-    parsed = pd.to_datetime(wanted, format=_FAST_FORMAT[zoned], errors="coerce", utc=True)
+    if zoned and _one_layout(text[present], first):      # pandas' "%z" reads ~25x slower than its ISO 8601 parser
+        parsed = pd.to_datetime(wanted, format="ISO8601", errors="coerce", utc=True)
+    else:
+        parsed = pd.to_datetime(wanted, format=_FAST_FORMAT[zoned], errors="coerce", utc=True)
     failed = parsed.isna().to_numpy(dtype=bool) & present
     if failed.any():
         is_local = text.str.fullmatch(_LOCAL_TIME.pattern).fillna(False).to_numpy(dtype=bool) & present
@@ -208,6 +212,21 @@ def parse_datetimes(text: pd.Series, missing: np.ndarray) -> DateTimes:
     seconds = (us // 1_000_000).astype(np.float64) + (us % 1_000_000).astype(np.float64) / 1e6
     seconds[~present] = np.nan
     return DateTimes(seconds, zoned)
+
+
+def _one_layout(cells: pd.Series, first: str) -> bool:
+    """Whether every cell is laid out as ``first`` (ASCII): as long, a digit wherever it has one, its character
+    everywhere else. Cells of one layout are all zoned or all local, so a lenient parser cannot mix them."""
+    width = len(first)
+    try:
+        template = np.frombuffer(first.encode("ascii"), dtype=np.uint8)
+        raw = np.asarray(cells.tolist(), dtype=f"S{width + 1}")        # one byte more: a longer cell shows there
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False
+    chars = raw.view(np.uint8).reshape(-1, width + 1)
+    digit = (template - 48) <= 9                                    # uint8: below '0' wraps above 9
+    return bool((chars[:, width] == 0).all() and ((chars[:, :width][:, digit] - 48) <= 9).all()
+                and (chars[:, :width][:, ~digit] == template[~digit]).all())
 
 
 def has_utc_offset(cell: str) -> bool:
