@@ -113,9 +113,10 @@ def get_principal(request: Request, pool: Annotated[StorePool, Depends(get_pool)
 def get_zones(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> PrivacyZones:
     state = request.app.state
     with state.lock:
-        zones = state.zones.get(settings.privacy_trim_m)
+        key = (settings.privacy_trim_m, settings.privacy_min_devices)
+        zones = state.zones.get(key)
         if zones is None:
-            zones = state.zones[settings.privacy_trim_m] = PrivacyZones(settings.privacy_trim_m)
+            zones = state.zones[key] = PrivacyZones(key[0], min_devices=key[1])
     return zones
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     public_read: bool = Field(True, description="defect, map and Open311 reads without a token")
     privacy_trim_m: float = Field(200.0, ge=0, description="no GPS within this distance of a trip's start or end "
                                                             "is exposed [m]")
+    privacy_min_devices: int = Field(3, ge=1, description="a defect whose every hit lies that close to its trip's "
+                                                          "ends is shown once this many distinct devices hit it "
+                                                          "(no one driver's home); withheld before")
     tile_url: str | None = Field(None, description="map tile URL template for the map page (None: plain background)")
     tile_attribution: str | None = Field(None, description="credit line the tile server requires, shown on the map "
                                                            "with its tiles (HTML allowed), e.g. '&copy; "

@@ -21,7 +21,8 @@ Roles: ``device`` (a phone: uploads trips, reads its own), ``crew`` (reads every
 
 Privacy (:class:`PrivacyZones`): no read returns a GPS position within ``trim_m`` (200 m) of the start or the end of
 the trip it came from: such impacts and hits lose their position, a defect only ever hit inside such zones is
-withheld, and those passes and roughness windows do not count in the road-cell maps. Device ids only reach the
+withheld until ``min_devices`` (3) distinct devices hit it, and those passes and roughness windows do not count in
+the road-cell maps. Device ids only reach the
 crews and the device itself.
 """
 
@@ -235,11 +236,17 @@ def require_read(principal: Principal, public_read: bool) -> None:
 class PrivacyZones:
     """Circles of ``trim_m`` around the first and last GPS fix of every trip, and the tests against them.
 
+    A defect whose every hit lies in its trip's zone is withheld while fewer than ``min_devices`` distinct
+    devices hit it: its position would reveal where one or two drivers start or end (a home). Hit by that many, it
+    is a spot on a public road that several drivers pass at their trips' ends (a pothole outside a car park or at a
+    school gate), and it is shown, its hits' positions still trimmed.
+
     A trip's end points come from its stored track (the fixes, unmodified in position) and are cached: a trip is
     immutable once stored. Thread-safe (one instance serves every request of a process)."""
 
-    def __init__(self, trim_m: float = 200.0, *, max_cached: int = 200_000) -> None:
+    def __init__(self, trim_m: float = 200.0, *, min_devices: int = 3, max_cached: int = 200_000) -> None:
         self.trim_m = float(trim_m)
+        self.min_devices = int(min_devices)
         self._ends: dict[str, tuple[float, float, float, float]] = {}
         self._lock = threading.Lock()
         self._max = max_cached
@@ -281,14 +288,20 @@ class PrivacyZones:
         return (np.nan_to_num(d0, nan=np.inf) <= limit) | (np.nan_to_num(d1, nan=np.inf) <= limit)
 
     def hidden_defects(self, store: Store, defect_ids: Sequence[int]) -> set[int]:
-        """Defects whose every hit lies in its trip's privacy zone (their position would reveal it)."""
+        """Defects whose every hit lies in its trip's privacy zone and that fewer than ``min_devices`` distinct
+        devices hit (their position would reveal where those drivers start or end)."""
         if not len(defect_ids) or self.trim_m <= 0:
             return set()
-        hits = store.hits_of_defects([int(d) for d in defect_ids])
+        hits = store.hits_of_defects([int(d) for d in defect_ids], ("hit_id", "defect_id", "trip_id", "device_id",
+                                                                      "lat_deg", "lon_deg"))
         if len(hits) == 0:
             return set()
         priv = self.private(store, hits["trip_id"], hits["lat_deg"], hits["lon_deg"])
-        return set(np.unique(hits["defect_id"]).tolist()) - set(np.unique(hits["defect_id"][~priv]).tolist())
+        placed = set(np.unique(hits["defect_id"][~priv]).tolist())
+        pairs = np.unique(np.stack([hits["defect_id"].astype(str), hits["device_id"].astype(str)]), axis=1)
+        ids, n_devices = np.unique(pairs[0].astype(np.int64), return_counts=True)
+        shared = set(ids[n_devices >= self.min_devices].tolist())
+        return set(np.unique(hits["defect_id"]).tolist()) - placed - shared
 
 
 # ----------------------------------------------------------------------------------------------------- uploads

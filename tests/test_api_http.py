@@ -214,7 +214,7 @@ def test_an_unknown_defect_points_to_the_http_list_not_the_cli(client_for, loade
 def test_a_hidden_defect_answers_exactly_as_an_unknown_one(client_for, loaded_db: Loaded) -> None:
     """Privacy zones of 10 000 km hide every defect: an existing id must not be told apart from a missing one."""
     did = client_for(warm_up=False).get("/v1/defects").json()["defects"][0]["id"]
-    client = client_for(warm_up=False, privacy_trim_m=1e7)
+    client = client_for(warm_up=False, privacy_trim_m=1e7, privacy_min_devices=10**6)
     hidden, unknown = client.get(f"/v1/defects/{did}"), client.get("/v1/defects/999999")
     assert hidden.status_code == unknown.status_code == 404
     assert hidden.json() == orjson.loads(unknown.content.replace(b"999999", str(did).encode()))
