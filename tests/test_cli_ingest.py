@@ -93,7 +93,7 @@ def test_a_folder_of_traces_with_export_folders_beside_them_gives_every_recordin
     trace files beside it were skipped, and two export folders aborted the whole ingest."""
     import shutil
 
-    from bump.cli.ingest import expand
+    from ingest.inputs import expand
 
     mixed = tmp_path / "mixed"
     mixed.mkdir()

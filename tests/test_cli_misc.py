@@ -242,3 +242,11 @@ def test_output_piped_into_a_reader_that_stops_ends_quietly(tmp_path) -> None:
     r = subprocess.run(f"{sys.executable} -m bump defects --help | head -1", shell=True, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("usage: bump defects") and "Broken pipe" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["detect", "info"])
+def test_a_folder_of_recordings_gives_each_of_them(command: str, capsys) -> None:
+    folder = Path(__file__).parent / "data" / "physics_toolbox"                 # five one-file recordings
+    assert main([command, "--json", str(folder)]) == 0
+    files = [json.loads(line)["file"] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(Path(f).name for f in files) == sorted(p.name for p in folder.glob("*.csv"))

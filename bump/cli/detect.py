@@ -22,13 +22,15 @@ import ingest
 from bump.report import detection_summary
 from detect import DetectorParams, detect
 from ingest.errors import BumpError
+from ingest.inputs import expand
 
 NAME = "detect"
 HELP = "find impacts (potholes, bumps, joints, covers) and roughness in traces"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="trace files, export folders or zips")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="trace files, export folders or zips, folders of traces (each recording is read)")
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per trace")
     p.add_argument("--format", choices=ingest.format_names(), help="force a reader instead of sniffing")
     p.add_argument("--params", metavar="FILE", help="JSON file of DetectorParams overrides")
@@ -68,7 +70,7 @@ def load_params(path: str | None) -> DetectorParams:
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     status = 0
-    paths = args.paths
+    paths = expand(args.paths, args.format)               # a folder of recordings: each of them
     bar = tqdm(paths, unit="trace", disable=len(paths) < 20 or not sys.stderr.isatty(), file=sys.stderr)
     for path in bar:
         try:

@@ -14,13 +14,15 @@ import orjson
 
 import ingest
 from ingest.errors import BumpError
+from ingest.inputs import expand
 
 NAME = "info"
 HELP = "quality summary of trace files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="trace files, export folders or zips")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="trace files, export folders or zips, folders of traces (each recording is read)")
     p.add_argument("--json", action="store_true", help="one JSON object per trace (JSON Lines)")
     p.add_argument("--format", choices=ingest.format_names(), help="force a reader instead of sniffing")
 
@@ -35,11 +37,12 @@ def summary(trace: ingest.Trace, path: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
-    for path in args.paths:
+    paths = expand(args.paths, args.format)               # a folder of recordings: each of them
+    for path in paths:
         try:
             trace = ingest.read(path, format=args.format)
         except BumpError as exc:
-            if args.debug or len(args.paths) == 1:
+            if args.debug or len(paths) == 1:
                 raise
             print(f"bump info: error: {exc}", file=sys.stderr)
             status = 2
