@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.signal import CHUNK_SAMPLES, moving_rms, running_background
+from detect.signal import CHUNK_SAMPLES, median, moving_rms, running_background
 
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
@@ -72,3 +72,28 @@ def merge(starts: np.ndarray, stops: np.ndarray, max_gap_samples: np.ndarray) ->
     first = np.flatnonzero(new_group)
     last = np.concatenate((first[1:] - 1, [starts.size - 1]))
     return starts[first], stops[last]
+
+
+LOUD_QUANTILE = 0.9    # the trip's loud level of road vibration: this quantile of its local background
+
+
+def driving_levels(background_mps2: np.ndarray, speed_mps: np.ndarray, valid: np.ndarray, fs_hz: float, *,
+                   min_speed_mps: float, still_ratio: float) -> tuple[float, float]:
+    """(typical, still) [m/s^2] of a trip's local background (:func:`threshold`): ``typical`` its median while the
+    car moved, ``still`` the level below which a sample whose speed is unknown counts as the car standing.
+
+    Moving: the GPS speed at least ``min_speed_mps`` where known; where it is not (no GPS, before the first fix),
+    a background of at least ``still = still_ratio x`` the trip's :data:`LOUD_QUANTILE` (an idling engine shakes a
+    phone about ten times less than tyres rolling on a road). So minutes parked with the app recording do not
+    pull the typical level down (every stretch of road would then look rough). The background varies over
+    seconds (a running median of 1 s blocks): every quarter second's value is enough.
+    """
+    step = max(1, round(fs_hz / 4))
+    bg, v, ok = background_mps2[::step], speed_mps[::step], valid[::step]
+    bg_ok = bg[ok]
+    if bg_ok.size == 0:
+        return 0.0, 0.0
+    still = still_ratio * float(np.quantile(bg_ok, LOUD_QUANTILE))
+    known = np.isfinite(v)
+    moving = ok & np.where(known, v >= min_speed_mps, bg >= still)
+    return median(bg[moving] if moving.any() else bg_ok), still

@@ -11,7 +11,7 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
-from detect.signal import bandpass, median
+from detect.signal import bandpass
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Signals:
     cf_mps2: np.ndarray          # characteristic function
     threshold_mps2: np.ndarray
     background_mps2: np.ndarray
+    typical_background_mps2: float   # the background's median while the car moved (events.driving_levels)
+    still_background_mps2: float     # below this, a sample of unknown speed was taken standing
     speed_mps: np.ndarray
     distance_m: np.ndarray
     impact_band_hz: tuple[float, float]
@@ -269,8 +271,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
-    typical = median(sig.background_mps2)                     # the trip's median
-    out["background_ratio"] = sig.background_mps2[ip] / max(typical, 1e-6)
+    out["background_ratio"] = sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
     out["energy_m2ps3"] = (absimp * absimp).sum(axis=1) / fs

@@ -21,7 +21,11 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.7"      # 0.7: below 24 Hz the impact band's lower edge follows the rate
+DETECTOR_VERSION = "bump-detect/0.8"      # 0.8: the rough test's typical level is the trip's while moving (not
+#                                           its parked minutes); where the speed is unknown (no GPS, before the
+#                                           first fix) a quiet background means standing (door slams), and impacts
+#                                           before the first fix are kept unplaced instead of refused as no_fix.
+#                                           0.7: below 24 Hz the impact band's lower edge follows the rate
 #                                            0.6: a lift is a deep pothole only when its roll is clearly one wheel's
 #                                           (one_wheel_roll_ratio); roughness and other impacts as 0.5.
 #                                           0.5: roughness on ~25 box means a second from the design rate (IRI
@@ -190,6 +194,7 @@ class DetectorParams(VersionedParams):
         "bump_velocity_mps": POSITIVE, "one_wheel_coherence": (0.0, 1.0, False, True),
         "both_wheels_roll_ratio": POSITIVE, "one_wheel_roll_ratio": POSITIVE, "damper_rate_per_s": POSITIVE,
         "cover_depth_m": POSITIVE, "proud_velocity_mps": NON_NEGATIVE, "min_speed_mps": NON_NEGATIVE,
+        "still_background_ratio": (0.0, 1.0, True, False),
         "handling_gyro_rad_s": POSITIVE, "handling_horizontal_ratio": POSITIVE,
         "handling_tilt_deg": (0.0, 180.0, False, True), "remount_guard_s": NON_NEGATIVE,
         "min_mount_s": NON_NEGATIVE, "gps_latency_s": FINITE, "phone_to_front_axle_m": FINITE,
@@ -242,6 +247,10 @@ class DetectorParams(VersionedParams):
     proud_velocity_mps: float = 0.25     # first motion up and a swing below this: a proud cover, not a hole
     # --- rejection of non-road events
     min_speed_mps: float = 2.5           # below this an event is not taken as a road impact (door slams)
+    still_background_ratio: float = 0.1  # where the speed is unknown (no GPS, before the first fix): a local
+    #                                      background below this x the trip's loud level (its 90th percentile) is
+    #                                      a car standing (an idling engine shakes a phone ~10x less than tyres on
+    #                                      a road)
     handling_gyro_rad_s: float = 1.5     # rotation faster than this around the event means phone handling
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
     handling_tilt_deg: float = 20.0      # the phone tilted further than braking or a bump tilts a car

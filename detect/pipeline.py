@@ -15,7 +15,7 @@ import numpy as np
 
 from detect.classify import body_lift, classify
 from detect.columns import Columns
-from detect.events import characteristic_function, merge, threshold, trigger
+from detect.events import characteristic_function, driving_levels, merge, threshold, trigger
 from detect.features import Signals, event_features
 from detect.geo import EARTH_RADIUS_M, LocalProjection
 from detect.motion import coarse_step, motion_on_grid, position_at
@@ -74,11 +74,14 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
+    typical, still = driving_levels(bg, motion.speed_mps, valid, fs, min_speed_mps=params.min_speed_mps,
+                                    still_ratio=params.still_background_ratio)
     sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, segment_starts=ori.seg_start,
                   up_axis=ori.up,
                   forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
                   a_left_mps2=a_left, a_impact_mps2=a_imp, gyro_t_s=trace.gyro_t_s, gyro_rad_s=trace.gyro_rad_s,
-                  cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, speed_mps=motion.speed_mps,
+                  cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, typical_background_mps2=typical,
+                  still_background_mps2=still, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz)
     return sig, ori
@@ -95,15 +98,16 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
     return merge(starts, stops, max_gap)
 
 
-def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, *, gps_t_s: np.ndarray) -> np.ndarray:
-    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, no_fix, gap.
+def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
+    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, gap.
 
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
     the whole body lifted); ``handling``: the phone turned (tilt or rotation rate), moved sideways more than a car
     does, was re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
     phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
-    ``no_fix``: the trace has GPS but the event lies before its first or after its last fix (e.g. a door slam
-    before the phone found the satellites), so it can be neither speed-checked nor placed.
+    where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
+    satellites), a local background below the trip's ``still_background_mps2`` (an idling car) stands for it. An
+    impact outside the fixes is kept, unplaced, as in a trace without GPS.
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
@@ -120,9 +124,8 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, *, gps_t
                 | (feat["tilt_max_deg"] > params.handling_tilt_deg)
                 | near_remount | in_hand)
     reasons[handling] = "handling"
-    if gps_t_s.size:
-        reasons[(feat["t_s"] < gps_t_s[0] - 1.0) | (feat["t_s"] > gps_t_s[-1] + 1.0)] = "no_fix"
-    reasons[np.isfinite(speed) & (speed < params.min_speed_mps)] = "stopped"
+    quiet = sig.background_mps2[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)] < sig.still_background_mps2
+    reasons[np.where(np.isfinite(speed), speed < params.min_speed_mps, quiet)] = "stopped"
     reasons[~feat["valid"]] = "gap"
     return reasons
 
@@ -149,7 +152,7 @@ def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection
     starts, stops = candidate_events(sig, params, wheelbase_m)
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
                           max_event_s=params.max_event_s)
-    rejected = reject_reasons(feat, sig, params, gps_t_s=trace.gps_t_s)
+    rejected = reject_reasons(feat, sig, params)
     kind, confidence, severity, depth_class = classify(feat, params)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=params.gps_latency_s)

@@ -18,13 +18,16 @@ T0 = 1_780_000_000.0
 def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[float, ...] = (), amp_mps2: float = 8.0,
            rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0), speed_mps: float | None = 10.0,
            gps: bool = True, gyro: bool = False, seed: int = 0, unit: str = "m/s2",
-           turned_s: tuple[float, float] | None = None) -> ingest.Trace:
+           turned_s: tuple[float, float] | None = None, idle_s: tuple[float, float] | None = None,
+           first_fix_s: float = 0.0) -> ingest.Trace:
     """A car on smooth road: small noise, plus wheel-hop-like damped 11 Hz oscillations at ``hits_s``; during
-    ``turned_s`` (from, to) the phone sits turned by 60 degrees (in a hand, or re-mounted)."""
+    ``turned_s`` (from, to) the phone sits turned by 60 degrees (in a hand, or re-mounted); during ``idle_s`` the
+    car stands with its engine idling (a tenth of the noise, speed 0); GPS fixes from ``first_fix_s`` on."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * fs_hz)
     t = np.arange(n) / fs_hz
-    up = rng.normal(0.0, 0.15, n)
+    standing = (t >= idle_s[0]) & (t < idle_s[1]) if idle_s is not None else np.zeros(n, dtype=bool)
+    up = rng.normal(0.0, 0.15, n) * np.where(standing, 0.1, 1.0)
     for h in hits_s:
         tau = np.clip(t - h, 0.0, None)
         up += np.where(t >= h, amp_mps2 * np.exp(-tau / 0.07) * np.sin(2 * np.pi * 11.0 * tau), 0.0)
@@ -42,11 +45,14 @@ def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[floa
         g = rng.normal(0, 0.01, (n, 3))
         doc["gyro"] = {"t": T0 + t, "x": g[:, 0].copy(), "y": g[:, 1].copy(), "z": g[:, 2].copy()}
     if gps:
-        k = int(duration_s)
-        v = speed_mps if speed_mps is not None else 0.0
-        doc["gps"] = {"t": T0 + np.arange(k, dtype=float), "lat": 42.36 + np.arange(k) * v / 111_195.0,
-                      "lon": np.full(k, -71.06), "speed": np.full(k, v), "heading": np.zeros(k),
-                      "accuracy": np.full(k, 4.0)}
+        t_fix = np.arange(int(duration_s), dtype=float)
+        v = np.full(t_fix.size, speed_mps if speed_mps is not None else 0.0)
+        if idle_s is not None:
+            v[(t_fix >= idle_s[0]) & (t_fix < idle_s[1])] = 0.0
+        lat = 42.36 + np.concatenate(([0.0], np.cumsum(v[:-1]))) / 111_195.0
+        keep = t_fix >= first_fix_s
+        doc["gps"] = {"t": T0 + t_fix[keep], "lat": lat[keep], "lon": np.full(keep.sum(), -71.06), "speed": v[keep],
+                      "heading": np.zeros(keep.sum()), "accuracy": np.full(keep.sum(), 4.0)}
     return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
@@ -92,6 +98,30 @@ def test_impact_while_stopped_is_rejected_as_door_slam() -> None:
     det = detect(_trace(hits_s=(20.0,), speed_mps=0.0))
     assert det.n_impacts == 0
     assert list(det.candidates["rejected"]) == ["stopped"]
+
+
+def test_without_gps_a_slam_in_a_quiet_standstill_is_rejected_and_road_hits_kept() -> None:
+    # the car stands idling for 30 s (a door slam at 10 s), then drives over two hits; no GPS tells the speed
+    det = detect(_trace(duration_s=90.0, hits_s=(10.0, 50.0, 70.0), idle_s=(0.0, 30.0), gps=False))
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (50.0, 70.0), atol=0.1)
+    c = det.candidates
+    assert c["rejected"][np.argmin(np.abs(c["t_s"] - T0 - 10.0))] == "stopped"
+
+
+def test_hits_before_the_first_fix_are_kept_unplaced() -> None:
+    det = detect(_trace(duration_s=90.0, hits_s=(15.0, 60.0), first_fix_s=30.0))
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (15.0, 60.0), atol=0.1)
+    lat = det.impacts["lat_deg"][np.argsort(det.impacts["t_s"])]
+    assert np.isnan(lat[0]) and np.isfinite(lat[1])
+
+
+def test_minutes_parked_before_the_drive_do_not_make_the_road_rough() -> None:
+    driving = detect(_trace(duration_s=60.0, hits_s=(20.0, 40.0)))
+    parked_first = detect(_trace(duration_s=660.0, hits_s=(620.0, 640.0), idle_s=(0.0, 600.0)))
+    assert list(parked_first.impacts["kind"]) == list(driving.impacts["kind"])
+    assert "rough" not in set(parked_first.impacts["kind"])
+    ratio = parked_first.impacts["background_ratio"] / driving.impacts["background_ratio"]
+    np.testing.assert_allclose(ratio, 1.0, rtol=0.2)
 
 
 def test_without_gps_impacts_have_time_but_no_position() -> None:

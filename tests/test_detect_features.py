@@ -48,7 +48,7 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         out["duration_s"].append((stop - s) / fs)
         out["cf_peak_mps2"].append(sig.cf_mps2[ip])
         out["snr"].append(sig.cf_mps2[ip] / max(sig.background_mps2[ip], 1e-3))
-        out["background_ratio"].append(sig.background_mps2[ip] / max(float(np.median(sig.background_mps2)), 1e-6))
+        out["background_ratio"].append(sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6))
         out["impact_p2p_mps2"].append(np.ptp(sel(in_ctx, imp)))
         out["up_p2p_mps2"].append(np.ptp(sel(in_ctx, up)))
         out["body_p2p_mps2"].append(np.ptp(sel(in_body, bandpass(up, sig.body_band_hz, fs))))

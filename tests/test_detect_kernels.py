@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from detect.events import merge, trigger
+from detect.events import LOUD_QUANTILE, driving_levels, merge, trigger
 from detect.motion import _interp_with_gaps
 from detect.orientation import find_remounts
 from detect.signal import (
@@ -812,3 +812,39 @@ def test_orientation_helpers_match_numpy() -> None:
         assert _median(x) == np.median(x)
     x[0] = np.nan
     assert math.isnan(_median(x))
+
+
+def _driving_levels_reference(bg: np.ndarray, speed: np.ndarray, valid: np.ndarray, fs_hz: float,
+                              min_speed_mps: float, still_ratio: float) -> tuple[float, float]:
+    """driving_levels one quarter-second sample at a time."""
+    step = max(1, round(fs_hz / 4))
+    rows = [(float(bg[i]), float(speed[i])) for i in range(0, bg.size, step) if valid[i]]
+    loud = sorted(b for b, _ in rows)
+    still = still_ratio * float(np.quantile(loud, LOUD_QUANTILE))
+    moving = [b for b, v in rows if (v >= min_speed_mps if math.isfinite(v) else b >= still)]
+    return float(np.median(moving or loud)), still
+
+
+@pytest.mark.parametrize("fs_hz", [5.0, 100.0, 200.0])
+def test_driving_levels_match_reference(fs_hz: float) -> None:
+    rng = np.random.default_rng(3)
+    n = int(600 * fs_hz)
+    bg = np.exp(rng.normal(-1.5, 0.6, n))
+    speed = rng.uniform(0, 15, n)
+    speed[: n // 3] = np.nan                                # no fix yet
+    valid = rng.random(n) > 0.05
+    got = driving_levels(bg, speed, valid, fs_hz, min_speed_mps=2.5, still_ratio=0.1)
+    assert_allclose(got, _driving_levels_reference(bg, speed, valid, fs_hz, 2.5, 0.1), rtol=1e-12)
+
+
+def test_parked_minutes_do_not_lower_the_typical_level() -> None:
+    # 20 min of engine idle (0.01 m/s^2) before 10 min of driving (~0.3 m/s^2): the typical level is the driving's,
+    # with GPS speed and without (by the quiet idle background), and the idle is below the still level
+    fs, rng = 50.0, np.random.default_rng(4)
+    idle, drive = int(1200 * fs), int(600 * fs)
+    bg = np.concatenate([rng.uniform(0.008, 0.012, idle), rng.uniform(0.2, 0.4, drive)])
+    valid = np.ones(bg.size, dtype=bool)
+    for speed in (np.concatenate([np.zeros(idle), np.full(drive, 12.0)]), np.full(bg.size, np.nan)):
+        typical, still = driving_levels(bg, speed, valid, fs, min_speed_mps=2.5, still_ratio=0.1)
+        assert 0.28 < typical < 0.32
+        assert 0.012 < still < 0.04
