@@ -24,7 +24,9 @@ def impact_records(det: Detection) -> list[dict[str, Any]]:
 def roughness_records(det: Detection) -> list[dict[str, Any]]:
     names = [k for k in ("t_start_s", "t_end_s", "lat_deg", "lon_deg", "heading_deg", "distance_start_m", "length_m",
                          "speed_mps", "rms_mps2", "iri_m_per_km", "valid") if k in det.roughness]
-    return Columns({k: det.roughness[k] for k in names}).to_records(decimals=_DECIMALS)
+    rename = {"lat_deg": "lat", "lon_deg": "lon"}                      # as the impacts'
+    rows = Columns({k: det.roughness[k] for k in names}).to_records(decimals=_DECIMALS)
+    return [{rename.get(k, k): v for k, v in r.items()} for r in rows]
 
 
 def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) -> dict[str, Any]:

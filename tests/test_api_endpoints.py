@@ -5,6 +5,7 @@ maps, Open311 GeoReport v2, health, config, metrics, and the privacy rules."""
 from __future__ import annotations
 
 import csv
+from datetime import datetime, timedelta
 import hashlib
 import io
 import math
@@ -283,9 +284,10 @@ def test_a_crew_decision_dated_in_the_future_or_before_the_defect_is_422(client_
         r = client.patch(f"/v1/defects/{d['id']}", json={"status": "repaired", "note": "x", "at": at}, headers=h)
         assert r.status_code == 422 and r.json()["error"]["field"] == "at", r.text
     assert client.get(f"/v1/defects/{d['id']}").json()["status"] == "confirmed"
-    ok = client.patch(f"/v1/defects/{d['id']}", json={"status": "repaired", "note": "x", "at": d["last_seen"]},
-                      headers=h)
-    assert ok.status_code == 200 and ok.json()["status_since"] == d["last_seen"], ok.text
+    last_pass = client.get(f"/v1/defects/{d['id']}").json()["passes"][0]["at"]       # newest first
+    at = (datetime.fromisoformat(last_pass) + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    ok = client.patch(f"/v1/defects/{d['id']}", json={"status": "repaired", "note": "x", "at": at}, headers=h)
+    assert ok.status_code == 200 and ok.json()["status_since"] == at, ok.text
 
 
 def test_crew_status_change_is_recorded_and_conflicts_are_409(client_for, loaded_db: Loaded) -> None:

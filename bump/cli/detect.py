@@ -2,7 +2,9 @@
 
 Without --json: a readable table per trace. With --json: JSON Lines, one object per trace:
   {"trip_id", "file", "detector", "impacts": [{"t", "lat", "lon", "kind", "severity", "confidence",
-   "speed_mps", ...}], "roughness": [...], "quality": {...}}
+   "speed_mps", ...}], "roughness": [{"t_start_s", "t_end_s", "lat", "lon", "heading_deg", "distance_start_m",
+   "length_m", "speed_mps", "rms_mps2", "iri_m_per_km", "valid"}], "quality": {...}}
+Times in epoch seconds, positions in degrees (WGS84; null where unknown), severity in cm.
 
 Examples:
   bump detect sample_traces/trips/*.json.gz

@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     with Store.open(args.db, create=False) as store:
         page = views.list_defects(store, limit=args.limit)
         confirmed = views.list_defects(store, status="confirmed", limit=5000).defects
-    print(f"\nRanked defects (top {args.limit}; candidates need hits from 3 devices to be confirmed):")
+    shown = len(page.defects)
+    which = f"the top {shown}" if page.next_cursor else f"all {shown}"
+    print(f"\nRanked defects ({which}; candidates need hits from 3 devices to be confirmed):")
     print(defects_cli.table(page.defects), end="")
     truth_path = folder / "truth.json"
     if truth_path.exists():
