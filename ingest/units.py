@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 G_MPS2 = 9.80665            # standard gravity [m/s^2]
 NS_PER_S = 1_000_000_000
 KMH_PER_MPS = 3.6
 
 ACCEL_UNITS: dict[str, float] = {"m/s2": 1.0, "g": G_MPS2}   # factor to m/s^2
+GYRO_UNITS: dict[str, float] = {"rad/s": 1.0, "deg/s": math.pi / 180.0}   # factor to rad/s

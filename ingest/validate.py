@@ -6,6 +6,8 @@ Every reader ends here, so the rules live in one place:
   nothing missing is ever filled with zeros;
 * small timestamp reorderings are sorted, exact duplicate timestamps dropped, a clock that runs backwards by
   more than ``Limits.max_backward_jump_s`` rejected;
+* accelerometer and gyroscope samples stamped in bursts (an app stamping samples on arrival: several share one
+  time, or lie a fraction of a millisecond apart) are kept and re-spaced evenly, see :func:`_respace_bursts`;
 * median sample rate, duration and sample count must lie within :class:`~ingest.trace.Limits`;
 * the accelerometer unit must agree with the data (|a| at rest is 1 g = 9.80665 m/s^2);
 * GPS fixes without a position or at (0, 0) are dropped and counted; coordinates out of range are rejected;
@@ -22,9 +24,15 @@ import numpy as np
 
 from ingest.errors import GpsError, SampleRateError, SchemaError, SizeError, TimestampError, UnitError
 from ingest.trace import Limits, Quality, Trace
-from ingest.units import ACCEL_UNITS, G_MPS2
+from ingest.units import ACCEL_UNITS, G_MPS2, GYRO_UNITS
 
 GYRO_MAX_MEDIAN_RAD_S = 1.0     # a car's median rotation rate over a trip is ~0.01-0.1 rad/s; in deg/s it reads 57x
+
+# Bursts (see _respace_bursts): an interval is "tight" when at most BURST_TIGHT_FRACTION of the trace's mean
+# interval; a trace is stamped in bursts when at least BURST_MIN_SHARE of its intervals are tight (bursts of 2
+# make 1/2 of them tight; a jittered clock, even with a jitter of 2 intervals, < 1/10).
+BURST_TIGHT_FRACTION = 0.1
+BURST_MIN_SHARE = 0.2
 
 ArrayLike = Any
 
@@ -74,36 +82,141 @@ def _check_lengths(arrays: Mapping[str, np.ndarray], *, source: str | None) -> N
 
 def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source: str | None,
                  limits: Limits, dropped: dict[str, int], problems: list[str],
-                 label: str) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+                 label: str, bursts: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Sort small reorderings, drop exact duplicates, reject a clock that runs back too far.
 
+    With ``bursts``, a trace stamped in bursts (:func:`_respace_bursts`) keeps its samples: repeated rows (same
+    time, same values) are dropped, the rest re-spaced and noted in ``problems``. Otherwise, and for traces not
+    stamped in bursts, every later sample of a duplicate time is dropped.
+
     Returns the times, the columns and ``np.diff`` of the returned times [s]. One ``diff > 0`` pass proves
-    clean input (sorted, no duplicates), which is then returned as is, without copies."""
+    clean input (sorted, no duplicates; with ``bursts``, one more pass: not stamped in bursts), which is then
+    returned as is, without copies."""
     dt = np.diff(t_s)
-    if t_s.size < 2 or np.all(dt > 0):
+    if t_s.size < 2:
         return t_s, cols, dt
-    run_max = np.maximum.accumulate(t_s)
-    back_s = run_max - t_s
-    worst = int(np.argmax(back_s))
-    if back_s[worst] > limits.max_backward_jump_s:
-        raise TimestampError(
-            f"clock runs backwards by {back_s[worst]:.3f} s at index {worst} (t={t_s[worst]:.3f}); "
-            f"more than {limits.max_backward_jump_s:g} s back is not a reordering: split the recording "
-            "where the clock was reset", source=source, field=field)
-    if np.any(dt < 0):
-        order = np.argsort(t_s, kind="stable")
-        t_s = t_s[order]
-        cols = [c[order] for c in cols]
-        problems.append(f"{label}: {int(np.count_nonzero(dt < 0))} out-of-order timestamps sorted")
-    dt = np.diff(t_s)
+    clean = bool(np.all(dt > 0))
+    if clean and not (bursts and _may_be_bursts(t_s, dt)):
+        return t_s, cols, dt
+    if not clean:
+        run_max = np.maximum.accumulate(t_s)
+        back_s = run_max - t_s
+        worst = int(np.argmax(back_s))
+        if back_s[worst] > limits.max_backward_jump_s:
+            raise TimestampError(
+                f"clock runs backwards by {back_s[worst]:.3f} s at index {worst} (t={t_s[worst]:.3f}); "
+                f"more than {limits.max_backward_jump_s:g} s back is not a reordering: split the recording "
+                "where the clock was reset", source=source, field=field)
+        if np.any(dt < 0):
+            order = np.argsort(t_s, kind="stable")
+            t_s = t_s[order]
+            cols = [c[order] for c in cols]
+            problems.append(f"{label}: {int(np.count_nonzero(dt < 0))} out-of-order timestamps sorted")
+        dt = np.diff(t_s)
+    if bursts:
+        spread = _respace_bursts(t_s, cols, dt, limits=limits, label=label, dropped=dropped, problems=problems)
+        if spread is not None:
+            return spread
     keep = np.concatenate(([True], dt > 0))
     n_dup = int(keep.size - np.count_nonzero(keep))
     if n_dup:
         dropped[f"{label}_duplicate_t"] = n_dup
+        if bursts:
+            _note_dropped_values(cols, keep, label=label, problems=problems)
         t_s = t_s[keep]
         cols = [c[keep] for c in cols]
         dt = np.diff(t_s)
     return t_s, cols, dt
+
+
+def _note_dropped_values(cols: list[np.ndarray], keep: np.ndarray, *, label: str, problems: list[str]) -> None:
+    """Note in ``problems`` how many of the samples dropped for a duplicate time (``~keep``) carried other values
+    than the sample before them: readings lost, not repeated lines."""
+    dup = np.flatnonzero(~keep)
+    differ = np.zeros(dup.size, dtype=bool)
+    for c in cols:
+        differ |= c[dup] != c[dup - 1]
+    n_differ = int(np.count_nonzero(differ))
+    if n_differ:
+        problems.append(f"{label}: {n_differ} samples dropped that share a time stamp with the one before but carry "
+                        "other values (too few to be read as bursts); if the app stamps samples on arrival, stamp "
+                        "each with the sensor's own event time (Android SensorEvent.timestamp, iOS "
+                        "CMLogItem.timestamp)")
+
+
+def _may_be_bursts(t_s: np.ndarray, dt: np.ndarray) -> bool:
+    """Cheap pre-test of sorted times: could they be stamped in bursts? (A share of intervals tight against the
+    overall mean interval, which is at least :func:`_burst_reference_s`: False here rules bursts out.)"""
+    mean_s = (t_s[-1] - t_s[0]) / dt.size
+    return bool(np.count_nonzero(dt <= BURST_TIGHT_FRACTION * mean_s) >= BURST_MIN_SHARE * dt.size)
+
+
+def _burst_reference_s(dt: np.ndarray, limits: Limits) -> float:
+    """The trace's mean interval [s] without its gaps: the mean of the intervals up to
+    ``limits.gap_factor / limits.min_rate_hz`` (1.25 s; longer ones are gaps at any accepted rate)."""
+    short = dt <= limits.gap_factor / limits.min_rate_hz
+    n_short = int(np.count_nonzero(short))
+    return float(dt.sum(where=short) / n_short) if n_short else 0.0
+
+
+def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, limits: Limits, label: str,
+                    dropped: dict[str, int], problems: list[str]
+                    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray] | None:
+    """Keep and re-space samples stamped in bursts; None when the sorted times ``t_s`` are not stamped so.
+
+    Apps that stamp samples on arrival (Android sensor batching) give several samples one time, or times a
+    fraction of a millisecond apart, with bursts every ~20-100 ms. The rule:
+
+    * repeated rows (same time and same values as the row before: a line written twice) are dropped first,
+      counted in ``dropped["<label>_duplicate_t"]``;
+    * an interval is tight when at most ``BURST_TIGHT_FRACTION`` (1/10) of the mean interval without gaps
+      (:func:`_burst_reference_s`); the trace is stamped in bursts when at least ``BURST_MIN_SHARE`` (1/5) of
+      its intervals are tight (fewer: stray duplicates, dropped by the caller as before);
+    * a burst is a run of samples joined by tight intervals, stamped with its first sample's time; its k samples
+      are spread evenly up to the next burst's time (spacing = interval / k). The last burst, and a burst followed
+      by a gap (spacing above ``limits.gap_factor`` times the typical one), take the typical spacing: the median
+      spacing over the bursts.
+
+    Vectorised; the times are then approximate to within one burst's interval.
+    """
+    repeat = dt == 0
+    for c in cols:
+        repeat &= c[1:] == c[:-1]
+    n_repeat = int(np.count_nonzero(repeat))
+    if n_repeat:
+        keep = np.concatenate(([True], ~repeat))
+        t_s, cols = t_s[keep], [c[keep] for c in cols]
+        dt = np.diff(t_s)
+    if dt.size == 0:
+        return None
+    tight_s = BURST_TIGHT_FRACTION * _burst_reference_s(dt, limits)
+    tight = dt <= tight_s
+    if np.count_nonzero(tight) < BURST_MIN_SHARE * dt.size:
+        return None
+    starts = np.flatnonzero(np.concatenate(([True], ~tight)))
+    if starts.size < 2:
+        return None                                        # one burst: no interval to spread it over
+    sizes = np.diff(np.append(starts, t_s.size))
+    stamp_s = t_s[starts]
+    spacing_s = np.diff(stamp_s) / sizes[:-1]
+    typical_s = float(np.median(spacing_s))
+    spacing_s = np.append(np.where(spacing_s > limits.gap_factor * typical_s, typical_s, spacing_s), typical_s)
+    burst = np.repeat(np.arange(starts.size), sizes)
+    new_t = stamp_s[burst] + (np.arange(t_s.size) - starts[burst]) * spacing_s[burst]
+    new_dt = np.diff(new_t)
+    if not np.all(new_dt > 0):                             # spacing below float resolution: leave it to the caller
+        return None
+    if n_repeat:
+        dropped[f"{label}_duplicate_t"] = n_repeat
+    multi = sizes > 1
+    problems.append(
+        f"{label}: {int(sizes[multi].sum())} of {t_s.size} samples came in {int(np.count_nonzero(multi))} bursts "
+        f"that share a time stamp or lie within {tight_s * 1e3:.3g} ms (typically {int(np.median(sizes[multi]))} "
+        f"samples every {np.median(np.diff(stamp_s)) * 1e3:.3g} ms: an app stamping samples on arrival); "
+        f"re-spaced evenly up to the next burst ({typical_s * 1e3:.3g} ms apart), so their times are approximate "
+        "to within one burst: stamp each sample with the sensor's own event time (Android SensorEvent.timestamp, "
+        "iOS CMLogItem.timestamp)")
+    return new_t, cols, new_dt
 
 
 def _axis_block(t_s: ArrayLike, xyz: Sequence[ArrayLike] | np.ndarray, *, prefix: str, source: str | None
@@ -227,6 +340,7 @@ def build_trace(
     accel_unit: str = "m/s2",
     gyro_t_s: ArrayLike | None = None,
     gyro_xyz: Sequence[ArrayLike] | np.ndarray | None = None,
+    gyro_unit: str = "rad/s",
     gps_t_s: ArrayLike | None = None,
     lat_deg: ArrayLike | None = None,
     lon_deg: ArrayLike | None = None,
@@ -243,8 +357,9 @@ def build_trace(
     """Validate arrays from a reader and return a canonical :class:`Trace`.
 
     ``accel_xyz`` is three arrays (x, y, z) or an (n, 3) array in ``accel_unit`` ("m/s2" or "g"), gravity
-    included. ``field_prefix`` maps "accel", "gyro", "gps" to the names the reader's format uses, so errors
-    point at the user's own field or file (e.g. ``{"accel": "TotalAcceleration.csv"}``).
+    included; ``gyro_xyz`` likewise in ``gyro_unit`` ("rad/s" or "deg/s", converted to rad/s). ``field_prefix``
+    maps "accel", "gyro", "gps" to the names the reader's format uses, so errors point at the user's own field or
+    file (e.g. ``{"accel": "TotalAcceleration.csv"}``).
     """
     names = {"accel": "accel", "gyro": "gyro", "gps": "gps", **(field_prefix or {})}
     for key, ident in (("trip_id", trip_id), ("device_id", device_id)):
@@ -277,7 +392,7 @@ def build_trace(
         t = t[finite]
         axes = [a[finite] for a in axes]
     t, axes, dt = _order_times(t, axes, field=f"{names['accel']}.t", source=source, limits=limits,
-                               dropped=dropped_out, problems=problems_out, label="accel")
+                               dropped=dropped_out, problems=problems_out, label="accel", bursts=True)
     if t.size < 2:
         raise TimestampError("needs at least 2 samples with distinct times", source=source,
                              field=f"{names['accel']}.t")
@@ -293,9 +408,8 @@ def build_trace(
     med_dt, jitter_s = _rate_stats(dt)
     rate_hz = 1.0 / med_dt
     if not limits.min_rate_hz <= rate_hz <= limits.max_rate_hz:
-        raise SampleRateError(
-            f"median sample rate is {rate_hz:.3g} Hz, outside {limits.min_rate_hz:g}-{limits.max_rate_hz:g} Hz; "
-            "check that t is in seconds (not ms or ns)", source=source, field=f"{names['accel']}.t")
+        raise SampleRateError(_rate_message(rate_hz, t.size, duration_s, limits), source=source,
+                              field=f"{names['accel']}.t")
     norm_med = _norm_median(axes)
     norm_med_mps2 = norm_med * ACCEL_UNITS[accel_unit]
     if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
@@ -336,26 +450,29 @@ def build_trace(
     gyro = np.empty((0, 3))
     gyro_rate_hz = 0.0
     if gyro_t_s is not None and gyro_xyz is not None:
+        if gyro_unit not in GYRO_UNITS:
+            raise SchemaError(f"unknown unit {gyro_unit!r}; use one of {sorted(GYRO_UNITS)} (default rad/s)",
+                              source=source, field=f"{names['gyro']}.unit")
+        gyro_factor = GYRO_UNITS[gyro_unit]
         gt, gaxes = _axis_block(gyro_t_s, gyro_xyz, prefix=names["gyro"], source=source)
-        gfinite = np.isfinite(gt) & _in_range(gaxes, limits.max_gyro_rad_s)      # beyond any phone: corrupt
+        gfinite = np.isfinite(gt) & _in_range(gaxes, limits.max_gyro_rad_s / gyro_factor)   # beyond any phone
         if gfinite.size - np.count_nonzero(gfinite):
             dropped_out["gyro_nonfinite"] = int(gfinite.size - np.count_nonzero(gfinite))
             gt = gt[gfinite]
             gaxes = [a[gfinite] for a in gaxes]
         gt, gaxes, gdt = _order_times(gt, gaxes, field=f"{names['gyro']}.t", source=source, limits=limits,
-                                      dropped=dropped_out, problems=problems_out, label="gyro")
+                                      dropped=dropped_out, problems=problems_out, label="gyro", bursts=True)
         if gt.size >= 2 and (gt[-1] < t[0] - 60.0 or gt[0] > t[-1] + 60.0):
             problems_out.append(f"gyro: its times span {gt[0]:.3f}..{gt[-1]:.3f} s but the accelerometer's "
                                 f"{t[0]:.3f}..{t[-1]:.3f} s (both must be seconds since the UNIX epoch on one "
                                 "clock); ignored")
         elif gt.size >= 2:
             gyro_t = gt
-            gyro = _stack3(gaxes)
+            gyro = _stack3(gaxes, gyro_factor)
             gyro_rate_hz = 1.0 / _exact_median(gdt)
-            omega_med = _norm_median(gaxes)
-            if omega_med > GYRO_MAX_MEDIAN_RAD_S:
-                raise UnitError(f"median |omega| is {omega_med:.3g} rad/s, more than a car turns for most of a trip; "
-                                "this looks like deg/s: send the gyroscope in rad/s (x pi/180)", source=source,
+            omega_med_rad_s = _norm_median(gaxes) * gyro_factor
+            if omega_med_rad_s > GYRO_MAX_MEDIAN_RAD_S:
+                raise UnitError(_gyro_unit_message(omega_med_rad_s, gyro_unit), source=source,
                                 field=names["gyro"])
         elif gt.size:
             problems_out.append("gyro: fewer than 2 samples, ignored")
@@ -402,6 +519,39 @@ def build_trace(
         vehicle=dict(vehicle or {}),
         phone=dict(phone or {}),
     )
+
+
+def _digits_above(value: float, limit: float) -> str:
+    """``value`` (> ``limit``) with the fewest significant digits (at least 3) that still read above ``limit``."""
+    return next((text for text in (f"{value:.{p}g}" for p in range(3, 18)) if float(text) > limit), repr(value))
+
+
+def _rate_message(rate_hz: float, n: int, duration_s: float, limits: Limits) -> str:
+    """Why a median sample rate of ``rate_hz`` outside ``limits`` is refused, and what to check."""
+    where = f"median sample rate is {rate_hz:.3g} Hz, outside {limits.min_rate_hz:g}-{limits.max_rate_hz:g} Hz"
+    if rate_hz < limits.min_rate_hz:
+        return f"{where}: check that t is in seconds (not ms or ns); bump needs at least {limits.min_rate_hz:g} Hz"
+    mean_hz = (n - 1) / duration_s
+    if mean_hz <= limits.max_rate_hz:
+        return (f"{where}, but the {n} samples over {duration_s:.3g} s average {mean_hz:.3g} Hz: they come in groups "
+                "stamped a fraction of a millisecond apart. If an app stamped bursts of samples on arrival (bursts "
+                f"over {limits.gap_factor / limits.min_rate_hz:g} s apart are not re-spaced), stamp each sample with "
+                "the sensor's own event time (Android SensorEvent.timestamp, iOS CMLogItem.timestamp); if the sensor "
+                f"did run this fast, resample the recording to at most {limits.max_rate_hz:g} Hz")
+    return (f"{where}, and the intervals are that short throughout (mean {mean_hz:.3g} Hz), not bursts: check that t "
+            f"is in seconds, or resample the recording to at most {limits.max_rate_hz:g} Hz")
+
+
+def _gyro_unit_message(omega_med_rad_s: float, unit: str) -> str:
+    """Why a gyroscope whose median |omega| is ``omega_med_rad_s`` [rad/s] (above the limit) is refused."""
+    limit = GYRO_MAX_MEDIAN_RAD_S
+    median = f"median |omega| is {_digits_above(omega_med_rad_s, limit)} rad/s"
+    if unit == "deg/s":
+        return (f"{median} (converted from deg/s), above the {limit:g} rad/s a car's rotation stays under for most of "
+                "a trip: check the gyroscope's values and unit")
+    return (f"{median}, above the {limit:g} rad/s a car's rotation stays under for most of a trip; this looks like "
+            "deg/s: declare the unit \"deg/s\" (bump.trace/1: \"gyro\": {\"unit\": \"deg/s\"}) or send rad/s "
+            "(x pi/180)")
 
 
 def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | None, speed: ArrayLike | None,

@@ -73,6 +73,7 @@ def parse_document(doc: Any, *, source: str, limits: Limits = Limits()) -> Trace
     assert accel is not None
     unit = accel.get("unit", "m/s2")
     gyro = _obj(doc, "gyro", source=source, required=False)
+    gyro_unit = "rad/s" if gyro is None else gyro.get("unit", "rad/s")
     gps = _obj(doc, "gps", source=source, required=False)
     vehicle = _obj(doc, "vehicle", source=source, required=False) or {}
     phone = _obj(doc, "phone", source=source, required=False) or {}
@@ -91,6 +92,7 @@ def parse_document(doc: Any, *, source: str, limits: Limits = Limits()) -> Trace
         accel_unit=unit if isinstance(unit, str) else repr(unit),
         gyro_t_s=None if gyro is None else _arr(gyro, "t", "gyro", source=source),
         gyro_xyz=None if gyro is None else [_arr(gyro, k, "gyro", source=source) for k in "xyz"],
+        gyro_unit=gyro_unit if isinstance(gyro_unit, str) else repr(gyro_unit),
         gps_t_s=None if gps is None else _arr(gps, "t", "gps", source=source),
         lat_deg=None if gps is None else _arr(gps, "lat", "gps", source=source),
         lon_deg=None if gps is None else _arr(gps, "lon", "gps", source=source),
@@ -234,7 +236,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
 
 
 def to_document(trace: Trace) -> dict[str, Any]:
-    """The ``bump.trace/1`` document of a Trace (arrays stay NumPy; serialise with :func:`dumps`)."""
+    """The ``bump.trace/1`` document of a Trace (arrays stay NumPy; serialise with :func:`dumps`). The gyroscope
+    is written in rad/s, the default of its ``unit``, which is therefore not written."""
     doc: dict[str, Any] = {
         "format": FORMAT_ID,
         "trip_id": trace.trip_id,
