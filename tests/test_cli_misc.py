@@ -250,3 +250,18 @@ def test_a_folder_of_recordings_gives_each_of_them(command: str, capsys) -> None
     assert main([command, "--json", str(folder)]) == 0
     files = [json.loads(line)["file"] for line in capsys.readouterr().out.splitlines()]
     assert sorted(Path(f).name for f in files) == sorted(p.name for p in folder.glob("*.csv"))
+
+
+def test_detect_table_shows_what_reading_the_trace_changed(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    t = 1_780_000_000.0 + np.repeat(np.arange(0.0, 60.0, 0.05), 5)          # bursts of 5 samples on one stamp
+    n = t.size
+    rng = np.random.default_rng(1)
+    doc = {"format": "bump.trace/1", "trip_id": "bursts", "device_id": "d",
+           "accel": {"t": t, "x": rng.normal(0, 0.1, n), "y": rng.normal(0, 0.1, n), "z": 9.81 + rng.normal(0, 0.1, n)}}
+    path = tmp_path / "bursts.json"
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
+    assert main(["detect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "! accel:" in out and "bursts" in out and "re-spaced" in out

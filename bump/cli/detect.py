@@ -97,6 +97,7 @@ def _print_table(summary: dict, det, all_candidates: bool) -> None:
     lines = [f"{summary['file']}  trip {summary['trip_id']}  {len(summary['impacts'])} impacts, "
              f"{len(summary['roughness'])} roughness windows",
              f"  {'time (s)':>10} {'kind':<10} {'sev':>6} {'conf':>5} {'speed':>6} {'lat':>10} {'lon':>11}"]
+    lines[1:1] = [f"  ! {problem}" for problem in summary["quality"].get("problems", [])]   # what reading changed
     t0 = det.signals.t_s[0]
     for imp in summary["impacts"]:
         lat = f"{imp['lat']:.6f}" if imp["lat"] is not None else "-"
