@@ -5,10 +5,10 @@ maps, Open311 GeoReport v2, health, config, metrics, and the privacy rules."""
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta
 import hashlib
 import io
 import math
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
