@@ -14,11 +14,16 @@ and arithmetic plain; :meth:`Replay.to_datetime` turns any such index into a UTC
 (``oriented``, ``filtered``, ``characteristic``, ``speed``, ``grid``) share one and the same Index object;
 ``raw`` is on the phone's own timestamps, ``gps`` on the fix times, the event frames on the event times.
 Absolute epoch times stay available as columns (``t_s``, ``t_start_s``, ``t_end_s``) for joins with stored data.
+
+Parameters. ``bump.replay(x)`` detects with the defaults of :class:`detect.DetectorParams`, a stored trip
+(``db=``, ``trip_id=``) with its database's parameters (those of its last ``bump reprocess --params``, as ingest
+and uploads use), and either with ``params=`` when given; ``Replay.params_source`` and the repr say which.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,7 +35,8 @@ import pandas as pd
 
 from detect import Detection, DetectorParams, detect
 from detect.geo import LocalProjection
-from ingest import Trace, read
+from detect.params import ParamsError
+from ingest import Source, Trace, read
 from ingest.errors import BumpError
 
 if TYPE_CHECKING:
@@ -46,12 +52,21 @@ class ReplayError(BumpError, ValueError):
     code = "replay"
 
 
+class ReplayTypeError(ReplayError, TypeError):
+    """An argument of :func:`replay` has the wrong type (also a TypeError, as Python's own would be)."""
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Replay:
-    """A trace and its detection, with every stage of the detector as a pandas DataFrame (see module docstring)."""
+    """A trace and its detection, with every stage of the detector as a pandas DataFrame (see module docstring).
+
+    ``params_source``: where ``detection.params`` came from: ``"default"`` (DetectorParams()), ``"database"``
+    (the parameters the trip's database detects with) or ``"caller"`` (``params=``).
+    """
 
     trace: Trace
     detection: Detection
+    params_source: str = "default"
 
     # ------------------------------------------------------------------------------------------------ time
     @property
@@ -61,11 +76,18 @@ class Replay:
 
     @property
     def t0(self) -> pd.Timestamp:
+        """Time of the first accelerometer sample as a UTC Timestamp (:attr:`t0_s`): index 0.0 of every frame."""
         return pd.Timestamp(self.t0_s, unit="s", tz="UTC")
 
     @property
     def duration_s(self) -> float:
+        """Length of the trip [s], first to last accelerometer sample: the end of every frame's index."""
         return self.trace.duration_s
+
+    @property
+    def params(self) -> DetectorParams:
+        """The detector parameters of this replay (``detection.params``; where from: :attr:`params_source`)."""
+        return self.detection.params
 
     def to_trip_s(self, t: TimeLike) -> float:
         """Seconds since trip start of ``t``: a number is taken as such; a datetime (naive = UTC) is converted."""
@@ -173,13 +195,22 @@ class Replay:
 
     @cached_property
     def candidates(self) -> pd.DataFrame:
-        """Every candidate event (index: impact time): features, kind, severity, position, ``rejected`` reason
-        ("" when accepted), ``t_peak_trip_s`` (cf peak) and grid indices ``i_start``/``i_peak``/``i_stop``."""
+        """Every candidate event (index: impact time, s since trip start), accepted or not: the columns of
+        :attr:`impacts`, with ``rejected`` the reason ("" when accepted: "stopped", "handling", "gap", ...)."""
         return self._events(self.detection.candidates)
 
     @cached_property
     def impacts(self) -> pd.DataFrame:
-        """The accepted impacts (index: time of the first axle's contact): kind, severity, confidence, position..."""
+        """The accepted impacts, one row each (index: time of the first axle's contact, s since trip start).
+
+        ``kind`` (pothole, cover, speed_bump, joint, ...); ``severity``: equivalent depth of the drop [cm] (the lift
+        for a bump; docs/detector.md), binned in ``depth_class`` (low/moderate/high at 2.5 and 5 cm);
+        ``confidence`` 0..1 that the kind is right; position ``lat_deg``/``lon_deg`` [deg] (NaN before the first
+        fix), ``accuracy_m``, ``heading_deg``, local ``east_m``/``north_m`` [m]; ``speed_mps``; ``t_s`` (UNIX
+        epoch s), ``t_peak_trip_s`` (characteristic-function peak, s since trip start), ``duration_s``; grid
+        indices ``i_start``/``i_peak``/``i_stop``; then the classifier's features, unit in each name
+        (``cf_peak_mps2``, ``energy_m2ps3``; ``snr``, ``*_ratio`` and ``*_corr`` are unitless; see
+        :class:`detect.Detection`)."""
         return self._events(self.detection.impacts)
 
     @cached_property
@@ -248,54 +279,92 @@ class Replay:
         d = self.detection
         return (f"Replay(trip_id={self.trace.trip_id!r}, duration_s={self.duration_s:.1f}, "
                 f"fs_hz={d.signals.fs_hz:.1f}, impacts={d.n_impacts}, candidates={len(d.candidates)}, "
-                f"roughness_windows={len(d.roughness)}, gps={self.trace.has_gps})")
+                f"roughness_windows={len(d.roughness)}, gps={self.trace.has_gps}, "
+                f"params={self.params_source!r}, params_digest={d.params.digest()!r})")
 
 
-def _params(params: DetectorParams | Mapping[str, Any] | None) -> DetectorParams:
-    if params is None:
-        return DetectorParams()
+def _params(params: object) -> DetectorParams:
+    """Caller's ``params`` (DetectorParams or a mapping of their fields) as DetectorParams."""
     if isinstance(params, DetectorParams):
         return params
     if not isinstance(params, Mapping):
-        raise ReplayError(f"params must be DetectorParams or a dict of their fields, not {type(params).__name__}",
-                          field="params")
+        raise ReplayTypeError(f"must be detect.DetectorParams, a dict of their fields (e.g. "
+                              f"{{'threshold_ratio': 3.0}}) or None, not {type(params).__name__}", field="params")
     return DetectorParams.from_dict(dict(params))      # bad names or values: detect.params.ParamsError (ValueError)
 
 
-def _trace_from_store(db: Any, trip_id: str) -> Trace:
-    """The raw trace stored for ``trip_id`` in ``db`` (an open :class:`bump.store.Store`, or a database path)."""
+def _database_params(store: Any) -> DetectorParams:
+    """The parameters ``store`` detects new trips with (:func:`bump.pipeline.database_params`), or ParamsError
+    saying they came from the database when this detector cannot take them."""
+    from bump.pipeline import database_params
+
+    try:
+        return database_params(store)
+    except ParamsError as exc:
+        raise ParamsError(f"the database's detector parameters (from its last `bump reprocess --params`) do not fit "
+                          f"this detector: {exc}; pass params= to replay, or run `bump reprocess` again",
+                          source=str(store.path), field="params") from exc
+
+
+def _from_store(db: Any, trip_id: str, params: DetectorParams | None) -> tuple[Trace, DetectorParams]:
+    """The raw trace stored for ``trip_id`` in ``db`` (an open :class:`bump.store.Store`, or a database path),
+    and ``params`` or, when None, the database's detector parameters."""
     from bump.store import Store
 
+    def load(store: Store) -> tuple[Trace, DetectorParams]:
+        trace = read(store.trip_raw(trip_id), name=f"trip {trip_id}")
+        return trace, _database_params(store) if params is None else params
+
     if isinstance(db, Store):
-        return read(db.trip_raw(trip_id), name=f"trip {trip_id}")
-    if not isinstance(db, str | Path):
-        raise ReplayError(f"db must be a bump Store or a database path, not {type(db).__name__}", field="db")
+        return load(db)
+    if not isinstance(db, str | os.PathLike):
+        raise ReplayTypeError(f"must be a bump Store or a database path, not {type(db).__name__}", field="db")
     with Store.open(db, create=False, migrate=False) as store:
-        return read(store.trip_raw(trip_id), name=f"trip {trip_id}")
+        return load(store)
+
+
+def _check_input(trace_or_path: object) -> None:
+    """ReplayTypeError unless ``trace_or_path`` is a Trace or something :func:`ingest.read` takes."""
+    if isinstance(trace_or_path, Trace | Source | str | os.PathLike | bytes | bytearray | memoryview):
+        return
+    hint = ("; this is already a Replay: look at it (r.impacts, r.plot()) or replay r.trace with other params="
+            if isinstance(trace_or_path, Replay) else "")
+    raise ReplayTypeError(f"replay() takes an ingest.Trace, a path (str or pathlib.Path: file, folder, zip or .gz) "
+                          f"or the bytes of a trace, or db= and trip_id= for a stored trip; not "
+                          f"{type(trace_or_path).__name__}{hint}")
 
 
 def replay(trace_or_path: Trace | str | Path | bytes | None = None,
            params: DetectorParams | Mapping[str, Any] | None = None, *, db: Any = None,
            trip_id: str | None = None) -> Replay:
-    """Run the detector on one trace and keep every stage for inspection.
+    """Run the detector on one trace and keep every stage for inspection; returns a :class:`Replay`.
 
     ``trace_or_path``: a :class:`ingest.Trace`, or anything :func:`ingest.read` takes (path, bytes).
     Or ``db=`` (a :class:`bump.store.Store` or a database path) and ``trip_id=``: the raw trace stored for that
-    trip, run through the current detector. ``params``: DetectorParams or a dict of them (default parameters when
-    None, also for stored trips). Raises :class:`ReplayError` on bad arguments, ``detect.params.ParamsError`` on
-    bad parameter names or values, ``bump.store.StoreError`` for a missing database or trip, TraceError on bad
-    input. Plots need matplotlib (ImportError with the install command without it).
+    trip, run through the current detector. ``params``: DetectorParams or a dict of their fields; when None, the
+    defaults for a trace or path, and for a stored trip the parameters its database detects with (those of its
+    last ``bump reprocess --params``, as ingest and uploads use), so that the replay matches what is stored.
+    ``Replay.params_source`` says which ("default", "database" or "caller").
+
+    Raises :class:`ReplayError` (a ValueError) on bad arguments, :class:`ReplayTypeError` (also a TypeError) for
+    arguments of the wrong type, ``detect.params.ParamsError`` on bad parameter names or values,
+    ``bump.store.StoreError`` for a missing database or trip, TraceError on bad input. Plots need matplotlib
+    (ImportError with the install command without it).
     """
     from_db = db is not None or trip_id is not None
     if (trace_or_path is None) == (not from_db):
         raise ReplayError("give either a trace (or path) or db= and trip_id=, not both and not neither")
+    given = None if params is None else _params(params)
     if from_db:
         if db is None or not trip_id:
             raise ReplayError("loading from a database needs both db= and trip_id=", field="trip_id")
-        trace = _trace_from_store(db, trip_id)
-    elif isinstance(trace_or_path, Trace):
-        trace = trace_or_path
+        if not isinstance(trip_id, str):
+            raise ReplayTypeError(f"must be a str (a trip id as `bump defects` and the API show them), not "
+                                  f"{type(trip_id).__name__}", field="trip_id")
+        trace, p = _from_store(db, trip_id, given)
+        source = "database" if given is None else "caller"
     else:
-        trace = read(trace_or_path)
-    p = _params(params)
-    return Replay(trace=trace, detection=detect(trace, p))
+        _check_input(trace_or_path)
+        trace = trace_or_path if isinstance(trace_or_path, Trace) else read(trace_or_path)  # type: ignore[arg-type]
+        p, source = (DetectorParams(), "default") if given is None else (given, "caller")
+    return Replay(trace=trace, detection=detect(trace, p), params_source=source)

@@ -9,7 +9,9 @@ classification, severity and position -> roughness windows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -142,11 +144,28 @@ def trip_roughness(sig: Signals, still: np.ndarray, params: DetectorParams, car:
                              segment_starts=sig.segment_starts, gyro=gyro)
 
 
-def detect(trace: Trace, params: DetectorParams = DetectorParams()) -> Detection:
-    """Find impacts and measure roughness in one validated trace."""
+def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = None) -> Detection:
+    """Find impacts and measure roughness in one validated trace.
+
+    ``params``: :class:`DetectorParams`, a dict of some of their fields (the rest default), or None for the
+    defaults. Returns a :class:`Detection`: ``impacts`` (one row per accepted impact: ``t_s`` epoch seconds,
+    ``lat_deg``/``lon_deg`` WGS84 or NaN without a fix, ``accuracy_m``, ``heading_deg``, ``kind`` (pothole,
+    speed_bump, joint, cover, rough, unknown), ``severity`` [cm of equivalent depth, of lift for a bump],
+    ``depth_class``, ``confidence`` 0-1, ``speed_mps``, then the event features), ``candidates`` (every candidate
+    with ``rejected``: "" or weak, handling, stopped, gap), ``roughness`` (windows of ``roughness_window_m`` with
+    ``iri_m_per_km``), and the ``signals`` and ``orientation`` for replay.
+    """
     if not isinstance(trace, Trace):
         raise TypeError(f"detect() takes an ingest.Trace, not {type(trace).__name__}; read the file first: "
                         "detect(ingest.read(path)) (bump.replay(path) takes a path and keeps every stage)")
+    if params is None:
+        params = DetectorParams()
+    elif isinstance(params, Mapping):
+        params = DetectorParams.from_dict(dict(params))           # unknown names, bad values: ParamsError
+    elif not isinstance(params, DetectorParams):
+        raise TypeError(f"detect() params takes detect.DetectorParams, a dict of their fields (e.g. "
+                        f"{{'threshold_ratio': 3.0}}) or None for the defaults, not {type(params).__name__}; e.g. "
+                        "detect(trace, DetectorParams(threshold_ratio=3.0))")
     wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
     sig, ori = build_signals(trace, params)
     starts, stops = candidate_events(sig, params, wheelbase_m)

@@ -121,6 +121,8 @@ def open_source(src: str | Path | bytes | bytearray | memoryview, *, name: str |
     """Open a path (file, folder, zip, .gz) or raw bytes as a :class:`Source`."""
     if isinstance(src, bytes | bytearray | memoryview):
         return _from_bytes(bytes(src), name or "<bytes>")
+    if not isinstance(src, str | os.PathLike):
+        raise TypeError(f"open_source() takes a path (str or pathlib.Path) or bytes, not {type(src).__name__}")
     path = Path(src)
     label = name or str(path)
     if path.is_dir():

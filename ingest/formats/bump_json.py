@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import re
 import threading
 from typing import Any
@@ -235,9 +236,17 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     return loads(src.data, source=src.name, limits=limits)
 
 
+def _require_trace(trace: Any, function: str) -> None:
+    if not isinstance(trace, Trace):
+        path_like = isinstance(trace, str | os.PathLike | bytes)
+        hint = f"; read it first: ingest.{function}(ingest.read(path))" if path_like else ""
+        raise TypeError(f"{function}() takes an ingest.Trace, not {type(trace).__name__}{hint}")
+
+
 def to_document(trace: Trace) -> dict[str, Any]:
     """The ``bump.trace/1`` document of a Trace (arrays stay NumPy; serialise with :func:`dumps`). The gyroscope
     is written in rad/s, the default of its ``unit``, which is therefore not written."""
+    _require_trace(trace, "to_document")
     doc: dict[str, Any] = {
         "format": FORMAT_ID,
         "trip_id": trace.trip_id,
@@ -268,4 +277,5 @@ def dumps_document(doc: dict[str, Any], *, compress: bool = False) -> bytes:
 
 def dumps(trace: Trace, *, compress: bool = False) -> bytes:
     """``bump.trace/1`` bytes of a Trace; gzip when ``compress``."""
+    _require_trace(trace, "dumps")
     return dumps_document(to_document(trace), compress=compress)
