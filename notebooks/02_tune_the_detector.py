@@ -28,6 +28,9 @@
 # times the default ratio and ½, 1 and 2 times the default floor, so the defaults are one point of the grid.
 
 # %%
+import json
+import subprocess
+import sys
 import tempfile
 from itertools import product
 from pathlib import Path
@@ -169,8 +172,26 @@ check = pd.DataFrame({
 check.round(3)
 
 # %% [markdown]
-# To keep a setting, save it next to the results it produced: `DetectorParams(**best_params).to_dict()` holds
-# the detector version and every value, and `bump detect --params FILE` reads the same JSON.
+# To keep a setting, save it next to the results it produced: `to_dict()` holds the detector version and
+# every value, and that JSON is what `bump detect --params FILE` reads (with `DetectorParams.from_dict`, which
+# checks every name and value and refuses a key it does not know). The digest, a short hash of the same dict
+# that is stored with every result, identifies the setting: print it beside the file, do not add it to the
+# file (`--params` would refuse it). Below, the file is written, read back, and given to the command line on
+# one of the held-out trips.
 
 # %%
-DetectorParams(**best_params).to_dict() | {"digest": DetectorParams(**best_params).digest()}
+tuned = DetectorParams(**best_params)
+params_file = Path(workdir.name) / "detector.json"
+params_file.write_text(json.dumps(tuned.to_dict(), indent=1))
+read_back = DetectorParams.from_dict(json.loads(params_file.read_text()))
+print(f"{params_file.name}: digest {tuned.digest()}; read back: digest {read_back.digest()}, "
+      f"the same setting: {read_back == tuned}")
+tuned.to_dict()
+
+# %%
+trip_file = sorted((ROOT / "sample_traces" / "trips").glob("*.json.gz"))[0]
+cli = subprocess.run([sys.executable, "-m", "bump", "detect", "--params", str(params_file), str(trip_file)],
+                     capture_output=True, text=True, check=False)
+print(f"$ bump detect --params {params_file.name} {trip_file.name}   (exit status {cli.returncode})")
+print(cli.stdout.splitlines()[0] if cli.returncode == 0 else cli.stderr)
+print(f"in Python with the same parameters: {detect(ingest.read(trip_file), read_back).n_impacts} impacts")

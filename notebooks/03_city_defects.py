@@ -18,16 +18,19 @@
 # felt the same thing. Here the 12 trips of `sample_traces/` (6 drivers, 6 phones, 6 days) go into a
 # temporary SQLite database exactly as uploads would, and we look at what a road crew would see:
 #
-# * the defects ranked by priority, with their status (`candidate` until hits from 3 different phones confirm
-#   it; `likely_repaired` when recent passes stop hitting it);
+# * the defects ranked by priority, with their status (`candidate` until hits from several different phones
+#   confirm it; `likely_repaired` when enough passes since its last hit all missed it: the rule is at the end);
 # * the roughness map (IRI, m/km, per 20 m road cell and direction) and the coverage map (passes and phones
 #   per cell: where the absence of reports means something);
 # * how the **hit rate** (passes that hit ÷ passes) tells potholes from designed features.
 #
-# The same from the command line: `bump ingest sample_traces --db city.db` then `bump defects --db city.db`.
+# The same from the command line: `bump ingest sample_traces --db city.db` then `bump defects --db city.db`
+# (the notebook checks that it gives the same list, ids included).
 
 # %%
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,6 +42,7 @@ import ingest
 from bump import pipeline, views
 from bump.cluster import DEFAULT_DEFECT_PARAMS
 from bump.evaluate import evaluate_defects, load_truth
+from bump.lifecycle import repaired_streak
 from bump.plots import kind_color
 from bump.store import Store
 from detect.geo import LocalProjection
@@ -61,12 +65,14 @@ store.path
 # **traversals** are what make a hit rate, and what can later say that a pothole has been repaired. Each
 # trip is one transaction; ingesting it again changes nothing.
 #
-# Trips are ingested in the order they were driven, as a server would receive them (statuses are computed
-# from the data's own times, so the order would not change them).
+# Trips are ingested in the order `bump ingest sample_traces` takes them: by file name, here driver by driver
+# rather than in the order they were driven. Statuses are replayed from the data's own times, whatever the
+# order; defect ids, though, are numbered as defects appear, and another order can give other ids (and small
+# differences elsewhere), so this order is what makes the list below the one the command line prints.
 
 # %%
-trip_files = sorted((SAMPLES / "trips").glob("*.json.gz"))
-traces = sorted((ingest.read(p) for p in trip_files), key=lambda tr: tr.t_s[0])
+trip_files = sorted((SAMPLES / "trips").glob("*.json.gz"))       # bump ingest's order
+traces = [ingest.read(p) for p in trip_files]
 summaries = [pipeline.ingest_trace(store, tr) for tr in traces]
 summary = pd.DataFrame([{
     "trip_id": s.trip_id, "device_id": s.device_id,
@@ -94,6 +100,23 @@ page = views.list_defects(store)
 defects = pd.DataFrame(page.defects)
 defects[["id", "kind", "status", "priority", "severity", "depth_class", "confidence", "hits", "devices",
          "traversals", "hit_rate", "uncertainty_m", "lat", "lon"]]
+
+# %% [markdown]
+# The command line on the same files, into a database of its own: the same defects under the same ids.
+
+# %%
+cli_db = Path(workdir.name) / "cli.sqlite"
+bump_cli = [sys.executable, "-m", "bump"]                       # the `bump` command of this environment
+subprocess.run([*bump_cli, "ingest", str(SAMPLES), "--db", str(cli_db)], check=True, capture_output=True)
+cli_page = subprocess.run([*bump_cli, "defects", "--db", str(cli_db), "--format", "json"], check=True,
+                          capture_output=True, text=True)
+cli_defects = pd.DataFrame(json.loads(cli_page.stdout)["defects"])
+COMPARED = ["id", "kind", "status", "priority"]
+same_as_cli = (len(cli_defects) == len(defects)
+               and all(cli_defects[c].tolist() == defects[c].tolist() for c in COMPARED))
+print(f"bump ingest + bump defects: {len(cli_defects)} defects; the same {', '.join(COMPARED)} as above: "
+      f"{same_as_cli}")
+cli_defects[COMPARED]
 
 # %% [markdown]
 # Why a defect has its kind and status is kept with it, together with every pass:
@@ -231,9 +254,26 @@ cells[["n_readings", "iri_mean", "iri_sd", "iri_upper", "n_rough_devices"]].desc
 # ## The repaired pothole
 #
 # One pothole was filled in mid-week (`repaired_after` in the truth). The stored defect nearest to it, and its
-# passes, newest first: no hit can come after the repair. A **confirmed** defect whose last passes (5, from at
-# least 2 phones, by default) all miss it becomes `likely_repaired` without any crew telling the system; one
-# that was never confirmed stays a low-priority candidate.
+# passes, newest first: no hit can come after the repair.
+#
+# A **confirmed** defect becomes `likely_repaired` without any crew telling the system when the passes since
+# its last hit all missed it, came from at least `repaired_devices` phones, and are so many that a defect
+# still there would have been hit: at least `repaired_traversals` of them, and at least
+# ln(`repaired_miss_prob`) / ln(1 − p), where p is its hit rate on the passes after its first hit up to its
+# last one. A defect still there, hit on p of the passes, would then miss them all with a probability of at
+# most `repaired_miss_prob`. So a pothole hit on few of its passes needs a long run of misses, a feature hit on
+# every pass only the minimum. One that was never confirmed stays a (low-priority) candidate. The next hit
+# makes a likely repaired defect confirmed again (`bump/lifecycle.py`).
+
+# %%
+dp = DEFAULT_DEFECT_PARAMS
+print(f"defaults: repaired_devices {dp.repaired_devices}, repaired_traversals {dp.repaired_traversals}, "
+      f"repaired_miss_prob {dp.repaired_miss_prob:g}")
+streaks = pd.DataFrame({"hit rate p": [0.1, 0.2, 0.3, 0.5, 0.8, 1.0]})
+streaks["clean passes needed"] = [repaired_streak(p, dp) for p in streaks["hit rate p"]]
+streaks["P(a defect still there misses them all)"] = (
+    (1 - streaks["hit rate p"]) ** streaks["clean passes needed"]).round(4)
+streaks
 
 # %%
 repaired = [d for d in truth.defects if d.get("repaired_after") is not None]

@@ -60,7 +60,8 @@ print(f"{trip_id}: {reportable_hits[trip_id]} reportable defects hit, {original.
 # %% [markdown]
 # ## Write it as Sensor Logger would
 #
-# Sensor Logger's files, as documented by the app (see `docs/` and FIELD_NOTES): every CSV starts with
+# Sensor Logger's files, as the app's own notes document them (github.com/tszheichoi/awesome-sensor-logger:
+# the README's "Understanding Timestamps", UNITS.md, COORDINATES.md, CROSSPLATFORM.md): every CSV starts with
 # `time` (int ns since the epoch) and `seconds_elapsed` (s since the recording started). `TotalAcceleration`
 # is the accelerometer with gravity, in m/s² (Android); `Gyroscope` is rad/s. Both list the axes as `z,y,x`.
 # `Location.csv` (newer app versions) holds speed in m/s, bearing and accuracies, and -1 where a value is
@@ -183,6 +184,8 @@ pd.DataFrame(score.to_dict()["false_positives"])
 # %%
 potholes = r.impacts[r.impacts["kind"] == "pothole"]
 zoom_t = (potholes if len(potholes) else r.impacts)["severity"].idxmax()
+print(f"{r.impacts.loc[zoom_t, 'kind']} at {zoom_t:.2f} s, severity {r.impacts.loc[zoom_t, 'severity']:.1f} cm"
+      + ("" if len(potholes) else " (the detector called nothing on this trip a pothole)"))
 r.zoom(zoom_t, half_width_s=1.5)
 
 # %%
@@ -193,9 +196,13 @@ r.plot_map()
 #
 # The repository's reader tests keep small hand-made exports in `tests/data/`: Sensor Logger from Android (a
 # zip) and iOS (a folder: gravity removed, in the app's iOS axis signs), phyphox (times in seconds since the
-# experiment start, quoted headers with units) and a Physics Toolbox Sensor Suite "Multi Record" (g-force in g,
-# semicolons and decimal commas, each sensor's cells filled only when it updated). They are seconds long — too
-# short for detection — but show that the same call reads them all into the same canonical units.
+# experiment start, quoted headers with units), a Physics Toolbox Sensor Suite "Multi Record" (g-force in g,
+# semicolons and decimal commas, each sensor's cells filled only when it updated) and SensorLog (iOS: g with
+# Core Motion's sign, local times without an offset, GPS values repeated on every row until the next fix). They
+# last a few seconds, with a handful of GPS fixes: they show that the same call reads them all into the same
+# canonical units. They are no test of the detector, but some of them carry a small impact that their
+# generators put there on purpose (a few samples of extra vertical acceleration), and the detector reports it
+# (the `impacts` and `kinds` columns; on a clip this short, with no road around it, the kind means little).
 
 # %%
 DATA = ROOT / "tests" / "data"
@@ -204,8 +211,12 @@ fixtures = {name: ingest.read(DATA / rel) for name, rel in [
     ("Sensor Logger, iOS folder", "sensor_logger/ios"),
     ("phyphox zip", "phyphox/simple_comma.zip"),
     ("Physics Toolbox Multi Record", "physics_toolbox/multi_record_semicolon.csv"),
+    ("SensorLog, iOS", "sensorlog/sensorlog_comma.csv"),
 ]}
+fixture_impacts = {name: bump.replay(tr).impacts for name, tr in fixtures.items()}
 pd.DataFrame({name: {"format": tr.source_format, "samples": tr.n_samples, "rate_hz": round(tr.quality.accel_rate_hz),
                      "duration_s": round(tr.duration_s, 2), "gps_fixes": tr.quality.gps_fixes, "gyro": tr.has_gyro,
-                     "median |a| (m/s²)": round(float(np.median(np.linalg.norm(tr.accel_mps2, axis=1))), 2)}
+                     "median |a| (m/s²)": round(float(np.median(np.linalg.norm(tr.accel_mps2, axis=1))), 2),
+                     "impacts": len(fixture_impacts[name]),
+                     "kinds": ", ".join(fixture_impacts[name]["kind"])}
               for name, tr in fixtures.items()}).T

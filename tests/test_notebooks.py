@@ -45,6 +45,8 @@ CHECKS: dict[str, dict[str, str]] = {
         "n_passes": "len(matched)",
         "n_truth_defects": "int(hits.loc[hits['trip_id'] == trip_id, 'defect_id'].nunique())",
         "evidence_rows": "list(evidence.index)",
+        "stored_as_file": "bool(same_as_file[\"identical to the file's\"].all())",
+        "stored_stages": "len(same_as_file)",
     },
     "02_tune_the_detector": {
         "columns": "list(sweep.columns)",
@@ -59,6 +61,8 @@ CHECKS: dict[str, dict[str, str]] = {
         "best": "[float(best_params[PARAM_A]), float(best_params[PARAM_B])]",
         "check_rows": "list(check.index)",
         "check_recall": "check['recall'].tolist()",
+        "read_back_same": "read_back == tuned",
+        "cli_status": "cli.returncode",
     },
     "03_city_defects": {
         "n_trips": "sum(not s.skipped for s in summaries)",
@@ -71,6 +75,7 @@ CHECKS: dict[str, dict[str, str]] = {
         "hit_rate_by_type": "{k: float(v) for k, v in hit_rate_by_type.items()}",
         "n_cells": "len(cells)",
         "n_coverage": "len(coverage_cells)",
+        "same_as_cli": "bool(same_as_cli)",
     },
     "04_import_a_phone_export": {
         "members": "sorted(members)",
@@ -160,6 +165,7 @@ def check_01(v: dict[str, Any]) -> None:
     assert all(v["figure_axes"][k] == 5 for k in wanted), v["figure_axes"]   # raw .. speed stacked
     assert v["n_passes"] == v["n_truth_defects"] >= 3
     assert sorted(v["evidence_rows"]) == wanted
+    assert v["stored_as_file"] and v["stored_stages"] >= 3          # a stored trip replays as its file
 
 
 def check_02(v: dict[str, Any]) -> None:
@@ -175,6 +181,7 @@ def check_02(v: dict[str, Any]) -> None:
     assert max(v["recall"]) > 0.0
     assert v["check_rows"] == ["default", "tuned"] and all(r > 0.0 for r in v["check_recall"])
     assert v["best"] in grid
+    assert v["read_back_same"] and v["cli_status"] == 0             # the saved parameters work from the CLI
 
 
 def check_03(v: dict[str, Any]) -> None:
@@ -186,6 +193,7 @@ def check_03(v: dict[str, Any]) -> None:
     assert "pothole" in rates and "speed_bump" in rates
     assert rates["speed_bump"] > rates["pothole"]                # designed features are hit on (nearly) every pass
     assert v["n_cells"] > 0 and v["n_coverage"] > 0
+    assert v["same_as_cli"]                                         # the notebook's list is bump defects'
 
 
 def check_04(v: dict[str, Any]) -> None:
