@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from test_replay import _trace as replay_trace
 
 import bump
 import detect
@@ -24,32 +25,13 @@ from bump.store import Store
 from detect import DetectorParams
 from detect.params import ParamsError
 
-T0_S = 1_780_000_000.0
-FS_HZ = 100.0
 STRICT = DetectorParams(threshold_floor_mps2=50.0)   # a threshold no hit of the trace below reaches: no impacts
 
 
-def _trace(*, duration_s: float = 36.0, hits_s: tuple[float, ...] = (15.0, 24.5), seed: int = 3) -> ingest.Trace:
-    """A car at 10 m/s (after standing 6 s) on smooth road, with damped 11 Hz wheel hops at ``hits_s``: the
-    default detector finds one impact at each."""
-    rng = np.random.default_rng(seed)
-    n = round(duration_s * FS_HZ)
-    t = np.arange(n) / FS_HZ
-    up = rng.normal(0.0, 0.15, n)
-    for h in hits_s:
-        tau = np.clip(t - h, 0.0, None)
-        up += np.where(t >= h, 8.0 * np.exp(-tau / 0.07) * np.sin(2 * np.pi * 11.0 * tau), 0.0)
-    tg = np.arange(int(duration_s), dtype=float)
-    dist = np.maximum(tg - 6.0, 0.0) * 10.0
-    doc: dict[str, Any] = {
-        "format": "bump.trace/1", "trip_id": "misuse-trip", "device_id": "d",
-        "accel": {"t": T0_S + t, "x": rng.normal(0, 0.1, n), "y": rng.normal(0, 0.1, n), "z": 9.80665 + up,
-                  "unit": "m/s2"},
-        "gps": {"t": T0_S + tg, "lat": 42.36 + dist / 111_195.0, "lon": np.full(tg.size, -71.06),
-                "speed": np.where(tg < 6.0, 0.0, 10.0), "heading": np.zeros(tg.size),
-                "accuracy": np.full(tg.size, 4.0)},
-    }
-    return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
+def _trace() -> ingest.Trace:
+    """test_replay's car (standing 6 s, then 10 m/s) with two wheel hops: the default detector finds one impact at
+    each."""
+    return replay_trace(hits_s=(15.0, 24.5), seed=3, trip_id="misuse-trip")
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,8 @@ HITS_S = (3.0, 15.0, 24.5)   # the first hit is while stopped: rejected as "stop
 
 
 def _trace(*, duration_s: float = 36.0, hits_s: tuple[float, ...] = HITS_S, gps: bool = True,
-           seed: int = 1) -> ingest.Trace:
+           seed: int = 1, trip_id: str = "replay-test") -> ingest.Trace:
+    """A car standing until STOP_S, then at 10 m/s on smooth road, with damped 11 Hz wheel hops at ``hits_s``."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * FS_HZ)
     t = np.arange(n) / FS_HZ
@@ -49,7 +50,7 @@ def _trace(*, duration_s: float = 36.0, hits_s: tuple[float, ...] = HITS_S, gps:
     for h in hits_s:
         tau = np.clip(t - h, 0.0, None)
         up += np.where(t >= h, 8.0 * np.exp(-tau / 0.07) * np.sin(2 * np.pi * 11.0 * tau), 0.0)
-    doc: dict[str, Any] = {"format": "bump.trace/1", "trip_id": "replay-test", "device_id": "d",
+    doc: dict[str, Any] = {"format": "bump.trace/1", "trip_id": trip_id, "device_id": "d",
                            "accel": {"t": T0 + t, "x": rng.normal(0, 0.1, n), "y": rng.normal(0, 0.1, n),
                                      "z": 9.80665 + up, "unit": "m/s2"}}
     if gps:
