@@ -143,7 +143,7 @@ def test_replay_with_bad_params_raises_the_params_error() -> None:
     trace = _trace(duration_s=12.0, hits_s=(8.0,))
     with pytest.raises(ParamsError, match="threshold_ratio: must be a finite number > 0, got 'abc'"):
         bump.replay(trace, {"threshold_ratio": "abc"})
-    with pytest.raises(ValueError, match="DetectorParams or a dict"):
+    with pytest.raises(ValueError, match="DetectorParams, a dict of their fields"):
         bump.replay(trace, "threshold_ratio=3")  # type: ignore[arg-type]
 
 
