@@ -140,6 +140,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> str:
+    """32 random bytes, URL-safe base64, never starting with '-' (a command line would read it as an option)."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):      # 1 in 64 tokens: drawn again
+        pass
+    return token
+
+
 def create_token(store: Store, role: str, *, device_id: str | None = None, label: str | None = None,
                  clock: Callable[[], float] = time.time) -> tuple[str, int]:
     """A new random token (32 bytes, URL-safe) of ``role``; only its sha256 is stored. Returns (token, id)."""
@@ -147,7 +154,7 @@ def create_token(store: Store, role: str, *, device_id: str | None = None, label
         raise BadRequestError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
     if role == "device" and not device_id:
         raise BadRequestError("a device token needs a device id", field="device_id")
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     token_id = store.add_token(prefix=token[:TOKEN_PREFIX_CHARS], token_sha256=token_digest(token), role=role,
                                device_id=device_id, label=label, created_at_s=clock())
     return token, token_id

@@ -108,6 +108,20 @@ def test_malformed_authorization_headers_are_401(client_for) -> None:
         assert r.json()["error"]["field"] == "Authorization"
 
 
+def test_tokens_never_start_with_a_dash_and_one_that_does_is_revoked_after_double_dash(tmp_path: Path,
+                                                                                       capsys) -> None:
+    from bump.cli.main import main
+    from bump.service import new_token, token_digest
+
+    assert not any(new_token().startswith("-") for _ in range(3000))    # 1 in 64 would without the redraw
+    db = tmp_path / "t.db"
+    with Store.open(db) as store:
+        store.add_token(prefix="-dashed1", token_sha256=token_digest("-dashed1rest"), role="crew", device_id=None,
+                        label="old", created_at_s=0.0)
+    assert main(["token", "revoke", "--db", str(db), "--", "-dashed1"]) == 0
+    assert "revoked crew token" in capsys.readouterr().out
+
+
 def test_token_cli_create_and_revoke(client_for, loaded_db: Loaded, tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     db.write_bytes(loaded_db.path.read_bytes())

@@ -27,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--label", help="a name recorded with the crew's decisions (default: role-token-ID)")
     c.add_argument("--db", required=True, metavar="FILE", help="SQLite database")
     r = sub.add_parser("revoke", help="revoke a token")
-    r.add_argument("token", metavar="TOKEN_OR_PREFIX", help="the token, or at least its first 6 characters")
+    r.add_argument("token", metavar="TOKEN_OR_PREFIX", help="the token, or at least its first 6 characters (one "
+                                                           "that starts with '-' goes after --: revoke --db FILE -- "
+                                                           "-Xy3k9Q)")
     r.add_argument("--db", required=True, metavar="FILE", help="SQLite database")
     ls = sub.add_parser("list", help="list tokens (prefixes, roles, devices; never the secrets)")
     ls.add_argument("--db", required=True, metavar="FILE", help="SQLite database")
