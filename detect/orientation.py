@@ -78,6 +78,17 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
+def _turning_medians(x: np.ndarray) -> np.ndarray:
+    """Robust centre of the rows of ``x`` (m, k) that turns with them: the component-wise medians taken along the
+    rows' principal axes, turned back. A plain component-wise median depends on the axes it is taken in, so the
+    phone's orientation (or the arbitrary horizontal basis) would move the estimate; along the principal axes
+    (eigenvectors turn with the data; a flipped sign flips the median with it) it does not."""
+    if x.shape[0] < 3 or not np.isfinite(x).all():
+        return _column_medians(x)
+    _, axes = np.linalg.eigh(_cov_columns(x))
+    return axes @ _column_medians(x @ axes)
+
+
 def _cov_columns(x: np.ndarray) -> np.ndarray:
     """``np.cov(x.T)`` of an (m, k) array, m >= 2: the same steps (centre the rows of the transpose on their means,
     one product, divide by m - 1) without its argument handling."""
@@ -131,7 +142,7 @@ def _gravity(means: np.ndarray, tol_mps2: float) -> tuple[np.ndarray, float]:
     mag = _norm(means)
     steady = np.abs(mag - _median(mag)) < tol_mps2
     use, mag = (means[steady], mag[steady]) if np.count_nonzero(steady) >= 3 else (means, mag)
-    g_vec = _column_medians(use) if use.shape[0] >= 3 else use.mean(axis=0)
+    g_vec = _turning_medians(use) if use.shape[0] >= 3 else use.mean(axis=0)
     return _unit(g_vec), _median(mag)
 
 
@@ -147,7 +158,7 @@ def _forward(means: np.ndarray, up: np.ndarray, gps_means: np.ndarray | None) ->
     and v*dpsi/dt, ``gps_means`` (n_blocks, 1 or 2)), else their principal axis."""
     e1, e2 = _horizontal_basis(up)
     h = means @ np.column_stack([e1, e2])
-    h -= _column_medians(h)
+    h -= _turning_medians(h)
     if gps_means is not None:
         a_mat = gps_means
         ok = np.all(np.isfinite(a_mat), axis=1)

@@ -21,7 +21,10 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.8"      # 0.8: the rough test's typical level is the trip's while moving (not
+DETECTOR_VERSION = "bump-detect/0.9"      # 0.9: gravity and the forward axis from medians along the data's
+#                                           principal axes, so the car frame turns exactly with the phone (a
+#                                           component-wise median moved it with the phone's axes).
+#                                           0.8: the rough test's typical level is the trip's while moving (not
 #                                           its parked minutes); where the speed is unknown (no GPS, before the
 #                                           first fix) a quiet background means standing (door slams), and impacts
 #                                           before the first fix are kept unplaced instead of refused as no_fix.

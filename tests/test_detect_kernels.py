@@ -564,8 +564,10 @@ def test_unit_vectors_and_gravity_match_reference() -> None:
     assert len(steady) == 38
     g_ref = sorted(math.dist(row, (0, 0, 0)) for row in steady)
     assert g == pytest.approx(0.5 * (g_ref[18] + g_ref[19]), rel=1e-15)
-    med = [sorted(col)[19] * 0.5 + sorted(col)[18] * 0.5 for col in zip(*steady, strict=True)]
-    assert_allclose(up, np.array(med) / math.dist(med, (0, 0, 0)), rtol=1e-15)
+    _, axes = np.linalg.eigh(np.cov(np.array(steady).T))               # medians along the principal axes
+    along = [[sum(a * b for a, b in zip(row, axis, strict=True)) for row in steady] for axis in axes.T.tolist()]
+    med = axes @ np.array([sorted(col)[19] * 0.5 + sorted(col)[18] * 0.5 for col in along])
+    assert_allclose(up, med / np.linalg.norm(med), rtol=1e-12)
 
 
 @pytest.mark.parametrize("accuracy_gaps", [False, True])
@@ -848,3 +850,26 @@ def test_parked_minutes_do_not_lower_the_typical_level() -> None:
         typical, still = driving_levels(bg, speed, valid, fs, min_speed_mps=2.5, still_ratio=0.1)
         assert 0.28 < typical < 0.32
         assert 0.012 < still < 0.04
+
+
+def test_orientation_turns_with_the_phone() -> None:
+    """The car frame found in a turned phone is the same car frame turned: no step depends on the axes the phone
+    happens to report in (a component-wise median would)."""
+    from scipy.spatial.transform import Rotation
+
+    from detect.orientation import orient
+
+    rng = np.random.default_rng(8)
+    fs, n = 50.0, 50 * 600
+    t = np.arange(n) / fs
+    fwd = 0.8 * np.sin(2 * np.pi * t / 40.0) + rng.normal(0, 0.3, n)            # braking and accelerating
+    lat = 1.5 * np.sin(2 * np.pi * t / 90.0) ** 3 + rng.normal(0, 0.3, n)       # turns, skewed
+    car = np.column_stack([fwd, lat, 9.80665 + rng.normal(0, 0.5, n)])
+    dvdt = (0.8 * np.sin(2 * np.pi * t / 40.0))
+    base = Rotation.from_euler("xyz", (20, -10, 35), degrees=True).apply(car)
+    ref = orient(base, fs, dvdt_mps2=dvdt)
+    for angles in ((90, 0, 0), (0, 180, 0), (33, 71, -128)):
+        turn = Rotation.from_euler("xyz", angles, degrees=True)
+        got = orient(turn.apply(base), fs, dvdt_mps2=dvdt)
+        for name in ("up", "forward", "left"):
+            assert_allclose(getattr(got, name), turn.apply(getattr(ref, name)), atol=1e-9, err_msg=name)
