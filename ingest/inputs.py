@@ -27,14 +27,14 @@ def expand(paths: list[str], fmt: str | None = None) -> list[str]:
             out.append(raw)
             continue
         root = path / "trips" if (path / "trips").is_dir() else path
-        found = _inputs_in(root)
+        found = recordings_in(root)
         if not found:
             raise FormatError("holds no traces (*.json, *.json.gz, *.zip, *.csv or export folders)", source=raw)
         out += found
     return out
 
 
-def _inputs_in(folder: Path) -> list[str]:
+def recordings_in(folder: Path) -> list[str]:
     """The recordings in a folder's top level (see :func:`expand`); files that look like no format are kept (their
     reader then says what is wrong) unless they sit beside the parts of an export, as its other files do."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")

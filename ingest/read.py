@@ -7,6 +7,7 @@ given and what to pass instead; wrong content raises :class:`ingest.errors.Trace
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ingest.errors import FormatError
 from ingest.formats import FORMATS
@@ -56,6 +57,19 @@ def _resolve(src: Source) -> Source:
     return only_file(src) or src
 
 
+def _one_recording(folder: Path) -> None:
+    """FormatError for a folder that holds several recordings (files of a one-file format, export folders): read
+    would otherwise take one of them and say nothing of the others."""
+    from ingest.inputs import recordings_in  # ingest.inputs builds on this module
+
+    found = recordings_in(folder)
+    if len(found) > 1 and str(folder) not in found:         # the folder itself an export: read is that export
+        names = ", ".join(Path(f).name for f in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise FormatError(f"holds {len(found)} recordings ({names}); read one of them, or give the folder to "
+                          "bump ingest, bump detect or bump info, which read each (ingest.inputs.expand lists them)",
+                          source=str(folder))
+
+
 def detect_format(src: Source | str | os.PathLike[str] | bytes) -> str:
     """The name (one of :func:`format_names`) of the first reader whose signature matches ``src`` (or the one
     file it holds). ``src``: an :class:`ingest.Source` or anything :func:`read` takes (path, bytes), which is
@@ -99,7 +113,10 @@ def read(source: str | os.PathLike[str] | bytes | Source, format: str | None = N
     of the wrong type (e.g. a Trace, a number, or a dict for ``limits``).
     """
     _check_options(format, name, limits)
-    src = _resolve(_as_source(source, name=name, caller="read"))
+    opened = _as_source(source, name=name, caller="read")     # a folder's size cap is checked before any read
+    if format is None and isinstance(source, str | os.PathLike) and not opened.single and Path(source).is_dir():
+        _one_recording(Path(source))
+    src = _resolve(opened)
     fmt = format or detect_format(src)
     for module in FORMATS:
         if module.NAME == fmt:

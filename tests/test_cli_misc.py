@@ -265,3 +265,12 @@ def test_detect_table_shows_what_reading_the_trace_changed(tmp_path: Path, capsy
     assert main(["detect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "! accel:" in out and "bursts" in out and "re-spaced" in out
+
+
+def test_reading_a_folder_of_several_recordings_names_them_and_the_commands_that_read_each() -> None:
+    import ingest
+
+    folder = Path(__file__).parent / "data" / "physics_toolbox"
+    with pytest.raises(ingest.FormatError, match=r"holds 5 recordings .*bump ingest, bump detect or bump info"):
+        ingest.read(folder)
+    assert ingest.read(folder / "ios_sensor.csv").n_samples > 0                     # one of them reads
