@@ -21,7 +21,9 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.9"      # 0.9: gravity and the forward axis from medians along the data's
+DETECTOR_VERSION = "bump-detect/0.10"     # 0.10: an impact or window more than 1 s outside the GPS fixes has no
+#                                           position (0.8 and 0.9 held the end fix's for a few seconds).
+#                                           0.9: gravity and the forward axis from medians along the data's
 #                                           principal axes, so the car frame turns exactly with the phone (a
 #                                           component-wise median moved it with the phone's axes).
 #                                           0.8: the rough test's typical level is the trip's while moving (not

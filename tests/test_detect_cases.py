@@ -109,10 +109,12 @@ def test_without_gps_a_slam_in_a_quiet_standstill_is_rejected_and_road_hits_kept
 
 
 def test_hits_before_the_first_fix_are_kept_unplaced() -> None:
-    det = detect(_trace(duration_s=90.0, hits_s=(15.0, 60.0), first_fix_s=30.0))
-    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (15.0, 60.0), atol=0.1)
-    lat = det.impacts["lat_deg"][np.argsort(det.impacts["t_s"])]
-    assert np.isnan(lat[0]) and np.isfinite(lat[1])
+    # 1.5 s before the first fix the car is 15 m from it: no position rather than the first fix's
+    det = detect(_trace(duration_s=90.0, hits_s=(15.0, 28.5, 60.0), first_fix_s=30.0, speed_mps=15.0))
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (15.0, 28.5, 60.0), atol=0.1)
+    order = np.argsort(det.impacts["t_s"])
+    lat, acc = det.impacts["lat_deg"][order], det.impacts["accuracy_m"][order]
+    assert np.isnan(lat[:2]).all() and np.isnan(acc[:2]).all() and np.isfinite(lat[2])
 
 
 def test_minutes_parked_before_the_drive_do_not_make_the_road_rough() -> None:
