@@ -275,3 +275,15 @@ def test_deg_per_s_declared_but_still_too_fast_is_refused() -> None:
     """Declared deg/s with values 57x too large (rad/s data already multiplied twice) is still caught."""
     with pytest.raises(UnitError, match=r"converted from deg/s"):
         ingest.read(orjson.dumps(_gyro_doc((180.0 / np.pi) ** 2, "deg/s")))
+
+
+def test_a_genuine_fast_stretch_in_a_slow_trace_keeps_its_times() -> None:
+    """4 min at 200 Hz, a pause, then 50 min at 5 Hz (a phone dropping its rate with the screen off): 5 ms is a
+    sample spacing, not a stamp, so the fast stretch is no 'burst' to spread over the pause (review of helper 41)."""
+    t0 = 1.7e9
+    t = np.concatenate([t0 + np.arange(0, 240, 0.005), t0 + 840 + np.arange(0, 3000, 0.2)])
+    rng = np.random.default_rng(0)
+    xyz = np.column_stack([rng.normal(0, .2, t.size), rng.normal(0, .2, t.size), 9.81 + rng.normal(0, .3, t.size)])
+    tr = build_trace(source="x", source_format="t", trip_id="a", device_id="d", accel_t_s=t, accel_xyz=xyz)
+    np.testing.assert_array_equal(tr.t_s, t)
+    assert not any("bursts" in p for p in tr.quality.problems)
