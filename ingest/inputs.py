@@ -34,6 +34,19 @@ def expand(paths: list[str], fmt: str | None = None) -> list[str]:
     return out
 
 
+def expand_each(paths: list[str], fmt: str | None = None) -> tuple[list[str], list[BumpError]]:
+    """:func:`expand` path by path: (the recordings found, the error of each path that names none), so one empty
+    or unreadable folder does not stop a command's other inputs."""
+    found: list[str] = []
+    errors: list[BumpError] = []
+    for raw in paths:                                  # loop over the user's paths
+        try:
+            found += expand([raw], fmt)
+        except BumpError as exc:
+            errors.append(exc)
+    return found, errors
+
+
 def recordings_in(folder: Path) -> list[str]:
     """The recordings in a folder's top level (see :func:`expand`); files that look like no format are kept (their
     reader then says what is wrong) unless they sit beside the parts of an export, as its other files do."""

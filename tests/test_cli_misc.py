@@ -274,3 +274,14 @@ def test_reading_a_folder_of_several_recordings_names_them_and_the_commands_that
     with pytest.raises(ingest.FormatError, match=r"holds 5 recordings .*bump ingest, bump detect or bump info"):
         ingest.read(folder)
     assert ingest.read(folder / "ios_sensor.csv").n_samples > 0                     # one of them reads
+
+
+@pytest.mark.parametrize("command", ["detect", "info"])
+def test_an_empty_folder_among_the_paths_does_not_stop_the_others(command: str, tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    trace = Path(__file__).parent / "data" / "physics_toolbox" / "ios_sensor.csv"
+    assert main([command, "--json", str(empty), str(trace)]) == 2
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(trace)]
+    assert f"bump {command}: error:" in err and "holds no traces" in err

@@ -21,10 +21,10 @@ import orjson
 from tqdm import tqdm
 
 import ingest
+from bump.cli.inputs import inputs_of
 from bump.report import detection_summary
 from detect import DetectorParams, detect
 from ingest.errors import BumpError
-from ingest.inputs import expand
 
 NAME = "detect"
 HELP = "find impacts (potholes, bumps, joints, covers) and roughness in traces"
@@ -71,8 +71,7 @@ def load_params(path: str | None) -> DetectorParams:
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    status = 0
-    paths = expand(args.paths, args.format)               # a folder of recordings: each of them
+    paths, status = inputs_of(args, NAME)                  # a folder of recordings: each of them
     bar = tqdm(paths, unit="trace", disable=len(paths) < 20 or not sys.stderr.isatty(), file=sys.stderr)
     for path in bar:
         try:

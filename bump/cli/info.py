@@ -13,8 +13,8 @@ import sys
 import orjson
 
 import ingest
+from bump.cli.inputs import inputs_of
 from ingest.errors import BumpError
-from ingest.inputs import expand
 
 NAME = "info"
 HELP = "quality summary of trace files"
@@ -36,8 +36,7 @@ def summary(trace: ingest.Trace, path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    status = 0
-    paths = expand(args.paths, args.format)               # a folder of recordings: each of them
+    paths, status = inputs_of(args, NAME)                  # a folder of recordings: each of them
     for path in paths:
         try:
             trace = ingest.read(path, format=args.format)

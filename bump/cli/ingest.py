@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 import ingest
 from bump import pipeline
+from bump.cli.inputs import inputs_of
 from bump.store import Store
 from ingest.errors import BumpError
-from ingest.inputs import expand
 
 NAME = "ingest"
 HELP = "store traces in a defect database and update the defects"
@@ -45,8 +45,7 @@ def _file_bytes(path: str | Path) -> bytes | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = expand(args.paths, args.format)
-    status = 0
+    files, status = inputs_of(args, NAME)
     totals = {"trips": 0, "skipped": 0, "failed": 0, "impacts": 0, "new": set(), "updated": set(), "merged": set()}
     confirmed: list[int] = []
     with Store.open(args.db) as store:
