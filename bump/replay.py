@@ -16,8 +16,9 @@ and arithmetic plain; :meth:`Replay.to_datetime` turns any such index into a UTC
 Absolute epoch times stay available as columns (``t_s``, ``t_start_s``, ``t_end_s``) for joins with stored data.
 
 Parameters. ``bump.replay(x)`` detects with the defaults of :class:`detect.DetectorParams`, a stored trip
-(``db=``, ``trip_id=``) with its database's parameters (those of its last ``bump reprocess --params``, as ingest
-and uploads use), and either with ``params=`` when given; ``Replay.params_source`` and the repr say which.
+(``db=``, ``trip_id=``) with the parameters it was detected with (its trip row keeps them), else its database's
+(those of its last ``bump reprocess --params``), and either with ``params=`` when given; ``Replay.params_source``
+and the repr say which.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class ReplayTypeError(ReplayError, TypeError):
 class Replay:
     """A trace and its detection, with every stage of the detector as a pandas DataFrame (see module docstring).
 
-    ``params_source``: where ``detection.params`` came from: ``"default"`` (DetectorParams()), ``"database"``
-    (the parameters the trip's database detects with) or ``"caller"`` (``params=``).
+    ``params_source``: where ``detection.params`` came from: ``"default"`` (DetectorParams()), ``"trip"`` (those
+    the stored trip was detected with), ``"database"`` (those its database detects with, when the trip keeps none
+    this detector takes) or ``"caller"`` (``params=``).
     """
 
     trace: Trace
@@ -306,14 +308,32 @@ def _database_params(store: Any) -> DetectorParams:
                           source=str(store.path), field="params") from exc
 
 
-def _from_store(db: Any, trip_id: str, params: DetectorParams | None) -> tuple[Trace, DetectorParams]:
-    """The raw trace stored for ``trip_id`` in ``db`` (an open :class:`bump.store.Store`, or a database path),
-    and ``params`` or, when None, the database's detector parameters."""
+def _trip_params(store: Any, trip_id: str) -> DetectorParams | None:
+    """The parameters ``trip_id`` was detected with, as its trip row keeps them; None when it keeps none or this
+    detector cannot take them (made by a version with other fields)."""
+    info = store.get_trip(trip_id) or {}
+    stored = info.get("detector")
+    fields = stored.get("params") if isinstance(stored, dict) else None
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return DetectorParams.from_dict(fields)
+    except ParamsError:
+        return None
+
+
+def _from_store(db: Any, trip_id: str, params: DetectorParams | None) -> tuple[Trace, DetectorParams, str]:
+    """The raw trace stored for ``trip_id`` in ``db`` (an open :class:`bump.store.Store`, or a database path), the
+    parameters to replay it with and where they came from: ``params`` ("caller"), else those the trip was detected
+    with ("trip"), else the database's ("database")."""
     from bump.store import Store
 
-    def load(store: Store) -> tuple[Trace, DetectorParams]:
+    def load(store: Store) -> tuple[Trace, DetectorParams, str]:
         trace = read(store.trip_raw(trip_id), name=f"trip {trip_id}")
-        return trace, _database_params(store) if params is None else params
+        if params is not None:
+            return trace, params, "caller"
+        own = _trip_params(store, trip_id)
+        return (trace, own, "trip") if own is not None else (trace, _database_params(store), "database")
 
     if isinstance(db, Store):
         return load(db)
@@ -342,9 +362,10 @@ def replay(trace_or_path: Trace | str | Path | bytes | None = None,
     ``trace_or_path``: a :class:`ingest.Trace`, or anything :func:`ingest.read` takes (path, bytes).
     Or ``db=`` (a :class:`bump.store.Store` or a database path) and ``trip_id=``: the raw trace stored for that
     trip, run through the current detector. ``params``: DetectorParams or a dict of their fields; when None, the
-    defaults for a trace or path, and for a stored trip the parameters its database detects with (those of its
-    last ``bump reprocess --params``, as ingest and uploads use), so that the replay matches what is stored.
-    ``Replay.params_source`` says which ("default", "database" or "caller").
+    defaults for a trace or path, and for a stored trip the parameters it was detected with (kept in its trip row:
+    those of the database's last ``bump reprocess --params``, or of a server's ``BUMP_DETECTOR_PARAMS``), else the
+    database's, so that the replay matches what is stored. ``Replay.params_source`` says which ("default",
+    "trip", "database" or "caller").
 
     Raises :class:`ReplayError` (a ValueError) on bad arguments, :class:`ReplayTypeError` (also a TypeError) for
     arguments of the wrong type, ``detect.params.ParamsError`` on bad parameter names or values,
@@ -361,8 +382,7 @@ def replay(trace_or_path: Trace | str | Path | bytes | None = None,
         if not isinstance(trip_id, str):
             raise ReplayTypeError(f"must be a str (a trip id as `bump defects` and the API show them), not "
                                   f"{type(trip_id).__name__}", field="trip_id")
-        trace, p = _from_store(db, trip_id, given)
-        source = "database" if given is None else "caller"
+        trace, p, source = _from_store(db, trip_id, given)
     else:
         _check_input(trace_or_path)
         trace = trace_or_path if isinstance(trace_or_path, Trace) else read(trace_or_path)  # type: ignore[arg-type]

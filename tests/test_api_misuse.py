@@ -69,7 +69,7 @@ def test_replay_of_a_stored_trip_uses_the_parameters_of_its_database(reprocessed
     r_path = bump.replay(db=reprocessed_db, trip_id="misuse-trip")
     for r in (r_store, r_path):
         assert r.params == STRICT and r.detection.params.digest() == STRICT.digest()
-        assert r.params_source == "database"
+        assert r.params_source == "trip"                      # reprocess detected the trip again with STRICT
         assert len(r.impacts) == stored_impacts == 0           # what the database stores, not the defaults' 2
 
 
@@ -84,7 +84,19 @@ def test_a_database_never_reprocessed_replays_with_the_defaults(trace: ingest.Tr
     with Store.open(path) as store:
         pipeline.ingest_trace(store, trace)
     r = bump.replay(db=path, trip_id="misuse-trip")
-    assert r.params == DetectorParams() and r.params_source == "database"
+    assert r.params == DetectorParams() and r.params_source == "trip"
+
+
+def test_a_trip_detected_with_other_parameters_than_its_database_replays_with_its_own(
+        trace: ingest.Trace, tmp_path: Path) -> None:
+    """A server run with BUMP_DETECTOR_PARAMS detects uploads with that file's parameters, whatever the
+    database's; the replay must show what the trip stored (helper 41's review)."""
+    path = tmp_path / "server.db"
+    with Store.open(path) as store:
+        pipeline.ingest_trace(store, trace, STRICT)
+        assert pipeline.database_params(store) == DetectorParams()
+    r = bump.replay(db=path, trip_id="misuse-trip")
+    assert r.params == STRICT and r.params_source == "trip" and len(r.impacts) == 0
 
 
 def test_database_parameters_this_detector_cannot_take_are_named_with_the_fix(trace: ingest.Trace,
@@ -94,6 +106,7 @@ def test_database_parameters_this_detector_cannot_take_are_named_with_the_fix(tr
         pipeline.ingest_trace(store, trace)
         with store.transaction():
             store.set_meta(pipeline.PARAMS_META_KEY, orjson.dumps({"threshold_ration": 3.0}).decode())
+            store._ex("UPDATE trips SET detector = ?", ('{"version": "bump-detect/0.1", "params": {"old": 1}}',))
     with pytest.raises(ParamsError, match=r"database's detector parameters .*threshold_ration.*pass params="):
         bump.replay(db=path, trip_id="misuse-trip")
     assert bump.replay(db=path, trip_id="misuse-trip", params=STRICT).params == STRICT
@@ -103,7 +116,7 @@ def test_replay_says_which_parameters_it_used(trace: ingest.Trace, reprocessed_d
     assert bump.replay(trace).params_source == "default"
     assert bump.replay(trace, STRICT).params_source == "caller"
     text = repr(bump.replay(db=reprocessed_db, trip_id="misuse-trip"))
-    assert "params='database'" in text and STRICT.digest() in text
+    assert "params='trip'" in text and STRICT.digest() in text
 
 
 # ------------------------------------------------------------------------------------------------ finding 7
