@@ -326,11 +326,11 @@ r.roughness[["length_m", "speed_mps", "iri_m_per_km"]].describe().round(2)
 #
 # A trip that reached the city's database (uploaded by a phone, or stored with `bump ingest`) is replayed the
 # same way: `bump.replay(db=..., trip_id=...)` reads the raw trace the database keeps for that trip, as it came,
-# and runs it through the detector again, with the parameters that trip was detected with (its trip row keeps
-# them) unless `params=` says otherwise (the repr's `params` says which were used). Here the sample traces go into a temporary SQLite
-# database as `bump ingest sample_traces --db trips.sqlite` puts them there: each file's bytes are read,
-# detected with the database's detector parameters (the defaults in a new database), clustered into defects and
-# stored with the bytes.
+# and runs it through the detector again, with the parameters that trip was detected with (its trip row keeps them)
+# unless `params=` says otherwise (the repr's `params` says which were used). Here the sample traces go into a
+# temporary SQLite database as `bump ingest sample_traces --db trips.sqlite` puts them there: each file's bytes are
+# read, detected with the database's detector parameters (the defaults in a new database), clustered into defects
+# and stored with the bytes.
 
 # %%
 dbdir = tempfile.TemporaryDirectory(prefix="bump-replay-")
