@@ -284,3 +284,12 @@ def test_round_trip_through_bump_json(path: Path) -> None:
     for name in ARRAYS:
         assert np.array_equal(getattr(trace, name), getattr(again, name), equal_nan=True), name
     assert (again.trip_id, again.device_id, again.phone) == (trace.trip_id, trace.device_id, trace.phone)
+
+
+def test_files_without_a_device_id_all_count_as_one_unknown_device(tmp_path: Path) -> None:
+    ids = ("identifierForVendor(txt)", "deviceID(txt)")
+    table = rows(COMMA)
+    a = ingest.read(write_rows(tmp_path / "a.csv", table, drop=ids))
+    b = ingest.read(write_rows(tmp_path / "b.csv", table[: len(table) // 2], drop=ids))
+    assert a.device_id == b.device_id == "sensorlog-unknown" and a.trip_id != b.trip_id
+    assert any("cannot count as a separate device" in p for p in a.quality.problems)

@@ -107,7 +107,11 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         problems.append(f"{ANNOTATION}: {n_marks} driver annotations not used")
 
     digest = hashlib.sha256(src.read(accel_member)).hexdigest()[:16]
-    device_id = meta.get("device id") or meta.get("device name") or f"sensorlogger-anon-{digest}"
+    device_id = meta.get("device id") or meta.get("device name")
+    if not device_id:                     # one id for every such export: they never count as distinct phones
+        device_id = "sensorlogger-unknown"
+        problems.append(f"no device id or name in {METADATA}: device_id is sensorlogger-unknown, so this trip cannot "
+                        "count as a separate device when confirming defects (give one with bump ingest --device)")
     if len(device_id) > 150:
         device_id = f"sensorlogger-{hashlib.sha256(device_id.encode()).hexdigest()[:16]}"
     epoch_ms = meta.get("recording epoch time")

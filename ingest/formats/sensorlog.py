@@ -127,7 +127,11 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     keep_g = _fresh(gyro_t) if gyro_t is not None else None
     keep_f = _fresh(gps_t) if gps_t is not None else None
     digest = hashlib.sha256(data).hexdigest()[:16]
-    device_id = _first_text(df, ID_COLUMNS) or f"sensorlog-anon-{digest}"
+    device_id = _first_text(df, ID_COLUMNS)
+    if not device_id:                     # one id for every such file: they never count as distinct phones
+        device_id = "sensorlog-unknown"
+        problems.append("no deviceID column: device_id is sensorlog-unknown, so this trip cannot count as a separate "
+                        "device when confirming defects (give one with bump ingest --device)")
     return build_trace(
         source=src.name,
         source_format=NAME,
