@@ -47,9 +47,10 @@ def expand_each(paths: list[str], fmt: str | None = None) -> tuple[list[str], li
     return found, errors
 
 
-def recordings_in(folder: Path) -> list[str]:
+def recordings_in(folder: Path, *, known_only: bool = False) -> list[str]:
     """The recordings in a folder's top level (see :func:`expand`); files that look like no format are kept (their
-    reader then says what is wrong) unless they sit beside the parts of an export, as its other files do."""
+    reader then says what is wrong) unless they sit beside the parts of an export, as its other files do, or
+    ``known_only`` (then only files a reader recognises, and export folders)."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.name.endswith(TRACE_SUFFIXES) and p.name != "truth.json")
     whole, unsniffed, unknown, parts = [], [], [], False
@@ -69,6 +70,8 @@ def recordings_in(folder: Path) -> list[str]:
     if parts and _is_export(folder):                  # what looks like no format is the export's other files
         known = [f for f in unsniffed if _format_of(Path(f)) is not None]
         return sorted([str(folder), *whole, *known, *exports])
+    if known_only:
+        return sorted([*whole, *(f for f in unsniffed if _format_of(Path(f)) is not None), *exports])
     return sorted([*whole, *unsniffed, *unknown, *exports])
 
 

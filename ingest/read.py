@@ -62,7 +62,7 @@ def _one_recording(folder: Path) -> None:
     would otherwise take one of them and say nothing of the others."""
     from ingest.inputs import recordings_in  # ingest.inputs builds on this module
 
-    found = recordings_in(folder)
+    found = recordings_in(folder, known_only=True)
     if len(found) > 1 and str(folder) not in found:         # the folder itself an export: read is that export
         names = ", ".join(Path(f).name for f in found[:5]) + (", ..." if len(found) > 5 else "")
         raise FormatError(f"holds {len(found)} recordings ({names}); read one of them, or give the folder to "

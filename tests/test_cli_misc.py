@@ -276,6 +276,17 @@ def test_reading_a_folder_of_several_recordings_names_them_and_the_commands_that
     assert ingest.read(folder / "ios_sensor.csv").n_samples > 0                     # one of them reads
 
 
+def test_a_folder_of_one_recording_and_a_note_reads_as_that_recording(tmp_path: Path) -> None:
+    import shutil
+
+    import ingest
+
+    trace = Path(__file__).parent / "data" / "physics_toolbox" / "ios_sensor.csv"
+    shutil.copy(trace, tmp_path / trace.name)
+    (tmp_path / "notes.txt").write_text("drove to work, phone in the cradle\n")
+    assert ingest.read(tmp_path).n_samples == ingest.read(trace).n_samples
+
+
 @pytest.mark.parametrize("command", ["detect", "info"])
 def test_an_empty_folder_among_the_paths_does_not_stop_the_others(command: str, tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty"
