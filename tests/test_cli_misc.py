@@ -296,3 +296,13 @@ def test_an_empty_folder_among_the_paths_does_not_stop_the_others(command: str, 
     out, err = capsys.readouterr()
     assert [json.loads(line)["file"] for line in out.splitlines()] == [str(trace)]
     assert f"bump {command}: error:" in err and "holds no traces" in err
+
+
+def test_token_commands_on_a_missing_database(tmp_path: Path, capsys) -> None:
+    typo = tmp_path / "typo.db"
+    assert main(["token", "list", "--db", str(typo)]) == 2                  # nothing to list: an error, no file made
+    assert "no database here" in capsys.readouterr().err and not typo.exists()
+    assert main(["token", "create", "--role", "crew", "--db", str(typo)]) == 0
+    out, err = capsys.readouterr()
+    assert typo.exists() and "did not exist: created a new, empty database" in err
+    assert len(out.splitlines()[-1]) >= 40                                   # the token alone on its last line

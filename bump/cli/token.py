@@ -12,6 +12,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from bump import service, views
 from bump.store import Store
@@ -41,7 +43,11 @@ def _iso(t_s: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    with Store.open(args.db) as store:
+    new_db = args.action == "create" and not Path(args.db).exists()
+    with Store.open(args.db, create=args.action == "create") as store:   # revoke / list: a typo is an error
+        if new_db:                                  # tokens may come before any data, but say where they went
+            print(f"bump token: {args.db} did not exist: created a new, empty database for the token",
+                  file=sys.stderr)
         if args.action == "create":
             token, token_id = service.create_token(store, args.role, label=args.label)
             print(f"{args.role} token #{token_id} created; it is shown only now:")
