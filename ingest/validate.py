@@ -29,11 +29,13 @@ from ingest.units import ACCEL_UNITS, G_MPS2, GYRO_UNITS
 GYRO_MAX_MEDIAN_RAD_S = 1.0     # a car's median rotation rate over a trip is ~0.01-0.1 rad/s; in deg/s it reads 57x
 
 # Bursts (see _respace_bursts): an interval is "tight" when at most BURST_TIGHT_FRACTION of the trace's mean
-# interval and shorter than half the period of the fastest rate accepted (Limits.max_rate_hz: no phone samples that
-# fast, so such an interval is a stamp, not a sample spacing; a genuine 200 Hz stretch in a 5 Hz trace is not a
-# burst); a trace is stamped in bursts when at least BURST_MIN_SHARE of its intervals are tight (bursts of 2 make
-# 1/2 of them tight; a jittered clock, even with a jitter of 2 intervals, < 1/10).
-BURST_TIGHT_FRACTION = 0.1
+# interval and at most BURST_TICK_S, one tick of a millisecond clock with float slack (an app stamping on arrival
+# with a millisecond clock gives a burst 0 and 1 ms steps; phones sample at 500 Hz at most, 2 ms apart, so a
+# genuine 200 Hz stretch in a 5 Hz trace is no burst; the fraction keeps a 1000 Hz clock's 1 ms steps apart); a
+# trace is stamped in bursts when at least BURST_MIN_SHARE of its intervals are tight (bursts of 2 make 1/2 of them
+# tight; a clock jittered by half an interval makes ~1/7 shorter than a quarter interval).
+BURST_TIGHT_FRACTION = 0.25
+BURST_TICK_S = 1.01e-3
 BURST_MIN_SHARE = 0.2
 
 ArrayLike = Any
@@ -98,7 +100,7 @@ def _order_times(t_s: np.ndarray, cols: list[np.ndarray], *, field: str, source:
     if t_s.size < 2:
         return t_s, cols, dt
     clean = bool(np.all(dt > 0))
-    if clean and not (bursts and _may_be_bursts(t_s, dt, limits)):
+    if clean and not (bursts and _may_be_bursts(t_s, dt)):
         return t_s, cols, dt
     if not clean:
         run_max = np.maximum.accumulate(t_s)
@@ -146,16 +148,16 @@ def _note_dropped_values(cols: list[np.ndarray], keep: np.ndarray, *, label: str
                         "CMLogItem.timestamp)")
 
 
-def _tight_s(reference_s: float, limits: Limits) -> float:
+def _tight_s(reference_s: float) -> float:
     """Longest interval [s] that joins two samples into one burst (see BURST_TIGHT_FRACTION)."""
-    return min(BURST_TIGHT_FRACTION * reference_s, 0.5 / limits.max_rate_hz)
+    return min(BURST_TIGHT_FRACTION * reference_s, BURST_TICK_S)
 
 
-def _may_be_bursts(t_s: np.ndarray, dt: np.ndarray, limits: Limits) -> bool:
+def _may_be_bursts(t_s: np.ndarray, dt: np.ndarray) -> bool:
     """Cheap pre-test of sorted times: could they be stamped in bursts? (A share of intervals tight against the
     overall mean interval, which is at least :func:`_burst_reference_s`: False here rules bursts out.)"""
     mean_s = (t_s[-1] - t_s[0]) / dt.size
-    return bool(np.count_nonzero(dt <= _tight_s(mean_s, limits)) >= BURST_MIN_SHARE * dt.size)
+    return bool(np.count_nonzero(dt <= _tight_s(mean_s)) >= BURST_MIN_SHARE * dt.size)
 
 
 def _burst_reference_s(dt: np.ndarray, limits: Limits) -> float:
@@ -176,8 +178,8 @@ def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, 
 
     * repeated rows (same time and same values as the row before: a line written twice) are dropped first,
       counted in ``dropped["<label>_duplicate_t"]``;
-    * an interval is tight when at most ``BURST_TIGHT_FRACTION`` (1/10) of the mean interval without gaps
-      (:func:`_burst_reference_s`) and below half the period of ``limits.max_rate_hz``; the trace is stamped in
+    * an interval is tight when at most ``BURST_TIGHT_FRACTION`` (1/4) of the mean interval without gaps
+      (:func:`_burst_reference_s`) and at most ``BURST_TICK_S`` (a millisecond clock's tick); the trace is stamped in
       bursts when at least ``BURST_MIN_SHARE`` (1/5) of its intervals are tight (fewer: stray duplicates, dropped
       by the caller as before);
     * a burst is a run of samples joined by tight intervals, stamped with its first sample's time; its k samples
@@ -197,7 +199,7 @@ def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, 
         dt = np.diff(t_s)
     if dt.size == 0:
         return None
-    tight_s = _tight_s(_burst_reference_s(dt, limits), limits)
+    tight_s = _tight_s(_burst_reference_s(dt, limits))
     tight = dt <= tight_s
     if np.count_nonzero(tight) < BURST_MIN_SHARE * dt.size:
         return None

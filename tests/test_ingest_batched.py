@@ -287,3 +287,18 @@ def test_a_genuine_fast_stretch_in_a_slow_trace_keeps_its_times() -> None:
     tr = build_trace(source="x", source_format="t", trip_id="a", device_id="d", accel_t_s=t, accel_xyz=xyz)
     np.testing.assert_array_equal(tr.t_s, t)
     assert not any("bursts" in p for p in tr.quality.problems)
+
+
+@pytest.mark.parametrize(("rate_hz", "batch"), [(50.0, 10), (100.0, 10), (200.0, 10)])
+def test_bursts_on_a_millisecond_clock_are_one_burst_each(rate_hz: float, batch: int) -> None:
+    """Arrival stamps from a millisecond clock: a batch handed over 0.3 ms per sample reads 0 and 1 ms steps; a
+    1 ms step is a clock tick inside the batch, not a sample spacing (helper 42's review)."""
+    n = 6000
+    true = np.arange(n) / rate_hz
+    arrival = true[batch - 1::batch].repeat(batch)[:n] + np.tile(np.arange(batch) * 3e-4, n // batch + 1)[:n]
+    stamps = 1.7e9 + np.round(arrival, 3)
+    rng = np.random.default_rng(2)
+    xyz = np.column_stack([rng.normal(0, .2, n), rng.normal(0, .2, n), 9.81 + rng.normal(0, .3, n)])
+    tr = build_trace(source="x", source_format="t", trip_id="a", device_id="d", accel_t_s=stamps, accel_xyz=xyz)
+    assert tr.n_samples == n and tr.quality.accel_rate_hz == pytest.approx(rate_hz, rel=0.01)
+    assert np.diff(tr.t_s).min() > 0.5 / rate_hz                      # no squeezed pieces of a batch
