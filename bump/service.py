@@ -305,10 +305,19 @@ class PrivacyZones:
             return set()
         priv = self.private(store, hits["trip_id"], hits["lat_deg"], hits["lon_deg"])
         placed = set(np.unique(hits["defect_id"][~priv]).tolist())
-        pairs = np.unique(np.stack([hits["defect_id"].astype(str), hits["device_id"].astype(str)]), axis=1)
+        pairs = np.unique(np.stack([hits["defect_id"].astype(str), _one_unknown_device(hits["device_id"])]), axis=1)
         ids, n_devices = np.unique(pairs[0].astype(np.int64), return_counts=True)
         shared = set(ids[n_devices >= self.min_devices].tolist())
         return set(np.unique(hits["defect_id"]).tolist()) - placed - shared
+
+
+def _one_unknown_device(device_ids: np.ndarray) -> np.ndarray:
+    """Device ids with the per-recording ids that the Sensor Logger and SensorLog readers once gave recordings
+    without a device id (``sensorlogger-anon-<hash>``, still in older databases) read as the one unknown device
+    they give now (``sensorlogger-unknown``): one phone's trips are not several devices."""
+    ids = np.asarray(device_ids).astype(str)
+    head, sep, _ = np.char.partition(ids, "-anon-").T
+    return np.where(sep != "", np.char.add(head, "-unknown"), ids)
 
 
 # ----------------------------------------------------------------------------------------------------- uploads

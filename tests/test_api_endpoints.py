@@ -511,3 +511,21 @@ def test_serve_demo_ingests_a_folder_and_makes_a_crew_token(tmp_path: Path, caps
     with Store.open(db) as store:
         assert store.counts()["trips"] == 2
         assert authenticate(store, token).role == authenticate(store, again).role == "crew"
+
+
+def test_recordings_of_one_unknown_phone_do_not_make_a_spot_near_home_public() -> None:
+    """Readers once gave each recording without a device id its own id (sensorlogger-anon-<hash>); an older
+    database still holds them: they are one unknown phone, so three of its trips near home keep the spot hidden."""
+    from detect.columns import Columns
+
+    class Hits:                      # the store's one read that hidden_defects makes
+        def hits_of_defects(self, ids, columns):
+            devices = ["sensorlogger-anon-1a", "sensorlogger-anon-2b", "sensorlogger-unknown",   # one phone
+                       "dev-a", "dev-b", "dev-c"]                                              # three phones
+            return Columns({"hit_id": np.arange(6), "defect_id": np.array([1, 1, 1, 2, 2, 2]),
+                            "trip_id": np.array([f"t{i}" for i in range(6)]), "device_id": np.array(devices),
+                            "lat_deg": np.zeros(6), "lon_deg": np.zeros(6)})
+
+    zones = service.PrivacyZones(200.0)
+    zones.private = lambda store, trips, lat, lon, margin_m=0.0: np.ones(len(trips), dtype=bool)  # all near ends
+    assert zones.hidden_defects(Hits(), [1, 2]) == {1}

@@ -306,3 +306,11 @@ def test_token_commands_on_a_missing_database(tmp_path: Path, capsys) -> None:
     out, err = capsys.readouterr()
     assert typo.exists() and "did not exist: created a new, empty database" in err
     assert len(out.splitlines()[-1]) >= 40                                   # the token alone on its last line
+
+
+def test_ingest_of_paths_that_name_nothing_makes_no_database(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    db = tmp_path / "new.db"
+    assert main(["ingest", str(tmp_path / "a"), str(tmp_path / "b"), "--db", str(db)]) == 2
+    assert not db.exists() and capsys.readouterr().err.count("holds no traces") == 2

@@ -46,6 +46,8 @@ def _file_bytes(path: str | Path) -> bytes | None:
 
 def run(args: argparse.Namespace) -> int:
     files, status = inputs_of(args, NAME)
+    if not files:                                   # every path named nothing (reported): no database to make
+        return status
     totals = {"trips": 0, "skipped": 0, "failed": 0, "impacts": 0, "new": set(), "updated": set(), "merged": set()}
     confirmed: list[int] = []
     with Store.open(args.db) as store:

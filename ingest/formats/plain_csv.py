@@ -227,8 +227,9 @@ def _ids(meta: dict[str, str], data: bytes, *, source: str, problems: list[str])
     device_id = meta.get("device_id")
     if not device_id:
         device_id = "csv-unknown"
-        problems.append("no '# device_id: ...' line: device_id is csv-unknown, so this trip cannot count as a "
-                        "separate device when confirming defects")
+        problems.append("no '# device_id: ...' line: read as device csv-unknown, which cannot count as a separate "
+                        "device when confirming defects (bump ingest --device gives one; an upload takes its token's "
+                        "device)")
     return trip_id, device_id
 
 

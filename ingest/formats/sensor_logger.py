@@ -110,8 +110,9 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     device_id = meta.get("device id") or meta.get("device name")
     if not device_id:                     # one id for every such export: they never count as distinct phones
         device_id = "sensorlogger-unknown"
-        problems.append(f"no device id or name in {METADATA}: device_id is sensorlogger-unknown, so this trip cannot "
-                        "count as a separate device when confirming defects (give one with bump ingest --device)")
+        problems.append(f"no device id or name in {METADATA}: read as device sensorlogger-unknown, which cannot count "
+                        "as a separate device when confirming defects (bump ingest --device gives one; an upload "
+                        "takes its token's device)")
     if len(device_id) > 150:
         device_id = f"sensorlogger-{hashlib.sha256(device_id.encode()).hexdigest()[:16]}"
     epoch_ms = meta.get("recording epoch time")

@@ -130,8 +130,9 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     device_id = _first_text(df, ID_COLUMNS)
     if not device_id:                     # one id for every such file: they never count as distinct phones
         device_id = "sensorlog-unknown"
-        problems.append("no deviceID column: device_id is sensorlog-unknown, so this trip cannot count as a separate "
-                        "device when confirming defects (give one with bump ingest --device)")
+        problems.append("no deviceID column: read as device sensorlog-unknown, which cannot count as a separate "
+                        "device when confirming defects (bump ingest --device gives one; an upload takes its token's "
+                        "device)")
     return build_trace(
         source=src.name,
         source_format=NAME,
