@@ -177,7 +177,8 @@ def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, 
     fraction of a millisecond apart, with bursts every ~20-100 ms. The rule:
 
     * repeated rows (same time and same values as the row before: a line written twice) are dropped first,
-      counted in ``dropped["<label>_duplicate_t"]``;
+      counted in ``dropped["<label>_duplicate_t"]``, when they make at least half of the equal stamps (fewer are
+      readings of a quantised sensor at rest within a burst, kept);
     * an interval is tight when at most ``BURST_TIGHT_FRACTION`` (1/4) of the mean interval without gaps
       (:func:`_burst_reference_s`) and at most ``BURST_TICK_S`` (a millisecond clock's tick); the trace is stamped in
       bursts when at least ``BURST_MIN_SHARE`` (1/5) of its intervals are tight (fewer: stray duplicates, dropped
@@ -193,6 +194,8 @@ def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, 
     for c in cols:
         repeat &= c[1:] == c[:-1]
     n_repeat = int(np.count_nonzero(repeat))
+    if 2 * n_repeat < np.count_nonzero(dt == 0):     # a few equal samples in bursts of one stamp: readings (a
+        n_repeat = 0                                 # quantised sensor at rest), not lines written twice
     if n_repeat:
         keep = np.concatenate(([True], ~repeat))
         t_s, cols = t_s[keep], [c[keep] for c in cols]

@@ -302,3 +302,15 @@ def test_bursts_on_a_millisecond_clock_are_one_burst_each(rate_hz: float, batch:
     tr = build_trace(source="x", source_format="t", trip_id="a", device_id="d", accel_t_s=stamps, accel_xyz=xyz)
     assert tr.n_samples == n and tr.quality.accel_rate_hz == pytest.approx(rate_hz, rel=0.01)
     assert np.diff(tr.t_s).min() > 0.5 / rate_hz                      # no squeezed pieces of a batch
+
+
+def test_equal_readings_within_bursts_are_kept() -> None:
+    """A quantised sensor at rest repeats exact values; within arrival-stamped bursts (one stamp each) those
+    are readings, not lines written twice (helper 41's review)."""
+    n = 2000
+    t_true = T0_S + np.arange(n) * DT_S
+    xyz = _xyz(n)
+    xyz[1::7] = xyz[0::7][: xyz[1::7].shape[0]]          # every 7th sample repeats the one before exactly
+    trace = _build(_arrival(t_true, 5), xyz)
+    assert trace.n_samples == n and "accel_duplicate_t" not in trace.quality.dropped
+    np.testing.assert_array_equal(trace.accel_mps2, xyz)
