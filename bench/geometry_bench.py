@@ -337,17 +337,25 @@ def scenario_late_gps(b: _Builder) -> Scenario:
     return b.build()
 
 
-def scenario_canyon(b: _Builder) -> Scenario:
-    x0 = b.site("canyon", "northbound street, 3 potholes 40 m apart, p_hit 0.7; 8 devices x 3 trips, every third "
-                          "trip with a 10-30 m GPS bias while reporting 5 m accuracy")
+def _canyon_street(b: _Builder, x0: float, devices: int, times: Callable[[], float] | None = None) -> None:
+    """The canyon street's trips: 3 potholes 40 m apart, ``devices`` x 3 trips, the second of each device's with a
+    10-30 m GPS bias while reporting 5 m accuracy; ``times`` draws each trip's start (default: in turn)."""
     ph = _three_potholes(b, "canyon", x0)
-    for dev in range(8):
+    for dev in range(devices):
         for rep in range(3):
             kw: dict[str, Any] = {}
             if rep == 1:
                 bias_m, a = b.rng.uniform(10.0, 30.0), b.rng.uniform(0.0, 2 * np.pi)
                 kw = {"gps_bias_m": (float(bias_m * np.cos(a)), float(bias_m * np.sin(a))), "accuracy_m": 5.0}
+            if times is not None:
+                kw["t0_s"] = times()
             b.drive("canyon", "NB", f"dev{dev}", _street(x0, 0.0, 0.0, LANE_M), ph, **kw)
+
+
+def scenario_canyon(b: _Builder) -> Scenario:
+    x0 = b.site("canyon", "northbound street, 3 potholes 40 m apart, p_hit 0.7; 8 devices x 3 trips, every third "
+                          "trip with a 10-30 m GPS bias while reporting 5 m accuracy")
+    _canyon_street(b, x0, 8)
     return b.build()
 
 
@@ -372,14 +380,7 @@ def scenario_order(b: _Builder) -> Scenario:
     x0 = b.site("box", "pothole in the middle of an intersection, all 4 directions, p_hit 0.6, times over 3 days")
     _intersection(b, "box", x0, [b.pothole("box", "box", x0, 0.0, p_hit=0.6, width_m=2.6)], devices=3, times=when)
     x0 = b.site("canyon", "canyon street (3 potholes, every third trip biased 10-30 m), 6 devices x 3 trips")
-    ph = _three_potholes(b, "canyon", x0)
-    for dev in range(6):
-        for rep in range(3):
-            kw: dict[str, Any] = {}
-            if rep == 1:
-                bias_m, a = b.rng.uniform(10.0, 30.0), b.rng.uniform(0.0, 2 * np.pi)
-                kw = {"gps_bias_m": (float(bias_m * np.cos(a)), float(bias_m * np.sin(a))), "accuracy_m": 5.0}
-            b.drive("canyon", "NB", f"dev{dev}", _street(x0, 0.0, 0.0, LANE_M), ph, t0_s=when(), **kw)
+    _canyon_street(b, x0, 6, times=when)
     return b.build()
 
 
