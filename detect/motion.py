@@ -56,24 +56,27 @@ def _fix_speed(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
 
 class _GapInterp:
     """Linear interpolation from fix times onto query times, computed once for several quantities: NaN inside
-    fix intervals longer than ``max_gap_s`` and beyond the ends by more than half of it."""
+    fix intervals longer than ``max_gap_s`` and beyond the ends by more than ``end_margin_s`` (default half of
+    ``max_gap_s``; the end fix's value is held up to there); ``outside`` marks the latter."""
 
-    def __init__(self, t_query: np.ndarray, t_fix: np.ndarray, max_gap_s: float) -> None:
+    def __init__(self, t_query: np.ndarray, t_fix: np.ndarray, max_gap_s: float,
+                 end_margin_s: float | None = None) -> None:
         self.empty = t_fix.size == 0
         if self.empty:
             self.shape = np.shape(t_query)
             return
+        margin_s = 0.5 * max_gap_s if end_margin_s is None else end_margin_s
         i = np.searchsorted(t_fix, t_query, side="right")
         # per interval k = number of fixes before it (0: before the first, size: after the last)
-        t_ext = np.concatenate(([t_fix[0] - 0.5 * max_gap_s], t_fix, [t_fix[-1] + 0.5 * max_gap_s]))
+        t_ext = np.concatenate(([t_fix[0] - margin_s], t_fix, [t_fix[-1] + margin_s]))
         bad = (np.diff(t_ext) > max_gap_s)
         self.lo = np.clip(i - 1, 0, t_fix.size - 1)
         self.hi = np.minimum(i, t_fix.size - 1)
         left_t = t_fix[self.lo]
         span = t_fix[self.hi] - left_t
         self.frac = (t_query - left_t) / np.where(span > 0, span, np.inf)
-        outside = (t_query < t_ext[0]) | (t_query > t_ext[-1])
-        self.invalid = bad[i] | outside
+        self.outside = (t_query < t_ext[0]) | (t_query > t_ext[-1])
+        self.invalid = bad[i] | self.outside
 
     def __call__(self, v_fix: np.ndarray) -> np.ndarray:
         if self.empty:
@@ -198,21 +201,23 @@ def motion_on_grid(t0_s: float, fs_hz: float, n: int, gps_t_s: np.ndarray, lat_d
 
 
 def position_at(t_s: np.ndarray, gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
-                accuracy_m: np.ndarray, *, latency_s: float = 0.0, max_gap_s: float = 10.0
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                accuracy_m: np.ndarray, *, latency_s: float = 0.0, max_gap_s: float = 10.0,
+                end_margin_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lat_deg, lon_deg, accuracy_m) at times ``t_s``, interpolated between latency-corrected fixes.
 
-    NaN where the nearest fixes are more than ``max_gap_s`` apart or away.
+    NaN where the nearest fixes are more than ``max_gap_s`` apart, and more than ``end_margin_s`` (default half of
+    ``max_gap_s``) before the first or after the last fix, up to where the end fix is held.
     """
     if gps_t_s.size < 2:
         nan = np.full(np.shape(t_s), np.nan)
         return nan, nan.copy(), nan.copy()
     t_fix = gps_t_s - latency_s
-    at_fixes = _GapInterp(np.asarray(t_s, dtype=np.float64), t_fix, max_gap_s)     # one search for all three
+    at_fixes = _GapInterp(np.asarray(t_s, dtype=np.float64), t_fix, max_gap_s, end_margin_s)   # one search, three
     acc_ok = np.isfinite(accuracy_m)
     if acc_ok.all():
         acc = at_fixes(accuracy_m)
     else:
         acc = (_interp_with_gaps(t_s, t_fix[acc_ok], accuracy_m[acc_ok], max_gap_s) if acc_ok.any()
                else np.full(np.shape(t_s), np.nan))
+        acc[at_fixes.outside] = np.nan
     return at_fixes(lat_deg), at_fixes(lon_deg), acc

@@ -174,8 +174,7 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     rejected = reject_reasons(feat, sig, params)
     kind, confidence, severity, depth_class = classify(feat, params)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
-                                latency_s=params.gps_latency_s)
-    lat, lon, acc = _unplaced_outside_fixes(feat["t_s"], trace.gps_t_s - params.gps_latency_s, lat, lon, acc)
+                                latency_s=params.gps_latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)
     lat, lon = _move_ahead(lat, lon, heading, params.phone_to_front_axle_m)
     candidates = feat.with_columns(kind=kind, confidence=confidence, severity=severity, depth_class=depth_class,
@@ -192,23 +191,13 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     if len(rough):
         mid = 0.5 * (rough["t_start_s"] + rough["t_end_s"])
         rlat, rlon, _ = position_at(mid, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
-                                    latency_s=params.gps_latency_s)
-        rlat, rlon = _unplaced_outside_fixes(mid, trace.gps_t_s - params.gps_latency_s, rlat, rlon)
+                                    latency_s=params.gps_latency_s, end_margin_s=FIX_MARGIN_S)
         rough = rough.with_columns(lat_deg=rlat, lon_deg=rlon, heading_deg=_heading_at(mid, trace))
     return Detection(trip_id=trace.trip_id, device_id=trace.device_id, impacts=impacts, candidates=candidates,
                      roughness=rough, signals=sig, orientation=ori, params=params)
 
 
 FIX_MARGIN_S = 1.0    # an event further than this outside the GPS fixes has no position (a car covers 10-30 m a second)
-
-
-def _unplaced_outside_fixes(t_s: np.ndarray, fix_t_s: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``columns`` (positions, accuracies) with NaN at the times ``t_s`` [s] more than :data:`FIX_MARGIN_S` before
-    the first or after the last fix time ``fix_t_s`` [s]: interpolation would hold an end fix there."""
-    if fix_t_s.size == 0:
-        return columns
-    outside = (t_s < fix_t_s[0] - FIX_MARGIN_S) | (t_s > fix_t_s[-1] + FIX_MARGIN_S)
-    return tuple(np.where(outside, np.nan, c) for c in columns)
 
 
 def _move_ahead(lat_deg: np.ndarray, lon_deg: np.ndarray, heading_deg: np.ndarray, dist_m: float
