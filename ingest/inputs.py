@@ -67,12 +67,10 @@ def recordings_in(folder: Path, *, known_only: bool = False) -> list[str]:
             parts = True
     exports = [str(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")
                and _is_export(p)]
-    if parts and _is_export(folder):                  # what looks like no format is the export's other files
-        known = [f for f in unsniffed if _format_of(Path(f)) is not None]
-        return sorted([str(folder), *whole, *known, *exports])
-    if known_only:
-        return sorted([*whole, *(f for f in unsniffed if _format_of(Path(f)) is not None), *exports])
-    return sorted([*whole, *unsniffed, *unknown, *exports])
+    export = parts and _is_export(folder)              # what looks like no format is the export's other files
+    if export or known_only:
+        unsniffed, unknown = [f for f in unsniffed if _format_of(Path(f)) is not None], []
+    return sorted([*([str(folder)] if export else []), *whole, *unsniffed, *unknown, *exports])
 
 
 def _format_of(path: Path) -> str | None:

@@ -113,11 +113,11 @@ def read(source: str | os.PathLike[str] | bytes | Source, format: str | None = N
     of the wrong type (e.g. a Trace, a number, or a dict for ``limits``).
     """
     _check_options(format, name, limits)
-    opened = _as_source(source, name=name, caller="read")     # a folder's size cap is checked before any read
-    if format is None and isinstance(source, str | os.PathLike) and not opened.single and Path(source).is_dir():
-        _one_recording(Path(source))
-    src = _resolve(opened)
+    src = _resolve(_as_source(source, name=name, caller="read"))    # a folder's size cap is checked before reading
     fmt = format or detect_format(src)
+    if (format is None and not src.single and is_one_file_format(fmt) and isinstance(source, str | os.PathLike)
+            and Path(source).is_dir()):                # the reader would take one file of the folder: is it the one?
+        _one_recording(Path(source))
     for module in FORMATS:
         if module.NAME == fmt:
             return module.read(src, limits=limits)
