@@ -232,6 +232,13 @@ def _respace_bursts(t_s: np.ndarray, cols: list[np.ndarray], dt: np.ndarray, *, 
     return new_t, cols, new_dt
 
 
+def unknown_device_note(missing: str, device_id: str) -> str:
+    """The quality note of a recording without a device id, read as the reader's one ``device_id`` for all such
+    recordings (so they never count as several phones); ``missing``: what the recording lacks."""
+    return (f"no {missing}: read as device {device_id}, which cannot count as a separate device when confirming "
+            "defects (bump ingest --device gives one; an upload takes its token's device)")
+
+
 def _axis_block(t_s: ArrayLike, xyz: Sequence[ArrayLike] | np.ndarray, *, prefix: str, source: str | None
                 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Times and x, y, z of a three-axis sensor block as float64 arrays of one length (SchemaError otherwise)."""

@@ -54,7 +54,7 @@ from ingest.formats.csv_util import (
 )
 from ingest.source import Source
 from ingest.trace import Limits, Trace
-from ingest.validate import build_trace
+from ingest.validate import build_trace, unknown_device_note
 
 NAME = "csv"
 ONE_FILE = True                        # a recording is one file
@@ -227,9 +227,7 @@ def _ids(meta: dict[str, str], data: bytes, *, source: str, problems: list[str])
     device_id = meta.get("device_id")
     if not device_id:
         device_id = "csv-unknown"
-        problems.append("no '# device_id: ...' line: read as device csv-unknown, which cannot count as a separate "
-                        "device when confirming defects (bump ingest --device gives one; an upload takes its token's "
-                        "device)")
+        problems.append(unknown_device_note("'# device_id: ...' line", device_id))
     return trip_id, device_id
 
 

@@ -40,7 +40,7 @@ from ingest.errors import FormatError, SchemaError, TimestampError
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import NS_PER_S
-from ingest.validate import build_trace
+from ingest.validate import build_trace, unknown_device_note
 
 NAME = "sensor_logger"
 ONE_FILE = False                       # a recording is an export of several files (a folder or a zip)
@@ -110,9 +110,7 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     device_id = meta.get("device id") or meta.get("device name")
     if not device_id:                     # one id for every such export: they never count as distinct phones
         device_id = "sensorlogger-unknown"
-        problems.append(f"no device id or name in {METADATA}: read as device sensorlogger-unknown, which cannot count "
-                        "as a separate device when confirming defects (bump ingest --device gives one; an upload "
-                        "takes its token's device)")
+        problems.append(unknown_device_note(f"device id or name in {METADATA}", device_id))
     if len(device_id) > 150:
         device_id = f"sensorlogger-{hashlib.sha256(device_id.encode()).hexdigest()[:16]}"
     epoch_ms = meta.get("recording epoch time")
@@ -252,7 +250,7 @@ class _Recording:
     def metadata(self, problems: list[str]) -> dict[str, str]:
         member = self.member(METADATA)
         if member is None:
-            problems.append(f"no {METADATA}: platform unknown, trip and device ids derived from the data")
+            problems.append(f"no {METADATA}: platform unknown, trip id derived from the data")
             return {}
         try:
             df = pd.read_csv(io.BytesIO(self.src.read(member)), dtype=str, keep_default_na=False, engine="c")

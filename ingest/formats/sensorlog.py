@@ -40,7 +40,7 @@ from ingest.formats.csv_util import has_utc_offset, parse_datetimes
 from ingest.formats.sensor_logger import member_field, member_lead, numeric_column, read_table
 from ingest.source import Source
 from ingest.trace import Limits, Trace
-from ingest.validate import build_trace
+from ingest.validate import build_trace, unknown_device_note
 
 NAME = "sensorlog"
 ONE_FILE = True                        # a recording is one file
@@ -130,9 +130,7 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     device_id = _first_text(df, ID_COLUMNS)
     if not device_id:                     # one id for every such file: they never count as distinct phones
         device_id = "sensorlog-unknown"
-        problems.append("no deviceID column: read as device sensorlog-unknown, which cannot count as a separate "
-                        "device when confirming defects (bump ingest --device gives one; an upload takes its token's "
-                        "device)")
+        problems.append(unknown_device_note("deviceID column", device_id))
     return build_trace(
         source=src.name,
         source_format=NAME,
