@@ -19,31 +19,29 @@ def expand(paths: list[str], fmt: str | None = None) -> list[str]:
     """Trace inputs named by ``paths``: a file stays; a folder contributes its traces (those of its trips/
     subfolder when it has one): the files that are a recording each, and the export subfolders; a folder whose own
     files are the parts of one export (Sensor Logger, phyphox) is that export, with any whole trace files beside
-    it. Sorted."""
-    out: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir() or fmt is not None:
-            out.append(raw)
-            continue
-        root = path / "trips" if (path / "trips").is_dir() else path
-        found = recordings_in(root)
-        if not found:
-            raise FormatError("holds no traces (*.json, *.json.gz, *.zip, *.csv or export folders)", source=raw)
-        out += found
-    return out
+    it. FormatError for the first path that names none."""
+    found, errors = expand_each(paths, fmt)
+    if errors:
+        raise errors[0]
+    return found
 
 
 def expand_each(paths: list[str], fmt: str | None = None) -> tuple[list[str], list[BumpError]]:
     """:func:`expand` path by path: (the recordings found, the error of each path that names none), so one empty
-    or unreadable folder does not stop a command's other inputs."""
+    folder does not stop a command's other inputs."""
     found: list[str] = []
     errors: list[BumpError] = []
     for raw in paths:                                  # loop over the user's paths
-        try:
-            found += expand([raw], fmt)
-        except BumpError as exc:
-            errors.append(exc)
+        path = Path(raw)
+        if not path.is_dir() or fmt is not None:
+            found.append(raw)
+            continue
+        in_folder = recordings_in(path / "trips" if (path / "trips").is_dir() else path)
+        if in_folder:
+            found += in_folder
+        else:
+            errors.append(FormatError("holds no traces (*.json, *.json.gz, *.zip, *.csv or export folders)",
+                                      source=raw))
     return found, errors
 
 
