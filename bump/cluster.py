@@ -27,9 +27,7 @@ hits of one trip count once because their GPS errors are correlated.
 Traversals. A trip passes a defect when its track (GPS fixes, latency-corrected, resampled every
 ``track_step_m``) comes within ``clip(traversal_sigmas * sqrt(u^2 + accuracy^2), traversal_radius_m,
 max_traversal_radius_m)`` heading within ``traversal_heading_deg`` of the defect's direction (either way for
-road-spanning defects); a trip with a hit on the defect always passed it. A pass without a hit, within
-``ambiguous_pass_s`` of a one-wheel hit of the same trip placed outside the defect's join gate, counts as neither
-(:func:`ambiguous_passes`): that hit may be the defect's, put metres off by GPS latency.
+road-spanning defects); a trip with a hit on the defect always passed it.
 
 Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit pattern: hit on at least
 ``designed_hit_rate`` of at least ``designed_traversals`` passes, with hits from both directions or mostly of
@@ -79,9 +77,7 @@ from scipy.spatial import cKDTree
 
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 
-# 0.2: the full re-cluster splits clusters that several passes saw apart; 0.3: a pass without a hit close in time to
-# a one-wheel hit of the trip placed out of the defect's gate is not counted (ambiguous_passes)
-DEFECTS_VERSION = "bump-defects/0.3"
+DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -135,9 +131,6 @@ class DefectParams(VersionedParams):
     traversal_heading_deg: float = 45.0
     track_step_m: float = 2.0
     backfill_days: float = 30.0            # a new defect takes the passes of stored trips from this long before it
-    ambiguous_pass_s: float = 3.0          # a pass without a hit within this of a one-wheel hit of the trip placed
-    #                                        out of the defect's gate is not counted: it may be this defect's, metres
-    #                                        off (GPS latency 0-2 s, plus the fixes' error along the road)
     # --- status (bump.lifecycle)
     confirm_devices: int = 3               # distinct devices with hits to confirm; one device never confirms
     confirm_hit_rate: float = 0.15         # ... and hits on at least this share of the passes since the first hit
@@ -163,8 +156,7 @@ class DefectParams(VersionedParams):
                          "min_uncertainty_m", "robust_k", "latency_lateral_m", "recluster_cell_m", "recluster_link_m",
                          "distinct_hits_m", "traversal_radius_m", "traversal_sigmas", "max_traversal_radius_m",
                          "track_step_m", "severity_half_cm", "traffic_window_days"), POSITIVE),
-        **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior", "ambiguous_pass_s"),
-                        NON_NEGATIVE),
+        **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior"), NON_NEGATIVE),
         **dict.fromkeys(("confirm_hit_rate", "designed_hit_rate", "twin_hit_rate", "proud_share"), UNIT),
         **dict.fromkeys(("irls_iterations", "latency_min_pairs", "device_latency_min_hits", "summary_hits",
                          "recluster_span_hits", "apart_passes", "confirm_devices", "repaired_traversals",
@@ -768,49 +760,6 @@ def find_traversals_of_tracks(track: np.ndarray, t_s: np.ndarray, x_m: np.ndarra
     k, j = (hit // n_defects, hit % n_defects) if n_defects else (hit, hit)
     dist = np.hypot(x_m[best[hit]] - dx_m[j], y_m[best[hit]] - dy_m[j])
     return k, j, t_s[best[hit]], dist
-
-
-def ambiguous_passes(pass_trip: np.ndarray, pass_t_s: np.ndarray, pass_xy_m: np.ndarray,
-                     pass_uncertainty_m: np.ndarray, pass_spans: np.ndarray, hit_trip: np.ndarray,
-                     hit_t_s: np.ndarray, hit_xy_m: np.ndarray, hit_accuracy_m: np.ndarray, hit_spans: np.ndarray,
-                     params: DefectParams) -> np.ndarray:
-    """Which passes without a hit say nothing about their defect. A pass of a one-wheel defect (not spanning the
-    road; at ``pass_xy_m`` [m] with ``pass_uncertainty_m``) at ``pass_t_s`` [s] by a trip (``pass_trip``, any
-    labels) is ambiguous when the trip felt a one-wheel impact (its hits: ``hit_trip``, ``hit_t_s``, ``hit_xy_m``
-    as clustered, ``hit_accuracy_m``, ``hit_spans``) within ``params.ambiguous_pass_s`` of passing it, placed
-    outside the defect's join gate: that impact may be this defect's, put metres off by GPS latency or error (a
-    phone reporting its fixes 1.5 s late places its hits 15 m behind at 10 m/s, out of the gate, while its track
-    still passes the defect). Counted as a miss, such a pass would turn a pothole still being hit likely_repaired;
-    it counts as neither. An impact inside the gate that joined a nearer defect was that one's: the pass stays a
-    miss (so a duplicate beside a defect still withers). Road-spanning features keep every pass."""
-    pass_t = np.asarray(pass_t_s, dtype=np.float64)
-    hit_t = np.asarray(hit_t_s, dtype=np.float64)
-    out = np.zeros(pass_t.size, dtype=bool)
-    one = np.flatnonzero(~np.asarray(hit_spans, dtype=bool) & np.isfinite(hit_t))
-    todo = np.flatnonzero(~np.asarray(pass_spans, dtype=bool) & np.isfinite(pass_t))
-    if one.size == 0 or todo.size == 0:
-        return out
-    _, codes = np.unique(np.concatenate([np.asarray(pass_trip)[todo], np.asarray(hit_trip)[one]]).astype(str),
-                         return_inverse=True)
-    codes = codes.ravel()
-    # one time line with every trip on its own stretch, far enough apart that no window reaches the next trip
-    w = params.ambiguous_pass_s
-    t0 = min(float(hit_t[one].min()), float(pass_t[todo].min()))
-    stride = max(float(hit_t[one].max()), float(pass_t[todo].max())) - t0 + 2.0 * w + 1.0
-    line = codes[todo.size:] * stride + (hit_t[one] - t0)
-    order = np.argsort(line, kind="stable")
-    line, one = line[order], one[order]
-    at = codes[:todo.size] * stride + (pass_t[todo] - t0)
-    lo, hi = np.searchsorted(line, at - w, "left"), np.searchsorted(line, at + w, "right")
-    n = hi - lo                                   # the hits in each pass's window: pairs (pass, hit)
-    p = np.repeat(todo, n)
-    h = one[np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum()))]
-    hxy, pxy = np.asarray(hit_xy_m, dtype=np.float64), np.asarray(pass_xy_m, dtype=np.float64)
-    dist = np.hypot(hxy[h, 0] - pxy[p, 0], hxy[h, 1] - pxy[p, 1])
-    gate = join_gate_m(clean_accuracy(np.asarray(hit_accuracy_m)[h], params), np.asarray(pass_uncertainty_m)[p],
-                       params)
-    out[p[dist > gate]] = True
-    return out
 
 
 # -------------------------------------------------------------------------------------------------------- kind

@@ -37,7 +37,6 @@ from bump.cluster import (
     SPANNING_KINDS,
     DefectParams,
     Track,
-    ambiguous_passes,
     assign_hits,
     continued,
     corrected_xy,
@@ -468,22 +467,13 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
                      hit_defect: np.ndarray, dp: DefectParams, *, tree: Any = None) -> Columns:
-    """Traversal rows of one trip: defects its track passes, plus every defect it hit, but not the passes that its
-    hits elsewhere make ambiguous (:func:`bump.cluster.ambiguous_passes`). ``hits``: the trip's, positions as
-    clustered (latency-corrected). ``tree``: the search tree of the track's points (:func:`bump.cluster.points_tree`)
-    when built before."""
+    """Traversal rows of one trip: defects its track passes, plus every defect it hit. ``tree``: the search tree of
+    the track's points (:func:`bump.cluster.points_tree`) when built before."""
     tt, tx, ty, th, tacc = dense
     j, t_pass, dist = find_traversals(tt, tx, ty, th, tacc, defects["x_m"], defects["y_m"], defects["heading_deg"],
                                       defects["spans"].astype(bool), defects["uncertainty_m"], dp, tree=tree)
     ids = defects["defect_id"][j] if len(defects) else np.empty(0, dtype=np.int64)
     hit_ids = hit_defect[hit_defect >= 0]
-    # a pass without a hit close in time to a one-wheel hit of the trip out of the defect's gate counts as neither
-    unclear = ambiguous_passes(
-        np.zeros(j.size), t_pass, np.column_stack([defects["x_m"][j], defects["y_m"][j]]),
-        defects["uncertainty_m"][j], defects["spans"][j].astype(bool), np.zeros(len(hits)), hits["t_s"],
-        np.column_stack([hits["x_m"], hits["y_m"]]), hits["accuracy_m"], spans_road(hits["kind"]), dp)
-    keep = ~unclear | ids_in(ids, hit_ids)
-    j, t_pass, dist, ids = j[keep], t_pass[keep], dist[keep], ids[keep]
     hit_t = hits["t_s"][hit_defect >= 0]
     missing = setdiff_ids(np.unique(hit_ids), ids)
     first_hit = np.array([hit_t[hit_ids == m].min() for m in missing]) if missing.size else np.empty(0)
@@ -517,17 +507,6 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
                                                    new["uncertainty_m"], dp)
     if k.size:
         tids, devs = (np.array([t[c] for t in tracks]) for c in (0, 1))
-        # a stored trip's pass over a new defect is a miss, unless it came close in time to a one-wheel hit of that trip
-        theirs = store.hits_of_trips(tids[np.unique(k)].tolist(), ("trip_id", "device_id", "t_s", "x_m", "y_m",
-                                                                    "accuracy_m", "heading_deg", "speed_mps", "kind"))
-        hx, hy = corrected_xy(theirs["x_m"], theirs["y_m"], theirs["heading_deg"], theirs["speed_mps"],
-                              gps_latency.hit_latencies_s(store, theirs["device_id"], dp))
-        keep = ~ambiguous_passes(tids[k], t_pass, np.column_stack([new["x_m"][j], new["y_m"][j]]),
-                                 new["uncertainty_m"][j], new["spans"][j].astype(bool), theirs["trip_id"],
-                                 theirs["t_s"], np.column_stack([hx, hy]), theirs["accuracy_m"],
-                                 spans_road(theirs["kind"]), dp)
-        k, j, t_pass, dist = k[keep], j[keep], t_pass[keep], dist[keep]
-    if k.size:
         store.upsert_traversals({"defect_id": new["defect_id"][j], "trip_id": tids[k], "device_id": devs[k],
                                  "t_s": t_pass, "hit": np.zeros(k.size, dtype=np.int64), "distance_m": dist})
 
@@ -629,10 +608,9 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             hit_defect = new_ids[labels]
             store.set_hit_defects(hits["hit_id"], hit_defect)
             defects = store.defects_by_id(new_ids)
-            clustered = hits.with_columns(x_m=hx, y_m=hy)          # the positions the clusters were made of
             for tid, (dev, dense) in tracks.items():
                 sel = hits["trip_id"] == tid
-                rows = _trip_traversals(tid, dev, dense, defects, clustered.select(sel), hit_defect[sel], dp)
+                rows = _trip_traversals(tid, dev, dense, defects, hits.select(sel), hit_defect[sel], dp)
                 if len(rows):
                     store.upsert_traversals(rows.data)
             refresh_defects(store, new_ids, proj, dp, now=now, detector=detector, rebuild_history=True)

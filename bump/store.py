@@ -916,13 +916,6 @@ class Store:
     def hits_of_trip(self, trip_id: str) -> Columns:
         return self._hits_where("WHERE trip_id = ?", (trip_id,))
 
-    def hits_of_trips(self, trip_ids: Sequence[str], columns: Sequence[str] | None = None) -> Columns:
-        """Hits of the trips (only ``columns`` when given)."""
-        names = _known(columns, HIT_COLUMNS, "hit")
-        chunks = [list(trip_ids[i:i + _IN_CHUNK]) for i in range(0, len(trip_ids), _IN_CHUNK)]
-        parts = [self._hits_where(f"WHERE trip_id IN ({', '.join('?' * len(c))})", c, names) for c in chunks]
-        return _concat(parts, {k: HIT_COLUMNS[k] for k in names})
-
     def all_hits(self) -> Columns:
         return self._hits_where()
 
