@@ -85,7 +85,7 @@ from scipy import sparse, special
 from scipy.signal import remez
 
 from detect.columns import Columns
-from detect.signal import bandpass, block_means, design_rate_hz, running_background, running_max_every
+from detect.signal import CHUNK_SAMPLES, bandpass, block_means, design_rate_hz, running_background, running_max_every
 
 N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
 IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
@@ -396,7 +396,8 @@ def _regular_blocks(t_s: np.ndarray, t0_s: float, step_s: float, n_blocks: int) 
     :func:`_block_index`) and no other sample falls in a block, else None. Checks only each block's first and last
     sample and the two neighbours of the run (the position is monotone in time): block ``i`` is the integer part
     of the position less the shift, so its first sample's position must be >= ``i + shift``, its last's below
-    ``i + 1 + shift``."""
+    ``i + 1 + shift``; both are read a chunk of blocks at a time (one pass over the times, the second read in
+    cache)."""
     n = t_s.size
     if n == 0 or n_blocks < 1:
         return None
@@ -405,10 +406,14 @@ def _regular_blocks(t_s: np.ndarray, t0_s: float, step_s: float, n_blocks: int) 
     hi = lo + c * n_blocks
     if c < 1 or hi > n:
         return None
-    floor = np.arange(BLOCK_SHIFT, BLOCK_SHIFT + n_blocks, dtype=float)   # integers: exact
-    if not (np.all(_block_position(t_s[lo:hi:c], t0_s, step_s) >= floor)
-            and np.all(_block_position(t_s[lo + c - 1:hi:c], t0_s, step_s) < floor + 1.0)):
-        return None
+    per = max(1, CHUNK_SAMPLES // c)                                  # blocks per chunk
+    floor = np.arange(BLOCK_SHIFT, BLOCK_SHIFT + min(per, n_blocks), dtype=float)   # integers: exact
+    for b0 in range(0, n_blocks, per):          # loop over chunks of blocks: the last samples read while in cache
+        b1 = min(b0 + per, n_blocks)
+        first = floor[:b1 - b0] + b0 if b0 else floor[:b1 - b0]
+        if not (np.all(_block_position(t_s[lo + b0 * c:lo + b1 * c:c], t0_s, step_s) >= first)
+                and np.all(_block_position(t_s[lo + b0 * c + c - 1:lo + b1 * c:c], t0_s, step_s) < first + 1.0)):
+            return None
     outside = _block_index(t_s[[i for i in (lo - 1, hi) if 0 <= i < n]], t0_s, step_s)
     return (lo, c) if np.all((outside < 0) | (outside >= n_blocks)) else None
 
@@ -539,7 +544,8 @@ def _lever_arm_fit_rows(band: np.ndarray, use: np.ndarray, fs_hz: float, min_fit
     n_use = int(np.count_nonzero(use))
     if n_use < min_fit_s * fs_hz:
         return None
-    gram = _row_products(np.compress(use, band, axis=1))              # (3, n_use): one pass over the rows
+    # (3, n_use): one pass over the rows; no copy when every sample is used (the same rows, the same products)
+    gram = _row_products(band if n_use == use.size else np.compress(use, band, axis=1))
     beta, _, rank, _ = np.linalg.lstsq(gram[1:, 1:], gram[1:, 0], rcond=None)     # normal equations
     if rank < 1 or not np.isfinite(beta).all():          # a zero regressor (no roll) gets a zero weight
         return None

@@ -75,15 +75,17 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     rel = t_s - t_s[0]
     rel *= fs_hz                                      # input times in grid steps
     # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
-    pos = np.ceil(rel - 1e-9).astype(np.int64)
+    pos = np.subtract(rel, 1e-9)
+    np.ceil(pos, out=pos)
+    pos = pos.astype(np.int64)
     np.clip(pos, 0, n_grid, out=pos)
-    idx = np.cumsum(np.bincount(pos, minlength=n_grid + 1)[:n_grid])
+    idx = np.bincount(pos, minlength=n_grid + 1)[:n_grid]
+    np.cumsum(idx, out=idx)
     np.clip(idx, 1, t_s.size - 1, out=idx)
-    lo = idx - 1
-    left = np.take(rel, lo)
-    span = np.take(rel, idx) - left
-    valid = span <= gap_s * fs_hz
     if 1.0 / _median_dt_s(t_s) > 1.5 * fs_hz:
+        lo = idx - 1
+        left = np.take(rel, lo)
+        valid = np.take(rel, idx) - left <= gap_s * fs_hz
         # average over [t - dt/2, t + dt/2] using the trapezoid running integral of each column
         dt = np.diff(t_s)[:, None]
         integral = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(0.5 * (vals[1:] + vals[:-1]) * dt, axis=0)])
@@ -95,13 +97,33 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
             for j in range(vals.shape[1])
         ])
     else:
-        frac = (np.arange(n_grid) - left) / span
-        np.clip(frac, 0.0, 1.0, out=frac)
-        lo_v = np.take(vals, lo, axis=0)
-        out = np.take(vals, idx, axis=0)
-        out -= lo_v
-        out *= frac[:, None]
-        out += lo_v
+        # each grid time between the samples idx - 1 and idx, a chunk of grid samples at a time (in cache): the
+        # gap mask, the fraction of the interval and the straight line between the two samples
+        valid = np.empty(n_grid, dtype=bool)
+        out = np.empty((n_grid, vals.shape[1]), dtype=vals.dtype)
+        m = min(CHUNK_SAMPLES, n_grid)
+        lo, left, span, frac = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m), np.empty(m)
+        lo_v = np.empty((m, vals.shape[1]), dtype=vals.dtype)
+        # take(..., out=) copies through a buffer in its default mode; the indices are in range, so "wrap" is plain
+        # indexing straight into the chunk's buffers
+        for c0 in range(0, n_grid, CHUNK_SAMPLES):      # loop over chunks of grid samples
+            part = out[c0:c0 + CHUNK_SAMPLES]
+            c = part.shape[0]
+            hi_c = idx[c0:c0 + c]
+            lo_c = np.subtract(hi_c, 1, out=lo[:c])
+            left_c = np.take(rel, lo_c, out=left[:c], mode="wrap")
+            span_c = np.take(rel, hi_c, out=span[:c], mode="wrap")
+            span_c -= left_c
+            np.less_equal(span_c, gap_s * fs_hz, out=valid[c0:c0 + c])
+            frac_c = np.add(steps[:c], c0, out=frac[:c])                 # the grid indices
+            frac_c -= left_c
+            frac_c /= span_c
+            np.clip(frac_c, 0.0, 1.0, out=frac_c)
+            low = np.take(vals, lo_c, axis=0, out=lo_v[:c], mode="wrap")
+            np.take(vals, hi_c, axis=0, out=part, mode="wrap")
+            part -= low
+            part *= frac_c[:, None]
+            part += low
     return t_grid, out.reshape((n_grid, *values.shape[1:])), valid
 
 
@@ -477,20 +499,25 @@ def moving_rms(x: np.ndarray, n_samples: int) -> np.ndarray:
     """Centred moving RMS over ``n_samples`` (>= 1) samples, the ends repeated; same length as ``x``.
 
     Output ``i`` covers ``x[i - n // 2 : i - n // 2 + n]``. Squares, window sums (:func:`_window_sums`), the
-    scaling and the square root run over chunks of :data:`CHUNK_SAMPLES` at a time, in cache.
+    scaling and the square root run over chunks of :data:`CHUNK_SAMPLES` at a time, in cache: each chunk squares
+    the samples its windows cover (``n - 1`` more than the chunk), so no signal-long array of squares is written
+    and read back.
     """
     n = max(1, int(n_samples))
     size = x.size
     lo = n // 2
-    sq = np.empty(size + n - 1)                          # squares, the first and last repeated
-    np.multiply(x, x, out=sq[lo:lo + size])
-    sq[:lo] = sq[lo]
-    sq[lo + size:] = sq[lo + size - 1]
     out = np.empty(size)
-    work = np.empty(2 * (min(CHUNK_SAMPLES, size) + n - 1))
+    sq = np.empty(min(CHUNK_SAMPLES, size) + n - 1)     # a chunk's squares, the first and last sample repeated
+    work = np.empty(2 * sq.size)
     for c0 in range(0, size, CHUNK_SAMPLES):             # loop over chunks of samples
         part = out[c0:c0 + CHUNK_SAMPLES]
-        _window_sums(sq[c0:c0 + part.size + n - 1], n, part, work)
+        first, stop = c0 - lo, c0 - lo + part.size + n - 1          # the samples the chunk's windows cover
+        a, b = max(first, 0), min(stop, size)
+        squares = sq[:stop - first]
+        np.multiply(x[a:b], x[a:b], out=squares[a - first:b - first])
+        squares[:a - first] = squares[a - first]
+        squares[b - first:] = squares[b - first - 1]
+        _window_sums(squares, n, part, work)
         part *= 1.0 / n
         np.sqrt(part, out=part)
     return out
