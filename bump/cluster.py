@@ -47,11 +47,7 @@ feed a histogram (:class:`LatencyCalibration`, stored with the database) whose m
 device's hits on well-established defects (``device_latency_min_hits`` hits, confirmed) lie along their heading
 ahead of or behind the defect's centre by the rest of its latency times its speed (:func:`device_latency_samples`);
 a histogram per device, compared with that of every device's samples and weighted by its number of samples
-(:func:`device_latency_s`), moves that device's hits from the fleet's correction. A phone so late that its hits
-fall out of the join gate (1.5 s at 10 m/s is 15 m) never joins the defect it hits: its hits lying along its
-heading behind an established defect that other phones made (:func:`shadow_pairs`; the trip did not hit it, no
-phone with hits on the hit's own defect ever did, and it has more phones) are samples of its own histogram alone,
-so that a few late phones do not move the typical phone they are all measured against.
+(:func:`device_latency_s`), moves that device's hits from the fleet's correction.
 
 Full re-cluster (:func:`recluster`): hits quantised into micro-cells (``recluster_cell_m`` and 16 heading sectors),
 quick shift on the micro-cells (each links to its nearest denser neighbour within ``recluster_link_m`` in space and
@@ -81,9 +77,7 @@ from scipy.spatial import cKDTree
 
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 
-# 0.2: the full re-cluster splits clusters that several passes saw apart; 0.3: a phone learns its GPS latency from
-# its hits behind established defects that other phones made (shadow_pairs)
-DEFECTS_VERSION = "bump-defects/0.3"
+DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -589,38 +583,6 @@ def device_latency_samples(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.nda
     along = (np.asarray(x_m) - centre_x_m) * np.sin(h) + (np.asarray(y_m) - centre_y_m) * np.cos(h)
     ok = np.isfinite(along) & np.isfinite(v) & (v > 4.0)
     return used_latency_s - along[ok] / v[ok]
-
-
-def shadow_pairs(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h_speed_mps: np.ndarray,
-                 dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray, used_latency_s: float,
-                 params: DefectParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hit index, defect index, latency sample [s]) of every hit that a GPS latency within the calibration's
-    range (:data:`LATENCY_EDGES_S`) would place where it lies relative to a defect: in the defect's direction
-    (within ``traversal_heading_deg``), within ``latency_lateral_m`` across the road of it and ``r`` metres behind
-    (or ahead of) it along the hit's heading, a latency of ``used_latency_s + r / speed``. Hits slower than 4 m/s
-    or without a heading give none. The caller decides which pairs are one defect seen through a late phone."""
-    hx, hy = np.asarray(hx_m, dtype=np.float64), np.asarray(hy_m, dtype=np.float64)
-    v = np.asarray(h_speed_mps, dtype=np.float64)
-    h = np.deg2rad(np.asarray(h_heading_deg, dtype=np.float64))
-    usable = np.isfinite(v) & (v > 4.0) & np.isfinite(h) & np.isfinite(hx) & np.isfinite(hy)
-    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
-    if not usable.any() or len(dx_m) == 0:
-        return empty
-    reach_s = max(abs(used_latency_s - LATENCY_EDGES_S[0]), abs(LATENCY_EDGES_S[-1] - used_latency_s))
-    radius = float(np.max(v[usable])) * reach_s + params.latency_lateral_m
-    i, j, _ = pairs_within(np.column_stack([np.where(usable, hx, 0.0), np.where(usable, hy, 0.0)]),
-                           np.column_stack([dx_m, dy_m]), radius)
-    keep = usable[i]
-    i, j = i[keep], j[keep]
-    ux, uy = np.sin(h[i]), np.cos(h[i])
-    ex, ey = hx[i] - np.asarray(dx_m, dtype=np.float64)[j], hy[i] - np.asarray(dy_m, dtype=np.float64)[j]
-    along, across = ex * ux + ey * uy, np.abs(ex * uy - ey * ux)
-    sample = used_latency_s - along / v[i]
-    same_way = np.nan_to_num(angle_diff_deg(np.asarray(h_heading_deg)[i], np.asarray(d_heading_deg)[j]),
-                             nan=0.0) <= params.traversal_heading_deg
-    ok = (same_way & (across <= params.latency_lateral_m) & (sample >= LATENCY_EDGES_S[0])
-          & (sample < LATENCY_EDGES_S[-1]))
-    return i[ok].astype(np.int64), j[ok].astype(np.int64), sample[ok]
 
 
 def device_latency_s(device: LatencyCalibration, every_device: LatencyCalibration, fleet_s: float,

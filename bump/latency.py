@@ -72,17 +72,12 @@ def reset_fleet(store: Store) -> None:
     store.set_meta(FLEET_KEY, LatencyCalibration().to_json())
 
 
-def add_device_samples(store: Store, device: str, samples: np.ndarray, *, own_only: np.ndarray | None = None
-                       ) -> None:
-    """Add a device's latency samples [s] to its own histogram and to every device's, and ``own_only`` to its own
-    alone (samples against defects other phones made, which tell this phone from them: every device's histogram
-    is the typical phone they are measured against, and a few late phones must not move it); count it among the
-    devices with a latency of their own once it has one."""
-    own = np.concatenate([np.asarray(samples, dtype=np.float64),
-                          np.empty(0) if own_only is None else np.asarray(own_only, dtype=np.float64)])
+def add_device_samples(store: Store, device: str, samples: np.ndarray) -> None:
+    """Add a device's latency samples [s] to its own histogram and to every device's; count it among the devices
+    with a latency of their own once it has one."""
     for key in (device_key(device), EVERY_DEVICE_KEY):
         before = LatencyCalibration.from_json(store.get_meta(key))
-        after = before.add(own if key != EVERY_DEVICE_KEY else samples)
+        after = before.add(samples)
         store.set_meta(key, after.to_json())
         if key != EVERY_DEVICE_KEY and before.n_pairs == 0 < after.n_pairs:     # its own latency now
             store.set_meta(OWN_DEVICES_KEY, str(int(store.get_meta(OWN_DEVICES_KEY) or 0) + 1))

@@ -51,7 +51,6 @@ from bump.cluster import (
     recluster,
     robust_centres,
     same_pass_pairs,
-    shadow_pairs,
     spanning_labels,
     spans_road,
     track_from_fixes,
@@ -387,7 +386,7 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     if dp.latency_calibration and hspans.any():
         recent = _update_latency(store, proj, raw.select(hspans), near, dp, also=hit_ids)
     if dp.device_latency:
-        _update_device_latency(store, device, hits, idx, hit_defect, near, latency, dp)
+        _update_device_latency(store, device, hits, idx, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
     new_cols = store.defects_by_id(new_ids, (*_TRACK_NEAR_COLUMNS, "first_seen_s")) if new_ids.size else None
@@ -410,69 +409,24 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
             "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
 
 
-def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, hit_defect: np.ndarray,
-                           near: Columns, used_latency_s: float, dp: DefectParams) -> None:
+def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, near: Columns,
+                           used_latency_s: float, dp: DefectParams) -> None:
     """Add this trip's latency samples: its hits (corrected by ``used_latency_s``) that joined established
-    defects (confirmed, ``device_latency_min_hits`` hits) against those defects' centres, and the hits that
-    :func:`_shadow_samples` finds placed behind (or ahead of) an established defect by a late (or early) GPS."""
-    shadow_rows, shadow = _shadow_samples(store, hits, hit_defect, near, used_latency_s, dp)
-    samples = [np.empty(0)]
-    joined = np.setdiff1d(np.flatnonzero(idx >= 0), shadow_rows)    # a phantom's hit measures against its source
-    if joined.size:
-        j = idx[joined]
-        state = store.defects_by_id(np.unique(near["defect_id"][j]), ("defect_id", "status", "n_hits"))
-        at = np.searchsorted(state["defect_id"], near["defect_id"][j])       # the near defects are read this way
-        ok = (state["n_hits"][at] >= dp.device_latency_min_hits) & (state["status"][at].astype(str) == "confirmed")
-        h = hits.select(joined[ok])
-        samples.append(device_latency_samples(h["x_m"], h["y_m"], h["heading_deg"], h["speed_mps"],
-                                              near["x_m"][j[ok]], near["y_m"][j[ok]], used_latency_s))
-    every = np.concatenate(samples)
-    if every.size or shadow.size:
-        gps_latency.add_device_samples(store, device, every, own_only=shadow)
-
-
-def _shadow_samples(store: Store, hits: Columns, hit_defect: np.ndarray, near: Columns, used_latency_s: float,
-                    dp: DefectParams) -> tuple[np.ndarray, np.ndarray]:
-    """Latency samples [s] of this trip's one-wheel hits that lie along their heading behind (or ahead of) an
-    established defect R (confirmed, ``device_latency_min_hits`` hits, one-wheel) by a latency within the
-    calibration's range (:func:`bump.cluster.shadow_pairs`), where the hit is that defect seen through this
-    phone's GPS rather than a defect of its own: the trip did not hit R, no device with hits on the hit's own
-    defect J (this phone, or the late phones that made a phantom of R) ever hit R, and R has more devices than J.
-    A pothole and the cover before it, both hit by the same phones, give none; a phone whose fixes come 1.5 s late,
-    and whose hits therefore never join R, learns its latency from them. Each hit's R: the one with most devices.
-    Returns (the hits' rows, their samples)."""
-    none = (np.empty(0, np.int64), np.empty(0))
-    one = ~spans_road(hits["kind"])
-    if not one.any() or len(near) == 0:
-        return none
-    state = store.defects_by_id(near["defect_id"], ("defect_id", "status", "n_hits", "spans"))
-    at = np.searchsorted(state["defect_id"], near["defect_id"])
-    est = np.flatnonzero((state["status"][at].astype(str) == "confirmed") & (state["spans"][at] == 0)
-                         & (state["n_hits"][at] >= dp.device_latency_min_hits))
-    if est.size == 0:
-        return none
-    rows = np.flatnonzero(one)
-    i, j, sample = shadow_pairs(hits["x_m"][rows], hits["y_m"][rows], hits["heading_deg"][rows],
-                                hits["speed_mps"][rows], near["x_m"][est], near["y_m"][est],
-                                near["heading_deg"][est], used_latency_s, dp)
-    ref = near["defect_id"][est][j]
-    own = hit_defect[rows][i]
-    keep = ~ids_in(ref, hit_defect[hit_defect >= 0]) & (ref != own)        # R not hit on this trip
-    if not keep.any():
-        return none
-    i, ref, own, sample = i[keep], ref[keep], own[keep], sample[keep]
-    pairs = store.defect_devices(np.unique(np.concatenate([ref, own])))
-    devices: dict[int, set[str]] = {}
-    for d, dev in zip(pairs["defect_id"].tolist(), pairs["device_id"].tolist(), strict=True):   # loop over pairs
-        devices.setdefault(d, set()).add(dev)
-    best: dict[int, tuple[int, float]] = {}                                   # hit -> (devices of R, sample)
-    for k, r, o, s in zip(i.tolist(), ref.tolist(), own.tolist(), sample.tolist(), strict=True):  # loop over pairs
-        dr, do = devices.get(r, set()), devices.get(o, set())
-        if dr & do or len(dr) <= len(do):
-            continue
-        if k not in best or len(dr) > best[k][0]:
-            best[k] = (len(dr), s)
-    return rows[np.array(list(best), dtype=np.int64)], np.array([s for _, s in best.values()], dtype=np.float64)
+    defects (confirmed, ``device_latency_min_hits`` hits) against those defects' centres."""
+    joined = np.flatnonzero(idx >= 0)
+    if joined.size == 0:
+        return
+    j = idx[joined]
+    state = store.defects_by_id(np.unique(near["defect_id"][j]), ("defect_id", "status", "n_hits"))
+    at = np.searchsorted(state["defect_id"], near["defect_id"][j])       # the near defects are read this way
+    ok = (state["n_hits"][at] >= dp.device_latency_min_hits) & (state["status"][at].astype(str) == "confirmed")
+    if not ok.any():
+        return
+    h = hits.select(joined[ok])
+    samples = device_latency_samples(h["x_m"], h["y_m"], h["heading_deg"], h["speed_mps"], near["x_m"][j[ok]],
+                                     near["y_m"][j[ok]], used_latency_s)
+    if samples.size:
+        gps_latency.add_device_samples(store, device, samples)
 
 
 def _latency_input(hits: Columns) -> tuple[np.ndarray, ...]:

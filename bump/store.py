@@ -913,14 +913,6 @@ class Store:
             chunk).fetchall(), list(dtypes), dtypes) for chunk in _id_chunks([int(d) for d in defect_ids])]
         return _concat(parts, dtypes)
 
-    def defect_devices(self, defect_ids: Sequence[int]) -> Columns:
-        """The distinct (``defect_id``, ``device_id``) pairs of the defects' hits."""
-        dtypes = {"defect_id": "i8", "device_id": "U"}
-        parts = [_columns(self._ex(
-            f"SELECT DISTINCT defect_id, device_id FROM hits WHERE defect_id IN ({', '.join('?' * len(chunk))})",
-            chunk).fetchall(), list(dtypes), dtypes) for chunk in _id_chunks([int(d) for d in defect_ids])]
-        return _concat(parts, dtypes)
-
     def hits_of_trip(self, trip_id: str) -> Columns:
         return self._hits_where("WHERE trip_id = ?", (trip_id,))
 
