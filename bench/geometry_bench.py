@@ -30,6 +30,7 @@ Usage:
   python bench/geometry_bench.py                                  # every scenario, seeds 1 2 3
   python bench/geometry_bench.py --scenario intersection order --seeds 1 2 3
   python bench/geometry_bench.py --scenario late_gps --latency-s 0.8 --seeds 4
+  python bench/geometry_bench.py --scenario late_gps --late-rounds 10     # long enough for phones to learn
 """
 
 from __future__ import annotations
@@ -326,14 +327,19 @@ def _three_potholes(b: _Builder, site: str, x0_m: float) -> list[Pothole]:
 
 
 def scenario_late_gps(b: _Builder) -> Scenario:
-    lat_s = b.opts.latency_s
-    x0 = b.site("late", f"northbound street, 3 potholes 40 m apart, p_hit 0.7; 8 devices x 3 trips, devices 5-7 "
-                        f"(one phone model, trips last in time) report GPS {lat_s} s late")
+    lat_s, rounds = b.opts.latency_s, b.opts.late_rounds
+    x0 = b.site("late", "northbound street, 3 potholes 40 m apart, p_hit 0.7; " + (
+        f"8 devices x 3 trips, devices 5-7 (one phone model, trips last in time) report GPS {lat_s} s late"
+        if rounds is None else f"devices 0-4 drive 2 trips, then {rounds} rounds of all 8 devices in turn; devices "
+        f"5-7 (one phone model) report GPS {lat_s} s late"))
+    street = _street(x0, 0.0, 0.0, LANE_M)
     ph = _three_potholes(b, "late", x0)
-    for dev in range(8):
-        for _ in range(3):
-            b.drive("late", "NB", f"dev{dev}", _street(x0, 0.0, 0.0, LANE_M), ph,
-                    gps_latency_s=lat_s if dev >= 5 else 0.0)
+    if rounds is None:
+        order = [dev for dev in range(8) for _ in range(3)]
+    else:                            # the phones that had the street to themselves keep driving it
+        order = [dev for dev in range(5) for _ in range(2)] + [dev for _ in range(rounds) for dev in range(8)]
+    for dev in order:
+        b.drive("late", "NB", f"dev{dev}", street, ph, gps_latency_s=lat_s if dev >= 5 else 0.0)
     return b.build()
 
 
@@ -689,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--latency-s", type=float, default=1.5, help="GPS latency of the late phone model (late_gps)")
+    ap.add_argument("--late-rounds", type=int, default=None, metavar="N",
+                    help="late_gps: after 2 trips of each normal phone, N rounds of all 8 phones in turn (default: "
+                         "3 trips per phone, the late ones last)")
     ap.add_argument("--no-reprocess", dest="reprocess", action="store_false",
                     help="skip the full re-cluster after each scenario (order always reprocesses)")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-geometry-bench"))

@@ -1,14 +1,19 @@
-"""Status rules next to other defects in one lane: a trip that hits one feature and misses its neighbour is a miss
-for the neighbour. A rule that dropped such passes (so that a late-GPS phone's misplaced hit would not count as a
-miss) kept filled potholes confirmed beside covers and confirmed phantoms and strays beside busy potholes; these
-scenes (helper 45's review of that rule) pin the behaviour, after ingest and after a reprocess alike."""
+"""Defects beside other defects. A trip that hits one feature and misses its neighbour is a miss for the neighbour:
+a rule that dropped such passes (so that a late-GPS phone's misplaced hit would not count as a miss) kept filled
+potholes confirmed beside covers and confirmed phantoms and strays beside busy potholes (helper 45's review). And
+phones that keep to the next lane are not late phones: a rule that learnt a phone's GPS latency from its hits
+behind a defect other phones made taught them a false latency and merged their pothole away (helper 46's review).
+These scenes pin the behaviour, after ingest and after a reprocess alike."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_store import DAY_S, PROJ, T0_S, fake_detection, road_trace
 
+from bump import latency as gps_latency
 from bump import pipeline
+from bump.cluster import DefectParams
 from bump.store import Store
 
 Impact = tuple[float, float, str, float, float]
@@ -86,3 +91,24 @@ def test_a_late_phones_phantom_behind_a_busy_pothole_is_not_confirmed(tmp_path) 
         status, hits, passes = phantom[0]
         assert status == "candidate" and hits == 4 and passes > 40, (step, defects)
         assert _near(defects, 0.0)[0] == "confirmed", step
+
+
+def test_phones_of_the_next_lane_learn_no_latency_from_a_pothole_they_never_hit(tmp_path) -> None:
+    # correct GPS everywhere; lane 1: a pothole at the origin hit by phones a-d; lane 2, 3.5 m left: a pothole 15 m
+    # before it hit by phones e-g, who keep to lane 2
+    with Store.open(tmp_path / "lanes.db") as store:
+        n = 0
+        for k in range(15):
+            for lane_x_m, y_m, phones in ((0.0, 0.0, "abcd"), (-3.5, -15.0, "efg")):
+                for dev in phones:
+                    trace = road_trace(f"{dev}{k}", dev, t0_s=T0_S + n * DAY_S / 8, offset_m=lane_x_m)
+                    pipeline.ingest_trace(store, trace, detection=fake_detection(trace, [(lane_x_m, y_m, "pothole",
+                                                                                           9.0, 0.9)]),
+                                          clock=lambda t=T0_S + n * DAY_S / 8: t + 3600.0)
+                    n += 1
+        latency_s = gps_latency.hit_latencies_s(store, np.array(list("abcdefg")), DefectParams())
+        assert np.abs(latency_s).max() < 0.1, latency_s
+        d = store.all_defects()
+        x, y = PROJ.to_xy(d["lat_deg"], d["lon_deg"])
+    # two potholes, each where it is
+    assert len(d) == 2 and np.hypot(x - (-3.5), y - (-15.0)).min() < 1.5 and np.hypot(x, y).min() < 1.5, (x, y)
