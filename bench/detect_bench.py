@@ -98,12 +98,7 @@ def _best_call_s(fn: Callable[[], object], repeat: int) -> float:
 def _best_time(trace: ingest.Trace, repeat: int) -> float:
     """Best wall time [s] of ``detect(trace)`` over ``repeat`` runs after a warm-up."""
     detect(trace)                             # warm-up (filter design caches, imports)
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        detect(trace)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return _best_call_s(lambda: detect(trace), repeat)
 
 
 def _peak_bytes(trace: ingest.Trace) -> int:

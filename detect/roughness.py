@@ -410,7 +410,7 @@ def _regular_blocks(t_s: np.ndarray, t0_s: float, step_s: float, n_blocks: int) 
     floor = np.arange(BLOCK_SHIFT, BLOCK_SHIFT + min(per, n_blocks), dtype=float)   # integers: exact
     for b0 in range(0, n_blocks, per):          # loop over chunks of blocks: the last samples read while in cache
         b1 = min(b0 + per, n_blocks)
-        first = floor[:b1 - b0] + b0 if b0 else floor[:b1 - b0]
+        first = floor[:b1 - b0] + b0
         if not (np.all(_block_position(t_s[lo + b0 * c:lo + b1 * c:c], t0_s, step_s) >= first)
                 and np.all(_block_position(t_s[lo + b0 * c + c - 1:lo + b1 * c:c], t0_s, step_s) < first + 1.0)):
             return None

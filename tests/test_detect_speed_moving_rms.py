@@ -6,21 +6,14 @@ sample themselves, and a window may be wider than the whole signal.
 
 from __future__ import annotations
 
-import math
 import tracemalloc
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from test_detect_kernels import moving_rms_twin
 
 from detect.signal import CHUNK_SAMPLES, moving_rms
-
-
-def moving_rms_twin(x: np.ndarray, n: int, at: np.ndarray) -> list[float]:
-    """Slow twin at the indices ``at``: the window ``x[i - n // 2 : i - n // 2 + n]``, indices clipped to the ends."""
-    last = x.size - 1
-    return [math.sqrt(math.fsum(float(x[min(max(j, 0), last)]) ** 2 for j in range(i - n // 2, i - n // 2 + n)) / n)
-            for i in at.tolist()]
 
 
 @pytest.mark.parametrize(("size", "n_win"), [(1, 1), (1, 7), (5, 12), (40, 200), (CHUNK_SAMPLES - 3, 12),
