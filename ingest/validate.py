@@ -11,7 +11,9 @@ Every reader ends here, so the rules live in one place:
 * median sample rate, duration and sample count must lie within :class:`~ingest.trace.Limits`;
 * the accelerometer unit must agree with the data (|a| at rest is 1 g = 9.80665 m/s^2);
 * GPS fixes without a position or at (0, 0) are dropped and counted; coordinates out of range are rejected;
-  negative speed or accuracy means unknown (NaN).
+  negative speed or accuracy, or a speed above ``GPS_MAX_SPEED_MPS``, means unknown (NaN); a fix an impossible
+  jump (above ``GPS_MAX_SPEED_MPS`` beyond the fixes' accuracies) from its neighbours is dropped and noted, a trip
+  of mostly such jumps rejected.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ingest.errors import GpsError, SampleRateError, SchemaError, SizeError, TimestampError, UnitError
+from ingest.geodesy import haversine_m
 from ingest.trace import Limits, Quality, Trace
 from ingest.units import ACCEL_UNITS, G_MPS2, GYRO_UNITS
 
@@ -325,6 +328,8 @@ def _in_range(axes: Sequence[np.ndarray], max_abs: float) -> np.ndarray:
 
 
 EPOCH_2000_S = 946_684_800.0
+GPS_MAX_SPEED_MPS = 100.0             # 360 km/h: no road vehicle moves faster; a jump beyond is a bad fix
+GPS_UNKNOWN_ACCURACY_M = 50.0         # allowance of a fix without a reported accuracy (phones: 5-13 m typical)
 
 
 def _check_epoch(t_s: np.ndarray, limits: Limits, *, source: str | None, field: str, problems: list[str]) -> None:
@@ -373,13 +378,16 @@ def build_trace(
     problems: Sequence[str] = (),
     dropped: Mapping[str, int] | None = None,
     field_prefix: Mapping[str, str] | None = None,
+    unit_hint: str | None = None,
 ) -> Trace:
     """Validate arrays from a reader and return a canonical :class:`Trace`.
 
     ``accel_xyz`` is three arrays (x, y, z) or an (n, 3) array in ``accel_unit`` ("m/s2" or "g"), gravity
     included; ``gyro_xyz`` likewise in ``gyro_unit`` ("rad/s" or "deg/s", converted to rad/s). ``field_prefix``
     maps "accel", "gyro", "gps" to the names the reader's format uses, so errors point at the user's own field or
-    file (e.g. ``{"accel": "TotalAcceleration.csv"}``).
+    file (e.g. ``{"accel": "TotalAcceleration.csv"}``). ``unit_hint``: how to fix a unit that contradicts the data
+    in the reader's format, whose unit is fixed (e.g. "Sensor Logger writes TotalAcceleration.csv in m/s2; ..."),
+    instead of asking to set the unit.
     """
     names = {"accel": "accel", "gyro": "gyro", "gps": "gps", **(field_prefix or {})}
     for key, ident in (("trip_id", trip_id), ("device_id", device_id)):
@@ -394,8 +402,8 @@ def build_trace(
     t, axes = _axis_block(accel_t_s, accel_xyz, prefix=names["accel"], source=source)
     n_in = t.size
     if n_in == 0:
-        raise SchemaError("has no samples; a trace needs accelerometer samples", source=source,
-                          field=names["accel"])
+        raise SchemaError("has no samples; a trace needs accelerometer samples: record again with the accelerometer "
+                          "on, or export the recording again", source=source, field=names["accel"])
     if n_in > limits.max_samples:
         raise SizeError(f"has {n_in} samples, more than the limit of {limits.max_samples}; split the trip",
                         source=source, field=names["accel"])
@@ -432,12 +440,13 @@ def build_trace(
                               field=f"{names['accel']}.t")
     norm_med = _norm_median(axes)
     norm_med_mps2 = norm_med * ACCEL_UNITS[accel_unit]
+    unit_field = names["accel"] if unit_hint else f"{names['accel']}.unit"
     if accel_unit == "m/s2" and 0.5 < norm_med < 2.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says m/s2; this looks like g: "
-                        "set unit to \"g\"", source=source, field=f"{names['accel']}.unit")
+                        + (unit_hint or "set unit to \"g\""), source=source, field=unit_field)
     if accel_unit == "g" and 4.0 < norm_med < 25.0:
         raise UnitError(f"median |a| is {norm_med:.3g} but the unit says g; this looks like m/s2: "
-                        "set unit to \"m/s2\"", source=source, field=f"{names['accel']}.unit")
+                        + (unit_hint or "set unit to \"m/s2\""), source=source, field=unit_field)
     if norm_med_mps2 < 5.0:
         raise UnitError(f"median |a| is {norm_med_mps2:.3g} m/s2, far below 1 g: gravity is missing; bump needs "
                         "the raw accelerometer including gravity (add the gravity sensor to linear acceleration)",
@@ -614,7 +623,73 @@ def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | No
         if neg.any():
             rest[i] = np.where(neg, np.nan, rest[i])
             problems.append(f"gps.{name}: {int(np.count_nonzero(neg))} negative values treated as unknown")
+    too_fast = rest[2] > GPS_MAX_SPEED_MPS
+    if too_fast.any():
+        rest[2] = np.where(too_fast, np.nan, rest[2])
+        problems.append(f"{prefix}.speed: {int(np.count_nonzero(too_fast))} values above {GPS_MAX_SPEED_MPS:g} m/s "
+                        "(no road vehicle) treated as unknown; is the speed in m/s?")
     rest[3] = np.where(np.isfinite(rest[3]) & (rest[3] >= 0), np.mod(rest[3], 360.0), np.nan)
     gt, rest, _ = _order_times(gt, rest, field=f"{prefix}.t", source=source, limits=limits, dropped=dropped,
                                problems=problems, label="gps")
-    return [gt, *rest]
+    return _drop_impossible_fixes(gt, rest, source=source, prefix=prefix, dropped=dropped, problems=problems)
+
+
+def _impossible_steps(t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray,
+                      accuracy_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance [m] (haversine) of each step between consecutive fixes (sorted, distinct times), and whether it
+    implies more than :data:`GPS_MAX_SPEED_MPS` beyond the two fixes' accuracies (:data:`GPS_UNKNOWN_ACCURACY_M`
+    where unknown)."""
+    dist_m = haversine_m(lat_deg[:-1], lon_deg[:-1], lat_deg[1:], lon_deg[1:])
+    acc_m = np.where(np.isfinite(accuracy_m), accuracy_m, GPS_UNKNOWN_ACCURACY_M)
+    return dist_m, dist_m - (acc_m[:-1] + acc_m[1:]) > GPS_MAX_SPEED_MPS * np.diff(t_s)
+
+
+def _fix_text(t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray, i: int) -> str:
+    return f"t={t_s[i]:.3f} s ({lat_deg[i]:.6f}, {lon_deg[i]:.6f})"
+
+
+def _drop_impossible_fixes(t_s: np.ndarray, cols: list[np.ndarray], *, source: str | None, prefix: str,
+                           dropped: dict[str, int], problems: list[str]) -> list[np.ndarray]:
+    """Drop fixes an impossible jump away from each neighbour (:func:`_impossible_steps`: a cut or corrupt value,
+    a glitch); ``cols`` are lat, lon, speed, heading, accuracy of the sorted fixes ``t_s`` [s].
+
+    A fix is dropped when both its steps are impossible, or, for the first or last fix, its one step while its
+    neighbour's other step is possible. The count goes to ``dropped["gps_impossible_jump"]`` and a note naming
+    the first to ``problems``; impossible steps left (a glitch of several fixes) are noted. GpsError when more
+    than half the fixes would go, or more than half the steps left are still impossible (times not in s, lat
+    and lon of different fixes, ...)."""
+    lat, lon = cols[0], cols[1]
+    if t_s.size < 2:
+        return [t_s, *cols]
+    dist_m, bad = _impossible_steps(t_s, lat, lon, cols[4])
+    if not bad.any():
+        return [t_s, *cols]
+    outlier = np.concatenate(([False], bad)) & np.concatenate((bad, [False]))
+    if bad.size >= 2:
+        outlier[0] = bad[0] and not bad[1]
+        outlier[-1] = bad[-1] and not bad[-2]
+    keep = ~outlier
+    kt, kcols = t_s[keep], [c[keep] for c in cols]
+    k_dist_m, k_bad = (_impossible_steps(kt, kcols[0], kcols[1], kcols[4]) if kt.size >= 2
+                       else (np.empty(0), np.zeros(0, dtype=bool)))
+    n_out, n_left = int(np.count_nonzero(outlier)), int(np.count_nonzero(k_bad))
+    if 2 * n_out > t_s.size or 2 * n_left > k_bad.size:
+        k = int(np.argmax(bad))
+        raise GpsError(f"{int(np.count_nonzero(bad))} of {bad.size} steps between consecutive fixes imply more than "
+                       f"{GPS_MAX_SPEED_MPS:g} m/s beyond the fixes' accuracies, the first from the fix at "
+                       f"{_fix_text(t_s, lat, lon, k)} to the one at {_fix_text(t_s, lat, lon, k + 1)}: "
+                       f"{dist_m[k]:.0f} m in {t_s[k + 1] - t_s[k]:.3g} s, which no road vehicle covers; check that "
+                       f"{prefix}.t is in seconds and that lat and lon are degrees of the same fixes, or send the "
+                       "trace without positions", source=source, field=f"{prefix}.lat")
+    if n_out:
+        first = int(np.argmax(outlier))
+        dropped["gps_impossible_jump"] = n_out
+        problems.append(f"{prefix}: {n_out} fixes dropped that lie impossibly far from their neighbours (more than "
+                        f"{GPS_MAX_SPEED_MPS:g} m/s beyond their accuracies; a cut or corrupt value), the first at "
+                        f"{_fix_text(t_s, lat, lon, first)}")
+    if n_left:
+        k = int(np.argmax(k_bad))
+        problems.append(f"{prefix}: {n_left} steps between fixes still imply more than {GPS_MAX_SPEED_MPS:g} m/s, "
+                        f"the first {k_dist_m[k]:.0f} m from the fix at {_fix_text(kt, kcols[0], kcols[1], k)}: "
+                        "positions there are doubtful")
+    return [kt, *kcols]

@@ -116,19 +116,67 @@ def field_name(where: str | None, column: str) -> str:
     return f"{where}[{column}]" if where else column
 
 
+def drop_cut_line(data: bytes, *, header_lines: int, where: str, problems: list[str] | None, sep: str = ",",
+                  min_fields: int = 1) -> bytes:
+    """``data`` without its last line when that line lacks a line break and looks cut: the file was cut short in
+    transfer (a partial upload, a zip written while recording), so its last value may have lost digits or its
+    exponent (``1.159E1`` read as ``1.15``) and is not data.
+
+    The line looks cut when it has fewer ``sep``-separated fields than the line before, when its last value ends
+    in a character no number ends in (``.``, ``,``, ``e``, ``E``, ``+``, ``-``), or when that value is shorter
+    than the same field on the line before (apps write a column's values to one width). A line without a line
+    break that looks complete is kept. Either way it is noted in ``problems`` (once per ``where``, the file's name
+    in messages); without ``problems`` (a reader that cannot report it) ``data`` is returned as is. The first
+    ``header_lines`` lines are never dropped, nor a line of fewer than ``min_fields`` fields (left for the caller's
+    own check of its first cells).
+    """
+    if problems is None or not data or data.endswith((b"\n", b"\r")):
+        return data
+    end = data.rfind(b"\n")
+    tail = data[end + 1:]
+    if end < 0 or not tail.strip() or data.count(b"\n") < header_lines:
+        return data
+    sep_b = sep.encode()
+    cells = tail.rstrip(b"\r").split(sep_b)
+    if len(cells) < min_fields:
+        return data
+    prev_start = data.rfind(b"\n", 0, end) + 1
+    prev = data[prev_start:end].rstrip(b"\r").split(sep_b)
+    prev_is_data = data.count(b"\n", 0, prev_start) >= header_lines
+    last = cells[-1].strip().strip(b'"')
+    cut = (len(cells) < len(prev) or last[-1:] in (b".", b",", b"e", b"E", b"+", b"-")
+           or (prev_is_data and len(last) < len(prev[len(cells) - 1].strip().strip(b'"'))))
+    note = cut_line_note(where, tail, dropped=cut)
+    if note not in problems:
+        problems.append(note)
+    return data[:end + 1] if cut else data
+
+
+def cut_line_note(where: str, tail: bytes, *, dropped: bool) -> str:
+    """The quality note for a last line ``tail`` of file ``where`` that lacks a line break."""
+    text = decode(tail[:60]).strip() + ("..." if len(tail) > 60 else "")
+    if dropped:
+        return (f"{where}: its last line ({text!r}) does not end in a line break and is cut short (a partial upload "
+                "or copy), so that row was dropped; export the recording again to keep it")
+    return (f"{where}: its last line ({text!r}) does not end in a line break, so the file may have been cut short; "
+            "the line looks complete and was kept")
+
+
 def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, skiprows: int, source: str,
-                 where: str | None = None) -> dict[str, np.ndarray]:
+                 where: str | None = None, problems: list[str] | None = None) -> dict[str, np.ndarray]:
     """Columns of ``data`` (by 0-based position; keys name them in messages) as float64 arrays.
 
     ``skiprows`` lines (header, comments) are skipped. Empty cells and :data:`NA_STRINGS` become NaN, never 0,
     and so do the cells a row lacks when it is shorter than the header (loggers omit trailing empty cells),
-    whichever row comes first. Raises :class:`SchemaError` naming the file, column, line and value for text that
-    is not a number.
+    whichever row comes first. With ``problems``, a last row without a line break that looks cut is dropped
+    (:func:`drop_cut_line`). A table with a header but no rows gives empty arrays. Raises :class:`SchemaError`
+    naming the file, column, line and value for text that is not a number.
     """
     names = list(columns)
     positions = [columns[k] for k in names]
     if not names:
         return {}
+    data = drop_cut_line(data, header_lines=skiprows, where=where or source, problems=problems, sep=dialect.sep)
     try:
         # Without names, pandas sizes the table by the first data row, so a short first row hides the columns
         # beyond it. Naming the columns up to the last one used pads short rows with NaN; index_col=False keeps
@@ -144,6 +192,8 @@ def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, s
     except (pd.errors.ParserError, ValueError) as exc:
         raise SchemaError(f"cannot be read as {_sep_name(dialect.sep)}-separated CSV ({exc}); export it again "
                           "without editing, or fix the line named", source=source, field=where) from exc
+    if not len(frame):                           # a header and no rows: every column is an empty object column
+        return {k: np.empty(0) for k in names}
     out: dict[str, np.ndarray] = {}
     for name, pos in zip(names, positions, strict=True):
         if pos not in frame.columns:

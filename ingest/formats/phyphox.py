@@ -41,8 +41,17 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ingest.errors import FormatError, SchemaError
-from ingest.formats.csv_util import Dialect, decode, field_name, head_lines, read_numeric, sniff_dialect, split_header
+from ingest.errors import FormatError, SchemaError, UnitError
+from ingest.formats.csv_util import (
+    Dialect,
+    decode,
+    drop_cut_line,
+    field_name,
+    head_lines,
+    read_numeric,
+    sniff_dialect,
+    split_header,
+)
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import G_MPS2
@@ -117,7 +126,7 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     """Read a phyphox export (zip, folder or a single table) into a validated Trace."""
     name = src.name
     problems: list[str] = []
-    tables = _tables(src)
+    tables = _tables(src, problems)
     if not tables:
         raise FormatError(f'holds no phyphox table (a CSV whose header starts with "Time (s)"); {EXPORT_HINT}',
                           source=name)
@@ -150,6 +159,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         phone=phone,
         limits=limits,
         problems=problems,
+        unit_hint=(f"phyphox writes {accel_member}'s (m/s^2) columns in m/s2; export the experiment again from "
+                   "phyphox without converting its values"),
         field_prefix={"accel": accel_member, "gyro": gyro.table.member if gyro else "gyro",
                       "gps": gps[0] if gps else "gps"},
     )
@@ -178,8 +189,9 @@ def _norm_unit(unit: str) -> str:
     return _UNIT_ALIASES.get(unit, unit)
 
 
-def _tables(src: Source) -> list[_Table]:
-    """Every CSV with a ``(s)`` header column, in member order; ``meta/`` files excluded."""
+def _tables(src: Source, problems: list[str]) -> list[_Table]:
+    """Every CSV with a ``(s)`` header column, in member order; ``meta/`` files excluded. A last line without a
+    line break (a file cut short) is dropped and noted in ``problems``."""
     out = []
     for member in sorted(src.member_names()):
         if _is_meta(member) or not (src.single or member.lower().endswith(".csv")):
@@ -195,6 +207,7 @@ def _tables(src: Source) -> list[_Table]:
         if "s" not in units:
             continue
         labels = tuple(m["label"].strip() if m else h for m, h in zip(cells, header, strict=True))
+        data = drop_cut_line(data, header_lines=1, where=member, problems=problems, sep=dialect.sep)
         out.append(_Table(member, data, header, labels, units, dialect))
     return out
 
@@ -240,9 +253,13 @@ def _accelerometer(tables: list[_Table], *, source: str,
     gravity = [tr for tr in triples if tr.kind == "gravity"]
     for tr in sorted(with_g, key=lambda tr: -len(tr.table.data)):
         t, xyz = tr.read(source=source)
+        if not t.size:
+            raise SchemaError("has a header but no data rows, so the recording is empty; record again (start the "
+                              "experiment before you drive) and export it again as \"CSV\"", source=source,
+                              field=tr.table.member)
         norm = np.sqrt(xyz[0] ** 2 + xyz[1] ** 2 + xyz[2] ** 2)
         norm = norm[np.isfinite(norm)]
-        if norm.size and float(np.median(norm)) < GRAVITY_FREE_MAX_MPS2:
+        if norm.size and float(np.median(norm)) < GRAVITY_FREE_MAX_MPS2 and not _looks_like_g(norm):
             problems.append(f'{tr.table.member}: median |a| is {float(np.median(norm)):.2f} m/s2, so '
                             f'"{tr.base}" is gravity-free (linear acceleration)')
             linear.append(tr)
@@ -261,11 +278,25 @@ def _accelerometer(tables: list[_Table], *, source: str,
     if incomplete:
         raise SchemaError(f"{'; '.join(incomplete)}; export the table again with all three axes", source=source,
                           field=incomplete[0].split(" has ")[0])
+    in_g = [tr for t in tables for tr in _triples(t, "g", kind="accel")[0]]
+    if in_g:
+        tr = in_g[0]
+        cols = ", ".join(f'"{tr.table.header[c]}"' for c in tr.cols)
+        raise UnitError(f"holds acceleration in g ({cols}), but phyphox writes acceleration in m/s^2 "
+                        f"(\"Acceleration x (m/s^2)\"), so these values were converted: {EXPORT_HINT}, without "
+                        "converting its values", source=source, field=tr.table.member)
     listing = "; ".join(f"{t.member}: {', '.join(t.header)}" for t in tables)
     raise FormatError(f'has no accelerometer table: no CSV has "Time (s)", "Acceleration x (m/s^2)", '
                       f'"Acceleration y (m/s^2)", "Acceleration z (m/s^2)" columns (as in Accelerometer.csv or '
                       f'"Raw Data.csv"); found {listing}. {EXPORT_HINT[0].upper()}{EXPORT_HINT[1:]}',
                       source=source)
+
+
+def _looks_like_g(norm: np.ndarray) -> bool:
+    """Whether magnitudes |a| labelled m/s^2 are g: a median of 0.5-2 held within 30% (inter-quartile range),
+    as gravity holds |a| near 1 g; gravity-free linear acceleration spreads as widely as its median."""
+    q25, med, q75 = np.percentile(norm, [25, 50, 75])
+    return bool(0.5 < med < 2.0 and q75 - q25 < 0.3 * med)
 
 
 def _linear_plus_gravity(linear: _Triple | None, gravity: _Triple | None, *, source: str,

@@ -15,8 +15,9 @@ Columns are matched by name, case-insensitively, ignoring a unit in brackets (``
 column              meaning [unit]
 ==================  ==================================================================================
 time                elapsed s since the start (``0.076920``); or the Android wall clock ``HH:MM:SS:mmm``
-                    (local, no date); or the iOS date-time ``YYYY-MM-DD HH:MM:SS.ffff`` (local; a UTC offset
-                    such as ``+02:00`` after it is honoured, but every row must then carry one)
+                    (local, no date), also with a date ``YYYY-MM-DD HH:MM:SS:mmm``; or the iOS date-time
+                    ``YYYY-MM-DD HH:MM:SS.ffff`` (local; a UTC offset such as ``+02:00`` after it is honoured, but
+                    every row must then carry one)
 gFx, gFy, gFz       g-force, the accelerometer INCLUDING gravity [g]: flat on a table gFz ~ +1 (Android)
 TgF / gFTotal       its magnitude (Android / iOS); not used, but ``gFTotal`` marks an iOS export
 ax, ay, az, aT      linear acceleration, gravity REMOVED [m/s^2]; not used (refused when it is all there is)
@@ -75,6 +76,7 @@ from ingest.formats.csv_util import (
     NA_STRINGS,
     Dialect,
     check_id_lengths,
+    drop_cut_line,
     field_name,
     has_utc_offset,
     head_lines,
@@ -112,6 +114,7 @@ _DEVICE_KEYS = ("device", "device_model", "model", "phone")
 _CELL = re.compile(r"^(?P<base>[^(\[]*?)\s*(?:[(\[](?P<unit>[^)\]]*)[)\]])?\s*$")
 _CLOCK = re.compile(r"^\s*\d{1,2}:\d{2}:\d{2}[:.,]\d{1,6}\s*$")
 _CLOCK_PARTS = r"^\s*(\d{1,2}):(\d{2}):(\d{2})([:.,])(\d{1,6})\s*$"
+_DATE_CLOCK = re.compile(r"^\s*(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}):(\d{1,3})\s*$")
 _DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}:?\d{2})?\s*$")
 _NAME_TIME = (re.compile(r"(\d{4})-(\d{2})-(\d{2})[ _T.-]?(\d{2})[.:_-](\d{2})[.:_-](\d{2})"),
               re.compile(r"(\d{4})(\d{2})(\d{2})[ _T-](\d{2})(\d{2})(\d{2})"))
@@ -172,6 +175,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     if layout is None:
         raise FormatError(f"has no header line; {ACCEL_HINT}", source=name, field=where)
     problems: list[str] = []
+    data = drop_cut_line(data, header_lines=layout.skiprows, where=where or PurePosixPath(name).name,
+                         problems=problems, sep=layout.dialect.sep)
     cols = _columns(layout, source=name, where=where)
     kind = _time_kind(layout.first_cells)
     ios = IOS_TOTAL in layout.bases or kind == "datetime"
@@ -179,6 +184,9 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     numeric = {r: i for r, i in cols.items() if not (r == TIME and kind != "elapsed")}
     got = read_numeric(data, {layout.header[i]: i for i in numeric.values()}, dialect=layout.dialect,
                        skiprows=layout.skiprows, source=name, where=where)
+    if not next(iter(got.values())).size:
+        raise SchemaError(f"has a header but no data rows, so the recording is empty; record again, then {ACCEL_HINT}",
+                          source=name, field=field_name(where, layout.header[cols[TIME]]))
     v = {r: got[layout.header[i]] for r, i in numeric.items()}
     start = _start(layout, member if where else name, kind=kind, source=name, where=where,
                    time_col=layout.header[cols[TIME]], problems=problems)
@@ -215,6 +223,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         speed_mps=None if gps is None else gps.get("speed"),
         phone=_phone(layout, kind, ios=ios),
         limits=limits,
+        unit_hint=("Physics Toolbox writes gFx, gFy, gFz in g (g-force); export the recording again from Physics "
+                   "Toolbox without converting its values"),
         problems=problems,
         field_prefix={"accel": _group(where, "accel", layout, cols, (TIME, *ACCEL)),
                       "gyro": _group(where, "gyro", layout, cols, (TIME, *GYRO)),
@@ -226,7 +236,7 @@ def _phone(layout: _Layout, kind: str, *, ios: bool) -> dict[str, str]:
     """App and, where the layout tells, the platform (gFTotal/date-times: iOS; TgF/clock strings: Android)."""
     if ios:
         return {"app": APP, "os": "iOS"}
-    if kind == "clock" or ANDROID_TOTAL in layout.bases:
+    if kind in ("clock", "clock_date") or ANDROID_TOTAL in layout.bases:
         return {"app": APP, "os": "Android"}
     return {"app": APP}
 
@@ -371,10 +381,13 @@ def _gps(v: dict[str, np.ndarray], layout: _Layout, cols: dict[str, int], t: np.
 
 
 def _time_kind(cells: tuple[str, ...]) -> str:
-    """"clock" (``HH:MM:SS:mmm``), "datetime" (``YYYY-MM-DD HH:MM:SS.ffff``) or "elapsed" (seconds)."""
+    """"clock" (``HH:MM:SS:mmm``), "clock_date" (``YYYY-MM-DD HH:MM:SS:mmm``, the Android clock with a date),
+    "datetime" (``YYYY-MM-DD HH:MM:SS.ffff``) or "elapsed" (seconds)."""
     first = next((c for c in cells if c.strip()), "")
     if _CLOCK.match(first):
         return "clock"
+    if _DATE_CLOCK.match(first):
+        return "clock_date"
     if _DATETIME.match(first):
         return "datetime"
     return "elapsed"
@@ -393,6 +406,9 @@ def _epoch_times(data: bytes, layout: _Layout, col: int, kind: str, elapsed_s: n
         assert start is not None
         clock_s = _clock_s(text, name, skiprows=layout.skiprows, source=source, where=where)
         return _unwrap_clock(clock_s, start), start.epoch_s
+    if kind == "clock_date":                           # ":mmm" is milliseconds, as on the clock without a date
+        parts = text.str.extract(_DATE_CLOCK.pattern)
+        text = (parts[0] + "." + parts[1].str.zfill(3)).where(parts[0].notna(), text)
     t, zoned_column = _datetime_s(text, name, skiprows=layout.skiprows, source=source, where=where)
     first = t[np.isfinite(t)]
     if not zoned_column and start is not None and start.zoned and first.size:
@@ -484,8 +500,9 @@ def _start(layout: _Layout, file_name: str, *, kind: str, source: str, where: st
             except ValueError as exc:
                 raise SchemaError(f"is {text!r}, not a date-time; write '# start: YYYY-MM-DDTHH:MM:SS+HH:MM'",
                                   source=source, field=key) from exc
-            return _make_start(dt, f"the line {layout.meta_lines[key]!r}", problems, note=kind != "datetime")
-    if kind == "datetime":
+            return _make_start(dt, f"the line {layout.meta_lines[key]!r}", problems,
+                               note=kind not in ("datetime", "clock_date"))
+    if kind in ("datetime", "clock_date"):
         return None                                    # the column has its dates; a name without a zone adds nothing
     base = PurePosixPath(file_name.replace("\\", "/")).name
     for pattern in _NAME_TIME:

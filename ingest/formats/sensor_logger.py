@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
 
-from ingest.errors import FormatError, SchemaError, TimestampError
+from ingest.errors import FormatError, SchemaError, TimestampError, TraceError
+from ingest.formats.csv_util import drop_cut_line
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import NS_PER_S
@@ -61,6 +63,8 @@ IOS_ACCEL_SIGN = -1.0                      # iOS (not standardised) -> Android a
 TOTAL, LINEAR, GRAVITY, UNCALIBRATED = ("TotalAcceleration.csv", "Accelerometer.csv", "Gravity.csv",
                                         "AccelerometerUncalibrated.csv")
 GYRO, LOCATION, METADATA, ANNOTATION = "Gyroscope.csv", "Location.csv", "Metadata.csv", "Annotation.csv"
+IOS_LOCATION_COLUMN = "altitudeAboveMeanSeaLevel"   # Location.csv column only iOS writes
+_ACCEL_LOWER = tuple(n.lower() for n in (TOTAL, LINEAR, GRAVITY, UNCALIBRATED))      # in order of preference
 _SENSOR_FILES = (TOTAL, LINEAR, GRAVITY, UNCALIBRATED, GYRO, LOCATION)
 _SENSOR_LOWER = {n.lower() for n in _SENSOR_FILES}
 _KNOWN = {*_SENSOR_LOWER, METADATA.lower(), ANNOTATION.lower()}
@@ -71,6 +75,7 @@ REEXPORT_HINT = "export the recording again from Sensor Logger as 'Zipped CSV'"
 AXIS_HINT = f"{REEXPORT_HINT} (its sensor files have columns time, seconds_elapsed, z, y, x)"
 LOCATION_HINT = ("export the recording again with 'Location' enabled (Location.csv has columns time, latitude, "
                  "longitude, ...)")
+_SECOND_LINE = re.compile(rb"[\r\n]\s*\S")     # a line break followed by more text
 MIN_EPOCH_NS = 1e17                        # 1973-03-03: smaller `time` values are not ns since the epoch
 
 
@@ -90,10 +95,12 @@ def sniff(src: Source) -> bool:
 def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     """Read a Sensor Logger export (zip, folder, or a single TotalAcceleration.csv) into a Trace."""
     files = _Recording(src)
-    problems = [f"{m} is empty: read as if it were missing" for m in files.empty]
+    problems = [f"{m} {why}: read as if it were missing" for m, why in files.empty.items()]
     meta = files.metadata(problems)
     platform = meta.get("platform", "").strip().lower()
     standardised = meta.get("standardisation", "").strip().lower() == "true"
+    if not platform:
+        platform, standardised = _infer_platform(files, problems)
 
     accel_label, accel_member, t_s, xyz, unit, sign = _read_accel(files, platform=platform, standardised=standardised,
                                                                   limits=limits, problems=problems)
@@ -138,7 +145,10 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         accuracy_m=gps.get("accuracy_m"),
         phone=phone,
         limits=limits,
-        problems=problems,
+        problems=[*problems, *files.notes],
+        unit_hint=(f"Sensor Logger writes {PurePosixPath(accel_member).name} in "
+                   f"{'g' if unit == 'g' else 'm/s2'}; export the recording again from Sensor Logger without "
+                   "converting its values"),
         field_prefix={"accel": accel_label, "gyro": gyro_member or GYRO, "gps": loc_member or LOCATION},
     )
 
@@ -160,9 +170,12 @@ def member_lead(member: str | None) -> str:
 
 
 def read_table(data: bytes, *, source: str, member: str | None, sep: str = ",", decimal: str = ".",
-               usecols: object = None, hint: str = AXIS_HINT) -> pd.DataFrame:
+               usecols: object = None, hint: str = AXIS_HINT, problems: list[str] | None = None) -> pd.DataFrame:
     """Parse CSV bytes with pandas' C engine; header names are stripped of spaces and a BOM. ``member`` is None
-    for a single file; ``hint`` says how to fix an empty file."""
+    for a single file; ``hint`` says how to fix an empty file. A last row without a line break (a file cut short)
+    is dropped (:func:`~ingest.formats.csv_util.drop_cut_line`), and noted in ``problems`` when given."""
+    data = drop_cut_line(data, header_lines=1, where=member or PurePosixPath(source).name, problems=problems,
+                         sep=sep)
     try:
         df = pd.read_csv(io.BytesIO(data), sep=sep, decimal=decimal, engine="c", low_memory=False,
                          usecols=usecols, encoding="utf-8", encoding_errors="replace")
@@ -228,16 +241,22 @@ class _Recording:
                               source=src.name)
         self.folder = top[0]
         self.by_name = {PurePosixPath(m).name.lower(): m for m in src.members if _folder(m) == self.folder}
-        # an empty sensor file (a sensor that was on but delivered nothing, or a failed copy) counts as missing
-        self.empty = [m for n, m in self.by_name.items() if n in _SENSOR_LOWER and _blank(src.read(m))]
-        for m in self.empty:
-            del self.by_name[PurePosixPath(m).name.lower()]
+        # an empty sensor file (a sensor that was on but delivered nothing, or a failed copy), or one holding only
+        # its header line, counts as missing
+        self.empty: dict[str, str] = {}                   # member -> "is empty" or "has a header but no data rows"
+        for n, m in list(self.by_name.items()):
+            why = _blank(src.read(m)) if n in _SENSOR_LOWER else None
+            if why:
+                self.empty[m] = why
+                del self.by_name[n]
+        self.all_names = {PurePosixPath(m).name.lower() for m in src.members if _folder(m) == self.folder}
+        self.notes: list[str] = []                        # quality notes from reading the tables (cut last lines)
 
     def member(self, name: str) -> str | None:
         return self.by_name.get(name.lower())
 
     def table(self, member: str, required: Iterable[str], hint: str = AXIS_HINT) -> pd.DataFrame:
-        df = read_table(self.src.read(member), source=self.src.name, member=member, hint=hint)
+        df = read_table(self.src.read(member), source=self.src.name, member=member, hint=hint, problems=self.notes)
         require_columns(df, required, source=self.src.name, member=member, hint=hint)
         return df
 
@@ -271,9 +290,14 @@ class _Recording:
             return 0
 
 
-def _blank(data: bytes) -> bool:
-    """True for a file of nothing but whitespace (0 bytes, or a lone newline)."""
-    return not data[:64].strip() and not data.strip()
+def _blank(data: bytes) -> str | None:
+    """Why a sensor file holds no samples: "is empty" (nothing but whitespace: 0 bytes, a lone newline) or "has a
+    header but no data rows" (one line); None when it has more lines."""
+    if not data[:64].strip() and not data.strip():
+        return "is empty"
+    if _SECOND_LINE.search(data.lstrip()) is None:       # stops at the second line of a file with data
+        return "has a header but no data rows"
+    return None
 
 
 def _folder(member: str) -> str:
@@ -348,13 +372,61 @@ def _read_accel(files: _Recording, *, platform: str, standardised: bool, limits:
         raise FormatError(f"{linear} has gravity removed and the export has no {GRAVITY} or {TOTAL}; "
                           f"{ENABLE_HINT}", source=files.src.name, field=f"{linear}")
     else:
+        no_rows = sorted((m for m, why in files.empty.items()
+                          if why != "is empty" and PurePosixPath(m).name.lower() in _ACCEL_LOWER),
+                         key=lambda m: _ACCEL_LOWER.index(PurePosixPath(m).name.lower()))
+        if no_rows:
+            verb = "has" if len(no_rows) == 1 else "have"
+            raise FormatError(f"has no accelerometer samples: {', '.join(no_rows)} {verb} a header but no data rows, "
+                              "so the recording is empty; record again with the "
+                              "accelerometer on, or export the recording again from Sensor Logger as 'Zipped CSV'",
+                              source=files.src.name, field=no_rows[0])
         empty = f" ({', '.join(files.empty)} empty)" if files.empty else ""
         raise FormatError(f"has no accelerometer file ({TOTAL}, {LINEAR} + {GRAVITY}, or {UNCALIBRATED}){empty}; "
                           f"{ENABLE_HINT}", source=files.src.name, field=TOTAL)
     unit, sign = _accel_frame(name, platform=platform, standardised=standardised, xyz=xyz)
     if not platform and name != TOTAL:
-        problems.append(f"{label}: platform unknown (no {METADATA}); axis signs taken as Android's")
+        problems.append(f"{label}: platform unknown (no {METADATA}, and nothing in the export tells); axis signs "
+                        "taken as Android's")
     return label, member, t_s, xyz, unit, sign
+
+
+def _infer_platform(files: _Recording, problems: list[str]) -> tuple[str, bool]:
+    """(platform, standardised) of an export without a platform in ``Metadata.csv``, from what only one platform
+    writes (the app's UNITS.md and CROSSPLATFORM.md); ("", False) when nothing tells. Noted in ``problems``.
+
+    Android: a ``TotalAcceleration.csv`` (even an empty one; iOS never writes it). iOS: ``altitudeAboveMeanSeaLevel``
+    in ``Location.csv``, ``AccelerometerUncalibrated.csv`` in g (median |a| below 4; Android writes m/s^2), or
+    ``Accelerometer.csv`` + ``Gravity.csv`` without ``TotalAcceleration.csv``. iOS with "Standardise Units &
+    Frames" on writes ``AccelerometerUncalibrated.csv`` in m/s^2 (Android's frame, so its axes are kept); without
+    that file it is taken as off, the app's default.
+    """
+    if TOTAL.lower() in files.all_names:
+        return "android", False
+    uncal, location = files.member(UNCALIBRATED), files.member(LOCATION)
+    uncal_in_g: bool | None = None
+    if uncal:
+        try:
+            _, xyz = files.axes(uncal)
+        except TraceError:                        # a broken file tells nothing here; reading it for data says why
+            xyz = np.empty((0, 3))
+        norm = np.linalg.norm(xyz, axis=1)
+        norm = norm[np.isfinite(norm)]
+        uncal_in_g = float(np.median(norm)) < 4.0 if norm.size else None
+    if uncal_in_g:
+        why = f"{uncal} is in g"
+    elif location and IOS_LOCATION_COLUMN in _header(files.src.read(location)):
+        why = f"{location} has {IOS_LOCATION_COLUMN!r}"
+    elif files.member(LINEAR) and files.member(GRAVITY):
+        why = f"{LINEAR} + {GRAVITY} without {TOTAL}"
+    else:
+        return "", False
+    standardised = uncal_in_g is False
+    frame = ("'Standardise Units & Frames' on (AccelerometerUncalibrated.csv in m/s2): axes kept" if standardised
+             else "axes negated to Android's convention"
+             + ("" if uncal else " ('Standardise Units & Frames' taken as off, the app's default)"))
+    problems.append(f"no {METADATA}: platform taken as iOS ({why}); {frame}")
+    return "ios", standardised
 
 
 def _check_gravity_span(t_s: np.ndarray, g_t_s: np.ndarray, no_gravity: np.ndarray, *, linear: str, gravity: str,

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
-from ingest.formats.csv_util import has_utc_offset, parse_datetimes
+from ingest.formats.csv_util import drop_cut_line, has_utc_offset, parse_datetimes
 from ingest.formats.sensor_logger import member_field, member_lead, numeric_column, read_table
 from ingest.source import Source
 from ingest.trace import Limits, Trace
@@ -111,10 +112,17 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
     sep = ";" if header.count(b";") > header.count(b",") else ","
     decimal = "," if sep == ";" and re.search(rb"\d,\d", first_row) else "."    # semicolon + decimal comma
     wanted = {_base(c) for c in (*_NUMERIC, *_TEXT)}
+    problems: list[str] = []
+    # a last line cut inside its first cell (loggingTime) is kept: _logging_time_s refuses it, naming the line
+    data = drop_cut_line(data, header_lines=1, where=where or PurePosixPath(src.name).name, problems=problems,
+                         sep=sep, min_fields=2)
     df = read_table(data, source=src.name, member=where, sep=sep, decimal=decimal,
                     usecols=lambda c: _base(str(c)) in wanted, hint=REEXPORT_HINT)
+    if not len(df):
+        raise SchemaError(f"{member_lead(where)}has a header but no data rows, so the log is empty; record again "
+                          f"(in SensorLog, start logging before you drive), or {REEXPORT_HINT}", source=src.name,
+                          field=member_field(where, ACCEL_T))
     df.columns = [_canonical_header(c) for c in df.columns]
-    problems: list[str] = []
     num = {c: _numeric(df, c, source=src.name, where=where) for c in _NUMERIC if c in df.columns}
 
     accel_name, accel_t, accel, gyro_name, gyro_t, gyro = _accel_and_gyro(num, df, source=src.name, member=member,
@@ -145,6 +153,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         **({} if keep_f is None else {k: v[keep_f] for k, v in gps.items()}),
         phone={"os": "iOS", "app": "SensorLog"},
         limits=limits,
+        unit_hint=(f"SensorLog writes its (G) columns ({accel_name}) in g, Core Motion's unit; {REEXPORT_HINT} "
+                   "without converting their values"),
         problems=problems,
         field_prefix={"accel": _prefixed(where, accel_name), "gyro": _prefixed(where, gyro_name),
                       "gps": _prefixed(where, "location")},
@@ -195,18 +205,31 @@ def _missing(columns: tuple[str, ...], num: dict[str, np.ndarray]) -> list[str]:
     return [c for c in columns if c not in num]
 
 
+def _has_block(t_col: str, columns: tuple[str, ...], num: dict[str, np.ndarray]) -> bool:
+    """The block's columns are all there and its time column holds a valid time (-9999 and empty cells are NaN:
+    a log of another sensor has these columns empty)."""
+    return not _missing((t_col, *columns), num) and bool(np.any(num[t_col] >= 0))
+
+
 def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str, member: str, where: str | None,
                     problems: list[str]) -> tuple[str, np.ndarray, np.ndarray, str, np.ndarray | None,
                                                   np.ndarray | None]:
     """Per row: accel name, time since reboot [s] and values [g, Core Motion sign]; gyro name, time, [rad/s]."""
-    if not _missing((ACCEL_T, *ACCEL), num):
+    if _has_block(ACCEL_T, ACCEL, num):
         accel_name, accel_t, accel = "accelerometerAcceleration", num[ACCEL_T], np.column_stack(
             [num[c] for c in ACCEL])
-    elif not _missing((MOTION_T, *USER_ACCEL, *GRAVITY), num):
+    elif _has_block(MOTION_T, (*USER_ACCEL, *GRAVITY), num):
         accel_name, accel_t = "motionUserAcceleration+motionGravity", num[MOTION_T]
         accel = np.column_stack([num[u] + num[g] for u, g in zip(USER_ACCEL, GRAVITY, strict=True)])
-        problems.append(f"{member}: no accelerometerAcceleration columns; used motionUserAcceleration + "
-                        "motionGravity")
+        why = "are empty" if not _missing((ACCEL_T, *ACCEL), num) else "are missing"
+        problems.append(f"{member}: the accelerometerAcceleration columns {why}; used motionUserAcceleration + "
+                        "motionGravity (device motion)")
+    elif present := [t for t, cols in ((ACCEL_T, ACCEL), (MOTION_T, (*USER_ACCEL, *GRAVITY)))
+                     if not _missing((t, *cols), num)]:
+        empty = " and ".join(repr(c) for c in present)
+        raise SchemaError(f"{member_lead(where)}has no accelerometer data: {empty} hold no time in any row (every "
+                          "cell is empty or -9999), so the log recorded neither the accelerometer nor device motion; "
+                          f"{ENABLE_HINT}", source=source, field=member_field(where, present[0]))
     else:
         missing = _missing((ACCEL_T, *ACCEL), num)[0]
         have = ", ".join(map(str, df.columns)) or "none"
@@ -215,10 +238,10 @@ def _accel_and_gyro(num: dict[str, np.ndarray], df: pd.DataFrame, *, source: str
                           field=member_field(where, missing))
     accel_t = np.where(accel_t < 0, np.nan, accel_t)
     for t_col, cols in ((GYRO_T, GYRO), (MOTION_T, MOTION_GYRO)):
-        if not _missing((t_col, *cols), num):
+        if _has_block(t_col, cols, num):
             gyro_t = np.where(num[t_col] < 0, np.nan, num[t_col])
             return accel_name, accel_t, accel, _base(cols[0])[:-1], gyro_t, np.column_stack([num[c] for c in cols])
-    if any(c in num for c in GYRO):
+    if any(c in num for c in GYRO) and _missing((GYRO_T, *GYRO), num):
         problems.append(f"{member}: incomplete gyroscope columns ({', '.join(_missing((GYRO_T, *GYRO), num))} "
                         "missing): gyroscope ignored")
     return accel_name, accel_t, accel, "gyroRotation", None, None
