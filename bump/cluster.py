@@ -651,6 +651,10 @@ def track_from_fixes(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarr
                  np.asarray(accuracy_m, dtype=np.float64))
 
 
+TRACK_MAX_SPEED_MPS = 100.0   # faster than any road vehicle: a track segment implying more is a GPS error
+TRACK_JUMP_SLACK_M = 50.0     # ... beyond this much (fixes a fraction of a second apart, each a few metres off)
+
+
 def densify(track_xy_t: tuple[np.ndarray, np.ndarray, np.ndarray], heading_deg: np.ndarray, accuracy_m: np.ndarray,
             step_m: float, *, box: tuple[float, float, float, float] | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -662,6 +666,8 @@ def densify(track_xy_t: tuple[np.ndarray, np.ndarray, np.ndarray], heading_deg: 
     if x.size < 2:
         return t, x, y, np.asarray(heading_deg, dtype=np.float64), np.asarray(accuracy_m, dtype=np.float64)
     seg = np.hypot(np.diff(x), np.diff(y))
+    # a segment no car drives (a fix kilometres off) is a jump, not a road: nothing is filled in along it
+    seg = np.where(seg <= TRACK_MAX_SPEED_MPS * np.maximum(np.diff(t), 0.0) + TRACK_JUMP_SLACK_M, seg, 0.0)
     s = np.concatenate([[0.0], np.cumsum(seg)])
     n_out = int(s[-1] // step_m) + 1
     meets = None if box is None or not np.isfinite(s[-1]) else _segments_in_box(x, y, box)

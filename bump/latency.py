@@ -30,16 +30,28 @@ def fleet_latency(store: Store, dp: DefectParams) -> tuple[float, int]:
             int(stored.get(OWN_DEVICES_KEY) or 0))
 
 
-def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams) -> np.ndarray:
-    """The GPS latency [s] each hit's position is corrected by: its device's own, blended with the fleet's
+def hit_latencies_s(store: Store, device_ids: np.ndarray, dp: DefectParams,
+                    own_latency_s: np.ndarray | None = None) -> np.ndarray:
+    """The GPS latency [s] each hit's position is corrected by: 0 for a hit whose trip told its own (its position
+    carries it: ``own_latency_s`` finite), else its device's, blended with the fleet's
     (:func:`bump.cluster.device_latency_s`)."""
-    return latencies(store, device_ids, dp)[0]
+    return latencies(store, device_ids, dp, own_latency_s)[0]
 
 
-def latencies(store: Store, device_ids: np.ndarray, dp: DefectParams
-               ) -> tuple[np.ndarray, np.ndarray, tuple[float, int]]:
-    """(:func:`hit_latencies_s`, per hit whether its device has latency samples of its own, :func:`fleet_latency`),
-    from one read of the stored calibrations."""
+def latencies(store: Store, device_ids: np.ndarray, dp: DefectParams, own_latency_s: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[float, int]]:
+    """(:func:`hit_latencies_s`, per hit whether its device's samples of its own correct it,
+    :func:`fleet_latency`), from one read of the stored calibrations."""
+    latency, own, fleet = _device_latencies(store, device_ids, dp)
+    if own_latency_s is not None:
+        told = np.isfinite(np.asarray(own_latency_s, dtype=np.float64))
+        latency, own = np.where(told, 0.0, latency), own & ~told
+    return latency, own, fleet
+
+
+def _device_latencies(store: Store, device_ids: np.ndarray, dp: DefectParams
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[float, int]]:
+    """:func:`latencies` by device alone."""
     devices, inverse = np.unique(np.asarray(device_ids).astype(str), return_inverse=True)
     keys = [device_key(d) for d in devices.tolist()]           # loop over devices
     stored = store.get_metas([FLEET_KEY, OWN_DEVICES_KEY, *([EVERY_DEVICE_KEY] if keys else []),

@@ -60,6 +60,7 @@ from bump.lifecycle import (
     CREW_STATUSES,
 )
 from bump.refresh import SUMMARY_HIT_COLUMNS, refresh_defects
+from bump.report import gps_latency_record
 from bump.store import Store, ids_in, setdiff_ids
 from detect import Detection, detect
 from detect.columns import Columns
@@ -164,14 +165,17 @@ def _params_dict(params: DetectorParams) -> dict[str, Any]:
     return params.to_dict()
 
 
-def trace_track(trace: ingest.Trace, params: DetectorParams) -> Track:
+def trace_track(trace: ingest.Trace, latency_s: float) -> Track:
+    """The trip's GPS track, its fixes moved back by ``latency_s`` (its detection's ``gps_latency_s``, so that the
+    track and the hits agree)."""
     return track_from_fixes(trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.speed_mps, trace.heading_deg,
-                            trace.accuracy_m, latency_s=params.gps_latency_s)
+                            trace.accuracy_m, latency_s=latency_s)
 
 
-def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id: str
-                ) -> tuple[Columns, list[dict[str, Any]]]:
-    """The storable hits of a detection's impacts (those with a position) and their extra features."""
+def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id: str,
+                own_latency_s: float = np.nan) -> tuple[Columns, list[dict[str, Any]]]:
+    """The storable hits of a detection's impacts (those with a position) and their extra features;
+    ``own_latency_s``: the trip's own GPS latency its positions were corrected by (NaN: it did not tell it)."""
     imp = impacts
     ok = np.isfinite(imp["lat_deg"]) & np.isfinite(imp["lon_deg"]) if len(imp) else np.zeros(0, dtype=bool)
     imp = imp.select(ok)
@@ -182,6 +186,7 @@ def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id
         "lat_deg": imp["lat_deg"], "lon_deg": imp["lon_deg"], "x_m": x, "y_m": y, "accuracy_m": imp["accuracy_m"],
         "heading_deg": imp["heading_deg"], "kind": imp["kind"].astype(str), "severity": imp["severity"],
         "depth_class": imp["depth_class"].astype(str), "confidence": imp["confidence"], "speed_mps": imp["speed_mps"],
+        "own_latency_s": np.full(n, own_latency_s),
     })
     extra = [k for k in imp if k not in IMPACT_DTYPES and k not in _SKIP_FEATURES]
     features = Columns({k: imp[k] for k in extra}).to_records(decimals={k: 4 for k in extra}) if extra and n \
@@ -215,13 +220,13 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
     if raw is None or not raw.startswith((GZIP_MAGIC, ZIP_MAGIC)):
         raw = gzip.compress(raw if raw is not None else ingest.dumps(trace), compresslevel=1, mtime=0)  # level 1:
         # 7x faster than 6, +6 % size
-    track = trace_track(trace, params)
-    stored = _TripBytes(raw, track)                          # made meanwhile (see _TripBytes)
     serialise = time.perf_counter() - t0
     t0 = time.perf_counter()
     det = detection if detection is not None else detect(trace, params)
     timings["detect"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    track = trace_track(trace, det.gps_latency_s)
+    stored = _TripBytes(raw, track)                          # made meanwhile (see _TripBytes)
     info = _trip_info(trace, device, det, params, np.nan)
     proj = projection(store)           # fixed once set: read before the lock (None: this trip's first fix may set it)
     rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
@@ -247,8 +252,9 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
 
 class _TripBytes:
     """The compressed track blob and the SHA-256 (hex) of the raw input a trip stores, made in a worker thread
-    while the trace is detected and its rows are made: zlib and hashlib release the GIL while they work, so with
-    a second core free they take no time off the upload's path (~1.7 ms for a 10-minute upload of 1.7 MB)."""
+    while the trip's rows are made (the track needs the detection's GPS latency): zlib and hashlib release the GIL
+    while they work, so with a second core free they take no time off the upload's path (~1.7 ms for a 10-minute
+    upload of 1.7 MB)."""
 
     def __init__(self, raw: bytes, track: Track) -> None:
         self._made: tuple[bytes, str] | None = None
@@ -288,7 +294,7 @@ class _TripRows:
 
 def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalProjection, device: str,
                params: DetectorParams, dp: DefectParams) -> _TripRows:
-    hits, features = hit_columns(det.impacts, proj, trace.trip_id, device)
+    hits, features = hit_columns(det.impacts, proj, trace.trip_id, device, det.gps_latency.latency_s)
     dense = _track_xy(track, proj, dp)
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     rough, cover = _map_rows(proj, det.roughness, track, trace.trip_id, device)
@@ -306,7 +312,7 @@ def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: Detecto
         p = LocalProjection(float(trace.lat_deg[0]), float(trace.lon_deg[0]))
         x, y = p.to_xy(trace.lat_deg, trace.lon_deg)
         length = float(np.hypot(np.diff(x), np.diff(y)).sum())
-    quality = trace.quality.to_dict()
+    quality = trace.quality.to_dict() | {"gps_latency": gps_latency_record(det)}
     return {"trip_id": trace.trip_id, "device_id": device, "t_start_s": float(trace.t_s[0]),
             "t_end_s": float(trace.t_s[-1]), "ingested_at_s": now, "source_format": trace.source_format,
             "n_samples": trace.n_samples, "n_impacts": det.n_impacts, "length_m": length,
@@ -345,14 +351,18 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     """Store the trip's hits with the defects they join or found, and its passes; refresh what they touched."""
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     raw = hits = trip.hits
-    latency = float(gps_latency.hit_latencies_s(store, np.array([device]), dp)[0])
+    # a trip that told its own GPS latency placed its hits with it; the fleet's and its device's estimates correct
+    # (and learn from) the trips that did not
+    told = bool(len(hits)) and bool(np.isfinite(hits["own_latency_s"]).all())
+    latency = 0.0 if told else float(gps_latency.hit_latencies_s(store, np.array([device]), dp)[0])
     hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
     hspans = spans_road(hits["kind"])
+    learn = dp.latency_calibration and hspans.any() and not told
     # the defects the trip may join (around its hits) or pass (near its track), and those _update_latency pairs its
     # raw road-spanning hits with (within two join radii of them, where the track's wider neighbourhood reaches)
     keys = [trip.track_keys, cellmap.grid_keys_around(hits["x_m"], hits["y_m"], reach)]
-    if dp.latency_calibration and hspans.any():
+    if learn:
         wide = trip.wide_keys                    # unique: those of it around the spanning hits
         keys.append(wide[ids_in(wide, cellmap.grid_keys_around(raw["x_m"][hspans], raw["y_m"][hspans],
                                                                2 * dp.max_join_radius_m))])
@@ -383,9 +393,9 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     store.add_hits(raw.data | {"defect_id": hit_defect}, trip.features, trip.detector)
     hit_ids = np.unique(hit_defect[hit_defect >= 0])
     recent = None                              # latest hits read for the latency, reused by the refresh
-    if dp.latency_calibration and hspans.any():
+    if learn:
         recent = _update_latency(store, proj, raw.select(hspans), near, dp, also=hit_ids)
-    if dp.device_latency:
+    if dp.device_latency and not told:
         _update_device_latency(store, device, hits, idx, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
@@ -444,14 +454,14 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
         if len(near) else np.zeros(0, dtype=bool)
     also = np.empty(0, np.int64) if also is None else np.asarray(also, np.int64)
     wide = store.hits_of_defects(also, SUMMARY_HIT_COLUMNS, recent=dp.summary_hits)
-    names = ("hit_id", "x_m", "y_m", "heading_deg", "speed_mps", "trip_id", "kind")
+    names = ("hit_id", "x_m", "y_m", "heading_deg", "speed_mps", "trip_id", "kind", "own_latency_s")
     trip = str(spanning["trip_id"][0])
     narrow = store.hits_of_defects(setdiff_ids(near["defect_id"][close], also), names, recent=dp.summary_hits,
                                    kinds=SPANNING_KINDS, not_trip=trip)    # only those paired below
     mine = wide.select(ids_in(wide["defect_id"], near["defect_id"][close]))
     other = Columns({k: np.concatenate([mine[k], narrow[k]]) for k in names})
     other = other.select(np.argsort(other["hit_id"], kind="stable"))        # as one read of them gives
-    other = other.select(spans_road(other["kind"]) & (other["trip_id"] != trip))
+    other = other.select(spans_road(other["kind"]) & (other["trip_id"] != trip) & np.isnan(other["own_latency_s"]))
     if len(other) == 0:
         return also, wide
     both = Columns({k: np.concatenate([spanning[k], other[k]]) for k in ("x_m", "y_m", "heading_deg", "speed_mps",
@@ -573,7 +583,7 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         tracks: dict[str, tuple[str, tuple[np.ndarray, ...]]] = {}
         for r in per_trip:                         # loop over trips
             tid, dev = r.info["trip_id"], r.info["device_id"]
-            hits, features = hit_columns(r.impacts, proj, tid, dev)
+            hits, features = hit_columns(r.impacts, proj, tid, dev, r.own_latency_s)
             ids = store.add_hits(hits.data, features, detector_info(params, with_params=False))
             all_hits.append(hits.with_columns(hit_id=ids))
             store.update_trip_detection(tid, detector_info(params), r.n_impacts)
@@ -585,10 +595,11 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         if hits is not None and len(hits):
             spans = spans_road(hits["kind"])
             trip_idx = np.unique(hits["trip_id"], return_inverse=True)[1].ravel()
-            if dp.latency_calibration and spans.sum() >= 2:
-                sp = _latency_input(hits.select(spans))
+            learn = spans & np.isnan(hits["own_latency_s"])      # trips that told their own latency teach none
+            if dp.latency_calibration and learn.sum() >= 2:
+                sp = _latency_input(hits.select(learn))
                 gps_latency.add_fleet_samples(store, latency_samples(sp, sp, dp, same=True), reset=True)
-            latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp)
+            latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp, hits["own_latency_s"])
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])
             k = int(labels.max()) + 1
@@ -635,14 +646,15 @@ class _Redetected:
     n_impacts: int
     track: Track
     trace: ingest.Trace | None
+    own_latency_s: float          # the trip's own GPS latency (NaN: it did not tell it)
 
 
 def _redetect(store: Store, info: dict[str, Any], params: DetectorParams,
               detect_fn: Callable[[ingest.Trace, DetectorParams], Detection], *, keep_trace: bool) -> _Redetected:
     trace = ingest.read(store.trip_raw(info["trip_id"]), name=f"trip {info['trip_id']}")
     det = detect_fn(trace, params)
-    return _Redetected(info, det.impacts, det.roughness, det.n_impacts, trace_track(trace, params),
-                       trace if keep_trace and trace.has_gps else None)
+    return _Redetected(info, det.impacts, det.roughness, det.n_impacts, trace_track(trace, det.gps_latency_s),
+                       trace if keep_trace and trace.has_gps else None, det.gps_latency.latency_s)
 
 
 def _crew_snapshot(store: Store, d: Columns) -> list[dict[str, Any]]:

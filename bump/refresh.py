@@ -225,7 +225,7 @@ _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_a
                  *INDEXED_DEFECT_COLUMNS, *_HIT_TOTALS, *_PASS_TOTALS)
 # what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
-                        "kind", "severity", "depth_class", "confidence", "speed_mps")
+                        "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
@@ -265,7 +265,7 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
         mine = passes.select(ids_in(passes["defect_id"], ids[resume]))
         trav = _cat(trav, Columns({n: mine[n] for n in trav.names}))
     prev = prev.with_columns(resume=resume, replay=replays)
-    latency_s, own, fleet = gps_latency.latencies(store, hits["device_id"], dp)
+    latency_s, own, fleet = gps_latency.latencies(store, hits["device_id"], dp, hits["own_latency_s"])
     pass_totals = _pass_totals_resumed(prev, resume, trav)
     summ = _summaries(prev, hits, totals, pass_totals, proj, dp, latency_s, own=own, fleet=fleet)
     return prev, trav, summ, empty

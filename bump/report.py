@@ -29,6 +29,12 @@ def roughness_records(det: Detection) -> list[dict[str, Any]]:
     return [{rename.get(k, k): v for k, v in r.items()} for r in rows]
 
 
+def gps_latency_record(det: Detection) -> dict[str, Any]:
+    """The trip's own GPS latency estimate (``latency_s`` None when the trip did not tell it) and the latency its
+    positions were corrected by (``used_s``)."""
+    return {**det.gps_latency.to_dict(), "used_s": round(det.gps_latency_s, 3)}
+
+
 def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) -> dict[str, Any]:
     """The ``bump detect --json`` object of one trace."""
     out: dict[str, Any] = {"trip_id": det.trip_id, "device_id": det.device_id}
@@ -39,6 +45,7 @@ def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) 
     out["roughness"] = roughness_records(det)
     out["quality"] = trace.quality.to_dict()
     out["quality"]["mount_segments"] = int(det.orientation.seg_start.size)
+    out["quality"]["gps_latency"] = gps_latency_record(det)
     out["quality"]["candidates_rejected"] = {
         str(r): int((det.candidates["rejected"] == r).sum()) for r in set(det.candidates["rejected"].tolist()) if r
     }

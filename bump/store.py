@@ -343,6 +343,16 @@ _M9 = """
 CREATE INDEX hits_defect_device ON hits (defect_id, device_id, trip_id);
 """
 
+# A hit's position is corrected by its own trip's GPS latency when the trip told it (detect.latency: forward
+# acceleration against Doppler speed); NULL: the trip did not, and the fleet's and its device's estimates correct it.
+# The defects' summaries read it with their latest hits, so it joins their covering index.
+_M10 = """
+ALTER TABLE hits ADD COLUMN own_latency_s {real};
+DROP INDEX hits_defect_summary;
+CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
+    heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -354,6 +364,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     7: ("traversals by (defect, trip) and coverage by (cell, device, trip), stored in key order", _M7),
     8: ("defects: the GPS latency their summary's hits were corrected by (kept while it holds)", _M8),
     9: ("hits by (defect, device): whether a device hit a defect before, in one seek", _M9),
+    10: ("hits: the GPS latency of their own trip, when it told it", _M10),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -362,8 +373,9 @@ SCHEMA_VERSION = max(MIGRATIONS)
 HIT_COLUMNS: dict[str, str] = {
     "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
     "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",
-    "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8",
+    "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8", "own_latency_s": "f8",
 }
+OPTIONAL_HIT_COLUMNS = ("own_latency_s",)                              # NULL if left out
 DEFECT_COLUMNS: dict[str, str] = {
     "defect_id": "i8", "status": "U", "crew_status": "U", "crew_at_s": "f8", "kind": "U", "kind_reason": "U",
     "lat_deg": "f8", "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "grid_key": "i8", "heading_deg": "f8",
@@ -785,10 +797,12 @@ class Store:
 
     def add_hits(self, cols: Mapping[str, Any], features: Sequence[Mapping[str, Any]],
                  detector: Mapping[str, Any]) -> np.ndarray:
-        """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id; defect_id optional, < 0 for none); returns
+        """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id; defect_id optional, < 0 for none; those of
+        :data:`OPTIONAL_HIT_COLUMNS` optional, NULL when left out or all NaN); returns
         their new ids. Inserting hits with their defects costs less than setting them later
         (:meth:`set_hit_defects` moves each hit's entry in the wide index of defect summaries)."""
-        names = [n for n in HIT_COLUMNS if n != "hit_id" and (n != "defect_id" or "defect_id" in cols)]
+        names = [n for n in HIT_COLUMNS if n != "hit_id" and (n not in ("defect_id", *OPTIONAL_HIT_COLUMNS) or (
+            n in cols and (n == "defect_id" or not np.isnan(np.asarray(cols[n], dtype=np.float64)).all())))]
         if "defect_id" in cols:
             cols = {**cols, "defect_id": np.array([d if d >= 0 else None for d in np.asarray(
                 cols["defect_id"], dtype=np.int64).tolist()], dtype=object)}

@@ -21,7 +21,10 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.10"     # 0.10: an impact or window more than 1 s outside the GPS fixes has no
+DETECTOR_VERSION = "bump-detect/0.11"     # 0.11: impacts and roughness windows are placed with the trip's own GPS
+#                                           latency (forward acceleration against Doppler speed changes,
+#                                           detect.latency) when the trip tells it; 0.10 used gps_latency_s alone.
+#                                           0.10: an impact or window more than 1 s outside the GPS fixes has no
 #                                           position (0.8 and 0.9 held the end fix's for a few seconds).
 #                                           0.9: gravity and the forward axis from medians along the data's
 #                                           principal axes, so the car frame turns exactly with the phone (a
@@ -202,7 +205,8 @@ class DetectorParams(VersionedParams):
         "still_background_ratio": (0.0, 1.0, True, False),
         "handling_gyro_rad_s": POSITIVE, "handling_horizontal_ratio": POSITIVE,
         "handling_tilt_deg": (0.0, 180.0, False, True), "remount_guard_s": NON_NEGATIVE,
-        "min_mount_s": NON_NEGATIVE, "gps_latency_s": FINITE, "phone_to_front_axle_m": FINITE,
+        "min_mount_s": NON_NEGATIVE, "gps_latency_s": FINITE, "latency_min_s": FINITE, "latency_max_s": FINITE,
+        "latency_min_corr": (-1.0, 1.0, True, True), "phone_to_front_axle_m": FINITE,
         "roughness_window_m": POSITIVE, "roughness_min_speed_mps": NON_NEGATIVE,
     }
 
@@ -262,7 +266,11 @@ class DetectorParams(VersionedParams):
     remount_guard_s: float = 3.0         # events this close to a detected re-mount are the phone, not the road
     min_mount_s: float = 15.0            # a "mount" held for less than this was the phone in a hand
     # --- GPS
-    gps_latency_s: float = 0.0           # known latency of the GPS fixes, subtracted from their times
+    gps_latency_s: float = 0.0           # latency of the GPS fixes [s], subtracted from their times: for the speed on
+    #                                      the grid always, for positions when the trip does not tell its own:
+    latency_min_s: float = -1.0          # a trip's own latency is searched in [min, max] (detect.latency) and places
+    latency_max_s: float = 3.0           # its impacts and roughness windows; max <= min: never (gps_latency_s)
+    latency_min_corr: float = 0.5        # ... and used when its speed changes correlate at least this well
     phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone
     # --- roughness
     roughness_window_m: float = 20.0

@@ -19,7 +19,8 @@ from detect.classify import body_lift, classify
 from detect.columns import Columns
 from detect.events import characteristic_function, driving_levels, merge, threshold, trigger
 from detect.features import Signals, event_features
-from detect.geo import EARTH_RADIUS_M, LocalProjection
+from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
+from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
 from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, orient
 from detect.params import DetectorParams
@@ -45,10 +46,17 @@ class Detection:
     signals: Signals
     orientation: Orientation
     params: DetectorParams
+    gps_latency: LatencyEstimate = NO_ESTIMATE   # the trip's own GPS latency, when it tells it
 
     @property
     def n_impacts(self) -> int:
         return len(self.impacts)
+
+    @property
+    def gps_latency_s(self) -> float:
+        """The GPS latency [s] the positions were corrected by: the trip's own when it told it, else the
+        parameters' ``gps_latency_s``."""
+        return self.gps_latency.latency_s if self.gps_latency.known else self.params.gps_latency_s
 
 
 def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orientation]:
@@ -173,8 +181,10 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
                           max_event_s=params.max_event_s)
     rejected = reject_reasons(feat, sig, params)
     kind, confidence, severity, depth_class = classify(feat, params)
+    own_latency = trip_latency(sig, trace, params)
+    latency_s = own_latency.latency_s if own_latency.known else params.gps_latency_s
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
-                                latency_s=params.gps_latency_s, end_margin_s=FIX_MARGIN_S)
+                                latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)
     lat, lon = _move_ahead(lat, lon, heading, params.phone_to_front_axle_m)
     candidates = feat.with_columns(kind=kind, confidence=confidence, severity=severity, depth_class=depth_class,
@@ -191,10 +201,20 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     if len(rough):
         mid = 0.5 * (rough["t_start_s"] + rough["t_end_s"])
         rlat, rlon, _ = position_at(mid, trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
-                                    latency_s=params.gps_latency_s, end_margin_s=FIX_MARGIN_S)
+                                    latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
         rough = rough.with_columns(lat_deg=rlat, lon_deg=rlon, heading_deg=_heading_at(mid, trace))
     return Detection(trip_id=trace.trip_id, device_id=trace.device_id, impacts=impacts, candidates=candidates,
-                     roughness=rough, signals=sig, orientation=ori, params=params)
+                     roughness=rough, signals=sig, orientation=ori, params=params, gps_latency=own_latency)
+
+
+def trip_latency(sig: Signals, trace: Trace, params: DetectorParams) -> LatencyEstimate:
+    """The trip's own GPS latency (:func:`detect.latency.estimate_gps_latency`: its forward acceleration against
+    its Doppler speed changes), searched in [``latency_min_s``, ``latency_max_s``]."""
+    if params.latency_max_s <= params.latency_min_s or trace.gps_t_s.size < 2:
+        return NO_ESTIMATE
+    return estimate_gps_latency(float(sig.t_s[0]), sig.fs_hz, sig.a_forward_mps2, sig.valid, trace.gps_t_s,
+                                trace.speed_mps, min_s=params.latency_min_s, max_s=params.latency_max_s,
+                                min_corr=params.latency_min_corr)
 
 
 FIX_MARGIN_S = 1.0    # an event further than this outside the GPS fixes has no position (a car covers 10-30 m a second)
@@ -202,13 +222,17 @@ FIX_MARGIN_S = 1.0    # an event further than this outside the GPS fixes has no 
 
 def _move_ahead(lat_deg: np.ndarray, lon_deg: np.ndarray, heading_deg: np.ndarray, dist_m: float
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions moved ``dist_m`` along ``heading_deg`` (unchanged where the heading is unknown)."""
+    """Positions moved ``dist_m`` along ``heading_deg`` (unchanged where the heading is unknown, and within
+    :data:`POLAR_LAT_DEG` of a pole, where a metre east is degrees of longitude); longitudes stay in [-180, 180]."""
     h = np.deg2rad(np.nan_to_num(heading_deg, nan=0.0))
-    d = np.where(np.isfinite(heading_deg), dist_m, 0.0)
+    d = np.where(np.isfinite(heading_deg) & (np.abs(lat_deg) < POLAR_LAT_DEG), dist_m, 0.0)
     proj = LocalProjection(0.0, 0.0)
     dlat, _ = proj.to_latlon(np.zeros_like(d), d * np.cos(h))
     m_per_deg_lon = np.deg2rad(1.0) * EARTH_RADIUS_M * np.cos(np.deg2rad(lat_deg))
-    return lat_deg + dlat, lon_deg + d * np.sin(h) / np.maximum(m_per_deg_lon, 1e-9)
+    return lat_deg + dlat, wrap_lon_deg(lon_deg + d * np.sin(h) / np.maximum(m_per_deg_lon, 1.0))
+
+
+POLAR_LAT_DEG = 89.9     # nearer a pole than this, impacts are not moved to the front axle
 
 
 def _heading_at(t_s: np.ndarray, trace: Trace) -> np.ndarray:

@@ -92,6 +92,8 @@ IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
 IRI_BASE_M = 0.25                   # moving-average base of the IRI profile [m]
 GOLDEN_CAR = {"k_t": 653.0, "k_s": 63.3, "c_s": 6.0, "mu": 0.15}   # per unit sprung mass [s^-2, s^-2, s^-1, -]
 MIN_SPEED_COVERAGE = 0.9            # fraction of a window's samples that must be at >= min_speed_mps
+RMS_FLOOR_MPS2 = 5e-4    # a third of the quietest phone accelerometer's own noise in the band (60 ug/sqrt(Hz) over
+#                          0.5-6 Hz: 1.4e-3 m/s^2, FIELD_NOTES): below it the sensor was stuck, not the road smooth
 ALIAS_LIMIT_HZ = 100.0              # images above this add < 1e-4 to the band's power (body acceleration PSD ~ f^-4)
 CAL_SPEEDS_MPS = np.geomspace(0.5, 80.0, 96)     # speed grid of the calibration
 CAL_GEOMETRY_STEP_M = 0.05          # car lengths are rounded to this for the calibration (one table per rounded car)
@@ -597,7 +599,8 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     GPS speed [m/s] (NaN unknown), cumulative distance [m], and the gap mask. Columns: ``t_start_s``,
     ``t_end_s``, ``distance_start_m``, ``length_m``, ``speed_mps`` (mean of known speeds), ``rms_mps2``
     (band-limited RMS of the Gaussian part, see :func:`gaussian_energy`), ``iri_m_per_km`` (NaN when invalid)
-    and ``valid`` (no gap, full length, at least 90 % of the samples at >= ``min_speed_mps``). ``car`` sets the
+    and ``valid`` (no gap, full length, at least 90 % of the samples at >= ``min_speed_mps``, and an RMS above
+    :data:`RMS_FLOOR_MPS2`, which no working accelerometer reads). ``car`` sets the
     calibration (pass the trace's wheelbase when known); ``band_hz`` should stay below mount resonances
     (0.5-6 Hz, see the module docstring). The measurement runs on box means of :func:`decimation` samples
     (windows start and end on their boundaries); the calibration includes the box's response and aliasing.
@@ -681,7 +684,7 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
     full = np.append(np.ones(k.size - 1, dtype=bool), length[-1] >= window_m * (1.0 - 1e-9))
     speed = np.where(n_v > 0, sum_v / np.maximum(n_v, 1), np.nan)
     rms = np.sqrt(np.add.reduceat(energy, starts) / counts)
-    good = full & (n_bad == 0) & (n_fast >= MIN_SPEED_COVERAGE * counts) & (counts >= 2)
+    good = full & (n_bad == 0) & (n_fast >= MIN_SPEED_COVERAGE * counts) & (counts >= 2) & (rms >= RMS_FLOOR_MPS2)
     iri = np.full(k.size, np.nan)
     if np.any(good):
         iri[good] = iri_from_rms(rms[good], speed[good], band_hz=band_hz, fs_hz=fs, car=car, aliased=aliased,

@@ -16,6 +16,7 @@ from scipy import signal
 from detect.iri import golden_car_iri
 from detect.roughness import (
     CAL_SPEEDS_MPS,
+    RMS_FLOOR_MPS2,
     ROUGHNESS_RATE_HZ,
     WINDOW_DTYPES,
     PhoneGyro,
@@ -160,14 +161,19 @@ def test_invalid_windows_gap_low_speed_and_partial():
     assert_allclose(w["t_start_s"][1:], w["t_end_s"][:-1])
 
 
-def test_zero_signal_gives_zero_rms_and_iri():
+def test_a_stuck_accelerometer_is_no_smooth_road():
+    """A sensor repeating one value (RMS 0) reads below any accelerometer's own noise: its windows are invalid,
+    not a road of IRI 0 on the map; a faint but real vibration, at the noise of a quiet phone, still counts."""
     fs = 100.0
     n = 6000
     t = T0_S + np.arange(n) / fs
     w = roughness_windows(t, np.zeros(n), np.full(n, 15.0), 15.0 * np.arange(n) / fs, np.ones(n, bool), fs)
     assert len(w) == 45
     assert np.all(w["rms_mps2"] == 0.0)
-    assert np.all(w["iri_m_per_km"][w["valid"]] == 0.0) and w["valid"].sum() == 44
+    assert not w["valid"].any() and np.isnan(w["iri_m_per_km"]).all()
+    noise = np.random.default_rng(0).normal(0.0, 0.004, n)        # ~60 ug/sqrt(Hz) over 50 Hz
+    w = roughness_windows(t, noise, np.full(n, 15.0), 15.0 * np.arange(n) / fs, np.ones(n, bool), fs)
+    assert w["valid"].sum() == 44 and (w["rms_mps2"][w["valid"]] > RMS_FLOOR_MPS2).all()
 
 
 @pytest.mark.parametrize("fs_hz", [5.0, 10.0, 50.0, 100.0, 200.0])

@@ -488,11 +488,42 @@ def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp
     before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
     old.close()
     new = Store.open(path)
-    assert new.schema_version == SCHEMA_VERSION == 9
+    assert new.schema_version == SCHEMA_VERSION == 10
     after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
     for name in before.names:
         assert after[name].tolist() == before[name].tolist(), name
     assert np.isnan(after["latency_s"]).all() and after["latency_devices"].tolist() == [-1, -1]   # NULL
+    new.close()
+
+
+def _old_store_with_hits(path, version: int, devices: list[str]) -> Store:
+    """A database at schema ``version`` holding one defect (id 1) and one hit on it from each trip t0, t1, ... of
+    ``devices``, written in SQL (today's code writes today's columns)."""
+    old = Store.open(path, target_version=version)
+    _insert_defects(old, np.array([3.0]))
+    with old.transaction():
+        for k, dev in enumerate(devices):
+            old.add_trip({"trip_id": f"t{k}", "device_id": dev, "t_start_s": T0_S + k * DAY_S,
+                          "t_end_s": T0_S + k * DAY_S, "ingested_at_s": T0_S, "source_format": "x", "n_samples": 1,
+                          "n_impacts": 1, "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
+            old._ex("INSERT INTO hits (trip_id, device_id, defect_id, t_s, lat_deg, lon_deg, x_m, y_m, kind, "
+                    "confidence, features, detector) VALUES (?, ?, 1, ?, 0, 0, 1.5, 2.5, 'pothole', 0.9, '{}', '{}')",
+                    (f"t{k}", dev, T0_S + k * DAY_S))
+    return old
+
+
+def test_a_version_9_databases_hits_open_without_a_latency_of_their_own(tmp_path) -> None:
+    """Migration 10: hits stored before it were corrected by the fleet's latency alone (NULL own latency), and the
+    defects' summaries read the new column from their covering index, as they read the others."""
+    path = tmp_path / "v9.db"
+    _old_store_with_hits(path, 9, ["d"]).close()
+    new = Store.open(path)
+    hits = new.hits_of_defects([1], ["x_m", "own_latency_s"], recent=5)
+    assert hits["x_m"].tolist() == [1.5] and np.isnan(hits["own_latency_s"]).all()
+    plan = " ".join(str(r) for r in new._ex(
+        "EXPLAIN QUERY PLAN SELECT x_m, own_latency_s FROM hits WHERE defect_id = ? ORDER BY t_s DESC LIMIT 5",
+        (1,)).fetchall())
+    assert "COVERING INDEX hits_defect_summary" in plan
     new.close()
 
 
@@ -628,7 +659,7 @@ def test_an_upload_is_stored_as_it_came_with_its_digest_and_track_made_aside(sto
     pipeline.ingest_trace(store, trace, detection=fake_detection(trace, [POTHOLE]), raw=body)
     assert store.trip_raw("t-up") == body
     assert store.get_trip("t-up")["raw_sha256"] == hashlib.sha256(body).hexdigest()
-    want = pipeline.trace_track(trace, DetectorParams()).to_bytes()
+    want = pipeline.trace_track(trace, 0.0).to_bytes()
     assert store.trip_tracks(["t-up"])["t-up"] == ("dev-a", want)
     # what goes wrong making them reaches the caller, and nothing is stored
     monkeypatch.setattr(Track, "to_bytes", lambda self: (_ for _ in ()).throw(MemoryError("no room")))
@@ -652,9 +683,7 @@ def test_fetched_columns_turn_nulls_into_their_fill_values_and_keep_a_text_none(
 
 def test_a_version_8_database_gets_the_defect_device_index_and_answers_who_hit_what(tmp_path) -> None:
     path = tmp_path / "v8.db"
-    old = Store.open(path, target_version=8)
-    for k, dev in enumerate(["a", "b", "a"]):
-        add_trip(old, f"t{k}", dev, T0_S + k * DAY_S, [POTHOLE])
+    old = _old_store_with_hits(path, 8, ["a", "b", "a"])
     old.close()
     new = Store.open(path)
     assert new.schema_version == SCHEMA_VERSION
