@@ -352,7 +352,10 @@ def simulate_trip(world: World, params: ScenarioParams, prof: DriverProfile, tri
     # --- GPS --------------------------------------------------------------------------------------------------
     gps_model = draw_gps(rng, params.gps_sigma_m)
     dec = slice(None, None, max(1, int(fs // 50)))
-    east, north = path.position(s_t[dec])
+    # the receiver is the phone's: behind the front axle (whose arc length s_t is) by half the wheelbase less how
+    # far forward of mid-wheelbase the phone is mounted
+    phone_behind_m = car.wheelbase_m / 2 - first.position_m[0]
+    east, north = path.position(np.maximum(s_t[dec] - phone_behind_m, 0.0))
     course = np.mod(90.0 - np.degrees(psi_t[dec]), 360.0)
     fixes = simulate_gps(t[dec], east, north, v_t[dec], course, gps_model, rng)
     lat, lon = world.projection.to_latlon(fixes.east_m, fixes.north_m)
