@@ -21,7 +21,9 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.11"     # 0.11: impacts and roughness windows are placed with the trip's own GPS
+DETECTOR_VERSION = "bump-detect/0.12"     # 0.12: an event sharper than any ringing inside the impact band (a
+#                                           one-sample sensor glitch; at >= ~90 Hz) is rejected as "glitch".
+#                                           0.11: impacts and roughness windows are placed with the trip's own GPS
 #                                           latency (forward acceleration against Doppler speed changes,
 #                                           detect.latency) when the trip tells it; 0.10 used gps_latency_s alone.
 #                                           0.10: an impact or window more than 1 s outside the GPS fixes has no

@@ -109,7 +109,7 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
 
 
 def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
-    """Why each candidate is not a road impact ("" when it is): weak, handling, stopped, gap.
+    """Why each candidate is not a road impact ("" when it is): weak, handling, glitch, stopped, gap.
 
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
     the whole body lifted); ``handling``: the phone turned (tilt or rotation rate), moved sideways more than a car
@@ -117,7 +117,9 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
     where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
     satellites), a local background below the trip's ``still_background_mps2`` (an idling car) stands for it. An
-    impact outside the fixes is kept, unplaced, as in a trace without GPS.
+    impact outside the fixes is kept, unplaced, as in a trace without GPS; ``glitch``: the event's raw vertical
+    acceleration is sharper (:func:`ringing_sharpness`) than a sinusoid at the impact band's top frequency: a
+    one-sample sensor glitch (sharpness ~6), not a wheel, which rings below it (possible from ~90 Hz up).
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
@@ -134,10 +136,17 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
                 | (feat["tilt_max_deg"] > params.handling_tilt_deg)
                 | near_remount | in_hand)
     reasons[handling] = "handling"
+    reasons[feat["sharpness"] > ringing_sharpness(params.impact_band_hz[1], sig.fs_hz)] = "glitch"
     quiet = sig.background_mps2[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)] < sig.still_background_mps2
     reasons[np.where(np.isfinite(speed), speed < params.min_speed_mps, quiet)] = "stopped"
     reasons[~feat["valid"]] = "gap"
     return reasons
+
+
+def ringing_sharpness(f_hz: float, fs_hz: float) -> float:
+    """Second-difference energy over energy of a sinusoid at ``f_hz`` sampled at ``fs_hz``: 16 sin^4(pi f / fs)
+    (the ``sharpness`` feature of :func:`detect.features.event_features`); 16 at or above Nyquist."""
+    return 16.0 * float(np.sin(np.pi * min(f_hz / fs_hz, 0.5))) ** 4
 
 
 def trip_roughness(sig: Signals, still: np.ndarray, params: DetectorParams, car: ReferenceCar,
@@ -160,8 +169,8 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     ``lat_deg``/``lon_deg`` WGS84 or NaN without a fix, ``accuracy_m``, ``heading_deg``, ``kind`` (pothole,
     speed_bump, joint, cover, rough, unknown), ``severity`` [cm of equivalent depth, of lift for a bump],
     ``depth_class``, ``confidence`` 0-1, ``speed_mps``, then the event features), ``candidates`` (every candidate
-    with ``rejected``: "" or weak, handling, stopped, gap), ``roughness`` (windows of ``roughness_window_m`` with
-    ``iri_m_per_km``), and the ``signals`` and ``orientation`` for replay.
+    with ``rejected``: "" or weak, handling, glitch, stopped, gap), ``roughness`` (windows of
+    ``roughness_window_m`` with ``iri_m_per_km``), and the ``signals`` and ``orientation`` for replay.
     """
     if not isinstance(trace, Trace):
         raise TypeError(f"detect() takes an ingest.Trace, not {type(trace).__name__}; read the file first: "

@@ -53,6 +53,9 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         out["up_p2p_mps2"].append(np.ptp(sel(in_ctx, up)))
         out["body_p2p_mps2"].append(np.ptp(sel(in_body, bandpass(up, sig.body_band_hz, fs))))
         out["energy_m2ps3"].append(sum(v * v for v in sel(in_event, imp)) / fs)
+        ev_up = sel(in_event, up)
+        curv = [up[k - 1] - 2 * up[k] + up[k + 1] for k, m in enumerate(in_event) if m]
+        out["sharpness"].append(sum(c * c for c in curv) / max(float(np.sum((ev_up - ev_up.mean()) ** 2)), 1e-12))
         out["first_motion"].append(int(np.sign(imp[first])))
         a = bandpass(up, motion_band_hz, fs)
         vel = bandpass(np.cumsum(a) / fs, motion_band_hz, fs)
