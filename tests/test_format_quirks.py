@@ -267,10 +267,14 @@ def test_sensorlog_without_any_accelerometer_data_says_so() -> None:
 # --- F3: header-only files -------------------------------------------------------------------------------------
 
 
+def _keep_header_only(path: Path) -> None:
+    """Cut a CSV export down to its header line (an app that stopped before its first sample)."""
+    path.write_text(path.read_text(encoding="utf-8").split("\n", 1)[0] + "\n", encoding="utf-8")
+
+
 def test_phyphox_header_only_accelerometer_names_the_empty_recording(tmp_path: Path) -> None:
     rec = copy_tree(PHYPHOX, tmp_path / "rec")
-    header = (rec / "Accelerometer.csv").read_text(encoding="utf-8").split("\n", 1)[0]
-    (rec / "Accelerometer.csv").write_text(header + "\n", encoding="utf-8")
+    _keep_header_only(rec / "Accelerometer.csv")
     with pytest.raises(SchemaError) as err:
         ingest.read(rec)
     assert err.value.field == "Accelerometer.csv"
@@ -279,8 +283,7 @@ def test_phyphox_header_only_accelerometer_names_the_empty_recording(tmp_path: P
 
 def test_phyphox_header_only_location_means_no_fixes(tmp_path: Path) -> None:
     rec = copy_tree(PHYPHOX, tmp_path / "rec")
-    header = (rec / "Location.csv").read_text(encoding="utf-8").split("\n", 1)[0]
-    (rec / "Location.csv").write_text(header + "\n", encoding="utf-8")
+    _keep_header_only(rec / "Location.csv")
     trace = ingest.read(rec)
     assert not trace.has_gps and trace.n_samples == ingest.read(PHYPHOX).n_samples
 
