@@ -220,17 +220,17 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
     if raw is None or not raw.startswith((GZIP_MAGIC, ZIP_MAGIC)):
         raw = gzip.compress(raw if raw is not None else ingest.dumps(trace), compresslevel=1, mtime=0)  # level 1:
         # 7x faster than 6, +6 % size
+    digest = _RawDigest(raw)                                 # made meanwhile (see _RawDigest)
     serialise = time.perf_counter() - t0
     t0 = time.perf_counter()
     det = detection if detection is not None else detect(trace, params)
     timings["detect"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    track = trace_track(trace, det.gps_latency_s)
-    stored = _TripBytes(raw, track)                          # made meanwhile (see _TripBytes)
+    track = trace_track(trace, det.gps_latency_s)            # placed as the hits are: with the trip's own latency
     info = _trip_info(trace, device, det, params, np.nan)
     proj = projection(store)           # fixed once set: read before the lock (None: this trip's first fix may set it)
     rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
-    blob, digest = stored.result()
+    blob = track.to_bytes()
     timings["serialise"] = serialise + time.perf_counter() - t0
     t0 = time.perf_counter()
     with store.transaction(journal_in_memory=True):      # a trip's statements change a few hundred pages at most
@@ -239,7 +239,7 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
         if proj is None:
             proj = projection(store, trace)
             rows = _trip_rows(trace, det, track, proj, device, params, defect_params) if proj is not None else None
-        store.add_trip(info | {"ingested_at_s": clock()}, raw, blob, raw_sha256=digest)  # commit order
+        store.add_trip(info | {"ingested_at_s": clock()}, raw, blob, raw_sha256=digest.result())  # commit order
         if proj is None or rows is None:
             timings["store"] = time.perf_counter() - t0
             return IngestSummary(trace.trip_id, device, n_impacts=det.n_impacts, timings_s=timings)
@@ -250,26 +250,25 @@ def ingest_trace(store: Store, trace: ingest.Trace, params: DetectorParams = Det
                          n_roughness=n_rough, timings_s=timings, **summary)
 
 
-class _TripBytes:
-    """The compressed track blob and the SHA-256 (hex) of the raw input a trip stores, made in a worker thread
-    while the trip's rows are made (the track needs the detection's GPS latency): zlib and hashlib release the GIL
-    while they work, so with a second core free they take no time off the upload's path (~1.7 ms for a 10-minute
-    upload of 1.7 MB)."""
+class _RawDigest:
+    """The SHA-256 (hex) of the raw input a trip stores, made in a worker thread while the trace is detected:
+    hashlib releases the GIL while it works, so with a second core free it takes no time off the upload's path
+    (~1.5 ms for a 10-minute upload of 1.7 MB)."""
 
-    def __init__(self, raw: bytes, track: Track) -> None:
-        self._made: tuple[bytes, str] | None = None
+    def __init__(self, raw: bytes) -> None:
+        self._made: str | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._make, args=(raw, track), name="bump-trip-bytes", daemon=True)
+        self._thread = threading.Thread(target=self._make, args=(raw,), name="bump-raw-digest", daemon=True)
         self._thread.start()
 
-    def _make(self, raw: bytes, track: Track) -> None:
+    def _make(self, raw: bytes) -> None:
         try:
-            self._made = (track.to_bytes(), hashlib.sha256(raw).hexdigest())
+            self._made = hashlib.sha256(raw).hexdigest()
         except BaseException as exc:       # raised again to the caller by result()
             self._error = exc
 
-    def result(self) -> tuple[bytes, str]:
-        """(track blob, raw SHA-256 hex), once made."""
+    def result(self) -> str:
+        """The raw input's SHA-256 hex, once made."""
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -290,6 +289,7 @@ class _TripRows:
     wide_keys: np.ndarray                        # ... and a cell either side (see _cluster_trip)
     tree: Any                                    # search tree of the dense track's points (cluster.points_tree)
     maps: tuple[Columns, Columns, Columns]       # roughness rows, coverage rows, centres of their cells
+    own_latency_s: float                         # the trip's own GPS latency (NaN: it did not tell it)
 
 
 def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalProjection, device: str,
@@ -302,7 +302,7 @@ def _trip_rows(trace: ingest.Trace, det: Detection, track: Track, proj: LocalPro
     return _TripRows(hits, features, detector_info(params, with_params=False), dense,
                      cellmap.grid_keys_within(dense[1], dense[2], dp.max_traversal_radius_m),
                      cellmap.grid_keys_around(dense[1], dense[2], reach), points_tree(dense[1], dense[2]),
-                     (rough, cover, centres))
+                     (rough, cover, centres), det.gps_latency.latency_s)
 
 
 def _trip_info(trace: ingest.Trace, device: str, det: Detection, params: DetectorParams, now: float
@@ -351,10 +351,12 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     """Store the trip's hits with the defects they join or found, and its passes; refresh what they touched."""
     reach = dp.max_join_radius_m + dp.max_traversal_radius_m
     raw = hits = trip.hits
-    # a trip that told its own GPS latency placed its hits with it; the fleet's and its device's estimates correct
-    # (and learn from) the trips that did not
-    told = bool(len(hits)) and bool(np.isfinite(hits["own_latency_s"]).all())
+    # a trip that told its own GPS latency placed its hits with it, and its latency is a sample of its device's and
+    # the fleet's; those estimates correct the trips that did not tell theirs, and learn from their hits too
+    told = bool(np.isfinite(trip.own_latency_s))
     latency = 0.0 if told else float(gps_latency.hit_latencies_s(store, np.array([device]), dp)[0])
+    if told:
+        _add_trip_latency(store, device, trip.own_latency_s, dp)
     hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
     hspans = spans_road(hits["kind"])
@@ -417,6 +419,14 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     changes = tuple((i, before[i], s) for i, s in result.final_status.items() if i in around and before[i] != s)
     return {"n_joined": int((idx >= 0).sum()), "new_defects": surviving_new, "updated_defects": updated,
             "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
+
+
+def _add_trip_latency(store: Store, device: str, latency_s: float, dp: DefectParams) -> None:
+    """A trip's own GPS latency [s] as one sample of the fleet's histogram and of its device's."""
+    if dp.latency_calibration:
+        gps_latency.add_fleet_samples(store, np.array([latency_s]))
+    if dp.device_latency:
+        gps_latency.add_device_samples(store, device, np.array([latency_s]))
 
 
 def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.ndarray, near: Columns,
@@ -595,10 +605,12 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         if hits is not None and len(hits):
             spans = spans_road(hits["kind"])
             trip_idx = np.unique(hits["trip_id"], return_inverse=True)[1].ravel()
-            learn = spans & np.isnan(hits["own_latency_s"])      # trips that told their own latency teach none
-            if dp.latency_calibration and learn.sum() >= 2:
+            learn = spans & np.isnan(hits["own_latency_s"])      # pairs of hits of trips that did not tell theirs
+            told = np.array([r.own_latency_s for r in per_trip if np.isfinite(r.own_latency_s)])  # and those that did
+            if dp.latency_calibration and (learn.sum() >= 2 or told.size):
                 sp = _latency_input(hits.select(learn))
-                gps_latency.add_fleet_samples(store, latency_samples(sp, sp, dp, same=True), reset=True)
+                pairs = latency_samples(sp, sp, dp, same=True) if learn.sum() >= 2 else np.empty(0)
+                gps_latency.add_fleet_samples(store, np.concatenate([pairs, told]), reset=True)
             latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp, hits["own_latency_s"])
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])

@@ -190,7 +190,16 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
                           max_event_s=params.max_event_s)
     rejected = reject_reasons(feat, sig, params)
     kind, confidence, severity, depth_class = classify(feat, params)
-    own_latency = trip_latency(sig, trace, params)
+    # the phone's own motion is no road: samples around handling are left out of the roughness windows, and
+    # around re-mounts too out of the latency estimate (a hand reads metres per second squared forward)
+    still = sig.valid.copy()
+    for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
+        still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
+    mounted = still.copy()
+    guard = round(params.remount_guard_s * sig.fs_hz)
+    for b in np.asarray(sig.segment_starts, dtype=np.int64)[1:]:                         # loop over re-mounts
+        mounted[max(0, b - guard):b + guard] = False
+    own_latency = trip_latency(sig, trace, params, mounted)
     latency_s = own_latency.latency_s if own_latency.known else params.gps_latency_s
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
@@ -202,10 +211,6 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     impacts = candidates.select(rejected == "")
     front = [k for k in IMPACT_DTYPES if k in impacts]
     impacts = Columns({**{k: impacts[k] for k in front}, **{k: impacts[k] for k in impacts if k not in front}})
-    # the phone's own motion is no road: samples around handling are left out of the roughness windows
-    still = sig.valid.copy()
-    for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
-        still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
     rough = trip_roughness(sig, still, params, ReferenceCar(wheelbase_m=wheelbase_m))
     if len(rough):
         mid = 0.5 * (rough["t_start_s"] + rough["t_end_s"])
@@ -216,12 +221,15 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
                      roughness=rough, signals=sig, orientation=ori, params=params, gps_latency=own_latency)
 
 
-def trip_latency(sig: Signals, trace: Trace, params: DetectorParams) -> LatencyEstimate:
+def trip_latency(sig: Signals, trace: Trace, params: DetectorParams, usable: np.ndarray | None = None
+                 ) -> LatencyEstimate:
     """The trip's own GPS latency (:func:`detect.latency.estimate_gps_latency`: its forward acceleration against
-    its Doppler speed changes), searched in [``latency_min_s``, ``latency_max_s``]."""
+    its Doppler speed changes), searched in [``latency_min_s``, ``latency_max_s``], over the samples ``usable``
+    marks (default: the valid ones; :func:`detect` leaves out handling and re-mounts)."""
     if params.latency_max_s <= params.latency_min_s or trace.gps_t_s.size < 2:
         return NO_ESTIMATE
-    return estimate_gps_latency(float(sig.t_s[0]), sig.fs_hz, sig.a_forward_mps2, sig.valid, trace.gps_t_s,
+    usable = sig.valid if usable is None else usable
+    return estimate_gps_latency(float(sig.t_s[0]), sig.fs_hz, sig.a_forward_mps2, usable, trace.gps_t_s,
                                 trace.speed_mps, min_s=params.latency_min_s, max_s=params.latency_max_s,
                                 min_corr=params.latency_min_corr)
 

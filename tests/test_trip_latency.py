@@ -54,8 +54,9 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
                   min_s: float = -1.0, max_s: float = 3.0, step_s: float = 0.2, min_intervals: int = 30,
                   min_corr: float = 0.5) -> float:
     """The estimator written out block by block, shift by shift and interval by interval (np.interp,
-    np.corrcoef): the integral of the forward acceleration at the edges of blocks of fs // 20 samples, the
-    intervals between fixes that lie on the recording and across no invalid block at every shift."""
+    np.corrcoef): the integral of the forward acceleration at the edges of blocks of fs // 20 samples, shifts from
+    2 s below to 3 s above the range, the intervals between fixes that lie on the recording, touch no invalid block
+    and have rates a car can have (<= 8 m/s^2) at every shift; the best shift must lie in the range."""
     fs = 1.0 / (t[1] - t[0])
     m = max(1, int(fs // 20.0))
     edges_t, cum, bad_block = [t[0] - 0.5 / fs], [0.0], []
@@ -66,7 +67,8 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
         bad_block.append(not valid[block].all())
     edges_t, cum = np.array(edges_t), np.array(cum)
     step = max(1, round(step_s * fs / m)) / (fs / m)
-    shifts = min_s + step * np.arange(int(np.floor((max_s - min_s) / step + 1e-9)) + 1)
+    lowest, highest = min_s - 2.0, max_s + 3.0                 # searched beyond the range asked for
+    shifts = lowest + step * np.arange(int(np.floor((highest - lowest) / step + 1e-9)) + 1)
     first, second = fix_intervals(gps_t, speed)
     usable = []
     for k, n in zip(first, second, strict=True):                # ... intervals ...
@@ -76,15 +78,22 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
             usable.append((k, n))
     if len(usable) < min_intervals:
         return math.nan
+
+    def rates(shift: float, k: int, n: int) -> tuple[float, float]:
+        dt = gps_t[n] - gps_t[k]
+        return ((np.interp(gps_t[n] - shift, edges_t, cum) - np.interp(gps_t[k] - shift, edges_t, cum)) / dt,
+                (speed[n] - speed[k]) / dt)
+
+    car_like = [(k, n) for k, n in usable if all(max(map(abs, rates(shift, k, n))) <= 8.0 for shift in shifts)]
+    if len(car_like) < min_intervals:
+        return math.nan
     corr = []
     for shift in shifts:                                        # ... and shifts
-        xs = [(np.interp(gps_t[n] - shift, edges_t, cum) - np.interp(gps_t[k] - shift, edges_t, cum))
-              / (gps_t[n] - gps_t[k]) for k, n in usable]
-        ys = [(speed[n] - speed[k]) / (gps_t[n] - gps_t[k]) for k, n in usable]
+        xs, ys = zip(*(rates(shift, k, n) for k, n in car_like), strict=True)
         corr.append(np.corrcoef(xs, ys)[0, 1])
     corr = np.array(corr)
     b = int(np.argmax(corr))
-    if corr[b] < min_corr or b in (0, shifts.size - 1):
+    if corr[b] < min_corr or not min_s - 1e-9 <= shifts[b] <= max_s + 1e-9:
         return math.nan
     c0, c1, c2 = corr[b - 1:b + 2]
     den = c0 - 2 * c1 + c2
@@ -140,6 +149,26 @@ def test_intervals_across_a_gap_are_left_out() -> None:
     est = _estimate(t, 100.0, a, fixes, valid)
     assert est.latency_s == pytest.approx(1.0, abs=0.08)
     assert est.n_intervals < fix_intervals(fixes["t"], fixes["speed"])[0].size - 35
+
+
+def test_a_phone_in_a_hand_for_a_few_seconds_does_not_move_the_estimate() -> None:
+    """Picked up for 4 s, the phone reads metres per second squared forward that no car does: those intervals are
+    left out (their rates exceed MAX_CAR_ACCEL_MPS2), not allowed to pull the correlation's peak."""
+    rng = np.random.default_rng(9)
+    t, v, s = _drive(180.0, 100.0)
+    a = _forward(t, v, rng)
+    hand = (t > 70.0) & (t < 74.0)
+    a[hand] += 11.0 * np.sign(np.sin(2 * np.pi * 0.6 * t[hand]))
+    est = _estimate(t, 100.0, a, _fixes(t, v, s, 0.9, rng))
+    assert est.latency_s == pytest.approx(0.9, abs=0.08)
+
+
+def test_a_clock_offset_beyond_the_range_is_not_taken_for_a_latency_inside_it() -> None:
+    rng = np.random.default_rng(10)
+    t, v, s = _drive(240.0, 100.0)
+    fixes = _fixes(t, v, s, 5.0, rng)                     # the GPS clock 5 s behind the accelerometer's
+    assert not _estimate(t, 100.0, _forward(t, v, rng), fixes).known
+    assert _estimate(t, 100.0, _forward(t, v, rng), fixes, max_s=6.0).latency_s == pytest.approx(5.0, abs=0.1)
 
 
 @pytest.mark.parametrize("case", ["constant speed", "reversed axis", "few fixes", "beyond the range",
@@ -251,4 +280,21 @@ def test_a_trip_that_told_its_latency_is_not_moved_again_by_the_fleets(tmp_path)
     placed = gps_latency.hit_latencies_s(store, np.array(["d", "d"]), DefectParams(),
                                          np.array([mine["own_latency_s"][0], np.nan]))
     assert placed.tolist() == [0.0, pytest.approx(1.0, abs=0.05)]
+    store.close()
+
+
+def test_trips_that_told_their_latency_teach_it_to_those_that_cannot(tmp_path) -> None:
+    """A trip's own latency is a sample of the fleet's and its device's: a fleet whose trips mostly tell theirs
+    still corrects the few that cannot (at steady speed), after ingestion and after a reprocess."""
+    dp = DefectParams(latency_min_pairs=3)
+    store = Store.open(tmp_path / "b.db")
+    for k in range(4):
+        doc, _ = _trace_doc(1.2, seed=20 + k)
+        pipeline.ingest_trace(store, _read(doc | {"trip_id": f"told-{k}"}), defect_params=dp)
+    fleet_s, _ = gps_latency.fleet_latency(store, dp)
+    assert fleet_s == pytest.approx(1.2, abs=0.1)
+    blind = gps_latency.hit_latencies_s(store, np.array(["d", "other"]), dp, np.array([np.nan, np.nan]))
+    assert blind.tolist() == [pytest.approx(1.2, abs=0.1), pytest.approx(1.2, abs=0.1)]
+    pipeline.reprocess(store, defect_params=dp)
+    assert gps_latency.fleet_latency(store, dp)[0] == pytest.approx(1.2, abs=0.1)
     store.close()
