@@ -88,7 +88,8 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     hit ``totals`` (:meth:`Store.hit_totals`, same ids) and ``pass_totals`` (:meth:`Store.traversal_totals`).
     ``latency_s``: per hit (or one for all); ``own``: per hit, whether its device has samples of its own;
     ``fleet``: :func:`bump.latency.fleet_latency`, stored (``latency_s``, ``latency_devices``) with the defects
-    whose hits were all corrected by the fleet's latency (NULL with the others, and when not given).
+    whose hits were all corrected by the fleet's latency, (NULL, :data:`OWN_LATENCY_STAMP`) with those whose hits
+    all carry their own trip's latency (NULL with the others, and when not given).
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
     depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
@@ -130,6 +131,9 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     if fleet is not None and own is not None:
         by_fleet = np.bincount(lab, np.asarray(own, dtype=np.float64), minlength=k) == 0
         stamp_s[by_fleet], stamp_n[by_fleet] = fleet[0], int(fleet[1])
+        told = np.isfinite(hits["own_latency_s"]) if "own_latency_s" in hits else np.zeros(len(hits), dtype=bool)
+        by_own = np.bincount(lab, (~told).astype(np.float64), minlength=k) == 0
+        stamp_s[by_own], stamp_n[by_own] = np.nan, OWN_LATENCY_STAMP
     return {
         "defect_id": ids, "kind": kinds, "kind_reason": np.array(reasons, dtype=object),
         "lat_deg": lat, "lon_deg": lon, "x_m": c.x_m, "y_m": c.y_m, "grid_key": cellmap.grid_keys(c.x_m, c.y_m),
@@ -224,6 +228,8 @@ _PASS_TOTALS = ("n_traversals", "n_traversal_hits", "first_traversal_s", "last_t
 _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay",
                  *INDEXED_DEFECT_COLUMNS, *_HIT_TOTALS, *_PASS_TOTALS)
 # what summaries read of a defect's latest hits (hit_id: their order)
+OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all carry their own trip's latency
+
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
                         "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
 
@@ -347,12 +353,14 @@ def _summary_holds(prev: Columns, passes: Columns, fleet: tuple[float, int], dp:
       last summary gave by majority (a pass with a hit rate above it is refreshed cheaply, :func:`_refresh_passed`);
     - the hits are corrected by the same GPS latency: all were by the fleet's when the summary was made (stored
       with it), the fleet's is the same and no device got a latency of its own since
-      (:func:`bump.latency.fleet_latency`)."""
+      (:func:`bump.latency.fleet_latency`); or all were placed by their own trips' latency
+      (:data:`OWN_LATENCY_STAMP`), which no calibration changes."""
     counts = _counts_after(prev, passes, dp)
     designed = np.isin(prev["kind"], DESIGNED_KINDS)
     majority_before = ~designed | (prev["hit_rate"] < dp.designed_hit_rate)
     majority_after = (counts["hit_rate"] < dp.designed_hit_rate) | (counts["n_traversals"] < dp.designed_traversals)
-    same_latency = (prev["latency_s"] == fleet[0]) & (prev["latency_devices"] == fleet[1])
+    same_latency = ((prev["latency_s"] == fleet[0]) & (prev["latency_devices"] == fleet[1])
+                    | (prev["latency_devices"] == OWN_LATENCY_STAMP))
     return majority_before & majority_after & same_latency
 
 

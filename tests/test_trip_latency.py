@@ -17,7 +17,7 @@ from bump import pipeline
 from bump.cluster import DefectParams
 from bump.report import detection_summary
 from bump.store import Store
-from detect import DetectorParams, detect
+from detect import Columns, DetectorParams, detect
 from detect.latency import estimate_gps_latency, fix_intervals
 
 T0 = 1_780_000_000.0
@@ -297,4 +297,26 @@ def test_trips_that_told_their_latency_teach_it_to_those_that_cannot(tmp_path) -
     assert blind.tolist() == [pytest.approx(1.2, abs=0.1), pytest.approx(1.2, abs=0.1)]
     pipeline.reprocess(store, defect_params=dp)
     assert gps_latency.fleet_latency(store, dp)[0] == pytest.approx(1.2, abs=0.1)
+    store.close()
+
+
+def test_a_defect_whose_hits_all_told_their_latency_does_not_wait_on_the_fleets(tmp_path) -> None:
+    """Its summary carries OWN_LATENCY_STAMP, so a pass without a hit keeps it whatever the fleet's latency does
+    meanwhile (each told trip moves the fleet's a little)."""
+    from bump.refresh import OWN_LATENCY_STAMP, _summary_holds
+
+    store = Store.open(tmp_path / "b.db")
+    pipeline.ingest_trace(store, _read(_trace_doc(1.0)[0]))
+    d = store.defects_by_id(store.all_defects()["defect_id"], ["defect_id", "kind", "hit_rate", "latency_s",
+                                                                "latency_devices", "n_traversals",
+                                                                "n_traversal_hits", "first_traversal_s",
+                                                                "last_traversal_s"])
+    assert d["latency_devices"].tolist() == [OWN_LATENCY_STAMP]
+    a_pass = Columns({"defect_id": d["defect_id"], "trip_id": np.array(["later"]), "device_id": np.array(["e"]),
+                      "t_s": d["last_traversal_s"] + 86_400.0, "hit": np.zeros(1, dtype=np.int64),
+                      "distance_m": np.ones(1)})
+    for fleet in ((0.0, 0), (0.7, 3)):
+        assert _summary_holds(d, a_pass, fleet, DefectParams()).tolist() == [True]
+    fleet_stamped = d.with_columns(latency_s=np.array([0.0]), latency_devices=np.array([0]))
+    assert _summary_holds(fleet_stamped, a_pass, (0.7, 3), DefectParams()).tolist() == [False]
     store.close()
