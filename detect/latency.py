@@ -54,7 +54,6 @@ def fix_intervals(gps_t_s: np.ndarray, speed_mps: np.ndarray, *, min_s: float = 
     return ok[i[near]], ok[j[near]]
 
 
-SEARCH_BEYOND_S = (2.0, 3.0)   # the shift is searched this much below and above the range asked for [s]
 MAX_CAR_ACCEL_MPS2 = 8.0       # a car's speed changes by at most ~0.8 g averaged over a second (emergency braking):
 #                                an interval the phone reads faster in (a hand, a knock) is left out
 
@@ -88,10 +87,10 @@ def estimate_gps_latency(t0_s: float, fs_hz: float, a_forward_mps2: np.ndarray, 
     """The trip's GPS latency from its forward acceleration [m/s^2] on the uniform grid ``t0_s + i / fs_hz``
     (``valid`` False inside gaps) and its fixes' times [s] and Doppler speeds [m/s] (see the module docstring).
 
-    The shift is searched from ``min_s`` - 2 s to ``max_s`` + 3 s (:data:`SEARCH_BEYOND_S`) over the intervals
-    between fixes that lie inside the recording, touch no block holding a gap at any shift, and whose rates a car
-    can have (:data:`MAX_CAR_ACCEL_MPS2`); no estimate (NaN) with fewer than ``min_intervals`` of them, a best
-    correlation below ``min_corr``, or a best shift outside [``min_s``, ``max_s``].
+    The shift is searched in [``min_s``, ``max_s``] over the intervals between fixes that lie inside the recording,
+    touch no block holding a gap at any shift, and whose rates a car can have (:data:`MAX_CAR_ACCEL_MPS2`); no
+    estimate (NaN) with fewer than ``min_intervals`` of them, a best correlation below ``min_corr``, or the best
+    shift at either end of the range (the peak lies beyond it: a clock offset rather than a latency).
     """
     n = a_forward_mps2.size
     if n < 2 or max_s <= min_s or gps_t_s.size < 2:
@@ -100,14 +99,12 @@ def estimate_gps_latency(t0_s: float, fs_hz: float, a_forward_mps2: np.ndarray, 
     if first.size < min_intervals:
         return NO_ESTIMATE
     cum, bad, t_edge0, edge_rate = integral_at_block_edges(a_forward_mps2, valid, t0_s, fs_hz)
-    # shifts a whole number of edges apart: each fix falls at the same fraction of an edge interval at every shift;
-    # searched beyond the range, so that a clock offset outside it is not taken for a latency inside it
+    # shifts a whole number of edges apart: each fix falls at the same fraction of an edge interval at every shift
     step_edges = max(1, round(step_s * edge_rate))
     step = step_edges / edge_rate
-    lowest = min_s - SEARCH_BEYOND_S[0]
-    back = step_edges * np.arange(int(np.floor((max_s + SEARCH_BEYOND_S[1] - lowest) / step + 1e-9)) + 1)
-    shifts = lowest + back / edge_rate                       # edges back from the lowest shift, per shift
-    pos0 = (gps_t_s - lowest - t_edge0) * edge_rate          # each fix's time at the lowest shift [edges]
+    back = step_edges * np.arange(int(np.floor((max_s - min_s) / step + 1e-9)) + 1)    # edges back, per shift
+    shifts = min_s + back / edge_rate
+    pos0 = (gps_t_s - min_s - t_edge0) * edge_rate           # each fix's time at the smallest shift [edges]
     i0 = np.floor(pos0)
     frac = pos0 - i0
     last = cum.size - 2
@@ -140,8 +137,7 @@ def estimate_gps_latency(t0_s: float, fs_hz: float, a_forward_mps2: np.ndarray, 
     sxx, syy = np.einsum("ij,ij->i", x, x), float(y @ y)
     corr = np.where((sxx > 0) & (syy > 0), (x @ y) / np.sqrt(sxx * syy + 1e-300), -np.inf)
     best = int(np.argmax(corr))
-    inside = min_s - 1e-9 <= shifts[best] <= max_s + 1e-9
-    if not np.isfinite(corr[best]) or corr[best] < min_corr or not inside or best in (0, shifts.size - 1):
+    if not np.isfinite(corr[best]) or corr[best] < min_corr or best in (0, shifts.size - 1):
         return LatencyEstimate(math.nan, float(corr[best]) if np.isfinite(corr[best]) else math.nan, count)
     c0, c1, c2 = corr[best - 1:best + 2]
     den = c0 - 2.0 * c1 + c2

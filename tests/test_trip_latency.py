@@ -54,9 +54,9 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
                   min_s: float = -1.0, max_s: float = 3.0, step_s: float = 0.2, min_intervals: int = 30,
                   min_corr: float = 0.5) -> float:
     """The estimator written out block by block, shift by shift and interval by interval (np.interp,
-    np.corrcoef): the integral of the forward acceleration at the edges of blocks of fs // 20 samples, shifts from
-    2 s below to 3 s above the range, the intervals between fixes that lie on the recording, touch no invalid block
-    and have rates a car can have (<= 8 m/s^2) at every shift; the best shift must lie in the range."""
+    np.corrcoef): the integral of the forward acceleration at the edges of blocks of fs // 20 samples, the
+    intervals between fixes that lie on the recording, touch no invalid block and have rates a car can have
+    (<= 8 m/s^2) at every shift; the best shift must lie inside the range, not at its ends."""
     fs = 1.0 / (t[1] - t[0])
     m = max(1, int(fs // 20.0))
     edges_t, cum, bad_block = [t[0] - 0.5 / fs], [0.0], []
@@ -67,8 +67,7 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
         bad_block.append(not valid[block].all())
     edges_t, cum = np.array(edges_t), np.array(cum)
     step = max(1, round(step_s * fs / m)) / (fs / m)
-    lowest, highest = min_s - 2.0, max_s + 3.0                 # searched beyond the range asked for
-    shifts = lowest + step * np.arange(int(np.floor((highest - lowest) / step + 1e-9)) + 1)
+    shifts = min_s + step * np.arange(int(np.floor((max_s - min_s) / step + 1e-9)) + 1)
     first, second = fix_intervals(gps_t, speed)
     usable = []
     for k, n in zip(first, second, strict=True):                # ... intervals ...
@@ -93,7 +92,7 @@ def _slow_latency(t: np.ndarray, a_fwd: np.ndarray, valid: np.ndarray, gps_t: np
         corr.append(np.corrcoef(xs, ys)[0, 1])
     corr = np.array(corr)
     b = int(np.argmax(corr))
-    if corr[b] < min_corr or not min_s - 1e-9 <= shifts[b] <= max_s + 1e-9:
+    if corr[b] < min_corr or b in (0, shifts.size - 1):
         return math.nan
     c0, c1, c2 = corr[b - 1:b + 2]
     den = c0 - 2 * c1 + c2
@@ -161,14 +160,6 @@ def test_a_phone_in_a_hand_for_a_few_seconds_does_not_move_the_estimate() -> Non
     a[hand] += 11.0 * np.sign(np.sin(2 * np.pi * 0.6 * t[hand]))
     est = _estimate(t, 100.0, a, _fixes(t, v, s, 0.9, rng))
     assert est.latency_s == pytest.approx(0.9, abs=0.08)
-
-
-def test_a_clock_offset_beyond_the_range_is_not_taken_for_a_latency_inside_it() -> None:
-    rng = np.random.default_rng(10)
-    t, v, s = _drive(240.0, 100.0)
-    fixes = _fixes(t, v, s, 5.0, rng)                     # the GPS clock 5 s behind the accelerometer's
-    assert not _estimate(t, 100.0, _forward(t, v, rng), fixes).known
-    assert _estimate(t, 100.0, _forward(t, v, rng), fixes, max_s=6.0).latency_s == pytest.approx(5.0, abs=0.1)
 
 
 @pytest.mark.parametrize("case", ["constant speed", "reversed axis", "few fixes", "beyond the range",
