@@ -76,6 +76,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
+from ingest.validate import GPS_MAX_SPEED_MPS
 
 DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
@@ -651,7 +652,7 @@ def track_from_fixes(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarr
                  np.asarray(accuracy_m, dtype=np.float64))
 
 
-TRACK_MAX_SPEED_MPS = 100.0   # faster than any road vehicle: a track segment implying more is a GPS error
+TRACK_MAX_SPEED_MPS = GPS_MAX_SPEED_MPS   # faster than any road vehicle: a track segment implying more is a GPS error
 TRACK_JUMP_SLACK_M = 50.0     # ... beyond this much (fixes a fraction of a second apart, each a few metres off)
 
 

@@ -605,12 +605,14 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         if hits is not None and len(hits):
             spans = spans_road(hits["kind"])
             trip_idx = np.unique(hits["trip_id"], return_inverse=True)[1].ravel()
-            learn = spans & np.isnan(hits["own_latency_s"])      # pairs of hits of trips that did not tell theirs
-            told = np.array([r.own_latency_s for r in per_trip if np.isfinite(r.own_latency_s)])  # and those that did
-            if dp.latency_calibration and (learn.sum() >= 2 or told.size):
-                sp = _latency_input(hits.select(learn))
-                pairs = latency_samples(sp, sp, dp, same=True) if learn.sum() >= 2 else np.empty(0)
-                gps_latency.add_fleet_samples(store, np.concatenate([pairs, told]), reset=True)
+            # the fleet's latency: pairs of hits of trips that did not tell theirs, and the latencies of those that did
+            if dp.latency_calibration:
+                learn = hits.select(spans & np.isnan(hits["own_latency_s"]))
+                sp = _latency_input(learn)
+                samples = np.concatenate([latency_samples(sp, sp, dp, same=True) if len(learn) >= 2 else np.empty(0),
+                                          [r.own_latency_s for r in per_trip if np.isfinite(r.own_latency_s)]])
+                if samples.size:
+                    gps_latency.add_fleet_samples(store, samples, reset=True)
             latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp, hits["own_latency_s"])
             hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])

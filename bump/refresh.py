@@ -131,8 +131,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     if fleet is not None and own is not None:
         by_fleet = np.bincount(lab, np.asarray(own, dtype=np.float64), minlength=k) == 0
         stamp_s[by_fleet], stamp_n[by_fleet] = fleet[0], int(fleet[1])
-        told = np.isfinite(hits["own_latency_s"]) if "own_latency_s" in hits else np.zeros(len(hits), dtype=bool)
-        by_own = np.bincount(lab, (~told).astype(np.float64), minlength=k) == 0
+        by_own = np.bincount(lab, np.isnan(hits["own_latency_s"]).astype(np.float64), minlength=k) == 0
         stamp_s[by_own], stamp_n[by_own] = np.nan, OWN_LATENCY_STAMP
     return {
         "defect_id": ids, "kind": kinds, "kind_reason": np.array(reasons, dtype=object),
@@ -227,9 +226,8 @@ _HIT_TOTALS = ("n_hits", "n_devices", "first_seen_s", "last_seen_s")            
 _PASS_TOTALS = ("n_traversals", "n_traversal_hits", "first_traversal_s", "last_traversal_s")  # .traversal_totals
 _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_at_s", "status_replay",
                  *INDEXED_DEFECT_COLUMNS, *_HIT_TOTALS, *_PASS_TOTALS)
-# what summaries read of a defect's latest hits (hit_id: their order)
 OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all carry their own trip's latency
-
+# what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
                         "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
 

@@ -798,11 +798,11 @@ class Store:
     def add_hits(self, cols: Mapping[str, Any], features: Sequence[Mapping[str, Any]],
                  detector: Mapping[str, Any]) -> np.ndarray:
         """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id; defect_id optional, < 0 for none; those of
-        :data:`OPTIONAL_HIT_COLUMNS` optional, NULL when left out or all NaN); returns
+        :data:`OPTIONAL_HIT_COLUMNS` optional, NULL when left out); returns
         their new ids. Inserting hits with their defects costs less than setting them later
         (:meth:`set_hit_defects` moves each hit's entry in the wide index of defect summaries)."""
-        names = [n for n in HIT_COLUMNS if n != "hit_id" and (n not in ("defect_id", *OPTIONAL_HIT_COLUMNS) or (
-            n in cols and (n == "defect_id" or not np.isnan(np.asarray(cols[n], dtype=np.float64)).all())))]
+        optional = ("defect_id", *OPTIONAL_HIT_COLUMNS)
+        names = [n for n in HIT_COLUMNS if n != "hit_id" and (n not in optional or n in cols)]
         if "defect_id" in cols:
             cols = {**cols, "defect_id": np.array([d if d >= 0 else None for d in np.asarray(
                 cols["defect_id"], dtype=np.int64).tolist()], dtype=object)}

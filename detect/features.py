@@ -278,9 +278,9 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     # energy of the event's raw vertical acceleration in its second difference, relative to its own: a wheel rings
     # below ~25 Hz (a sinusoid at f gives 16 sin^4(pi f / fs): 0.7 at 15 Hz, 4 at 25 Hz, sampled at 100 Hz); a
     # one-sample glitch gives ~6 (its difference is 1, -2, 1) at any rate
-    raw = up[:, margin - 1:margin + longest + 1]
-    dev = np.where(in_event, raw[:, 1:-1] - (np.where(in_event, raw[:, 1:-1], 0.0).sum(axis=1) / n_event)[:, None],
-                   0.0)
+    raw = up[:, margin - 1:margin + longest + 1]                       # the event's samples and one either side
+    ev = np.where(in_event, raw[:, 1:-1], 0.0)
+    dev = np.where(in_event, ev - (ev.sum(axis=1) / n_event)[:, None], 0.0)
     curv = np.where(in_event, raw[:, :-2] - 2.0 * raw[:, 1:-1] + raw[:, 2:], 0.0)
     out["sharpness"] = (curv * curv).sum(axis=1) / np.maximum((dev * dev).sum(axis=1), 1e-12)
     out["first_motion"] = np.sign(sig.a_impact_mps2[i_onset]).astype(np.int64)

@@ -33,6 +33,10 @@ class LatencyEstimate:
     def known(self) -> bool:
         return math.isfinite(self.latency_s)
 
+    def latency_or(self, default_s: float) -> float:
+        """The latency [s] to place the trip's positions with: this estimate when known, else ``default_s``."""
+        return self.latency_s if self.known else default_s
+
     def to_dict(self) -> dict[str, float | int | None]:
         return {"latency_s": round(self.latency_s, 3) if self.known else None,
                 "corr": round(self.corr, 3) if math.isfinite(self.corr) else None, "n_intervals": self.n_intervals}

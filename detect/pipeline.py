@@ -56,7 +56,7 @@ class Detection:
     def gps_latency_s(self) -> float:
         """The GPS latency [s] the positions were corrected by: the trip's own when it told it, else the
         parameters' ``gps_latency_s``."""
-        return self.gps_latency.latency_s if self.gps_latency.known else self.params.gps_latency_s
+        return self.gps_latency.latency_or(self.params.gps_latency_s)
 
 
 def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orientation]:
@@ -200,7 +200,7 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
     for b in np.asarray(sig.segment_starts, dtype=np.int64)[1:]:                         # loop over re-mounts
         mounted[max(0, b - guard):b + guard] = False
     own_latency = trip_latency(sig, trace, params, mounted)
-    latency_s = own_latency.latency_s if own_latency.known else params.gps_latency_s
+    latency_s = own_latency.latency_or(params.gps_latency_s)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)
