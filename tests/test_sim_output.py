@@ -326,13 +326,19 @@ def test_dense_scenario_puts_potholes_in_groups_on_one_road() -> None:
     assert min(gaps) >= MIN_SPACING_M
 
 
-def test_committed_sample_matches_its_readme_command() -> None:
+def test_committed_sample_matches_its_readme_command(tmp_path: Path) -> None:
+    """The README promises the same bytes from its command: a simulator change must regenerate the folder."""
     readme = (SAMPLE / "README.md").read_text()
     cmd = re.search(r"bump simulate --scenario (\w+) --seed (\d+) --out sample_traces", readme)
     assert cmd, "the README must give the exact command"
     truth = orjson.loads((SAMPLE / "truth.json").read_bytes())
     world = scenario_world(scenario_params(cmd.group(1)), int(cmd.group(2)))
     assert truth["defects"] == orjson.loads(orjson.dumps([defect_truth(world, d) for d in world.defects]))
+    generate(cmd.group(1), int(cmd.group(2)), tmp_path, progress=False, workers=2)
+    committed = sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*.json*"))
+    assert committed == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json*"))
+    stale = [str(p) for p in committed if (SAMPLE / p).read_bytes() != (tmp_path / p).read_bytes()]
+    assert not stale, f"regenerate sample_traces with its README's command: {stale} differ"
     assert len({t["device_id"] for t in truth["trips"]}) >= 4
     for info in truth["trips"]:
         assert ingest.read(SAMPLE / info["file"]).trip_id == info["trip_id"]

@@ -278,11 +278,16 @@ def _door_slams(t: np.ndarray, v_t: np.ndarray, forces: dict[str, np.ndarray], p
     return ring, events
 
 
+def _mount_segments(first: Mount, handlings: list[Handling]) -> list[tuple[float, Mount]]:
+    """(start [s since the trip's start], mount) of each stretch the phone sits in one mount, in time order."""
+    return [(0.0, first)] + [(h.t0_s, h.after) for h in handlings if h.after is not h.before]
+
+
 def _phone_streams(t: np.ndarray, kin: CarKinematics, body: BodyMotion, extra: np.ndarray, first: Mount,
                    handlings: list[Handling], fs: float) -> tuple[np.ndarray, np.ndarray]:
     """True specific force and angular rate in the phone frame at the simulation rate."""
     orient = orientation_track(t, first, handlings)
-    segments = [(0.0, first)] + [(h.t0_s, h.after) for h in handlings if h.after is not h.before]
+    segments = _mount_segments(first, handlings)
     f_body = np.empty((t.size, 3))
     for k, (ta, mount) in enumerate(segments):                     # one lever arm and resonance per mount
         tb = segments[k + 1][0] if k + 1 < len(segments) else np.inf
@@ -353,8 +358,10 @@ def simulate_trip(world: World, params: ScenarioParams, prof: DriverProfile, tri
     gps_model = draw_gps(rng, params.gps_sigma_m)
     dec = slice(None, None, max(1, int(fs // 50)))
     # the receiver is the phone's: behind the front axle (whose arc length s_t is) by half the wheelbase less how
-    # far forward of mid-wheelbase the phone is mounted
-    phone_behind_m = car.wheelbase_m / 2 - first.position_m[0]
+    # far forward of mid-wheelbase the phone is mounted at that time (a re-mount moves it)
+    mounts = _mount_segments(first, handlings)
+    seg = np.searchsorted([ta for ta, _ in mounts], t[dec], side="right") - 1
+    phone_behind_m = car.wheelbase_m / 2 - np.array([m.position_m[0] for _, m in mounts])[seg]
     east, north = path.position(np.maximum(s_t[dec] - phone_behind_m, 0.0))
     course = np.mod(90.0 - np.degrees(psi_t[dec]), 360.0)
     fixes = simulate_gps(t[dec], east, north, v_t[dec], course, gps_model, rng)
