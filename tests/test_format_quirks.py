@@ -435,6 +435,7 @@ def test_sensor_logger_ios_without_metadata_keeps_androids_sign(tmp_path: Path) 
     np.testing.assert_array_equal(trace.accel_mps2, with_meta.accel_mps2)
     assert np.median(trace.accel_mps2[:, 2]) > 9.0
     assert "platform taken as iOS" in problems(trace) and "axis signs taken as Android's" not in problems(trace)
+    assert trace.phone["os"] == with_meta.phone["os"] == "ios"          # the inferred platform is kept too
 
 
 def test_sensor_logger_ios_uncalibrated_in_g_without_metadata(tmp_path: Path) -> None:
@@ -463,3 +464,4 @@ def test_sensor_logger_platform_that_nothing_tells_is_noted(tmp_path: Path) -> N
     trace = ingest.read(rec)
     np.testing.assert_allclose(trace.accel_mps2, ingest.read(SL_UNCAL).accel_mps2, rtol=0, atol=1e-5)
     assert "platform unknown" in problems(trace) and "axis signs taken as Android's" in problems(trace)
+    assert "os" not in trace.phone

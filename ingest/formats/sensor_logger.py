@@ -126,6 +126,8 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         trip_id = f"sensorlogger-{digest}"
     phone = {key: meta[col] for key, col in (("os", "platform"), ("model", "device name"),
                                              ("app_version", "appVersion")) if meta.get(col)}
+    if platform and "os" not in phone:               # inferred from the export (noted in the problems)
+        phone["os"] = platform
     phone["app"] = "Sensor Logger"
     return build_trace(
         source=src.name,
