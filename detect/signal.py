@@ -56,12 +56,15 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
     returned as it is: linear interpolation would low-pass it more (up to -3 dB at fs/4 half-way between
     samples) than so small a timing error distorts it (``2 pi f x snap_steps / fs`` relative, 3 % at fs/4).
     """
-    n_grid = int(np.floor((t_s[-1] - t_s[0]) * fs_hz + 1e-6)) + 1
-    t_grid = np.empty(n_grid)
-    on_grid = n_grid == t_s.size
-    steps = np.arange(min(CHUNK_SAMPLES, n_grid), dtype=np.float64)
+    span_steps = (t_s[-1] - t_s[0]) * fs_hz
+    n_grid = int(np.floor(span_steps + 1e-6)) + 1
+    # on the grid, the last sample may sit up to snap_steps before its grid point: count that point too
+    on_grid = int(np.floor(span_steps + snap_steps + 1e-6)) + 1 == t_s.size
+    n_check = t_s.size if on_grid else n_grid
+    t_grid = np.empty(n_check)
+    steps = np.arange(min(CHUNK_SAMPLES, n_check), dtype=np.float64)
     off_s = np.empty(steps.size)
-    for c0 in range(0, n_grid, CHUNK_SAMPLES):          # loop over chunks of samples (in cache)
+    for c0 in range(0, n_check, CHUNK_SAMPLES):         # loop over chunks of samples (in cache)
         part = t_grid[c0:c0 + CHUNK_SAMPLES]
         np.add(steps[:part.size], c0, out=part)         # the grid indices
         part /= fs_hz
@@ -71,7 +74,8 @@ def resample_uniform(t_s: np.ndarray, values: np.ndarray, fs_hz: float, gap_s: f
             on_grid = max(float(off.max()), -float(off.min())) * fs_hz <= snap_steps
     vals = values.reshape(t_s.size, -1)
     if on_grid:
-        return t_grid, values, np.ones(n_grid, dtype=bool)
+        return t_grid, values, np.ones(n_check, dtype=bool)
+    t_grid = t_grid[:n_grid]
     rel = t_s - t_s[0]
     rel *= fs_hz                                      # input times in grid steps
     # samples at or before each grid time, without a binary search: bin every sample onto the grid, count, sum
