@@ -21,7 +21,10 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.12"     # 0.12: an event sharper than any ringing inside the impact band (a
+DETECTOR_VERSION = "bump-detect/0.13"     # 0.13: samples on the rate's grid within 5 % of a step are used as they
+#                                           are whichever way the last one jitters (0.12 interpolated about half
+#                                           of such traces, a slight low-pass).
+#                                           0.12: an event sharper than any ringing inside the impact band (a
 #                                           one-sample sensor glitch; at >= ~90 Hz) is rejected as "glitch".
 #                                           0.11: impacts and roughness windows are placed with the trip's own GPS
 #                                           latency (forward acceleration against Doppler speed changes,
