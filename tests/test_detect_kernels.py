@@ -60,7 +60,8 @@ def test_resample_uniform_uses_input_already_on_the_grid() -> None:
         t_grid, on_grid, ok = resample_uniform(t + rng.uniform(-2e-4, 2e-4, 500), v, 100.0, 0.25)   # 2 % of a step
         assert on_grid is v and ok.all() and t_grid.size == 500
     _, moved, _ = resample_uniform(t + rng.uniform(-3e-3, 3e-3, 500), v, 100.0, 0.25)       # 30 %: interpolated
-    assert moved is not v and not np.allclose(moved[1:-1], v[1:-1])
+    n = min(moved.shape[0], v.shape[0]) - 1                     # the grid may end a point short of the samples
+    assert moved is not v and not np.allclose(moved[1:n], v[1:n])
 
 
 def test_resample_uniform_decimation_averages() -> None:

@@ -221,6 +221,23 @@ class DateTimes:
     mixed: tuple[int, int] | None = None
 
 
+def read_text_column(data: bytes, index: int, *, dialect: Dialect, skiprows: int, source: str,
+                     where: str | None = None) -> pd.Series:
+    """Column ``index`` of a CSV as stripped text (one C parse, no per-row Python), missing cells and
+    :data:`NA_STRINGS` as ""; SchemaError when the file does not parse."""
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=dialect.sep, header=None, skiprows=skiprows,
+                            names=range(index + 1), index_col=False, usecols=[index], dtype=str, engine="c",
+                            encoding="latin-1", quotechar='"', keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        return pd.Series([], dtype=str)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise SchemaError(f"cannot be read as CSV ({exc}); export it again without editing, or fix the line named",
+                          source=source, field=where) from exc
+    text = frame[index].fillna("").astype(str).str.strip()
+    return text.where(~text.isin(NA_STRINGS), "")
+
+
 def parse_datetimes(text: pd.Series, missing: np.ndarray) -> DateTimes:
     """``YYYY-MM-DD HH:MM:SS[.fff]`` cells, each optionally followed by a UTC offset (`` -0400``, ``+02:00``,
     ``Z``), as s since the UNIX epoch; rows where ``missing`` is True are NaN.

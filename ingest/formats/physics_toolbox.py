@@ -62,7 +62,6 @@ IDs: ``trip_id = "ptss-<start, ms since the epoch>"`` (or a ``# trip_id:`` line)
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,7 +72,6 @@ import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
 from ingest.formats.csv_util import (
-    NA_STRINGS,
     Dialect,
     check_id_lengths,
     drop_cut_line,
@@ -83,6 +81,7 @@ from ingest.formats.csv_util import (
     meta_lines,
     parse_datetimes,
     read_numeric,
+    read_text_column,
     sniff_dialect,
     split_header,
 )
@@ -401,7 +400,8 @@ def _epoch_times(data: bytes, layout: _Layout, col: int, kind: str, elapsed_s: n
     if kind == "elapsed":
         assert elapsed_s is not None and start is not None
         return start.epoch_s + elapsed_s, start.epoch_s
-    text = _text_column(data, layout, col, source=source, where=where)
+    text = read_text_column(data, col, dialect=layout.dialect, skiprows=layout.skiprows, source=source,
+                            where=where)
     if kind == "clock":
         assert start is not None
         clock_s = _clock_s(text, name, skiprows=layout.skiprows, source=source, where=where)
@@ -418,20 +418,6 @@ def _epoch_times(data: bytes, layout: _Layout, col: int, kind: str, elapsed_s: n
                         "'# start: YYYY-MM-DDTHH:MM:SS+HH:MM' before the header to give the zone)")
     first = t[np.isfinite(t)]
     return t, float(first.min()) if first.size else float("nan")
-
-
-def _text_column(data: bytes, layout: _Layout, col: int, *, source: str, where: str | None) -> pd.Series:
-    try:
-        frame = pd.read_csv(io.BytesIO(data), sep=layout.dialect.sep, header=None, skiprows=layout.skiprows,
-                            names=range(col + 1), index_col=False, usecols=[col], dtype=str, engine="c",
-                            encoding="latin-1", quotechar='"', keep_default_na=False, skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        return pd.Series([], dtype=str)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise SchemaError(f"cannot be read as CSV ({exc}); export it again without editing, or fix the line named",
-                          source=source, field=where) from exc
-    text = frame[col].astype(str).str.strip()
-    return text.where(~text.isin(NA_STRINGS), "")
 
 
 def _bad_value(text: pd.Series, parsed_ok: np.ndarray, name: str, example: str, *, skiprows: int, source: str,
