@@ -379,6 +379,7 @@ def build_trace(
     dropped: Mapping[str, int] | None = None,
     field_prefix: Mapping[str, str] | None = None,
     unit_hint: str | None = None,
+    gyro_unit_hint: str = "declare the unit \"deg/s\" (bump.trace/1: \"gyro\": {\"unit\": \"deg/s\"})",
 ) -> Trace:
     """Validate arrays from a reader and return a canonical :class:`Trace`.
 
@@ -387,7 +388,7 @@ def build_trace(
     maps "accel", "gyro", "gps" to the names the reader's format uses, so errors point at the user's own field or
     file (e.g. ``{"accel": "TotalAcceleration.csv"}``). ``unit_hint``: how to fix a unit that contradicts the data
     in the reader's format, whose unit is fixed (e.g. "Sensor Logger writes TotalAcceleration.csv in m/s2; ..."),
-    instead of asking to set the unit.
+    instead of asking to set the unit. ``gyro_unit_hint``: how to declare a gyroscope in deg/s in that format.
     """
     names = {"accel": "accel", "gyro": "gyro", "gps": "gps", **(field_prefix or {})}
     for key, ident in (("trip_id", trip_id), ("device_id", device_id)):
@@ -501,7 +502,7 @@ def build_trace(
             gyro_rate_hz = 1.0 / _exact_median(gdt)
             omega_med_rad_s = _norm_median(gaxes) * gyro_factor
             if omega_med_rad_s > GYRO_MAX_MEDIAN_RAD_S:
-                raise UnitError(_gyro_unit_message(omega_med_rad_s, gyro_unit), source=source,
+                raise UnitError(_gyro_unit_message(omega_med_rad_s, gyro_unit, gyro_unit_hint), source=source,
                                 field=names["gyro"])
         elif gt.size:
             problems_out.append("gyro: fewer than 2 samples, ignored")
@@ -571,16 +572,16 @@ def _rate_message(rate_hz: float, n: int, duration_s: float, limits: Limits) -> 
             f"is in seconds, or resample the recording to at most {limits.max_rate_hz:g} Hz")
 
 
-def _gyro_unit_message(omega_med_rad_s: float, unit: str) -> str:
-    """Why a gyroscope whose median |omega| is ``omega_med_rad_s`` [rad/s] (above the limit) is refused."""
+def _gyro_unit_message(omega_med_rad_s: float, unit: str, hint: str) -> str:
+    """Why a gyroscope whose median |omega| is ``omega_med_rad_s`` [rad/s] (above the limit) is refused; ``hint``:
+    how to declare deg/s."""
     limit = GYRO_MAX_MEDIAN_RAD_S
     median = f"median |omega| is {_digits_above(omega_med_rad_s, limit)} rad/s"
     if unit == "deg/s":
         return (f"{median} (converted from deg/s), above the {limit:g} rad/s a car's rotation stays under for most of "
                 "a trip: check the gyroscope's values and unit")
     return (f"{median}, above the {limit:g} rad/s a car's rotation stays under for most of a trip; this looks like "
-            "deg/s: declare the unit \"deg/s\" (bump.trace/1: \"gyro\": {\"unit\": \"deg/s\"}) or send rad/s "
-            "(x pi/180)")
+            f"deg/s: {hint} or send rad/s (x pi/180)")
 
 
 def _build_gps(t_s: ArrayLike | None, lat: ArrayLike | None, lon: ArrayLike | None, speed: ArrayLike | None,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ingest
-from ingest.errors import FormatError, SchemaError
+from ingest.errors import FormatError, SchemaError, UnitError
 from ingest.formats import plain_csv
 
 DATA = Path(__file__).parent / "data" / "plain_csv"
@@ -366,6 +366,12 @@ def test_gyro_in_deg_s_named_in_the_header_is_converted(header: str) -> None:
     tr = read_table(header, lambda i: [*t_acc(i), "9", "-4.5", f"{i % 2 * 2.25}"])
     expected = [[np.pi / 20, -np.pi / 40, 0.0], [np.pi / 20, -np.pi / 40, np.pi / 80]]       # 9, -4.5, 0 / 2.25 deg/s
     np.testing.assert_allclose(tr.gyro_rad_s[:2], expected, rtol=1e-15, atol=0.0)
+
+
+def test_gyro_in_deg_s_without_a_unit_is_refused_with_the_csv_way_to_say_so() -> None:
+    with pytest.raises(UnitError, match="gyro_x_deg_s") as err:
+        read_table("t,ax,ay,az,gyro_x,gyro_y,gyro_z", lambda i: [*t_acc(i), "9", "-4.5", "3"])
+    assert "bump.trace/1" not in str(err.value)
 
 
 def test_axes_in_different_units_are_refused() -> None:

@@ -271,6 +271,7 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         gyro_t_s=gyro_t,
         gyro_xyz=gyro_xyz,
         gyro_unit=gyro_unit,
+        gyro_unit_hint="name the gyroscope columns with the unit, e.g. gyro_x_deg_s, gyro_y_deg_s, gyro_z_deg_s",
         gps_t_s=None if gps is None else gps["t"],
         lat_deg=None if gps is None else gps["lat"],
         lon_deg=None if gps is None else gps["lon"],
