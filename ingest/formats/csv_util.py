@@ -296,6 +296,19 @@ def _one_layout(cells: pd.Series, first: str) -> bool:
                 and (chars[:, :width][:, ~digit] == template[~digit]).all())
 
 
+def mixed_offset_error(text: pd.Series, mixed: tuple[int, int], *, skiprows: int, source: str,
+                       field: str | None, lead: str = "") -> SchemaError:
+    """The error for a date-time column whose rows ``mixed`` (one, another) differ in having a UTC offset
+    (:attr:`DateTimes.mixed`); line numbers count ``skiprows`` lines before the first row; ``lead`` starts the
+    message (e.g. which file and column)."""
+    i, j = mixed
+    has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
+    return SchemaError(f"{lead}holds {text.iloc[i]!r} on line {skiprows + i + 1}, {has} a UTC offset, while line "
+                       f"{skiprows + j + 1} ({text.iloc[j]!r}) and most other rows {others}, so the rows' clocks "
+                       "cannot be compared; write every time the same way (fix that row) or export again",
+                       source=source, field=field)
+
+
 def has_utc_offset(cell: str) -> bool:
     """True for a :func:`parse_datetimes` cell that ends in a UTC offset (`` -0400``, ``+02:00``, ``Z``)."""
     return _ZONED_TIME.fullmatch(cell) is not None

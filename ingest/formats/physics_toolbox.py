@@ -76,9 +76,9 @@ from ingest.formats.csv_util import (
     check_id_lengths,
     drop_cut_line,
     field_name,
-    has_utc_offset,
     head_lines,
     meta_lines,
+    mixed_offset_error,
     parse_datetimes,
     read_numeric,
     read_text_column,
@@ -466,12 +466,7 @@ def _datetime_s(text: pd.Series, name: str, *, skiprows: int, source: str,
         _bad_value(text, ok, name, "'2019-07-15 10:18:10.1010' (YYYY-MM-DD HH:MM:SS.ffff)", skiprows=skiprows,
                    source=source, where=where)
     if times.mixed is not None:
-        i, j = times.mixed
-        has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
-        raise SchemaError(f"holds {text.iloc[i]!r} on line {skiprows + i + 1}, {has} a UTC offset, while line "
-                          f"{skiprows + j + 1} ({text.iloc[j]!r}) and most other rows {others}, so the rows' clocks "
-                          "cannot be compared; write every time the same way (fix that row) or export again",
-                          source=source, field=field_name(where, name))
+        raise mixed_offset_error(text, times.mixed, skiprows=skiprows, source=source, field=field_name(where, name))
     return times.seconds, times.zoned
 
 

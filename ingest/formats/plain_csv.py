@@ -82,9 +82,9 @@ from ingest.formats.csv_util import (
     Dialect,
     check_id_lengths,
     drop_cut_line,
-    has_utc_offset,
     head_lines,
     meta_lines,
+    mixed_offset_error,
     parse_datetimes,
     read_numeric,
     read_text_column,
@@ -473,12 +473,7 @@ def _date_time_s(data: bytes, layout: _Layout, col: _Column, n_rows: int, *, sou
                           "'2024-03-09T14:00:00.020+01:00' (ISO 8601) as in the rest of the column; fix that row or "
                           "export again", source=source, field=col.name)
     if times.mixed is not None:
-        i, j = times.mixed
-        has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
-        raise SchemaError(f"holds {text.iloc[i]!r} on line {layout.skiprows + i + 1}, {has} a UTC offset, while line "
-                          f"{layout.skiprows + j + 1} ({text.iloc[j]!r}) and most other rows {others}, so the rows' "
-                          "clocks cannot be compared; write every time the same way (fix that row) or export again",
-                          source=source, field=col.name)
+        raise mixed_offset_error(text, times.mixed, skiprows=layout.skiprows, source=source, field=col.name)
     if not times.zoned and col.unit != "utc" and np.isfinite(times.seconds).any():
         problems.append(f"{col.name}: date-times without a UTC offset, read as UTC; add the offset (e.g. "
                         "'2024-03-09T14:00:00+01:00' or '...Z') or name the column 'time_utc' if they are UTC")

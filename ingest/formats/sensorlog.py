@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
-from ingest.formats.csv_util import drop_cut_line, has_utc_offset, parse_datetimes
+from ingest.formats.csv_util import drop_cut_line, mixed_offset_error, parse_datetimes
 from ingest.formats.sensor_logger import member_field, member_lead, numeric_column, read_table
 from ingest.source import Source
 from ingest.trace import Limits, Trace
@@ -284,12 +284,8 @@ def _logging_time_s(df: pd.DataFrame, *, source: str, where: str | None) -> tupl
                           "time like '2024-05-01 09:15:00.123' (optionally with a UTC offset ' -0400'); fix that row "
                           f"or export again{cut}", source=source, field=field)
     if times.mixed is not None:
-        i, j = times.mixed
-        has, others = ("with", "have none") if has_utc_offset(text.iloc[i]) else ("without", "have one")
-        raise SchemaError(f"{member_lead(where)}column {LOGGING_TIME!r} holds {text.iloc[i]!r} on line {i + 2}, {has} "
-                          f"a UTC offset, while line {j + 2} ({text.iloc[j]!r}) and most other rows {others}, so the "
-                          "rows' clocks cannot be compared; write every row the same way (fix that row) or export "
-                          "again", source=source, field=field)
+        raise mixed_offset_error(text, times.mixed, skiprows=1, source=source, field=field,
+                                 lead=f"{member_lead(where)}column {LOGGING_TIME!r} ")
     return times.seconds, times.zoned
 
 
