@@ -32,6 +32,23 @@ def test_document_round_trip_plain_and_gzip() -> None:
     assert np.isnan(first.speed_mps[3])
 
 
+def test_documents_with_sliced_numpy_arrays_are_written() -> None:
+    """A document built from NumPy slices (``a[::2]``: not C-contiguous) is written as the same numbers (orjson
+    alone refuses them with a TypeError); what JSON cannot hold is still a TypeError naming the type."""
+    d = orjson.loads(orjson.dumps(make_doc()))
+    t = np.repeat(np.asarray(d["accel"]["t"]), 2)                   # every value twice: the slice takes one each
+    d["accel"]["t"] = t[::2]
+    x = np.repeat(np.asarray(d["accel"]["x"]), 3)
+    d["accel"]["x"] = x[::3]
+    d["vehicle"] = {"wheelbase_m": np.float64(2.7)}
+    again = ingest.read(ingest.formats.bump_json.dumps_document(d))
+    assert np.array_equal(again.t_s, t[::2])
+    assert np.array_equal(again.accel_mps2[:, 0], x[::3])
+    assert again.vehicle["wheelbase_m"] == 2.7
+    with pytest.raises(TypeError, match="set"):
+        ingest.formats.bump_json.dumps_document({**d, "phone": {"model": {1, 2}}})
+
+
 finite = st.floats(min_value=-20.0, max_value=20.0, allow_nan=False, allow_infinity=False, width=64)
 
 

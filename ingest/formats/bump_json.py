@@ -269,9 +269,17 @@ def _axes(a: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(a[:, i]) for i, k in enumerate("xyz")}
 
 
+def _numpy_fallback(obj: Any) -> Any:
+    """What orjson's NumPy support leaves out: arrays not C-contiguous (slices such as ``a[::2]``); TypeError
+    for anything else."""
+    if isinstance(obj, np.ndarray):
+        return np.ascontiguousarray(obj)
+    raise TypeError(f"cannot write a {type(obj).__name__} into a bump.trace/1 document")
+
+
 def dumps_document(doc: dict[str, Any], *, compress: bool = False) -> bytes:
-    """Serialise a document whose arrays may be NumPy; NaN becomes null. Shortest round-trip floats."""
-    data = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    """Serialise a document whose arrays may be NumPy (any layout); NaN becomes null. Shortest round-trip floats."""
+    data = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=_numpy_fallback)
     return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
 
 
