@@ -3,7 +3,10 @@
 1. Gravity: the direction of the accelerometer's mean over *steady* 1-s blocks (|mean| within a tolerance of
    g, so braking, turning and bumps do not tilt it), per mount segment.
 2. Re-mounts: a lasting change of the block-mean gravity direction (mean direction over ``remount_context_s``
-   before vs after a block boundary differs by more than ``remount_angle_deg``) starts a new segment.
+   before vs after a block boundary differs by more than ``remount_angle_deg``) starts a new segment. With GPS,
+   the tilt the car's own horizontal acceleration explains is not counted: braking hard from 25 m/s after
+   accelerating tilts the mean direction by atan(|change of the mean horizontal acceleration| / g), 25-30 degrees,
+   and is no re-mount.
 3. Forward: least squares of the horizontal acceleration on GPS dv/dt (braking and accelerating) and on the
    centripetal term v*dpsi/dt (turns); without GPS speed, the principal horizontal axis (sign unknown).
 
@@ -113,26 +116,37 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: float,
-                  angle_deg: float) -> np.ndarray:
-    """Grid indices where the gravity direction changes for good by more than ``angle_deg``."""
+                  angle_deg: float, horizontal_mps2: np.ndarray | None = None) -> np.ndarray:
+    """Grid indices where the gravity direction changes for good by more than ``angle_deg`` beyond what the car's
+    own horizontal acceleration explains. ``horizontal_mps2``: (n_blocks, 2) block means of the car's longitudinal
+    and centripetal acceleration [m/s^2] (0 where unknown), on the blocks of ``block_s``."""
     n_block = max(1, round(block_s * fs_hz))
     return _remounts_from_means(block_means(acc, n_block), n_block, k_blocks=max(2, round(context_s / block_s)),
-                                angle_deg=angle_deg)
+                                angle_deg=angle_deg, horizontal_mps2=horizontal_mps2)
 
 
-def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angle_deg: float) -> np.ndarray:
+def _window_means(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the ``k`` rows before and the ``k`` rows after each boundary b in [k, n - k] of (n, c) rows."""
+    n = x.shape[0]
+    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    return csum[k:n - k + 1] - csum[:n - 2 * k + 1], csum[2 * k:] - csum[k:n - k + 1]   # csum[b] - csum[b - k], ...
+
+
+def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angle_deg: float,
+                         horizontal_mps2: np.ndarray | None = None) -> np.ndarray:
     """:func:`find_remounts` from the block means (n_blocks, 3) of ``n_block`` samples each, ``k_blocks`` of
     context."""
     k = k_blocks
     nb = means.shape[0]
     if nb < 2 * k:
         return np.empty(0, dtype=np.int64)
-    u = _unit(means)
-    csum = np.vstack([np.zeros((1, 3)), np.cumsum(u, axis=0)])
     b = np.arange(k, nb - k + 1)                  # boundary before block b
-    before = _unit(csum[k:nb - k + 1] - csum[:nb - 2 * k + 1])        # csum[b] - csum[b - k]
-    after = _unit(csum[2 * k:] - csum[k:nb - k + 1])                  # csum[b + k] - csum[b]
+    before, after = (_unit(w) for w in _window_means(_unit(means), k))
     angle = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", before, after), -1.0, 1.0)))
+    if horizontal_mps2 is not None:               # the tilt the car's own acceleration gives is no re-mount
+        h_before, h_after = _window_means(horizontal_mps2[:nb], k)
+        change_mps2 = np.hypot(*((h_after - h_before) / k).T)
+        angle -= np.degrees(np.arctan(change_mps2 / G_MPS2))
     peaks, _ = sps.find_peaks(np.concatenate(([0.0], angle, [0.0])), height=angle_deg, distance=k)
     return (b[peaks - 1] * n_block).astype(np.int64)
 
@@ -174,6 +188,22 @@ def _forward(means: np.ndarray, up: np.ndarray, gps_means: np.ndarray | None) ->
     return _unit(f2[0] * e1 + f2[1] * e2), "pca"
 
 
+def _horizontal_block_means(regs: list[np.ndarray], step: int, n: int, n_block: int) -> np.ndarray:
+    """(ceil(n / n_block), 2) block means of the car's GPS longitudinal and centripetal acceleration [m/s^2] over
+    blocks of ``n_block`` grid samples, from values every ``step`` samples; unknown (NaN) counts as 0 (no tilt
+    explained)."""
+    n_blocks = -(-n // n_block)
+    cols = []
+    for r in regs:                                   # two columns
+        r = np.nan_to_num(r[:, None])
+        if n_block % step:
+            r, per = np.repeat(r, step, axis=0)[:n], n_block
+        else:
+            per = n_block // step
+        cols.append(block_means(r, per)[:n_blocks, 0])
+    return np.column_stack(cols)
+
+
 def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None,
            centripetal_mps2: np.ndarray | None = None, gps_step: int = 1, steady_tolerance_mps2: float = 0.6,
            remount_block_s: float = 1.0, remount_context_s: float = 8.0,
@@ -190,15 +220,17 @@ def orient(acc: np.ndarray, fs_hz: float, *, dvdt_mps2: np.ndarray | None = None
     n_remount = max(1, round(remount_block_s * fs_hz))
     k_remount = max(2, round(remount_context_s / remount_block_s))
     all_means = block_means(acc, n_block)
-    if n_remount == n_block:                 # the same blocks: one pass for both
-        bounds = _remounts_from_means(all_means, n_block, k_blocks=k_remount, angle_deg=remount_angle_deg)
-    else:
-        bounds = find_remounts(acc, fs_hz, block_s=remount_block_s, context_s=remount_context_s,
-                               angle_deg=remount_angle_deg)
-    starts = np.concatenate(([0], bounds)).astype(np.int64)
-    stops = np.concatenate((bounds, [n])).astype(np.int64)
     regs = [r for r in (dvdt_mps2, centripetal_mps2 if dvdt_mps2 is not None else None) if r is not None]
     step = max(1, int(gps_step))
+    horizontal = _horizontal_block_means(regs, step, n, n_remount) if len(regs) == 2 else None
+    if n_remount == n_block:                 # the same blocks: one pass for both
+        bounds = _remounts_from_means(all_means, n_block, k_blocks=k_remount, angle_deg=remount_angle_deg,
+                                      horizontal_mps2=horizontal)
+    else:
+        bounds = find_remounts(acc, fs_hz, block_s=remount_block_s, context_s=remount_context_s,
+                               angle_deg=remount_angle_deg, horizontal_mps2=horizontal)
+    starts = np.concatenate(([0], bounds)).astype(np.int64)
+    stops = np.concatenate((bounds, [n])).astype(np.int64)
     if regs and step > 1 and (n_block % step or np.any(starts % n_block)):
         regs, step = [np.repeat(r, step)[:n] for r in regs], 1    # blocks not made of whole coarse steps: the grid
     ups, fwds, lefts, gs, methods = [], [], [], [], []

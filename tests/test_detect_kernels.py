@@ -186,6 +186,28 @@ def test_find_remounts_finds_a_tilt_change() -> None:
     assert find_remounts(acc[: n // 2], fs, block_s=1.0, context_s=8.0, angle_deg=20.0).size == 0
 
 
+def test_hard_braking_after_accelerating_is_no_remount_but_a_real_one_is_found() -> None:
+    """A car at highway speed accelerates at 2.5 m/s^2 for 8 s, then brakes at 3.5 m/s^2 for 8 s: the mean direction
+    of the phone's acceleration tilts by ~31 degrees, which GPS dv/dt explains; a 30-degree re-mount is still one."""
+    from detect.orientation import orient
+
+    fs, n = 50.0, 50 * 240
+    t = np.arange(n) / fs
+    dvdt = np.where((t % 32.0) < 8.0, 2.5, np.where((t % 32.0) < 16.0, -3.5, 0.0))
+    car = np.column_stack([dvdt, rng.normal(0.0, 0.2, n), 9.81 + rng.normal(0.0, 0.2, n)])
+    centripetal = np.zeros(n)
+    blind = find_remounts(car, fs, block_s=1.0, context_s=8.0, angle_deg=20.0)
+    assert blind.size > 0                                  # without the car's own acceleration: "re-mounts"
+    told = orient(car, fs, dvdt_mps2=dvdt, centripetal_mps2=centripetal)
+    assert told.seg_start.tolist() == [0]
+    tilt = np.deg2rad(30.0)
+    turned = car.copy()
+    turned[n // 2:] = car[n // 2:] @ np.array([[1.0, 0.0, 0.0], [0.0, np.cos(tilt), -np.sin(tilt)],
+                                               [0.0, np.sin(tilt), np.cos(tilt)]])
+    found = orient(turned, fs, dvdt_mps2=dvdt, centripetal_mps2=centripetal).seg_start
+    assert found.size == 2 and abs(found[1] - n // 2) <= 2 * fs
+
+
 @pytest.mark.parametrize("shape", [(500,), (500, 3), (40,)])
 def test_bandpass_matches_scipy_sosfiltfilt(shape: tuple[int, ...]) -> None:
     from scipy import signal as sps
