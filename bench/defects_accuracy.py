@@ -35,6 +35,7 @@ from bump import pipeline, views
 from bump.cluster import DEFECT_KINDS, LISTED_KINDS, DefectParams
 from bump.evaluate import evaluate_defects, load_truth
 from bump.runtime import one_blas_thread
+from bump.sim.scenario import SCENARIOS
 from bump.store import Store
 from detect.geo import LocalProjection
 from detect.params import DetectorParams
@@ -121,7 +122,7 @@ def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", default="city", choices=["smoke", "city", "dense", "hard"])
+    ap.add_argument("--scenario", default="city", choices=sorted(SCENARIOS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-bench"))
     ap.add_argument("--workers", type=int, default=1, help="simulator processes")

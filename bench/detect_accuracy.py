@@ -17,6 +17,7 @@ IRI accuracy is printed by bench/roughness_accuracy.py. Targets (issue 4): recal
 handling or door slams.
 
     .venv/bin/python bench/detect_accuracy.py --scenario city hard --seeds 1 2
+    .venv/bin/python bench/detect_accuracy.py --scenario arterial --seeds 1 2 --no-low-rates   # 20-28 m/s
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import ingest
 from bump.evaluate import evaluate_impacts, load_truth
 from bump.sim import generate
 from bump.sim.phone import slow_phone
+from bump.sim.scenario import SCENARIOS
 from detect import DetectorParams, detect
 
 TOL_S = 0.5
@@ -107,7 +109,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", nargs="+", default=["city", "hard"], choices=["smoke", "city", "dense", "hard"])
+    ap.add_argument("--scenario", nargs="+", default=["city", "hard"], choices=sorted(SCENARIOS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-detect-accuracy"))
     ap.add_argument("--no-low-rates", action="store_true", help="skip the decimated runs (25 Hz and below)")

@@ -94,7 +94,7 @@ def test_simulate_help_example_matches_the_sample_and_does_not_overwrite_it() ->
     example = re.search(r"bump simulate --scenario smoke --seed (\d+) --out (\S+)", text)
     assert example is not None and example.group(1) == made_with.group(1)
     assert "sample_traces" not in example.group(2)
-    assert "(default 0)" in text and "default the scenario's: city 20, dense 20, hard 20, smoke 6" in text
+    assert "(default 0)" in text and "default the scenario's: arterial 20, city 20, dense 20, hard 20, smoke 6" in text
     assert "created if missing" in text
 
 

@@ -272,6 +272,15 @@ def test_generation_is_deterministic_per_seed(tmp_path: Path) -> None:
     assert fa["truth.json"] != files(c)["truth.json"]
 
 
+def test_arterial_drivers_cruise_at_arterial_speeds(tmp_path: Path) -> None:
+    generate("arterial", 4, tmp_path / "a", drivers=2, trips_per_driver=1, progress=False)
+    generate("city", 4, tmp_path / "c", drivers=2, trips_per_driver=1, progress=False)
+    speeds = {k: np.array([i["speed_mps"] for i in orjson.loads((tmp_path / k / "truth.json").read_bytes())["impacts"]
+                           if i["type"] == "pothole"]) for k in "ac"}
+    assert speeds["a"].size and speeds["c"].size
+    assert np.median(speeds["a"]) > 16.0 and np.max(speeds["c"]) <= 16.0 + 1e-6      # city lanes stop at 16 m/s
+
+
 def test_cli_simulate_writes_a_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["simulate", "--scenario", "smoke", "--seed", "3", "--out", str(tmp_path), "--drivers", "1",
                  "--trips-per-driver", "1"])

@@ -37,9 +37,10 @@ class Driver:
     stop_prob: float             # chance of stopping at a junction
 
 
-def draw_driver(rng: np.random.Generator) -> Driver:
+def draw_driver(rng: np.random.Generator, cruise_mps: tuple[float, float] = (9.5, 14.5)) -> Driver:
+    """A driver's habits; ``cruise_mps``: the range of habitual cruising speeds [m/s]."""
     return Driver(
-        speed_mps=float(rng.uniform(9.5, 14.5)),
+        speed_mps=float(rng.uniform(*cruise_mps)),
         accel_mps2=float(rng.uniform(1.0, 2.2)),
         decel_mps2=float(rng.uniform(1.5, 3.0)),
         lateral_mps2=float(rng.uniform(1.5, 3.0)),

@@ -101,7 +101,7 @@ def draw_profile(rng: np.random.Generator, params: ScenarioParams, index: int) -
     mount_kind = str(weighted_choice(rng, params.mount_weights))
     report_wb = bool(rng.random() < params.wheelbase_reported)
     device_id = f"dev-{rng.integers(16**8):08x}"
-    driver = draw_driver(rng)
+    driver = draw_driver(rng, params.cruise_mps)
     n = params.trips_per_driver
     days = rng.choice(params.days, size=n, replace=n > params.days)
     hours = rng.uniform(3.0, 15.0, n)                       # after 08:00 UTC: 07:00-19:00 in Boston (UTC-4)
@@ -131,9 +131,11 @@ def _defects_on_path(world: World, path: Path) -> list[OnPath]:
     return out
 
 
-def _speed_plan(path: Path, on_path: list[OnPath], prof: DriverProfile, rng: np.random.Generator
+def _speed_plan(path: Path, on_path: list[OnPath], prof: DriverProfile, rng: np.random.Generator,
+                lane_speed_mps: tuple[float, float] = (8.0, 16.0)
                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
-    """Speed profile on a 0.5 m grid and the stops (s, dwell) of one trip."""
+    """Speed profile on a 0.5 m grid and the stops (s, dwell) of one trip; lanes are driven within
+    ``lane_speed_mps`` [m/s], junction connectors at 8 m/s at most."""
     drv, car = prof.driver, prof.car
     length = path.length_m
     s = np.append(np.arange(0.0, length, 0.5), length)
@@ -143,9 +145,9 @@ def _speed_plan(path: Path, on_path: list[OnPath], prof: DriverProfile, rng: np.
     for leg in path.legs:
         if leg.kind == "lane":
             m = (s >= leg.s0_m) & (s <= leg.s1_m)
-            v_max[m] = np.clip(drv.speed_mps * rng.uniform(0.85, 1.15), 8.0, 16.0)
+            v_max[m] = np.clip(drv.speed_mps * rng.uniform(0.85, 1.15), *lane_speed_mps)
     fluct = np.interp(s, np.arange(0.0, length + 200.0, 100.0), rng.normal(0.0, 0.05, int(length // 100) + 3))
-    v_max = np.minimum(v_max * (1.0 + fluct), 16.0)
+    v_max = np.minimum(v_max * (1.0 + fluct), lane_speed_mps[1])
     v_max = np.minimum(v_max, np.sqrt(drv.lateral_mps2 / np.maximum(np.abs(kappa), 1e-6)))
     limits = {"speed_bump": drv.bump_speed_mps, "hump": drv.hump_speed_mps, "rail": drv.rail_speed_mps}
     for op in on_path:
@@ -311,7 +313,7 @@ def simulate_trip(world: World, params: ScenarioParams, prof: DriverProfile, tri
     route = _route(world, params, prof.index + trip_no, rng)
     path = build_path(world.network, route)
     on_path = _defects_on_path(world, path)
-    s_grid, v_grid, stops = _speed_plan(path, on_path, prof, rng)
+    s_grid, v_grid, stops = _speed_plan(path, on_path, prof, rng, params.lane_speed_mps)
     motion = motion_from_knots(*time_knots(s_grid, v_grid, stops), fs)
     t, s_t, v_t = motion.t_s, motion.s_m, motion.v_mps
     duration = float(t[-1])

@@ -60,6 +60,8 @@ class ScenarioParams:
     remount_prob: float = 0.12
     door_slam_prob: float = 0.6
     internal_rate_hz: float = 1000.0
+    cruise_mps: tuple[float, float] = (9.5, 14.5)    # drivers' habitual cruising speeds on lanes
+    lane_speed_mps: tuple[float, float] = (8.0, 16.0)  # lowest and highest speed driven on a lane between junctions
 
 
 SCENARIOS: dict[str, ScenarioParams] = {
@@ -78,6 +80,11 @@ SCENARIOS: dict[str, ScenarioParams] = {
         name="dense", network="grid", n_drivers=20, trips_per_driver=3, route="random",
         defect_counts={"pothole": 15, "cover": 10, "speed_bump": 3, "hump": 2, "joint": 3, "rail": 1},
         repaired_potholes=1, rough_patches=2, pothole_group=(2, 3),
+    ),
+    "arterial": ScenarioParams(                    # the city on arterials: 20-28 m/s (72-100 km/h) between junctions
+        name="arterial", network="grid", n_drivers=20, trips_per_driver=3, route="random",
+        defect_counts={"pothole": 12, "cover": 10, "speed_bump": 3, "hump": 2, "joint": 3, "rail": 1},
+        repaired_potholes=1, rough_patches=2, cruise_mps=(20.0, 28.0), lane_speed_mps=(16.0, 30.0),
     ),
     "hard": ScenarioParams(
         name="hard", network="grid", n_drivers=20, trips_per_driver=3, route="random",
