@@ -5,13 +5,14 @@ All events at once, as a matrix of windows (one row per event); no loop over eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from detect.columns import Columns
 from detect.signal import bandpass
+from ingest.units import G_MPS2
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Signals:
     distance_m: np.ndarray
     impact_band_hz: tuple[float, float]
     body_band_hz: tuple[float, float]
+    # the car's own horizontal acceleration |GPS dv/dt, centripetal| [m/s^2] (NaN unknown; empty without GPS), value j
+    # standing for the grid samples [j * car_accel_step, (j + 1) * car_accel_step)
+    car_accel_mps2: np.ndarray = field(default_factory=lambda: np.empty(0))
+    car_accel_step: int = 1
 
     @property
     def has_gyro(self) -> bool:
@@ -149,7 +154,7 @@ FEATURE_DTYPES: dict[str, str] = {
     "energy_m2ps3": "f8", "sharpness": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
     "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_score": "f8",
     "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
-    "roll_pitch_corr": "f8", "lateral_up_corr": "f8", "tilt_max_deg": "f8",
+    "roll_pitch_corr": "f8", "lateral_up_corr": "f8", "tilt_max_deg": "f8", "car_tilt_deg": "f8",
     "valid": "?",
 }
 
@@ -323,6 +328,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
                             / np.maximum(_rms(_centred(up_c, 0, ctx_hi), 0, ctx_hi), 1e-6))
     out["lateral_up_corr"] = _abs_corr(lat_motion, imp, 0, ctx_hi)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
+    out["car_tilt_deg"] = car_tilt_deg(sig, ip, body_ctx)
     if sig.has_gyro:
         roll, pitch = impact_rows[2 * n_ev:3 * n_ev], impact_rows[3 * n_ev:]
         out["roll_pitch_corr"] = _abs_corr(roll, pitch, 0, ctx_hi)
@@ -342,6 +348,22 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
     out["valid"] = _row_reduce(np.logical_and, _windows(sig.valid, first + wide.start, n_wide), 0, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
+
+
+def car_tilt_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarray:
+    """The tilt [deg] the car's own horizontal acceleration gives the phone's mean acceleration within
+    ``half_width`` grid samples of each event's peak: atan(largest |GPS dv/dt, centripetal| / g) (braking at
+    3.5 m/s^2 reads ~20 degrees); 0 where GPS cannot tell."""
+    acc = sig.car_accel_mps2
+    if acc.size == 0:
+        return np.zeros(i_peak.size)
+    step = max(1, sig.car_accel_step)
+    last = acc.size - 1
+    lo = np.clip((i_peak - half_width) // step, 0, last)
+    hi = np.clip((i_peak + half_width) // step, 0, last)
+    idx = lo[:, None] + np.arange(2 * half_width // step + 2)[None, :]          # a few values per event
+    seen = np.where(idx <= hi[:, None], np.nan_to_num(acc[np.minimum(idx, last)], nan=0.0), 0.0)
+    return np.degrees(np.arctan(seen.max(axis=1) / G_MPS2))
 
 
 def _tilt_max_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarray:

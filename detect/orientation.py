@@ -21,8 +21,7 @@ import numpy as np
 from scipy import signal as sps
 
 from detect.signal import block_means
-
-G_MPS2 = 9.80665
+from ingest.units import G_MPS2
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,8 @@ class DetectorParams(VersionedParams):
     #                                      a road)
     handling_gyro_rad_s: float = 1.5     # rotation faster than this around the event means phone handling
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
-    handling_tilt_deg: float = 20.0      # the phone tilted further than braking or a bump tilts a car
+    handling_tilt_deg: float = 20.0      # the phone tilted further than a bump tilts a car, beyond the tilt the
+    #                                      car's GPS-measured acceleration explains (braking, turning)
     remount_guard_s: float = 3.0         # events this close to a detected re-mount are the phone, not the road
     min_mount_s: float = 15.0            # a "mount" held for less than this was the phone in a hand
     # --- GPS

@@ -93,7 +93,9 @@ def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orient
                   cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, typical_background_mps2=typical,
                   still_background_mps2=still, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
-                  body_band_hz=params.body_band_hz)
+                  body_band_hz=params.body_band_hz,
+                  car_accel_mps2=np.hypot(motion.dvdt_mps2, np.nan_to_num(motion.centripetal_mps2)) if motion.has_gps
+                  else np.empty(0), car_accel_step=motion.step)
     return sig, ori
 
 
@@ -112,7 +114,8 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     """Why each candidate is not a road impact ("" when it is): weak, handling, glitch, stopped, gap.
 
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
-    the whole body lifted); ``handling``: the phone turned (tilt or rotation rate), moved sideways more than a car
+    the whole body lifted); ``handling``: the phone turned (rotation rate, or a tilt beyond what the car's own
+    GPS-measured acceleration explains), moved sideways more than a car
     does, was re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
     phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
     where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
@@ -133,7 +136,7 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     in_hand = brief[sig.segment[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)]] if len(feat) else np.zeros(0, bool)
     handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
                 | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
-                | (feat["tilt_max_deg"] > params.handling_tilt_deg)
+                | (feat["tilt_max_deg"] - feat["car_tilt_deg"] > params.handling_tilt_deg)
                 | near_remount | in_hand)
     reasons[handling] = "handling"
     reasons[feat["sharpness"] > ringing_sharpness(params.impact_band_hz[1], sig.fs_hz)] = "glitch"

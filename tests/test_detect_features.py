@@ -74,6 +74,10 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         lat = sel(in_ctx, bandpass(left, motion_band_hz, fs))
         out["lateral_up_corr"].append(abs(np.corrcoef(lat, sel(in_ctx, imp))[0, 1]))
         out["tilt_max_deg"].append(np.nan)          # checked separately below
+        car = sig.car_accel_mps2
+        near = [car[min(max(j, 0), n - 1) // sig.car_accel_step] for j in range(ip - body_ctx, ip + body_ctx + 1)]
+        seen = max((0.0 if math.isnan(a) else float(a) for a in near), default=0.0) if car.size else 0.0
+        out["car_tilt_deg"].append(math.degrees(math.atan(seen / 9.80665)))
         out["roll_pitch_corr"].append(np.nan)
         out["roll_ratio"].append(np.nan)
         out["gyro_max_rad_s"].append(np.nan)

@@ -897,3 +897,23 @@ def test_orientation_turns_with_the_phone() -> None:
         got = orient(turn.apply(base), fs, dvdt_mps2=dvdt)
         for name in ("up", "forward", "left"):
             assert_allclose(getattr(got, name), turn.apply(getattr(ref, name)), atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("step", [1, 4, 5])
+def test_car_tilt_deg_matches_reference(step: int) -> None:
+    from types import SimpleNamespace
+
+    from detect.features import car_tilt_deg
+
+    n, half = 2_000, 100
+    acc = np.abs(rng.normal(0.0, 2.0, -(-n // step)))
+    acc[rng.random(acc.size) < 0.2] = np.nan                           # GPS could not tell there
+    sig = SimpleNamespace(car_accel_mps2=acc, car_accel_step=step)
+    i_peak = np.array([0, 3, 150, 777, 1_000, n - 60, n - 1])
+    near = [[acc[min(max(j, 0), n - 1) // step] for j in range(ip - half, ip + half + 1)] for ip in i_peak.tolist()]
+    ref = [math.degrees(math.atan(max(0.0 if math.isnan(a) else a for a in row) / 9.80665)) for row in near]
+    assert_allclose(car_tilt_deg(sig, i_peak, half), ref, rtol=0, atol=1e-12)
+    braking = SimpleNamespace(car_accel_mps2=np.full(10, 3.5), car_accel_step=step)
+    assert 19.0 < car_tilt_deg(braking, np.array([5]), 2)[0] < 20.0     # 3.5 m/s^2 reads like a phone in a hand
+    assert car_tilt_deg(SimpleNamespace(car_accel_mps2=np.empty(0), car_accel_step=1), i_peak, half).tolist() == \
+        [0.0] * i_peak.size                                            # without GPS nothing is explained
