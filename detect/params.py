@@ -214,7 +214,7 @@ class DetectorParams(VersionedParams):
         "handling_gyro_rad_s": POSITIVE, "handling_horizontal_ratio": POSITIVE,
         "handling_tilt_deg": (0.0, 180.0, False, True), "remount_guard_s": NON_NEGATIVE,
         "min_mount_s": NON_NEGATIVE, "gps_latency_s": FINITE, "latency_min_s": FINITE, "latency_max_s": FINITE,
-        "latency_min_corr": (-1.0, 1.0, True, True), "phone_to_front_axle_m": FINITE,
+        "latency_min_corr": (-1.0, 1.0, True, True), "latency_refit_s": POSITIVE, "phone_to_front_axle_m": FINITE,
         "roughness_window_m": POSITIVE, "roughness_min_speed_mps": NON_NEGATIVE,
     }
 
@@ -279,7 +279,9 @@ class DetectorParams(VersionedParams):
     #                                      the grid always, for positions when the trip does not tell its own:
     latency_min_s: float = -1.0          # a trip's own latency is searched in [min, max] (detect.latency) and places
     latency_max_s: float = 3.0           # its impacts and roughness windows; max <= min: never (gps_latency_s)
-    latency_min_corr: float = 0.5        # ... and used when its speed changes correlate at least this well
+    latency_min_corr: float = 0.5        # ... and used when its speed changes correlate at least this well;
+    latency_refit_s: float = 1.0         # ... and when it differs from gps_latency_s by this much or more, the GPS
+    #                                      speed on the grid (forward axis, car acceleration) is taken at it again
     phone_to_front_axle_m: float = 1.0   # the front wheel meets a defect this far ahead of the phone
     # --- roughness
     roughness_window_m: float = 20.0

@@ -59,14 +59,17 @@ class Detection:
         return self.gps_latency.latency_or(self.params.gps_latency_s)
 
 
-def build_signals(trace: Trace, params: DetectorParams) -> tuple[Signals, Orientation]:
-    """Resample, orient and filter a trace (stages 1-3)."""
+def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None = None
+                  ) -> tuple[Signals, Orientation]:
+    """Resample, orient and filter a trace (stages 1-3), with the GPS fixes ``latency_s`` late (default
+    ``params.gps_latency_s``)."""
     fs = grid_rate_hz(trace.t_s, params.max_rate_hz)
     gap_s = max(params.gap_s, 2.5 / fs)
     t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s)
     # GPS derivatives only feed the 1-s blocks of the orientation: on a >= 20 Hz grid whose steps tile those blocks
     motion = motion_on_grid(float(t[0]), fs, t.size, trace.gps_t_s, trace.lat_deg, trace.lon_deg,
-                            trace.speed_mps, trace.heading_deg, latency_s=params.gps_latency_s,
+                            trace.speed_mps, trace.heading_deg,
+                            latency_s=params.gps_latency_s if latency_s is None else latency_s,
                             step=coarse_step(fs, max(1, round(fs))))
     ori = orient(acc, fs, dvdt_mps2=motion.dvdt_mps2 if motion.has_gps else None,
                  centripetal_mps2=motion.centripetal_mps2 if motion.has_gps else None, gps_step=motion.step,
@@ -188,22 +191,15 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
                         "detect(trace, DetectorParams(threshold_ratio=3.0))")
     wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
     sig, ori = build_signals(trace, params)
-    starts, stops = candidate_events(sig, params, wheelbase_m)
-    feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
-                          max_event_s=params.max_event_s)
-    rejected = reject_reasons(feat, sig, params)
-    kind, confidence, severity, depth_class = classify(feat, params)
-    # the phone's own motion is no road: samples around handling are left out of the roughness windows, and
-    # around re-mounts too out of the latency estimate (a hand reads metres per second squared forward)
-    still = sig.valid.copy()
-    for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
-        still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
-    mounted = still.copy()
-    guard = round(params.remount_guard_s * sig.fs_hz)
-    for b in np.asarray(sig.segment_starts, dtype=np.int64)[1:]:                         # loop over re-mounts
-        mounted[max(0, b - guard):b + guard] = False
+    feat, rejected, still, mounted = _events(sig, params, wheelbase_m)
     own_latency = trip_latency(sig, trace, params, mounted)
     latency_s = own_latency.latency_or(params.gps_latency_s)
+    if abs(latency_s - params.gps_latency_s) >= params.latency_refit_s:
+        # the forward axis was fitted on GPS speed changes that late: a mixed-up forward and lateral axis makes
+        # one-wheel hits look like both wheels' (joints); once more at the trip's own latency
+        sig, ori = build_signals(trace, params, latency_s)
+        feat, rejected, still, _ = _events(sig, params, wheelbase_m)
+    kind, confidence, severity, depth_class = classify(feat, params)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)
@@ -222,6 +218,25 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
         rough = rough.with_columns(lat_deg=rlat, lon_deg=rlon, heading_deg=_heading_at(mid, trace))
     return Detection(trip_id=trace.trip_id, device_id=trace.device_id, impacts=impacts, candidates=candidates,
                      roughness=rough, signals=sig, orientation=ori, params=params, gps_latency=own_latency)
+
+
+def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
+            ) -> tuple[Columns, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, rejected, still, mounted) of the candidate events: ``still`` marks the valid samples away from
+    phone handling (for the roughness windows), ``mounted`` also away from re-mounts (for the latency estimate: a
+    hand reads metres per second squared forward)."""
+    starts, stops = candidate_events(sig, params, wheelbase_m)
+    feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
+                          max_event_s=params.max_event_s)
+    rejected = reject_reasons(feat, sig, params)
+    still = sig.valid.copy()
+    for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
+        still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
+    mounted = still.copy()
+    guard = round(params.remount_guard_s * sig.fs_hz)
+    for b in np.asarray(sig.segment_starts, dtype=np.int64)[1:]:                         # loop over re-mounts
+        mounted[max(0, b - guard):b + guard] = False
+    return feat, rejected, still, mounted
 
 
 def trip_latency(sig: Signals, trace: Trace, params: DetectorParams, usable: np.ndarray | None = None

@@ -224,6 +224,22 @@ def test_detect_places_an_impact_with_the_trips_own_latency() -> None:
     assert np.nanmedian(det.roughness["lat_deg"] - blind.roughness["lat_deg"]) * M_PER_DEG_LAT > 10.0
 
 
+def test_a_trip_far_later_than_configured_is_oriented_at_its_own_latency() -> None:
+    """2.5 s late against the configured 0: the GPS speed on the grid (which fits the forward axis and feeds the car
+    acceleration and speed features) is taken again at the trip's own latency; within 1 s of it, not."""
+    doc, _ = _trace_doc(2.5)
+    trace = _read(doc)
+    _, v, _ = _drive(180.0, 100.0)
+    det = detect(trace)
+    assert det.gps_latency_s == pytest.approx(2.5, abs=0.15)
+    inside = slice(1_000, 16_000)                        # away from the ends (fixes held there)
+    err = np.nanmax(np.abs(det.signals.speed_mps[inside] - v[inside]))
+    assert err < 0.6                                     # Doppler noise 0.15 m/s, the speed swings by 9 m/s
+    kept = detect(trace, DetectorParams(latency_refit_s=10.0))
+    assert kept.gps_latency_s == det.gps_latency_s
+    assert np.nanmax(np.abs(kept.signals.speed_mps[inside] - v[inside])) > 3 * err
+
+
 def test_a_trip_that_cannot_tell_keeps_the_configured_latency() -> None:
     doc, _ = _trace_doc(0.9, varying=False)          # cruise control: the speed changes are GPS noise
     det = detect(_read(doc), DetectorParams(gps_latency_s=0.5))
