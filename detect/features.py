@@ -295,7 +295,6 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     body = _filter_rows(up, sig.body_band_hz, fs, start=body_first)
     out["body_p2p_mps2"] = _ptp(body, body_lo, body_lo + 2 * body_ctx)
     a_motion = _filter_rows(up, motion_band_hz, fs)
-    lat_motion = _filter_rows(left, motion_band_hz, fs, start=wide.start)[:, :n_wide]     # context columns
     # velocity and displacement times fs and fs^2 (the filters are linear: scaled once, at the end)
     vel_fs = _filter_rows(np.cumsum(a_motion, axis=1), motion_band_hz, fs)
     motion_lo, motion_hi = margin - round(0.1 * fs), margin + ctx + n_event
@@ -326,7 +325,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     left_c, up_c = left[:, wide], up[:, wide]
     out["lateral_ratio"] = (_rms(_centred(left_c, 0, ctx_hi), 0, ctx_hi)
                             / np.maximum(_rms(_centred(up_c, 0, ctx_hi), 0, ctx_hi), 1e-6))
-    out["lateral_up_corr"] = _abs_corr(lat_motion, imp, 0, ctx_hi)
+    out["lateral_up_corr"] = _lateral_up_corr(left, imp, wide, ctx_hi, motion_band_hz, fs)
     out["tilt_max_deg"] = _tilt_max_deg(sig, ip, body_ctx)
     out["car_tilt_deg"] = car_tilt_deg(sig, ip, body_ctx)
     if sig.has_gyro:
@@ -348,6 +347,29 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
     out["valid"] = _row_reduce(np.logical_and, _windows(sig.valid, first + wide.start, n_wide), 0, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
+
+
+def _lateral_up_corr(left: np.ndarray, imp: np.ndarray, wide: slice, ctx_hi: np.ndarray | int,
+                     motion_band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
+    """|corr| over each row's context ``[0, ctx_hi)`` of the lateral motion (``left`` windows filtered in the motion
+    band, read over ``wide``) with the vertical impact band ``imp`` (read over ``wide``): one wheel rolls the car."""
+    lat_motion = _filter_rows(left, motion_band_hz, fs_hz, start=wide.start)[:, :wide.stop - wide.start]
+    return _abs_corr(lat_motion, imp, 0, ctx_hi)
+
+
+def quiet_coherence(sig: Signals, starts: np.ndarray, width: int, *, motion_band_hz: tuple[float, float],
+                    context_s: float = 0.3, body_context_s: float = 1.0) -> np.ndarray:
+    """``lateral_up_corr`` of windows ``[start, start + width)`` read as events of :func:`event_features` (same
+    context and filter padding), for windows without an event: the coherence a trip reaches by chance."""
+    fs = sig.fs_hz
+    ctx, body_ctx = round(context_s * fs), round(body_context_s * fs)
+    margin = ctx + 2 * body_ctx
+    length = width + 2 * margin
+    first = np.asarray(starts, dtype=np.int64) - margin
+    wide = slice(margin - ctx, length - margin + ctx)
+    imp = _windows(sig.a_impact_mps2, first + wide.start, wide.stop - wide.start)
+    left = _windows(sig.a_left_mps2, first, length)
+    return _lateral_up_corr(left, imp, wide, 2 * ctx + width, motion_band_hz, fs)
 
 
 def car_tilt_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarray:

@@ -26,7 +26,8 @@ DETECTOR_VERSION = "bump-detect/0.13"     # 0.13: samples on the rate's grid wit
 #                                           of such traces, a slight low-pass); a re-mount must tilt the phone's
 #                                           mean acceleration beyond what the car's GPS-measured acceleration
 #                                           explains (braking after accelerating at highway speed split trips
-#                                           into "re-mounts" whose hits were rejected as handling).
+#                                           into "re-mounts" whose hits were rejected as handling); a weak event's
+#                                           one-wheel coherence must exceed what the trip's quiet driving reaches.
 #                                           0.12: an event sharper than any ringing inside the impact band (a
 #                                           one-sample sensor glitch; at >= ~90 Hz) is rejected as "glitch".
 #                                           0.11: impacts and roughness windows are placed with the trip's own GPS

@@ -18,7 +18,7 @@ import numpy as np
 from detect.classify import body_lift, classify
 from detect.columns import Columns
 from detect.events import characteristic_function, driving_levels, merge, threshold, trigger
-from detect.features import Signals, event_features
+from detect.features import Signals, event_features, quiet_coherence
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
 from detect.motion import coarse_step, motion_on_grid, position_at
@@ -113,13 +113,35 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
     return merge(starts, stops, max_gap)
 
 
-def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
+CHANCE_WINDOWS = 64          # quiet windows of a trip that tell how coherent its mount's own ringing is
+CHANCE_QUANTILE = 0.9
+
+
+def chance_coherence(sig: Signals, params: DetectorParams) -> float:
+    """|corr(lateral, vertical)| that the trip's own quiet driving reaches by chance (its ``CHANCE_QUANTILE`` over
+    up to ``CHANCE_WINDOWS`` windows without an event, computed as an event's): a mount ringing in one narrow band
+    moves every axis together, so a high coherence says nothing of one wheel there; 0 with too few windows."""
+    n = sig.t_s.size
+    step = max(1, n // (CHANCE_WINDOWS + 1))
+    idx = np.arange(step, n - step, step)
+    speed = sig.speed_mps[idx]
+    ok = (sig.valid[idx] & (sig.cf_mps2[idx] < sig.threshold_mps2[idx])
+          & np.where(np.isfinite(speed), speed >= params.min_speed_mps, True))
+    idx = idx[ok]
+    if idx.size < 8:
+        return 0.0
+    corr = quiet_coherence(sig, idx, max(1, round(0.1 * sig.fs_hz)), motion_band_hz=params.motion_band_hz)
+    return float(np.quantile(corr, CHANCE_QUANTILE))
+
+
+def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_corr: float = 0.0) -> np.ndarray:
     """Why each candidate is not a road impact ("" when it is): weak, handling, glitch, stopped, gap.
 
-    ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car, or
-    the whole body lifted); ``handling``: the phone turned (rotation rate, or a tilt beyond what the car's own
-    GPS-measured acceleration explains), moved sideways more than a car
-    does, was re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
+    ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car:
+    lateral motion in step with the hit, |corr| at least ``weak_coherence`` and ``chance_corr``, what the trip's
+    quiet driving reaches by chance; or the whole body lifted); ``handling``: the phone turned (rotation rate, or
+    a tilt beyond what the car's own GPS-measured acceleration explains), moved sideways more than a car does, was
+    re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
     phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
     where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
     satellites), a local background below the trip's ``still_background_mps2`` (an idling car) stands for it. An
@@ -129,7 +151,7 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
-    signature = (feat["lateral_up_corr"] >= params.weak_coherence) | body_lift(feat, params)
+    signature = (feat["lateral_up_corr"] >= max(params.weak_coherence, chance_corr)) | body_lift(feat, params)
     reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
     starts = np.asarray(sig.segment_starts, dtype=np.int64)
     remount_t = sig.t_s[starts[1:]]
@@ -228,7 +250,7 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
     starts, stops = candidate_events(sig, params, wheelbase_m)
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
                           max_event_s=params.max_event_s)
-    rejected = reject_reasons(feat, sig, params)
+    rejected = reject_reasons(feat, sig, params, chance_coherence(sig, params))
     still = sig.valid.copy()
     for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
         still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events

@@ -917,3 +917,24 @@ def test_car_tilt_deg_matches_reference(step: int) -> None:
     assert 19.0 < car_tilt_deg(braking, np.array([5]), 2)[0] < 20.0     # 3.5 m/s^2 reads like a phone in a hand
     assert car_tilt_deg(SimpleNamespace(car_accel_mps2=np.empty(0), car_accel_step=1), i_peak, half).tolist() == \
         [0.0] * i_peak.size                                            # without GPS nothing is explained
+
+
+def test_quiet_coherence_is_high_only_where_a_mount_rings_every_axis_together() -> None:
+    """A cradle ringing at 5 Hz moves the lateral and vertical axes in one narrow band: their correlation over an
+    event's window is high by chance there, and low for a firm mount's broadband road noise."""
+    from types import SimpleNamespace
+
+    from scipy import signal as sps
+
+    from detect.features import quiet_coherence
+
+    fs, n = 100.0, 60_000
+    sos = sps.butter(2, (4.5, 5.5), btype="bandpass", fs=fs, output="sos")
+    ring = sps.sosfilt(sos, rng.normal(0.0, 1.0, n))
+    firm = SimpleNamespace(fs_hz=fs, a_impact_mps2=rng.normal(0.0, 0.3, n), a_left_mps2=rng.normal(0.0, 0.3, n))
+    floppy = SimpleNamespace(fs_hz=fs, a_impact_mps2=ring + rng.normal(0.0, 0.05, n),
+                             a_left_mps2=0.5 * ring + rng.normal(0.0, 0.05, n))
+    starts = np.arange(1_000, n - 1_000, 900)
+    kw = {"motion_band_hz": (0.5, 20.0)}
+    assert np.quantile(quiet_coherence(firm, starts, 10, **kw), 0.9) < 0.5
+    assert np.quantile(quiet_coherence(floppy, starts, 10, **kw), 0.9) > 0.8
