@@ -124,7 +124,7 @@ def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: f
                                 angle_deg=angle_deg, horizontal_mps2=horizontal_mps2)
 
 
-def _window_means(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _window_sums(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Sums of the ``k`` rows before and the ``k`` rows after each boundary b in [k, n - k] of (n, c) rows."""
     n = x.shape[0]
     csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
@@ -140,10 +140,10 @@ def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angl
     if nb < 2 * k:
         return np.empty(0, dtype=np.int64)
     b = np.arange(k, nb - k + 1)                  # boundary before block b
-    before, after = (_unit(w) for w in _window_means(_unit(means), k))
+    before, after = (_unit(w) for w in _window_sums(_unit(means), k))
     angle = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", before, after), -1.0, 1.0)))
     if horizontal_mps2 is not None:               # the tilt the car's own acceleration gives is no re-mount
-        h_before, h_after = _window_means(horizontal_mps2[:nb], k)
+        h_before, h_after = _window_sums(horizontal_mps2[:nb], k)
         change_mps2 = np.hypot(*((h_after - h_before) / k).T)
         angle -= np.degrees(np.arctan(change_mps2 / G_MPS2))
     peaks, _ = sps.find_peaks(np.concatenate(([0.0], angle, [0.0])), height=angle_deg, distance=k)
