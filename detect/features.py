@@ -240,18 +240,12 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
         return Columns.empty(FEATURE_DTYPES)
     fs = sig.fs_hz
     n = sig.t_s.size
-    ctx = round(context_s * fs)
-    body_ctx = round(body_context_s * fs)
     s = starts.astype(np.int64)
     e = np.minimum(stops.astype(np.int64), s + round(max_event_s * fs) + 1)
     n_event = e - s                                    # samples in each event (>= 1)
     longest = int(n_event.max())
-    margin = ctx + 2 * body_ctx
-    length = longest + 2 * margin
+    ctx, body_ctx, margin, length, wide = _window_layout(fs, context_s, body_context_s, longest)
     first = s - margin                                  # grid index of each window's first cell
-    # the context part of the window, the same columns for every event: signals filtered beforehand (cf, impact
-    # band) are read there only, each event's context being its columns [0, ctx_hi), the event [ctx, ctx + n_event)
-    wide = slice(margin - ctx, length - margin + ctx)
     ctx_hi = 2 * ctx + n_event
     n_wide = wide.stop - wide.start
     # the narrow part: the context plus IMPACT_PAD_S each side, for signals filtered here in the impact band
@@ -349,6 +343,19 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
 
 
+def _window_layout(fs_hz: float, context_s: float, body_context_s: float, longest: int
+                   ) -> tuple[int, int, int, int, slice]:
+    """(ctx, body_ctx, margin, length, wide) of :func:`event_features`' padded windows for events of at most
+    ``longest`` samples: the context and body samples each side, the samples before the event in a window, the
+    window's length, and its context part ``wide``, the same columns for every event (signals filtered beforehand,
+    cf and impact band, are read there only: an event's context is its columns [0, ctx_hi), the event
+    [ctx, ctx + n_event))."""
+    ctx, body_ctx = round(context_s * fs_hz), round(body_context_s * fs_hz)
+    margin = ctx + 2 * body_ctx
+    length = longest + 2 * margin
+    return ctx, body_ctx, margin, length, slice(margin - ctx, length - margin + ctx)
+
+
 def _lateral_up_corr(left: np.ndarray, imp: np.ndarray, wide: slice, ctx_hi: np.ndarray | int,
                      motion_band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
     """|corr| over each row's context ``[0, ctx_hi)`` of the lateral motion (``left`` windows filtered in the motion
@@ -362,11 +369,8 @@ def quiet_coherence(sig: Signals, starts: np.ndarray, width: int, *, motion_band
     """``lateral_up_corr`` of windows ``[start, start + width)`` read as events of :func:`event_features` (same
     context and filter padding), for windows without an event: the coherence a trip reaches by chance."""
     fs = sig.fs_hz
-    ctx, body_ctx = round(context_s * fs), round(body_context_s * fs)
-    margin = ctx + 2 * body_ctx
-    length = width + 2 * margin
+    ctx, _, margin, length, wide = _window_layout(fs, context_s, body_context_s, width)
     first = np.asarray(starts, dtype=np.int64) - margin
-    wide = slice(margin - ctx, length - margin + ctx)
     imp = _windows(sig.a_impact_mps2, first + wide.start, wide.stop - wide.start)
     left = _windows(sig.a_left_mps2, first, length)
     return _lateral_up_corr(left, imp, wide, 2 * ctx + width, motion_band_hz, fs)

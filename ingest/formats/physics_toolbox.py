@@ -87,6 +87,7 @@ from ingest.formats.csv_util import (
 )
 from ingest.source import Source
 from ingest.trace import Limits, Trace
+from ingest.units import SPEED_UNITS
 from ingest.validate import build_trace
 
 NAME = "physics_toolbox"
@@ -106,7 +107,8 @@ SPEED = "speed"
 IOS_TOTAL, ANDROID_TOTAL, LINEAR_TOTAL = "gftotal", "tgf", "at"
 
 _GYRO_FACTOR = {"": 1.0, "rad/s": 1.0, "deg/s": np.pi / 180.0, "°/s": np.pi / 180.0}   # -> rad/s
-_SPEED_FACTOR = {"": 1.0, "m/s": 1.0, "km/h": 1.0 / 3.6, "kmh": 1.0 / 3.6, "mph": 0.44704}   # -> m/s
+_SPEED_FACTOR = {"": 1.0, "kmh": SPEED_UNITS["km/h"],                   # -> m/s, by the header's unit
+                 **{u: SPEED_UNITS[u] for u in ("m/s", "km/h", "mph")}}
 _START_KEYS = ("start", "start_time", "recording_started_at", "recording_start", "started_at", "started")
 _DEVICE_KEYS = ("device", "device_model", "model", "phone")
 

@@ -93,7 +93,7 @@ from ingest.formats.csv_util import (
 )
 from ingest.source import Source
 from ingest.trace import Limits, Trace
-from ingest.units import KMH_PER_MPS
+from ingest.units import SPEED_UNITS
 from ingest.validate import build_trace, unknown_device_note
 
 NAME = "csv"
@@ -167,7 +167,6 @@ _EXAMPLE = {"t": "timestamp_ms or 'time (s)'", "gps_t": "gps_time_ms", **dict.fr
 EPOCH_MIN_S = 1e8                      # 1973-03-03: a smaller first time is elapsed, not since the UNIX epoch
 _DIVISOR_TO_S = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
-_MPS_PER = {"m/s": 1.0, "km/h": 1.0 / KMH_PER_MPS, "mph": 0.44704, "kn": 1852.0 / 3600.0}   # exact definitions
 
 _BRACKET = re.compile(r"^(?P<base>.*?)\s*[\[(](?P<unit>[^\[\]()]*)[\])]\s*$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -248,7 +247,7 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         elif role in cols:
             v[role] = _epoch_s(v[role], cols[role], problems)
     if "speed" in cols:
-        v["speed"] = v["speed"] * _MPS_PER[cols["speed"].unit or "m/s"]
+        v["speed"] = v["speed"] * SPEED_UNITS[cols["speed"].unit or "m/s"]
     t = v["t"]
 
     is_accel = np.isfinite(v["ax"]) | np.isfinite(v["ay"]) | np.isfinite(v["az"])
