@@ -51,6 +51,9 @@ class Signals:
     # standing for the grid samples [j * car_accel_step, (j + 1) * car_accel_step)
     car_accel_mps2: np.ndarray = field(default_factory=lambda: np.empty(0))
     car_accel_step: int = 1
+    # (k, 2) grid index ranges [start, stop) in which the phone sat in neither mount, one per re-mount episode
+    # (detect.orientation.handling_spans)
+    handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
 
     @property
     def has_gyro(self) -> bool:

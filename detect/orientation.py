@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from detect.signal import block_means
+from detect.signal import block_means, true_runs
 from ingest.units import G_MPS2
 
 
@@ -148,6 +148,82 @@ def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angl
         angle -= np.degrees(np.arctan(change_mps2 / G_MPS2))
     peaks, _ = sps.find_peaks(np.concatenate(([0.0], angle, [0.0])), height=angle_deg, distance=k)
     return (b[peaks - 1] * n_block).astype(np.int64)
+
+
+HANDLING_BLOCK_S = 0.25     # blocks in which :func:`handling_spans` tells mounted from handled
+STEADY_COST = 0.5           # what a steady block inside a handling span costs, against 1 for an unsteady one outside
+UNKNOWN_CAR_TILT_DEG = 16.7  # where the car's acceleration is unknown, an excursion may be cornering at 0.3 g
+
+
+def _car_tilt_deg(n_blocks: int, nb: int, car_accel_mps2: np.ndarray | None, car_accel_step: int) -> np.ndarray:
+    """The tilt [deg] the car's own horizontal acceleration gives the phone's mean acceleration in each block of
+    ``nb`` grid samples (from the first); NaN where unknown."""
+    if car_accel_mps2 is None or car_accel_mps2.size == 0:
+        return np.full(n_blocks, np.nan)
+    mid = (nb // 2 + nb * np.arange(n_blocks)) // max(1, car_accel_step)
+    return np.degrees(np.arctan(car_accel_mps2[np.minimum(mid, car_accel_mps2.size - 1)] / G_MPS2))
+
+
+def handling_spans(acc: np.ndarray, fs_hz: float, seg_start: np.ndarray, up: np.ndarray, *, min_mount_s: float,
+                   search_s: float, steady_deg: float, excursion_deg: float,
+                   car_accel_mps2: np.ndarray | None = None, car_accel_step: int = 1) -> np.ndarray:
+    """(k, 2) grid index ranges [start, stop) in which the phone sat in no mount, in blocks of
+    :data:`HANDLING_BLOCK_S` from the first sample: one per re-mount episode (re-mounts less than ``min_mount_s``
+    apart are one: a phone held in between), and one per excursion from a mount it came back to.
+
+    A block's mean acceleration is *steady* in a mount when its direction lies within ``steady_deg`` of that mount's
+    gravity direction (``up`` of its segment) beyond the tilt the car's own acceleration gives (``car_accel_mps2``,
+    value j standing for the grid samples [j * car_accel_step, (j + 1) * car_accel_step)).
+
+    * Re-mounts: :func:`orient` places them on its blocks wherever the before/after contrast peaks, seconds from the
+      hand. Within ``search_s`` of an episode, the span is the split before | span | after that costs least: 1 per
+      block not steady in its mount outside the span, :data:`STEADY_COST` per steady block inside it (the widest
+      on ties).
+    * Excursions: two or more blocks in a row further than ``excursion_deg`` from their own mount (where the car's
+      acceleration is unknown, beyond :data:`UNKNOWN_CAR_TILT_DEG` of cornering): a phone picked up and put back.
+    """
+    n = acc.shape[0]
+    nb = max(1, round(HANDLING_BLOCK_S * fs_hz))
+    n_blocks = n // nb
+    if n_blocks < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    starts = np.asarray(seg_start, dtype=np.int64)
+    dirs = _unit(block_means(acc[:n_blocks * nb], nb))
+    tilt = _car_tilt_deg(n_blocks, nb, car_accel_mps2, car_accel_step)
+    seg = np.searchsorted(starts, nb * np.arange(n_blocks) + nb // 2, side="right") - 1
+    off_own = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", dirs, up[seg]), -1.0, 1.0)))
+    run0, run1 = true_runs(off_own - np.where(np.isnan(tilt), UNKNOWN_CAR_TILT_DEG, tilt) > excursion_deg)
+    long = run1 - run0 >= 2
+    spans = [np.column_stack([run0[long], run1[long]]) * nb]
+    bounds = starts[1:]
+    if bounds.size:
+        tilt = np.nan_to_num(tilt)
+        search = round(search_s * fs_hz)
+        episode = np.concatenate(([0], np.cumsum(np.diff(bounds) >= min_mount_s * fs_hz)))
+        firsts = np.flatnonzero(np.diff(np.concatenate(([-1], episode))))
+        lasts = np.append(firsts[1:] - 1, bounds.size - 1)
+        seg_ends = np.append(bounds, n)
+        for k0, k1 in zip(firsts, lasts, strict=True):                  # loop over re-mount episodes
+            b0 = max(int(starts[k0]), int(bounds[k0]) - search) // nb
+            b1 = min(int(seg_ends[k1 + 1]), int(bounds[k1]) + search, n_blocks * nb) // nb
+            if b1 - b0 < 2:
+                spans.append(np.array([[bounds[k0], bounds[k1]]]))
+                continue
+            off = (np.degrees(np.arccos(np.clip(dirs[b0:b1] @ np.stack([up[k0], up[k1 + 1]]).T, -1.0, 1.0)))
+                   - tilt[b0:b1, None])
+            before, after = (off < steady_deg).T
+            # cost of the split at (t1, t2), t1 <= t2: unsteady before t1 + steady in [t1, t2) + unsteady from t2
+            c_before = np.concatenate(([0], np.cumsum(~before)))
+            c_steady = np.concatenate(([0], np.cumsum(before | after)))
+            c_after = np.concatenate(([0], np.cumsum(~after)))
+            cost = (c_before[:, None] + STEADY_COST * (c_steady[None, :] - c_steady[:, None])
+                    + (c_after[-1] - c_after)[None, :])
+            t1, t2 = np.meshgrid(np.arange(b1 - b0 + 1), np.arange(b1 - b0 + 1), indexing="ij")
+            cost = np.where(t1 <= t2, cost - 1e-6 * (t2 - t1), np.inf)
+            i1, i2 = np.unravel_index(int(np.argmin(cost)), cost.shape)
+            spans.append(np.array([[(b0 + i1) * nb, (b0 + i2) * nb]]))
+    out = np.concatenate(spans).astype(np.int64)
+    return out[np.argsort(out[:, 0], kind="stable")]
 
 
 def _gravity(means: np.ndarray, tol_mps2: float) -> tuple[np.ndarray, float]:

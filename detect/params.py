@@ -21,7 +21,12 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.13"     # 0.13: samples on the rate's grid within 5 % of a step are used as they
+DETECTOR_VERSION = "bump-detect/0.14"     # 0.14: the phone's handling is located to a quarter second (blocks
+#                                           in neither mount, detect.orientation.handling_spans): re-mounts and
+#                                           excursions from a mount guard 1.5 s around that span (0.13: 3 s around
+#                                           a re-mount's 1-s block boundary, often seconds from the hand); the
+#                                           trigger floor is 0.3 m/s^2 RMS (0.4 missed soft-coupled phones' hits).
+#                                           0.13: samples on the rate's grid within 5 % of a step are used as they
 #                                           are whichever way the last one jitters (0.12 interpolated about half
 #                                           of such traces, a slight low-pass); a re-mount must tilt the phone's
 #                                           mean acceleration beyond what the car's GPS-measured acceleration
@@ -240,7 +245,7 @@ class DetectorParams(VersionedParams):
     background_window_s: float = 5.0     # local background of the characteristic function (a rough patch
     #                                      longer than half of it raises the background instead of firing)
     threshold_ratio: float = 2.5         # event when energy exceeds ratio x local background ...
-    threshold_floor_mps2: float = 0.4    # ... and exceeds this RMS floor, grown with speed:
+    threshold_floor_mps2: float = 0.3    # ... and exceeds this RMS floor, grown with speed:
     threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
     confirm_snr: float = 4.0             # events weaker than this need a clear one-wheel (roll) or lift signature:
     weak_coherence: float = 0.6          # |corr(lateral, vertical)| at least this for a weak event to count
@@ -273,7 +278,8 @@ class DetectorParams(VersionedParams):
     handling_horizontal_ratio: float = 2.0   # horizontal / vertical energy above this means handling
     handling_tilt_deg: float = 20.0      # the phone tilted further than a bump tilts a car, beyond the tilt the
     #                                      car's GPS-measured acceleration explains (braking, turning)
-    remount_guard_s: float = 3.0         # events this close to a detected re-mount are the phone, not the road
+    remount_guard_s: float = 1.5         # events this close to a span in which the phone sat in no mount (a
+    #                                      re-mount's hand, or an excursion from its mount) are the phone
     min_mount_s: float = 15.0            # a "mount" held for less than this was the phone in a hand
     # --- GPS
     gps_latency_s: float = 0.0           # latency of the GPS fixes [s], subtracted from their times: for the speed on

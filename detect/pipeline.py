@@ -22,7 +22,7 @@ from detect.features import Signals, event_features, quiet_coherence
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
 from detect.motion import coarse_step, motion_on_grid, position_at
-from detect.orientation import Orientation, orient
+from detect.orientation import Orientation, handling_spans, orient
 from detect.params import DetectorParams
 from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
 from detect.signal import bandpass, grid_rate_hz, resample_uniform
@@ -89,6 +89,12 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                         speed_ref_mps=params.threshold_speed_ref_mps)
     typical, still = driving_levels(bg, motion.speed_mps, valid, fs, min_speed_mps=params.min_speed_mps,
                                     still_ratio=params.still_background_ratio)
+    car_accel = (np.hypot(motion.dvdt_mps2, np.nan_to_num(motion.centripetal_mps2)) if motion.has_gps
+                 else np.empty(0))
+    spans = handling_spans(acc, fs, ori.seg_start, ori.up, min_mount_s=params.min_mount_s,
+                           search_s=params.remount_context_s, steady_deg=params.remount_angle_deg / 2.0,
+                           excursion_deg=params.remount_angle_deg,
+                           car_accel_mps2=car_accel, car_accel_step=motion.step)
     sig = Signals(fs_hz=fs, t_s=t, valid=valid, accel_mps2=acc, segment=seg, segment_starts=ori.seg_start,
                   up_axis=ori.up,
                   forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
@@ -97,8 +103,7 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   still_background_mps2=still, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz,
-                  car_accel_mps2=np.hypot(motion.dvdt_mps2, np.nan_to_num(motion.centripetal_mps2)) if motion.has_gps
-                  else np.empty(0), car_accel_step=motion.step)
+                  car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans)
     return sig, ori
 
 
@@ -140,9 +145,10 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_c
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car:
     lateral motion in step with the hit, |corr| at least ``weak_coherence`` and ``chance_corr``, what the trip's
     quiet driving reaches by chance; or the whole body lifted); ``handling``: the phone turned (rotation rate, or
-    a tilt beyond what the car's own GPS-measured acceleration explains), moved sideways more than a car does, was
-    re-mounted within ``remount_guard_s``, or held an orientation for less than ``min_mount_s`` (a
-    phone in a hand, not in a mount); ``stopped``: the car was (nearly) still, e.g. a door slam;
+    a tilt beyond what the car's own GPS-measured acceleration explains), moved sideways more than a car does, or
+    lies within ``remount_guard_s`` of a span in which the phone sat in no mount (``sig.handling_spans``: a
+    re-mount's hand, orientations held for less than ``min_mount_s`` in between, or an excursion from a mount it
+    came back to); ``stopped``: the car was (nearly) still, e.g. a door slam;
     where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
     satellites), a local background below the trip's ``still_background_mps2`` (an idling car) stands for it. An
     impact outside the fixes is kept, unplaced, as in a trace without GPS; ``glitch``: the event's raw vertical
@@ -153,16 +159,13 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_c
     speed = feat["speed_mps"]
     signature = (feat["lateral_up_corr"] >= max(params.weak_coherence, chance_corr)) | body_lift(feat, params)
     reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
-    starts = np.asarray(sig.segment_starts, dtype=np.int64)
-    remount_t = sig.t_s[starts[1:]]
-    near_remount = (np.abs(feat["t_s"][:, None] - remount_t[None, :]) < params.remount_guard_s).any(axis=1)
-    held_s = np.diff(np.append(starts, sig.t_s.size)) / sig.fs_hz
-    brief = (held_s < params.min_mount_s) & (starts.size > 1)          # an orientation held for seconds: a hand
-    in_hand = brief[sig.segment[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)]] if len(feat) else np.zeros(0, bool)
+    span_t = sig.t_s[np.minimum(sig.handling_spans, sig.t_s.size - 1)]          # (k, 2) [s]
+    near_remount = ((feat["t_s"][:, None] > span_t[None, :, 0] - params.remount_guard_s)
+                    & (feat["t_s"][:, None] < span_t[None, :, 1] + params.remount_guard_s)).any(axis=1)
     handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
                 | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
                 | (feat["tilt_max_deg"] - feat["car_tilt_deg"] > params.handling_tilt_deg)
-                | near_remount | in_hand)
+                | near_remount)
     reasons[handling] = "handling"
     reasons[feat["sharpness"] > ringing_sharpness(params.impact_band_hz[1], sig.fs_hz)] = "glitch"
     quiet = sig.background_mps2[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)] < sig.still_background_mps2
@@ -256,8 +259,8 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
         still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
     mounted = still.copy()
     guard = round(params.remount_guard_s * sig.fs_hz)
-    for b in np.asarray(sig.segment_starts, dtype=np.int64)[1:]:                         # loop over re-mounts
-        mounted[max(0, b - guard):b + guard] = False
+    for s, e in sig.handling_spans:                                                    # loop over re-mounts
+        mounted[max(0, s - guard):e + guard] = False
     return feat, rejected, still, mounted
 
 

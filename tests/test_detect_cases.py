@@ -19,10 +19,11 @@ def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[floa
            rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0), speed_mps: float | None = 10.0,
            gps: bool = True, gyro: bool = False, seed: int = 0, unit: str = "m/s2",
            turned_s: tuple[float, float] | None = None, idle_s: tuple[float, float] | None = None,
-           first_fix_s: float = 0.0) -> ingest.Trace:
+           first_fix_s: float = 0.0, hand_s: tuple[float, float] | None = None) -> ingest.Trace:
     """A car on smooth road: small noise, plus wheel-hop-like damped 11 Hz oscillations at ``hits_s``; during
-    ``turned_s`` (from, to) the phone sits turned by 60 degrees (in a hand, or re-mounted); during ``idle_s`` the
-    car stands with its engine idling (a tenth of the noise, speed 0); GPS fixes from ``first_fix_s`` on."""
+    ``turned_s`` (from, to) the phone sits turned by 60 degrees (in a hand, or re-mounted); during ``hand_s`` (from,
+    to) a hand turns it, wobbling, to 60 degrees, where it stays; during ``idle_s`` the car stands with its engine
+    idling (a tenth of the noise, speed 0); GPS fixes from ``first_fix_s`` on."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * fs_hz)
     t = np.arange(n) / fs_hz
@@ -36,6 +37,10 @@ def _trace(*, fs_hz: float = 100.0, duration_s: float = 60.0, hits_s: tuple[floa
     if turned_s is not None:
         inside = (t >= turned_s[0]) & (t < turned_s[1])
         phone[inside] = Rotation.from_euler("x", 60.0, degrees=True).apply(phone[inside])
+    if hand_s is not None:
+        angle = (np.interp(t, hand_s, (0.0, 60.0))
+                 + np.where((t > hand_s[0]) & (t < hand_s[1]), 25.0 * np.sin(2 * np.pi * 0.7 * (t - hand_s[0])), 0.0))
+        phone = Rotation.from_euler("x", angle[:, None], degrees=True).apply(phone)
     if unit == "g":
         phone = phone / 9.80665
     doc: dict[str, Any] = {"format": "bump.trace/1", "trip_id": "hand", "device_id": "d",
@@ -92,6 +97,28 @@ def test_a_hit_while_the_phone_is_held_is_handling_but_one_after_a_remount_count
     moved = detect(_trace(hits_s=(15.0, 50.0), turned_s=(30.0, 60.0)))          # re-mounted for good
     assert moved.orientation.seg_start.size == 2
     np.testing.assert_allclose(np.sort(moved.impacts["t_s"]) - T0, (15.0, 50.0), atol=0.1)
+
+
+def test_a_remount_guards_the_seconds_around_the_hand_not_around_its_coarse_boundary() -> None:
+    """A hand takes 4 s to re-mount the phone (26-30 s). The re-mount's block boundary lands seconds from the
+    hand; the hit as the phone seats (+0.5 s) is handling, one 2.5 s later is the road."""
+    det = detect(_trace(hits_s=(15.0, 30.5, 32.5, 50.0), hand_s=(26.0, 30.0)))
+    spans = det.signals.handling_spans / 100.0
+    np.testing.assert_allclose([spans[:, 0].min(), spans[:, 1].max()], [26.0, 30.0], atol=0.6)
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (15.0, 32.5, 50.0), atol=0.1)
+    c = det.candidates
+    assert c["rejected"][np.argmin(np.abs(c["t_s"] - T0 - 30.5))] == "handling"
+
+
+def test_a_phone_picked_up_and_put_back_guards_the_seconds_around_the_hand() -> None:
+    """2 s in a hand (turned 60 degrees), then back in the same mount: no re-mount, but a span in no mount; the
+    hit as the phone is put back (+0.5 s) is handling, one 2.5 s later is the road."""
+    det = detect(_trace(hits_s=(15.0, 32.5, 34.5, 50.0), turned_s=(30.0, 32.0)))
+    assert det.orientation.seg_start.tolist() == [0]
+    np.testing.assert_allclose(det.signals.handling_spans / 100.0, [[30.0, 32.0]], atol=0.3)
+    np.testing.assert_allclose(np.sort(det.impacts["t_s"]) - T0, (15.0, 34.5, 50.0), atol=0.1)
+    c = det.candidates
+    assert c["rejected"][np.argmin(np.abs(c["t_s"] - T0 - 32.5))] == "handling"
 
 
 def test_impact_while_stopped_is_rejected_as_door_slam() -> None:

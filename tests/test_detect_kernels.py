@@ -208,6 +208,115 @@ def test_hard_braking_after_accelerating_is_no_remount_but_a_real_one_is_found()
     assert found.size == 2 and abs(found[1] - n // 2) <= 2 * fs
 
 
+def ref_handling_spans(acc: np.ndarray, fs: float, seg_start: np.ndarray, up: np.ndarray, min_mount_s: float,
+                       search_s: float, steady_deg: float, excursion_deg: float, car: np.ndarray | None,
+                       step: int) -> list[tuple[int, int]]:
+    """Slow twin of :func:`detect.orientation.handling_spans`, block by block: excursions of two or more blocks
+    from their own mount, and the split of each re-mount episode's blocks into mount before | in neither | mount
+    after with the fewest blocks out of place, tried split by split."""
+    from detect.orientation import HANDLING_BLOCK_S, STEADY_COST, UNKNOWN_CAR_TILT_DEG
+    n = acc.shape[0]
+    nb = max(1, round(HANDLING_BLOCK_S * fs))
+
+    def angle(j: int, u: np.ndarray) -> float:
+        m = acc[j * nb:(j + 1) * nb].mean(axis=0)
+        return math.degrees(math.acos(min(1.0, max(-1.0, float(m @ u / np.linalg.norm(m))))))
+
+    def tilt(j: int) -> float:
+        return math.nan if car is None else math.degrees(math.atan(car[min((j * nb + nb // 2) // step,
+                                                                           car.size - 1)] / 9.80665))
+    out = []
+    run = []
+    for j in range(n // nb + 1):
+        if j < n // nb:
+            own = int(np.searchsorted(seg_start, j * nb + nb // 2, side="right")) - 1
+            tl = tilt(j)
+            if angle(j, up[own]) - (UNKNOWN_CAR_TILT_DEG if math.isnan(tl) else tl) > excursion_deg:
+                run.append(j)
+                continue
+        if len(run) >= 2:
+            out.append((run[0] * nb, (run[-1] + 1) * nb))
+        run = []
+    bounds = [int(b) for b in seg_start[1:]]
+    episodes: list[list[int]] = []
+    for k, b in enumerate(bounds):
+        if episodes and b - bounds[episodes[-1][-1]] < min_mount_s * fs:
+            episodes[-1].append(k)
+        else:
+            episodes.append([k])
+    ends = [*bounds, n]
+    for ep in episodes:
+        k0, k1 = ep[0], ep[-1]
+        b0 = max(int(seg_start[k0]), bounds[k0] - round(search_s * fs)) // nb
+        b1 = min(ends[k1 + 1], bounds[k1] + round(search_s * fs), (n // nb) * nb) // nb
+        steady = [tuple(angle(j, u) - (0.0 if math.isnan(tilt(j)) else tilt(j)) < steady_deg
+                        for u in (up[k0], up[k1 + 1])) for j in range(b0, b1)]
+        best = None
+        for t1 in range(len(steady) + 1):
+            for t2 in range(t1, len(steady) + 1):
+                cost = (sum(not b for b, _ in steady[:t1]) + STEADY_COST * sum(b or a for b, a in steady[t1:t2])
+                        + sum(not a for _, a in steady[t2:]))
+                key = (cost, -(t2 - t1), t1)
+                if best is None or key < best[0]:
+                    best = (key, ((b0 + t1) * nb, (b0 + t2) * nb))
+        out.append(best[1])
+    return sorted(out, key=lambda sp: sp[0])
+
+
+def _remounted_phone(fs: float, rng_: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A phone re-mounted twice over 120 s: flat, 3 s in a hand turning about x, 45 degrees about x from 43 s;
+    held 8 s (turned 60 degrees about y) from 80 s, put back at 45 degrees. Road noise 0.3 m/s^2."""
+    from scipy.spatial.transform import Rotation
+
+    t = np.arange(int(120 * fs)) / fs
+    angle = np.interp(t, [40.0, 43.0], [0.0, 45.0]) + np.where((t > 40) & (t < 43), 30 * np.sin(7 * t), 0.0)
+    rot = Rotation.from_euler("x", angle[:, None], degrees=True)
+    held = (t >= 80) & (t < 88)
+    acc = rot.apply(np.tile([0.0, 0.0, 9.80665], (t.size, 1)))
+    acc[held] = Rotation.from_euler("y", 60, degrees=True).apply(acc[held])
+    return acc + rng_.normal(0, 0.3, acc.shape), [(40.0, 43.0), (80.0, 88.0)]
+
+
+def test_handling_spans_match_the_slow_twin_and_bracket_the_hand() -> None:
+    from detect.orientation import handling_spans, orient
+
+    fs = 50.0
+    acc, hands = _remounted_phone(fs, rng)
+    ori = orient(acc, fs)
+    assert ori.seg_start.size == 4                          # one re-mount, and a brief pose held in between
+    car = np.abs(rng.normal(0, 1.0, acc.shape[0] // 5))
+    for accel, step in ((None, 1), (car, 5)):
+        got = handling_spans(acc, fs, ori.seg_start, ori.up, min_mount_s=15.0, search_s=8.0, steady_deg=10.0,
+                             excursion_deg=20.0, car_accel_mps2=accel, car_accel_step=step)
+        want = ref_handling_spans(acc, fs, ori.seg_start, ori.up, 15.0, 8.0, 10.0, 20.0, accel, step)
+        assert got.tolist() == [list(w) for w in want]
+    spans = handling_spans(acc, fs, ori.seg_start, ori.up, min_mount_s=15.0, search_s=8.0, steady_deg=10.0,
+                           excursion_deg=20.0)
+    assert_allclose(spans[[0, -1]] / fs, hands, atol=0.6)
+
+
+def test_braking_after_a_remount_does_not_stretch_its_handling_span() -> None:
+    """4.5 m/s^2 of braking for 4 s right after the hand tilts the phone's mean direction by ~25 degrees; told the
+    car's acceleration, the span ends where the hand did."""
+    from detect.orientation import handling_spans, orient
+
+    fs = 50.0
+    acc, _ = _remounted_phone(fs, rng)
+    t = np.arange(acc.shape[0]) / fs
+    braking = (t >= 43.0) & (t < 47.0)
+    acc = acc.copy()
+    acc[braking, 1] += 4.5 * np.cos(np.radians(45.0))     # the car's forward axis seen by the tilted phone
+    acc[braking, 2] += 4.5 * np.sin(np.radians(45.0))
+    ori = orient(acc[: int(70 * fs)], fs)
+    car = np.where(braking, 4.5, 0.0)[: int(70 * fs)]
+    told = handling_spans(acc[: int(70 * fs)], fs, ori.seg_start, ori.up, min_mount_s=15.0, search_s=8.0,
+                          steady_deg=10.0, excursion_deg=20.0, car_accel_mps2=car)
+    blind = handling_spans(acc[: int(70 * fs)], fs, ori.seg_start, ori.up, min_mount_s=15.0, search_s=8.0,
+                           steady_deg=10.0, excursion_deg=90.0)
+    assert abs(told[0, 1] / fs - 43.0) < 0.6, (told, blind)
+    assert blind[0, 1] / fs > 45.0, (told, blind)
+
+
 @pytest.mark.parametrize("shape", [(500,), (500, 3), (40,)])
 def test_bandpass_matches_scipy_sosfiltfilt(shape: tuple[int, ...]) -> None:
     from scipy import signal as sps
