@@ -65,6 +65,8 @@ def problems(trace: ingest.Trace) -> str:
     (b"h1,h2\n1.0,2.5E0\n1.5,2.6E", False),                    # exponent lost
     (b"h1,h2\n1.0,2.500000\n1.5,2.6", False),                  # shorter than the column's width
     (b"h1,h2,h3\n1.0,2.5,3.5\n1.5,2.6", False),                # fewer fields than the line before
+    (b"h1,h2,lat\n1.0,2.5,42.36012\n1.5,2.6,", True),          # last cell empty (no fix): every value whole
+    (b"h1,h2,lat\n1.0,2.5,\n1.5,2.", False),                    # ... but a value cut before it still counts
     (b"h1,h2", True),                                           # a header alone is never dropped
 ])
 def test_drop_cut_line_drops_only_a_last_line_that_looks_cut(data: bytes, kept: bool) -> None:

@@ -125,7 +125,8 @@ def drop_cut_line(data: bytes, *, header_lines: int, where: str, problems: list[
     The line looks cut when it has fewer ``sep``-separated fields than the line before, when its last value ends
     in a character no number ends in (``.``, ``,``, ``e``, ``E``, ``+``, ``-``), or when that value is shorter
     than the same field on the line before (apps write a column's values to one width). A line without a line
-    break that looks complete is kept. Either way it is noted in ``problems`` (once per ``where``, the file's name
+    break that looks complete is kept, and so is one with all its fields whose last is empty (it ends in a
+    separator: every value on it is whole). Either way it is noted in ``problems`` (once per ``where``, the file's name
     in messages); without ``problems`` (a reader that cannot report it) ``data`` is returned as is. The first
     ``header_lines`` lines are never dropped, nor a line of fewer than ``min_fields`` fields (left for the caller's
     own check of its first cells).
@@ -144,8 +145,11 @@ def drop_cut_line(data: bytes, *, header_lines: int, where: str, problems: list[
     prev = data[prev_start:end].rstrip(b"\r").split(sep_b)
     prev_is_data = data.count(b"\n", 0, prev_start) >= header_lines
     last = cells[-1].strip().strip(b'"')
-    cut = (len(cells) < len(prev) or last[-1:] in (b".", b",", b"e", b"E", b"+", b"-")
-           or (prev_is_data and len(last) < len(prev[len(cells) - 1].strip().strip(b'"'))))
+    # a full line whose last cell is empty ends in a separator, so every value on it is whole (loggers leave the
+    # cells of a sensor without a reading empty: GPS columns between fixes)
+    cut = len(cells) < len(prev) or (bool(last) and (
+        last[-1:] in (b".", b",", b"e", b"E", b"+", b"-")
+        or (prev_is_data and len(last) < len(prev[len(cells) - 1].strip().strip(b'"')))))
     note = cut_line_note(where, tail, dropped=cut)
     if note not in problems:
         problems.append(note)
