@@ -304,7 +304,9 @@ def test_time_accel_and_gyro_aliases_read_the_same_values(header: str) -> None:
     assert np.array_equal(tr.t_s, T_S)
     assert np.array_equal(tr.accel_mps2, ACC)
     assert np.array_equal(tr.gyro_t_s, T_S) and np.array_equal(tr.gyro_rad_s, GYR)
-    assert not any("read as" in p for p in tr.quality.problems)            # nothing assumed
+    assumed = [p for p in tr.quality.problems if "read as" in p]           # nothing but a gyroscope's bare unit
+    assert len(assumed) == (0 if "rad" in header else 1)
+    assert all("angular rates are read as rad/s" in p for p in assumed)
 
 
 def test_bare_x_y_z_with_an_acceleration_unit_are_the_accelerometer() -> None:
@@ -372,6 +374,15 @@ def test_gyro_in_deg_s_without_a_unit_is_refused_with_the_csv_way_to_say_so() ->
     with pytest.raises(UnitError, match="gyro_x_deg_s") as err:
         read_table("t,ax,ay,az,gyro_x,gyro_y,gyro_z", lambda i: [*t_acc(i), "9", "-4.5", "3"])
     assert "bump.trace/1" not in str(err.value)
+
+
+def test_gyro_without_a_unit_is_read_as_rad_s_and_says_so() -> None:
+    quiet = read_table("t,ax,ay,az,gyro_x,gyro_y,gyro_z", lambda i: [*t_acc(i), "0.02", "-0.01", "0.005"])
+    np.testing.assert_allclose(quiet.gyro_rad_s[0], [0.02, -0.01, 0.005])
+    note = [p for p in quiet.quality.problems if p.startswith("gyro_x, gyro_y, gyro_z: the names give no unit")]
+    assert len(note) == 1 and "gyro_x_deg_s" in note[0]
+    named = read_table("t,ax,ay,az,gyro_x_rad_s,gyro_y_rad_s,gyro_z_rad_s", lambda i: [*t_acc(i), "0.02", "0", "0"])
+    assert not any("give no unit" in p for p in named.quality.problems)
 
 
 def test_axes_in_different_units_are_refused() -> None:

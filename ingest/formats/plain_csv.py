@@ -256,6 +256,10 @@ def read(src: Source, *, limits: Limits = Limits()) -> Trace:
         is_gyro = np.isfinite(v["gx"]) | np.isfinite(v["gy"]) | np.isfinite(v["gz"])
         if is_gyro.any():
             gyro_t, gyro_xyz = t[is_gyro], [v[k][is_gyro] for k in GYRO]
+            if all(cols[r].unit is None for r in GYRO):
+                problems.append(f"{', '.join(cols[r].name for r in GYRO)}: the names give no unit, so the angular "
+                                "rates are read as rad/s; if they are deg/s (as some loggers and datasets write), "
+                                "name them gyro_x_deg_s, gyro_y_deg_s, gyro_z_deg_s")
     gps = _gps_fixes(t, v, problems) if "lat" in v else None
 
     trip_id, device_id = _ids(layout.meta, src.data, source=name, problems=problems)
