@@ -11,8 +11,8 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
+from detect.orientation import accel_tilt_deg, angle_from_cos_deg
 from detect.signal import bandpass
-from ingest.units import G_MPS2
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class Signals:
     # standing for the grid samples [j * car_accel_step, (j + 1) * car_accel_step)
     car_accel_mps2: np.ndarray = field(default_factory=lambda: np.empty(0))
     car_accel_step: int = 1
-    # (k, 2) grid index ranges [start, stop) in which the phone sat in neither mount, one per re-mount episode
-    # (detect.orientation.handling_spans)
+    # (k, 2) grid index ranges [start, stop) in which the phone sat in no mount: a re-mount's hand, or an excursion
+    # from a mount it came back to (detect.orientation.handling_spans)
     handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
 
     @property
@@ -392,7 +392,7 @@ def car_tilt_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarra
     hi = np.clip((i_peak + half_width) // step, 0, last)
     idx = lo[:, None] + np.arange(2 * half_width // step + 2)[None, :]          # a few values per event
     seen = np.where(idx <= hi[:, None], np.nan_to_num(acc[np.minimum(idx, last)], nan=0.0), 0.0)
-    return np.degrees(np.arctan(seen.max(axis=1) / G_MPS2))
+    return accel_tilt_deg(seen.max(axis=1))
 
 
 def _tilt_max_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarray:
@@ -424,4 +424,4 @@ def _tilt_max_deg(sig: Signals, i_peak: np.ndarray, half_width: int) -> np.ndarr
         along_up = np.einsum("ijk,ijk->ij", total, sig.up_axis[sig.segment[centre]])
     norm = np.sqrt(np.einsum("ijk,ijk->ij", total, total))
     cos = along_up / np.maximum(norm, 1e-9 * n_avg)
-    return np.degrees(np.arccos(np.clip(cos.min(axis=1), -1.0, 1.0)))
+    return angle_from_cos_deg(cos.min(axis=1))

@@ -114,6 +114,17 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(_norm(v), 1e-12)[..., None]
 
 
+def angle_from_cos_deg(cos: np.ndarray) -> np.ndarray:
+    """Angle [deg] from its cosine, clipped to [-1, 1] (dot products of unit vectors stray past it by rounding)."""
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def accel_tilt_deg(accel_mps2: np.ndarray) -> np.ndarray:
+    """The tilt [deg] a horizontal acceleration [m/s^2] gives the mean acceleration a phone feels: atan(a / g)
+    (braking at 3.5 m/s^2 reads ~20 degrees)."""
+    return np.degrees(np.arctan(accel_mps2 / G_MPS2))
+
+
 def find_remounts(acc: np.ndarray, fs_hz: float, *, block_s: float, context_s: float,
                   angle_deg: float, horizontal_mps2: np.ndarray | None = None) -> np.ndarray:
     """Grid indices where the gravity direction changes for good by more than ``angle_deg`` beyond what the car's
@@ -141,11 +152,11 @@ def _remounts_from_means(means: np.ndarray, n_block: int, *, k_blocks: int, angl
         return np.empty(0, dtype=np.int64)
     b = np.arange(k, nb - k + 1)                  # boundary before block b
     before, after = (_unit(w) for w in _window_sums(_unit(means), k))
-    angle = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", before, after), -1.0, 1.0)))
+    angle = angle_from_cos_deg(np.einsum("ij,ij->i", before, after))
     if horizontal_mps2 is not None:               # the tilt the car's own acceleration gives is no re-mount
         h_before, h_after = _window_sums(horizontal_mps2[:nb], k)
         change_mps2 = np.hypot(*((h_after - h_before) / k).T)
-        angle -= np.degrees(np.arctan(change_mps2 / G_MPS2))
+        angle -= accel_tilt_deg(change_mps2)
     peaks, _ = sps.find_peaks(np.concatenate(([0.0], angle, [0.0])), height=angle_deg, distance=k)
     return (b[peaks - 1] * n_block).astype(np.int64)
 
@@ -161,7 +172,7 @@ def _car_tilt_deg(n_blocks: int, nb: int, car_accel_mps2: np.ndarray | None, car
     if car_accel_mps2 is None or car_accel_mps2.size == 0:
         return np.full(n_blocks, np.nan)
     mid = (nb // 2 + nb * np.arange(n_blocks)) // max(1, car_accel_step)
-    return np.degrees(np.arctan(car_accel_mps2[np.minimum(mid, car_accel_mps2.size - 1)] / G_MPS2))
+    return accel_tilt_deg(car_accel_mps2[np.minimum(mid, car_accel_mps2.size - 1)])
 
 
 def handling_spans(acc: np.ndarray, fs_hz: float, seg_start: np.ndarray, up: np.ndarray, *, min_mount_s: float,
@@ -191,7 +202,7 @@ def handling_spans(acc: np.ndarray, fs_hz: float, seg_start: np.ndarray, up: np.
     dirs = _unit(block_means(acc[:n_blocks * nb], nb))
     tilt = _car_tilt_deg(n_blocks, nb, car_accel_mps2, car_accel_step)
     seg = np.searchsorted(starts, nb * np.arange(n_blocks) + nb // 2, side="right") - 1
-    off_own = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", dirs, up[seg]), -1.0, 1.0)))
+    off_own = angle_from_cos_deg(np.einsum("ij,ij->i", dirs, up[seg]))
     run0, run1 = true_runs(off_own - np.where(np.isnan(tilt), UNKNOWN_CAR_TILT_DEG, tilt) > excursion_deg)
     long = run1 - run0 >= 2
     spans = [np.column_stack([run0[long], run1[long]]) * nb]
@@ -209,8 +220,7 @@ def handling_spans(acc: np.ndarray, fs_hz: float, seg_start: np.ndarray, up: np.
             if b1 - b0 < 2:
                 spans.append(np.array([[bounds[k0], bounds[k1]]]))
                 continue
-            off = (np.degrees(np.arccos(np.clip(dirs[b0:b1] @ np.stack([up[k0], up[k1 + 1]]).T, -1.0, 1.0)))
-                   - tilt[b0:b1, None])
+            off = angle_from_cos_deg(dirs[b0:b1] @ np.stack([up[k0], up[k1 + 1]]).T) - tilt[b0:b1, None]
             before, after = (off < steady_deg).T
             # cost of the split at (t1, t2), t1 <= t2: unsteady before t1 + steady in [t1, t2) + unsteady from t2
             c_before = np.concatenate(([0], np.cumsum(~before)))

@@ -160,12 +160,12 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_c
     signature = (feat["lateral_up_corr"] >= max(params.weak_coherence, chance_corr)) | body_lift(feat, params)
     reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
     span_t = sig.t_s[np.minimum(sig.handling_spans, sig.t_s.size - 1)]          # (k, 2) [s]
-    near_remount = ((feat["t_s"][:, None] > span_t[None, :, 0] - params.remount_guard_s)
+    near_hand = ((feat["t_s"][:, None] > span_t[None, :, 0] - params.remount_guard_s)
                     & (feat["t_s"][:, None] < span_t[None, :, 1] + params.remount_guard_s)).any(axis=1)
     handling = ((feat["gyro_max_rad_s"] > params.handling_gyro_rad_s)
                 | (feat["horizontal_ratio"] > params.handling_horizontal_ratio)
                 | (feat["tilt_max_deg"] - feat["car_tilt_deg"] > params.handling_tilt_deg)
-                | near_remount)
+                | near_hand)
     reasons[handling] = "handling"
     reasons[feat["sharpness"] > ringing_sharpness(params.impact_band_hz[1], sig.fs_hz)] = "glitch"
     quiet = sig.background_mps2[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)] < sig.still_background_mps2
@@ -259,7 +259,7 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
         still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
     mounted = still.copy()
     guard = round(params.remount_guard_s * sig.fs_hz)
-    for s, e in sig.handling_spans:                                                    # loop over re-mounts
+    for s, e in sig.handling_spans:                                           # loop over handling spans
         mounted[max(0, s - guard):e + guard] = False
     return feat, rejected, still, mounted
 
