@@ -13,8 +13,9 @@ the wheel-path surfaces (``_wheel_profiles``), per trip (``simulate_trip``).
 
     .venv/bin/python bench/roughness_accuracy.py [--scenarios smoke city hard] [--seed 7] [--drivers N] [--trips N]
 
-Prints, per configuration, scenario and phone rate: windows, median and p90 of |relative error|, median signed
-error, share of windows within +-25 %.
+Prints, per configuration, scenario and phone rate (then over all scenarios by mount, vehicle and whether the
+phone has a gyroscope): windows, median and p90 of |relative error|, median signed error, share of windows within
++-25 %.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ def evaluate(scenario: str, seed: int, drivers: int | None, trips: int | None, o
             for k in range(len(agg)):
                 t0, t1 = agg["t_start_s"][k], agg["t_end_s"][k]
                 rows.append({"config": cfg.name, "scenario": scenario, "trip_id": info["trip_id"],
-                             "fs_hz": info["fs_hz"], "mount": info["mount"], "speed_mps": agg["speed_mps"][k],
+                             "fs_hz": info["fs_hz"], "mount": info["mount"], "vehicle": info["vehicle_kind"],
+                             "gyroscope": "yes" if info["has_gyro"] else "no", "speed_mps": agg["speed_mps"][k],
                              "handled": any(t0 - 6.0 < te < t1 for te in non_road),
                              "est": agg["iri_m_per_km"][k], "ref": ref[k]})
     return rows
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  all scenarios:")
         summarise(mine, "fs_hz")
         summarise(mine, "mount")
+        summarise(mine, "vehicle")
+        summarise(mine, "gyroscope")
         handled = [r for r in rows if r["config"] == cfg.name and r["handled"]]
         if handled:
             print("  windows with phone handling or re-mounting (not road vibration):")
