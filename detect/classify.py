@@ -5,8 +5,10 @@ The evidence, each from the physics in FIELD_NOTES:
 * **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
   low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
   ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump, unless it clearly rolls
-  the car (roll/pitch at least ``one_wheel_roll_ratio``, nearer one wheel's ~1.7 than both wheels' bound, and
-  lateral motion coherent with it): then it is a wheel dropping into a deep hole.
+  the car: then it is a wheel dropping into a deep hole. "Clearly" is the one-wheel evidence the phone has: with a
+  gyroscope, roll/pitch at least ``one_wheel_roll_ratio`` (nearer one wheel's ~1.7 than both wheels' bound);
+  without one, lateral motion in step with the hit at least as closely as a weak event's must be
+  (``weak_coherence``). Bumps and humps span both wheels: roll/pitch ~0.2, |corr| ~0.15.
 * **One wheel vs both** (``lateral_up_corr``, ``roll_ratio``): a pothole or cover is hit by one wheel track and
   rolls the car, so the phone's lateral acceleration moves in step with the vertical hit (|corr| ~ 0.8); joints
   and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
@@ -68,11 +70,14 @@ def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndar
     shallow = depth_m < params.cover_depth_m
     on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)
     long_event = (feat["duration_s"] > params.max_event_s) | on_rough
-    # a bump lifts the body on both wheels; a lift that clearly rolls the car (the gyroscope sees a one-wheel roll, at
-    # least one_wheel_roll_ratio, and the lateral motion follows the hit as closely as a weak event's must) is a wheel
-    # dropping into a deep hole; a roll between the two regimes (a hump taken at an angle) leaves it a bump
-    rolls = (~two & (feat["roll_ratio"] >= params.one_wheel_roll_ratio)
-             & (feat["lateral_up_corr"] >= params.weak_coherence))
+    # a bump lifts the body on both wheels; a lift that clearly rolls the car is a wheel dropping into a deep hole:
+    # the gyroscope sees a one-wheel roll (at least one_wheel_roll_ratio; a roll between the two regimes, a hump taken
+    # at an angle, leaves it a bump) or, without one, the lateral motion follows the hit as closely as a weak
+    # event's must
+    roll = feat["roll_ratio"]
+    one_wheel_roll = np.where(np.isfinite(roll), roll >= params.one_wheel_roll_ratio,
+                              feat["lateral_up_corr"] >= params.weak_coherence)
+    rolls = ~two & one_wheel_roll
     bump = lift & ~rolls
     kind = np.select(
         [long_event, bump, two, proud | shallow],

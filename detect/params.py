@@ -21,7 +21,11 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.14"     # 0.14: the phone's handling is located to a quarter second (blocks
+DETECTOR_VERSION = "bump-detect/0.15"     # 0.15: a body lift that rolls the car as one wheel is a deep hole
+#                                           on the gyroscope's roll alone, or without a gyroscope on the lateral
+#                                           coherence alone (0.14 needed both: a phone without a gyroscope called
+#                                           every deep pothole a speed bump).
+#                                           0.14: the phone's handling is located to a quarter second (blocks
 #                                           in neither mount, detect.orientation.handling_spans): re-mounts and
 #                                           excursions from a mount guard 1.5 s around that span (0.13: 3 s around
 #                                           a re-mount's 1-s block boundary, often seconds from the hand); the

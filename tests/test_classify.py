@@ -25,11 +25,14 @@ def _events(**cols: list[float]) -> Columns:
 
 
 def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_a_deep_hole() -> None:
-    lift = dict(disp_p2p_m=[0.045] * 4, vel_p2p_mps=[0.45] * 4)
-    feat = _events(**lift, lateral_up_corr=[0.1, 0.8, 0.8, 0.8], roll_ratio=[0.2, 1.6, 0.3, np.nan])
+    lift = dict(disp_p2p_m=[0.045] * 6, vel_p2p_mps=[0.45] * 6)
+    feat = _events(**lift, lateral_up_corr=[0.1, 0.8, 0.5, 0.8, 0.8, 0.5],
+                   roll_ratio=[0.2, 1.6, 1.6, 0.3, np.nan, np.nan])
     kind, _, severity, _ = classify(feat, P)
-    # both wheels; one wheel by gyroscope and lateral motion; lateral motion but no roll; no gyroscope to confirm it
-    assert kind.tolist() == ["speed_bump", "pothole", "speed_bump", "speed_bump"]
+    # both wheels; one wheel by gyroscope and lateral motion; by the gyroscope's roll with the lateral motion only
+    # loosely in step; lateral motion but no roll; no gyroscope, lateral motion in step; no gyroscope, lateral
+    # motion too loose (under weak_coherence) to tell a wheel from a bump
+    assert kind.tolist() == ["speed_bump", "pothole", "pothole", "speed_bump", "pothole", "speed_bump"]
     assert severity[0] == pytest.approx(4.5)                          # a bump: the body's lift [cm]
     assert severity[1] == pytest.approx(100 * 0.45 / P.damper_rate_per_s)   # a hole: equivalent depth [cm]
 
