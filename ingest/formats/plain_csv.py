@@ -208,13 +208,18 @@ def sniff(src: Source) -> bool:
     return {"t", *ACCEL} <= cols.keys() and _looks_like_epoch(layout, cols["t"])
 
 
+def _first_cell(layout: _Layout, col: _Column) -> str:
+    """The column's first non-blank cell among the rows the layout sniffed ("" when there is none)."""
+    return next((r[col.index] for r in layout.rows if len(r) > col.index and r[col.index].strip()), "")
+
+
 def _looks_like_epoch(layout: _Layout, col: _Column) -> bool:
     """For a time named other than ``t``: whether its first cell is a date-time or a number of s (or ms, us, ns)
     since the epoch after 1973. Other apps' ``time`` runs from 0 (Physics Toolbox's, beside its own ``ax``: gravity
     removed), and their files are not this format's whatever their headers share with it."""
     if col.name.strip().lower() in ("t", "t_s"):
         return True
-    first = next((r[col.index] for r in layout.rows if len(r) > col.index and r[col.index].strip()), "")
+    first = _first_cell(layout, col)
     if _DATE_TIME_START.match(first):
         return True
     try:
@@ -453,7 +458,7 @@ def _epoch_s(values: np.ndarray, col: _Column, problems: list[str]) -> np.ndarra
 def _holds_date_times(layout: _Layout, col: _Column, *, source: str) -> bool:
     """Whether the column's first value is a date-time (``2024-03-09T14:00:00``); SchemaError if its name says a
     unit of numbers (``time_ms``)."""
-    first = next((r[col.index] for r in layout.rows if len(r) > col.index and r[col.index]), "")
+    first = _first_cell(layout, col)
     if not _DATE_TIME_START.match(first):
         return False
     if col.unit in _DIVISOR_TO_S:
