@@ -13,7 +13,10 @@ pothole within a gate of a speed bump or joint on the same road is taken as part
 Gates. A hit joins the nearest compatible defect within
 ``clip(gate_sigmas * sqrt(accuracy_hit^2 + uncertainty_defect^2), join_radius_m, max_join_radius_m)``
 (8-25 m by default): a fix is off by its accuracy, the defect by its uncertainty. Two defects are duplicates when
-they are compatible and their distance is within the same gate of their two uncertainties. Two hits of one pass
+they are compatible and their distance is within the same gate of their two uncertainties. A defect is absorbed by a
+larger one when at least half of its hits lie within that one's gate (:func:`absorb_pairs`): joining hit by hit can
+cut one cloud in two (a fix just outside the gate starts a candidate, later fixes nearer to it join it), and the two
+centres' small uncertainties then keep them apart; ingestion does so unless one pass hit both. Two hits of one pass
 metres apart (:func:`same_pass_pairs`) are two defects: they never both join one (the nearer does, the other takes
 its next choice) nor start one together.
 
@@ -78,7 +81,8 @@ from scipy.spatial import cKDTree
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.2"     # 0.2: the full re-cluster splits clusters that several passes saw apart
+DEFECTS_VERSION = "bump-defects/0.3"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+#                                          0.3: ingestion merges a defect into a larger one most of its hits would join
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -1019,35 +1023,52 @@ def spanning_labels(labels: np.ndarray, spans: np.ndarray, k: int, *, min_spanni
     return (n_span > 0.5 * np.bincount(labels, minlength=k)) & (n_span >= min_spanning)
 
 
+def absorb_pairs(hit_label: np.ndarray, hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray,
+                 h_accuracy_m: np.ndarray, cx_m: np.ndarray, cy_m: np.ndarray, c_heading_deg: np.ndarray,
+                 c_spans: np.ndarray, c_uncertainty_m: np.ndarray, c_size: np.ndarray, params: DefectParams, *,
+                 sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, votes): cluster i would have been absorbed by cluster j, hit by hit, had j existed first: at least half
+    of i's hits (those given, labelled ``hit_label``) lie within j's join gate and are compatible with it, j being
+    the largest such cluster for each (``c_size``: more hits than i). One cloud that incremental joining cut in
+    two (a defect started by a fix just outside the gate gathers the hits nearer to it) has two centres whose small
+    uncertainties keep them apart, while nearly every hit of the smaller one lies within reach of the larger.
+    ``sources``: only these clusters may be absorbed (default: any)."""
+    k = len(cx_m)
+    acc = clean_accuracy(h_accuracy_m, params)
+    i, j, d = pairs_within(np.column_stack([hx_m, hy_m]), np.column_stack([cx_m, cy_m]), params.max_join_radius_m)
+    lab = np.asarray(hit_label, dtype=np.int64)
+    ok = (lab[i] != j) & (d <= join_gate_m(acc[i], c_uncertainty_m[j], params)) & (c_size[j] > c_size[lab[i]]) & \
+        compatible(h_heading_deg[i], c_heading_deg[j], np.asarray(c_spans, bool)[j], params)
+    if sources is not None:
+        ok &= np.isin(lab[i], sources)
+    i, j = i[ok], j[ok]
+    e = np.empty(0, np.int64)
+    if i.size == 0:
+        return e, e, e
+    # per hit, the largest such cluster; per cluster, the target most of its hits chose
+    best = _nearest_per_row(i, j, -np.asarray(c_size, dtype=np.float64)[j], lab.size)
+    has = best >= 0
+    pair, votes = np.unique(lab[has] * k + best[has], return_counts=True)
+    src, dst = pair // k, pair % k
+    enough = votes >= 0.5 * np.bincount(lab, minlength=k)[src]
+    return src[enough], dst[enough], votes[enough]
+
+
 def _absorb(labels: np.ndarray, x: np.ndarray, y: np.ndarray, h: np.ndarray, sp: np.ndarray,
             accuracy_m: np.ndarray, trip_index: np.ndarray, params: DefectParams) -> tuple[np.ndarray, bool]:
-    """Merge a cluster into a larger one when most of its hits would have joined that one, hit by hit, had it
-    existed first (the incremental rule): the re-cluster then agrees with incremental ingestion."""
+    """Merge a cluster into a larger one when most of its hits would have joined that one (:func:`absorb_pairs`,
+    the incremental rule): the re-cluster then agrees with incremental ingestion."""
     k = int(labels.max()) + 1
     c = robust_centres(labels, x, y, accuracy_m, trip_index, k, params, quick=True)
     spans_k = spanning_labels(labels, sp, k, min_spanning=params.recluster_span_hits)
     head_k = mean_heading(labels, h, np.ones(labels.size), k, spans_k)
-    acc = clean_accuracy(accuracy_m, params)
-    i, j, d = pairs_within(np.column_stack([x, y]), np.column_stack([c.x_m, c.y_m]), params.max_join_radius_m)
-    other = labels[i] != j
-    i, j, d = i[other], j[other], d[other]
-    ok = (d <= join_gate_m(acc[i], c.uncertainty_m[j], params)) & (c.n_hits[j] > c.n_hits[labels[i]]) & \
-        compatible(h[i], head_k[j], spans_k[j], params)
-    i, j = i[ok], j[ok]
-    if i.size == 0:
-        return labels, False
-    # per hit, the largest such cluster; per cluster, the target most of its hits chose
-    best = _nearest_per_row(i, j, -c.n_hits[j].astype(np.float64), labels.size)
-    has = best >= 0
-    src, dst = labels[has], best[has]
-    pair, count = np.unique(src * k + dst, return_counts=True)
-    s_lab, d_lab = pair // k, pair % k
-    enough = count >= 0.5 * c.n_hits[s_lab]
-    if not enough.any():
+    s_lab, d_lab, count = absorb_pairs(labels, x, y, h, accuracy_m, c.x_m, c.y_m, head_k, spans_k, c.uncertainty_m,
+                                       c.n_hits, params)
+    if s_lab.size == 0:
         return labels, False
     target = np.arange(k)
-    order = np.argsort(-count[enough], kind="stable")
-    target[s_lab[enough][order[::-1]]] = d_lab[enough][order[::-1]]    # the most-voted target wins
+    order = np.argsort(-count, kind="stable")
+    target[s_lab[order[::-1]]] = d_lab[order[::-1]]    # the most-voted target wins
     while True:
         nxt = target[target]
         if np.array_equal(nxt, target):

@@ -6,11 +6,11 @@
   re-cluster everything (:func:`bump.cluster.recluster`); crews' decisions are carried over to the defect at the
   same spot.
 
-Per trip, incrementally (nothing else of the city is re-clustered): the trip's hits join the nearest compatible
-defect within its gate, the rest form new candidates among themselves; the trip's track is matched against the
-defects near it (traversals, hit or not); new defects also get the traversals of earlier trips that passed them
-(found through the coverage cells); every defect touched is then re-summarised (position, kind, counts), merged
-with a duplicate or its opposite-direction twin if it has one, and its status and priority re-evaluated
+Per trip, incrementally (nothing else of the city is re-clustered): the trip's hits join the nearest compatible defect
+within its gate, the rest form new candidates among themselves; the trip's track is matched against the defects near it
+(traversals, hit or not); new defects also get the traversals of earlier trips that passed them (found through the
+coverage cells); every defect touched is then re-summarised (position, kind, counts), merged with a duplicate, its
+opposite-direction twin, or a larger defect most of its hits would have joined, and its status and priority re-evaluated
 (:mod:`bump.refresh`). The GPS latency calibrations are :mod:`bump.latency`'s; the crews' view of the result is
 :mod:`bump.views`.
 """

@@ -2,10 +2,11 @@
 
 :func:`refresh_defects` is what :mod:`bump.pipeline` calls for every defect a trip touched: it reads each defect's
 latest hits and all its passes, re-estimates its position, kind, depth class, severity and confidence
-(:mod:`bump.cluster`), merges it with a duplicate or its opposite-direction twin, replays its status over the passes
-since the last one replayed (:mod:`bump.lifecycle`) and writes the new summaries, statuses, history rows and
-priorities. Defects a trip only passed without a hit take a shorter path (:func:`_refresh_passed`): their pass counts
-move on and their status replay resumes, their summary stays when their hits would give the same one.
+(:mod:`bump.cluster`), merges it with a duplicate, its opposite-direction twin or a larger defect that most of its hits
+would have joined, replays its status over the passes since the last one replayed (:mod:`bump.lifecycle`) and writes the
+new summaries, statuses, history rows and priorities. Defects a trip only passed without a hit take a shorter path
+(:func:`_refresh_passed`): their pass counts move on and their status replay resumes, their summary stays when their
+hits would give the same one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bump import latency as gps_latency
 from bump.cluster import (
     DESIGNED_KINDS,
     DefectParams,
+    absorb_pairs,
     close_pairs,
     corrected_xy,
     decide_depth_classes,
@@ -30,6 +32,7 @@ from bump.cluster import (
     mean_heading,
     merge_forest,
     robust_centres,
+    same_pass_pairs,
     spans_road,
     twin_pairs,
 )
@@ -82,14 +85,15 @@ def _group_quantile(labels: np.ndarray, values: np.ndarray, n_labels: int, q: fl
 
 
 def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Columns, proj: LocalProjection,
-               dp: DefectParams, latency_s: np.ndarray | float, *, own: np.ndarray | None = None,
-               fleet: tuple[float, int] | None = None) -> dict[str, np.ndarray]:
-    """Position, direction, kind, severity and confidence of defects from their (latest) hits, counts from their
-    hit ``totals`` (:meth:`Store.hit_totals`, same ids) and ``pass_totals`` (:meth:`Store.traversal_totals`).
-    ``latency_s``: per hit (or one for all); ``own``: per hit, whether its device has samples of its own;
-    ``fleet``: :func:`bump.latency.fleet_latency`, stored (``latency_s``, ``latency_devices``) with the defects
-    whose hits were all corrected by the fleet's latency, (NULL, :data:`OWN_LATENCY_STAMP`) with those whose hits
-    all carry their own trip's latency (NULL with the others, and when not given).
+               dp: DefectParams, *, own: np.ndarray | None = None, fleet: tuple[float, int] | None = None
+               ) -> dict[str, np.ndarray]:
+    """Position, direction, kind, severity and confidence of defects from their (latest) hits, placed where they were
+    (``place_x_m``, ``place_y_m``: corrected for GPS latency), counts from their hit ``totals``
+    (:meth:`Store.hit_totals`, same ids) and ``pass_totals`` (:meth:`Store.traversal_totals`). ``own``: per hit, whether
+    its device has samples of its own; ``fleet``: :func:`bump.latency.fleet_latency`, stored (``latency_s``,
+    ``latency_devices``) with the defects whose hits were all corrected by the fleet's latency, (NULL,
+    :data:`OWN_LATENCY_STAMP`) with those whose hits all carry their own trip's latency (NULL with the others, and when
+    not given).
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
     depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
@@ -98,8 +102,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     k = ids.size
     lab = np.searchsorted(ids, hits["defect_id"])
     _, trip_idx = np.unique(hits["trip_id"], return_inverse=True)
-    hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
-    c = robust_centres(lab, hx, hy, hits["accuracy_m"], trip_idx.ravel(), k, dp)
+    c = robust_centres(lab, hits["place_x_m"], hits["place_y_m"], hits["accuracy_m"], trip_idx.ravel(), k, dp)
     p = np.searchsorted(pass_totals["defect_id"], ids)
     has = (p < len(pass_totals)) & (pass_totals["defect_id"][np.minimum(p, max(len(pass_totals) - 1, 0))] == ids) \
         if len(pass_totals) else np.zeros(k, dtype=bool)
@@ -228,20 +231,21 @@ _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_a
                  *INDEXED_DEFECT_COLUMNS, *_HIT_TOTALS, *_PASS_TOTALS)
 OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all carry their own trip's latency
 # what summaries read of a defect's latest hits (hit_id: their order)
-SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "x_m", "y_m", "accuracy_m", "heading_deg",
-                        "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
+SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "t_s", "x_m", "y_m", "accuracy_m",
+                       "heading_deg", "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,
           passes: Columns | None = None, recent_hits: tuple[np.ndarray, Columns] | None = None
-          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray]:
-    """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left
-    without hits (deleted). Summaries read each defect's latest ``summary_hits`` hits and its hit and pass totals,
-    and a defect whose status replay can resume with ``passes`` (this trip's, all later than the last replayed)
-    gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one. ``sync``: first make the
-    passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing). ``recent_hits``:
-    (defect ids, their latest hits) read before in this transaction, no hit changed since. (Defects only passed
-    whose summary holds keep it without coming here: :func:`_refresh_passed`.)"""
+          ) -> tuple[Columns, Columns, dict[str, np.ndarray], np.ndarray, Columns]:
+    """Stored state (status, crew decision, replay), passes and fresh summaries of defects; also the ids left without
+    hits (deleted) and the latest hits the summaries came from (columns of :data:`SUMMARY_HIT_COLUMNS` and
+    ``place_x_m``, ``place_y_m``: corrected for GPS latency). Summaries read each defect's latest ``summary_hits`` hits
+    and its hit and pass totals, and a defect whose status replay can resume with ``passes`` (this trip's, all later
+    than the last replayed) gets only those (``prev["resume"]``): a busy defect costs no more than a quiet one.
+    ``sync``: first make the passes agree with the hits (after hits moved; a trip's own ingestion keeps them agreeing).
+    ``recent_hits``: (defect ids, their latest hits) read before in this transaction, no hit changed since. (Defects
+    only passed whose summary holds keep it without coming here: :func:`_refresh_passed`.)"""
     prev = store.defects_by_id(ids, _LOAD_COLUMNS)
     ids = prev["defect_id"]
     resume, replays = np.zeros(len(prev), dtype=bool), np.full(len(prev), None, dtype=object)
@@ -271,8 +275,10 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
     prev = prev.with_columns(resume=resume, replay=replays)
     latency_s, own, fleet = gps_latency.latencies(store, hits["device_id"], dp, hits["own_latency_s"])
     pass_totals = _pass_totals_resumed(prev, resume, trav)
-    summ = _summaries(prev, hits, totals, pass_totals, proj, dp, latency_s, own=own, fleet=fleet)
-    return prev, trav, summ, empty
+    hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
+    hits = hits.with_columns(place_x_m=hx, place_y_m=hy)
+    summ = _summaries(prev, hits, totals, pass_totals, proj, dp, own=own, fleet=fleet)
+    return prev, trav, summ, empty, hits
 
 
 def _hit_totals(store: Store, prev: Columns, resume: np.ndarray, passes: Columns | None) -> Columns:
@@ -407,7 +413,7 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
             if kept.history:
                 store.add_history(kept.history)
         return RefreshResult([], final_passed, before)
-    prev, trav, summ, gone = _load(store, ids, proj, dp, sync=not hits_synced,
+    prev, trav, summ, gone, hits = _load(store, ids, proj, dp, sync=not hits_synced,
                                    passes=None if passes is None or rebuild_history else passes.select(
                                        ~ids_in(passes["defect_id"], np.asarray(list(new_ids), dtype=np.int64))),
                                    recent_hits=recent_hits)
@@ -417,7 +423,8 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
     check = sc["defect_id"] if check_ids is None else np.intersect1d(np.asarray(check_ids, np.int64),
                                                                       sc["defect_id"])
     for _ in range(5):
-        groups = _merge_groups(store, sc.select(ids_in(sc["defect_id"], check)), dp) if check.size else []
+        groups = _merge_groups(store, sc.select(ids_in(sc["defect_id"], check)),
+                               hits.select(ids_in(hits["defect_id"], check)), dp) if check.size else []
         if not groups:
             break
         status_of = dict(zip(prev["defect_id"].tolist(), prev["status"].tolist(), strict=True))
@@ -441,12 +448,13 @@ def refresh_defects(store: Store, defect_ids: Sequence[int] | np.ndarray, proj: 
         merged += removed
         survivors = np.array(sorted({g[0] for g in groups}), dtype=np.int64)
         out = np.array(removed + survivors.tolist(), dtype=np.int64)
-        p2, t2, s2, gone = _load(store, survivors, proj, dp)
+        p2, t2, s2, gone, h2 = _load(store, survivors, proj, dp)
         before = dict(zip(p2["defect_id"].tolist(), p2["status"].tolist(), strict=True)) | before
         merged += gone.tolist()
         prev = _cat(_drop(prev, "defect_id", out), p2)
         trav = _cat(_drop(trav, "defect_id", out), t2)
         sc = _cat(_drop(sc, "defect_id", out), Columns({k: np.asarray(v) for k, v in s2.items()}))
+        hits = _cat(_drop(hits, "defect_id", out), h2)
         order = np.argsort(sc["defect_id"], kind="stable")
         sc, prev = sc.select(order), prev.select(np.argsort(prev["defect_id"], kind="stable"))
         check = p2["defect_id"]
@@ -573,9 +581,11 @@ def _refresh_passed(store: Store, passes: Columns, dp: DefectParams, *, now: flo
             dict(zip(id_list, prev["status"].tolist(), strict=True)), held)
 
 
-def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -> list[tuple[int, list[int]]]:
-    """Groups (survivor = smallest id, others) of duplicates and twins among the refreshed defects and the
-    stored defects around them."""
+def _merge_groups(store: Store, summ: dict[str, np.ndarray], hits: Columns, dp: DefectParams
+                  ) -> list[tuple[int, list[int]]]:
+    """Groups (survivor = smallest id, others) of duplicates, twins and absorbed defects (:func:`_absorbed`)
+    among the refreshed defects (``summ``; ``hits``: their latest, as :func:`_load` gives them) and the stored
+    defects around them."""
     ids = summ["defect_id"]          # only pairs with one of them count: the others within a join radius of them
     around = store.defects_in_grid(cellmap.grid_keys_within(summ["x_m"], summ["y_m"], dp.max_join_radius_m),
                                    _MERGE_COLUMNS)
@@ -587,7 +597,8 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
                                  pairs=close)
     i2, j2, d2 = twin_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"],
                             cat["n_traversals"], cat["n_traversal_hits"], dp, pairs=close)
-    i, j, d = np.concatenate([i1, i2]), np.concatenate([j1, j2]), np.concatenate([d1, d2])
+    i3, j3, d3 = _absorbed(store, cat, ids.size, hits, dp)
+    i, j, d = np.concatenate([i1, i2, i3]), np.concatenate([j1, j2, j3]), np.concatenate([d1, d2, d3])
     touched = (i < ids.size) | (j < ids.size)
     i, j, d = i[touched], j[touched], d[touched]
     if i.size == 0:
@@ -603,6 +614,39 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], dp: DefectParams) -
         if len(members) > 1:
             out.append((members[0], members[1:]))
     return out
+
+
+_PASS_HIT_COLUMNS = ("defect_id", "trip_id", "t_s", "x_m", "y_m", "heading_deg")
+
+
+def _absorbed(store: Store, cat: dict[str, np.ndarray], n_own: int, hits: Columns, dp: DefectParams
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) into the defects ``cat``: a refreshed defect i (i < ``n_own``, ``hits`` its latest) most of
+    whose hits would have joined a larger neighbour j (:func:`bump.cluster.absorb_pairs`), unless one pass hit both
+    metres apart (:func:`bump.cluster.same_pass_pairs`): then they are two, as joining made them. The full
+    re-cluster merges such pairs the same way."""
+    e = np.empty(0, np.int64)
+    if not len(hits) or len(cat["defect_id"]) < 2:
+        return e, e, np.empty(0)
+    own = cat["defect_id"][:n_own]
+    order = np.argsort(own, kind="stable")
+    lab = order[np.searchsorted(own[order], hits["defect_id"])]
+    spans = cat["spans"].astype(bool)
+    i, j, _ = absorb_pairs(lab, hits["place_x_m"], hits["place_y_m"], hits["heading_deg"], hits["accuracy_m"],
+                           cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], cat["n_hits"],
+                           dp, sources=np.arange(n_own))
+    if i.size == 0:
+        return e, e, np.empty(0)
+    theirs = store.hits_of_defects(cat["defect_id"][j], _PASS_HIT_COLUMNS, recent=dp.summary_hits)
+    both = Columns({n: np.concatenate([hits[n], theirs[n]]) for n in _PASS_HIT_COLUMNS})
+    _, trip = np.unique(both["trip_id"], return_inverse=True)
+    a, b = same_pass_pairs(trip.ravel(), both["t_s"], both["x_m"], both["y_m"], both["heading_deg"], dp)
+    seen_apart = {(int(p), int(q)) for p, q in zip(both["defect_id"][a], both["defect_id"][b], strict=True)}
+    keep = np.array([(int(cat["defect_id"][p]), int(cat["defect_id"][q])) not in seen_apart
+                     and (int(cat["defect_id"][q]), int(cat["defect_id"][p])) not in seen_apart
+                     for p, q in zip(i, j, strict=True)], dtype=bool)         # loop over absorbed defects (few)
+    i, j = i[keep], j[keep]
+    return i, j, np.hypot(cat["x_m"][i] - cat["x_m"][j], cat["y_m"][i] - cat["y_m"][j])
 
 
 def _finalise(store: Store, prev: Columns, summ: dict[str, np.ndarray], trav: Columns, dp: DefectParams, *,

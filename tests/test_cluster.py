@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_store import DAY_S, POTHOLE, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
+from test_store import DAY_S, POTHOLE, PROJ, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
 
 from bump import cells as cellmap
 from bump import cluster, latency, pipeline, refresh, views
@@ -364,6 +364,38 @@ def test_new_hits_of_one_pass_start_two_candidates() -> None:
     assert groups(None) == 1
     assert groups(1.5) == 2                                     # one pass: two defects 15 m apart
     assert groups(300.0) == 1                                   # the same spot passed twice, minutes apart
+
+
+def _cut_cloud(store: Store, second_pass_hits: list[float]) -> None:  # noqa: F811
+    """One pothole at y = 0 hit by five phones, then a fix 11.5 m ahead (just outside its gate: a candidate of its
+    own) and three more 8.5 m ahead, nearer the candidate; the first of those passes also hits
+    ``second_pass_hits``."""
+    for k, dev in enumerate("abcde"):
+        add_trip(store, f"a{k}", dev, T0_S + k * DAY_S, [(0.0, 0.2 * (k - 2), "pothole", 9.0, 0.9)])
+    add_trip(store, "b0", "f", T0_S + 5 * DAY_S, [(0.0, 11.5, "pothole", 9.0, 0.9)])
+    assert len(store.all_defects()) == 2
+    for k, dev in enumerate("ghi"):
+        extra = second_pass_hits if k == 0 else []
+        add_trip(store, f"b{k + 1}", dev, T0_S + (6 + k) * DAY_S,
+                 [(0.0, y, "pothole", 9.0, 0.9) for y in extra] + [(0.0, 8.5, "pothole", 9.0, 0.9)])
+
+
+def test_a_defect_cut_from_one_cloud_is_absorbed_by_the_larger_one(store) -> None:  # noqa: F811
+    """Their centres end up ~9 m apart, beyond the duplicate gate of two defects 2 m uncertain, yet most of the
+    candidate's hits lie within reach of the larger defect: it is absorbed, as the full re-cluster would."""
+    _cut_cloud(store, [])
+    d = store.all_defects()
+    assert len(d) == 1 and d["n_hits"].tolist() == [9]
+    _, y = PROJ.to_xy(d["lat_deg"], d["lon_deg"])
+    assert abs(float(y[0])) < 6.0
+    assert any(h["reason"].startswith("merged defect(s)") for h in store.history(int(d["defect_id"][0])))
+
+
+def test_a_pass_that_hit_both_keeps_a_cut_defect_apart(store) -> None:  # noqa: F811
+    """The same cloud, but one pass hit the pothole and the spot 9 m ahead seconds apart: two defects."""
+    _cut_cloud(store, [0.1])
+    d = store.all_defects()
+    assert len(d) == 2 and sorted(d["n_hits"].tolist()) == [4, 6]
 
 
 def test_same_pass_pairs_match_reference() -> None:
