@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.signal import CHUNK_SAMPLES, median, moving_rms, running_background
+from detect.signal import CHUNK_SAMPLES, block_means, median, moving_rms, running_background, running_median
 
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
@@ -77,23 +77,41 @@ def merge(starts: np.ndarray, stops: np.ndarray, max_gap_samples: np.ndarray) ->
 LOUD_QUANTILE = 0.9    # the trip's loud level of road vibration: this quantile of its local background
 
 
-def driving_levels(background_mps2: np.ndarray, speed_mps: np.ndarray, valid: np.ndarray, fs_hz: float, *,
-                   min_speed_mps: float, still_ratio: float) -> tuple[float, float]:
-    """(typical, still) [m/s^2] of a trip's local background (:func:`threshold`): ``typical`` its median while the
-    car moved, ``still`` the level below which a sample whose speed is unknown counts as the car standing.
+LEVEL_BLOCK_S = 0.25   # the vibration level's blocks [s]
+
+
+def vibration_level(a_impact_mps2: np.ndarray, valid: np.ndarray, fs_hz: float, window_s: float
+                    ) -> tuple[np.ndarray, int]:
+    """``(level, step)``: the running median over ``window_s`` of the RMS of the impact-band acceleration over
+    blocks of ``step`` samples (a quarter second), one value per block [m/s^2]; samples in gaps count as 0. The
+    shaking itself, before any whitening: an idling engine shakes a phone about ten times less than tyres rolling
+    on a road (:func:`driving_levels`)."""
+    step = max(1, round(fs_hz * LEVEL_BLOCK_S))
+    power = np.square(a_impact_mps2)
+    if not valid.all():
+        power[~valid] = 0.0
+    rms = np.sqrt(block_means(power[:, None], step)[:, 0])
+    k = max(1, round(window_s / LEVEL_BLOCK_S))
+    return running_median(rms, k + (k + 1) % 2), step
+
+
+def driving_levels(background_mps2: np.ndarray, level_mps2: np.ndarray, level_step: int, speed_mps: np.ndarray,
+                   valid: np.ndarray, *, min_speed_mps: float, still_ratio: float) -> tuple[float, float]:
+    """(typical, still) [m/s^2]: ``typical`` the median of a trip's local background (:func:`threshold`) while the
+    car moved, ``still`` the vibration level (:func:`vibration_level`, blocks of ``level_step`` samples) below which
+    a sample whose speed is unknown counts as the car standing.
 
     Moving: the GPS speed at least ``min_speed_mps`` where known; where it is not (no GPS, before the first fix),
-    a background of at least ``still = still_ratio x`` the trip's :data:`LOUD_QUANTILE` (an idling engine shakes a
-    phone about ten times less than tyres rolling on a road). So minutes parked with the app recording do not
-    pull the typical level down (every stretch of road would then look rough). The background varies over
-    seconds (a running median of 1 s blocks): every quarter second's value is enough.
+    a vibration level of at least ``still = still_ratio x`` its :data:`LOUD_QUANTILE` over the trip (an idling engine
+    shakes a phone about ten times less than tyres rolling on a road). So minutes parked with the app recording do
+    not pull the typical level down (every stretch of road would then look rough). Both vary over seconds: every
+    block's value is enough.
     """
-    step = max(1, round(fs_hz / 4))
-    bg, v, ok = background_mps2[::step], speed_mps[::step], valid[::step]
-    bg_ok = bg[ok]
-    if bg_ok.size == 0:
+    bg, v, ok = background_mps2[::level_step], speed_mps[::level_step], valid[::level_step]
+    level = level_mps2[:bg.size]
+    if not ok.any():
         return 0.0, 0.0
-    still = still_ratio * float(np.quantile(bg_ok, LOUD_QUANTILE))
+    still = still_ratio * float(np.quantile(level[ok], LOUD_QUANTILE))
     known = np.isfinite(v)
-    moving = ok & np.where(known, v >= min_speed_mps, bg >= still)
-    return median(bg[moving] if moving.any() else bg_ok), still
+    moving = ok & np.where(known, v >= min_speed_mps, level >= still)
+    return median(bg[moving] if moving.any() else bg[ok]), still

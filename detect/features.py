@@ -42,7 +42,9 @@ class Signals:
     threshold_mps2: np.ndarray
     background_mps2: np.ndarray
     typical_background_mps2: float   # the background's median while the car moved (events.driving_levels)
-    still_background_mps2: float     # below this, a sample of unknown speed was taken standing
+    still_background_mps2: float     # below this vibration level, a sample of unknown speed was taken standing
+    level_mps2: np.ndarray           # vibration level per block of level_step samples (events.vibration_level)
+    level_step: int
     speed_mps: np.ndarray
     distance_m: np.ndarray
     impact_band_hz: tuple[float, float]

@@ -21,7 +21,10 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.15"     # 0.15: a body lift that rolls the car as one wheel is a deep hole
+DETECTOR_VERSION = "bump-detect/0.16"     # 0.16: the characteristic function runs on the impact band whitened by
+#                                           the trip's own prediction-error filter (per mount segment), and a car
+#                                           of unknown speed is taken standing on the band's plain vibration level.
+#                                           0.15: a body lift that rolls the car as one wheel is a deep hole
 #                                           on the gyroscope's roll alone, or without a gyroscope on the lateral
 #                                           coherence alone (0.14 needed both: a phone without a gyroscope called
 #                                           every deep pothole a speed bump).
@@ -212,7 +215,8 @@ class DetectorParams(VersionedParams):
         "max_rate_hz": POSITIVE, "gap_s": POSITIVE, "steady_tolerance_mps2": POSITIVE,
         "remount_angle_deg": (0.0, 180.0, False, True), "remount_block_s": POSITIVE, "remount_context_s": POSITIVE,
         "impact_band_hz": BAND, "impact_low_per_rate": POSITIVE, "body_band_hz": BAND,
-        "rough_band_hz": BAND, "energy_window_s": POSITIVE, "background_window_s": POSITIVE,
+        "rough_band_hz": BAND, "energy_window_s": POSITIVE, "whiten_order": (0.0, 64.0, True, True),
+        "background_window_s": POSITIVE,
         "threshold_ratio": POSITIVE, "threshold_floor_mps2": NON_NEGATIVE, "threshold_speed_ref_mps": POSITIVE,
         "confirm_snr": NON_NEGATIVE, "weak_coherence": UNIT, "release_ratio": (0.0, 1.0, False, True),
         "merge_gap_s": NON_NEGATIVE, "max_event_s": POSITIVE, "rough_background_ratio": POSITIVE,
@@ -245,6 +249,10 @@ class DetectorParams(VersionedParams):
     rough_band_hz: tuple[float, float] = (0.5, 6.0)     # band for roughness (IRI) estimation: below phone-mount
     #                                                    resonances (8-22 Hz) that would inflate it
     energy_window_s: float = 0.12        # window of the short-term energy (characteristic function)
+    whiten_order: int = 8                # the impact band is whitened first by the prediction-error filter of its
+    #                                      order-8 autoregressive model (per mount segment, fitted while moving): the
+    #                                      road's coloured vibration and the mount's ringing predict themselves, an
+    #                                      impact's onset does not; 0: no whitening
     # --- candidate events
     background_window_s: float = 5.0     # local background of the characteristic function (a rough patch
     #                                      longer than half of it raises the background instead of firing)

@@ -17,7 +17,7 @@ import numpy as np
 
 from detect.classify import body_lift, classify
 from detect.columns import Columns
-from detect.events import characteristic_function, driving_levels, merge, threshold, trigger
+from detect.events import characteristic_function, driving_levels, merge, threshold, trigger, vibration_level
 from detect.features import Signals, event_features, quiet_coherence
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
@@ -25,7 +25,7 @@ from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, handling_spans, orient
 from detect.params import DetectorParams
 from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
-from detect.signal import bandpass, grid_rate_hz, resample_uniform
+from detect.signal import bandpass, grid_rate_hz, resample_uniform, whiten
 from ingest.trace import Trace
 
 IMPACT_DTYPES: dict[str, str] = {
@@ -81,14 +81,17 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
         a_up[s:e] -= g                                 # loop over mount segments
     band = params.impact_band_at(fs)
     a_imp = bandpass(a_up, band, fs)
-    cf = characteristic_function(a_imp, fs, params.energy_window_s)
+    moving = valid & ~(motion.speed_mps < params.min_speed_mps)        # unknown speed: taken as moving
+    a_cf = whiten(a_imp, a_up, moving, ori.seg_start, params.whiten_order) if params.whiten_order else a_imp
+    cf = characteristic_function(a_cf, fs, params.energy_window_s)
     if not valid.all():
         cf[~valid] = 0.0
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
-    typical, still = driving_levels(bg, motion.speed_mps, valid, fs, min_speed_mps=params.min_speed_mps,
-                                    still_ratio=params.still_background_ratio)
+    level, level_step = vibration_level(a_imp, valid, fs, params.background_window_s)
+    typical, still = driving_levels(bg, level, level_step, motion.speed_mps, valid,
+                                    min_speed_mps=params.min_speed_mps, still_ratio=params.still_background_ratio)
     car_accel = (np.hypot(motion.dvdt_mps2, np.nan_to_num(motion.centripetal_mps2)) if motion.has_gps
                  else np.empty(0))
     spans = handling_spans(acc, fs, ori.seg_start, ori.up, min_mount_s=params.min_mount_s,
@@ -100,7 +103,7 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   forward_axis=ori.forward, left_axis=ori.left, a_up_mps2=a_up, a_forward_mps2=a_fwd,
                   a_left_mps2=a_left, a_impact_mps2=a_imp, gyro_t_s=trace.gyro_t_s, gyro_rad_s=trace.gyro_rad_s,
                   cf_mps2=cf, threshold_mps2=thr, background_mps2=bg, typical_background_mps2=typical,
-                  still_background_mps2=still, speed_mps=motion.speed_mps,
+                  still_background_mps2=still, level_mps2=level, level_step=level_step, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz,
                   car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans)
@@ -168,7 +171,8 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_c
                 | near_hand)
     reasons[handling] = "handling"
     reasons[feat["sharpness"] > ringing_sharpness(params.impact_band_hz[1], sig.fs_hz)] = "glitch"
-    quiet = sig.background_mps2[np.clip(feat["i_peak"], 0, sig.t_s.size - 1)] < sig.still_background_mps2
+    at = np.clip(feat["i_peak"], 0, sig.t_s.size - 1) // sig.level_step
+    quiet = sig.level_mps2[np.minimum(at, sig.level_mps2.size - 1)] < sig.still_background_mps2
     reasons[np.where(np.isfinite(speed), speed < params.min_speed_mps, quiet)] = "stopped"
     reasons[~feat["valid"]] = "gap"
     return reasons

@@ -7,19 +7,23 @@ import math
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy import ndimage, signal
 
-from detect.events import LOUD_QUANTILE, driving_levels, merge, trigger
+from detect.events import LEVEL_BLOCK_S, LOUD_QUANTILE, driving_levels, merge, trigger, vibration_level
 from detect.motion import _interp_with_gaps
 from detect.orientation import find_remounts
 from detect.signal import (
+    WHITEN_CLIP_SIGMA,
     block_means,
     block_reduce,
     interp_regular,
     moving_rms,
+    prediction_error_filter,
     resample_uniform,
     running_background,
     running_max_every,
     true_runs,
+    whiten,
 )
 
 rng = np.random.default_rng(42)
@@ -949,15 +953,14 @@ def test_orientation_helpers_match_numpy() -> None:
     assert math.isnan(_median(x))
 
 
-def _driving_levels_reference(bg: np.ndarray, speed: np.ndarray, valid: np.ndarray, fs_hz: float,
+def _driving_levels_reference(bg: np.ndarray, level: np.ndarray, step: int, speed: np.ndarray, valid: np.ndarray,
                               min_speed_mps: float, still_ratio: float) -> tuple[float, float]:
-    """driving_levels one quarter-second sample at a time."""
-    step = max(1, round(fs_hz / 4))
-    rows = [(float(bg[i]), float(speed[i])) for i in range(0, bg.size, step) if valid[i]]
-    loud = sorted(b for b, _ in rows)
+    """driving_levels one block at a time."""
+    rows = [(float(bg[i]), float(level[i // step]), float(speed[i])) for i in range(0, bg.size, step) if valid[i]]
+    loud = sorted(lv for _, lv, _ in rows)
     still = still_ratio * float(np.quantile(loud, LOUD_QUANTILE))
-    moving = [b for b, v in rows if (v >= min_speed_mps if math.isfinite(v) else b >= still)]
-    return float(np.median(moving or loud)), still
+    moving = [b for b, lv, v in rows if (v >= min_speed_mps if math.isfinite(v) else lv >= still)]
+    return float(np.median(moving or [b for b, _, _ in rows])), still
 
 
 @pytest.mark.parametrize("fs_hz", [5.0, 100.0, 200.0])
@@ -965,24 +968,141 @@ def test_driving_levels_match_reference(fs_hz: float) -> None:
     rng = np.random.default_rng(3)
     n = int(600 * fs_hz)
     bg = np.exp(rng.normal(-1.5, 0.6, n))
+    step = max(1, round(fs_hz / 4))
+    level = np.exp(rng.normal(-1.0, 0.8, -(-n // step)))
     speed = rng.uniform(0, 15, n)
     speed[: n // 3] = np.nan                                # no fix yet
     valid = rng.random(n) > 0.05
-    got = driving_levels(bg, speed, valid, fs_hz, min_speed_mps=2.5, still_ratio=0.1)
-    assert_allclose(got, _driving_levels_reference(bg, speed, valid, fs_hz, 2.5, 0.1), rtol=1e-12)
+    got = driving_levels(bg, level, step, speed, valid, min_speed_mps=2.5, still_ratio=0.1)
+    assert_allclose(got, _driving_levels_reference(bg, level, step, speed, valid, 2.5, 0.1), rtol=1e-12)
+
+
+def _vibration_level_reference(a: np.ndarray, valid: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
+    step = max(1, round(fs_hz * LEVEL_BLOCK_S))
+    rms = [math.sqrt(sum((float(a[i]) ** 2 if valid[i] else 0.0) for i in range(j, min(j + step, a.size)))
+                     / min(step, a.size - j)) for j in range(0, a.size, step)]
+    k = max(1, round(window_s / LEVEL_BLOCK_S))
+    k += (k + 1) % 2
+    return ndimage.median_filter(np.array(rms), size=k, mode="nearest")
+
+
+@pytest.mark.parametrize("fs_hz", [5.0, 50.0, 200.0])
+def test_vibration_level_matches_reference(fs_hz: float) -> None:
+    rng = np.random.default_rng(6)
+    n = int(90 * fs_hz) + 3                                 # a partial last block
+    a = rng.normal(0, 0.3, n) * np.where(np.arange(n) < n // 2, 0.1, 1.0)
+    valid = rng.random(n) > 0.02
+    level, step = vibration_level(a, valid, fs_hz, 5.0)
+    assert step == max(1, round(fs_hz * LEVEL_BLOCK_S))
+    assert_allclose(level, _vibration_level_reference(a, valid, fs_hz, 5.0), rtol=1e-10)
 
 
 def test_parked_minutes_do_not_lower_the_typical_level() -> None:
     # 20 min of engine idle (0.01 m/s^2) before 10 min of driving (~0.3 m/s^2): the typical level is the driving's,
-    # with GPS speed and without (by the quiet idle background), and the idle is below the still level
+    # with GPS speed and without (by the quiet idle vibration), and the idle is below the still level
     fs, rng = 50.0, np.random.default_rng(4)
     idle, drive = int(1200 * fs), int(600 * fs)
-    bg = np.concatenate([rng.uniform(0.008, 0.012, idle), rng.uniform(0.2, 0.4, drive)])
-    valid = np.ones(bg.size, dtype=bool)
-    for speed in (np.concatenate([np.zeros(idle), np.full(drive, 12.0)]), np.full(bg.size, np.nan)):
-        typical, still = driving_levels(bg, speed, valid, fs, min_speed_mps=2.5, still_ratio=0.1)
+    a = np.concatenate([rng.normal(0, 0.01, idle), rng.normal(0, 0.3, drive)])
+    valid = np.ones(a.size, dtype=bool)
+    level, step = vibration_level(a, valid, fs, 5.0)
+    bg = np.concatenate([rng.uniform(0.008, 0.012, idle), rng.uniform(0.2, 0.4, drive)])   # any background
+    for speed in (np.concatenate([np.zeros(idle), np.full(drive, 12.0)]), np.full(a.size, np.nan)):
+        typical, still = driving_levels(bg, level, step, speed, valid, min_speed_mps=2.5, still_ratio=0.1)
         assert 0.28 < typical < 0.32
         assert 0.012 < still < 0.04
+
+
+def _levinson_reference(r: list[float]) -> list[float]:
+    """Levinson-Durbin recursion, one coefficient at a time: AR coefficients a_1..a_p from r_0..r_p."""
+    a: list[float] = []
+    err = r[0]
+    for m in range(1, len(r)):
+        k = (r[m] - sum(a[j] * r[m - 1 - j] for j in range(len(a)))) / err
+        a = [a[j] - k * a[m - 2 - j] for j in range(len(a))] + [k]
+        err *= 1.0 - k * k
+    return a
+
+
+def _pef_reference(x: np.ndarray, order: int) -> np.ndarray:
+    """prediction_error_filter of a short series (fitted whole), sample by sample."""
+    rms = math.sqrt(sum(float(v) ** 2 for v in x) / x.size)
+    c = [min(max(float(v), -WHITEN_CLIP_SIGMA * rms), WHITEN_CLIP_SIGMA * rms) for v in x]
+    r = [sum(c[i] * c[i + k] for i in range(len(c) - k)) / len(c) for k in range(order + 1)]
+    return np.array([1.0] + [-a for a in _levinson_reference(r)])
+
+
+@pytest.mark.parametrize("order", [1, 4, 8])
+def test_prediction_error_filter_matches_levinson_reference(order: int) -> None:
+    rng = np.random.default_rng(order)
+    x = signal.lfilter([1.0], [1.0, -1.2, 0.8], rng.normal(size=3000))   # a resonance
+    x[[500, 1700]] = 40.0                                                # two impacts: clipped
+    assert_allclose(prediction_error_filter(x, order), _pef_reference(x, order), rtol=1e-9, atol=1e-12)
+
+
+def test_prediction_error_filter_finds_the_resonance_and_refuses_too_little() -> None:
+    rng = np.random.default_rng(11)
+    x = signal.lfilter([1.0], [1.0, -1.2, 0.8], rng.normal(size=200_000))   # longer than the fit's sample
+    assert_allclose(prediction_error_filter(x, 2), [1.0, -1.2, 0.8], atol=0.02)
+    use = np.ones(x.size, dtype=bool)
+    use[::5000] = False                                     # runs with a gap left out of the fit
+    assert_allclose(prediction_error_filter(x, 2, use), [1.0, -1.2, 0.8], atol=0.02)
+    assert prediction_error_filter(x[:25], 2) is None       # fewer than 10 (p + 1) samples
+    assert prediction_error_filter(np.zeros(1000), 2) is None
+
+
+def _whiten_reference(x: np.ndarray, taps_of: list[np.ndarray], starts: list[int]) -> np.ndarray:
+    """FIR per segment, sample by sample, its taps scaled so that a stationary input keeps its power (the
+    output's power from the input's autocorrelation: sum_ij t_i t_j r(|i - j|))."""
+    out = np.zeros(x.size)
+    bounds = [*starts, x.size]
+    for s, e, taps in zip(bounds[:-1], bounds[1:], taps_of, strict=True):
+        seg = [float(v) for v in x[s:e]]
+        r = [sum(seg[i] * seg[i + k] for i in range(len(seg) - k)) for k in range(taps.size)]
+        power = sum(taps[i] * taps[j] * r[abs(i - j)] for i in range(taps.size) for j in range(taps.size))
+        g = math.sqrt(r[0] / power)
+        for i in range(s, e):
+            out[i] = g * sum(taps[k] * x[i - k] for k in range(taps.size) if i - k >= s)
+    return out
+
+
+def test_whiten_matches_reference_per_mount_segment() -> None:
+    rng = np.random.default_rng(12)
+    n = 6000
+    fit = np.concatenate([signal.lfilter([1.0], [1.0, -1.2, 0.8], rng.normal(size=n // 2)),
+                          signal.lfilter([1.0], [1.0, 0.5, 0.6], rng.normal(size=n // 2))])  # re-mounted at n/2
+    x = fit + rng.normal(0, 0.1, n)
+    use = rng.random(n) > 0.1
+    starts = [0, n // 2]
+    got = whiten(x, fit, use, np.array(starts), 4)
+    taps = [prediction_error_filter(fit[s:e], 4, use[s:e]) for s, e in ((0, n // 2), (n // 2, n))]
+    assert_allclose(got, _whiten_reference(x, taps, starts), rtol=1e-9, atol=1e-12)
+    # a segment too short for a model takes the trip's; no model at all leaves the signal as it is
+    short = whiten(x, fit, use, np.array([0, 20]), 4)
+    assert_allclose(short[:20], _whiten_reference(x[:20], [prediction_error_filter(fit, 4, use)], [0]),
+                    rtol=1e-9)
+    assert_array_equal(whiten(x[:30], fit[:30], use[:30], np.array([0]), 4), x[:30])
+
+
+def test_whitening_lifts_an_impact_out_of_a_ringing_mount() -> None:
+    """A mount ringing at 12 Hz (Q ~ 5) under road noise, one short knock: after whitening, the knock's short-term
+    RMS stands further above the median level (the ringing predicts itself, the knock's onset does not)."""
+    fs = 50.0
+    rng = np.random.default_rng(13)
+    n = int(300 * fs)
+    w0, zeta = 2 * np.pi * 12.0 / fs, 0.1
+    ring = signal.lfilter([1.0], [1.0, -2 * np.exp(-zeta * w0) * np.cos(w0), np.exp(-2 * zeta * w0)],
+                          rng.normal(0, 0.2, n))
+    knock = np.zeros(n)
+    knock[n // 2] = 2.5
+    x = ring + signal.lfilter([1.0], [1.0, -2 * np.exp(-zeta * w0) * np.cos(w0), np.exp(-2 * zeta * w0)], knock)
+    x[n // 2] += 2.5                                        # the wheel's own jolt, not only the mount's answer
+
+    def contrast(y: np.ndarray) -> float:
+        e = np.convolve(y * y, np.ones(6) / 6, mode="same")
+        return float(np.sqrt(e[n // 2 - 3:n // 2 + 6].max() / np.median(e)))
+
+    whitened = whiten(x, x, np.ones(n, dtype=bool), np.array([0]), 8)
+    assert contrast(whitened) > 1.2 * contrast(x)
 
 
 def test_orientation_turns_with_the_phone() -> None:
