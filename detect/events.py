@@ -77,13 +77,13 @@ def merge(starts: np.ndarray, stops: np.ndarray, max_gap_samples: np.ndarray) ->
 LOUD_QUANTILE = 0.9    # the trip's loud level of road vibration: this quantile of its local background
 
 
-LEVEL_BLOCK_S = 0.25   # the vibration level's blocks [s]
+LEVEL_BLOCK_S = 1.0    # the vibration level's blocks [s]
 
 
 def vibration_level(a_impact_mps2: np.ndarray, valid: np.ndarray, fs_hz: float, window_s: float
                     ) -> tuple[np.ndarray, int]:
     """``(level, step)``: the running median over ``window_s`` of the RMS of the impact-band acceleration over
-    blocks of ``step`` samples (a quarter second), one value per block [m/s^2]; samples in gaps count as 0. The
+    blocks of ``step`` samples (a second), one value per block [m/s^2]; samples in gaps count as 0. The
     shaking itself, before any whitening: an idling engine shakes a phone about ten times less than tyres rolling
     on a road (:func:`driving_levels`)."""
     step = max(1, round(fs_hz * LEVEL_BLOCK_S))
