@@ -138,9 +138,11 @@ class Replay:
 
     @cached_property
     def filtered(self) -> pd.DataFrame:
-        """Band-passed signals: vertical impact and body bands, horizontal impact magnitude, roll and pitch rates."""
+        """Band-passed signals: vertical impact band (and whitened, as the characteristic function reads it) and body
+        band, horizontal impact magnitude, roll and pitch rates."""
         s = self.detection.signals
-        return self._grid_frame({"a_impact_mps2": s.a_impact_mps2, "a_body_mps2": s.a_body_mps2,
+        return self._grid_frame({"a_impact_mps2": s.a_impact_mps2, "a_whitened_mps2": s.a_whitened_mps2,
+                                 "a_body_mps2": s.a_body_mps2,
                                  "a_horizontal_impact_mps2": s.a_horizontal_impact_mps2,
                                  "roll_rate_rad_s": s.roll_rate_rad_s, "pitch_rate_rad_s": s.pitch_rate_rad_s})
 

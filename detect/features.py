@@ -36,6 +36,7 @@ class Signals:
     a_forward_mps2: np.ndarray
     a_left_mps2: np.ndarray
     a_impact_mps2: np.ndarray    # a_up in the impact band
+    a_whitened_mps2: np.ndarray  # the impact band whitened (signal.whiten): what the characteristic function reads
     gyro_t_s: np.ndarray         # raw gyroscope (phone frame); empty without one
     gyro_rad_s: np.ndarray
     cf_mps2: np.ndarray          # characteristic function

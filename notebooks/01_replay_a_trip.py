@@ -150,7 +150,9 @@ print(f"grid rate {r.detection.signals.fs_hz:.0f} Hz, {len(r.oriented)} samples,
 # ## Stage 3 · filtered: impact band and body band
 #
 # A wheel hitting an edge rings the unsprung mass near 11 Hz: `a_impact_mps2` is vertical acceleration
-# band-passed around that (3–25 Hz). Bumps and humps lift the whole body slowly (~1.3 Hz): `a_body_mps2` is
+# band-passed around that (3–25 Hz); `a_whitened_mps2` is that band with what its last few samples predict taken
+# out (the trip's own autoregressive model: the road's coloured vibration and the mount's ringing), which is what
+# the characteristic function reads. Bumps and humps lift the whole body slowly (~1.3 Hz): `a_body_mps2` is
 # the 0.4–3 Hz band. `a_horizontal_impact_mps2` is the horizontal energy in the impact band (large when the
 # phone itself is handled); roll and pitch rates (rad/s) come from the gyroscope when there is one.
 
@@ -160,7 +162,7 @@ r.filtered.abs().max().round(3).rename("max |value|").to_frame()
 # %% [markdown]
 # ## Stage 4 · characteristic function and threshold
 #
-# `cf_mps2` is the short-term RMS energy of the impact band (m/s² RMS over ~0.12 s). An event starts where it
+# `cf_mps2` is the short-term RMS energy of the whitened impact band (m/s² RMS over ~0.12 s). An event starts where it
 # exceeds `threshold_mps2`: a multiple of the local `background_mps2` (a rough stretch raises its own bar)
 # and never below a floor that grows with speed. `above` marks those samples: it should be a tiny fraction
 # of the trip.

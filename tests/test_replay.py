@@ -33,6 +33,7 @@ from bump.plots import (
 from bump.replay import TIME_INDEX, Replay, ReplayError
 from bump.store import Store, StoreError
 from detect import DetectorParams, detect
+from detect.events import characteristic_function
 
 T0 = 1_780_000_000.0
 FS_HZ = 100.0
@@ -107,6 +108,12 @@ def test_frames_hold_the_detector_values_at_the_right_times(rep: Replay) -> None
     sig = rep.detection.signals
     np.testing.assert_array_equal(rep.characteristic["cf_mps2"].to_numpy(), sig.cf_mps2)
     np.testing.assert_array_equal(rep.filtered["a_impact_mps2"].to_numpy(), sig.a_impact_mps2)
+    # the characteristic function is the short-term RMS of the whitened band, which is not the band itself
+    whitened = rep.filtered["a_whitened_mps2"].to_numpy()
+    cf = characteristic_function(whitened, sig.fs_hz, rep.detection.params.energy_window_s)
+    cf[~sig.valid] = 0.0
+    np.testing.assert_allclose(rep.characteristic["cf_mps2"].to_numpy(), cf, rtol=1e-12)
+    assert not np.allclose(whitened, sig.a_impact_mps2)
     np.testing.assert_array_equal(rep.speed["speed_mps"].to_numpy(), sig.speed_mps)
     # speed on the grid follows the GPS profile: stopped before STOP_S, 10 m/s well after
     assert rep.speed["speed_mps"].loc[1.0:4.0].max() < 1.0
