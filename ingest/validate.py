@@ -283,7 +283,7 @@ def _exact_median(x: np.ndarray, monotonic: Callable[[np.ndarray], np.ndarray] |
     return float(((lo if monotonic is None else monotonic(lo)) + hi) / 2)
 
 
-def _stride(n: int, max_n: int = 65_536) -> int:
+def _stride(n: int, max_n: int = 16_384) -> int:
     """Step of the evenly strided subsample (at most ~``max_n`` long) that summary medians are taken over: the
     subsample's median lies within a fraction of a percentile of the full one, at a fraction of the cost."""
     return max(1, n // max_n)
