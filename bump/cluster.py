@@ -8,7 +8,10 @@ whose headings differ by more than ``opposite_deg`` (90 deg) belong to different
 a kind that spans the road (speed_bump, joint): it takes hits from both directions when their axes agree within
 ``axis_deg``, whatever kind a single hit looked like (a joint's hits are often taken for potholes). New hits of one
 trip group across directions only when both span. Unknown headings are compatible with everything. The price: a
-pothole within a gate of a speed bump or joint on the same road is taken as part of it.
+pothole within a gate of a speed bump or joint on the same road is taken as part of it. Two defects of opposite
+directions merge (as duplicates, or one absorbing the other) when both span, or when the one-direction defect is hit
+as a full-width feature is, on at least ``twin_hit_rate`` of its passes (:func:`spanning_merge_ok`): a pothole hit on
+some passes is not half of a speed bump, even when a rough heave in the other lane reads as one.
 
 Gates. A hit joins the nearest compatible defect within
 ``clip(gate_sigmas * sqrt(accuracy_hit^2 + uncertainty_defect^2), join_radius_m, max_join_radius_m)``
@@ -81,8 +84,10 @@ from scipy.spatial import cKDTree
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.3"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
-#                                          0.3: ingestion merges a defect into a larger one most of its hits would join
+DEFECTS_VERSION = "bump-defects/0.4"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+#                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
+#                                          0.4: a one-direction defect merges across directions only if hit as a
+#                                          full-width feature is
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -455,15 +460,36 @@ def close_pairs(x_m: np.ndarray, y_m: np.ndarray, params: DefectParams) -> tuple
 
 def duplicate_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
                     uncertainty_m: np.ndarray, params: DefectParams, *,
-                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                    passes: tuple[np.ndarray, np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance), i < j, of defects that are one: within the gate of their uncertainties, compatible.
-    ``pairs``: :func:`close_pairs` of the defects when already found (:func:`twin_pairs` needs the same)."""
+    ``pairs``: :func:`close_pairs` of the defects when already found (:func:`twin_pairs` needs the same).
+
+    ``passes`` (traversals, traversals with a hit) per defect: a defect of one direction joins a road-spanning one
+    from the other only when it is hit as a full-width feature is, on at least ``twin_hit_rate`` of at least two
+    passes (a joint's hits misread as potholes); a pothole in its own carriageway is hit on some passes only, and
+    a rough heave in the other one, read as a speed bump, must not take it in."""
     i, j, d = close_pairs(x_m, y_m, params) if pairs is None else pairs
     gate = join_gate_m(uncertainty_m[i], uncertainty_m[j], params)
     sp = np.asarray(spans, bool)
     ok = (i < j) & (d <= gate) & compatible(heading_deg[i], heading_deg[j], sp[i] | sp[j], params)
+    if passes is not None:
+        ok &= spanning_merge_ok(i, j, heading_deg, sp, passes, params)
     return i[ok], j[ok], d[ok]
+
+
+def spanning_merge_ok(i: np.ndarray, j: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,
+                      passes: tuple[np.ndarray, np.ndarray], params: DefectParams) -> np.ndarray:
+    """Whether defects i and j (index arrays) may merge as far as their directions go, once a road-spanning kind
+    made them compatible (:func:`compatible`): same direction, both spanning, or the one-direction defect hit as a
+    full-width feature is, on at least ``twin_hit_rate`` of at least two of its ``passes`` (traversals, traversals
+    with a hit)."""
+    n_trav, n_hit = (np.asarray(a) for a in passes)
+    frequent = (n_trav >= 2) & (n_hit >= params.twin_hit_rate * np.maximum(n_trav, 1))
+    across = np.nan_to_num(angle_diff_deg(heading_deg[i], heading_deg[j]), nan=0.0) > params.opposite_deg
+    sp = np.asarray(spans, bool)
+    return ~across | (sp[i] & sp[j]) | (sp[i] & frequent[j]) | (sp[j] & frequent[i])
 
 
 def twin_pairs(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spans: np.ndarray,

@@ -33,6 +33,7 @@ from bump.cluster import (
     merge_forest,
     robust_centres,
     same_pass_pairs,
+    spanning_merge_ok,
     spans_road,
     twin_pairs,
 )
@@ -594,7 +595,7 @@ def _merge_groups(store: Store, summ: dict[str, np.ndarray], hits: Columns, dp: 
     spans = cat["spans"].astype(bool)
     close = close_pairs(cat["x_m"], cat["y_m"], dp)
     i1, j1, d1 = duplicate_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], dp,
-                                 pairs=close)
+                                 pairs=close, passes=(cat["n_traversals"], cat["n_traversal_hits"]))
     i2, j2, d2 = twin_pairs(cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"],
                             cat["n_traversals"], cat["n_traversal_hits"], dp, pairs=close)
     i3, j3, d3 = _absorbed(store, cat, ids.size, hits, dp)
@@ -635,6 +636,8 @@ def _absorbed(store: Store, cat: dict[str, np.ndarray], n_own: int, hits: Column
     i, j, _ = absorb_pairs(lab, hits["place_x_m"], hits["place_y_m"], hits["heading_deg"], hits["accuracy_m"],
                            cat["x_m"], cat["y_m"], cat["heading_deg"], spans, cat["uncertainty_m"], cat["n_hits"],
                            dp, sources=np.arange(n_own))
+    ok = spanning_merge_ok(i, j, cat["heading_deg"], spans, (cat["n_traversals"], cat["n_traversal_hits"]), dp)
+    i, j = i[ok], j[ok]
     if i.size == 0:
         return e, e, np.empty(0)
     theirs = store.hits_of_defects(cat["defect_id"][j], _PASS_HIT_COLUMNS, recent=dp.summary_hits)
