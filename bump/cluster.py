@@ -41,9 +41,9 @@ road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs
 joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes.
 
 Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out) is a vote: a ``cover``
-whose hits were read as proud (first motion up) at least ``proud_share`` of the time. One hit's first motion is
-fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity alone
-got it wrong both ways. Otherwise the class of the non-proud hit whose severity is nearest the defect's.
+whose hits were read as proud (first motion up) more than ``proud_share`` of the time (a tie lists it). One hit's first
+motion is fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity
+alone got it wrong both ways. Otherwise the class of the non-proud hit whose severity is nearest the defect's.
 
 GPS latency. A fix reported at time t shows where the phone was at t - latency (0-1 s on phones), so every hit
 lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
@@ -84,10 +84,10 @@ from scipy.spatial import cKDTree
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.4"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+DEFECTS_VERSION = "bump-defects/0.5"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
 #                                          0.4: a one-direction defect merges across directions only if hit as a
-#                                          full-width feature is
+#                                          full-width feature is; 0.5: a tie in the proud vote lists the cover
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -152,7 +152,7 @@ class DefectParams(VersionedParams):
     designed_hit_rate: float = 0.8
     designed_traversals: int = 4
     twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
-    proud_share: float = 0.5               # a cover whose hits were read as proud this often stands up (no hole)
+    proud_share: float = 0.5               # a cover whose hits read proud more often than this stands up (no hole)
     # --- priority (bump.priority)
     severity_half_cm: float = 5.0          # severity (equivalent depth) giving half the severity factor
     traffic_window_days: float = 7.0       # shortest period over which traversals per day are counted
@@ -891,7 +891,7 @@ def decide_depth_classes(labels: np.ndarray, n_labels: int, severity: np.ndarray
     near = first_per_label(labels, cost, n_labels)
     out = np.where(near >= 0, hit_class[np.maximum(near, 0)], "")
     out = np.where((near >= 0) & is_proud[np.maximum(near, 0)], "", out)       # every hit proud
-    return np.where((np.asarray(kinds) == "cover") & (share >= dp.proud_share), "proud", out)
+    return np.where((np.asarray(kinds) == "cover") & (share > dp.proud_share), "proud", out)
 
 
 # -------------------------------------------------------------------------------------------- full re-cluster

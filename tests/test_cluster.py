@@ -211,6 +211,11 @@ def test_a_cover_is_proud_by_the_vote_of_its_hits_not_by_one_hit() -> None:
     assert pothole.tolist() == ["moderate", "moderate"]
     strict = DefectParams(proud_share=0.7)
     assert decide_depth_classes(labels, 2, severity, hit_class, defect_severity, kinds, strict)[1] == "moderate"
+    # a tie is no majority: half of the hits proud leaves the cover on the list (a 50 Hz phone in a cup holder
+    # can feel a deep hole's far edge first)
+    tie = np.array(["proud", "moderate", "proud", "moderate"])
+    assert decide_depth_classes(np.zeros(4, np.int64), 1, np.full(4, 3.0), tie, np.array([3.0]),
+                                np.array(["cover"]), P).tolist() == ["moderate"]
 
 
 def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> None:  # noqa: F811
