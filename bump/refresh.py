@@ -640,7 +640,9 @@ def _absorbed(store: Store, cat: dict[str, np.ndarray], n_own: int, hits: Column
     i, j = i[ok], j[ok]
     if i.size == 0:
         return e, e, np.empty(0)
-    theirs = store.hits_of_defects(cat["defect_id"][j], _PASS_HIT_COLUMNS, recent=dp.summary_hits)
+    stored = np.unique(j[j >= n_own])               # targets among the refreshed defects: their hits are in ``hits``
+    theirs = store.hits_of_defects(cat["defect_id"][stored], _PASS_HIT_COLUMNS, recent=dp.summary_hits) \
+        if stored.size else Columns({n: hits[n][:0] for n in _PASS_HIT_COLUMNS})
     both = Columns({n: np.concatenate([hits[n], theirs[n]]) for n in _PASS_HIT_COLUMNS})
     _, trip = np.unique(both["trip_id"], return_inverse=True)
     a, b = same_pass_pairs(trip.ravel(), both["t_s"], both["x_m"], both["y_m"], both["heading_deg"], dp)

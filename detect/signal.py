@@ -736,7 +736,7 @@ def prediction_error_filter(x: np.ndarray, order: int, use: np.ndarray | None = 
     samples ``x`` where ``use`` (default all), by Yule-Walker (the biased autocorrelation solved by Levinson's
     recursion). The samples are first clipped at ``clip_sigma`` x their RMS, so that a few impacts do not shape the
     model of the road's vibration. A long signal is sampled in runs of :data:`WHITEN_RUN` samples all in ``use``,
-    spread over it, at most :data:`WHITEN_FIT_SAMPLES` in all (seven minutes at 300 Hz: the model has a few
+    spread over it, at most :data:`WHITEN_FIT_SAMPLES` in all (eleven minutes at 200 Hz: the model has a few
     coefficients); a short or broken one takes its samples ``use`` end to end. As a causal FIR it leaves what the
     last ``p`` samples do not predict: a coloured vibration and a mount's ringing predict themselves, an impact's
     onset does not (the innovations; SmartRoadSense's roughness index is their power). None when there are fewer
