@@ -38,9 +38,12 @@ road-spanning defects); a trip with a hit on the defect always passed it.
 Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit pattern: hit on at least
 ``designed_hit_rate`` of at least ``designed_traversals`` passes, with hits from both directions or mostly of
 road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs joint among the hits, else
-joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes.
+joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes. A sunken "cover" whose
+severity is deeper than castings sink (``casting_max_depth_cm``) is a pothole (:func:`deeper_than_castings`): each
+hit judged alone calls an ambiguous shallow step a cover, the defect's many hits read the depth surely.
 
-Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out) is a vote: a ``cover``
+Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out, as it does a cover of
+class "low", sunk less than 25 mm: :data:`MINOR_COVER_CLASSES`) is a vote: a ``cover``
 whose hits were read as proud (first motion up) more than ``proud_share`` of the time (a tie lists it). One hit's first
 motion is fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity
 alone got it wrong both ways. Otherwise the class of the non-proud hit whose severity is nearest the defect's.
@@ -100,6 +103,9 @@ KINDS = (*DEFECT_KINDS, *DESIGNED_KINDS)
 # What a crew's list shows unless asked: spot defects. A "rough" cluster is a point on a rough stretch, which the
 # roughness map (bump.cells) shows better; designed features are not defects.
 LISTED_KINDS = ("pothole", "cover", "unknown")
+# ... and of covers only those a crew would fix: castings standing proud (nothing to fill) and castings sunk less than
+# FIELD_NOTES' "low" class (25 mm, the ordinary settling of a casting) stay off the list unless asked by kind.
+MINOR_COVER_CLASSES = ("proud", "low")
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ class DefectParams(VersionedParams):
     designed_traversals: int = 4
     twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
     proud_share: float = 0.5               # a cover whose hits read proud more often than this stands up (no hole)
+    casting_max_depth_cm: float = 4.0      # castings sink at most 4 cm (FIELD_NOTES): a sunken "cover" whose
+    #                                        severity is deeper is a pothole
     # --- priority (bump.priority)
     severity_half_cm: float = 5.0          # severity (equivalent depth) giving half the severity factor
     traffic_window_days: float = 7.0       # shortest period over which traversals per day are counted
@@ -165,7 +173,7 @@ class DefectParams(VersionedParams):
         **dict.fromkeys(("join_radius_m", "max_join_radius_m", "gate_sigmas", "default_accuracy_m", "min_accuracy_m",
                          "min_uncertainty_m", "robust_k", "latency_lateral_m", "recluster_cell_m", "recluster_link_m",
                          "distinct_hits_m", "traversal_radius_m", "traversal_sigmas", "max_traversal_radius_m",
-                         "track_step_m", "severity_half_cm", "traffic_window_days"), POSITIVE),
+                         "track_step_m", "severity_half_cm", "traffic_window_days", "casting_max_depth_cm"), POSITIVE),
         **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior"), NON_NEGATIVE),
         **dict.fromkeys(("confirm_hit_rate", "designed_hit_rate", "twin_hit_rate", "proud_share"), UNIT),
         **dict.fromkeys(("irls_iterations", "latency_min_pairs", "device_latency_min_hits", "summary_hits",
@@ -892,6 +900,19 @@ def decide_depth_classes(labels: np.ndarray, n_labels: int, severity: np.ndarray
     out = np.where(near >= 0, hit_class[np.maximum(near, 0)], "")
     out = np.where((near >= 0) & is_proud[np.maximum(near, 0)], "", out)       # every hit proud
     return np.where((np.asarray(kinds) == "cover") & (share > dp.proud_share), "proud", out)
+
+
+def deeper_than_castings(kinds: np.ndarray, reasons: list[str], severity_cm: np.ndarray, depth_class: np.ndarray,
+                         dp: DefectParams) -> tuple[np.ndarray, list[str]]:
+    """(kind, reason) per defect, a sunken ``cover`` (depth class not "proud") whose severity [cm] is deeper than
+    castings sink (``casting_max_depth_cm``) made a ``pothole``: its hits each looked shallow enough for a casting,
+    but the defect's severity, the 75th percentile of many hits, reads the hole's depth far more surely."""
+    deep = (np.asarray(kinds) == "cover") & (np.asarray(depth_class).astype(str) != "proud") & (
+        np.nan_to_num(np.asarray(severity_cm, dtype=np.float64), nan=0.0) > dp.casting_max_depth_cm)
+    out = np.where(deep, "pothole", kinds).astype(str)
+    why = [f"{r}; {s:.1f} cm deep, deeper than castings sink ({dp.casting_max_depth_cm:g} cm)" if d else r
+           for r, d, s in zip(reasons, deep.tolist(), np.asarray(severity_cm, dtype=np.float64).tolist(), strict=True)]
+    return out, why
 
 
 # -------------------------------------------------------------------------------------------- full re-cluster

@@ -28,6 +28,7 @@ from bump.cluster import (
     corrected_xy,
     decide_depth_classes,
     decide_kinds,
+    deeper_than_castings,
     duplicate_pairs,
     mean_heading,
     merge_forest,
@@ -119,6 +120,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
                                   dp)
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
     depth = decide_depth_classes(lab, k, hits["severity"], hits["depth_class"], sev, kinds, dp)
+    kinds, reasons = deeper_than_castings(kinds, reasons, sev, depth, dp)
     _, dev_idx = np.unique(hits["device_id"], return_inverse=True)
     pair = lab * (int(dev_idx.max(initial=0)) + 1) + dev_idx.ravel()
     upair, pinv = np.unique(pair, return_inverse=True)

@@ -47,7 +47,7 @@ import numpy as np
 import ingest
 from bump import cells as cellmap
 from bump import pipeline, views
-from bump.cluster import KINDS, LISTED_KINDS, Track
+from bump.cluster import KINDS, LISTED_KINDS, MINOR_COVER_CLASSES, Track
 from bump.lifecycle import DEFAULT_LIST_STATUSES, STATUSES
 from bump.store import DefectQuery, Store
 from detect import detect
@@ -568,7 +568,8 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
         raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
     query = DefectQuery(_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status"),
                         _choices(kind, KINDS, LISTED_KINDS, "kind"), parse_bbox(bbox), int(limit), cursor,
-                        min_confidence=min_confidence, since_s=since_s, proud_covers=kind is not None)
+                        min_confidence=min_confidence, since_s=since_s,
+                        hidden_cover_classes=() if kind is not None else MINOR_COVER_CLASSES)
     out: list[dict[str, Any]] = []
     nxt: str | None = cursor
     for _ in range(8):                          # refill a page thinned by the privacy filter, a bounded number of times
@@ -850,7 +851,8 @@ def open311_requests(store: Store, principal: Principal, zones: PrivacyZones, *,
     out: list[dict[str, Any]] = []
     cursor: str | None = None
     while len(out) < _OPEN311_MAX:
-        cols, cursor = store.list_defects(DefectQuery(statuses, codes, None, 1000, cursor, proud_covers=False))
+        cols, cursor = store.list_defects(DefectQuery(statuses, codes, None, 1000, cursor,
+                                                      hidden_cover_classes=MINOR_COVER_CLASSES))
         hidden = zones.hidden_defects(store, cols["defect_id"].tolist())
         for i in range(len(cols)):
             t = float(cols["first_seen_s"][i])

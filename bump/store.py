@@ -424,7 +424,8 @@ class DefectQuery:
     cursor: str | None = None
     min_confidence: float | None = None     # confidence as reported (3 decimals) >= this
     since_s: float | None = None            # last hit or status change at or after this [s since the epoch]
-    proud_covers: bool = True               # False: leave out castings standing proud (kind cover, depth "proud")
+    hidden_cover_classes: tuple[str, ...] = ()   # depth classes of kind "cover" left out unless a crew confirmed
+    #                                             them (castings with nothing to fix: bump.cluster.MINOR_COVER_CLASSES)
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -1052,9 +1053,11 @@ class Store:
             else:
                 where.append("(lon_deg >= ? OR lon_deg <= ?)")
                 params += [w, e]
-        if not query.proud_covers:
-            where.append("NOT (kind = ? AND COALESCE(depth_class, '') = ?)")
-            params += ["cover", "proud"]
+        if query.hidden_cover_classes:
+            marks = ", ".join("?" * len(query.hidden_cover_classes))
+            where.append(f"NOT (kind = ? AND COALESCE(depth_class, '') IN ({marks})"
+                         " AND COALESCE(crew_status, '') <> ?)")
+            params += ["cover", *query.hidden_cover_classes, "confirmed"]
         if query.min_confidence is not None:          # as reported: a defect shown at 0.994 passes ">= 0.994"
             where.append("confidence >= ?")
             params.append(float(query.min_confidence) - 0.5 * 10.0**-CONFIDENCE_DECIMALS)

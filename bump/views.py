@@ -20,6 +20,7 @@ from bump.cluster import (
     DEFAULT_DEFECT_PARAMS,
     KINDS,
     LISTED_KINDS,
+    MINOR_COVER_CLASSES,
     DefectParams,
 )
 from bump.lifecycle import (
@@ -113,14 +114,14 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
                  cursor: str | None = None) -> DefectPage:
     """Defects ranked by priority. By default every status but repaired and dismissed, and the spot defects
     (pothole, cover, unknown: not rough stretches, which the roughness map shows, nor designed features such as
-    speed bumps and joints, nor castings standing proud, which leave nothing to fill); pass "all" (or a list)
-    to widen. Keyset pagination: pass ``next_cursor`` back as ``cursor``."""
+    speed bumps and joints, nor castings standing proud or sunk less than 25 mm, which leave nothing to fix); pass
+    "all" (or a list) to widen. Keyset pagination: pass ``next_cursor`` back as ``cursor``."""
     statuses = parse_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status")
     kinds = parse_choices(kind, KINDS, LISTED_KINDS, "kind")
     if bbox is not None:
         check_bbox(bbox)
     cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor,
-                                               proud_covers=kind is not None))
+                                               hidden_cover_classes=() if kind is not None else MINOR_COVER_CLASSES))
     rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]
     return DefectPage([defect_record(r) for r in rows], nxt)
 

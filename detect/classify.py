@@ -14,12 +14,21 @@ The evidence, each from the physics in FIELD_NOTES:
   and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
   (|corr| ~ 0.2). With a gyroscope, roll rate / pitch rate (~ wheelbase / track ~ 1.7 for one wheel) confirms.
   Works with any mount, with or without gyroscope.
-* **Depth**: a wheel dropping ``d`` into a hole drives the body through the damper with an impulse ~ c_s d / m_s,
-  so the body's vertical velocity swing is proportional to depth and nearly independent of speed (the spring's
-  share grows with the time spent in the hole, which shrinks with speed, while bridging at speed reduces the drop:
-  the two partly cancel). ``depth_est_m = vel_p2p / damper_rate_per_s`` with the Golden Car's c_s/m_s = 6 s^-1
-  times the ~0.45 share of one corner's heave felt at a phone between the axles (2.7 s^-1). The severity reported
-  is this equivalent depth in centimetres; raw peak acceleration is never used (it aliases below ~100 Hz and grows
+* **Depth**: a wheel meeting a sharp-edged step of height ``d`` (a hole's far wall, a casting's rim) rings the
+  unsprung mass at its wheel-hop frequency with an amplitude proportional to ``d`` and nearly independent of speed
+  (the edge is sharp at any speed: a linear system's step response). The body feels the ringing through the damper
+  and spring; on the Golden Car (k_t/m_s 653, k_s/m_s 63.3, c_s/m_s 6 s^-1, m_u/m_s 0.15) the wheel hops at
+  ~69 rad/s, its velocity peaks ~63 d s^-1, the body's acceleration ~(6 x 63 + 63) d = 440 d m/s^2 at the corner,
+  ~0.45 of it at a phone between the axles, and the ringing (damping ratio ~0.3, ~0.05 s decay) has an RMS over
+  the characteristic function's 0.12-s window of ~0.32 of its peak: ~64 m/s^2 per metre (``step_gain_per_s2``).
+  ``depth_est_m`` is the event's characteristic-function peak above its background (in quadrature) over that
+  gain: the depth of the sharp-edged step that rings the phone as much. It tells a casting sunk 1.5 cm from one
+  sunk 3 cm far better than the body's velocity swing does (FIELD_NOTES' castings are sharp-edged; a bowl-shaped
+  pothole, whose walls slope, reads shallower than its deepest point). It needs the impact band below the
+  Nyquist rate: at rates under twice the band's top (``2 x impact_band_hz[1]``) the impact aliases, and the depth
+  comes from the body's vertical velocity swing instead, which a damper impulse c_s d / m_s makes proportional to
+  the drop: ``vel_p2p / damper_rate_per_s`` (c_s/m_s times the ~0.45 share, 2.7 s^-1). The severity reported is
+  this equivalent depth in centimetres; raw peak acceleration is never used (it aliases below ~100 Hz and grows
   with speed).
 * **First motion**: a hole drops the wheel first; a proud cover (or anything standing up) lifts it first.
   Shallow one-wheel events, and moderate ones whose first motion is up, are labelled ``cover``; the latter get
@@ -44,6 +53,22 @@ def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float) -> np.nd
     return vel_p2p_mps / damper_rate_per_s
 
 
+def step_depth_m(cf_peak_mps2: np.ndarray, snr: np.ndarray, step_gain_per_s2: float) -> np.ndarray:
+    """Depth [m] of the sharp-edged step that rings the phone as much as an event did: the characteristic
+    function's peak [m/s^2] above its background (``cf_peak / snr``, removed in quadrature) over the phone's
+    impact-band RMS per metre of step [m/s^2 per m]."""
+    excess_sq = 1.0 - 1.0 / np.maximum(snr, 1.0) ** 2
+    return cf_peak_mps2 * np.sqrt(excess_sq) / step_gain_per_s2
+
+
+def equivalent_depth_m(feat: Columns, params: DetectorParams, fs_hz: float) -> np.ndarray:
+    """Equivalent depth [m] of each one-wheel event: from the impact band's ringing (:func:`step_depth_m`) where
+    the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that."""
+    if fs_hz >= 2.0 * params.impact_band_hz[1]:
+        return step_depth_m(feat["cf_peak_mps2"], feat["snr"], params.step_gain_per_s2)
+    return depth_estimate_m(feat["vel_p2p_mps"], params.damper_rate_per_s)
+
+
 def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
     """True where the event hit both wheels of an axle: no lateral acceleration coherent with the vertical
     hit, or (with a gyroscope) little roll for the pitch."""
@@ -57,15 +82,17 @@ def body_lift(feat: Columns, params: DetectorParams) -> np.ndarray:
     return (feat["disp_p2p_m"] > params.bump_lift_m) | (feat["vel_p2p_mps"] > params.bump_velocity_mps)
 
 
-def classify(feat: Columns, params: DetectorParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(kind, confidence 0-1, severity [cm of equivalent depth or lift], depth_class) for every event."""
+def classify(feat: Columns, params: DetectorParams, fs_hz: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(kind, confidence 0-1, severity [cm of equivalent depth or lift], depth_class) for every event of a
+    trace on a grid of ``fs_hz`` [Hz]."""
     n = len(feat)
     if n == 0:
         return (np.empty(0, dtype="U10"), np.empty(0), np.empty(0), np.empty(0, dtype="U8"))
     vel = feat["vel_p2p_mps"]
     lift = body_lift(feat, params)
     two = both_wheels(feat, params)
-    depth_m = depth_estimate_m(vel, params.damper_rate_per_s)
+    depth_m = equivalent_depth_m(feat, params, fs_hz)
     proud = (feat["first_motion"] > 0) & (vel < params.proud_velocity_mps)
     shallow = depth_m < params.cover_depth_m
     on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)

@@ -21,7 +21,11 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.16"     # 0.16: the characteristic function runs on the impact band whitened by
+DETECTOR_VERSION = "bump-detect/0.17"     # 0.17: the equivalent depth (severity, and the cover/pothole depth rule)
+#                                           is the sharp-edged step that rings the phone's impact band as much
+#                                           (characteristic function above its background), not the body's
+#                                           velocity swing, at rates that resolve the band (>= 50 Hz).
+#                                           0.16: the characteristic function runs on the impact band whitened by
 #                                           the trip's own prediction-error filter (per mount segment), and a car
 #                                           of unknown speed is taken standing on the band's plain vibration level.
 #                                           0.15: a body lift that rolls the car as one wheel is a deep hole
@@ -223,6 +227,7 @@ class DetectorParams(VersionedParams):
         "wheelbase_default_m": POSITIVE, "motion_band_hz": BAND, "bump_lift_m": POSITIVE,
         "bump_velocity_mps": POSITIVE, "one_wheel_coherence": (0.0, 1.0, False, True),
         "both_wheels_roll_ratio": POSITIVE, "one_wheel_roll_ratio": POSITIVE, "damper_rate_per_s": POSITIVE,
+        "step_gain_per_s2": POSITIVE,
         "cover_depth_m": POSITIVE, "proud_velocity_mps": NON_NEGATIVE, "min_speed_mps": NON_NEGATIVE,
         "still_background_ratio": (0.0, 1.0, True, False),
         "handling_gyro_rad_s": POSITIVE, "handling_horizontal_ratio": POSITIVE,
@@ -276,6 +281,8 @@ class DetectorParams(VersionedParams):
     #                                      ~1.7 = wheelbase / track than the both-wheels bound): a lift that rolls
     #                                      this much is a wheel dropping into a deep hole, not a bump
     damper_rate_per_s: float = 2.7       # body velocity swing per metre of depth seen at the phone [1/s]
+    step_gain_per_s2: float = 64.0       # impact-band RMS at the phone per metre of a sharp-edged step [m/s^2 / m]:
+    #                                      the Golden Car's wheel-hop ringing (detect/classify.py, "Depth")
     cover_depth_m: float = 0.045         # one-wheel events shallower than this look like a utility cover: castings
     #                                      sink 1-4 cm (FIELD_NOTES), the estimate scatters ~x1.3 around the drop, and
     #                                      castings outnumber potholes ~8:1 (Street Bump), so an ambiguous one is one

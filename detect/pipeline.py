@@ -229,7 +229,7 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
         # one-wheel hits look like both wheels' (joints); once more at the trip's own latency
         sig, ori = build_signals(trace, params, latency_s)
         feat, rejected, still, _ = _events(sig, params, wheelbase_m)
-    kind, confidence, severity, depth_class = classify(feat, params)
+    kind, confidence, severity, depth_class = classify(feat, params, sig.fs_hz)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)

@@ -265,7 +265,7 @@ def test_defect_detail_crews_see_hits_and_devices_the_public_does_not(client_for
 def test_a_crew_confirms_a_candidate_seen_on_site(client_for, loaded_db: Loaded) -> None:
     """The issue's PATCH list: confirmed | repaired | dismissed (confirmed was once refused with a 422)."""
     client = client_for()
-    cand = client.get("/v1/defects", params={"status": "candidate"}).json()["defects"][0]
+    cand = client.get("/v1/defects", params={"status": "candidate", "kind": "all"}).json()["defects"][0]
     r = client.patch(f"/v1/defects/{cand['id']}", json={"status": "confirmed", "note": "seen on site"},
                      headers=bearer(loaded_db.crew))
     assert r.status_code == 200, r.text
@@ -357,7 +357,7 @@ def test_open311_services_and_requests(client_for, loaded_db: Loaded) -> None:
     several = client.get("/open311/v2/requests.json",
                          params={"service_request_id": f"{reqs[1]['service_request_id']},{target}"}).json()
     assert {r["service_request_id"] for r in several} == {target, reqs[1]["service_request_id"]}
-    candidate = client.get("/v1/defects", params={"status": "candidate"}).json()["defects"][0]["id"]
+    candidate = client.get("/v1/defects", params={"status": "candidate", "kind": "all"}).json()["defects"][0]["id"]
     missing = client.get(f"/open311/v2/requests/{candidate}.json")
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404 and missing.json()[0]["description"]
     bad = client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})

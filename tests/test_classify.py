@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detect.classify import classify
+from detect.classify import classify, equivalent_depth_m, step_depth_m
 from detect.columns import Columns
 from detect.features import FEATURE_DTYPES
 from detect.params import DetectorParams
 
 P = DetectorParams()
+FS_HZ = 100.0
 
 
 def _events(**cols: list[float]) -> Columns:
@@ -25,30 +26,45 @@ def _events(**cols: list[float]) -> Columns:
 
 
 def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_a_deep_hole() -> None:
-    lift = dict(disp_p2p_m=[0.045] * 6, vel_p2p_mps=[0.45] * 6)
+    lift = dict(disp_p2p_m=[0.045] * 6, vel_p2p_mps=[0.45] * 6, cf_peak_mps2=[6.0] * 6)
     feat = _events(**lift, lateral_up_corr=[0.1, 0.8, 0.5, 0.8, 0.8, 0.5],
                    roll_ratio=[0.2, 1.6, 1.6, 0.3, np.nan, np.nan])
-    kind, _, severity, _ = classify(feat, P)
+    kind, _, severity, _ = classify(feat, P, FS_HZ)
     # both wheels; one wheel by gyroscope and lateral motion; by the gyroscope's roll with the lateral motion only
     # loosely in step; lateral motion but no roll; no gyroscope, lateral motion in step; no gyroscope, lateral
     # motion too loose (under weak_coherence) to tell a wheel from a bump
     assert kind.tolist() == ["speed_bump", "pothole", "pothole", "speed_bump", "pothole", "speed_bump"]
     assert severity[0] == pytest.approx(4.5)                          # a bump: the body's lift [cm]
-    assert severity[1] == pytest.approx(100 * 0.45 / P.damper_rate_per_s)   # a hole: equivalent depth [cm]
+    # a hole: the depth of the sharp-edged step ringing the phone as much, the background (cf / snr) removed [cm]
+    assert severity[1] == pytest.approx(100 * np.sqrt(6.0**2 - (6.0 / 8.0) ** 2) / P.step_gain_per_s2)
 
 
 def test_a_lift_whose_roll_is_between_both_wheels_and_one_wheel_stays_a_bump() -> None:
     # a hump taken at an angle rolls the car a little: roll/pitch 1.0 is neither both wheels (< 0.9) nor clearly one
     # wheel (~1.7, at least one_wheel_roll_ratio); with the lateral motion coherent it is still a bump, not a hole
-    lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.39] * 3)
+    lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.39] * 3, cf_peak_mps2=[6.0] * 3)
     feat = _events(**lift, lateral_up_corr=[0.64] * 3,
                    roll_ratio=[1.0, P.one_wheel_roll_ratio - 0.01, P.one_wheel_roll_ratio + 0.01])
-    kind, *_ = classify(feat, P)
+    kind, *_ = classify(feat, P, FS_HZ)
     assert kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
 
 
 def test_one_wheel_events_without_lift_keep_their_depth_rule() -> None:
+    # rung as by a 1.9 cm and a 7.0 cm step; at 20 Hz (impact band unresolved) the body's swing: 1.9 vs 7.4 cm
     feat = _events(vel_p2p_mps=[0.05, 0.2], disp_p2p_m=[0.005, 0.01], lateral_up_corr=[0.8, 0.8],
-                   roll_ratio=[1.5, 1.5])
-    kind, *_ = classify(feat, P)
-    assert kind.tolist() == ["cover", "pothole"]                     # 1.9 cm equivalent vs 7.4 cm
+                   roll_ratio=[1.5, 1.5], cf_peak_mps2=[1.2, 4.5])
+    assert classify(feat, P, FS_HZ)[0].tolist() == ["cover", "pothole"]
+    assert classify(feat, P, 20.0)[0].tolist() == ["cover", "pothole"]
+    swapped = _events(vel_p2p_mps=[0.2, 0.05], disp_p2p_m=[0.01, 0.005], lateral_up_corr=[0.8, 0.8],
+                      roll_ratio=[1.5, 1.5], cf_peak_mps2=[1.2, 4.5])
+    assert classify(swapped, P, FS_HZ)[0].tolist() == ["cover", "pothole"]        # the ringing decides at 100 Hz
+    assert classify(swapped, P, 20.0)[0].tolist() == ["pothole", "cover"]         # the body's swing at 20 Hz
+
+
+def test_step_depth_removes_the_background_in_quadrature_and_needs_the_band_resolved() -> None:
+    cf, snr = np.array([2.0, 2.0, 0.5]), np.array([2.0, 1e9, 0.8])
+    assert step_depth_m(cf, snr, 64.0) == pytest.approx([np.sqrt(3.0) / 64.0, 2.0 / 64.0, 0.0])
+    feat = _events(cf_peak_mps2=[3.2], vel_p2p_mps=[0.27], snr=[1e9])
+    top_hz = P.impact_band_hz[1]
+    assert equivalent_depth_m(feat, P, 2 * top_hz)[0] == pytest.approx(3.2 / P.step_gain_per_s2)
+    assert equivalent_depth_m(feat, P, 2 * top_hz - 1)[0] == pytest.approx(0.27 / P.damper_rate_per_s)

@@ -971,3 +971,17 @@ def test_totals_added_pass_by_pass_are_those_counted_from_every_hit_and_pass(sto
     main = store.all_defects()
     main = main.select(main["n_hits"] == main["n_hits"].max())
     assert main["n_devices"].tolist() == [5] and main["n_hits"].tolist() == [7]     # a, b, c, d, e
+
+
+def test_a_sunken_cover_deeper_than_castings_sink_is_a_pothole() -> None:
+    from bump.cluster import deeper_than_castings
+
+    kinds = np.array(["cover", "cover", "cover", "pothole", "speed_bump"])
+    severity = np.array([5.2, 3.1, 6.0, 1.0, 8.0])
+    depth = np.array(["high", "moderate", "proud", "low", "high"])
+    out, why = deeper_than_castings(kinds, ["r"] * 5, severity, depth, DefectParams())
+    # deep sunken cover -> pothole; a shallow one and a proud casting stay covers; other kinds untouched
+    assert out.tolist() == ["pothole", "cover", "cover", "pothole", "speed_bump"]
+    assert "deeper than castings" in why[0] and why[1:] == ["r"] * 4
+    assert deeper_than_castings(kinds, ["r"] * 5, severity, depth, DefectParams(casting_max_depth_cm=5.5)
+                                )[0].tolist()[0] == "cover"

@@ -276,15 +276,21 @@ def test_keyset_pagination_visits_every_defect_once_in_rank_order(store: Store) 
         store.list_defects(DefectQuery(cursor="not-a-cursor"))
 
 
-def test_default_list_leaves_out_castings_standing_proud(store: Store) -> None:
+def test_default_list_leaves_out_castings_standing_proud_or_barely_sunk(store: Store) -> None:
     from bump import views
 
-    _insert_defects(store, np.array([3.0, 2.0, 1.0]), kind=["pothole", "cover", "cover"],
-                    depth_class=["high", "proud", "moderate"])
+    _insert_defects(store, np.array([5.0, 4.0, 3.0, 2.0, 1.0]), kind=["pothole", "cover", "cover", "pothole", "cover"],
+                    depth_class=["high", "proud", "moderate", "low", "low"])
     default = views.list_defects(store).defects
-    assert [(d["kind"], d["depth_class"]) for d in default] == [("pothole", "high"), ("cover", "moderate")]
+    # a shallow pothole stays (it grows); a casting sunk < 25 mm or standing proud has nothing to fix
+    assert [(d["kind"], d["depth_class"]) for d in default] == [("pothole", "high"), ("cover", "moderate"),
+                                                                ("pothole", "low")]
     covers = views.list_defects(store, kind="cover").defects
-    assert [d["depth_class"] for d in covers] == ["proud", "moderate"]
+    assert [d["depth_class"] for d in covers] == ["proud", "moderate", "low"]
+    # a casting a crew confirmed on site is on the list whatever its class
+    low_cover = int(covers[2]["id"])
+    store.update_defects({"defect_id": np.array([low_cover]), "crew_status": ["confirmed"]})
+    assert low_cover in {d["id"] for d in views.list_defects(store).defects}
 
 
 def test_defect_ids_are_never_reused(store: Store) -> None:
