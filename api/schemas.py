@@ -41,8 +41,8 @@ class UploadSummary(_Model):
     detector: str = Field(description="detector version")
 
 
-_SEVERITY = Field(description="equivalent depth [cm] of the drop (potholes, covers) or lift of the body (bumps), "
-                              "from the body's velocity swing; not raw g")
+_SEVERITY = Field(description="equivalent depth [cm] of the step (potholes, covers: the sharp-edged step that rings "
+                              "the phone's impact band as much) or lift of the body (bumps); not raw g")
 
 
 class TripImpact(_Model):

@@ -289,7 +289,7 @@ figures["speed_bump"]
 # ### Utility cover
 #
 # Also one wheel (so the car rolls, like a pothole), but shallow: a cover sunk or proud by a few centimetres
-# gives a small body-velocity swing, i.e. a small equivalent depth. A proud cover lifts the wheel first
+# rings the impact band little, i.e. a small equivalent depth. A proud cover lifts the wheel first
 # (`first_motion` = +1). Castings caused most of Street Bump's "bumps", so telling them from potholes matters.
 
 # %%
