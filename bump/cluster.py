@@ -907,11 +907,12 @@ def deeper_than_castings(kinds: np.ndarray, reasons: list[str], severity_cm: np.
     """(kind, reason) per defect, a sunken ``cover`` (depth class not "proud") whose severity [cm] is deeper than
     castings sink (``casting_max_depth_cm``) made a ``pothole``: its hits each looked shallow enough for a casting,
     but the defect's severity, the 75th percentile of many hits, reads the hole's depth far more surely."""
+    sev = np.asarray(severity_cm, dtype=np.float64)
     deep = (np.asarray(kinds) == "cover") & (np.asarray(depth_class).astype(str) != "proud") & (
-        np.nan_to_num(np.asarray(severity_cm, dtype=np.float64), nan=0.0) > dp.casting_max_depth_cm)
+        np.nan_to_num(sev, nan=0.0) > dp.casting_max_depth_cm)
     out = np.where(deep, "pothole", kinds).astype(str)
     why = [f"{r}; {s:.1f} cm deep, deeper than castings sink ({dp.casting_max_depth_cm:g} cm)" if d else r
-           for r, d, s in zip(reasons, deep.tolist(), np.asarray(severity_cm, dtype=np.float64).tolist(), strict=True)]
+           for r, d, s in zip(reasons, deep.tolist(), sev.tolist(), strict=True)]
     return out, why
 
 

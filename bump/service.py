@@ -569,7 +569,7 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
     query = DefectQuery(_choices(status, STATUSES, DEFAULT_LIST_STATUSES, "status"),
                         _choices(kind, KINDS, LISTED_KINDS, "kind"), parse_bbox(bbox), int(limit), cursor,
                         min_confidence=min_confidence, since_s=since_s,
-                        hidden_cover_classes=() if kind is not None else MINOR_COVER_CLASSES)
+                        hidden_cover_classes=views.hidden_covers(kind))
     out: list[dict[str, Any]] = []
     nxt: str | None = cursor
     for _ in range(8):                          # refill a page thinned by the privacy filter, a bounded number of times

@@ -109,6 +109,12 @@ def check_bbox(bbox: tuple[float, float, float, float], *, error: type[BumpError
                     f"antimeridian), got {text if text is not None else bbox!r}", field="bbox")
 
 
+def hidden_covers(kind: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Depth classes of covers a list leaves out: castings with nothing to fix (:data:`MINOR_COVER_CLASSES`) unless
+    the caller chose the kinds."""
+    return () if kind is not None else MINOR_COVER_CLASSES
+
+
 def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kind: str | Sequence[str] | None = None,
                  bbox: tuple[float, float, float, float] | None = None, limit: int = 100,
                  cursor: str | None = None) -> DefectPage:
@@ -121,7 +127,7 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
     if bbox is not None:
         check_bbox(bbox)
     cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor,
-                                               hidden_cover_classes=() if kind is not None else MINOR_COVER_CLASSES))
+                                               hidden_cover_classes=hidden_covers(kind)))
     rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]
     return DefectPage([defect_record(r) for r in rows], nxt)
 
