@@ -151,6 +151,7 @@ def build_database(path: Path, n_defects: int, seed: int) -> None:
         tid = np.repeat(ids, 5)
         ttrip = trips.ravel()
         store.upsert_traversals({"defect_id": tid, "trip_id": np.array([f"old-{t}" for t in ttrip]),
+                                 "pass_no": np.zeros(tid.size, dtype=np.int64),
                                  "device_id": np.array([f"dev-{t % 300}" for t in ttrip]),
                                  "t_s": T0_S + ttrip * 600.0, "hit": hit.ravel().astype(np.int64),
                                  "distance_m": np.full(tid.size, 1.0)})

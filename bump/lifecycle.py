@@ -168,7 +168,7 @@ def _replay(state: str | None, devices: tuple[str, ...], n_pass: int, n_hit: int
 def status_timeline(t_s: np.ndarray, trip_id: np.ndarray, device_id: np.ndarray, hit: np.ndarray,
                     params: DefectParams, *, start: str | None = None, start_t_s: float | None = None
                     ) -> list[Transition]:
-    """The automatic status changes of one defect from its passes (one per trip: time, trip, device, hit or not),
+    """The automatic status changes of one defect from its passes (time, trip, device, hit or not),
     replayed in time order. ``start``: the status before the first pass (None: the defect is born at its first
     hit; "repaired": the replay after a crew repair, whose first hit reopens it)."""
     return replay_passes(t_s, trip_id, device_id, hit, params, start=start, start_t_s=start_t_s)[0]

@@ -90,7 +90,7 @@ class IngestSummary:
     new_defects: tuple[int, ...] = ()
     updated_defects: tuple[int, ...] = ()  # existing defects whose hits, traversals or status changed
     merged_defects: tuple[int, ...] = ()   # ids that disappeared into another defect
-    n_traversals: int = 0                  # defects this trip passed (hit or not)
+    n_traversals: int = 0                  # defects this trip passed (hit or not; once however often)
     n_roughness: int = 0
     status_changes: tuple[tuple[int, str | None, str], ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -418,7 +418,8 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     before = result.status_before
     changes = tuple((i, before[i], s) for i, s in result.final_status.items() if i in around and before[i] != s)
     return {"n_joined": int((idx >= 0).sum()), "new_defects": surviving_new, "updated_defects": updated,
-            "merged_defects": tuple(sorted(result.merged)), "n_traversals": len(rows), "status_changes": changes}
+            "merged_defects": tuple(sorted(result.merged)), "n_traversals": int(np.unique(rows["defect_id"]).size),
+            "status_changes": changes}
 
 
 def _add_trip_latency(store: Store, device: str, latency_s: float, dp: DefectParams) -> None:
@@ -487,21 +488,30 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
                      hit_defect: np.ndarray, dp: DefectParams, *, tree: Any = None) -> Columns:
-    """Traversal rows of one trip: defects its track passes, plus every defect it hit. ``tree``: the search tree of
+    """Traversal rows of one trip: each pass of its track by a defect (:func:`bump.cluster.find_traversals`), hit
+    when one of the trip's hits on that defect is nearer in time to it than to the trip's other passes; plus a
+    pass at the first hit of every defect it hit where the track search found none. ``tree``: the search tree of
     the track's points (:func:`bump.cluster.points_tree`) when built before."""
     tt, tx, ty, th, tacc = dense
-    j, t_pass, dist = find_traversals(tt, tx, ty, th, tacc, defects["x_m"], defects["y_m"], defects["heading_deg"],
-                                      defects["spans"].astype(bool), defects["uncertainty_m"], dp, tree=tree)
+    j, t_pass, dist, pass_no = find_traversals(tt, tx, ty, th, tacc, defects["x_m"], defects["y_m"],
+                                               defects["heading_deg"], defects["spans"].astype(bool),
+                                               defects["uncertainty_m"], dp, tree=tree)
     ids = defects["defect_id"][j] if len(defects) else np.empty(0, dtype=np.int64)
     hit_ids = hit_defect[hit_defect >= 0]
     hit_t = hits["t_s"][hit_defect >= 0]
+    hit = np.zeros(ids.size, dtype=np.int64)
+    for d, t in zip(hit_ids.tolist(), hit_t.tolist(), strict=True):     # loop over the trip's hits (a few)
+        rows = np.flatnonzero(ids == d)
+        if rows.size:
+            hit[rows[np.argmin(np.abs(t_pass[rows] - t))]] = 1
     missing = setdiff_ids(np.unique(hit_ids), ids)
     first_hit = np.array([hit_t[hit_ids == m].min() for m in missing]) if missing.size else np.empty(0)
     all_ids = np.concatenate([ids, missing]).astype(np.int64)
     n = all_ids.size
     return Columns({"defect_id": all_ids, "trip_id": np.full(n, trip_id), "device_id": np.full(n, device),
+                    "pass_no": np.concatenate([pass_no, np.zeros(missing.size, dtype=np.int64)]),
                     "t_s": np.concatenate([t_pass, first_hit]),
-                    "hit": ids_in(all_ids, hit_ids).astype(np.int64),
+                    "hit": np.concatenate([hit, np.ones(missing.size, dtype=np.int64)]),
                     "distance_m": np.concatenate([dist, np.full(missing.size, np.nan)])})
 
 
@@ -522,13 +532,14 @@ def _backfill(store: Store, proj: LocalProjection, trip_id: str, new: Columns, d
     # every trip's passes in one search: as each trip's alone (its own rows, none of another trip's)
     track = np.repeat(np.arange(len(tracks)), [dense[0].size for _, _, dense in tracks])
     tt, tx, ty, th, tacc = (np.concatenate([dense[k] for _, _, dense in tracks]) for k in range(5))
-    k, j, t_pass, dist = find_traversals_of_tracks(track, tt, tx, ty, th, tacc, new["x_m"], new["y_m"],
-                                                   new["heading_deg"], new["spans"].astype(bool),
-                                                   new["uncertainty_m"], dp)
+    k, j, t_pass, dist, pass_no = find_traversals_of_tracks(track, tt, tx, ty, th, tacc, new["x_m"], new["y_m"],
+                                                            new["heading_deg"], new["spans"].astype(bool),
+                                                            new["uncertainty_m"], dp)
     if k.size:
         tids, devs = (np.array([t[c] for t in tracks]) for c in (0, 1))
         store.upsert_traversals({"defect_id": new["defect_id"][j], "trip_id": tids[k], "device_id": devs[k],
-                                 "t_s": t_pass, "hit": np.zeros(k.size, dtype=np.int64), "distance_m": dist})
+                                 "pass_no": pass_no, "t_s": t_pass, "hit": np.zeros(k.size, dtype=np.int64),
+                                 "distance_m": dist})
 
 
 def _map_rows(proj: LocalProjection, rough: Columns, track: Track, trip_id: str, device: str

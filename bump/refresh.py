@@ -151,30 +151,37 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
 
 
 def _sync_traversal_hits(store: Store, hit_trips: Columns, trav: Columns) -> Columns:
-    """Make the traversals agree with the hits (a trip with a hit passed the defect, hit=1; others hit=0) after
-    hits moved between defects (merges, a re-cluster). ``hit_trips``: :meth:`Store.hit_trips` of the defects."""
+    """Make the passes agree with the hits after hits moved between defects (merges, a re-cluster): a trip with
+    hits on a defect has a pass with a hit (the pass nearest in time to its first hit, or a new one there), a trip
+    without has none. ``hit_trips``: :meth:`Store.hit_trips` of the defects."""
     hit_pairs = {(d, t): (ts, dev) for d, t, ts, dev in
                  zip(*(np.asarray(hit_trips[k]).astype(c).tolist() for k, c in
                        (("defect_id", np.int64), ("trip_id", str), ("t_s", np.float64), ("device_id", str))),
                      strict=True)}
-    have = {(d, t): h for d, t, h in zip(*(np.asarray(trav[k]).astype(c).tolist() for k, c in
-                                           (("defect_id", np.int64), ("trip_id", str), ("hit", np.int64))),
-                                         strict=True)}
-    fix = [(d, t, hit_pairs[(d, t)][1], hit_pairs[(d, t)][0], 1) for (d, t) in hit_pairs if have.get((d, t)) != 1]
-    fix += [(d, t, "", np.nan, 0) for (d, t), h in have.items() if h == 1 and (d, t) not in hit_pairs]
-    if not fix:
+    passes: dict[tuple[int, str], list[tuple[int, float, int]]] = {}
+    for d, t, k, ts, h in zip(*(np.asarray(trav[c]).astype(dt).tolist() for c, dt in
+                                (("defect_id", np.int64), ("trip_id", str), ("pass_no", np.int64),
+                                 ("t_s", np.float64), ("hit", np.int64))), strict=True):
+        passes.setdefault((d, t), []).append((k, ts, h))
+    new_rows, flips = [], []                          # (defect, trip, pass, device, time, hit)
+    for (d, t), (ts, dev) in hit_pairs.items():
+        mine = passes.get((d, t), [])
+        if not mine:
+            new_rows.append((d, t, 0, dev, ts, 1))
+        elif not any(h for _, _, h in mine):
+            k = min(mine, key=lambda row: abs(row[1] - ts))[0]
+            flips.append((d, t, k, "-", 0.0, 1))
+    flips += [(d, t, k, "-", 0.0, 0) for (d, t), mine in passes.items() if (d, t) not in hit_pairs
+              for k, _, h in mine if h]
+    if not new_rows and not flips:
         return trav
-    new_rows = [r for r in fix if (r[0], r[1]) not in have]
-    flips = [r for r in fix if (r[0], r[1]) in have]
-    if new_rows:
-        store.upsert_traversals({"defect_id": [r[0] for r in new_rows], "trip_id": [r[1] for r in new_rows],
-                                 "device_id": [r[2] for r in new_rows], "t_s": [r[3] for r in new_rows],
-                                 "hit": [1] * len(new_rows), "distance_m": [np.nan] * len(new_rows)})
-    if flips:
-        store.upsert_traversals({"defect_id": [r[0] for r in flips], "trip_id": [r[1] for r in flips],
-                                 "device_id": ["-"] * len(flips), "t_s": [0.0] * len(flips),
-                                 "hit": [r[4] for r in flips], "distance_m": [np.nan] * len(flips)})
-    return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in fix]))
+    for rows in (new_rows, flips):                    # a flip keeps the pass's time and device (upsert_traversals)
+        if rows:
+            store.upsert_traversals({"defect_id": [r[0] for r in rows], "trip_id": [r[1] for r in rows],
+                                     "pass_no": [r[2] for r in rows], "device_id": [r[3] for r in rows],
+                                     "t_s": [r[4] for r in rows], "hit": [r[5] for r in rows],
+                                     "distance_m": [np.nan] * len(rows)})
+    return store.traversals_of_defects(np.unique(trav["defect_id"].tolist() + [r[0] for r in new_rows + flips]))
 
 
 def _crews(prev: Columns) -> list[tuple[str | None, float | None]]:

@@ -495,7 +495,8 @@ def trip_summary(store: Store, trip_id: str) -> dict[str, Any]:
             "duration_s": round(float(info["t_end_s"]) - float(info["t_start_s"]), 3),
             "impacts": int(info["n_impacts"]), "located_impacts": len(hits),
             "defects_hit": sorted({int(i) for i in hit_ids.tolist()}),
-            "defects_passed": len(trav), "detector": str(info["detector"].get("version", ""))}
+            "defects_passed": int(np.unique(trav["defect_id"]).size),
+            "detector": str(info["detector"].get("version", ""))}
 
 
 def get_trip(store: Store, principal: Principal, trip_id: str, zones: PrivacyZones) -> dict[str, Any]:

@@ -20,7 +20,8 @@ Tables (migration 1 unless noted)::
                       severity, confidence, priority, counts, first/last seen, detector JSON (5: where the status
                       replay stands, first pass; 8: the GPS latency of its summary)
     hits              one detected impact of one trip, linked to the defect it joined; detector JSON
-    traversals        (defect, trip): the trip passed the defect; hit or not (7: stored in key order)
+    traversals        (defect, trip, pass): the trip passed the defect; hit or not (7: stored in key order; 11:
+                      one row per pass)
     defect_history    every status change: data time, wall time, from, to, reason, actor
     roughness         (2) per-window roughness of every trip with its road cell key (4: indexed by cell and device)
     coverage          (2) (cell, trip): the trip passed the cell (4: indexed by cell and device; 7: stored so)
@@ -353,6 +354,27 @@ CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, devic
     heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s);
 """
 
+# A trip that comes by a defect again (a loop round the block) passes it again: a traversal is one pass, keyed by
+# its number within the trip (0, 1, ... in time order; bump.cluster.find_traversals). Stored passes were one per
+# (defect, trip): they become pass 0 (`bump reprocess` finds the others).
+_M11 = """
+CREATE TABLE traversals_by_pass (
+    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
+    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
+    pass_no INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    t_s {real} NOT NULL,
+    hit INTEGER NOT NULL,
+    distance_m {real},
+    PRIMARY KEY (defect_id, trip_id, pass_no)
+){clustered};
+INSERT INTO traversals_by_pass (defect_id, trip_id, pass_no, device_id, t_s, hit, distance_m)
+    SELECT defect_id, trip_id, 0, device_id, t_s, hit, distance_m FROM traversals ORDER BY defect_id, trip_id;
+DROP TABLE traversals;
+ALTER TABLE traversals_by_pass RENAME TO traversals;
+CREATE INDEX traversals_trip ON traversals (trip_id);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -365,6 +387,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     8: ("defects: the GPS latency their summary's hits were corrected by (kept while it holds)", _M8),
     9: ("hits by (defect, device): whether a device hit a defect before, in one seek", _M9),
     10: ("hits: the GPS latency of their own trip, when it told it", _M10),
+    11: ("traversals by (defect, trip, pass): a trip that comes by again passes again", _M11),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -388,8 +411,8 @@ DEFECT_COLUMNS: dict[str, str] = {
 }
 OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s", "latency_s", "latency_devices")  # NULL if left out
 INDEXED_DEFECT_COLUMNS = ("priority", "grid_key", "lat_deg")           # columns of the defects' indexes
-TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8", "hit": "i8",
-                                     "distance_m": "f8"}
+TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "pass_no": "i8", "device_id": "U",
+                                     "t_s": "f8", "hit": "i8", "distance_m": "f8"}
 HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
 ROUGHNESS_COLUMNS: dict[str, str] = {
     "trip_id": "U", "device_id": "U", "t_start_s": "f8", "t_end_s": "f8", "lat_deg": "f8", "lon_deg": "f8",
@@ -1083,10 +1106,11 @@ class Store:
     # -- traversals
 
     def upsert_traversals(self, cols: Mapping[str, Any]) -> None:
-        """Insert traversals; an existing (defect, trip) keeps its time and takes the new ``hit`` flag."""
+        """Insert traversals (passes); an existing (defect, trip, pass) keeps its time and takes the new ``hit``
+        flag."""
         names = list(TRAVERSAL_COLUMNS)
         self._insert("traversals", names, _rows(cols, names),
-                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit")
+                     "ON CONFLICT (defect_id, trip_id, pass_no) DO UPDATE SET hit = excluded.hit")
 
     def traversals_of_defects(self, defect_ids: Sequence[int]) -> Columns:
         names = list(TRAVERSAL_COLUMNS)
@@ -1112,16 +1136,17 @@ class Store:
             ids = [m[0] for m in chunk]
             marks = ", ".join("?" * len(ids))
             self._ex(f"UPDATE hits SET defect_id = {case} WHERE defect_id IN ({marks})", [*to, *ids])
-            self._ex("INSERT INTO traversals (defect_id, trip_id, device_id, t_s, hit, distance_m) "
-                     f"SELECT {case}, trip_id, device_id, t_s, hit, distance_m FROM traversals "
-                     f"WHERE defect_id IN ({marks}) ORDER BY defect_id, trip_id "
-                     "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = CASE WHEN excluded.hit > traversals.hit "
-                     "THEN excluded.hit ELSE traversals.hit END", [*to, *ids])
+            self._ex("INSERT INTO traversals (defect_id, trip_id, pass_no, device_id, t_s, hit, distance_m) "
+                     f"SELECT {case}, trip_id, pass_no, device_id, t_s, hit, distance_m FROM traversals "
+                     f"WHERE defect_id IN ({marks}) ORDER BY defect_id, trip_id, pass_no "
+                     "ON CONFLICT (defect_id, trip_id, pass_no) DO UPDATE SET hit = CASE WHEN excluded.hit > "
+                     "traversals.hit THEN excluded.hit ELSE traversals.hit END", [*to, *ids])
             self._ex(f"DELETE FROM traversals WHERE defect_id IN ({marks})", ids)
 
     def move_defect_rows(self, from_id: int, to_id: int) -> None:
         """Re-point hits and traversals of defect ``from_id`` to ``to_id`` (a merge); the caller deletes from_id. A
-        trip that passed both keeps ``to_id``'s pass, a hit if either had one."""
+        trip that passed both keeps ``to_id``'s passes, each a hit if either's pass of that number was (nearby
+        defects are passed as often, in the same order)."""
         self.move_defects_rows({from_id: to_id})
 
     # -- history

@@ -102,13 +102,35 @@ def test_traversals_respect_radius_and_direction() -> None:
     dy = np.array([0.0, 50.0, 100.0, 0.0])
     dh = np.array([0.0, 180.0, 90.0, 0.0])          # same way, opposite way, opposite but spans, far away
     spans = np.array([False, False, True, False])
-    idx, t_pass, dist = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, np.full(4, 2.0), P)
-    assert idx.tolist() == [0]
+    idx, t_pass, dist, pass_no = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, np.full(4, 2.0), P)
+    assert idx.tolist() == [0] and pass_no.tolist() == [0]
     assert t_pass[0] == pytest.approx(20.0) and dist[0] == pytest.approx(1.0)
     dh[2] = 0.0                                      # spanning feature across... on the road axis
-    idx, _, _ = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, np.full(4, 2.0), P)
+    idx, _, _, _ = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, np.full(4, 2.0), P)
     assert idx.tolist() == [0, 2]
     assert Track.from_bytes(track.to_bytes()).t_s.tolist() == track.t_s.tolist()
+
+
+def test_a_trip_that_comes_by_again_passes_again() -> None:
+    """A loop round the block passes a defect twice (two passes, each at its closest approach); leaving the radius
+    for less than pass_window_s, or standing inside it however long, is one pass."""
+    # northbound along x = 0 through the defect at (0.5, 0), then away, and back northbound again
+    leg = np.arange(-30.0, 31.0, 2.0)
+    y = np.concatenate([leg, leg - 0.4])
+    x = np.zeros(y.size)
+    gap_s = P.pass_window_s + 60.0                                # the loop round the block
+    t = np.concatenate([np.arange(leg.size) * 0.2, np.arange(leg.size) * 0.2 + leg.size * 0.2 + gap_s])
+    head, acc = np.zeros(y.size), np.full(y.size, 3.0)
+    d = (np.array([0.5]), np.array([0.0]), np.array([0.0]), np.array([False]), np.array([2.0]))
+    idx, t_pass, dist, pass_no = find_traversals(t, x, y, head, acc, *d, P)
+    assert idx.tolist() == [0, 0] and pass_no.tolist() == [0, 1]
+    assert t_pass.tolist() == [t[15], t[leg.size + 15]]       # y = 0 and y = -0.4: each pass's nearest point
+    assert dist.tolist() == pytest.approx([0.5, float(np.hypot(0.5, 0.4))])
+    t_quick = np.arange(y.size) * 0.2                            # back within seconds: the same pass
+    assert find_traversals(t_quick, x, y, head, acc, *d, P)[3].tolist() == [0]
+    t_stop = np.concatenate([t[:16], t[16:] + 10 * P.pass_window_s])     # a long stop at the defect, no loop
+    one = find_traversals(t_stop[:leg.size], x[:leg.size], y[:leg.size], head[:leg.size], acc[:leg.size], *d, P)
+    assert one[0].tolist() == [0] and one[3].tolist() == [0]
 
 
 # ----------------------------------------------------------------------------------------------- direction
@@ -796,23 +818,30 @@ def test_a_speed_bump_missed_keeps_its_summary_while_its_hits_would_give_it(stor
     _assert_a_full_refresh_agrees(store, did, P, store.all_defects(), names)
 
 
-def _slow_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc) -> tuple[list[int], list[float], list[float]]:
-    """Every (point, defect) pair, the nearest compatible point of each defect (the first on a tie)."""
+def _slow_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc
+                     ) -> tuple[list[int], list[float], list[float], list[int]]:
+    """Every (point, defect) pair; per defect its passes (runs of compatible points, a new one after a point
+    outside and more than pass_window_s), the nearest point of each pass (the first on a tie)."""
     d = np.hypot(x[:, None] - dx[None, :], y[:, None] - dy[None, :])
     radius = np.clip(P.traversal_sigmas * np.hypot(cluster.clean_accuracy(acc, P)[:, None], unc[None, :]),
                      P.traversal_radius_m, P.max_traversal_radius_m)
     diff = angle_diff_deg(head[:, None], dh[None, :])
     diff = np.where(spans[None, :], np.minimum(diff, 180.0 - diff), diff)
     ok = (d <= radius) & (np.nan_to_num(diff, nan=0.0) <= P.traversal_heading_deg)
-    found, when, dist = [], [], []
+    found, when, dist, number = [], [], [], []
     for k in range(dx.size):
-        rows = np.flatnonzero(ok[:, k])
-        if rows.size:
-            best = int(rows[np.argmin(d[rows, k])])
+        runs: list[list[int]] = []
+        for r in np.flatnonzero(ok[:, k]).tolist():
+            if not runs or (r > runs[-1][-1] + 1 and t[r] - t[runs[-1][-1]] > P.pass_window_s):
+                runs.append([])
+            runs[-1].append(r)
+        for n, rows in enumerate(runs):
+            best = rows[int(np.argmin(d[rows, k]))]
             found.append(k)
             when.append(float(t[best]))
             dist.append(float(np.hypot(x[best] - dx[k], y[best] - dy[k])))
-    return found, when, dist
+            number.append(n)
+    return found, when, dist, number
 
 
 def _random_track_and_defects(seed: int) -> tuple[np.ndarray, ...]:
@@ -836,8 +865,9 @@ def test_traversals_searched_within_the_widest_radius_of_the_pairs_are_those_of_
     t, x, y, head, acc, dx, dy, dh, spans, unc = _random_track_and_defects(seed)
     want = _slow_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc)
     for tree in (None, cluster.points_tree(x, y) if x.size else None):
-        idx, t_pass, dist = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc, P, tree=tree)
+        idx, t_pass, dist, pass_no = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc, P, tree=tree)
         assert idx.tolist() == want[0] and t_pass.tolist() == want[1] and dist.tolist() == want[2]
+        assert pass_no.tolist() == want[3]
     reach = cluster.traversal_reach_m(cluster.clean_accuracy(acc, P), unc, P)
     assert P.traversal_radius_m <= reach <= P.max_traversal_radius_m
 
@@ -863,10 +893,11 @@ def test_traversals_of_many_tracks_in_one_search_are_each_tracks_own(seed: int) 
     track = np.repeat(np.arange(len(parts)), [p[0].size for p in parts])
     cat = [np.concatenate([p[k] for p in parts]) for k in range(5)]
     got = cluster.find_traversals_of_tracks(track, *cat, dx, dy, dh, spans, unc, P)
-    want: list[list] = [[], [], [], []]
+    want: list[list] = [[], [], [], [], []]
     for k, p in enumerate(parts):
-        idx, t_pass, dist = find_traversals(*p[:5], dx, dy, dh, spans, unc, P)
-        for out, v in zip(want, ([k] * idx.size, idx.tolist(), t_pass.tolist(), dist.tolist()), strict=True):
+        idx, t_pass, dist, pass_no = find_traversals(*p[:5], dx, dy, dh, spans, unc, P)
+        for out, v in zip(want, ([k] * idx.size, idx.tolist(), t_pass.tolist(), dist.tolist(), pass_no.tolist()),
+                          strict=True):
             out += v
     assert [g.tolist() for g in got] == want
 

@@ -8,9 +8,11 @@ These scenes pin the behaviour, after ingest and after a reprocess alike."""
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 from test_store import DAY_S, PROJ, T0_S, fake_detection, road_trace
 
+import ingest
 from bump import latency as gps_latency
 from bump import pipeline
 from bump.cluster import DefectParams
@@ -112,3 +114,56 @@ def test_phones_of_the_next_lane_learn_no_latency_from_a_pothole_they_never_hit(
         x, y = PROJ.to_xy(d["lat_deg"], d["lon_deg"])
     # two potholes, each where it is
     assert len(d) == 2 and np.hypot(x - (-3.5), y - (-15.0)).min() < 1.5 and np.hypot(x, y).min() < 1.5, (x, y)
+
+
+def _loop_trace(trip_id: str, device_id: str, *, t0_s: float, speed_mps: float = 10.0) -> tuple:
+    """A trip north along x = 0 through the origin, round a 100 m x 400 m block (east, south, west) and north
+    through the origin again: (trace, the times [s] it passes the origin). 25 Hz quiet accelerometer, 1 Hz GPS."""
+    corners = np.array([[0.0, -200.0], [0.0, 200.0], [100.0, 200.0], [100.0, -200.0], [0.0, -200.0], [0.0, 200.0]])
+    seg = np.hypot(*np.diff(corners, axis=0).T)
+    s_end = np.concatenate([[0.0], np.cumsum(seg)])
+    t_gps = t0_s + np.arange(int(s_end[-1] / speed_mps) + 1, dtype=float)
+    s = (t_gps - t0_s) * speed_mps
+    x, y = np.interp(s, s_end, corners[:, 0]), np.interp(s, s_end, corners[:, 1])
+    leg = np.minimum(np.searchsorted(s_end, s, side="right") - 1, seg.size - 1)
+    d = np.diff(corners, axis=0)[leg]
+    heading = np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0
+    lat, lon = PROJ.to_latlon(x, y)
+    n = int((t_gps[-1] - t0_s) * 25.0)
+    rng = np.random.default_rng(len(trip_id))
+    t = t0_s + np.arange(n) / 25.0
+    doc = {"format": "bump.trace/1", "trip_id": trip_id, "device_id": device_id,
+           "accel": {"t": t, "x": rng.normal(0, 0.05, n), "y": rng.normal(0, 0.05, n),
+                     "z": 9.81 + rng.normal(0, 0.05, n), "unit": "m/s2"},
+           "gps": {"t": t_gps, "lat": lat, "lon": lon, "speed": np.full(t_gps.size, speed_mps), "heading": heading,
+                   "accuracy": np.full(t_gps.size, 4.0)}}
+    trace = ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), name=trip_id)
+    return trace, (t0_s + 200.0 / speed_mps, t0_s + (s_end[4] + 200.0) / speed_mps)
+
+
+def test_a_trip_round_the_block_passes_a_pothole_twice_and_its_hit_lands_on_the_pass_that_felt_it(tmp_path) -> None:
+    """A trip that comes by again is two passes, not one: its hit on the second pass is a hit there and a miss on
+    the first, so the pothole's hit rate counts both (counting trips read 1 of 1), after ingest and reprocess."""
+    with Store.open(tmp_path / "loop.db") as store:
+        detections, felt_s = {}, []
+        for k in range(3):                                  # three devices, each once round the block
+            trace, (t_first, t_second) = _loop_trace(f"loop-{k}", f"dev-{k}", t0_s=T0_S + k * DAY_S)
+            det = fake_detection(trace, [_at(0.0)])
+            det.impacts["t_s"][:] = t_second                 # felt on the second pass only
+            felt_s.append((t_first, t_second))
+            detections[trace.trip_id] = det
+            pipeline.ingest_trace(store, trace, detection=det, clock=lambda t=T0_S + k * DAY_S: t + 3600.0)
+        for step in ("ingest", "reprocess"):
+            if step == "reprocess":
+                pipeline.reprocess(store, detect_fn=lambda trace, params: detections[trace.trip_id],
+                                   clock=lambda: T0_S + 5 * DAY_S)
+            d = store.all_defects()
+            assert len(d) == 1, step
+            passes = store.traversals_of_defects(d["defect_id"].tolist())
+            assert passes["trip_id"].tolist() == ["loop-0", "loop-0", "loop-1", "loop-1", "loop-2", "loop-2"], step
+            assert passes["pass_no"].tolist() == [0, 1] * 3 and passes["hit"].tolist() == [0, 1] * 3, step
+            at = passes["t_s"].reshape(3, 2)
+            assert np.abs(at - np.array(felt_s)).max() <= 1.0, (step, at)   # each pass at its closest approach
+            assert (int(d["n_traversals"][0]), int(d["n_traversal_hits"][0])) == (6, 3), step
+            assert d["hit_rate"][0] == pytest.approx(0.5), step
+            assert d["status"][0] == "confirmed", step

@@ -335,31 +335,37 @@ def test_a_version_6_database_keeps_its_passes_and_coverage_when_they_move_to_ke
                           "ingested_at_s": T0_S, "source_format": "bump.trace/1", "n_samples": 1, "n_impacts": 0,
                           "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
     _insert_defects(old, np.array([3.0, 2.0]))
+    v6_columns = [c for c in store_module.TRAVERSAL_COLUMNS if c != "pass_no"]   # one pass per (defect, trip)
+    v6_rows = {"defect_id": [2, 1, 1, 2], "trip_id": ["t0", "t2", "t1", "t1"],
+               "device_id": ["dev-0", "dev-0", "dev-1", "dev-1"], "t_s": [T0_S + 5, T0_S + 9, T0_S + 7, T0_S + 6],
+               "hit": [1, 0, 1, 0], "distance_m": [1.0, np.nan, 2.0, 3.0]}
     with old.transaction():
-        old.upsert_traversals({"defect_id": [2, 1, 1, 2], "trip_id": ["t0", "t2", "t1", "t1"],
-                               "device_id": ["dev-0", "dev-0", "dev-1", "dev-1"],
-                               "t_s": [T0_S + 5, T0_S + 9, T0_S + 7, T0_S + 6], "hit": [1, 0, 1, 0],
-                               "distance_m": [1.0, np.nan, 2.0, 3.0]})
+        old._exmany(f"INSERT INTO traversals ({', '.join(v6_columns)}) VALUES ({', '.join('?' * len(v6_columns))})",
+                    store_module._rows(v6_rows, v6_columns))
         old.add_coverage({"cell_key": [7, 5, 7], "trip_id": ["t0", "t1", "t1"],
                           "device_id": ["dev-0", "dev-1", "dev-1"], "t_s": [T0_S, T0_S + 1, T0_S + 2]})
-    before = old.traversals_of_defects([1, 2]), old.coverage_rows()
+    before = old.coverage_rows()
     old.close()
     new = Store.open(path)
     assert new.schema_version == SCHEMA_VERSION
     after = new.traversals_of_defects([1, 2]), new.coverage_rows()
-    for b, a in zip(before, after, strict=True):
-        for name in b.names:
-            assert a[name].tolist() == pytest.approx(b[name].tolist(), nan_ok=True), name
-    assert after[0]["trip_id"].tolist() == ["t1", "t2", "t0", "t1"]           # by defect, then time
+    for name in before.names:
+        assert after[1][name].tolist() == pytest.approx(before[name].tolist(), nan_ok=True), name
+    order = [2, 1, 0, 3]                                                       # by defect, then time
+    for name in v6_columns:
+        assert after[0][name].tolist() == pytest.approx([v6_rows[name][k] for k in order], nan_ok=True), name
+    assert after[0]["pass_no"].tolist() == [0, 0, 0, 0]                        # 11: each the trip's first pass
     for table in ("traversals", "coverage"):                                   # stored in key order: no rowid
         with pytest.raises(sqlite3.OperationalError):
             new._ex(f"SELECT rowid FROM {table}")
     with new.transaction():                                                    # the keys still hold
-        new.upsert_traversals({"defect_id": [1], "trip_id": ["t2"], "device_id": ["dev-0"], "t_s": [0.0], "hit": [1],
-                               "distance_m": [np.nan]})
+        new.upsert_traversals({"defect_id": [1, 1], "trip_id": ["t2", "t2"], "pass_no": [0, 1],
+                               "device_id": ["dev-0", "dev-0"], "t_s": [0.0, T0_S + 99], "hit": [1, 0],
+                               "distance_m": [np.nan, 4.0]})
         new.add_coverage({"cell_key": [7], "trip_id": ["t0"], "device_id": ["dev-0"], "t_s": [0.0]})
-    trav = new.traversals_of_defects([1])
-    assert trav["hit"].tolist() == [1, 1] and trav["t_s"].tolist() == [T0_S + 7, T0_S + 9]
+    trav = new.traversals_of_defects([1])                                      # t2 came by again: a second pass
+    assert trav["hit"].tolist() == [1, 1, 0] and trav["t_s"].tolist() == [T0_S + 7, T0_S + 9, T0_S + 99]
+    assert trav["pass_no"].tolist() == [0, 0, 1]
     assert len(new.coverage_rows()) == 3
     assert new.trips_covering([7], since_s=T0_S + 1) == ["t1"]
     new.close()
@@ -460,7 +466,8 @@ def test_latest_hits_filtered_by_kind_and_trip_are_those_of_the_latest(store: St
 def test_rows_inserted_many_a_statement_are_those_inserted_one_by_one(tmp_path) -> None:
     stores = [Store.open(tmp_path / f"{k}.db") for k in range(2)]
     n = 2 * store_module._ROWS_PER_INSERT + 7              # whole batches and a rest
-    rows = {"defect_id": np.arange(1, n + 1), "trip_id": np.full(n, "t"), "device_id": np.full(n, "d"),
+    rows = {"defect_id": np.arange(1, n + 1), "trip_id": np.full(n, "t"), "pass_no": np.arange(n) % 2,
+            "device_id": np.full(n, "d"),
             "t_s": T0_S + np.arange(n) * 1.0, "hit": np.arange(n) % 2,
             "distance_m": np.where(np.arange(n) % 5, 1.5, np.nan)}
     flip = {k: v[::3] for k, v in rows.items()} | {"hit": np.ones(len(rows["hit"][::3]), dtype=np.int64)}
@@ -477,7 +484,7 @@ def test_rows_inserted_many_a_statement_are_those_inserted_one_by_one(tmp_path) 
     with stores[1].transaction():                           # a row a statement
         for part in (rows, flip):
             stores[1]._exmany(f"INSERT INTO traversals ({', '.join(one)}) VALUES ({', '.join('?' * len(one))}) "
-                              "ON CONFLICT (defect_id, trip_id) DO UPDATE SET hit = excluded.hit",
+                              "ON CONFLICT (defect_id, trip_id, pass_no) DO UPDATE SET hit = excluded.hit",
                               store_module._rows(part, one))
     got, want = (s.traversals_of_defects(np.arange(1, n + 1)) for s in stores)
     assert len(got) == n and got["hit"].sum() == len(flip["hit"]) + n // 2 - np.sum(rows["hit"][::3])
@@ -494,7 +501,7 @@ def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp
     before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
     old.close()
     new = Store.open(path)
-    assert new.schema_version == SCHEMA_VERSION == 10
+    assert new.schema_version == SCHEMA_VERSION == 11
     after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
     for name in before.names:
         assert after[name].tolist() == before[name].tolist(), name
@@ -547,6 +554,7 @@ def test_many_merges_at_once_move_the_rows_one_merge_at_a_time_would(tmp_path) -
             pairs = sorted({(int(d), int(t)) for d, t in zip(rng.integers(1, n_def + 1, 60),
                                                              rng.integers(0, n_trip, 60), strict=True)})
             s.upsert_traversals({"defect_id": [d for d, _ in pairs], "trip_id": [f"t{t}" for _, t in pairs],
+                                 "pass_no": [t % 2 for _, t in pairs],
                                  "device_id": [f"d{t}" for _, t in pairs], "t_s": T0_S + rng.uniform(0, 9, len(pairs)),
                                  "hit": rng.integers(0, 2, len(pairs)), "distance_m": rng.uniform(0, 5, len(pairs))})
             n = 40
@@ -726,3 +734,34 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path) -> None:
         Store.open(path)
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["invoices"]
+
+
+def test_passes_follow_hits_that_moved_the_pass_nearest_a_trips_first_hit_is_its_hit(tmp_path) -> None:
+    """After hits moved between defects (a merge, a re-cluster), a trip's passes agree with its hits again: of a
+    trip that came by twice, the pass nearest in time to its first hit is the hit; a defect that lost a trip's hits
+    has no hit of it left; a trip with hits and no pass gets one at its first hit."""
+    store = Store.open(tmp_path / "sync.db")
+    _insert_defects(store, np.array([3.0, 2.0]))
+    n = 3
+    with store.transaction():
+        for k in range(2):
+            store.add_trip({"trip_id": f"t{k}", "device_id": f"dev-{k}", "t_start_s": T0_S, "t_end_s": T0_S + 500,
+                            "ingested_at_s": T0_S, "source_format": "x", "n_samples": 1, "n_impacts": 0,
+                            "length_m": 0.0, "detector": {}, "quality": {}}, b"raw", b"")
+        store.upsert_traversals({"defect_id": [1, 1, 2], "trip_id": ["t0", "t0", "t0"], "pass_no": [0, 1, 0],
+                                 "device_id": ["dev-0"] * 3, "t_s": [T0_S + 10, T0_S + 300, T0_S + 12],
+                                 "hit": [0, 0, 1], "distance_m": [1.0, 2.0, 1.5]})
+        # t0's hit, once on defect 2, now on defect 1 at its second pass; t1 hit defect 2 and passed nothing found
+        store.add_hits({"trip_id": np.array(["t0", "t1", "t1"]), "device_id": np.array(["dev-0", "dev-1", "dev-1"]),
+                        "t_s": np.array([T0_S + 295, T0_S + 40, T0_S + 41]), "lat_deg": np.zeros(n),
+                        "lon_deg": np.zeros(n), "x_m": np.zeros(n), "y_m": np.zeros(n), "accuracy_m": np.ones(n),
+                        "heading_deg": np.zeros(n), "kind": np.full(n, "pothole"), "severity": np.ones(n),
+                        "depth_class": np.full(n, "high"), "confidence": np.ones(n), "speed_mps": np.ones(n),
+                        "defect_id": np.array([1, 2, 2])}, [{}] * n, {})
+        trav = refresh._sync_traversal_hits(store, store.hit_trips([1, 2]), store.traversals_of_defects([1, 2]))
+    rows = list(zip(trav["defect_id"].tolist(), trav["trip_id"].tolist(), trav["pass_no"].tolist(),
+                    trav["hit"].tolist(), (trav["t_s"] - T0_S).tolist(), strict=True))
+    assert rows == [(1, "t0", 0, 0, 10.0), (1, "t0", 1, 1, 300.0),          # the pass nearest the hit, its time
+                    (2, "t0", 0, 0, 12.0), (2, "t1", 0, 1, 40.0)]             # lost its hit; a pass at the first hit
+    assert store.traversals_of_defects([1, 2])["hit"].tolist() == trav["hit"].tolist()
+    store.close()
