@@ -131,6 +131,22 @@ def test_a_trip_that_comes_by_again_passes_again() -> None:
     t_stop = np.concatenate([t[:16], t[16:] + 10 * P.pass_window_s])     # a long stop at the defect, no loop
     one = find_traversals(t_stop[:leg.size], x[:leg.size], y[:leg.size], head[:leg.size], acc[:leg.size], *d, P)
     assert one[0].tolist() == [0] and one[3].tolist() == [0]
+    # 1 Hz fixes round a 100 m x 400 m block, densified whole and only near the defect (a stored trip checked
+    # against a new defect): the same two passes
+    corners = np.array([[0.0, -200.0], [0.0, 200.0], [100.0, 200.0], [100.0, -200.0], [0.0, -200.0], [0.0, 200.0]])
+    s_end = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(corners, axis=0).T))])
+    s_fix = np.arange(0.0, s_end[-1], 10.0)
+    fx, fy = np.interp(s_fix, s_end, corners[:, 0]), np.interp(s_fix, s_end, corners[:, 1])
+    leg_of = np.minimum(np.searchsorted(s_end, s_fix, side="right") - 1, corners.shape[0] - 2)
+    step = np.diff(corners, axis=0)[leg_of]
+    fh = np.degrees(np.arctan2(step[:, 0], step[:, 1])) % 360.0
+    r = P.max_traversal_radius_m
+    got = [find_traversals(*cluster.densify((fx, fy, s_fix / 10.0), fh, np.full(fx.size, 3.0), P.track_step_m,
+                                            box=box), *d, P)
+           for box in (None, (0.5 - r, 0.5 + r, -r, r))]
+    for whole, part in zip(*got, strict=True):
+        assert whole.tolist() == part.tolist()
+    assert got[0][3].tolist() == [0, 1] and got[0][1].tolist() == pytest.approx([20.0, 120.0])
 
 
 # ----------------------------------------------------------------------------------------------- direction
