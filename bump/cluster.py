@@ -814,12 +814,11 @@ def find_traversals_of_tracks(track: np.ndarray, t_s: np.ndarray, x_m: np.ndarra
     n_pass = int(pass_id[-1]) + 1 if pass_id.size else 0
     best = _nearest_per_row(pass_id, i, d, n_pass)      # the nearest point of each pass; on a tie the first
     starts = np.flatnonzero(new_pass)
-    first_of_key = np.maximum.accumulate(np.where(key[starts] != np.r_[-1, key[starts][:-1]],
-                                                  np.arange(n_pass), 0)) if n_pass else np.empty(0, dtype=np.int64)
-    pass_no = np.arange(n_pass) - first_of_key
+    pass_key = key[starts]                  # sorted: a pass's number counts the passes of its key before it
+    pass_no = np.arange(n_pass, dtype=np.int64) - np.searchsorted(pass_key, pass_key)
     k, j = track[best], j[starts]
     dist = np.hypot(x_m[best] - dx_m[j], y_m[best] - dy_m[j])
-    return k, j, t_s[best], dist, pass_no.astype(np.int64)
+    return k, j, t_s[best], dist, pass_no
 
 
 # -------------------------------------------------------------------------------------------------------- kind

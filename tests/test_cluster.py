@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_store import DAY_S, POTHOLE, PROJ, T0_S, add_trip, fake_detection, road_trace, store  # noqa: F401  (fixture)
+from test_store import (  # noqa: F401  (fixture)
+    DAY_S,
+    POTHOLE,
+    PROJ,
+    T0_S,
+    add_trip,
+    block_loop,
+    fake_detection,
+    road_trace,
+    store,
+)
 
 from bump import cells as cellmap
 from bump import cluster, latency, pipeline, refresh, views
@@ -133,13 +143,7 @@ def test_a_trip_that_comes_by_again_passes_again() -> None:
     assert one[0].tolist() == [0] and one[3].tolist() == [0]
     # 1 Hz fixes round a 100 m x 400 m block, densified whole and only near the defect (a stored trip checked
     # against a new defect): the same two passes
-    corners = np.array([[0.0, -200.0], [0.0, 200.0], [100.0, 200.0], [100.0, -200.0], [0.0, -200.0], [0.0, 200.0]])
-    s_end = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(corners, axis=0).T))])
-    s_fix = np.arange(0.0, s_end[-1], 10.0)
-    fx, fy = np.interp(s_fix, s_end, corners[:, 0]), np.interp(s_fix, s_end, corners[:, 1])
-    leg_of = np.minimum(np.searchsorted(s_end, s_fix, side="right") - 1, corners.shape[0] - 2)
-    step = np.diff(corners, axis=0)[leg_of]
-    fh = np.degrees(np.arctan2(step[:, 0], step[:, 1])) % 360.0
+    fx, fy, fh, s_fix = block_loop(10.0)
     r = P.max_traversal_radius_m
     got = [find_traversals(*cluster.densify((fx, fy, s_fix / 10.0), fh, np.full(fx.size, 3.0), P.track_step_m,
                                             box=box), *d, P)

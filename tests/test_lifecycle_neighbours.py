@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
-from test_store import DAY_S, PROJ, T0_S, fake_detection, road_trace
+from test_store import DAY_S, PROJ, T0_S, block_loop, fake_detection, road_trace
 
 import ingest
 from bump import latency as gps_latency
@@ -117,17 +117,10 @@ def test_phones_of_the_next_lane_learn_no_latency_from_a_pothole_they_never_hit(
 
 
 def _loop_trace(trip_id: str, device_id: str, *, t0_s: float, speed_mps: float = 10.0) -> tuple:
-    """A trip north along x = 0 through the origin, round a 100 m x 400 m block (east, south, west) and north
-    through the origin again: (trace, the times [s] it passes the origin). 25 Hz quiet accelerometer, 1 Hz GPS."""
-    corners = np.array([[0.0, -200.0], [0.0, 200.0], [100.0, 200.0], [100.0, -200.0], [0.0, -200.0], [0.0, 200.0]])
-    seg = np.hypot(*np.diff(corners, axis=0).T)
-    s_end = np.concatenate([[0.0], np.cumsum(seg)])
-    t_gps = t0_s + np.arange(int(s_end[-1] / speed_mps) + 1, dtype=float)
-    s = (t_gps - t0_s) * speed_mps
-    x, y = np.interp(s, s_end, corners[:, 0]), np.interp(s, s_end, corners[:, 1])
-    leg = np.minimum(np.searchsorted(s_end, s, side="right") - 1, seg.size - 1)
-    d = np.diff(corners, axis=0)[leg]
-    heading = np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0
+    """A trip round the block (:func:`test_store.block_loop`) at ``speed_mps``: (trace, the times [s] it passes the
+    origin). 25 Hz quiet accelerometer, 1 Hz GPS."""
+    x, y, heading, s = block_loop(speed_mps)
+    t_gps = t0_s + s / speed_mps
     lat, lon = PROJ.to_latlon(x, y)
     n = int((t_gps[-1] - t0_s) * 25.0)
     rng = np.random.default_rng(len(trip_id))
@@ -138,7 +131,7 @@ def _loop_trace(trip_id: str, device_id: str, *, t0_s: float, speed_mps: float =
            "gps": {"t": t_gps, "lat": lat, "lon": lon, "speed": np.full(t_gps.size, speed_mps), "heading": heading,
                    "accuracy": np.full(t_gps.size, 4.0)}}
     trace = ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), name=trip_id)
-    return trace, (t0_s + 200.0 / speed_mps, t0_s + (s_end[4] + 200.0) / speed_mps)
+    return trace, (t0_s + 200.0 / speed_mps, t0_s + 1200.0 / speed_mps)
 
 
 def test_a_trip_round_the_block_passes_a_pothole_twice_and_its_hit_lands_on_the_pass_that_felt_it(tmp_path) -> None:

@@ -55,6 +55,22 @@ def road_trace(trip_id: str, device_id: str, *, t0_s: float, heading_deg: float 
     return ingest.read(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), name=trip_id)
 
 
+# north through the origin, round a 100 m x 400 m block, north through it again
+BLOCK_LOOP_M = np.array([[0.0, -200.0], [0.0, 200.0], [100.0, 200.0], [100.0, -200.0], [0.0, -200.0],
+                         [0.0, 200.0]])
+
+
+def block_loop(spacing_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fixes every ``spacing_m`` along :data:`BLOCK_LOOP_M`: x [m], y [m], heading [deg], distance along [m]. The
+    origin is passed at 200 m and at 1200 m."""
+    s_end = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(BLOCK_LOOP_M, axis=0).T))])
+    s = np.arange(0.0, s_end[-1] + 1e-9, spacing_m)
+    leg = np.minimum(np.searchsorted(s_end, s, side="right") - 1, BLOCK_LOOP_M.shape[0] - 2)
+    step = np.diff(BLOCK_LOOP_M, axis=0)[leg]
+    return (np.interp(s, s_end, BLOCK_LOOP_M[:, 0]), np.interp(s, s_end, BLOCK_LOOP_M[:, 1]),
+            np.degrees(np.arctan2(step[:, 0], step[:, 1])) % 360.0, s)
+
+
 def fake_detection(trace: ingest.Trace, impacts: list[tuple[float, float, str, float, float]], *,
                    heading_deg: float | None = None, speed_mps: float = 10.0) -> Detection:
     """A Detection whose impacts sit at local (x, y) [m] with (kind, severity, confidence); times from the
