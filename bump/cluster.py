@@ -43,7 +43,10 @@ Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit
 road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs joint among the hits, else
 joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes. A sunken "cover" whose
 severity is deeper than castings sink (``casting_max_depth_cm``) is a pothole (:func:`deeper_than_castings`): each
-hit judged alone calls an ambiguous shallow step a cover, the defect's many hits read the depth surely.
+hit judged alone calls an ambiguous shallow step a cover, the defect's many hits read the depth surely. A majority of
+``rough`` hits (each too weak to stand out of a rough stretch) from at least ``confirm_devices`` devices is a spot,
+not a stretch, whose hits scatter along it: it takes the majority of its hits' spot kinds (the kinds without the
+rough-stretch rule, :func:`detect.classify.classify`) when that is a one-wheel defect (pothole, cover).
 
 Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out, as it does a cover of
 class "low", sunk less than 25 mm: :data:`MINOR_COVER_CLASSES`) is a vote: a ``cover``
@@ -840,19 +843,41 @@ def both_directions(labels: np.ndarray, heading_deg: np.ndarray, n_labels: int, 
     return (n >= 2) & (small >= np.maximum(1.0, min_share * n))
 
 
+def _kind_weights(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(label, kind of :data:`KINDS`) sums of the hits' weights ``conf``; kinds not in KINDS count as unknown."""
+    names = np.array(KINDS)
+    kind = np.asarray(hit_kind).astype(str)
+    code = np.searchsorted(names, kind, sorter=np.argsort(names))
+    code = np.argsort(names)[np.clip(code, 0, names.size - 1)]
+    code = np.where(names[code] == kind, code, KINDS.index("unknown"))
+    nk = names.size
+    return np.bincount(labels * nk + code, conf, minlength=n_labels * nk).reshape(n_labels, nk)
+
+
+def _vote(weight: np.ndarray) -> np.ndarray:
+    """The kind of the largest weight per row; unknown only when no other kind has weight."""
+    unk = KINDS.index("unknown")
+    votes = weight.copy()
+    votes[:, unk] = np.where(weight.sum(axis=1) - weight[:, unk] > 0, -1.0, votes[:, unk])
+    return np.array(KINDS)[np.argmax(votes, axis=1)]
+
+
+def _told(w: list[float]) -> str:
+    """A label's kind weights, largest first, as "pothole 2.1, cover 0.7"."""
+    return ", ".join(f"{KINDS[k]} {w[k]:.1f}" for k in np.argsort(-np.asarray(w), kind="stable").tolist() if w[k] > 0)
+
+
 def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_confidence: np.ndarray,
                  hit_heading_deg: np.ndarray, n_traversals: np.ndarray, n_hit_traversals: np.ndarray,
-                 params: DefectParams) -> tuple[np.ndarray, list[str]]:
-    """(kind, reason) per label from its hits and its hit pattern (see the module docstring)."""
+                 params: DefectParams, *, hit_spot_kind: np.ndarray | None = None,
+                 n_devices: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """(kind, reason) per label from its hits and its hit pattern (see the module docstring). ``hit_spot_kind``:
+    the hits' kinds without the rough-stretch rule (:func:`detect.classify.classify`); ``n_devices``: distinct
+    devices with hits per label. With both, a rough majority hit by ``confirm_devices`` devices takes the spot
+    kinds' majority when that is a one-wheel defect (pothole or cover)."""
     labels = np.asarray(labels, dtype=np.int64)
-    names = np.array(KINDS)
-    code = np.searchsorted(names, np.asarray(hit_kind).astype(str), sorter=np.argsort(names))
-    code = np.argsort(names)[np.clip(code, 0, names.size - 1)]
-    known = names[code] == np.asarray(hit_kind).astype(str)
-    code = np.where(known, code, KINDS.index("unknown"))
     conf = np.maximum(np.nan_to_num(np.asarray(hit_confidence, dtype=np.float64), nan=0.0), 0.05)
-    nk = names.size
-    weight = np.bincount(labels * nk + code, conf, minlength=n_labels * nk).reshape(n_labels, nk)
+    weight = _kind_weights(labels, n_labels, hit_kind, conf)
     count = np.bincount(labels, minlength=n_labels)
     total = weight.sum(axis=1)
     n_trav = np.asarray(n_traversals, dtype=np.int64)
@@ -863,22 +888,32 @@ def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_co
     both = both_directions(labels, hit_heading_deg, n_labels)
     designed = (n_trav >= params.designed_traversals) & (rate >= params.designed_hit_rate) & (
         both | (spanning > 0.5 * total))
-    sb, jt, unk = KINDS.index("speed_bump"), KINDS.index("joint"), KINDS.index("unknown")
-    votes = weight.copy()
-    votes[:, unk] = np.where(total - weight[:, unk] > 0, -1.0, votes[:, unk])    # unknown only when alone
-    majority = names[np.argmax(votes, axis=1)]
+    sb, jt = KINDS.index("speed_bump"), KINDS.index("joint")
+    majority = _vote(weight)
+    # a rough stretch's weak hits scatter along it; hits at one spot from as many devices as confirm a defect are a
+    # spot: what each hit would have been off the rough stretch, when that is a one-wheel defect
+    spot = np.zeros(n_labels, dtype=bool)
+    spot_weight = weight
+    if hit_spot_kind is not None and n_devices is not None:
+        spot_weight = _kind_weights(labels, n_labels, hit_spot_kind, conf)
+        spot_major = _vote(spot_weight)
+        spot = (majority == "rough") & (np.asarray(n_devices) >= params.confirm_devices) & np.isin(
+            spot_major, ("pothole", "cover"))
+        majority = np.where(spot, spot_major, majority)
     kinds = np.where(designed, np.where(weight[:, sb] > weight[:, jt], "speed_bump", "joint"), majority)
     reasons = []
-    orders = np.argsort(-weight, axis=1, kind="stable").tolist()         # Python values: one label at a time below
-    for w, order, is_designed, is_both, n in zip(weight.tolist(), orders, designed.tolist(), both.tolist(),
-                                                  count.tolist(), strict=True):
-        told = ", ".join(f"{KINDS[k]} {w[k]:.1f}" for k in order if w[k] > 0)
+    for w, sw, is_designed, is_both, is_spot, n in zip(weight.tolist(), spot_weight.tolist(), designed.tolist(),
+                                                       both.tolist(), spot.tolist(), count.tolist(), strict=True):
         if is_designed:
             why = "from both directions" if is_both else "by both wheels"
             reasons.append(f"hit on at least {params.designed_hit_rate:.0%} of the passes {why}: a designed "
-                           f"feature, not a defect (hits said {told})")
+                           f"feature, not a defect (hits said {_told(w)})")
+        elif is_spot:
+            reasons.append(f"confidence-weighted majority of {n} hits ({_told(w)}) on a rough stretch, but hit at "
+                           f"one spot by at least {params.confirm_devices} devices: what its hits were off the "
+                           f"rough stretch ({_told(sw)})")
         else:
-            reasons.append(f"confidence-weighted majority of {n} hits ({told})")
+            reasons.append(f"confidence-weighted majority of {n} hits ({_told(w)})")
     return kinds.astype(str), reasons
 
 

@@ -116,8 +116,9 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     counts = _counts(per_defect("n_traversals", 0).astype(np.int64), per_defect("n_traversal_hits", 0).astype(
         np.int64), per_defect("first_traversal_s", np.inf), per_defect("last_traversal_s", -np.inf), dp)
     n_trav, n_trav_hit = counts["n_traversals"], counts["n_traversal_hits"]
+    total = np.searchsorted(totals["defect_id"], ids)            # every defect summarised has hits
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
-                                  dp)
+                                  dp, hit_spot_kind=hits["spot_kind"], n_devices=totals["n_devices"][total])
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
     depth = decide_depth_classes(lab, k, hits["severity"], hits["depth_class"], sev, kinds, dp)
     kinds, reasons = deeper_than_castings(kinds, reasons, sev, depth, dp)
@@ -128,7 +129,6 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     np.maximum.at(best, pinv.ravel(), np.clip(np.nan_to_num(hits["confidence"], nan=0.0), 0.0, 1.0 - 1e-12))
     plab = upair // (int(dev_idx.max(initial=0)) + 1)
     confidence = 1.0 - np.exp(np.bincount(plab, np.log1p(-best), minlength=k))
-    total = np.searchsorted(totals["defect_id"], ids)            # every defect summarised has hits
     spans = spans_road(kinds)
     head = mean_heading(lab, hits["heading_deg"], 1.0 / np.maximum(np.nan_to_num(hits["accuracy_m"], nan=10.0), 1.0)
                         ** 2, k, spans)
@@ -242,7 +242,8 @@ _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_a
 OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all carry their own trip's latency
 # what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "t_s", "x_m", "y_m", "accuracy_m",
-                       "heading_deg", "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s")
+                       "heading_deg", "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s",
+                       "spot_kind")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,

@@ -375,6 +375,16 @@ ALTER TABLE traversals_by_pass RENAME TO traversals;
 CREATE INDEX traversals_trip ON traversals (trip_id);
 """
 
+# A hit's spot kind (detect.classify): its kind without the rough-stretch rule, which the defect layer reads once
+# hits repeat at a spot. Hits stored before it was told are taken for what their kind says (`bump reprocess` tells).
+_M12 = """
+ALTER TABLE hits ADD COLUMN spot_kind TEXT;
+UPDATE hits SET spot_kind = kind;
+DROP INDEX hits_defect_summary;
+CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
+    heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s, spot_kind);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -388,6 +398,7 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     9: ("hits by (defect, device): whether a device hit a defect before, in one seek", _M9),
     10: ("hits: the GPS latency of their own trip, when it told it", _M10),
     11: ("traversals by (defect, trip, pass): a trip that comes by again passes again", _M11),
+    12: ("hits: their spot kind (the kind without the rough-stretch rule)", _M12),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -397,6 +408,7 @@ HIT_COLUMNS: dict[str, str] = {
     "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
     "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",
     "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8", "own_latency_s": "f8",
+    "spot_kind": "U",
 }
 OPTIONAL_HIT_COLUMNS = ("own_latency_s",)                              # NULL if left out
 DEFECT_COLUMNS: dict[str, str] = {
@@ -822,10 +834,12 @@ class Store:
     def add_hits(self, cols: Mapping[str, Any], features: Sequence[Mapping[str, Any]],
                  detector: Mapping[str, Any]) -> np.ndarray:
         """Insert hits (columns of :data:`HIT_COLUMNS` except hit_id; defect_id optional, < 0 for none; those of
-        :data:`OPTIONAL_HIT_COLUMNS` optional, NULL when left out); returns
-        their new ids. Inserting hits with their defects costs less than setting them later
+        :data:`OPTIONAL_HIT_COLUMNS` optional, NULL when left out; ``spot_kind`` optional, the kind when left
+        out); returns their new ids. Inserting hits with their defects costs less than setting them later
         (:meth:`set_hit_defects` moves each hit's entry in the wide index of defect summaries)."""
         optional = ("defect_id", *OPTIONAL_HIT_COLUMNS)
+        if "spot_kind" not in cols:
+            cols = {**cols, "spot_kind": cols["kind"]}
         names = [n for n in HIT_COLUMNS if n != "hit_id" and (n not in optional or n in cols)]
         if "defect_id" in cols:
             cols = {**cols, "defect_id": np.array([d if d >= 0 else None for d in np.asarray(

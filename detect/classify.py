@@ -36,9 +36,15 @@ The evidence, each from the physics in FIELD_NOTES:
 * **Rough stretch**: excitation longer than ``max_event_s``, or an event that barely stands out (snr below
   1.25 x ``confirm_snr``) on a stretch whose local background is ``rough_background_ratio`` times the trip's
   typical level, is ``rough``, not one impact; a strong hit on a rough stretch is still judged on its own.
+  One trace cannot tell such a weak event from the stretch's own roughness, but many trips can: hits at one spot
+  from several cars are a spot, not a stretch. Every event therefore also carries its ``spot_kind``, the kind the
+  rules give it without the rough-stretch rule (a long excitation stays ``rough``), for the defect layer to use
+  once the hits repeat (:func:`bump.cluster.decide_kinds`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,13 +88,22 @@ def body_lift(feat: Columns, params: DetectorParams) -> np.ndarray:
     return (feat["disp_p2p_m"] > params.bump_lift_m) | (feat["vel_p2p_mps"] > params.bump_velocity_mps)
 
 
-def classify(feat: Columns, params: DetectorParams, fs_hz: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(kind, confidence 0-1, severity [cm of equivalent depth or lift], depth_class) for every event of a
-    trace on a grid of ``fs_hz`` [Hz]."""
+class Classification(NamedTuple):
+    """Per event: what made it and how bad it is (:func:`classify`)."""
+
+    kind: np.ndarray          # one of KINDS
+    confidence: np.ndarray    # 0-1
+    severity_cm: np.ndarray   # cm of equivalent depth (of lift for a speed bump)
+    depth_class: np.ndarray   # "low", "moderate", "high" or "proud"
+    spot_kind: np.ndarray     # the kind without the rough-stretch rule: what the event is if it repeats at a spot
+
+
+def classify(feat: Columns, params: DetectorParams, fs_hz: float) -> Classification:
+    """:class:`Classification` of every event of a trace on a grid of ``fs_hz`` [Hz]."""
     n = len(feat)
     if n == 0:
-        return (np.empty(0, dtype="U10"), np.empty(0), np.empty(0), np.empty(0, dtype="U8"))
+        return Classification(np.empty(0, dtype="U10"), np.empty(0), np.empty(0), np.empty(0, dtype="U8"),
+                              np.empty(0, dtype="U10"))
     vel = feat["vel_p2p_mps"]
     lift = body_lift(feat, params)
     two = both_wheels(feat, params)
@@ -96,7 +111,8 @@ def classify(feat: Columns, params: DetectorParams, fs_hz: float
     proud = (feat["first_motion"] > 0) & (vel < params.proud_velocity_mps)
     shallow = depth_m < params.cover_depth_m
     on_rough = (feat["background_ratio"] > params.rough_background_ratio) & (feat["snr"] < params.confirm_snr * 1.25)
-    long_event = (feat["duration_s"] > params.max_event_s) | on_rough
+    too_long = feat["duration_s"] > params.max_event_s
+    long_event = too_long | on_rough
     # a bump lifts the body on both wheels; a lift that clearly rolls the car is a wheel dropping into a deep hole:
     # the gyroscope sees a one-wheel roll (at least one_wheel_roll_ratio; a roll between the two regimes, a hump taken
     # at an angle, leaves it a bump) or, without one, the lateral motion follows the hit as closely as a weak
@@ -106,11 +122,9 @@ def classify(feat: Columns, params: DetectorParams, fs_hz: float
                               feat["lateral_up_corr"] >= params.weak_coherence)
     rolls = ~two & one_wheel_roll
     bump = lift & ~rolls
-    kind = np.select(
-        [long_event, bump, two, proud | shallow],
-        ["rough", "speed_bump", "joint", "cover"],
-        default="pothole",
-    ).astype("U10")
+    spot_kind = np.select([too_long, bump, two, proud | shallow], ["rough", "speed_bump", "joint", "cover"],
+                          default="pothole").astype("U10")
+    kind = np.where(on_rough, "rough", spot_kind).astype("U10")
     severity_cm = np.where(bump, 100.0 * feat["disp_p2p_m"], 100.0 * depth_m)
     # confidence: how far the event stands above its background, times how clear its kind decision was
     detect_conf = 1.0 - np.exp(-np.maximum(feat["snr"] - 1.0, 0.0) / 4.0)
@@ -123,4 +137,4 @@ def classify(feat: Columns, params: DetectorParams, fs_hz: float
     # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm; "proud": a casting standing up, no hole
     depth_class = np.select([(kind == "cover") & proud, depth_m < 0.025, depth_m < 0.05],
                             ["proud", "low", "moderate"], default="high").astype("U8")
-    return kind, confidence, severity_cm, depth_class
+    return Classification(kind, confidence, severity_cm, depth_class, spot_kind)

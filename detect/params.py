@@ -21,7 +21,10 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.17"     # 0.17: the equivalent depth (severity, and the cover/pothole depth rule)
+DETECTOR_VERSION = "bump-detect/0.18"     # 0.18: every impact also carries its spot_kind (its kind without the
+#                                           rough-stretch rule); kinds, severities, confidences and depth classes
+#                                           are unchanged.
+#                                           0.17: the equivalent depth (severity, and the cover/pothole depth rule)
 #                                           is the sharp-edged step that rings the phone's impact band as much
 #                                           (characteristic function above its background), not the body's
 #                                           velocity swing, at rates that resolve the band (>= 50 Hz).

@@ -30,7 +30,7 @@ from ingest.trace import Trace
 
 IMPACT_DTYPES: dict[str, str] = {
     "t_s": "f8", "lat_deg": "f8", "lon_deg": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U10",
-    "severity": "f8", "depth_class": "U8", "confidence": "f8", "speed_mps": "f8",
+    "severity": "f8", "depth_class": "U8", "confidence": "f8", "speed_mps": "f8", "spot_kind": "U10",
 }
 
 
@@ -229,14 +229,14 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
         # one-wheel hits look like both wheels' (joints); once more at the trip's own latency
         sig, ori = build_signals(trace, params, latency_s)
         feat, rejected, still, _ = _events(sig, params, wheelbase_m)
-    kind, confidence, severity, depth_class = classify(feat, params, sig.fs_hz)
+    cls = classify(feat, params, sig.fs_hz)
     lat, lon, acc = position_at(feat["t_s"], trace.gps_t_s, trace.lat_deg, trace.lon_deg, trace.accuracy_m,
                                 latency_s=latency_s, end_margin_s=FIX_MARGIN_S)
     heading = _heading_at(feat["t_s"], trace)
     lat, lon = _move_ahead(lat, lon, heading, params.phone_to_front_axle_m)
-    candidates = feat.with_columns(kind=kind, confidence=confidence, severity=severity, depth_class=depth_class,
-                                   lat_deg=lat, lon_deg=lon, accuracy_m=acc, heading_deg=heading,
-                                   rejected=rejected)
+    candidates = feat.with_columns(kind=cls.kind, confidence=cls.confidence, severity=cls.severity_cm,
+                                   depth_class=cls.depth_class, spot_kind=cls.spot_kind, lat_deg=lat, lon_deg=lon,
+                                   accuracy_m=acc, heading_deg=heading, rejected=rejected)
     impacts = candidates.select(rejected == "")
     front = [k for k in IMPACT_DTYPES if k in impacts]
     impacts = Columns({**{k: impacts[k] for k in front}, **{k: impacts[k] for k in impacts if k not in front}})

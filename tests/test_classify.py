@@ -29,7 +29,8 @@ def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_
     lift = dict(disp_p2p_m=[0.045] * 6, vel_p2p_mps=[0.45] * 6, cf_peak_mps2=[6.0] * 6)
     feat = _events(**lift, lateral_up_corr=[0.1, 0.8, 0.5, 0.8, 0.8, 0.5],
                    roll_ratio=[0.2, 1.6, 1.6, 0.3, np.nan, np.nan])
-    kind, _, severity, _ = classify(feat, P, FS_HZ)
+    c = classify(feat, P, FS_HZ)
+    kind, severity = c.kind, c.severity_cm
     # both wheels; one wheel by gyroscope and lateral motion; by the gyroscope's roll with the lateral motion only
     # loosely in step; lateral motion but no roll; no gyroscope, lateral motion in step; no gyroscope, lateral
     # motion too loose (under weak_coherence) to tell a wheel from a bump
@@ -45,20 +46,39 @@ def test_a_lift_whose_roll_is_between_both_wheels_and_one_wheel_stays_a_bump() -
     lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.39] * 3, cf_peak_mps2=[6.0] * 3)
     feat = _events(**lift, lateral_up_corr=[0.64] * 3,
                    roll_ratio=[1.0, P.one_wheel_roll_ratio - 0.01, P.one_wheel_roll_ratio + 0.01])
-    kind, *_ = classify(feat, P, FS_HZ)
-    assert kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
+    assert classify(feat, P, FS_HZ).kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
 
 
 def test_one_wheel_events_without_lift_keep_their_depth_rule() -> None:
     # rung as by a 1.9 cm and a 7.0 cm step; at 20 Hz (impact band unresolved) the body's swing: 1.9 vs 7.4 cm
     feat = _events(vel_p2p_mps=[0.05, 0.2], disp_p2p_m=[0.005, 0.01], lateral_up_corr=[0.8, 0.8],
                    roll_ratio=[1.5, 1.5], cf_peak_mps2=[1.2, 4.5])
-    assert classify(feat, P, FS_HZ)[0].tolist() == ["cover", "pothole"]
-    assert classify(feat, P, 20.0)[0].tolist() == ["cover", "pothole"]
+    assert classify(feat, P, FS_HZ).kind.tolist() == ["cover", "pothole"]
+    assert classify(feat, P, 20.0).kind.tolist() == ["cover", "pothole"]
     swapped = _events(vel_p2p_mps=[0.2, 0.05], disp_p2p_m=[0.01, 0.005], lateral_up_corr=[0.8, 0.8],
                       roll_ratio=[1.5, 1.5], cf_peak_mps2=[1.2, 4.5])
-    assert classify(swapped, P, FS_HZ)[0].tolist() == ["cover", "pothole"]        # the ringing decides at 100 Hz
-    assert classify(swapped, P, 20.0)[0].tolist() == ["pothole", "cover"]         # the body's swing at 20 Hz
+    assert classify(swapped, P, FS_HZ).kind.tolist() == ["cover", "pothole"]        # the ringing decides at 100 Hz
+    assert classify(swapped, P, 20.0).kind.tolist() == ["pothole", "cover"]         # the body's swing at 20 Hz
+
+
+def test_a_weak_event_on_a_rough_stretch_is_rough_but_keeps_the_kind_it_has_off_it() -> None:
+    # one wheel, dropping first, rung as by a 5.5 cm step; a 1.8 cm step standing up; both wheels; too long to be one
+    # impact. On smooth road (background 1x) each is what its evidence says; on a stretch 3x as rough as the trip's
+    # typical level, the weak ones (snr 3 < 1.25 x confirm_snr) are rough, their spot kind unchanged
+    rough_bg = P.rough_background_ratio + 0.5
+    cols = dict(cf_peak_mps2=[3.75, 1.2, 3.0, 3.0], lateral_up_corr=[0.7, 0.7, 0.1, 0.7],
+                first_motion=[-1, 1, -1, -1], duration_s=[0.2, 0.2, 0.2, P.max_event_s + 0.5],
+                vel_p2p_mps=[0.2, 0.05, 0.2, 0.2])
+    smooth = classify(_events(**cols, snr=[3.0] * 4), P, FS_HZ)
+    rough = classify(_events(**cols, snr=[3.0] * 4, background_ratio=[rough_bg] * 4), P, FS_HZ)
+    strong = classify(_events(**cols, snr=[8.0] * 4, background_ratio=[rough_bg] * 4), P, FS_HZ)
+    assert smooth.kind.tolist() == ["pothole", "cover", "joint", "rough"]
+    assert smooth.spot_kind.tolist() == smooth.kind.tolist()
+    assert rough.kind.tolist() == ["rough"] * 4
+    assert rough.spot_kind.tolist() == smooth.kind.tolist()
+    assert strong.kind.tolist() == strong.spot_kind.tolist() == smooth.kind.tolist()    # judged on its own
+    assert smooth.depth_class.tolist()[:2] == ["high", "proud"]
+    assert rough.depth_class.tolist()[:2] == ["high", "low"]        # by depth: "proud" is a cover's class
 
 
 def test_step_depth_removes_the_background_in_quadrature_and_needs_the_band_resolved() -> None:

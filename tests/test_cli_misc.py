@@ -252,6 +252,13 @@ def test_a_folder_of_recordings_gives_each_of_them(command: str, capsys) -> None
     assert sorted(Path(f).name for f in files) == sorted(p.name for p in folder.glob("*.csv"))
 
 
+def test_detect_json_impacts_tell_their_spot_kind(capsys) -> None:
+    trip = sorted((Path(__file__).parents[1] / "sample_traces" / "trips").glob("*.json.gz"))[0]
+    assert main(["detect", "--json", str(trip)]) == 0
+    impacts = json.loads(capsys.readouterr().out)["impacts"]
+    assert impacts and all(i["spot_kind"] == i["kind"] for i in impacts if i["kind"] != "rough")
+
+
 def test_detect_table_shows_what_reading_the_trace_changed(tmp_path: Path, capsys) -> None:
     import numpy as np
 

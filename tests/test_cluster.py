@@ -27,6 +27,7 @@ from bump.cluster import (
     corrected_xy,
     decide_depth_classes,
     decide_kind,
+    decide_kinds,
     device_latency_s,
     device_latency_samples,
     find_traversals,
@@ -236,6 +237,38 @@ def test_kind_from_hit_pattern() -> None:
     assert decide_kind(pothole, conf, np.zeros(10), 10, 10, P)[0] == "pothole"
     # too few passes to call it a feature
     assert decide_kind(pothole[:3], conf[:3], both[:3], 3, 3, P)[0] == "pothole"
+
+
+def test_rough_hits_at_one_spot_from_enough_devices_are_the_spot_they_would_be_off_the_rough_stretch() -> None:
+    # four clusters of four rough hits (one direction, a quarter of 16 passes): 0 and 1 one-wheel drops (spot kind
+    # pothole) from 3 and 2 devices; 2 both wheels (spot kind joint) from 3 devices; 3 excitation too long to be one
+    # impact (spot kind rough); 4: pothole hits, a rough hit among them
+    labels = np.repeat(np.arange(5), 4)
+    kind = np.array(["rough"] * 16 + ["pothole"] * 3 + ["rough"])
+    spot = np.array(["pothole"] * 8 + ["joint"] * 4 + ["rough"] * 4 + ["pothole"] * 3 + ["cover"])
+    conf = np.full(20, 0.5)
+    n_trav, n_hit = np.full(5, 16), np.full(5, 4)
+    devices = np.array([3, 2, 3, 3, 3])
+    kinds, why = decide_kinds(labels, 5, kind, conf, np.zeros(20), n_trav, n_hit, P, hit_spot_kind=spot,
+                              n_devices=devices)
+    assert kinds.tolist() == ["pothole", "rough", "rough", "rough", "pothole"]
+    assert "hit at one spot by at least 3 devices" in why[0] and "pothole 2.0" in why[0]
+    assert "one spot" not in why[1] + why[4]
+    # without the spot kinds (a caller that has none) the rough majority stands
+    assert decide_kinds(labels, 5, kind, conf, np.zeros(20), n_trav, n_hit, P)[0].tolist() == [
+        "rough", "rough", "rough", "rough", "pothole"]
+
+
+def test_a_spot_on_a_rough_stretch_is_listed_once_a_third_device_hits_it(store) -> None:  # noqa: F811
+    # each car's hit barely stood out from the rough stretch (kind rough), but would have been a pothole off it
+    rough_hole = (0.0, 0.0, "rough", 5.0, 0.4, "pothole")
+    for k, dev in enumerate(["a", "b", "c"]):
+        add_trip(store, f"t{k}", dev, T0_S + k * DAY_S, [rough_hole])
+        d = store.all_defects()
+        assert len(d) == 1 and d["n_devices"].tolist() == [k + 1]
+        assert d["kind"].tolist() == ["rough" if k < 2 else "pothole"], k
+    assert "hit at one spot by at least 3 devices" in d["kind_reason"][0]
+    assert [r["id"] for r in views.list_defects(store, status="confirmed").defects] == d["defect_id"].tolist()
 
 
 def test_a_cover_is_proud_by_the_vote_of_its_hits_not_by_one_hit() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -71,10 +72,10 @@ def block_loop(spacing_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
             np.degrees(np.arctan2(step[:, 0], step[:, 1])) % 360.0, s)
 
 
-def fake_detection(trace: ingest.Trace, impacts: list[tuple[float, float, str, float, float]], *,
+def fake_detection(trace: ingest.Trace, impacts: list[tuple[Any, ...]], *,
                    heading_deg: float | None = None, speed_mps: float = 10.0) -> Detection:
-    """A Detection whose impacts sit at local (x, y) [m] with (kind, severity, confidence); times from the
-    trace's closest GPS fix. No roughness windows unless the trace is long: one reading every 20 m."""
+    """A Detection whose impacts sit at local (x, y) [m] with (kind, severity, confidence[, spot kind]); times from
+    the trace's closest GPS fix. No roughness windows unless the trace is long: one reading every 20 m."""
     xs, ys, times = [], [], []
     fx, fy = PROJ.to_xy(trace.lat_deg, trace.lon_deg)
     for x, y, *_ in impacts:
@@ -88,6 +89,7 @@ def fake_detection(trace: ingest.Trace, impacts: list[tuple[float, float, str, f
     imp = Columns({"t_s": np.array(times, dtype=float), "lat_deg": lat, "lon_deg": lon,
                    "accuracy_m": np.full(n, 4.0), "heading_deg": np.full(n, head),
                    "kind": np.array([i[2] for i in impacts], dtype="U10"),
+                   "spot_kind": np.array([i[5] if len(i) > 5 else i[2] for i in impacts], dtype="U10"),
                    "severity": np.array([i[3] for i in impacts], dtype=float),
                    "depth_class": np.full(n, "high", dtype="U8"),
                    "confidence": np.array([i[4] for i in impacts], dtype=float),
@@ -102,7 +104,7 @@ def fake_detection(trace: ingest.Trace, impacts: list[tuple[float, float, str, f
 
 
 def add_trip(store: Store, trip_id: str, device_id: str, t0_s: float,
-             impacts: list[tuple[float, float, str, float, float]], *, heading_deg: float = 0.0,
+             impacts: list[tuple[Any, ...]], *, heading_deg: float = 0.0,
              device_override: str | None = None, **kw: float) -> pipeline.IngestSummary:
     """Ingest one hand-made trip with impacts at local positions (kind, severity, confidence)."""
     trace = road_trace(trip_id, device_id, t0_s=t0_s, heading_deg=heading_deg, **kw)
@@ -517,7 +519,7 @@ def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp
     before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
     old.close()
     new = Store.open(path)
-    assert new.schema_version == SCHEMA_VERSION == 11
+    assert new.schema_version == SCHEMA_VERSION == 12
     after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
     for name in before.names:
         assert after[name].tolist() == before[name].tolist(), name
@@ -554,6 +556,36 @@ def test_a_version_9_databases_hits_open_without_a_latency_of_their_own(tmp_path
         (1,)).fetchall())
     assert "COVERING INDEX hits_defect_summary" in plan
     new.close()
+
+
+def test_a_version_11_databases_hits_keep_their_kind_as_their_spot_kind(tmp_path) -> None:
+    """Migration 12: hits stored before the detector told a hit's spot kind are what their kind says; new hits
+    store theirs (their kind when left out), and the defects' summaries read it from their covering index."""
+    path = tmp_path / "v11.db"
+    _old_store_with_hits(path, 11, ["d0", "d1"]).close()
+    new = Store.open(path)
+    assert new.hits_of_defects([1], ["kind", "spot_kind"], recent=5)["spot_kind"].tolist() == ["pothole"] * 2
+    with new.transaction():
+        new.add_hits({**_hit_cols(["rough", "rough"]), "spot_kind": np.array(["cover", "rough"])}, [{}, {}], {})
+        new.add_hits(_hit_cols(["joint"]), [{}], {})
+    got = new.hits_of_defects([1], ["kind", "spot_kind"], recent=10)
+    assert sorted(zip(got["kind"].tolist(), got["spot_kind"].tolist(), strict=True)) == [
+        ("joint", "joint"), ("pothole", "pothole"), ("pothole", "pothole"), ("rough", "cover"), ("rough", "rough")]
+    plan = " ".join(str(r) for r in new._ex(
+        "EXPLAIN QUERY PLAN SELECT kind, spot_kind FROM hits WHERE defect_id = ? ORDER BY t_s DESC LIMIT 5",
+        (1,)).fetchall())
+    assert "COVERING INDEX hits_defect_summary" in plan
+    new.close()
+
+
+def _hit_cols(kinds: list[str]) -> dict[str, np.ndarray]:
+    """Hits of trip t0 (device d0) on defect 1, one per kind."""
+    n = len(kinds)
+    return {"trip_id": np.full(n, "t0"), "device_id": np.full(n, "d0"), "defect_id": np.ones(n, np.int64),
+            "t_s": T0_S + np.arange(n, dtype=float), "lat_deg": np.zeros(n), "lon_deg": np.zeros(n),
+            "x_m": np.zeros(n), "y_m": np.zeros(n), "accuracy_m": np.full(n, 5.0), "heading_deg": np.zeros(n),
+            "kind": np.array(kinds), "severity": np.full(n, 3.0), "depth_class": np.full(n, "moderate"),
+            "confidence": np.full(n, 0.5), "speed_mps": np.full(n, 10.0)}
 
 
 def test_many_merges_at_once_move_the_rows_one_merge_at_a_time_would(tmp_path) -> None:
