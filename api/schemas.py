@@ -45,9 +45,14 @@ _SEVERITY = Field(description="equivalent depth [cm] of the step (potholes, cove
                               "the phone's impact band as much) or lift of the body (bumps); not raw g")
 
 
+_SPOT_KIND = Field(description="the kind without the rough-stretch rule: what the hit is if it repeats at one spot "
+                               "(a defect of rough hits from enough devices takes it)")
+
+
 class TripImpact(_Model):
     t: str | None
     kind: str
+    spot_kind: str = _SPOT_KIND
     severity: float | None = _SEVERITY
     depth_class: str | None
     confidence: float | None
@@ -120,6 +125,7 @@ class Hit(_Model):
     trip_id: str
     device_id: str
     kind: str
+    spot_kind: str = _SPOT_KIND
     severity: float | None = _SEVERITY
     confidence: float | None
     speed_mps: float | None

@@ -516,8 +516,9 @@ def get_trip(store: Store, principal: Principal, trip_id: str, zones: PrivacyZon
     impacts = []
     for i in range(len(hits)):
         impacts.append({
-            "t": _iso(hits["t_s"][i]), "kind": str(hits["kind"][i]), "severity": _num(hits["severity"][i], 2),
-            "depth_class": str(hits["depth_class"][i]) or None, "confidence": _num(hits["confidence"][i], 3),
+            "t": _iso(hits["t_s"][i]), "kind": str(hits["kind"][i]), "spot_kind": str(hits["spot_kind"][i]),
+            "severity": _num(hits["severity"][i], 2), "depth_class": str(hits["depth_class"][i]) or None,
+            "confidence": _num(hits["confidence"][i], 3),
             "speed_mps": _num(hits["speed_mps"][i], 2), "heading_deg": _num(hits["heading_deg"][i], 1),
             "defect_id": int(hits["defect_id"][i]) if hits["defect_id"][i] >= 0 else None,
             "lat": None if priv[i] else _num(hits["lat_deg"][i], 6),
@@ -617,7 +618,8 @@ def defect_detail(store: Store, principal: Principal, zones: PrivacyZones, defec
     priv = zones.private(store, hits["trip_id"], hits["lat_deg"], hits["lon_deg"])
     rec["hits_list"] = [{"t": _iso(hits["t_s"][i]), "trip_id": str(hits["trip_id"][i]),
                     "device_id": str(hits["device_id"][i]), "kind": str(hits["kind"][i]),
-                    "severity": _num(hits["severity"][i], 2), "confidence": _num(hits["confidence"][i], 3),
+                    "spot_kind": str(hits["spot_kind"][i]), "severity": _num(hits["severity"][i], 2),
+                    "confidence": _num(hits["confidence"][i], 3),
                     "speed_mps": _num(hits["speed_mps"][i], 2),
                     "lat": None if priv[i] else _num(hits["lat_deg"][i], 6),
                     "lon": None if priv[i] else _num(hits["lon_deg"][i], 6), "trimmed": bool(priv[i])}

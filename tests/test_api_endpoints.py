@@ -120,6 +120,7 @@ def test_trip_detail_has_the_impacts_with_positions_trimmed_near_the_ends(client
     trimmed = [i for i in t["impact_list"] if i["trimmed"]]
     assert kept and trimmed
     assert all(i["lat"] is None and i["lon"] is None for i in trimmed)
+    assert all(i["spot_kind"] == i["kind"] for i in t["impact_list"] if i["kind"] != "rough")
     d = distance_to_trip_ends_m([(i["lat"], i["lon"]) for i in kept], {trip_id: loaded_db.trip_ends[trip_id]})
     assert d.min() > 200.0
     untrimmed = client_for(privacy_trim_m=0).get(f"/v1/trips/{trip_id}", headers=bearer(loaded_db.crew)).json()
@@ -256,6 +257,7 @@ def test_defect_detail_crews_see_hits_and_devices_the_public_does_not(client_for
     c, p = crew.json(), public.json()
     assert c["id"] == p["id"] == did and c["history"] and c["history"][0]["to"] == "candidate"
     assert len(c["hits_list"]) == c["hits"] and {h["device_id"] for h in c["hits_list"]} <= set(loaded_db.devices)
+    assert all(h["spot_kind"] == h["kind"] for h in c["hits_list"] if h["kind"] != "rough")
     assert all(x["trip_id"] in loaded_db.trip_device for x in c["passes"])
     assert p["hits_list"] is None and all(x["trip_id"] is x["device_id"] is None for x in p["passes"])
     assert not any(dev in public.text for dev in loaded_db.devices)
