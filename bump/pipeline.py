@@ -187,7 +187,7 @@ def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id
         "heading_deg": imp["heading_deg"], "kind": imp["kind"].astype(str), "severity": imp["severity"],
         "depth_class": imp["depth_class"].astype(str), "confidence": imp["confidence"], "speed_mps": imp["speed_mps"],
         "own_latency_s": np.full(n, own_latency_s),
-        "spot_kind": (imp["spot_kind"] if "spot_kind" in imp else imp["kind"]).astype(str),
+        **({"spot_kind": imp["spot_kind"].astype(str)} if "spot_kind" in imp else {}),   # else the store's default
     })
     extra = [k for k in imp if k not in IMPACT_DTYPES and k not in _SKIP_FEATURES]
     features = Columns({k: imp[k] for k in extra}).to_records(decimals={k: 4 for k in extra}) if extra and n \

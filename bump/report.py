@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from detect import Columns, Detection
+from detect.pipeline import IMPACT_DTYPES
 from ingest import Trace
 
-IMPACT_FIELDS = ("t_s", "lat_deg", "lon_deg", "accuracy_m", "heading_deg", "kind", "severity", "depth_class",
-                 "confidence", "speed_mps", "spot_kind")
+IMPACT_FIELDS = tuple(IMPACT_DTYPES)          # what every impact carries, in the detector's order
 _DECIMALS = {"t_s": 3, "lat_deg": 6, "lon_deg": 6, "accuracy_m": 1, "heading_deg": 1, "severity": 2,
              "confidence": 3, "speed_mps": 2, "iri_m_per_km": 2, "rms_mps2": 3, "length_m": 1,
              "distance_start_m": 1, "t_start_s": 3, "t_end_s": 3}
