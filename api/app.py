@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 import api
-from api.deps import get_params
+from api.deps import params_of
 from api.metrics import Metrics, MetricsMiddleware, Receive, Scope, Send
 from api.ratelimit import RateLimiter
 from api.routes import cells, defects, devices, health, open311, traces, trips
@@ -39,7 +39,7 @@ from api.schemas import ErrorBody
 from api.settings import Settings
 from bump import service
 from bump.lifecycle import InvalidStatusError, StatusConflictError
-from bump.runtime import one_blas_thread
+from bump.runtime import keep_freed_memory, one_blas_thread
 from bump.store import StoreError, UnknownDefectError
 from detect.params import DetectorParams
 from ingest.errors import BumpError, FormatError, SizeError, TraceError
@@ -214,7 +214,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.warm_up:
         # before serving, so that the first uploads are not slower (the database's own parameters, if a reprocess
         # set others, differ at most in thresholds: the filter designs and calibrations are the same)
-        service.warm_up(get_params(app.state.settings) or DetectorParams())
+        service.warm_up(params_of(app.state.settings) or DetectorParams())
     yield
     with app.state.lock:
         pools = list(app.state.pools.values())
@@ -227,6 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The bump HTTP service. Settings come from the argument, else from the environment (``BUMP_*``)."""
     settings = settings if settings is not None else Settings()
     one_blas_thread()                         # each worker process: see bump.runtime
+    keep_freed_memory()
     app = FastAPI(title="bump", version="0.1.0", lifespan=_lifespan, openapi_tags=TAGS,
                   description="Road defects found by drivers' phones: upload trips, read ranked defects, maps and "
                               "Open311 service requests. Errors: `{\"error\": {\"code\", \"message\", \"field\"}}`.",

@@ -54,6 +54,6 @@ class Settings(BaseSettings):
                                                       "lock")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings (the FastAPI dependency)."""
     return request.app.state.settings

@@ -307,3 +307,27 @@ def test_open311_xml_paths_say_only_json_is_served(fresh: tuple[TestClient, str,
     [e] = client.get("/open311/v2/discovery.xml").json()
     assert "only the JSON format" in e["description"] and "discovery.json" not in e["description"]
     assert "no endpoint" in client.get("/v1/defects.xml").json()["error"]["message"]
+
+
+# ------------------------------------------------------------------------------------------ worker-thread hops
+
+def test_only_dependencies_that_block_run_in_worker_threads(fresh: tuple[TestClient, str, str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings, pool, zones, limiter, metrics and parameters answer on the event loop: a thread hop each cost
+    ~0.2 ms of CPU per request. The token lookup queries the database, so it keeps its thread."""
+    from fastapi.dependencies import utils
+
+    hopped: list[str] = []
+    real = utils.run_in_threadpool
+
+    async def recording(call: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(getattr(call, "__name__", repr(call)))
+        return await real(call, *args, **kwargs)
+
+    monkeypatch.setattr(utils, "run_in_threadpool", recording)
+    client, device, crew = fresh
+    up = client.post("/v1/traces", content=orjson.dumps(small_trip("hops")), headers={**JSON, **bearer(device)})
+    assert up.status_code == 201, up.text
+    assert client.get("/v1/defects", headers=bearer(crew)).status_code == 200
+    assert client.get("/v1/roughness.geojson").status_code == 200
+    assert hopped and set(hopped) == {"get_principal"}, hopped

@@ -26,3 +26,16 @@ def test_one_blas_thread_unless_the_environment_sets_it() -> None:
         pytest.skip("one core: BLAS has one thread anyway")
     assert _blas_threads() and set(_blas_threads()) == {1}
     assert set(_blas_threads(OPENBLAS_NUM_THREADS="2")) == {2}       # an explicit setting is left alone
+
+
+def test_keep_freed_memory_on_glibc_unless_the_environment_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from bump.runtime import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    monkeypatch.setenv("MALLOC_TOP_PAD_", str(1 << 20))
+    assert keep_freed_memory() is False                   # an explicit setting is left alone
+    monkeypatch.delenv("MALLOC_TOP_PAD_")
+    assert keep_freed_memory() is True                    # mallopt accepted M_TOP_PAD

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -24,11 +24,13 @@ def _epoch_s(t: datetime | None) -> float | None:
     return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
-class DefectFilters:
-    """The list's query parameters."""
+class DefectFilters(NamedTuple):
+    """The list's query parameters, as keyword arguments of the service's list."""
 
-    def __init__(
-        self,
+    kw: dict[str, Any]
+
+
+async def defect_filters(
         status: Annotated[str | None, Query(description="comma-separated statuses or 'all' (default: candidate, "
                                                         "confirmed, likely_repaired)", max_length=200)] = None,
         kind: Annotated[str | None, Query(description="comma-separated kinds or 'all' (default: pothole, cover, "
@@ -39,12 +41,13 @@ class DefectFilters:
         = None,
         limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page", max_length=200)] = None,
-    ) -> None:
-        self.kw = {"status": status, "kind": kind, "bbox": bbox, "min_confidence": min_confidence,
-                   "since_s": _epoch_s(since), "limit": limit, "cursor": cursor}
+) -> DefectFilters:
+    """The list's query parameters (async: read on the event loop, without a worker-thread hop)."""
+    return DefectFilters({"status": status, "kind": kind, "bbox": bbox, "min_confidence": min_confidence,
+                          "since_s": _epoch_s(since), "limit": limit, "cursor": cursor})
 
 
-FiltersDep = Annotated[DefectFilters, Depends()]
+FiltersDep = Annotated[DefectFilters, Depends(defect_filters)]
 DefectId = Annotated[int, Path(ge=1, le=2**62, description="the defect's id")]
 
 
