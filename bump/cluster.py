@@ -846,9 +846,9 @@ def both_directions(labels: np.ndarray, heading_deg: np.ndarray, n_labels: int, 
 def _kind_weights(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """(label, kind of :data:`KINDS`) sums of the hits' weights ``conf``; kinds not in KINDS count as unknown."""
     names = np.array(KINDS)
+    order = np.argsort(names)
     kind = np.asarray(hit_kind).astype(str)
-    code = np.searchsorted(names, kind, sorter=np.argsort(names))
-    code = np.argsort(names)[np.clip(code, 0, names.size - 1)]
+    code = order[np.clip(np.searchsorted(names, kind, sorter=order), 0, names.size - 1)]
     code = np.where(names[code] == kind, code, KINDS.index("unknown"))
     nk = names.size
     return np.bincount(labels * nk + code, conf, minlength=n_labels * nk).reshape(n_labels, nk)

@@ -656,10 +656,11 @@ def _absorbed(store: Store, cat: dict[str, np.ndarray], n_own: int, hits: Column
     both = Columns({n: np.concatenate([hits[n], theirs[n]]) for n in _PASS_HIT_COLUMNS})
     _, trip = np.unique(both["trip_id"], return_inverse=True)
     a, b = same_pass_pairs(trip.ravel(), both["t_s"], both["x_m"], both["y_m"], both["heading_deg"], dp)
-    seen_apart = {(int(p), int(q)) for p, q in zip(both["defect_id"][a], both["defect_id"][b], strict=True)}
-    keep = np.array([(int(cat["defect_id"][p]), int(cat["defect_id"][q])) not in seen_apart
-                     and (int(cat["defect_id"][q]), int(cat["defect_id"][p])) not in seen_apart
-                     for p, q in zip(i, j, strict=True)], dtype=bool)         # loop over absorbed defects (few)
+    ids = both["defect_id"]
+    seen_apart = set(zip(np.minimum(ids[a], ids[b]).tolist(), np.maximum(ids[a], ids[b]).tolist(), strict=True))
+    di, dj = cat["defect_id"][i], cat["defect_id"][j]
+    keep = np.array([pair not in seen_apart for pair in zip(np.minimum(di, dj).tolist(), np.maximum(di, dj).tolist(),
+                                                            strict=True)], dtype=bool)   # loop over absorbed defects
     i, j = i[keep], j[keep]
     return i, j, np.hypot(cat["x_m"][i] - cat["x_m"][j], cat["y_m"][i] - cat["y_m"][j])
 

@@ -12,7 +12,8 @@ Freed memory. A service worker handles each upload in a pool thread, whose glibc
 back to the kernel (``madvise``) once a request has freed its arrays; the next upload then faults those pages in
 again. In a ``bump serve`` worker under the upload bench that was ~1,200 page faults and ~2.5 ms of system CPU per
 10-minute trip. Keeping ``KEPT_HEAP_BYTES`` at the top of each heap (glibc's ``M_TOP_PAD``) ends it: ~115 faults and
-~3 ms less CPU per upload, for ~45 MB more resident memory per worker (bench/service_bench.py).
+~2.5 ms less system CPU per upload (the total's gain is within the runs' noise), for ~45 MB more
+resident memory per worker (bench/service_bench.py).
 """
 
 from __future__ import annotations
