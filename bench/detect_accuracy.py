@@ -7,6 +7,8 @@ For each scenario and seed (``bump simulate`` output, generated into --workdir w
   not recording) are counted apart (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is
   printed too;
 - pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
+- why the passes missed were: no candidate near them (and how close their characteristic function came to the
+  trigger threshold: its peak over the threshold, median over those passes), or the candidates' rejection reasons;
 - the share of detected impacts on speed bumps, humps, joints, rail crossings and covers labelled "pothole";
 - impacts reported during phone handling, re-mounts and door slams (+- 1 s; a real hit on a road feature then is
   not counted);
@@ -34,11 +36,40 @@ from bump.evaluate import evaluate_impacts, load_truth
 from bump.sim import generate
 from bump.sim.phone import slow_phone
 from bump.sim.scenario import SCENARIOS
-from detect import DetectorParams, detect
+from detect import Detection, DetectorParams, detect
 
 TOL_S = 0.5
+GROUP_S = 1.5          # wheel hits of one pass lie this close (evaluate_impacts' group_s)
 LOW_RATES_HZ = (25.0, 50.0 / 3.0, 10.0, 5.0)      # every simulated rate (50, 100, 200 Hz) divides into these
 FEATURES = ("speed_bump", "hump", "joint", "rail", "cover")
+
+
+def _at_hit(det: Detection, t_s: float) -> tuple[float, set[str]]:
+    """At a truth wheel hit at ``t_s`` [s]: the peak of the characteristic function over the trigger threshold
+    within ``TOL_S`` (>= 1 crosses it), and why the candidates there were rejected ("" for an impact)."""
+    sig = det.signals
+    i0, i1 = np.searchsorted(sig.t_s, (t_s - TOL_S, t_s + TOL_S))
+    peak = float(np.max(sig.cf_mps2[i0:i1] / sig.threshold_mps2[i0:i1])) if i1 > i0 else float("nan")
+    near = np.abs(det.candidates["t_s"] - t_s) < TOL_S
+    return peak, {str(r) for r in det.candidates["rejected"][near]}
+
+
+def _why_missed(missed: tuple, at_hits: dict) -> dict[str, float]:
+    """Counts of missed passes by cause: no candidate within ``TOL_S`` of any wheel hit of the pass, or the
+    candidates' rejection reasons (joined); and the median over the passes without a candidate of the
+    characteristic function's peak over the threshold at their hits (how far they were from triggering)."""
+    causes: dict[str, float] = defaultdict(float, missed=float(len(missed)))
+    peaks = []
+    for trip, did, t_first in missed:
+        hits = [h for h in at_hits[(trip, str(did))] if 0.0 <= h[0] - t_first <= GROUP_S]
+        reasons = set().union(*(h[2] for h in hits)) - {""} if hits else set()
+        if reasons:
+            causes["missed_rejected_" + "+".join(sorted(reasons))] += 1
+        else:
+            causes["missed_no_candidate"] += 1
+            peaks.append(max((h[1] for h in hits), default=float("nan")))
+    causes["missed_peak_over_threshold"] = float(np.nanmedian(peaks)) if np.isfinite(peaks).any() else float("nan")
+    return dict(causes)
 
 
 def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
@@ -48,6 +79,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
     impacts: dict[str, list[dict]] = {}
     impacts_low: dict[float, dict[str, list[dict]]] = {rate: {} for rate in LOW_RATES_HZ}
     feature_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    at_hits: dict[tuple[str, str], list[tuple[float, float, set[str]]]] = defaultdict(list)
     events_reported = 0
     for path in sorted((folder / "trips").glob("*.json.gz")):
         trace = ingest.read(path)
@@ -55,14 +87,17 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
         rows = [{"t": float(t), "kind": str(k)} for t, k in zip(det.impacts["t_s"], det.impacts["kind"], strict=True)]
         impacts[trace.trip_id] = rows
         t_det = det.impacts["t_s"]
-        for imp in (i for i in truth.impacts if i["trip_id"] == trace.trip_id):
+        mine = [i for i in truth.impacts if i["trip_id"] == trace.trip_id]
+        for imp in mine:                                                        # loop over the trip's truth hits
             kind = defects[imp["defect_id"]]["type"]
             if kind in FEATURES and not (kind == "cover" and defects[imp["defect_id"]]["reportable"]):
                 near = np.flatnonzero(np.abs(t_det - float(imp["t"])) < TOL_S)
                 if near.size:
                     feature_hits[kind][0] += 1
                     feature_hits[kind][1] += int(np.any(det.impacts["kind"][near] == "pothole"))
-        road_t = np.array([float(i["t"]) for i in truth.impacts if i["trip_id"] == trace.trip_id])
+        for imp in (i for i in mine if defects[i["defect_id"]]["reportable"]):
+            at_hits[(trace.trip_id, str(imp["defect_id"]))].append((float(imp["t"]), *_at_hit(det, float(imp["t"]))))
+        road_t = np.array([float(i["t"]) for i in mine])
         on_road = (np.abs(t_det[:, None] - road_t[None, :]) < TOL_S).any(axis=1) if road_t.size else \
             np.zeros(t_det.size, dtype=bool)
         for ev in (e for e in truth.events if e["trip_id"] == trace.trip_id and e["type"] != "gap"):
@@ -73,7 +108,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
                 low = detect(slow_phone(trace, rate), params)
                 impacts_low[rate][trace.trip_id] = [{"t": float(t), "kind": str(k)} for t, k in
                                                     zip(low.impacts["t_s"], low.impacts["kind"], strict=True)]
-    score = evaluate_impacts(truth, impacts, None, tol_s=TOL_S)
+    score = evaluate_impacts(truth, impacts, None, tol_s=TOL_S, group_s=GROUP_S)
     # recall by phone rate and by overlap, over the scored passes (matched or missed)
     overlap = {(str(i["trip_id"]), str(i["defect_id"])): max(float(i.get("overlap", 1.0)), 0.0)
                for i in truth.impacts}
@@ -84,6 +119,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
         by_rate[float(trips[trip]["fs_hz"])].append(hit)
         if overlap.get((trip, did), 1.0) >= 0.5:
             wide.append(hit)
+    out_missed = _why_missed(score.missed, at_hits)
     n_all = score.n_passes + len(score.unscored)
     km = sum(float(t.get("length_m", 0.0)) for t in truth.trips) / 1000.0
     out: dict[str, float | str] = {
@@ -92,7 +128,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
         "recall_all_passes": (score.tp + sum(u[3] for u in score.unscored)) / n_all if n_all else float("nan"),
         "recall_overlap_ge_half": float(np.mean(wide)) if wide else float("nan"),
         "false_potholes_per_km": score.pothole_fp_by_kind.get("none", 0) / km if km else float("nan"),
-        "km": km, "handling_or_door_slam_impacts": float(events_reported),
+        "km": km, "handling_or_door_slam_impacts": float(events_reported), **out_missed,
     }
     for rate, hits in sorted(by_rate.items()):
         out[f"recall_{rate:g}Hz"] = float(np.mean(hits))
@@ -128,6 +164,13 @@ def main() -> None:
                   f"(+{r['unscored']:.0f} grazed or while the phone was handled or not recording), {r['km']:.1f} km")
             print(f"  recall {r['recall']:.3f}  (by rate: {rates})  overlap >= 0.5: {r['recall_overlap_ge_half']:.3f}"
                   f"  all passes incl. unfelt: {r['recall_all_passes']:.3f}")
+            rejected = sorted(((k[16:], v) for k, v in r.items() if k.startswith("missed_rejected_")),
+                              key=lambda kv: -float(kv[1]))
+            why = ", ".join(f"{reason} {n:.0f}" for reason, n in rejected)
+            none = r.get("missed_no_candidate", 0.0)
+            peak = (f" (their characteristic function peaked at a median {r['missed_peak_over_threshold']:.2f} of "
+                    "the trigger threshold)" if none else "")
+            print(f"  missed {r['missed']:.0f}: no candidate {none:.0f}{peak}{', rejected: ' + why if why else ''}")
             print(f"  false potholes on clean road: {r['false_potholes_per_km']:.3f} per km")
             print(f"  designed features / covers labelled pothole (share of their detected hits): {feats}")
             print(f"  impacts during handling, re-mounts and door slams: {r['handling_or_door_slam_impacts']:.0f}")
