@@ -56,15 +56,16 @@ def _at_hit(det: Detection, t_s: float) -> tuple[float, set[str]]:
 
 def _why_missed(missed: tuple, at_hits: dict) -> dict[str, float]:
     """Counts of missed passes by cause: no candidate within ``TOL_S`` of any wheel hit of the pass, or the
-    candidates' rejection reasons (joined); and the median over the passes without a candidate of the
-    characteristic function's peak over the threshold at their hits (how far they were from triggering)."""
+    candidates' rejection reasons (joined; an accepted impact there was matched to another pass); and the median
+    over the passes without a candidate of the characteristic function's peak over the threshold at their hits (how
+    far they were from triggering)."""
     causes: dict[str, float] = defaultdict(float, missed=float(len(missed)))
     peaks = []
     for trip, did, t_first in missed:
         hits = [h for h in at_hits[(trip, str(did))] if 0.0 <= h[0] - t_first <= GROUP_S]
-        reasons = set().union(*(h[2] for h in hits)) - {""} if hits else set()
-        if reasons:
-            causes["missed_rejected_" + "+".join(sorted(reasons))] += 1
+        reasons = set().union(*(h[2] for h in hits)) if hits else set()
+        if reasons:                         # "": an impact there, matched to another pass of the trip
+            causes["missed_rejected_" + "+".join(sorted(r or "impact of another pass" for r in reasons))] += 1
         else:
             causes["missed_no_candidate"] += 1
             peaks.append(max((h[1] for h in hits), default=float("nan")))

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage, signal
-from scipy.linalg import LinAlgError, blas, solve_toeplitz
+from scipy.linalg import LinAlgError, blas, solve_toeplitz, toeplitz
 
 CHUNK_SAMPLES = 1 << 15    # chains of elementwise passes run chunk by chunk, their temporaries staying in cache
 SNAP_STEPS = 0.05     # input within this many grid steps of a uniform grid is used as it is (no interpolation)
@@ -801,8 +801,7 @@ def whiten(x: np.ndarray, fit_on: np.ndarray, use: np.ndarray, segment_starts: n
         # the output's power from the input's autocorrelation: sum_ij t_i t_j r(|i - j|), the gain put in the taps
         r = autocorrelation(x[s:e], taps.size - 1)
         if r.size == taps.size:
-            lag = np.abs(np.subtract.outer(np.arange(taps.size), np.arange(taps.size)))
-            power = float(taps @ r[lag] @ taps)
+            power = float(taps @ toeplitz(r) @ taps)
             taps = taps * np.sqrt(r[0] / power) if power > 0.0 else taps
         out[s:e] = np.convolve(x[s:e], taps)[:e - s]
     return out
