@@ -2,9 +2,9 @@
 
 For each scenario and seed (``bump simulate`` output, generated into --workdir when missing) it prints:
 - recall of passes over reportable defects (one pass = the front and rear wheels of a trip over one defect),
-  overall, by phone rate, and for passes where the tyre overlapped the hole by at least half its width; passes no
-  phone could feel (the tyre grazed the edge and moved < 1 cm, or the phone was in a hand, being re-mounted or
-  not recording) are counted apart (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is
+  overall, by phone rate, by the road's ISO 8608 roughness class, and for passes where the tyre overlapped the
+  hole by at least half its width; passes no phone could feel (the tyre grazed the edge and moved < 1 cm, or the
+  phone was in a hand, being re-mounted or not recording) are counted apart (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is
   printed too;
 - pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
 - why the passes missed were: no candidate near them (and how close their characteristic function came to the
@@ -25,6 +25,7 @@ handling or door slams.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -73,6 +74,13 @@ def _why_missed(missed: tuple, at_hits: dict) -> dict[str, float]:
     return dict(causes)
 
 
+def road_classes(truth_path: Path) -> dict[str, str]:
+    """ISO 8608 roughness class (A smoothest ... H) of each simulated road, by road id: a rougher road lifts the
+    local background the characteristic function is compared with, so a hole of the same depth stands out less."""
+    with open(truth_path, encoding="utf-8") as f:
+        return {str(r["road_id"]): str(r.get("iso_class", "?")) for r in json.load(f).get("roads", [])}
+
+
 def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
     truth = load_truth(folder / "truth.json")
     defects = {d["id"]: d for d in truth.defects}
@@ -115,9 +123,12 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
                for i in truth.impacts}
     outcomes = [(m[0], str(m[2]), True) for m in score.matches] + [(m[0], str(m[1]), False) for m in score.missed]
     by_rate: dict[float, list[bool]] = defaultdict(list)
+    by_road: dict[str, list[bool]] = defaultdict(list)
     wide: list[bool] = []
+    road_class = road_classes(folder / "truth.json")
     for trip, did, hit in outcomes:
         by_rate[float(trips[trip]["fs_hz"])].append(hit)
+        by_road[road_class.get(str(defects.get(did, {}).get("road_id")), "?")].append(hit)
         if overlap.get((trip, did), 1.0) >= 0.5:
             wide.append(hit)
     out_missed = _why_missed(score.missed, at_hits)
@@ -133,6 +144,9 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
     }
     for rate, hits in sorted(by_rate.items()):
         out[f"recall_{rate:g}Hz"] = float(np.mean(hits))
+    for iso, hits in sorted(by_road.items()):
+        out[f"road_{iso}_recall"] = float(np.mean(hits))
+        out[f"road_{iso}_passes"] = float(len(hits))
     for kind in FEATURES:
         n, pot = feature_hits[kind]
         out[f"{kind}_as_pothole"] = pot / n if n else float("nan")
@@ -165,6 +179,9 @@ def main() -> None:
                   f"(+{r['unscored']:.0f} grazed or while the phone was handled or not recording), {r['km']:.1f} km")
             print(f"  recall {r['recall']:.3f}  (by rate: {rates})  overlap >= 0.5: {r['recall_overlap_ge_half']:.3f}"
                   f"  all passes incl. unfelt: {r['recall_all_passes']:.3f}")
+            roads = "  ".join(f"{k[5:-7]} {v:.3f} ({r[k[:-7] + '_passes']:.0f})" for k, v in r.items()
+                              if k.startswith("road_") and k.endswith("_recall"))
+            print(f"  recall by the road's ISO 8608 class (passes): {roads}")
             rejected = sorted(((k[16:], v) for k, v in r.items() if k.startswith("missed_rejected_")),
                               key=lambda kv: -float(kv[1]))
             why = ", ".join(f"{reason} {n:.0f}" for reason, n in rejected)
