@@ -4,8 +4,8 @@ For each scenario and seed (``bump simulate`` output, generated into --workdir w
 - recall of passes over reportable defects (one pass = the front and rear wheels of a trip over one defect),
   overall, by phone rate, by the road's ISO 8608 roughness class, and for passes where the tyre overlapped the
   hole by at least half its width; passes no phone could feel (the tyre grazed the edge and moved < 1 cm, or the
-  phone was in a hand, being re-mounted or not recording) are counted apart (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is
-  printed too;
+  phone was in a hand, being re-mounted or not recording) are counted apart
+  (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is printed too;
 - pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
 - why the passes missed were: no candidate near them (and how close their characteristic function came to the
   trigger threshold: its peak over the threshold, median over those passes), or the candidates' rejection reasons;
