@@ -25,7 +25,6 @@ handling or door slams.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import ingest
-from bump.evaluate import evaluate_impacts, load_truth
+from bump.evaluate import Truth, evaluate_impacts, load_truth
 from bump.sim import generate
 from bump.sim.phone import slow_phone
 from bump.sim.scenario import SCENARIOS
@@ -74,11 +73,10 @@ def _why_missed(missed: tuple, at_hits: dict) -> dict[str, float]:
     return dict(causes)
 
 
-def road_classes(truth_path: Path) -> dict[str, str]:
+def road_classes(truth: Truth) -> dict[str, str]:
     """ISO 8608 roughness class (A smoothest ... H) of each simulated road, by road id: a rougher road lifts the
     local background the characteristic function is compared with, so a hole of the same depth stands out less."""
-    with open(truth_path, encoding="utf-8") as f:
-        return {str(r["road_id"]): str(r.get("iso_class", "?")) for r in json.load(f).get("roads", [])}
+    return {str(r.get("road_id")): str(r.get("iso_class", "?")) for r in truth.roads}
 
 
 def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
@@ -125,7 +123,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
     by_rate: dict[float, list[bool]] = defaultdict(list)
     by_road: dict[str, list[bool]] = defaultdict(list)
     wide: list[bool] = []
-    road_class = road_classes(folder / "truth.json")
+    road_class = road_classes(truth)
     for trip, did, hit in outcomes:
         by_rate[float(trips[trip]["fs_hz"])].append(hit)
         by_road[road_class.get(str(defects.get(did, {}).get("road_id")), "?")].append(hit)

@@ -29,7 +29,8 @@ Truth file::
      "defects": [{"id", "type", "lat", "lon", "depth_m" | "height_m", "length_m", "width_m", "lateral_offset_m",
                   "direction", "reportable", "repaired_after"?}],
      "impacts": [{"trip_id", "t", "defect_id", "type", "wheel", "speed_mps", "input_m"?}],
-     "trips": [{"trip_id", "device_id"}], "events": [{"trip_id", "t", "type", "duration_s"?}]}
+     "trips": [{"trip_id", "device_id"}], "events": [{"trip_id", "t", "type", "duration_s"?}],
+     "roads"?: [{"road_id", "iso_class", ...}]}
 
 Types: pothole, cover, speed_bump, hump, joint, rail. ``reportable`` is true for potholes >= 3 cm deep and covers
 sunk > 2.5 cm; when it is missing it is derived by that rule. Truth impact times are trusted as physical events
@@ -97,6 +98,7 @@ class Truth:
     trips: tuple[dict[str, Any], ...] = ()
     events: tuple[dict[str, Any], ...] = ()
     source: str | None = None
+    roads: tuple[dict[str, Any], ...] = ()     # the simulated roads (road_id, iso_class, ...), as the file has them
 
     @property
     def projection(self) -> LocalProjection:
@@ -144,7 +146,8 @@ class Truth:
         for k, r in enumerate(_list(doc, "events", source)):
             r = _with_trip(r, f"events[{k}]", source)
             events.append({**r, "t": _number(r.get("t"), source, f"events[{k}].t"), "type": str(r.get("type"))})
-        return cls(lat0, lon0, defects, impacts, trips, tuple(events), source)
+        roads = tuple(dict(r) for r in _list(doc, "roads", source) if isinstance(r, Mapping))
+        return cls(lat0, lon0, defects, impacts, trips, tuple(events), source, roads)
 
 
 def load_truth(path: str | Path) -> Truth:
