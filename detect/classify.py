@@ -50,6 +50,7 @@ import numpy as np
 
 from detect.columns import Columns
 from detect.params import DetectorParams
+from detect.signal import design_rate_hz
 
 KINDS = ("pothole", "speed_bump", "joint", "cover", "rough", "unknown")
 
@@ -69,10 +70,22 @@ def step_depth_m(cf_peak_mps2: np.ndarray, snr: np.ndarray, step_gain_per_s2: fl
 
 def equivalent_depth_m(feat: Columns, params: DetectorParams, fs_hz: float) -> np.ndarray:
     """Equivalent depth [m] of each one-wheel event: from the impact band's ringing (:func:`step_depth_m`) where
-    the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that."""
-    if fs_hz >= 2.0 * params.impact_band_hz[1]:
+    the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that. The rate
+    is taken as its design key (:func:`detect.signal.design_rate_hz`): a 50 Hz phone whose clock runs 20 ppm slow
+    is a 50 Hz phone."""
+    if design_rate_hz(fs_hz) >= 2.0 * params.impact_band_hz[1]:
         return step_depth_m(feat["cf_peak_mps2"], feat["snr"], params.step_gain_per_s2)
     return depth_estimate_m(feat["vel_p2p_mps"], params.damper_rate_per_s)
+
+
+DEPTH_CLASS_EDGES_M = (0.025, 0.05)    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm
+
+
+def depth_class_of(depth_m: np.ndarray) -> np.ndarray:
+    """"low", "moderate" or "high" per depth [m] (:data:`DEPTH_CLASS_EDGES_M`); "" where the depth is NaN."""
+    d = np.asarray(depth_m, dtype=np.float64)
+    low, high = DEPTH_CLASS_EDGES_M
+    return np.select([np.isnan(d), d < low, d < high], ["", "low", "moderate"], default="high").astype("U8")
 
 
 def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
@@ -134,7 +147,6 @@ def classify(feat: Columns, params: DetectorParams, fs_hz: float) -> Classificat
                        default=np.minimum(wheel_margin, depth_margin))
     kind_conf = 0.5 + 0.5 * np.tanh(2.0 * margin)
     confidence = np.clip(detect_conf * kind_conf, 0.0, 1.0)
-    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm; "proud": a casting standing up, no hole
-    depth_class = np.select([(kind == "cover") & proud, depth_m < 0.025, depth_m < 0.05],
-                            ["proud", "low", "moderate"], default="high").astype("U8")
+    # "proud": a casting standing up, no hole
+    depth_class = np.where((kind == "cover") & proud, "proud", depth_class_of(depth_m)).astype("U8")
     return Classification(kind, confidence, severity_cm, depth_class, spot_kind)

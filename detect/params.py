@@ -21,7 +21,13 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.18"     # 0.18: every impact also carries its spot_kind (its kind without the
+DETECTOR_VERSION = "bump-detect/0.19"     # 0.19: the grid is locked to the phone's sample clock (rate and phase,
+#                                           detect.signal.sample_clock), not drifting through the samples at the
+#                                           median interval: linear interpolation half-way between samples had
+#                                           low-passed the impact band (a 50 Hz phone read ~15 % shallower than a
+#                                           100 Hz one); a 50 Hz phone whose clock runs a few ppm slow keeps the
+#                                           ringing depth estimate.
+#                                           0.18: every impact also carries its spot_kind (its kind without the
 #                                           rough-stretch rule); kinds, severities, confidences and depth classes
 #                                           are unchanged.
 #                                           0.17: the equivalent depth (severity, and the cover/pothole depth rule)

@@ -25,7 +25,7 @@ from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, handling_spans, orient
 from detect.params import DetectorParams
 from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
-from detect.signal import bandpass, grid_rate_hz, resample_uniform, whiten
+from detect.signal import bandpass, resample_uniform, sample_clock, whiten
 from ingest.trace import Trace
 
 IMPACT_DTYPES: dict[str, str] = {
@@ -63,9 +63,9 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   ) -> tuple[Signals, Orientation]:
     """Resample, orient and filter a trace (stages 1-3), with the GPS fixes ``latency_s`` late (default
     ``params.gps_latency_s``)."""
-    fs = grid_rate_hz(trace.t_s, params.max_rate_hz)
+    fs, origin_s = sample_clock(trace.t_s, params.max_rate_hz)
     gap_s = max(params.gap_s, 2.5 / fs)
-    t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s)
+    t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s, origin_s=origin_s)
     # GPS derivatives only feed the 1-s blocks of the orientation: on a >= 20 Hz grid whose steps tile those blocks
     motion = motion_on_grid(float(t[0]), fs, t.size, trace.gps_t_s, trace.lat_deg, trace.lon_deg,
                             trace.speed_mps, trace.heading_deg,

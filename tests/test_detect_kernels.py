@@ -22,6 +22,7 @@ from detect.signal import (
     resample_uniform,
     running_background,
     running_max_every,
+    sample_clock,
     true_runs,
     whiten,
 )
@@ -73,6 +74,65 @@ def test_resample_uniform_decimation_averages() -> None:
     v = np.sin(2 * np.pi * 300 * t)      # far above the 50 Hz grid's Nyquist: averaged away, not aliased
     _, vg, _ = resample_uniform(t, v, 50.0, 0.25)
     assert np.max(np.abs(vg[1:-1])) < 0.1
+
+
+def phone_clock(n: int, fs_hz: float, ppm: float, jitter_steps: float, drop: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(stamps [s], tick numbers, true rate [Hz]) of a phone clock: ``ppm`` off nominal, Gaussian stamp jitter
+    clipped at 0.4 of a period, a fraction ``drop`` of the ticks dropped and a 2-s gap in the middle."""
+    g = np.random.default_rng(seed)
+    period = (1.0 + ppm * 1e-6) / fs_hz
+    ticks = np.arange(n)
+    ticks = ticks[(g.random(n) >= drop) & ~((ticks > n // 2) & (ticks < n // 2 + 2 * fs_hz))]
+    t = 1_780_000_000.0 + 0.123 + ticks * period + np.clip(g.normal(0.0, jitter_steps * period, ticks.size),
+                                                           -0.4 * period, 0.4 * period)
+    return t, ticks, 1.0 / period
+
+
+def clock_twin(t: np.ndarray, ticks: np.ndarray) -> tuple[float, float]:
+    """Least-squares line through (tick, stamp) when the ticks are known: (rate [Hz], stamp of tick 0 [s])."""
+    k = ticks.astype(float)
+    km, tm = k.mean(), t.mean()
+    slope = sum((a - km) * (b - tm) for a, b in zip(k, t, strict=True)) / sum((a - km) ** 2 for a in k)
+    return 1.0 / slope, float(t.mean() - slope * k.mean())
+
+
+@pytest.mark.parametrize(("fs_hz", "ppm", "jitter"), [(50.0, -40.0, 0.02), (100.0, 55.0, 0.12), (200.0, 12.0, 0.06)])
+def test_sample_clock_locks_the_grid_to_the_phones_clock(fs_hz: float, ppm: float, jitter: float) -> None:
+    """Rate and phase as a line fit through the (known) ticks finds them; every sample sits within its jitter of a
+    grid point from the first to the last, where a grid at the median interval drifts by whole steps."""
+    t, ticks, rate = phone_clock(30_000, fs_hz, ppm, jitter, 0.01, seed=int(fs_hz))
+    fs, origin = sample_clock(t, 200.0)
+    want_fs, tick0_s = clock_twin(t, ticks)
+    assert fs == pytest.approx(want_fs, rel=1e-6) and fs == pytest.approx(rate, rel=2e-6)   # < 0.03 steps of drift
+    steps = (t - origin) * fs
+    off = steps - np.rint(steps)
+    assert abs(origin - t[0]) * fs <= 0.5 and abs(((tick0_s - origin) * fs + 0.5) % 1.0 - 0.5) < 0.02
+    for part in np.array_split(off, 10):                  # no drift anywhere along the trip
+        assert abs(part.mean()) < 0.03 and np.median(np.abs(part)) < 0.8 * jitter + 0.01
+    median_fs = 1.0 / np.median(np.diff(t))
+    drift = (t[-1] - t[0]) * abs(median_fs - rate)
+    assert drift > 0.3 or jitter < 0.05                    # what the median-interval grid did (steps over the trip)
+
+
+def test_sample_clock_keeps_the_impact_band_on_a_slow_phone() -> None:
+    """A 20 Hz ringing sampled at 50 Hz, resampled onto the locked grid, keeps its amplitude (linear interpolation
+    half-way between samples would leave cos(pi 20/50) = 0.31 of it, ~0.6 on average over a drifting grid)."""
+    t, _, _ = phone_clock(20_000, 50.0, 30.0, 0.03, 0.01, seed=3)
+    v = np.sin(2 * np.pi * 20.0 * (t - t[0]))
+    fs, origin = sample_clock(t, 200.0)
+    _, vg, ok = resample_uniform(t, v, fs, 0.25, origin_s=origin)
+    rms = float(np.sqrt(np.mean(vg[ok] ** 2)))
+    assert rms > 0.95 * np.sqrt(0.5)
+    _, drifting, ok2 = resample_uniform(t, v, 1.0 / np.median(np.diff(t)), 0.25)
+    assert np.sqrt(np.mean(drifting[ok2] ** 2)) < 0.9 * np.sqrt(0.5)     # the grid this replaces
+
+
+def test_sample_clock_leaves_fast_phones_to_decimation() -> None:
+    t = 1_780_000_000.0 + np.arange(5000) / 400.0
+    assert sample_clock(t, 200.0) == (200.0, t[0])
+    t2, _, _ = phone_clock(5000, 200.0, -80.0, 0.02, 0.0, seed=5)        # 80 ppm fast is still a 200 Hz phone
+    assert sample_clock(t2, 200.0)[0] > 200.0
 
 
 def moving_rms_twin(x: np.ndarray, n: int, at: np.ndarray) -> list[float]:

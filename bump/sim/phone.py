@@ -344,12 +344,23 @@ def read_gyroscope(t_sim_s: np.ndarray, phone_rate: np.ndarray, t_sample_s: np.n
 
 
 def slow_phone(trace: Trace, rate_hz: float) -> Trace:
-    """``trace`` as a phone sampling at ``rate_hz`` [Hz] would deliver it: every n-th accelerometer and gyroscope
-    sample (n = the trace's rate / ``rate_hz``, rounded), no anti-alias filter (Android's slow sensor delays)."""
+    """``trace`` as a phone sampling at ``rate_hz`` [Hz] would deliver it: the samples at every n-th tick of the
+    sensor's clock (n = the trace's rate / ``rate_hz``, rounded), no anti-alias filter (Android's slow sensor
+    delays). A tick whose sample the fast phone dropped is dropped here too; the slow clock keeps its phase."""
     step = max(1, round(trace.quality.accel_rate_hz / rate_hz))
     doc = to_document(trace)
     for block in ("accel", "gyro"):
         if block in doc:
+            keep = _clock_ticks(np.asarray(doc[block]["t"], dtype=np.float64)) % step == 0
             for k in ("t", "x", "y", "z"):
-                doc[block][k] = np.ascontiguousarray(doc[block][k][::step])
+                doc[block][k] = np.ascontiguousarray(np.asarray(doc[block][k])[keep])
     return read(dumps_document(doc))
+
+
+def _clock_ticks(t_s: np.ndarray) -> np.ndarray:
+    """Tick number of each sample on its sensor's clock: the periods (median interval) counted interval by
+    interval, so a dropped sample or a gap skips its ticks."""
+    if t_s.size < 2:
+        return np.zeros(t_s.size, dtype=np.int64)
+    dt = np.diff(t_s)
+    return np.concatenate(([0], np.cumsum(np.rint(dt / np.median(dt))).astype(np.int64)))
