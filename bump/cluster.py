@@ -52,7 +52,9 @@ Depth class. "proud" (a casting standing up: nothing to fill; the crews' list le
 class "low", sunk less than 25 mm: :data:`MINOR_COVER_CLASSES`) is a vote: a ``cover``
 whose hits were read as proud (first motion up) more than ``proud_share`` of the time (a tie lists it). One hit's first
 motion is fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity
-alone got it wrong both ways. Otherwise the class of the non-proud hit whose severity is nearest the defect's.
+alone got it wrong both ways. Otherwise the class of the defect's severity (:func:`detect.classify.depth_class_of`),
+as its hits' classes are of theirs: the class of one hit near that severity could be another kind's (a speed-bump
+reading's lift) and contradict it.
 
 GPS latency. A fix reported at time t shows where the phone was at t - latency (0-1 s on phones), so every hit
 lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
@@ -90,13 +92,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from detect.classify import depth_class_of
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.5"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+DEFECTS_VERSION = "bump-defects/0.6"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
 #                                          0.4: a one-direction defect merges across directions only if hit as a
-#                                          full-width feature is; 0.5: a tie in the proud vote lists the cover
+#                                          full-width feature is; 0.5: a tie in the proud vote lists the cover;
+#                                          0.6: a defect's depth class is its severity's, not one hit's
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -936,18 +940,14 @@ def first_per_label(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.n
     return out
 
 
-def decide_depth_classes(labels: np.ndarray, n_labels: int, severity: np.ndarray, hit_class: np.ndarray,
-                         defect_severity: np.ndarray, kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
-    """Depth class per label (defect) from its hits' classes and severities [cm], its severity [cm] and its kind
+def decide_depth_classes(labels: np.ndarray, n_labels: int, hit_class: np.ndarray, defect_severity: np.ndarray,
+                         kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
+    """Depth class per label (defect) from its hits' classes (for the proud vote), its severity [cm] and its kind
     (see the module docstring, "Depth class")."""
-    hit_class = np.asarray(hit_class).astype(str)
-    is_proud = hit_class == "proud"
+    is_proud = np.asarray(hit_class).astype(str) == "proud"
     share = np.bincount(labels, is_proud.astype(float), minlength=n_labels) / np.maximum(
         np.bincount(labels, minlength=n_labels), 1)
-    cost = np.where(is_proud, np.inf, np.nan_to_num(np.abs(severity - defect_severity[labels]), nan=1e9))
-    near = first_per_label(labels, cost, n_labels)
-    out = np.where(near >= 0, hit_class[np.maximum(near, 0)], "")
-    out = np.where((near >= 0) & is_proud[np.maximum(near, 0)], "", out)       # every hit proud
+    out = depth_class_of(np.asarray(defect_severity, dtype=np.float64) / 100.0)
     return np.where((np.asarray(kinds) == "cover") & (share > dp.proud_share), "proud", out)
 
 

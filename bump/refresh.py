@@ -120,7 +120,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
                                   dp, hit_spot_kind=hits["spot_kind"], n_devices=totals["n_devices"][total])
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
-    depth = decide_depth_classes(lab, k, hits["severity"], hits["depth_class"], sev, kinds, dp)
+    depth = decide_depth_classes(lab, k, hits["depth_class"], sev, kinds, dp)
     kinds, reasons = deeper_than_castings(kinds, reasons, sev, depth, dp)
     _, dev_idx = np.unique(hits["device_id"], return_inverse=True)
     pair = lab * (int(dev_idx.max(initial=0)) + 1) + dev_idx.ravel()

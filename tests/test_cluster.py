@@ -276,21 +276,30 @@ def test_a_cover_is_proud_by_the_vote_of_its_hits_not_by_one_hit() -> None:
     # defect 1: a casting standing up, two of its three hits read proud
     labels = np.array([0, 0, 0, 0, 1, 1, 1])
     hit_class = np.array(["moderate", "proud", "moderate", "low", "proud", "proud", "moderate"])
-    severity = np.array([3.0, 4.0, 3.2, 2.0, 3.0, 3.0, 3.1])
     defect_severity = np.array([4.0, 3.0])
     kinds = np.array(["cover", "cover"])
-    out = decide_depth_classes(labels, 2, severity, hit_class, defect_severity, kinds, P)
+    out = decide_depth_classes(labels, 2, hit_class, defect_severity, kinds, P)
     assert out.tolist() == ["moderate", "proud"]
     # a pothole is never proud, whatever its hits' first motion; an all-proud vote short of the share is not
-    pothole = decide_depth_classes(labels, 2, severity, hit_class, defect_severity, np.array(["pothole"] * 2), P)
+    pothole = decide_depth_classes(labels, 2, hit_class, defect_severity, np.array(["pothole"] * 2), P)
     assert pothole.tolist() == ["moderate", "moderate"]
     strict = DefectParams(proud_share=0.7)
-    assert decide_depth_classes(labels, 2, severity, hit_class, defect_severity, kinds, strict)[1] == "moderate"
+    assert decide_depth_classes(labels, 2, hit_class, defect_severity, kinds, strict)[1] == "moderate"
     # a tie is no majority: half of the hits proud leaves the cover on the list (a 50 Hz phone in a cup holder
     # can feel a deep hole's far edge first)
     tie = np.array(["proud", "moderate", "proud", "moderate"])
-    assert decide_depth_classes(np.zeros(4, np.int64), 1, np.full(4, 3.0), tie, np.array([3.0]),
+    assert decide_depth_classes(np.zeros(4, np.int64), 1, tie, np.array([3.0]),
                                 np.array(["cover"]), P).tolist() == ["moderate"]
+
+
+def test_a_defects_depth_class_is_its_severitys() -> None:
+    """A cover read 3.7 cm deep is "moderate", though the hit nearest that severity, a speed-bump reading of 3.7 cm
+    of lift, was classed "low" by its own depth; the classes' edges are FIELD_NOTES' 25 and 50 mm."""
+    labels = np.array([0, 0, 0, 1, 2, 3])
+    hit_class = np.array(["low", "moderate", "low", "low", "high", "moderate"])
+    out = decide_depth_classes(labels, 4, hit_class, np.array([3.7, 2.4, 5.2, np.nan]),
+                               np.array(["cover", "cover", "pothole", "pothole"]), P)
+    assert out.tolist() == ["moderate", "low", "high", ""]
 
 
 def test_spot_hit_on_every_pass_both_ways_is_a_feature_not_a_pothole(store) -> None:  # noqa: F811
