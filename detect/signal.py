@@ -43,7 +43,7 @@ def sample_clock(t_s: np.ndarray, max_rate_hz: float) -> tuple[float, float]:
     2. Rate and phase: each sample's phase ``(t - t0) x rate`` on the unit circle, averaged over blocks of
        :data:`CLOCK_BLOCK` (at most :data:`CLOCK_SAMPLES` samples in all); the blocks' mean phases, unwrapped,
        drift by the rate's remaining error, which a weighted straight line fits; the phase is then the circular
-       mean of every sample's (robust to stamps jittered across half a step).
+       mean of those stamps' phases (robust to stamps jittered across half a step).
 
     Faster than ``max_rate_hz`` (rounded as :func:`design_rate_hz`): that rate and the first sample's time
     (:func:`resample_uniform` averages the samples over each grid interval).
