@@ -930,16 +930,6 @@ def decide_kind(hit_kind: np.ndarray, hit_confidence: np.ndarray, hit_heading_de
     return str(kinds[0]), reasons[0]
 
 
-def first_per_label(labels: np.ndarray, cost: np.ndarray, n_labels: int) -> np.ndarray:
-    """Index of the smallest cost within each label (-1 where a label has no member)."""
-    out = np.full(n_labels, -1, dtype=np.int64)
-    if labels.size:
-        order = np.lexsort((cost, labels))
-        first = np.unique(labels[order], return_index=True)
-        out[first[0]] = order[first[1]]
-    return out
-
-
 def decide_depth_classes(labels: np.ndarray, n_labels: int, hit_class: np.ndarray, defect_severity: np.ndarray,
                          kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
     """Depth class per label (defect) from its hits' classes (for the proud vote), its severity [cm] and its kind

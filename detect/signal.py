@@ -57,8 +57,8 @@ def sample_clock(t_s: np.ndarray, max_rate_hz: float) -> tuple[float, float]:
     rel = t_s[::stride] - t_s[0]
     nb = rel.size // CLOCK_BLOCK
     rel_b = rel[:nb * CLOCK_BLOCK].reshape(nb, CLOCK_BLOCK)
-    turn = _turns(rel_b, rate)
-    mean_b = np.cos(turn).mean(axis=1) + 1j * np.sin(turn).mean(axis=1)
+    phase_rad = _phase_rad(rel_b, rate)
+    mean_b = np.cos(phase_rad).mean(axis=1) + 1j * np.sin(phase_rad).mean(axis=1)
     weight = np.abs(mean_b)
     drift = np.unwrap(np.angle(mean_b)) / (2.0 * np.pi)          # [steps]
     t_b = rel_b.mean(axis=1)
@@ -67,13 +67,13 @@ def sample_clock(t_s: np.ndarray, max_rate_hz: float) -> tuple[float, float]:
         var = np.average((t_b - tm) ** 2, weights=weight)
         if var > 0.0:
             rate -= float(np.average((t_b - tm) * (drift - np.average(drift, weights=weight)), weights=weight) / var)
-    turn = _turns(rel, rate)
-    phase = float(np.arctan2(np.sin(turn).mean(), np.cos(turn).mean())) / (2.0 * np.pi)   # [steps]
+    phase_rad = _phase_rad(rel, rate)
+    phase = float(np.arctan2(np.sin(phase_rad).mean(), np.cos(phase_rad).mean())) / (2.0 * np.pi)   # [steps]
     origin = float(t_s[0]) + phase / rate                         # a grid point within half a step of t0
     return float(rate), origin
 
 
-def _turns(rel_s: np.ndarray, rate_hz: float) -> np.ndarray:
+def _phase_rad(rel_s: np.ndarray, rate_hz: float) -> np.ndarray:
     """Phase [rad] in [-pi, pi] of times ``rel_s`` [s] on a clock of ``rate_hz``: whole periods taken off first
     (the sine of a small argument is several times faster to compute)."""
     cycles = rel_s * rate_hz
