@@ -21,7 +21,11 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.19"     # 0.19: the grid is locked to the phone's sample clock (rate and phase,
+DETECTOR_VERSION = "bump-detect/0.20"     # 0.20: a recording paused and resumed may restart the sample clock at
+#                                           another phase: each run between gaps has its own, shifted onto the grid
+#                                           (less than half a step), and the rate is fitted with one intercept per
+#                                           run (a restart had tilted it: up to 0.4 of a step off after the pause).
+#                                           0.19: the grid is locked to the phone's sample clock (rate and phase,
 #                                           detect.signal.sample_clock), not drifting through the samples at the
 #                                           median interval: linear interpolation half-way between samples had
 #                                           low-passed the impact band (a 50 Hz phone read ~15 % shallower than a

@@ -63,9 +63,10 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   ) -> tuple[Signals, Orientation]:
     """Resample, orient and filter a trace (stages 1-3), with the GPS fixes ``latency_s`` late (default
     ``params.gps_latency_s``)."""
-    fs, origin_s = sample_clock(trace.t_s, params.max_rate_hz)
+    clock = sample_clock(trace.t_s, params.max_rate_hz, params.gap_s)
+    fs = clock.fs_hz
     gap_s = max(params.gap_s, 2.5 / fs)
-    t, acc, valid = resample_uniform(trace.t_s, trace.accel_mps2, fs, gap_s, origin_s=origin_s)
+    t, acc, valid = resample_uniform(clock.locked(trace.t_s), trace.accel_mps2, fs, gap_s, origin_s=clock.origin_s)
     # GPS derivatives only feed the 1-s blocks of the orientation: on a >= 20 Hz grid whose steps tile those blocks
     motion = motion_on_grid(float(t[0]), fs, t.size, trace.gps_t_s, trace.lat_deg, trace.lon_deg,
                             trace.speed_mps, trace.heading_deg,

@@ -23,54 +23,96 @@ def _median_dt_s(t_s: np.ndarray) -> float:
     return median(t_s[1::step] - t_s[:-1:step])
 
 
+@dataclass(frozen=True)
+class SampleClock:
+    """The phone's sample clock as :func:`sample_clock` found it: the grid's rate [Hz] and the time [s] of one of
+    its points, and per run of samples between gaps (``run_starts``: index of each run's first sample) the shift
+    [s] that moves the run's own phase onto the grid's (less than half a step; 0 for the run that set the phase)."""
+
+    fs_hz: float
+    origin_s: float
+    run_starts: np.ndarray
+    run_shift_s: np.ndarray
+
+    def locked(self, t_s: np.ndarray) -> np.ndarray:
+        """The sample times ``t_s`` (those the clock was found from) with each run moved by its shift: the same
+        array when no run moves."""
+        if not np.any(self.run_shift_s):
+            return t_s
+        lengths = np.diff(np.append(self.run_starts, t_s.size))
+        return t_s - np.repeat(self.run_shift_s, lengths)
+
+
 CLOCK_SAMPLES = 1 << 12   # the clock's phase is measured on at most this many evenly spaced samples ...
 CLOCK_BLOCK = 32          # ... in blocks of this many (a block's drift before the fit: a small part of a step)
 
 
-def sample_clock(t_s: np.ndarray, max_rate_hz: float) -> tuple[float, float]:
-    """``(fs_hz, origin_s)``: the rate [Hz] and phase [s] of the uniform grid for samples at ``t_s``.
+def sample_clock(t_s: np.ndarray, max_rate_hz: float, gap_s: float = np.inf) -> SampleClock:
+    """The rate and phase of the uniform grid for samples at ``t_s`` (:class:`SampleClock`).
 
     A phone samples on a regular clock (its own rate, some ppm off nominal), stamps each sample with some jitter
     and drops one now and then; the grid is locked to that clock, so each sample sits within its jitter of a grid
     point. A grid that drifts through the samples interpolates them half a step apart as often as not, and linear
     interpolation half-way between samples low-passes the impact band: a 20 Hz ringing sampled at 50 Hz loses
     ~40 % of its amplitude there. A median-interval rate is off by the median's jitter, enough to drift by whole
-    steps over a trip.
+    steps over a trip. A recording paused and resumed (an interval longer than ``gap_s``, at least 2.5 periods)
+    may restart the clock at another phase: each run between such gaps has its own.
 
     1. Rate: the clock periods counted interval by interval (``rint(dt x median rate)``: 1, 2 after a dropped
-       sample, many over a gap) over the time they span. The jitter telescopes; an interval miscounted because
+       sample) over the time they span, gaps left out. The jitter telescopes; an interval miscounted because
        two stamps jittered apart by more than half a period is as often one too many as one too few.
-    2. Rate and phase: each sample's phase ``(t - t0) x rate`` on the unit circle, averaged over blocks of
-       :data:`CLOCK_BLOCK` (at most :data:`CLOCK_SAMPLES` samples in all); the blocks' mean phases, unwrapped,
-       drift by the rate's remaining error, which a weighted straight line fits; the phase is then the circular
-       mean of those stamps' phases (robust to stamps jittered across half a step).
+    2. Rate and phases: each sample's phase ``(t - t0) x rate`` on the unit circle, averaged over blocks of
+       :data:`CLOCK_BLOCK` within a run (at most :data:`CLOCK_SAMPLES` samples in all); the blocks' mean phases,
+       unwrapped, drift by the rate's remaining error, which a weighted straight line fits (one slope, each run
+       its own intercept); each run's phase is then the circular mean of its stamps' phases (robust to stamps
+       jittered across half a step), the run with the most samples sets the grid's and the others are shifted
+       onto it.
 
-    Faster than ``max_rate_hz`` (rounded as :func:`design_rate_hz`): that rate and the first sample's time
-    (:func:`resample_uniform` averages the samples over each grid interval).
+    Faster than ``max_rate_hz`` (rounded as :func:`design_rate_hz`): that rate and the first sample's time, no
+    shifts (:func:`resample_uniform` averages the samples over each grid interval).
     """
     rate = 1.0 / _median_dt_s(t_s)
     if design_rate_hz(rate) > max_rate_hz or t_s.size < 4 * CLOCK_BLOCK:
-        return float(min(rate, max_rate_hz)), float(t_s[0])
-    span_s = float(t_s[-1] - t_s[0])
-    rate = float(np.sum(np.rint(np.diff(t_s) * rate))) / span_s
+        return SampleClock(float(min(rate, max_rate_hz)), float(t_s[0]), np.zeros(1, np.int64), np.zeros(1))
+    dt = np.diff(t_s)
+    in_run = dt <= max(gap_s, 2.5 / rate)
+    run_starts = np.concatenate(([0], np.flatnonzero(~in_run) + 1))
+    rate = float(np.sum(np.rint(dt[in_run] * rate))) / float(np.sum(dt[in_run]))
+    run_of = np.cumsum(np.concatenate(([False], ~in_run)))        # each sample's run
     stride = max(1, -(-t_s.size // CLOCK_SAMPLES))
-    rel = t_s[::stride] - t_s[0]
+    pick = np.arange(0, t_s.size, stride)
+    rel = t_s[pick] - t_s[0]
     nb = rel.size // CLOCK_BLOCK
-    rel_b = rel[:nb * CLOCK_BLOCK].reshape(nb, CLOCK_BLOCK)
+    run_b = run_of[pick[:nb * CLOCK_BLOCK]].reshape(nb, CLOCK_BLOCK)
+    whole = run_b[:, 0] == run_b[:, -1]                            # blocks within one run
+    rel_b = rel[:nb * CLOCK_BLOCK].reshape(nb, CLOCK_BLOCK)[whole]
     phase_rad = _phase_rad(rel_b, rate)
     mean_b = np.cos(phase_rad).mean(axis=1) + 1j * np.sin(phase_rad).mean(axis=1)
     weight = np.abs(mean_b)
-    drift = np.unwrap(np.angle(mean_b)) / (2.0 * np.pi)          # [steps]
+    drift = np.unwrap(np.angle(mean_b)) / (2.0 * np.pi)          # [steps]; a jump between runs: their intercepts
     t_b = rel_b.mean(axis=1)
-    if weight.sum() > 0.0:
-        tm = np.average(t_b, weights=weight)
-        var = np.average((t_b - tm) ** 2, weights=weight)
+    run_w = run_b[whole, 0]
+    w_run = np.bincount(run_w, weight, minlength=run_starts.size)
+    if w_run.sum() > 0.0:
+        def centred(x: np.ndarray) -> np.ndarray:
+            return x - (np.bincount(run_w, weight * x, minlength=run_starts.size) / np.maximum(w_run, 1e-300))[run_w]
+        tc = centred(t_b)
+        var = float(np.sum(weight * tc * tc))
         if var > 0.0:
-            rate -= float(np.average((t_b - tm) * (drift - np.average(drift, weights=weight)), weights=weight) / var)
-    phase_rad = _phase_rad(rel, rate)
-    phase = float(np.arctan2(np.sin(phase_rad).mean(), np.cos(phase_rad).mean())) / (2.0 * np.pi)   # [steps]
-    origin = float(t_s[0]) + phase / rate                         # a grid point within half a step of t0
-    return float(rate), origin
+            rate -= float(np.sum(weight * tc * centred(drift))) / var
+    # each run's phase from the picked samples and its own first CLOCK_BLOCK (short runs have few picked)
+    own = (run_starts[:, None] + np.arange(CLOCK_BLOCK)[None, :]).ravel()
+    at = np.union1d(pick, own[own < t_s.size]) if run_starts.size > 1 else pick
+    phase_rad = _phase_rad(t_s[at] - t_s[0], rate)
+    runs = run_of[at]
+    phase = np.arctan2(np.bincount(runs, np.sin(phase_rad), minlength=run_starts.size),
+                       np.bincount(runs, np.cos(phase_rad), minlength=run_starts.size)) / (2.0 * np.pi)   # [steps]
+    ref = int(np.argmax(np.diff(np.append(run_starts, t_s.size))))
+    shift = phase - phase[ref]
+    shift -= np.rint(shift)
+    shift[ref] = 0.0
+    origin = float(t_s[0]) + float(phase[ref]) / rate            # a grid point within half a step of t0
+    return SampleClock(float(rate), origin, run_starts, shift / rate)
 
 
 def _phase_rad(rel_s: np.ndarray, rate_hz: float) -> np.ndarray:

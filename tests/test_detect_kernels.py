@@ -102,12 +102,14 @@ def test_sample_clock_locks_the_grid_to_the_phones_clock(fs_hz: float, ppm: floa
     """Rate and phase as a line fit through the (known) ticks finds them; every sample sits within its jitter of a
     grid point from the first to the last, where a grid at the median interval drifts by whole steps."""
     t, ticks, rate = phone_clock(30_000, fs_hz, ppm, jitter, 0.01, seed=int(fs_hz))
-    fs, origin = sample_clock(t, 200.0)
+    clock = sample_clock(t, 200.0, 0.25)
+    fs, origin = clock.fs_hz, clock.origin_s
     want_fs, tick0_s = clock_twin(t, ticks)
     assert fs == pytest.approx(want_fs, rel=1e-6) and fs == pytest.approx(rate, rel=2e-6)   # < 0.03 steps of drift
     steps = (t - origin) * fs
     off = steps - np.rint(steps)
     assert abs(origin - t[0]) * fs <= 0.5 and abs(((tick0_s - origin) * fs + 0.5) % 1.0 - 0.5) < 0.02
+    assert clock.run_starts.size == 2 and np.abs(clock.run_shift_s).max() * fs < 0.02   # the clock ran through the gap
     for part in np.array_split(off, 10):                  # no drift anywhere along the trip
         assert abs(part.mean()) < 0.03 and np.median(np.abs(part)) < 0.8 * jitter + 0.01
     median_fs = 1.0 / np.median(np.diff(t))
@@ -120,19 +122,69 @@ def test_sample_clock_keeps_the_impact_band_on_a_slow_phone() -> None:
     half-way between samples would leave cos(pi 20/50) = 0.31 of it, ~0.6 on average over a drifting grid)."""
     t, _, _ = phone_clock(20_000, 50.0, 30.0, 0.03, 0.01, seed=3)
     v = np.sin(2 * np.pi * 20.0 * (t - t[0]))
-    fs, origin = sample_clock(t, 200.0)
-    _, vg, ok = resample_uniform(t, v, fs, 0.25, origin_s=origin)
+    clock = sample_clock(t, 200.0, 0.25)
+    _, vg, ok = resample_uniform(clock.locked(t), v, clock.fs_hz, 0.25, origin_s=clock.origin_s)
     rms = float(np.sqrt(np.mean(vg[ok] ** 2)))
     assert rms > 0.95 * np.sqrt(0.5)
     _, drifting, ok2 = resample_uniform(t, v, 1.0 / np.median(np.diff(t)), 0.25)
     assert np.sqrt(np.mean(drifting[ok2] ** 2)) < 0.9 * np.sqrt(0.5)     # the grid this replaces
 
 
+def restarted_clock(fs_hz: float, ppm: float, jitter_steps: float, pause_s: float, jump_steps: float, seed: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stamps [s], run of each stamp, tick numbers within their run) of a recording paused for ``pause_s`` after
+    5 minutes and resumed for 7, its clock restarting ``jump_steps`` of a period out of phase."""
+    g = np.random.default_rng(seed)
+    period = (1.0 + ppm * 1e-6) / fs_hz
+    k1, k2 = np.arange(round(300 * fs_hz)), np.arange(round(420 * fs_hz))
+    t2_0 = k1[-1] * period + pause_s + jump_steps * period
+    t = np.concatenate([k1 * period, t2_0 + k2 * period])
+    t = 1_780_000_000.0 + t + np.clip(g.normal(0.0, jitter_steps * period, t.size), -0.4 * period, 0.4 * period)
+    return t, np.repeat([0, 1], [k1.size, k2.size]), np.concatenate([k1, k2])
+
+
+def restarted_twin(t: np.ndarray, run: np.ndarray, ticks: np.ndarray) -> float:
+    """Rate [Hz] of the least-squares lines through (tick, stamp), one slope, each run its own intercept."""
+    mean_k = {r: float(np.mean(ticks[run == r])) for r in set(run.tolist())}
+    mean_t = {r: float(np.mean(t[run == r])) for r in mean_k}
+    num = den = 0.0
+    for r, k, s in zip(run.tolist(), ticks.tolist(), t.tolist(), strict=True):
+        num += (k - mean_k[r]) * (s - mean_t[r])
+        den += (k - mean_k[r]) ** 2
+    return den / num
+
+
+@pytest.mark.parametrize(("fs_hz", "pause_s", "jump"), [(50.0, 30.0, 0.5), (100.0, 120.0, 0.3), (50.0, 5.0, -0.4)])
+def test_sample_clock_follows_a_clock_restarted_after_a_pause(fs_hz: float, pause_s: float, jump: float) -> None:
+    """A recording paused and resumed with its clock at another phase: the rate is the twin's (no drift fitted
+    from the jump) and, each run shifted onto the grid, every sample sits within its jitter of a grid point in
+    both runs, so a 20 Hz ringing keeps its amplitude after the pause too. One phase for the whole trip put the
+    second run (or both) up to half a step off."""
+    t, run, ticks = restarted_clock(fs_hz, 35.0, 0.03, pause_s, jump, seed=round(pause_s))
+    clock = sample_clock(t, 200.0, 0.25)
+    assert clock.fs_hz == pytest.approx(restarted_twin(t, run, ticks), rel=2e-7)
+    assert clock.run_starts.tolist() == [0, int(np.argmax(run))]
+    period_s = (1.0 + 35e-6) / fs_hz
+    moved = (pause_s / period_s + jump) - (clock.run_shift_s[1] - clock.run_shift_s[0]) / period_s   # [steps]
+    assert abs(moved - np.rint(moved)) < 0.02                # the second run moved by its phase, whole steps aside
+    locked = clock.locked(t)
+    steps = (locked - clock.origin_s) * clock.fs_hz
+    off = steps - np.rint(steps)
+    for part in np.array_split(off, 10):
+        assert abs(part.mean()) < 0.02 and np.median(np.abs(part)) < 0.03
+    v = np.sin(2 * np.pi * 20.0 * (t - t[0]))
+    _, vg, ok = resample_uniform(locked, v, clock.fs_hz, 0.25, origin_s=clock.origin_s)
+    assert np.sqrt(np.mean(vg[ok] ** 2)) > 0.95 * np.sqrt(0.5)
+    _, one_phase, ok1 = resample_uniform(t, v, clock.fs_hz, 0.25, origin_s=clock.origin_s)
+    assert np.sqrt(np.mean(one_phase[ok1] ** 2)) < 0.9 * np.sqrt(0.5) or fs_hz > 50.0
+
+
 def test_sample_clock_leaves_fast_phones_to_decimation() -> None:
     t = 1_780_000_000.0 + np.arange(5000) / 400.0
-    assert sample_clock(t, 200.0) == (200.0, t[0])
+    clock = sample_clock(t, 200.0)
+    assert (clock.fs_hz, clock.origin_s) == (200.0, t[0]) and clock.locked(t) is t
     t2, _, _ = phone_clock(5000, 200.0, -80.0, 0.02, 0.0, seed=5)        # 80 ppm fast is still a 200 Hz phone
-    assert sample_clock(t2, 200.0)[0] > 200.0
+    assert sample_clock(t2, 200.0).fs_hz > 200.0
 
 
 def moving_rms_twin(x: np.ndarray, n: int, at: np.ndarray) -> list[float]:
