@@ -75,15 +75,20 @@ def sample_clock(t_s: np.ndarray, max_rate_hz: float, gap_s: float = np.inf) -> 
     if design_rate_hz(rate) > max_rate_hz or t_s.size < 4 * CLOCK_BLOCK:
         return SampleClock(float(min(rate, max_rate_hz)), float(t_s[0]), np.zeros(1, np.int64), np.zeros(1))
     dt = np.diff(t_s)
-    in_run = dt <= max(gap_s, 2.5 / rate)
-    run_starts = np.concatenate(([0], np.flatnonzero(~in_run) + 1))
-    rate = float(np.sum(np.rint(dt[in_run] * rate))) / float(np.sum(dt[in_run]))
-    run_of = np.cumsum(np.concatenate(([False], ~in_run)))        # each sample's run
+    gaps = np.flatnonzero(dt > max(gap_s, 2.5 / rate))
+    run_starts = np.concatenate(([0], gaps + 1))
+    in_run = np.delete(dt, gaps) if gaps.size else dt
+    rate = float(np.sum(np.rint(in_run * rate))) / float(np.sum(in_run))
+
+    def run_of(i: np.ndarray) -> np.ndarray:
+        """The run of each sample index ``i`` (only the samples read below are looked up)."""
+        return np.searchsorted(run_starts, i, side="right") - 1
+
     stride = max(1, -(-t_s.size // CLOCK_SAMPLES))
     pick = np.arange(0, t_s.size, stride)
     rel = t_s[pick] - t_s[0]
     nb = rel.size // CLOCK_BLOCK
-    run_b = run_of[pick[:nb * CLOCK_BLOCK]].reshape(nb, CLOCK_BLOCK)
+    run_b = run_of(pick[:nb * CLOCK_BLOCK]).reshape(nb, CLOCK_BLOCK)
     whole = run_b[:, 0] == run_b[:, -1]                            # blocks within one run
     rel_b = rel[:nb * CLOCK_BLOCK].reshape(nb, CLOCK_BLOCK)[whole]
     phase_rad = _phase_rad(rel_b, rate)
@@ -101,10 +106,12 @@ def sample_clock(t_s: np.ndarray, max_rate_hz: float, gap_s: float = np.inf) -> 
         if var > 0.0:
             rate -= float(np.sum(weight * tc * centred(drift))) / var
     # each run's phase from the picked samples and its own first CLOCK_BLOCK (short runs have few picked)
-    own = (run_starts[:, None] + np.arange(CLOCK_BLOCK)[None, :]).ravel()
-    at = np.union1d(pick, own[own < t_s.size]) if run_starts.size > 1 else pick
+    at = pick
+    if run_starts.size > 1:
+        own = (run_starts[:, None] + np.arange(CLOCK_BLOCK)[None, :]).ravel()
+        at = np.union1d(pick, own[own < t_s.size])
     phase_rad = _phase_rad(t_s[at] - t_s[0], rate)
-    runs = run_of[at]
+    runs = run_of(at)
     phase = np.arctan2(np.bincount(runs, np.sin(phase_rad), minlength=run_starts.size),
                        np.bincount(runs, np.cos(phase_rad), minlength=run_starts.size)) / (2.0 * np.pi)   # [steps]
     ref = int(np.argmax(np.diff(np.append(run_starts, t_s.size))))
