@@ -12,6 +12,8 @@ pothole within a gate of a speed bump or joint on the same road is taken as part
 directions merge (as duplicates, or one absorbing the other) when both span, or when the one-direction defect is hit
 as a full-width feature is, on at least ``twin_hit_rate`` of its passes (:func:`spanning_merge_ok`): a pothole hit on
 some passes is not half of a speed bump, even when a rough heave in the other lane reads as one.
+A defect's direction is a robust circular mean of its hits' (:func:`mean_heading`): started from their most common
+direction, so the hit of a car turning at the spot does not turn the defect, and with it the passes that count.
 
 Gates. A hit joins the nearest compatible defect within
 ``clip(gate_sigmas * sqrt(accuracy_hit^2 + uncertainty_defect^2), join_radius_m, max_join_radius_m)``
@@ -96,11 +98,12 @@ from detect.classify import depth_class_of
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.6"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+DEFECTS_VERSION = "bump-defects/0.7"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
 #                                          0.4: a one-direction defect merges across directions only if hit as a
 #                                          full-width feature is; 0.5: a tie in the proud vote lists the cover;
-#                                          0.6: a defect's depth class is its severity's, not one hit's
+#                                          0.6: a defect's depth class is its severity's, not one hit's;
+#                                          0.7: a defect's direction is a robust mean of its hits' (mean_heading)
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -244,18 +247,41 @@ def compatible(h1_deg: np.ndarray, h2_deg: np.ndarray, across: np.ndarray, param
     return unknown | same | on_axis
 
 
+HEADING_SCALE_DEG = 20.0     # Cauchy scale of a hit's course about its defect's direction: cars on one road agree
+#                              within ~10 deg (GPS course, lane changes, a bend within a gate); a turn or a crossing
+#                              road's car differs by 30-90 deg
+HEADING_BINS = 36            # 10-degree bins of the histogram whose mode starts the robust mean
+HEADING_ITERATIONS = 3
+
+
 def mean_heading(labels: np.ndarray, heading_deg: np.ndarray, weights: np.ndarray, n_labels: int,
                  axial: np.ndarray) -> np.ndarray:
-    """Weighted circular mean heading per label [deg, 0..360); axial labels average axes (result in 0..180).
-    NaN where a label has no finite heading."""
+    """Robust weighted circular mean heading per label [deg, 0..360); axial labels average axes (result in 0..180).
+    NaN where a label has no finite heading.
+
+    Started from the most common direction of each label (the mode of its histogram of headings, counted, not
+    weighted: 10-degree bins, each with its two neighbours), then :data:`HEADING_ITERATIONS` reweighted circular
+    means, a heading ``d`` away from the current mean weighted ``1 / (1 + (d / HEADING_SCALE_DEG)^2)``: one hit of a
+    turning car or of a crossing road's car among five along the road moved the plain mean by ~30 degrees (and with
+    it which passes count as traversals); it now moves it by ~1."""
     h = np.deg2rad(np.asarray(heading_deg, dtype=np.float64))
     ok = np.isfinite(h)
-    lab, w = labels[ok], weights[ok]
+    lab, w = np.asarray(labels, dtype=np.int64)[ok], np.asarray(weights, dtype=np.float64)[ok]
     k = np.where(np.asarray(axial, bool)[lab], 2.0, 1.0)
-    c = np.bincount(lab, w * np.cos(k * h[ok]), minlength=n_labels)
-    s = np.bincount(lab, w * np.sin(k * h[ok]), minlength=n_labels)
-    out = np.rad2deg(np.arctan2(s, c))
-    out = np.where(np.asarray(axial, bool), np.mod(out, 360.0) / 2.0, np.mod(out, 360.0))
+    a = np.mod(k * h[ok], 2.0 * np.pi)                      # on the circle (axes: doubled)
+    b = np.minimum((a * (HEADING_BINS / (2.0 * np.pi))).astype(np.int64), HEADING_BINS - 1)
+    hist = np.bincount(lab * HEADING_BINS + b, minlength=n_labels * HEADING_BINS).reshape(n_labels, -1)
+    hist += np.roll(hist, 1, axis=1) + np.roll(hist, -1, axis=1)
+    centre = (np.argmax(hist, axis=1) + 0.5) * (2.0 * np.pi / HEADING_BINS)
+    scale = k * np.deg2rad(HEADING_SCALE_DEG)
+    cos_a, sin_a = np.cos(a), np.sin(a)
+    for _ in range(HEADING_ITERATIONS):
+        d = np.mod(a - centre[lab] + np.pi, 2.0 * np.pi) - np.pi
+        ww = w / (1.0 + (d / scale) ** 2)
+        centre = np.arctan2(np.bincount(lab, ww * sin_a, minlength=n_labels),
+                            np.bincount(lab, ww * cos_a, minlength=n_labels))
+    out = np.rad2deg(np.mod(centre, 2.0 * np.pi))
+    out = np.where(np.asarray(axial, bool), out / 2.0, out)
     return np.where(np.bincount(lab, minlength=n_labels) > 0, out, np.nan)
 
 

@@ -105,6 +105,66 @@ def test_angle_difference() -> None:
                                [20.0, 180.0, 180.0])
 
 
+def _mean_heading_reference(heading_deg: np.ndarray, weights: np.ndarray, axial: bool) -> float:
+    """One label of :func:`bump.cluster.mean_heading`, value by value: the start is the 10-degree bin whose count,
+    with its neighbours', is largest (the first such), then reweighted circular means."""
+    k = 2.0 if axial else 1.0
+    pairs = [(np.mod(k * np.deg2rad(h), 2 * np.pi), w) for h, w in zip(heading_deg, weights, strict=True)
+             if np.isfinite(h)]
+    if not pairs:
+        return float("nan")
+    counts = [0] * cluster.HEADING_BINS
+    for a, _ in pairs:
+        counts[min(int(a * cluster.HEADING_BINS / (2 * np.pi)), cluster.HEADING_BINS - 1)] += 1
+    n_bins = cluster.HEADING_BINS
+    smooth = [counts[(b - 1) % n_bins] + counts[b] + counts[(b + 1) % n_bins] for b in range(n_bins)]
+    centre = (smooth.index(max(smooth)) + 0.5) * 2 * np.pi / n_bins
+    for _ in range(cluster.HEADING_ITERATIONS):
+        c = s = 0.0
+        for a, w in pairs:
+            d = np.mod(a - centre + np.pi, 2 * np.pi) - np.pi
+            ww = w / (1.0 + (d / (k * np.deg2rad(cluster.HEADING_SCALE_DEG))) ** 2)
+            c, s = c + ww * np.cos(a), s + ww * np.sin(a)
+        centre = np.arctan2(s, c)
+    return float(np.rad2deg(np.mod(centre, 2 * np.pi)) / k)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mean_heading_matches_the_slow_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_labels = 40
+    labels = rng.integers(0, n_labels, 400)
+    road_deg = rng.uniform(0.0, 360.0, n_labels)
+    heading = road_deg[labels] + rng.normal(0.0, 6.0, labels.size)
+    stray = rng.random(labels.size) < 0.15                       # turning cars, the crossing road
+    heading[stray] += rng.uniform(30.0, 330.0, stray.sum())
+    heading[rng.random(labels.size) < 0.05] = np.nan
+    heading = np.mod(heading, 360.0)
+    weights = rng.uniform(0.05, 1.0, labels.size)
+    axial = rng.random(n_labels) < 0.3
+    got = cluster.mean_heading(labels, heading, weights, n_labels, axial)
+    want = np.array([_mean_heading_reference(heading[labels == j], weights[labels == j], bool(axial[j]))
+                     for j in range(n_labels)])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_allclose(angle_diff_deg(got[ok], want[ok]), 0.0, atol=1e-7)
+
+
+def test_one_turning_cars_hit_does_not_turn_a_defect() -> None:
+    # five hits on a road heading 163 deg, one of a car turning off it (298 deg): the plain circular mean read 198
+    heading = np.array([165.0, 164.0, 159.0, 298.0, 165.0])
+    got = cluster.mean_heading(np.zeros(5, dtype=np.int64), heading, np.ones(5), 1, np.array([False]))
+    assert angle_diff_deg(got[0], np.mean(heading[heading < 200])) < 2.0
+    # the stray hit even with four times the weight of each other hit: the direction is the hits' most common one
+    got = cluster.mean_heading(np.zeros(3, dtype=np.int64), np.array([358.0, 357.0, 282.0]), np.array([1, 1, 4.0]),
+                               1, np.array([False]))
+    assert angle_diff_deg(got[0], 357.5) < 12.0
+    # a speed bump's axis from both directions, with a stray: the axis of the road (0..180)
+    got = cluster.mean_heading(np.zeros(5, dtype=np.int64), np.array([10.0, 190.0, 12.0, 188.0, 100.0]),
+                               np.ones(5), 1, np.array([True]))
+    assert angle_diff_deg(got[0], 10.0) < 3.0
+
+
 def test_traversals_respect_radius_and_direction() -> None:
     track = Track(np.arange(41.0), np.zeros(41), np.zeros(41), np.zeros(41), np.full(41, 4.0))
     t, x, y = np.arange(41.0), np.zeros(41), np.arange(41.0) * 10 - 200     # northbound along x = 0
