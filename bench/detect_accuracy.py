@@ -9,6 +9,12 @@ For each scenario and seed (``bump simulate`` output, generated into --workdir w
 - pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
 - why the passes missed were: no candidate near them (and how close their characteristic function came to the
   trigger threshold: its peak over the threshold, median over those passes), or the candidates' rejection reasons;
+- the trigger ceiling by phone rate: the recall the characteristic function over its local background (a
+  candidate's ``snr``) would reach with a plain threshold set where clean road (``CLEAN_WINDOW_S`` windows at
+  least ``CLEAN_MARGIN_S`` from any truth hit or event) crosses it 0.05, 0.1 and 0.3 times per km, and the false
+  alarms per km and recall of the weak gate (``confirm_snr``) alone: what the statistic allows before the gates,
+  and what the gate costs at each rate (the detector's own recall can exceed the ceiling: a one-wheel signature
+  lets a weak event through);
 - the share of detected impacts on speed bumps, humps, joints, rail crossings and covers labelled "pothole";
 - impacts reported during phone handling, re-mounts and door slams (+- 1 s; a real hit on a road feature then is
   not counted);
@@ -79,7 +85,62 @@ def road_classes(truth: Truth) -> dict[str, str]:
     return {str(r.get("road_id")): str(r.get("iso_class", "?")) for r in truth.roads}
 
 
-def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dict[str, float | str]:
+CLEAN_WINDOW_S = 0.6       # clean road is read in windows this long ...
+CLEAN_MARGIN_S = 2.5       # ... at least this far from any truth wheel hit or event, moving, without a gap
+CEILING_FA_PER_KM = (0.05, 0.1, 0.3)    # false alarms per km of clean road at which the trigger ceiling is read
+
+
+def snr_series(det: Detection) -> np.ndarray:
+    """The characteristic function over its local background per sample, as each candidate's ``snr`` reads it at
+    its peak (``detect.features``), the quantity the weak gate (``confirm_snr``) compares."""
+    sig = det.signals
+    return sig.cf_mps2 / np.maximum(sig.background_mps2, 1e-3)
+
+
+def clean_window_peaks(det: Detection, busy_t_s: np.ndarray, min_speed_mps: float) -> tuple[np.ndarray, float]:
+    """(peak snr of each clean-road window, km those windows cover): windows of ``CLEAN_WINDOW_S`` with every
+    sample valid and at >= ``min_speed_mps``, centred more than ``CLEAN_MARGIN_S`` from every time in
+    ``busy_t_s`` [s] (truth wheel hits and events)."""
+    sig = det.signals
+    w = max(1, round(CLEAN_WINDOW_S * sig.fs_hz))
+    m = sig.t_s.size // w
+    speed = sig.speed_mps[:m * w].reshape(m, w)
+    ok = sig.valid[:m * w].reshape(m, w).all(axis=1) & (np.nan_to_num(speed, nan=0.0).min(axis=1) >= min_speed_mps)
+    t_mid = sig.t_s[:m * w].reshape(m, w).mean(axis=1)
+    if busy_t_s.size:
+        busy = np.sort(busy_t_s)
+        k = np.clip(np.searchsorted(busy, t_mid), 1, busy.size) - 1
+        near = np.minimum(np.abs(t_mid - busy[k]), np.abs(t_mid - busy[np.minimum(k + 1, busy.size - 1)]))
+        ok &= near > CLEAN_MARGIN_S
+    peaks = snr_series(det)[:m * w].reshape(m, w).max(axis=1)[ok]
+    return peaks, float(np.nansum(speed[ok].mean(axis=1)) * CLEAN_WINDOW_S / 1000.0)
+
+
+def trigger_ceiling(pass_snr: np.ndarray, clean_peaks: np.ndarray, clean_km: float, gate: float
+                    ) -> dict[str, float]:
+    """What the detector's statistic allows, before its gates: for each rate in ``CEILING_FA_PER_KM``, the snr
+    that clean road exceeds that often per km and the share of passes (their peak snr) above it; and the false
+    alarms per km of clean road above ``gate`` (the weak gate) with the share of passes above it."""
+    out: dict[str, float] = {}
+    if clean_km <= 0.0 or pass_snr.size == 0:
+        return out
+    ranked = np.sort(clean_peaks)[::-1]
+    for fa in CEILING_FA_PER_KM:
+        k = int(fa * clean_km)
+        thr = float(ranked[k]) if k < ranked.size else 0.0
+        out[f"{fa:g}_snr"] = thr
+        out[f"{fa:g}_recall"] = float(np.mean(pass_snr > thr))
+    out["gate_fa_per_km"] = float(np.count_nonzero(clean_peaks >= gate) / clean_km)
+    out["gate_recall"] = float(np.mean(pass_snr >= gate))
+    return out
+
+
+CeilingInputs = dict[float, tuple[list[np.ndarray], list[np.ndarray], list[float]]]   # rate: passes, clean, km
+
+
+def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
+                   ) -> tuple[dict[str, float | str], CeilingInputs]:
+    """The scenario's figures, and by phone rate the inputs of :func:`trigger_ceiling` (pooled over seeds)."""
     truth = load_truth(folder / "truth.json")
     defects = {d["id"]: d for d in truth.defects}
     trips = {t["trip_id"]: t for t in truth.trips}
@@ -88,9 +149,16 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
     feature_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     at_hits: dict[tuple[str, str], list[tuple[float, float, set[str]]]] = defaultdict(list)
     events_reported = 0
+    pass_snr: dict[tuple[str, str], float] = defaultdict(lambda: -np.inf)     # peak snr of a pass's wheel hits
+    clean: dict[float, list[tuple[np.ndarray, float]]] = defaultdict(list)    # by rate: clean-road window peaks, km
     for path in sorted((folder / "trips").glob("*.json.gz")):
         trace = ingest.read(path)
         det = detect(trace, params)
+        snr = snr_series(det)
+        busy = [float(i["t"]) for i in truth.impacts if i["trip_id"] == trace.trip_id]
+        busy += [float(e["t"]) for e in truth.events if e["trip_id"] == trace.trip_id]
+        clean[float(trips[trace.trip_id]["fs_hz"])].append(
+            clean_window_peaks(det, np.asarray(busy), params.min_speed_mps))
         rows = [{"t": float(t), "kind": str(k)} for t, k in zip(det.impacts["t_s"], det.impacts["kind"], strict=True)]
         impacts[trace.trip_id] = rows
         t_det = det.impacts["t_s"]
@@ -104,6 +172,10 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
                     feature_hits[kind][1] += int(np.any(det.impacts["kind"][near] == "pothole"))
         for imp in (i for i in mine if defects[i["defect_id"]]["reportable"]):
             at_hits[(trace.trip_id, str(imp["defect_id"]))].append((float(imp["t"]), *_at_hit(det, float(imp["t"]))))
+            i0, i1 = np.searchsorted(det.signals.t_s, (float(imp["t"]) - TOL_S, float(imp["t"]) + TOL_S))
+            if i1 > i0:
+                key = (trace.trip_id, str(imp["defect_id"]))
+                pass_snr[key] = max(pass_snr[key], float(snr[i0:i1].max()))
         road_t = np.array([float(i["t"]) for i in mine])
         on_road = (np.abs(t_det[:, None] - road_t[None, :]) < TOL_S).any(axis=1) if road_t.size else \
             np.zeros(t_det.size, dtype=bool)
@@ -140,8 +212,12 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
         "false_potholes_per_km": score.pothole_fp_by_kind.get("none", 0) / km if km else float("nan"),
         "km": km, "handling_or_door_slam_impacts": float(events_reported), **out_missed,
     }
+    ceiling: CeilingInputs = {}
     for rate, hits in sorted(by_rate.items()):
         out[f"recall_{rate:g}Hz"] = float(np.mean(hits))
+        scored = np.array([pass_snr[(trip, did)] for trip, did, _ in outcomes
+                           if float(trips[trip]["fs_hz"]) == rate])
+        ceiling[rate] = ([scored], [p for p, _ in clean[rate]], [km for _, km in clean[rate]])
     for iso, hits in sorted(by_road.items()):
         out[f"road_{iso}_recall"] = float(np.mean(hits))
         out[f"road_{iso}_passes"] = float(len(hits))
@@ -153,7 +229,7 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool) -> dic
             low_score = evaluate_impacts(truth, imps, None, tol_s=1.0)
             out[f"recall_decimated_{rate:.3g}Hz"] = low_score.recall
             out[f"fp_per_km_decimated_{rate:.3g}Hz"] = low_score.pothole_fp_by_kind.get("none", 0) / km
-    return out
+    return out, ceiling
 
 
 def main() -> None:
@@ -166,11 +242,15 @@ def main() -> None:
     params = DetectorParams()
     print(f"detector {params.version} ({params.digest()}); impacts matched to truth passes within {TOL_S} s")
     for scenario in args.scenario:
+        pooled: CeilingInputs = {}
         for seed in args.seeds:
             folder = Path(args.workdir) / f"{scenario}-{seed}"
             if not (folder / "truth.json").exists():
                 generate(scenario, seed, folder)
-            r = score_scenario(folder, params, not args.no_low_rates)
+            r, ceiling = score_scenario(folder, params, not args.no_low_rates)
+            for rate, parts in ceiling.items():
+                for into, part in zip(pooled.setdefault(rate, ([], [], [])), parts, strict=True):
+                    into.extend(part)
             rates = "  ".join(f"{k[7:]} {v:.3f}" for k, v in r.items() if k.startswith("recall_") and k[7].isdigit())
             feats = "  ".join(f"{k[:-11]} {v:.3f}" for k, v in r.items() if k.endswith("_as_pothole"))
             print(f"\n{scenario} seed {seed}: {r['passes']} passes over reportable defects a phone could feel "
@@ -195,6 +275,19 @@ def main() -> None:
                                 f"({r[f'fp_per_km_decimated_{rate:.3g}Hz']:.3f} false potholes/km)"
                                 for rate in LOW_RATES_HZ)
                 print(f"  decimated: {low}")
+        seeds = " ".join(map(str, args.seeds))
+        print(f"\n{scenario}, seeds {seeds} pooled: trigger ceiling (recall of passes at false alarms per km of "
+              "clean road, before the gates)")
+        for rate, (passes, peaks, kms) in sorted(pooled.items()):
+            km = sum(kms)
+            c = trigger_ceiling(np.concatenate(passes), np.concatenate(peaks) if peaks else np.empty(0), km,
+                                params.confirm_snr)
+            if c:
+                at = "  ".join(f"{fa:g}/km: snr {c[f'{fa:g}_snr']:.2f} recall {c[f'{fa:g}_recall']:.3f}"
+                               for fa in CEILING_FA_PER_KM)
+                print(f"  {rate:g} Hz ({sum(p.size for p in passes)} passes, {km:.0f} km of clean road)  {at};  the "
+                      f"weak gate (snr {params.confirm_snr:g}): {c['gate_fa_per_km']:.3f}/km, recall "
+                      f"{c['gate_recall']:.3f}")
 
 
 if __name__ == "__main__":
