@@ -9,12 +9,12 @@ For each scenario and seed (``bump simulate`` output, generated into --workdir w
 - pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
 - why the passes missed were: no candidate near them (and how close their characteristic function came to the
   trigger threshold: its peak over the threshold, median over those passes), or the candidates' rejection reasons;
-- the trigger ceiling by phone rate: the recall the characteristic function over its local background (a
-  candidate's ``snr``) would reach with a plain threshold set where clean road (``CLEAN_WINDOW_S`` windows at
-  least ``CLEAN_MARGIN_S`` from any truth hit or event) crosses it 0.05, 0.1 and 0.3 times per km, and the false
-  alarms per km and recall of the weak gate (``confirm_snr``) alone: what the statistic allows before the gates,
-  and what the gate costs at each rate (the detector's own recall can exceed the ceiling: a one-wheel signature
-  lets a weak event through);
+- the trigger ceiling by phone rate, pooled over the seeds of a scenario: the recall the characteristic function
+  over its local background (a candidate's ``snr``) would reach with a plain threshold set where clean road
+  (``CLEAN_WINDOW_S`` windows at least ``CLEAN_MARGIN_S`` from any truth hit or event) crosses it 0.05, 0.1 and
+  0.3 times per km, and the false alarms per km and recall of the weak gate (``confirm_snr``) alone: what the
+  statistic allows before the gates, and what the gate costs at each rate (the detector's own recall can exceed
+  the ceiling: a one-wheel signature lets a weak event through);
 - the share of detected impacts on speed bumps, humps, joints, rail crossings and covers labelled "pothole";
 - impacts reported during phone handling, re-mounts and door slams (+- 1 s; a real hit on a road feature then is
   not counted);
