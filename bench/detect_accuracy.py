@@ -50,14 +50,19 @@ LOW_RATES_HZ = (25.0, 50.0 / 3.0, 10.0, 5.0)      # every simulated rate (50, 10
 FEATURES = ("speed_bump", "hump", "joint", "rail", "cover")
 
 
-def _at_hit(det: Detection, t_s: float) -> tuple[float, set[str]]:
+def _at_hit(det: Detection, t_s: float) -> tuple[float, set[str], float]:
     """At a truth wheel hit at ``t_s`` [s]: the peak of the characteristic function over the trigger threshold
-    within ``TOL_S`` (>= 1 crosses it), and why the candidates there were rejected ("" for an impact)."""
+    within ``TOL_S`` (>= 1 crosses it), why the candidates there were rejected ("" for an impact), and the peak
+    SNR there (``Signals.snr``; -inf outside the grid)."""
     sig = det.signals
     i0, i1 = np.searchsorted(sig.t_s, (t_s - TOL_S, t_s + TOL_S))
-    peak = float(np.max(sig.cf_mps2[i0:i1] / sig.threshold_mps2[i0:i1])) if i1 > i0 else float("nan")
+    if i1 <= i0:
+        peak, snr = float("nan"), -np.inf
+    else:
+        peak = float(np.max(sig.cf_mps2[i0:i1] / sig.threshold_mps2[i0:i1]))
+        snr = float(np.max(sig.snr(slice(i0, i1))))
     near = np.abs(det.candidates["t_s"] - t_s) < TOL_S
-    return peak, {str(r) for r in det.candidates["rejected"][near]}
+    return peak, {str(r) for r in det.candidates["rejected"][near]}, snr
 
 
 def _why_missed(missed: tuple, at_hits: dict) -> dict[str, float]:
@@ -90,13 +95,6 @@ CLEAN_MARGIN_S = 2.5       # ... at least this far from any truth wheel hit or e
 CEILING_FA_PER_KM = (0.05, 0.1, 0.3)    # false alarms per km of clean road at which the trigger ceiling is read
 
 
-def snr_series(det: Detection) -> np.ndarray:
-    """The characteristic function over its local background per sample, as each candidate's ``snr`` reads it at
-    its peak (``detect.features``), the quantity the weak gate (``confirm_snr``) compares."""
-    sig = det.signals
-    return sig.cf_mps2 / np.maximum(sig.background_mps2, 1e-3)
-
-
 def clean_window_peaks(det: Detection, busy_t_s: np.ndarray, min_speed_mps: float) -> tuple[np.ndarray, float]:
     """(peak snr of each clean-road window, km those windows cover): windows of ``CLEAN_WINDOW_S`` with every
     sample valid and at >= ``min_speed_mps``, centred more than ``CLEAN_MARGIN_S`` from every time in
@@ -112,7 +110,7 @@ def clean_window_peaks(det: Detection, busy_t_s: np.ndarray, min_speed_mps: floa
         k = np.clip(np.searchsorted(busy, t_mid), 1, busy.size) - 1
         near = np.minimum(np.abs(t_mid - busy[k]), np.abs(t_mid - busy[np.minimum(k + 1, busy.size - 1)]))
         ok &= near > CLEAN_MARGIN_S
-    peaks = snr_series(det)[:m * w].reshape(m, w).max(axis=1)[ok]
+    peaks = sig.snr(slice(0, m * w)).reshape(m, w).max(axis=1)[ok]
     return peaks, float(np.nansum(speed[ok].mean(axis=1)) * CLEAN_WINDOW_S / 1000.0)
 
 
@@ -135,7 +133,7 @@ def trigger_ceiling(pass_snr: np.ndarray, clean_peaks: np.ndarray, clean_km: flo
     return out
 
 
-CeilingInputs = dict[float, tuple[list[np.ndarray], list[np.ndarray], list[float]]]   # rate: passes, clean, km
+CeilingInputs = dict[float, tuple[np.ndarray, np.ndarray, float]]   # rate: passes' peak snr, clean peaks, clean km
 
 
 def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
@@ -147,18 +145,12 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
     impacts: dict[str, list[dict]] = {}
     impacts_low: dict[float, dict[str, list[dict]]] = {rate: {} for rate in LOW_RATES_HZ}
     feature_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    at_hits: dict[tuple[str, str], list[tuple[float, float, set[str]]]] = defaultdict(list)
+    at_hits: dict[tuple[str, str], list[tuple[float, float, set[str], float]]] = defaultdict(list)
     events_reported = 0
-    pass_snr: dict[tuple[str, str], float] = defaultdict(lambda: -np.inf)     # peak snr of a pass's wheel hits
     clean: dict[float, list[tuple[np.ndarray, float]]] = defaultdict(list)    # by rate: clean-road window peaks, km
     for path in sorted((folder / "trips").glob("*.json.gz")):
         trace = ingest.read(path)
         det = detect(trace, params)
-        snr = snr_series(det)
-        busy = [float(i["t"]) for i in truth.impacts if i["trip_id"] == trace.trip_id]
-        busy += [float(e["t"]) for e in truth.events if e["trip_id"] == trace.trip_id]
-        clean[float(trips[trace.trip_id]["fs_hz"])].append(
-            clean_window_peaks(det, np.asarray(busy), params.min_speed_mps))
         rows = [{"t": float(t), "kind": str(k)} for t, k in zip(det.impacts["t_s"], det.impacts["kind"], strict=True)]
         impacts[trace.trip_id] = rows
         t_det = det.impacts["t_s"]
@@ -172,11 +164,9 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
                     feature_hits[kind][1] += int(np.any(det.impacts["kind"][near] == "pothole"))
         for imp in (i for i in mine if defects[i["defect_id"]]["reportable"]):
             at_hits[(trace.trip_id, str(imp["defect_id"]))].append((float(imp["t"]), *_at_hit(det, float(imp["t"]))))
-            i0, i1 = np.searchsorted(det.signals.t_s, (float(imp["t"]) - TOL_S, float(imp["t"]) + TOL_S))
-            if i1 > i0:
-                key = (trace.trip_id, str(imp["defect_id"]))
-                pass_snr[key] = max(pass_snr[key], float(snr[i0:i1].max()))
         road_t = np.array([float(i["t"]) for i in mine])
+        busy = np.concatenate([road_t, [float(e["t"]) for e in truth.events if e["trip_id"] == trace.trip_id]])
+        clean[float(trips[trace.trip_id]["fs_hz"])].append(clean_window_peaks(det, busy, params.min_speed_mps))
         on_road = (np.abs(t_det[:, None] - road_t[None, :]) < TOL_S).any(axis=1) if road_t.size else \
             np.zeros(t_det.size, dtype=bool)
         for ev in (e for e in truth.events if e["trip_id"] == trace.trip_id and e["type"] != "gap"):
@@ -215,9 +205,10 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
     ceiling: CeilingInputs = {}
     for rate, hits in sorted(by_rate.items()):
         out[f"recall_{rate:g}Hz"] = float(np.mean(hits))
-        scored = np.array([pass_snr[(trip, did)] for trip, did, _ in outcomes
+        scored = np.array([max(h[3] for h in at_hits[(trip, did)]) for trip, did, _ in outcomes
                            if float(trips[trip]["fs_hz"]) == rate])
-        ceiling[rate] = ([scored], [p for p, _ in clean[rate]], [km for _, km in clean[rate]])
+        peaks = np.concatenate([p for p, _ in clean[rate]]) if clean[rate] else np.empty(0)
+        ceiling[rate] = (scored, peaks, sum(k for _, k in clean[rate]))
     for iso, hits in sorted(by_road.items()):
         out[f"road_{iso}_recall"] = float(np.mean(hits))
         out[f"road_{iso}_passes"] = float(len(hits))
@@ -242,15 +233,14 @@ def main() -> None:
     params = DetectorParams()
     print(f"detector {params.version} ({params.digest()}); impacts matched to truth passes within {TOL_S} s")
     for scenario in args.scenario:
-        pooled: CeilingInputs = {}
+        pooled: dict[float, list[tuple[np.ndarray, np.ndarray, float]]] = defaultdict(list)    # rate: seeds'
         for seed in args.seeds:
             folder = Path(args.workdir) / f"{scenario}-{seed}"
             if not (folder / "truth.json").exists():
                 generate(scenario, seed, folder)
             r, ceiling = score_scenario(folder, params, not args.no_low_rates)
-            for rate, parts in ceiling.items():
-                for into, part in zip(pooled.setdefault(rate, ([], [], [])), parts, strict=True):
-                    into.extend(part)
+            for rate, inputs in ceiling.items():
+                pooled[rate].append(inputs)
             rates = "  ".join(f"{k[7:]} {v:.3f}" for k, v in r.items() if k.startswith("recall_") and k[7].isdigit())
             feats = "  ".join(f"{k[:-11]} {v:.3f}" for k, v in r.items() if k.endswith("_as_pothole"))
             print(f"\n{scenario} seed {seed}: {r['passes']} passes over reportable defects a phone could feel "
@@ -278,10 +268,10 @@ def main() -> None:
         seeds = " ".join(map(str, args.seeds))
         print(f"\n{scenario}, seeds {seeds} pooled: trigger ceiling (recall of passes at false alarms per km of "
               "clean road, before the gates)")
-        for rate, (passes, peaks, kms) in sorted(pooled.items()):
+        for rate, seeds_inputs in sorted(pooled.items()):
+            passes, peaks, kms = zip(*seeds_inputs, strict=True)
             km = sum(kms)
-            c = trigger_ceiling(np.concatenate(passes), np.concatenate(peaks) if peaks else np.empty(0), km,
-                                params.confirm_snr)
+            c = trigger_ceiling(np.concatenate(passes), np.concatenate(peaks), km, params.confirm_snr)
             if c:
                 at = "  ".join(f"{fa:g}/km: snr {c[f'{fa:g}_snr']:.2f} recall {c[f'{fa:g}_recall']:.3f}"
                                for fa in CEILING_FA_PER_KM)

@@ -14,6 +14,8 @@ from detect.columns import Columns
 from detect.orientation import accel_tilt_deg, angle_from_cos_deg
 from detect.signal import bandpass
 
+SNR_FLOOR_MPS2 = 1e-3    # a background below this [m/s^2] (a silent sensor) is read as this in the SNR
+
 
 @dataclass(frozen=True)
 class Signals:
@@ -57,6 +59,11 @@ class Signals:
     # (k, 2) grid index ranges [start, stop) in which the phone sat in no mount: a re-mount's hand, or an excursion
     # from a mount it came back to (detect.orientation.handling_spans)
     handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
+
+    def snr(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The characteristic function over its local background at the grid indices ``idx`` (default: every
+        sample): a candidate's ``snr`` at its peak, what ``confirm_snr`` is compared with."""
+        return self.cf_mps2[idx] / np.maximum(self.background_mps2[idx], SNR_FLOOR_MPS2)
 
     @property
     def has_gyro(self) -> bool:
@@ -275,7 +282,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["t_start_s"] = sig.t_s[s]
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
-    out["snr"] = sig.cf_mps2[ip] / np.maximum(sig.background_mps2[ip], 1e-3)
+    out["snr"] = sig.snr(ip)
     out["background_ratio"] = sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
