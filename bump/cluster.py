@@ -98,12 +98,13 @@ from detect.classify import depth_class_of
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 from ingest.validate import GPS_MAX_SPEED_MPS
 
-DEFECTS_VERSION = "bump-defects/0.7"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+DEFECTS_VERSION = "bump-defects/0.8"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
 #                                          0.4: a one-direction defect merges across directions only if hit as a
 #                                          full-width feature is; 0.5: a tie in the proud vote lists the cover;
 #                                          0.6: a defect's depth class is its severity's, not one hit's;
-#                                          0.7: a defect's direction is a robust mean of its hits' (mean_heading)
+#                                          0.7: a defect's direction is a robust mean of its hits' (mean_heading);
+#                                          0.8: a trip's GPS error read at landmarks moves its hits (bump.landmarks)
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -145,6 +146,10 @@ class DefectParams(VersionedParams):
     device_latency: bool = True            # correct each device by its own latency once it has samples ...
     device_latency_prior: int = 10         # ... weighted against the fleet's as samples / (samples + this)
     device_latency_min_hits: int = 6       # defects with this many hits (from confirm_devices devices) calibrate
+    landmarks: bool = True                 # move a trip's hits and track by its GPS error read at landmarks:
+    landmark_min_hits: int = 6             # confirmed defects with this many hits (bump.landmarks)
+    gps_error_tau_s: float = 30.0          # correlation time of a phone's GPS error (FIELD_NOTES: tens of seconds)
+    landmark_prior_weight: float = 0.3     # a landmark at dt = 0 moves a hit by 1 / (1 + this) of its offset
     summary_hits: int = 100                # a defect's position, kind, severity, confidence: from its latest hits
     recluster_cell_m: float = 2.0
     recluster_link_m: float = 4.0
@@ -186,12 +191,14 @@ class DefectParams(VersionedParams):
         **dict.fromkeys(("join_radius_m", "max_join_radius_m", "gate_sigmas", "default_accuracy_m", "min_accuracy_m",
                          "min_uncertainty_m", "robust_k", "latency_lateral_m", "recluster_cell_m", "recluster_link_m",
                          "distinct_hits_m", "traversal_radius_m", "traversal_sigmas", "max_traversal_radius_m",
-                         "track_step_m", "severity_half_cm", "traffic_window_days", "casting_max_depth_cm"), POSITIVE),
-        **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior"), NON_NEGATIVE),
+                         "track_step_m", "severity_half_cm", "traffic_window_days", "casting_max_depth_cm",
+                         "gps_error_tau_s"), POSITIVE),
+        **dict.fromkeys(("pass_window_s", "backfill_days", "device_latency_prior", "landmark_prior_weight"),
+                        NON_NEGATIVE),
         **dict.fromkeys(("confirm_hit_rate", "designed_hit_rate", "twin_hit_rate", "proud_share"), UNIT),
-        **dict.fromkeys(("irls_iterations", "latency_min_pairs", "device_latency_min_hits", "summary_hits",
-                         "recluster_span_hits", "apart_passes", "confirm_devices", "repaired_traversals",
-                         "repaired_devices", "designed_traversals"), (1.0, None, True, False)),
+        **dict.fromkeys(("irls_iterations", "latency_min_pairs", "device_latency_min_hits", "landmark_min_hits",
+                         "summary_hits", "recluster_span_hits", "apart_passes", "confirm_devices",
+                         "repaired_traversals", "repaired_devices", "designed_traversals"), (1.0, None, True, False)),
         "opposite_deg": (0.0, 180.0, False, True), "axis_deg": (0.0, 90.0, False, True),
         "traversal_heading_deg": (0.0, 180.0, False, True), "repaired_miss_prob": (0.0, 1.0, False, False),
     }

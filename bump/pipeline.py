@@ -56,6 +56,7 @@ from bump.cluster import (
     track_from_fixes,
     unique_sorted,
 )
+from bump.landmarks import offsets_at
 from bump.lifecycle import (
     CREW_STATUSES,
 )
@@ -72,6 +73,7 @@ from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
 # joining and passes of a trip (~700 rows a trip): no status, counts (read for the few defects that need them)
 _TRACK_NEAR_COLUMNS = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m")
+_NEAR_COLUMNS = (*_TRACK_NEAR_COLUMNS, "status", "n_hits")         # ... and what makes a landmark
 
 
 # ---------------------------------------------------------------------------------------------------- results
@@ -347,6 +349,32 @@ def _detector_json(params: DetectorParams, defect_params: DefectParams) -> str:
                          "defects": defect_params.version, "defects_digest": defect_params.digest()}).decode()
 
 
+def _assign(hits: Columns, spans: np.ndarray, near: Columns, dp: DefectParams) -> np.ndarray:
+    """Index into ``near`` of the defect each hit joins (-1: none; :func:`bump.cluster.assign_hits`)."""
+    apart = same_pass_pairs(np.zeros(len(hits), np.int64), hits["t_s"], hits["x_m"], hits["y_m"],
+                            hits["heading_deg"], dp)
+    return assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], spans, hits["accuracy_m"], near["x_m"],
+                       near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp,
+                       apart=apart)
+
+
+def _landmark_moves(hits: Columns, idx: np.ndarray, near: Columns, track_t_s: np.ndarray, dp: DefectParams
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """((dx, dy) per hit, (dx, dy) per track point) [m]: the trip's GPS error read at the landmarks its hits
+    joined (confirmed defects with ``landmark_min_hits`` hits), a hit's own landmark left out
+    (:func:`bump.landmarks.offsets_at`); None when it joined none."""
+    if not len(near):
+        return None
+    landmark = (near["status"] == "confirmed") & (near["n_hits"] >= dp.landmark_min_hits)
+    on = (idx >= 0) & landmark[np.maximum(idx, 0)]
+    if not on.any():
+        return None
+    k = idx[on]
+    obs = (hits["t_s"][on], near["x_m"][k] - hits["x_m"][on], near["y_m"][k] - hits["y_m"][on])
+    kw = {"tau_s": dp.gps_error_tau_s, "prior_weight": dp.landmark_prior_weight}
+    return offsets_at(hits["t_s"], *obs, key=idx, obs_key=k, **kw), offsets_at(track_t_s, *obs, **kw)
+
+
 def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str, trip: _TripRows,
                   dp: DefectParams, params: DetectorParams, now: float) -> dict[str, Any]:
     """Store the trip's hits with the defects they join or found, and its passes; refresh what they touched."""
@@ -370,12 +398,17 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
         keys.append(wide[ids_in(wide, cellmap.grid_keys_around(raw["x_m"][hspans], raw["y_m"][hspans],
                                                                2 * dp.max_join_radius_m))])
     keys = unique_sorted(np.concatenate(keys))
-    near = store.defects_in_grid(keys, _TRACK_NEAR_COLUMNS)
-    apart = same_pass_pairs(np.zeros(len(hits), np.int64), hits["t_s"], hits["x_m"], hits["y_m"],
-                            hits["heading_deg"], dp)
-    idx = assign_hits(hits["x_m"], hits["y_m"], hits["heading_deg"], hspans, hits["accuracy_m"], near["x_m"],
-                      near["y_m"], near["heading_deg"], near["spans"].astype(bool), near["uncertainty_m"], dp,
-                      apart=apart)
+    near = store.defects_in_grid(keys, _NEAR_COLUMNS)
+    idx = _assign(hits, hspans, near, dp)
+    placed, idx_placed, dense, tree = hits, idx, trip.dense, trip.tree     # as the GPS placed them
+    moves = _landmark_moves(hits, idx, near, dense[0], dp) if dp.landmarks else None
+    if moves is not None:                        # the trip's GPS error read at landmarks, taken off (bump.landmarks)
+        (hdx, hdy), (tdx, tdy) = moves
+        hits = hits.with_columns(x_m=hits["x_m"] + hdx, y_m=hits["y_m"] + hdy)
+        raw = raw.with_columns(x_m=raw["x_m"] + hdx, y_m=raw["y_m"] + hdy)
+        dense = (dense[0], dense[1] + tdx, dense[2] + tdy, *dense[3:])
+        tree = points_tree(dense[1], dense[2])
+        idx = _assign(hits, hspans, near, dp)
     hit_defect = np.where(idx >= 0, near["defect_id"][np.maximum(idx, 0)] if len(near) else -1, -1)
     rest = np.flatnonzero(idx < 0)
     new_ids = np.empty(0, dtype=np.int64)
@@ -396,15 +429,16 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     store.add_hits(raw.data | {"defect_id": hit_defect}, trip.features, trip.detector)
     hit_ids = np.unique(hit_defect[hit_defect >= 0])
     recent = None                              # latest hits read for the latency, reused by the refresh
-    if learn:
-        recent = _update_latency(store, proj, raw.select(hspans), near, dp, also=hit_ids)
+    if learn:                                  # latencies learn from positions as the GPS gave them
+        recent = _update_latency(store, proj, trip.hits.select(hspans), near, dp, also=hit_ids)
     if dp.device_latency and not told:
-        _update_device_latency(store, device, hits, idx, near, latency, dp)
+        _update_device_latency(store, device, placed, idx_placed, near, latency, dp)
 
     # traversals of this trip: the defects near its track, and the new ones
     new_cols = store.defects_by_id(new_ids, (*_TRACK_NEAR_COLUMNS, "first_seen_s")) if new_ids.size else None
-    allc = near if new_cols is None else Columns({k: np.concatenate([near[k], new_cols[k]]) for k in near})
-    rows = _trip_traversals(trip_id, device, trip.dense, allc, hits, hit_defect, dp, tree=trip.tree)
+    allc = Columns({k: near[k] if new_cols is None else np.concatenate([near[k], new_cols[k]])
+                    for k in _TRACK_NEAR_COLUMNS})
+    rows = _trip_traversals(trip_id, device, dense, allc, hits, hit_defect, dp, tree=tree)
     store.upsert_traversals(rows.data)
     if new_ids.size:
         _backfill(store, proj, trip_id, new_cols, dp)

@@ -404,6 +404,8 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 # --------------------------------------------------------------------------------------------- column catalogue
 
+# a hit's lat_deg/lon_deg are the position its phone reported; x_m/y_m place it in the database's projection, moved
+# by its trip's GPS error read at landmarks when there were any (bump.landmarks, defects 0.8 on)
 HIT_COLUMNS: dict[str, str] = {
     "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
     "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",

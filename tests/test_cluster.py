@@ -1138,3 +1138,75 @@ def test_a_sunken_cover_deeper_than_castings_sink_is_a_pothole() -> None:
     assert "deeper than castings" in why[0] and why[1:] == ["r"] * 4
     assert deeper_than_castings(kinds, ["r"] * 5, severity, depth, DefectParams(casting_max_depth_cm=5.5)
                                 )[0].tolist()[0] == "cover"
+
+
+# ------------------------------------------------------------------------------------------ GPS error at landmarks
+
+
+def _slow_offsets(t, obs_t, obs_dx, obs_dy, tau, prior, key=None, obs_key=None):
+    out = []
+    for i, ti in enumerate(t):
+        num_x = num_y = den = 0.0
+        for k, tk in enumerate(obs_t):
+            if key is not None and key[i] == obs_key[k]:
+                continue
+            w = np.exp(-abs(ti - tk) / tau)
+            num_x, num_y, den = num_x + w * obs_dx[k], num_y + w * obs_dy[k], den + w
+        out.append((num_x / (den + prior), num_y / (den + prior)))
+    return np.array(out).reshape(len(t), 2)
+
+
+@pytest.mark.parametrize("n_obs", [0, 1, 9])
+def test_landmark_offsets_match_the_slow_reference(n_obs: int) -> None:
+    from bump.landmarks import offsets_at
+    rng = np.random.default_rng(n_obs)
+    t, obs_t = rng.uniform(0, 300, 40), rng.uniform(0, 300, n_obs)
+    dx, dy = rng.normal(0, 8, n_obs), rng.normal(0, 8, n_obs)
+    key, obs_key = rng.integers(-1, 4, 40), rng.integers(0, 4, n_obs)
+    got = np.column_stack(offsets_at(t, obs_t, dx, dy, tau_s=30.0, prior_weight=0.3, key=key, obs_key=obs_key))
+    assert np.allclose(got, _slow_offsets(t, obs_t, dx, dy, 30.0, 0.3, key, obs_key))
+    plain = np.column_stack(offsets_at(t, obs_t, dx, dy, tau_s=30.0, prior_weight=0.3))
+    assert np.allclose(plain, _slow_offsets(t, obs_t, dx, dy, 30.0, 0.3))
+    if n_obs:
+        assert not np.allclose(got, plain)                        # a position's own landmark is left out
+
+
+def test_a_landmarks_offset_fades_with_time_and_never_moves_its_own_hits() -> None:
+    from bump.landmarks import offsets_at
+    kw = {"tau_s": 30.0, "prior_weight": 0.3}
+    dx, _ = offsets_at(np.array([100.0, 110.0, 160.0, 400.0]), np.array([100.0]), np.array([-6.0]), np.array([0.0]),
+                       **kw)
+    assert dx[0] == pytest.approx(-6.0 / 1.3)                    # at the landmark: its offset, shrunk by the prior
+    assert dx[0] < dx[1] < dx[2] < dx[3] <= 0.0 and dx[3] > -0.01  # fading towards no move minutes away
+    own, _ = offsets_at(np.array([100.0]), np.array([100.0]), np.array([-6.0]), np.array([0.0]), key=np.array([3]),
+                        obs_key=np.array([3]), **kw)
+    assert own[0] == 0.0
+
+
+def test_a_trips_gps_error_read_at_a_landmark_places_its_new_pothole(tmp_path) -> None:
+    """Six phones establish a pothole at the origin; a seventh, its fixes 6 m east of the truth, hits it and a new
+    pothole 50 m (5 s) further north. Its error read at the first moves its second hit towards the truth; the hits
+    keep the positions the phone reported."""
+    places = {}
+    for on in (True, False):
+        s = Store.open(tmp_path / f"landmarks-{on}.db")
+        for k in range(18):
+            add_trip(s, f"on{k}", f"dev{k % 6}", T0_S + k * DAY_S, [(rng_offset(k), 0.0, "pothole", 9.0, 0.9)])
+        lm = s.all_defects()
+        assert lm["status"].tolist() == ["confirmed"] and lm["n_hits"][0] >= DefectParams().landmark_min_hits
+        dp = DefectParams(landmarks=on)
+        trace = road_trace("off", "dev7", t0_s=T0_S + 20 * DAY_S, offset_m=6.0)
+        pipeline.ingest_trace(s, trace, detection=fake_detection(trace, [(6.0, 0.0, "pothole", 9.0, 0.9),
+                                                                         (6.0, 50.0, "pothole", 9.0, 0.9)]),
+                              defect_params=dp, clock=lambda: T0_S + 21 * DAY_S)
+        d = s.all_defects()
+        new = int(np.flatnonzero(d["defect_id"] != lm["defect_id"][0])[0])
+        places[on] = float(d["x_m"][new])
+        assert d["n_hits"][d["defect_id"] == lm["defect_id"][0]][0] == lm["n_hits"][0] + 1   # joined the landmark
+        hits = s.hits_of_trip("off")
+        second = int(np.argmax(hits["t_s"]))
+        assert PROJ.to_xy(hits["lat_deg"][second], hits["lon_deg"][second])[0] == pytest.approx(6.0, abs=0.01)
+        s.close()
+    w = np.exp(-5.0 / DefectParams().gps_error_tau_s)
+    assert places[False] == pytest.approx(6.0, abs=0.01)
+    assert places[True] == pytest.approx(6.0 - 6.0 * w / (w + DefectParams().landmark_prior_weight), abs=0.3)
