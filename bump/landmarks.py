@@ -34,3 +34,22 @@ def offsets_at(t_s: np.ndarray, obs_t_s: np.ndarray, obs_dx_m: np.ndarray, obs_d
     den = w.sum(axis=1) + prior_weight
     return w @ np.asarray(obs_dx_m, dtype=np.float64) / den, w @ np.asarray(obs_dy_m, dtype=np.float64) / den
 
+
+
+def trip_moves(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, landmark: np.ndarray, landmark_x_m: np.ndarray,
+               landmark_y_m: np.ndarray, is_landmark: np.ndarray, track_t_s: np.ndarray, *, tau_s: float,
+               prior_weight: float) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """((dx, dy) per hit, (dx, dy) per track point) [m] of one trip: its GPS error read where its hits (times
+    ``t_s``, positions ``x_m``, ``y_m``) joined a defect ``landmark`` (an index into ``landmark_x_m``,
+    ``landmark_y_m``, ``is_landmark``; -1: none) that is a landmark, a hit's own left out (:func:`offsets_at`);
+    None when no hit joined a landmark."""
+    lm = np.asarray(landmark)
+    on = (lm >= 0) & np.asarray(is_landmark, dtype=bool)[np.maximum(lm, 0)] if lm.size and len(is_landmark) \
+        else np.zeros(lm.size, dtype=bool)
+    if not on.any():
+        return None
+    k = lm[on]
+    obs = (np.asarray(t_s)[on], np.asarray(landmark_x_m)[k] - np.asarray(x_m)[on],
+           np.asarray(landmark_y_m)[k] - np.asarray(y_m)[on])
+    kw = {"tau_s": tau_s, "prior_weight": prior_weight}
+    return offsets_at(t_s, *obs, key=lm, obs_key=k, **kw), offsets_at(track_t_s, *obs, **kw)

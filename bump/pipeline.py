@@ -56,7 +56,7 @@ from bump.cluster import (
     track_from_fixes,
     unique_sorted,
 )
-from bump.landmarks import offsets_at
+from bump.landmarks import trip_moves
 from bump.lifecycle import (
     CREW_STATUSES,
 )
@@ -358,23 +358,6 @@ def _assign(hits: Columns, spans: np.ndarray, near: Columns, dp: DefectParams) -
                        apart=apart)
 
 
-def _landmark_moves(hits: Columns, idx: np.ndarray, near: Columns, track_t_s: np.ndarray, dp: DefectParams
-                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
-    """((dx, dy) per hit, (dx, dy) per track point) [m]: the trip's GPS error read at the landmarks its hits
-    joined (confirmed defects with ``landmark_min_hits`` hits), a hit's own landmark left out
-    (:func:`bump.landmarks.offsets_at`); None when it joined none."""
-    if not len(near):
-        return None
-    landmark = (near["status"] == "confirmed") & (near["n_hits"] >= dp.landmark_min_hits)
-    on = (idx >= 0) & landmark[np.maximum(idx, 0)]
-    if not on.any():
-        return None
-    k = idx[on]
-    obs = (hits["t_s"][on], near["x_m"][k] - hits["x_m"][on], near["y_m"][k] - hits["y_m"][on])
-    kw = {"tau_s": dp.gps_error_tau_s, "prior_weight": dp.landmark_prior_weight}
-    return offsets_at(hits["t_s"], *obs, key=idx, obs_key=k, **kw), offsets_at(track_t_s, *obs, **kw)
-
-
 def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str, trip: _TripRows,
                   dp: DefectParams, params: DetectorParams, now: float) -> dict[str, Any]:
     """Store the trip's hits with the defects they join or found, and its passes; refresh what they touched."""
@@ -401,7 +384,11 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     near = store.defects_in_grid(keys, _NEAR_COLUMNS)
     idx = _assign(hits, hspans, near, dp)
     placed, idx_placed, dense, tree = hits, idx, trip.dense, trip.tree     # as the GPS placed them
-    moves = _landmark_moves(hits, idx, near, dense[0], dp) if dp.landmarks else None
+    moves = None
+    if dp.landmarks and len(near):               # landmarks: confirmed defects with landmark_min_hits hits
+        landmark = (near["status"] == "confirmed") & (near["n_hits"] >= dp.landmark_min_hits)
+        moves = trip_moves(hits["t_s"], hits["x_m"], hits["y_m"], idx, near["x_m"], near["y_m"], landmark, dense[0],
+                           tau_s=dp.gps_error_tau_s, prior_weight=dp.landmark_prior_weight)
     if moves is not None:                        # the trip's GPS error read at landmarks, taken off (bump.landmarks)
         (hdx, hdy), (tdx, tdy) = moves
         hits = hits.with_columns(x_m=hits["x_m"] + hdx, y_m=hits["y_m"] + hdy)
@@ -636,12 +623,13 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
         if proj is None:
             return ReprocessSummary(len(trips), 0, 0, {}, 0, len(crew), detector_info(params))
         all_hits: list[Columns] = []
+        all_features: list[dict[str, Any]] = []
         tracks: dict[str, tuple[str, tuple[np.ndarray, ...]]] = {}
         for r in per_trip:                         # loop over trips
             tid, dev = r.info["trip_id"], r.info["device_id"]
             hits, features = hit_columns(r.impacts, proj, tid, dev, r.own_latency_s)
-            ids = store.add_hits(hits.data, features, detector_info(params, with_params=False))
-            all_hits.append(hits.with_columns(hit_id=ids))
+            all_hits.append(hits)
+            all_features.extend(features)
             store.update_trip_detection(tid, detector_info(params), r.n_impacts)
             _update_maps(store, proj, r.roughness, r.track, tid, dev, refresh=False)
             tracks[tid] = (dev, _track_xy(r.track, proj, dp))
@@ -664,6 +652,14 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])
             k = int(labels.max()) + 1
             c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)
+            if dp.landmarks:                       # each trip's GPS error read at the landmarks, then again
+                dx, dy = _landmark_moves_all(hits, trip_idx, labels, c, tracks, dp)
+                hits = hits.with_columns(x_m=hits["x_m"] + dx, y_m=hits["y_m"] + dy)
+                hx, hy = hx + dx, hy + dy
+                labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp,
+                                   t_s=hits["t_s"])
+                k = int(labels.max()) + 1
+                c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)
             gspans = spanning_labels(labels, spans, k)
             head = mean_heading(labels, hits["heading_deg"], np.ones(labels.size), k, gspans)
             first_t = np.full(k, np.inf)
@@ -677,7 +673,8 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
                                     first_t, now, detector,
                                     ids=np.where(was >= 0, before["defect_id"][np.maximum(was, 0)], -1))
             hit_defect = new_ids[labels]
-            store.set_hit_defects(hits["hit_id"], hit_defect)
+            hits = hits.with_columns(hit_id=store.add_hits(hits.data | {"defect_id": hit_defect}, all_features,
+                                                           detector_info(params, with_params=False)))
             defects = store.defects_by_id(new_ids)
             for tid, (dev, dense) in tracks.items():
                 sel = hits["trip_id"] == tid
@@ -693,6 +690,33 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             by_status[st] = by_status.get(st, 0) + n
     return ReprocessSummary(len(trips), 0 if hits is None else len(hits), sum(by_status.values()), by_status,
                             carried, lost, {"version": params.version, "params_digest": params.digest()})
+
+
+def _landmark_moves_all(hits: Columns, trip_idx: np.ndarray, labels: np.ndarray, centres: Any,
+                        tracks: dict[str, tuple[str, tuple[np.ndarray, ...]]], dp: DefectParams
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dy) [m] per hit of a full re-cluster, and each trip's track in ``tracks`` moved in place: the trip's
+    GPS error read at the clusters that are landmarks (``landmark_min_hits`` hits from ``confirm_devices``
+    devices: confirmed, as far as hits tell; :func:`bump.landmarks.trip_moves`)."""
+    k = centres.x_m.size
+    n_hits = np.bincount(labels, minlength=k)
+    pairs = np.unique(np.column_stack([labels, np.unique(hits["device_id"], return_inverse=True)[1].ravel()]),
+                      axis=0)
+    landmark = (n_hits >= dp.landmark_min_hits) & (np.bincount(pairs[:, 0], minlength=k) >= dp.confirm_devices)
+    dx, dy = np.zeros(len(hits)), np.zeros(len(hits))
+    order = np.argsort(trip_idx, kind="stable")
+    bounds = np.searchsorted(trip_idx[order], np.arange(trip_idx.max() + 2))
+    for j in range(bounds.size - 1):             # loop over trips
+        sel = order[bounds[j]:bounds[j + 1]]
+        tid = str(hits["trip_id"][sel[0]])
+        dev, dense = tracks[tid]
+        moves = trip_moves(hits["t_s"][sel], hits["x_m"][sel], hits["y_m"][sel], labels[sel], centres.x_m,
+                           centres.y_m, landmark, dense[0], tau_s=dp.gps_error_tau_s,
+                           prior_weight=dp.landmark_prior_weight)
+        if moves is not None:
+            (dx[sel], dy[sel]), (tdx, tdy) = moves
+            tracks[tid] = (dev, (dense[0], dense[1] + tdx, dense[2] + tdy, *dense[3:]))
+    return dx, dy
 
 
 @dataclass(frozen=True)

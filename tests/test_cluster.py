@@ -1187,18 +1187,19 @@ def test_a_trips_gps_error_read_at_a_landmark_places_its_new_pothole(tmp_path) -
     """Six phones establish a pothole at the origin; a seventh, its fixes 6 m east of the truth, hits it and a new
     pothole 50 m (5 s) further north. Its error read at the first moves its second hit towards the truth; the hits
     keep the positions the phone reported."""
-    places = {}
+    places, replaced = {}, {}
+    impacts = {f"on{k}": [(rng_offset(k), 0.0, "pothole", 9.0, 0.9)] for k in range(18)}
+    impacts["off"] = [(6.0, 0.0, "pothole", 9.0, 0.9), (6.0, 50.0, "pothole", 9.0, 0.9)]
     for on in (True, False):
         s = Store.open(tmp_path / f"landmarks-{on}.db")
         for k in range(18):
-            add_trip(s, f"on{k}", f"dev{k % 6}", T0_S + k * DAY_S, [(rng_offset(k), 0.0, "pothole", 9.0, 0.9)])
+            add_trip(s, f"on{k}", f"dev{k % 6}", T0_S + k * DAY_S, impacts[f"on{k}"])
         lm = s.all_defects()
         assert lm["status"].tolist() == ["confirmed"] and lm["n_hits"][0] >= DefectParams().landmark_min_hits
         dp = DefectParams(landmarks=on)
         trace = road_trace("off", "dev7", t0_s=T0_S + 20 * DAY_S, offset_m=6.0)
-        pipeline.ingest_trace(s, trace, detection=fake_detection(trace, [(6.0, 0.0, "pothole", 9.0, 0.9),
-                                                                         (6.0, 50.0, "pothole", 9.0, 0.9)]),
-                              defect_params=dp, clock=lambda: T0_S + 21 * DAY_S)
+        pipeline.ingest_trace(s, trace, detection=fake_detection(trace, impacts["off"]), defect_params=dp,
+                              clock=lambda: T0_S + 21 * DAY_S)
         d = s.all_defects()
         new = int(np.flatnonzero(d["defect_id"] != lm["defect_id"][0])[0])
         places[on] = float(d["x_m"][new])
@@ -1206,7 +1207,15 @@ def test_a_trips_gps_error_read_at_a_landmark_places_its_new_pothole(tmp_path) -
         hits = s.hits_of_trip("off")
         second = int(np.argmax(hits["t_s"]))
         assert PROJ.to_xy(hits["lat_deg"][second], hits["lon_deg"][second])[0] == pytest.approx(6.0, abs=0.01)
+        # a full re-cluster reads the trip's error at the same landmark
+        pipeline.reprocess(s, detect_fn=lambda tr, _p: fake_detection(tr, impacts[tr.trip_id]), defect_params=dp,
+                           clock=lambda: T0_S + 22 * DAY_S)
+        d = s.all_defects()
+        assert len(d) == 2
+        replaced[on] = float(d["x_m"][int(np.argmax(d["y_m"]))])
         s.close()
     w = np.exp(-5.0 / DefectParams().gps_error_tau_s)
     assert places[False] == pytest.approx(6.0, abs=0.01)
     assert places[True] == pytest.approx(6.0 - 6.0 * w / (w + DefectParams().landmark_prior_weight), abs=0.3)
+    assert replaced[False] == pytest.approx(6.0, abs=0.01)
+    assert replaced[True] == pytest.approx(places[True], abs=0.3)
