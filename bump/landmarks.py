@@ -35,7 +35,6 @@ def offsets_at(t_s: np.ndarray, obs_t_s: np.ndarray, obs_dx_m: np.ndarray, obs_d
     return w @ np.asarray(obs_dx_m, dtype=np.float64) / den, w @ np.asarray(obs_dy_m, dtype=np.float64) / den
 
 
-
 def trip_moves(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, landmark: np.ndarray, landmark_x_m: np.ndarray,
                landmark_y_m: np.ndarray, is_landmark: np.ndarray, track_t_s: np.ndarray, *, tau_s: float,
                prior_weight: float) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
@@ -44,8 +43,9 @@ def trip_moves(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, landmark: np.n
     ``landmark_y_m``, ``is_landmark``; -1: none) that is a landmark, a hit's own left out (:func:`offsets_at`);
     None when no hit joined a landmark."""
     lm = np.asarray(landmark)
-    on = (lm >= 0) & np.asarray(is_landmark, dtype=bool)[np.maximum(lm, 0)] if lm.size and len(is_landmark) \
-        else np.zeros(lm.size, dtype=bool)
+    if len(is_landmark) == 0:
+        return None
+    on = (lm >= 0) & np.asarray(is_landmark, dtype=bool)[np.maximum(lm, 0)]
     if not on.any():
         return None
     k = lm[on]
