@@ -12,7 +12,8 @@ The evidence, each from the physics in FIELD_NOTES:
 * **One wheel vs both** (``lateral_up_corr``, ``roll_ratio``): a pothole or cover is hit by one wheel track and
   rolls the car, so the phone's lateral acceleration moves in step with the vertical hit (|corr| ~ 0.8); joints
   and rail crossings span the lane and hit both wheels of an axle: pitch without roll, no coherent lateral motion
-  (|corr| ~ 0.2). With a gyroscope, roll rate / pitch rate (~ wheelbase / track ~ 1.7 for one wheel) confirms.
+  (|corr| ~ 0.2). With a gyroscope, roll rate / pitch rate (~ wheelbase / track ~ 1.7 for one wheel) decides
+  wherever it is clear (:func:`both_wheels`).
   Works with any mount, with or without gyroscope.
 * **Depth**: a wheel meeting a sharp-edged step of height ``d`` (a hole's far wall, a casting's rim) rings the
   unsprung mass at its wheel-hop frequency with an amplitude proportional to ``d`` and nearly independent of speed
@@ -89,11 +90,15 @@ def depth_class_of(depth_m: np.ndarray) -> np.ndarray:
 
 
 def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
-    """True where the event hit both wheels of an axle: no lateral acceleration coherent with the vertical
-    hit, or (with a gyroscope) little roll for the pitch."""
+    """True where the event hit both wheels of an axle. With a gyroscope, its roll for the pitch decides: below
+    ``both_wheels_roll_ratio`` both wheels, at least ``one_wheel_roll_ratio`` one wheel, and between the two the
+    lateral acceleration coherent with the vertical hit (or not) decides. Without one, that coherence alone. The
+    lateral acceleration is only a proxy for the roll: a phone near the car's roll axis (a low cup holder) feels
+    little of it, and a rough road's own sway blurs it, so a clear roll is not overruled by it."""
     roll = feat["roll_ratio"]
-    low_roll = np.isfinite(roll) & (roll < params.both_wheels_roll_ratio)
-    return (feat["lateral_up_corr"] < params.one_wheel_coherence) | low_roll
+    loose = feat["lateral_up_corr"] < params.one_wheel_coherence
+    with_gyro = (roll < params.both_wheels_roll_ratio) | ((roll < params.one_wheel_roll_ratio) & loose)
+    return np.where(np.isfinite(roll), with_gyro, loose)
 
 
 def body_lift(feat: Columns, params: DetectorParams) -> np.ndarray:

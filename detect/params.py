@@ -21,7 +21,12 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.20"     # 0.20: a recording paused and resumed may restart the sample clock at
+DETECTOR_VERSION = "bump-detect/0.21"     # 0.21: with a gyroscope, a clear roll (roll/pitch at least
+#                                           one_wheel_roll_ratio) is one wheel even when the lateral acceleration
+#                                           is not in step with the hit (it was a joint: of the gyro phones'
+#                                           candidates at simulated potholes and covers, city seeds 1-4, 47 of 509
+#                                           were called both wheels, 15 now).
+#                                           0.20: a recording paused and resumed may restart the sample clock at
 #                                           another phase: each run between gaps has its own, shifted onto the grid
 #                                           (less than half a step), and the rate is fitted with one intercept per
 #                                           run (a restart had tilted it: up to 0.4 of a step off after the pause).

@@ -49,6 +49,18 @@ def test_a_lift_whose_roll_is_between_both_wheels_and_one_wheel_stays_a_bump() -
     assert classify(feat, P, FS_HZ).kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
 
 
+def test_with_a_gyroscope_a_clear_roll_is_one_wheel_even_when_the_lateral_motion_is_loose() -> None:
+    # no lift, rung as by a 5 cm step. Lateral motion loosely in step (0.2, under one_wheel_coherence) and a roll/pitch
+    # of: clearly both wheels; between the regimes; clearly one wheel; no gyroscope. Then the same with the lateral
+    # motion in step (0.8): between the regimes it now says one wheel, below both_wheels_roll_ratio the roll wins
+    rolls = [P.both_wheels_roll_ratio - 0.05, (P.both_wheels_roll_ratio + P.one_wheel_roll_ratio) / 2,
+             P.one_wheel_roll_ratio + 0.05, np.nan]
+    step = dict(vel_p2p_mps=[0.1] * 8, disp_p2p_m=[0.005] * 8, cf_peak_mps2=[P.step_gain_per_s2 * 0.05] * 8)
+    feat = _events(**step, lateral_up_corr=[0.2] * 4 + [0.8] * 4, roll_ratio=rolls * 2)
+    assert classify(feat, P, FS_HZ).kind.tolist() == ["joint", "joint", "pothole", "joint",
+                                                      "joint", "pothole", "pothole", "pothole"]
+
+
 def test_one_wheel_events_without_lift_keep_their_depth_rule() -> None:
     # rung as by a 1.9 cm and a 7.0 cm step; at 20 Hz (impact band unresolved) the body's swing: 1.9 vs 7.4 cm
     feat = _events(vel_p2p_mps=[0.05, 0.2], disp_p2p_m=[0.005, 0.01], lateral_up_corr=[0.8, 0.8],
