@@ -4,7 +4,9 @@ The evidence, each from the physics in FIELD_NOTES:
 
 * **Body lift** (``disp_p2p_m``, ``vel_p2p_mps``): a speed bump or hump lifts the whole car by centimetres at the
   low speed drivers choose for it; a hole, joint or cover only kicks the wheels. A body displacement above
-  ``bump_lift_m`` or a vertical body-velocity swing above ``bump_velocity_mps`` is a bump, unless it clearly rolls
+  ``bump_lift_m`` with a vertical body-velocity swing above ``bump_velocity_mps`` is a bump (the body rises at its
+  ~1.2 Hz mode, so a real lift of 3 cm moves it at ~0.4 m/s; a displacement without that swing is the double
+  integral's drift or a slow undulation, a swing without the displacement a short kick), unless it clearly rolls
   the car: then it is a wheel dropping into a deep hole. "Clearly" is the one-wheel evidence the phone has: with a
   gyroscope, roll/pitch at least ``one_wheel_roll_ratio`` (nearer one wheel's ~1.7 than both wheels' bound);
   without one, lateral motion in step with the hit at least as closely as a weak event's must be
@@ -102,8 +104,8 @@ def both_wheels(feat: Columns, params: DetectorParams) -> np.ndarray:
 
 
 def body_lift(feat: Columns, params: DetectorParams) -> np.ndarray:
-    """True where the whole body went up and down by centimetres: a bump or hump."""
-    return (feat["disp_p2p_m"] > params.bump_lift_m) | (feat["vel_p2p_mps"] > params.bump_velocity_mps)
+    """True where the whole body went up and down by centimetres, at the speed such a lift takes: a bump or hump."""
+    return (feat["disp_p2p_m"] > params.bump_lift_m) & (feat["vel_p2p_mps"] > params.bump_velocity_mps)
 
 
 class Classification(NamedTuple):

@@ -40,10 +40,18 @@ def test_a_lift_on_both_wheels_is_a_speed_bump_but_a_lift_that_rolls_the_car_is_
     assert severity[1] == pytest.approx(100 * np.sqrt(6.0**2 - (6.0 / 8.0) ** 2) / P.step_gain_per_s2)
 
 
+def test_a_lift_needs_both_the_displacement_and_the_velocity_swing() -> None:
+    # both wheels (no roll, loose lateral motion), rung as by a 2 cm step: the body displaced 3.5 cm at 0.6 m/s (a
+    # bump); 3.5 cm at 0.3 m/s (a deep hole or a joint at speed, or the integral's drift); 0.6 m/s over 1 cm (a kick)
+    feat = _events(disp_p2p_m=[0.035, 0.035, 0.01], vel_p2p_mps=[0.6, 0.3, 0.6], lateral_up_corr=[0.1] * 3,
+                   roll_ratio=[0.3] * 3, cf_peak_mps2=[P.step_gain_per_s2 * 0.02] * 3)
+    assert classify(feat, P, FS_HZ).kind.tolist() == ["speed_bump", "joint", "joint"]
+
+
 def test_a_lift_whose_roll_is_between_both_wheels_and_one_wheel_stays_a_bump() -> None:
     # a hump taken at an angle rolls the car a little: roll/pitch 1.0 is neither both wheels (< 0.9) nor clearly one
     # wheel (~1.7, at least one_wheel_roll_ratio); with the lateral motion coherent it is still a bump, not a hole
-    lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.39] * 3, cf_peak_mps2=[6.0] * 3)
+    lift = dict(disp_p2p_m=[0.037] * 3, vel_p2p_mps=[0.42] * 3, cf_peak_mps2=[6.0] * 3)
     feat = _events(**lift, lateral_up_corr=[0.64] * 3,
                    roll_ratio=[1.0, P.one_wheel_roll_ratio - 0.01, P.one_wheel_roll_ratio + 0.01])
     assert classify(feat, P, FS_HZ).kind.tolist() == ["speed_bump", "speed_bump", "pothole"]
