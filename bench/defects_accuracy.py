@@ -5,7 +5,9 @@ Figures (printed, not asserted), per seed and pooled:
   truth within 10 m (``bump.evaluate.evaluate_defects``, as of the last trip), median and p90 localisation error,
   and the signed along-travel error (uncorrected GPS latency shows up as a bias behind the defect);
 - designed features (speed bump, hump, joint, rail) listed as pothole (any status);
-- truth potholes repaired mid-run ("repaired_after") that reached likely_repaired;
+- truth potholes repaired mid-run ("repaired_after") that reached likely_repaired, of those whose repair the
+  lifecycle rules could see at all (:func:`repair_unobservable`: felt by ``confirm_devices`` devices before the
+  repair, and passed often enough after it);
 - per-trip ingest time (store + clustering, detection apart);
 - the same scores after ``bump reprocess`` (full re-cluster).
 
@@ -33,7 +35,7 @@ import numpy as np
 import ingest
 from bump import pipeline, views
 from bump.cluster import DEFECT_KINDS, LISTED_KINDS, DefectParams
-from bump.evaluate import evaluate_defects, load_truth
+from bump.evaluate import POTHOLE_MIN_DEPTH_M, evaluate_defects, load_truth
 from bump.runtime import one_blas_thread
 from bump.sim.scenario import SCENARIOS
 from bump.store import Store
@@ -69,7 +71,27 @@ def ingest_all(folder: Path, db: Path, params: DetectorParams, defect_params: De
             "detect_ms_median": 1e3 * float(np.median(detect_s))}
 
 
-def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
+def repair_unobservable(doc: dict[str, Any], defect: dict[str, Any], dp: DefectParams) -> str | None:
+    """Why no data could show that the truth ``defect`` (with ``repaired_after`` [s]) was repaired, or None when
+    it could: before the repair fewer than ``confirm_devices`` devices' wheels met it at least
+    ``POTHOLE_MIN_DEPTH_M`` deep (it could never be confirmed), or after it fewer than ``repaired_traversals``
+    in-lane passes (the least clean streak the lifecycle takes at any hit rate) or from fewer than
+    ``repaired_devices`` devices. ``doc``: the simulator's truth.json (its ``trips``, ``impacts`` and ``passes``)."""
+    t_rep = float(defect["repaired_after"])
+    device = {t["trip_id"]: t["device_id"] for t in doc["trips"]}
+    felt_devices = {device[r["trip_id"]] for r in doc["impacts"] if r["defect_id"] == defect["id"]
+                    and r["t"] <= t_rep and abs(r["input_m"]) >= POTHOLE_MIN_DEPTH_M}
+    if len(felt_devices) < dp.confirm_devices:
+        return f"felt >= {100 * POTHOLE_MIN_DEPTH_M:.0f} cm by {len(felt_devices)} device(s) before its repair"
+    after = [p for p in doc["passes"] if p["defect_id"] == defect["id"] and p["in_lane"] and p["t"] > t_rep]
+    after_devices = {device[p["trip_id"]] for p in after}
+    if len(after) < dp.repaired_traversals or len(after_devices) < dp.repaired_devices:
+        return (f"{len(after)} in-lane pass(es) from {len(after_devices)} device(s) after its repair, at least "
+                f"{dp.repaired_traversals} from {dp.repaired_devices} needed")
+    return None
+
+
+def score(db: Path, folder: Path, as_of_s: float, dp: DefectParams) -> dict[str, Any]:
     truth = load_truth(folder / "truth.json")
     store = Store.open(db, create=False)
     every = views.list_defects(store, status="all", kind="all", limit=100_000).defects
@@ -96,7 +118,9 @@ def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
     feature_as_pothole = sum(1 for _, cat, _ in ps.false_positives if cat in FEATURE_CATEGORIES)
     # repaired potholes: status of our nearest defect
     repaired = [d for d in truth.defects if d.get("repaired_after") is not None and d["reportable"]]
-    reached = 0
+    doc = json.loads((folder / "truth.json").read_text())
+    unobservable = {d["id"]: why for d in repaired if (why := repair_unobservable(doc, d, dp)) is not None}
+    reached = reached_observable = 0
     states = []
     for d in repaired:
         tx, ty = proj.to_xy(d["lat"], d["lon"])
@@ -107,7 +131,9 @@ def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
             if dist <= best_d and r["kind"] in DEFECT_KINDS:
                 best, best_d = r, dist
         states.append(None if best is None else best["status"])
-        reached += int(best is not None and best["status"] == "likely_repaired")
+        ok = best is not None and best["status"] == "likely_repaired"
+        reached += int(ok)
+        reached_observable += int(ok and d["id"] not in unobservable)
     out = s.to_dict()
     return {"precision": out["precision"], "recall": out["recall"], "tp": out["tp"], "fp": out["fp"],
             "fn": out["fn"], "n_reportable": out["n_reportable"], "error_median_m": out["error_median_m"],
@@ -117,6 +143,8 @@ def score(db: Path, folder: Path, as_of_s: float) -> dict[str, Any]:
             "with_rough": {"precision": with_rough.precision, "recall": with_rough.recall}, "n_listed": len(every),
             "n_confirmed": len(confirmed),
             "repaired_truth": len(repaired), "repaired_reached_likely_repaired": reached,
+            "repaired_observable": len(repaired) - len(unobservable),
+            "repaired_observable_reached": reached_observable, "repaired_unobservable": unobservable,
             "repaired_states": states}
 
 
@@ -143,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         for p in folder.glob("bench.db*"):
             p.unlink()
         info = ingest_all(folder, db, params, dp)
-        res = {"seed": seed, **info, "incremental": score(db, folder, info["as_of_s"])}
+        res = {"seed": seed, **info, "incremental": score(db, folder, info["as_of_s"], dp)}
         if not args.no_reprocess:
             store = Store.open(db)
             t0 = time.perf_counter()
             pipeline.reprocess(store, params, defect_params=dp)
             res["reprocess_s"] = time.perf_counter() - t0
             store.close()
-            res["reprocessed"] = score(db, folder, info["as_of_s"])
+            res["reprocessed"] = score(db, folder, info["as_of_s"], dp)
         results.append(res)
         if args.json:
             continue
@@ -165,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['features_as_pothole']}; confirmed rough (not listed) {r['confirmed_rough']}, listing them: "
                   f"P {r['with_rough']['precision']:.3f} R {r['with_rough']['recall']:.3f}; "
                   f"repaired -> likely_repaired {r['repaired_reached_likely_repaired']}"
-                  f"/{r['repaired_truth']} {r['repaired_states']}")
+                  f"/{r['repaired_truth']} {r['repaired_states']} (of those the data could show: "
+                  f"{r['repaired_observable_reached']}/{r['repaired_observable']}"
+                  + "".join(f"; {k}: {v}" for k, v in r["repaired_unobservable"].items()) + ")")
         print(f"  {info['n_trips']} trips; ingest (store + cluster) median {info['store_ms_median']:.1f} ms, "
               f"max {info['store_ms_max']:.1f} ms; detection median {info['detect_ms_median']:.0f} ms"
               + (f"; reprocess {res['reprocess_s']:.1f} s" if "reprocess_s" in res else ""))
@@ -177,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.scenario} pooled over {len(rs)} seeds [{label}]: precision {tp / max(tp + fp, 1):.3f} "
                   f"recall {tp / max(tp + fn, 1):.3f}, median of median errors {med:.2f} m, features as pothole "
                   f"{sum(r['features_as_pothole'] for r in rs)}, repaired reached "
-                  f"{sum(r['repaired_reached_likely_repaired'] for r in rs)}/{sum(r['repaired_truth'] for r in rs)}")
+                  f"{sum(r['repaired_reached_likely_repaired'] for r in rs)}/{sum(r['repaired_truth'] for r in rs)} "
+                  f"(of those the data could show "
+                  f"{sum(r['repaired_observable_reached'] for r in rs)}/{sum(r['repaired_observable'] for r in rs)})")
     if args.json:
         sys.stdout.write(json.dumps(results, indent=1) + "\n")
     return 0
