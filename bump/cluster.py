@@ -32,31 +32,8 @@ the weighted median. Uncertainty
 (Bessel-corrected), ``accuracy_typ`` the weighted mean accuracy (a single hit is as uncertain as its fix), and
 hits of one trip count once because their GPS errors are correlated.
 
-Traversals. A trip passes a defect when its track (GPS fixes, latency-corrected, resampled every
-``track_step_m``) comes within ``clip(traversal_sigmas * sqrt(u^2 + accuracy^2), traversal_radius_m,
-max_traversal_radius_m)`` heading within ``traversal_heading_deg`` of the defect's direction (either way for
-road-spanning defects); a trip with a hit on the defect always passed it. A trip that comes by again (a loop round
-the block, a delivery round) passes it again: its track left the radius for longer than ``pass_window_s`` in
-between. Each pass is one traversal, numbered 0, 1, ... in the trip's time order: the unit of hit rates, of the
-repair streak and of traffic (counting trips instead hid ~14 % of the passes of the simulated city).
-
-Kind. The confidence-weighted majority of the hits' kinds, overridden by the hit pattern: hit on at least
-``designed_hit_rate`` of at least ``designed_traversals`` passes, with hits from both directions or mostly of
-road-spanning kinds, is a designed feature (speed_bump when speed_bump outweighs joint among the hits, else
-joint): a pothole is narrower than a lane and wheels wander, so it is missed on some passes. A sunken "cover" whose
-severity is deeper than castings sink (``casting_max_depth_cm``) is a pothole (:func:`deeper_than_castings`): each
-hit judged alone calls an ambiguous shallow step a cover, the defect's many hits read the depth surely. A majority of
-``rough`` hits (each too weak to stand out of a rough stretch) from at least ``confirm_devices`` devices is a spot,
-not a stretch, whose hits scatter along it: it takes the majority of its hits' spot kinds (the kinds without the
-rough-stretch rule, :func:`detect.classify.classify`) when that is a one-wheel defect (pothole, cover).
-
-Depth class. "proud" (a casting standing up: nothing to fill; the crews' list leaves it out, as it does a cover of
-class "low", sunk less than 25 mm: :data:`MINOR_COVER_CLASSES`) is a vote: a ``cover``
-whose hits were read as proud (first motion up) more than ``proud_share`` of the time (a tie lists it). One hit's first
-motion is fragile (a 50 Hz phone in a cup holder can feel the rebound first), so the hit nearest the defect's severity
-alone got it wrong both ways. Otherwise the class of the defect's severity (:func:`detect.classify.depth_class_of`),
-as its hits' classes are of theirs: the class of one hit near that severity could be another kind's (a speed-bump
-reading's lift) and contradict it.
+Traversals (which defects a trip passed, hit or not) are in :mod:`bump.traversals`; a defect's kind and depth
+class from its hits' in :mod:`bump.kinds`.
 
 GPS latency. A fix reported at time t shows where the phone was at t - latency (0-1 s on phones), so every hit
 lies latency x speed behind its defect, metres at city speeds. Features spanning the road are hit from both
@@ -84,7 +61,6 @@ queries and a loop over the clusters that are split.
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -94,9 +70,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from detect.classify import depth_class_of
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
-from ingest.validate import GPS_MAX_SPEED_MPS
 
 DEFECTS_VERSION = "bump-defects/0.8"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
@@ -428,13 +402,13 @@ def pairs_within(a_xy: np.ndarray, b_xy: np.ndarray, radius_m: float, *, a_tree:
 
 
 def points_tree(x_m: np.ndarray, y_m: np.ndarray) -> cKDTree:
-    """The search tree of points [m] that :func:`pairs_within` and :func:`find_traversals` take as built (a trip's
-    track is indexed before the database is locked). Built without balancing (~1.5x faster for a track; any tree
-    gives the same pairs)."""
+    """The search tree of points [m] that :func:`pairs_within` and :func:`bump.traversals.find_traversals` take as
+    built (a trip's track is indexed before the database is locked). Built without balancing (~1.5x faster for a
+    track; any tree gives the same pairs)."""
     return cKDTree(np.column_stack([x_m, y_m]), balanced_tree=False, compact_nodes=False)
 
 
-def _nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -> np.ndarray:
+def nearest_per_row(i: np.ndarray, j: np.ndarray, d: np.ndarray, n_rows: int) -> np.ndarray:
     """For each row index, the j of its smallest d, the smallest such j on a tie (-1 when it has no pair); d finite.
     Two unbuffered minimum reductions: ~30x faster than sorting the pairs (a track passes ~10,000 of them)."""
     out = np.full(n_rows, -1, dtype=np.int64)
@@ -463,7 +437,7 @@ def assign_hits(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h
     ok = (d <= join_gate_m(acc[i], d_uncertainty_m[j], params)) & compatible(
         h_heading_deg[i], d_heading_deg[j], np.asarray(d_spans, bool)[j], params)
     i, j, d = i[ok], j[ok], d[ok]
-    out = _nearest_per_row(i, j, d, n)
+    out = nearest_per_row(i, j, d, n)
     if apart is None or apart[0].size == 0:
         return out
     a, b = apart
@@ -477,7 +451,7 @@ def assign_hits(hx_m: np.ndarray, hy_m: np.ndarray, h_heading_deg: np.ndarray, h
         loser = np.where(da > db, pa, pb)
         drop = np.isin(i * (len(dx_m) + 1) + j, loser * (len(dx_m) + 1) + target)
         i, j, d = i[~drop], j[~drop], d[~drop]
-        out = _nearest_per_row(i, j, d, n)
+        out = nearest_per_row(i, j, d, n)
     return out
 
 
@@ -572,7 +546,7 @@ def merge_forest(size: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray) 
     a, b = np.r_[i, j], np.r_[j, i]
     dd = np.r_[d, d]
     up = (size[b] > size[a]) | ((size[b] == size[a]) & (b < a))
-    parent = _nearest_per_row(a[up], b[up], dd[up], n)
+    parent = nearest_per_row(a[up], b[up], dd[up], n)
     parent = np.where(parent < 0, np.arange(n), parent)
     while True:
         nxt = parent[parent]
@@ -693,301 +667,6 @@ def corrected_xy(x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray, spee
     return x_m + step * np.sin(h), y_m + step * np.cos(h)
 
 
-# ------------------------------------------------------------------------------------------------------ tracks
-
-
-@dataclass(frozen=True)
-class Track:
-    """A trip's path: GPS fix times [s] (latency-corrected), positions [deg], course [deg], accuracy [m]."""
-
-    t_s: np.ndarray
-    lat_deg: np.ndarray
-    lon_deg: np.ndarray
-    heading_deg: np.ndarray
-    accuracy_m: np.ndarray
-
-    def to_bytes(self) -> bytes:
-        arr = np.column_stack([self.t_s, self.lat_deg, self.lon_deg, self.heading_deg, self.accuracy_m])
-        return zlib.compress(arr.astype("<f8").tobytes(), 6)
-
-    @classmethod
-    def from_bytes(cls, blob: bytes) -> Track:
-        arr = np.frombuffer(zlib.decompress(blob), dtype="<f8").reshape(-1, 5)
-        return cls(*(np.ascontiguousarray(arr[:, k]) for k in range(5)))
-
-
-def track_from_fixes(gps_t_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray, speed_mps: np.ndarray,
-                     heading_deg: np.ndarray, accuracy_m: np.ndarray, *, latency_s: float = 0.0) -> Track:
-    """The track of a trip from its fixes: times moved back by ``latency_s``; course from the fixes' heading where
-    the speed is above 2 m/s, else the bearing to the next fix."""
-    from detect.geo import bearing_deg
-
-    lat, lon = np.asarray(lat_deg, dtype=np.float64), np.asarray(lon_deg, dtype=np.float64)
-    head = np.asarray(heading_deg, dtype=np.float64).copy()
-    if lat.size >= 2:
-        b = bearing_deg(lat[:-1], lon[:-1], lat[1:], lon[1:])
-        b = np.concatenate([b, b[-1:]])
-        moving = np.nan_to_num(np.asarray(speed_mps, dtype=np.float64), nan=5.0) > 2.0
-        head = np.where(np.isfinite(head) & moving, head, b)
-    return Track(np.asarray(gps_t_s, dtype=np.float64) - latency_s, lat, lon, head,
-                 np.asarray(accuracy_m, dtype=np.float64))
-
-
-TRACK_MAX_SPEED_MPS = GPS_MAX_SPEED_MPS   # faster than any road vehicle: a track segment implying more is a GPS error
-TRACK_JUMP_SLACK_M = 50.0     # ... beyond this much (fixes a fraction of a second apart, each a few metres off)
-
-
-def densify(track_xy_t: tuple[np.ndarray, np.ndarray, np.ndarray], heading_deg: np.ndarray, accuracy_m: np.ndarray,
-            step_m: float, *, box: tuple[float, float, float, float] | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Resample a track (x [m], y [m], t [s]) every ``step_m`` along its path; heading and accuracy from the
-    segment's start fix. Returns t, x, y, heading, accuracy. ``box``: (x_min, x_max, y_min, y_max) [m]: only the
-    points of the segments that reach into it (the whole track's points there, and its neighbours on those
-    segments, in order: a stored trip matched against a few new defects)."""
-    x, y, t = (np.asarray(a, dtype=np.float64) for a in track_xy_t)
-    if x.size < 2:
-        return t, x, y, np.asarray(heading_deg, dtype=np.float64), np.asarray(accuracy_m, dtype=np.float64)
-    seg = np.hypot(np.diff(x), np.diff(y))
-    # a segment no car drives (a fix kilometres off) is a jump, not a road: nothing is filled in along it
-    seg = np.where(seg <= TRACK_MAX_SPEED_MPS * np.maximum(np.diff(t), 0.0) + TRACK_JUMP_SLACK_M, seg, 0.0)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    n_out = int(s[-1] // step_m) + 1
-    meets = None if box is None or not np.isfinite(s[-1]) else _segments_in_box(x, y, box)
-    if meets is None:
-        grid = np.concatenate([np.arange(n_out) * step_m, s])     # keep every fix, add points between
-    else:
-        grid = _grid_on_segments(np.flatnonzero(meets), s, step_m, n_out)
-    grid = unique_sorted(grid)
-    k = np.clip(np.searchsorted(s, grid, side="right") - 1, 0, x.size - 2)
-    if meets is not None:
-        grid, k = grid[meets[k]], k[meets[k]]
-    span = np.maximum(s[k + 1] - s[k], 1e-9)
-    f = np.clip((grid - s[k]) / span, 0.0, 1.0)
-    return (t[k] + f * (t[k + 1] - t[k]), x[k] + f * (x[k + 1] - x[k]), y[k] + f * (y[k + 1] - y[k]),
-            np.asarray(heading_deg, dtype=np.float64)[k], np.asarray(accuracy_m, dtype=np.float64)[k])
-
-
-def _segments_in_box(x: np.ndarray, y: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """Per segment of a path: whether its bounding box meets ``box`` (x_min, x_max, y_min, y_max)."""
-    x0, x1, y0, y1 = box
-    return ((np.minimum(x[:-1], x[1:]) <= x1) & (np.maximum(x[:-1], x[1:]) >= x0)
-            & (np.minimum(y[:-1], y[1:]) <= y1) & (np.maximum(y[:-1], y[1:]) >= y0))
-
-
-def _grid_on_segments(seg: np.ndarray, s: np.ndarray, step_m: float, n_out: int) -> np.ndarray:
-    """The distances along a path [m] (``s`` at its fixes) that :func:`densify` resamples on the segments ``seg``,
-    and a few around them (the caller keeps those on them): the regular ones ``i * step_m`` from a step before
-    each segment to a step after it, and the fixes at its ends."""
-    lo = np.clip(np.floor(s[seg] / step_m).astype(np.int64) - 1, 0, n_out - 1)
-    hi = np.clip(np.floor(s[seg + 1] / step_m).astype(np.int64) + 1, 0, n_out - 1)
-    n = hi - lo + 1
-    first = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
-    regular = (first + np.arange(int(n.sum()))) * step_m           # the values np.arange(n_out) * step_m holds
-    return np.concatenate([regular, s[seg], s[seg + 1]])
-
-
-def traversal_reach_m(accuracy_m: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams) -> float:
-    """How far [m] :func:`find_traversals` looks for track points around defects: the largest matching radius any
-    (point, defect) pair of these may have (``accuracy_m``: the points' cleaned accuracies), with a margin far
-    above rounding; never more than ``max_traversal_radius_m``. Farther pairs never match, so the search need not
-    find them (a trip's track has ~3x fewer pairs with the defects near it than within the largest radius)."""
-    acc = np.abs(np.asarray(accuracy_m, dtype=np.float64))
-    unc = np.abs(np.asarray(d_uncertainty_m, dtype=np.float64))
-    unc = unc[np.isfinite(unc)]                  # a pair with an unknown uncertainty never matches
-    if acc.size == 0 or unc.size == 0 or not np.isfinite(acc).all():
-        return params.max_traversal_radius_m
-    widest = np.clip(params.traversal_sigmas * np.hypot(acc.max(), unc.max()), params.traversal_radius_m,
-                     params.max_traversal_radius_m)
-    return float(min(params.max_traversal_radius_m, widest * (1.0 + 1e-9) + 1e-9))
-
-
-def find_traversals(t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, heading_deg: np.ndarray,
-                    accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray, d_heading_deg: np.ndarray,
-                    d_spans: np.ndarray, d_uncertainty_m: np.ndarray, params: DefectParams, *,
-                    tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Passes of a densified track by defects: (defect index, time of closest approach [s], distance [m], pass
-    number), one row per pass (see the module docstring), by defect then pass. ``tree``: :func:`points_tree` of
-    the track when built before."""
-    _, j, t_pass, dist, pass_no = find_traversals_of_tracks(np.zeros(np.shape(x_m)[0], dtype=np.int64), t_s, x_m,
-                                                            y_m, heading_deg, accuracy_m, dx_m, dy_m, d_heading_deg,
-                                                            d_spans, d_uncertainty_m, params, tree=tree)
-    return j, t_pass, dist, pass_no
-
-
-def find_traversals_of_tracks(track: np.ndarray, t_s: np.ndarray, x_m: np.ndarray, y_m: np.ndarray,
-                              heading_deg: np.ndarray, accuracy_m: np.ndarray, dx_m: np.ndarray, dy_m: np.ndarray,
-                              d_heading_deg: np.ndarray, d_spans: np.ndarray, d_uncertainty_m: np.ndarray,
-                              params: DefectParams, *, tree: cKDTree | None = None
-                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`find_traversals` of several densified tracks in one search (stored trips checked against new
-    defects): ``track`` numbers each point's track (0, 1, ...; a track's points together, in time order). Returns
-    (track, defect index, time of closest approach [s], distance [m], pass number), one row per pass, by track,
-    defect and pass: each track's rows as :func:`find_traversals` gives them for it alone."""
-    acc = clean_accuracy(accuracy_m, params)
-    x_m, y_m, dx_m, dy_m = (np.asarray(v, dtype=np.float64) for v in (x_m, y_m, dx_m, dy_m))
-    t_s, track = np.asarray(t_s), np.asarray(track, dtype=np.int64)
-    reach = traversal_reach_m(acc, d_uncertainty_m, params)
-    if tree is not None:
-        i, j, d = pairs_within(np.column_stack([x_m, y_m]), np.column_stack([dx_m, dy_m]), reach, a_tree=tree)
-    else:       # only the track near the defects' bounding box (a stored trip checked against a few new defects)
-        box = np.flatnonzero((x_m >= np.min(dx_m) - reach) & (x_m <= np.max(dx_m) + reach)
-                             & (y_m >= np.min(dy_m) - reach) & (y_m <= np.max(dy_m) + reach)) \
-            if len(dx_m) else np.empty(0, dtype=np.int64)
-        i, j, d = pairs_within(np.column_stack([x_m[box], y_m[box]]), np.column_stack([dx_m, dy_m]), reach)
-        i = box[i]
-    radius = np.clip(params.traversal_sigmas * np.hypot(acc[i], d_uncertainty_m[j]), params.traversal_radius_m,
-                     params.max_traversal_radius_m)
-    diff = angle_diff_deg(heading_deg[i], d_heading_deg[j])
-    spans = np.asarray(d_spans, bool)[j]
-    diff = np.where(spans, np.minimum(diff, 180.0 - diff), diff)
-    ok = (d <= radius) & (np.nan_to_num(diff, nan=0.0) <= params.traversal_heading_deg)
-    i, j, d = i[ok], j[ok], d[ok]
-    # the points of each (track, defect) in time order; a pass ends where the track left for longer than
-    # pass_window_s (a point outside the radius in between, and the time gap)
-    key = track[i] * len(dx_m) + j
-    order = np.lexsort((i, key))
-    i, j, d, key = i[order], j[order], d[order], key[order]
-    new_pass = np.ones(i.size, dtype=bool)
-    new_pass[1:] = ((key[1:] != key[:-1]) | ((i[1:] > i[:-1] + 1)
-                                             & (t_s[i[1:]] - t_s[i[:-1]] > params.pass_window_s)))
-    pass_id = np.cumsum(new_pass) - 1
-    n_pass = int(pass_id[-1]) + 1 if pass_id.size else 0
-    best = _nearest_per_row(pass_id, i, d, n_pass)      # the nearest point of each pass; on a tie the first
-    starts = np.flatnonzero(new_pass)
-    pass_key = key[starts]                  # sorted: a pass's number counts the passes of its key before it
-    pass_no = np.arange(n_pass, dtype=np.int64) - np.searchsorted(pass_key, pass_key)
-    k, j = track[best], j[starts]
-    dist = np.hypot(x_m[best] - dx_m[j], y_m[best] - dy_m[j])
-    return k, j, t_s[best], dist, pass_no
-
-
-# -------------------------------------------------------------------------------------------------------- kind
-
-
-def both_directions(labels: np.ndarray, heading_deg: np.ndarray, n_labels: int, *, min_share: float = 0.15
-                    ) -> np.ndarray:
-    """Per label: whether its headings come from both directions along one axis (the smaller side holds at
-    least ``min_share`` of the finite headings, and at least one)."""
-    h = np.asarray(heading_deg, dtype=np.float64)
-    ok = np.isfinite(h)
-    lab, r = np.asarray(labels)[ok], np.deg2rad(h[ok])
-    axis = 0.5 * np.arctan2(np.bincount(lab, np.sin(2 * r), minlength=n_labels),
-                            np.bincount(lab, np.cos(2 * r), minlength=n_labels))
-    fwd = np.cos(r - axis[lab]) > 0
-    n = np.bincount(lab, minlength=n_labels)
-    n_fwd = np.bincount(lab, fwd.astype(float), minlength=n_labels)
-    small = np.minimum(n_fwd, n - n_fwd)
-    return (n >= 2) & (small >= np.maximum(1.0, min_share * n))
-
-
-def _kind_weights(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """(label, kind of :data:`KINDS`) sums of the hits' weights ``conf``; kinds not in KINDS count as unknown."""
-    names = np.array(KINDS)
-    order = np.argsort(names)
-    kind = np.asarray(hit_kind).astype(str)
-    code = order[np.clip(np.searchsorted(names, kind, sorter=order), 0, names.size - 1)]
-    code = np.where(names[code] == kind, code, KINDS.index("unknown"))
-    nk = names.size
-    return np.bincount(labels * nk + code, conf, minlength=n_labels * nk).reshape(n_labels, nk)
-
-
-def _vote(weight: np.ndarray) -> np.ndarray:
-    """The kind of the largest weight per row; unknown only when no other kind has weight."""
-    unk = KINDS.index("unknown")
-    votes = weight.copy()
-    votes[:, unk] = np.where(weight.sum(axis=1) - weight[:, unk] > 0, -1.0, votes[:, unk])
-    return np.array(KINDS)[np.argmax(votes, axis=1)]
-
-
-def _told(w: list[float]) -> str:
-    """A label's kind weights, largest first, as "pothole 2.1, cover 0.7"."""
-    return ", ".join(f"{KINDS[k]} {w[k]:.1f}" for k in np.argsort(-np.asarray(w), kind="stable").tolist() if w[k] > 0)
-
-
-def decide_kinds(labels: np.ndarray, n_labels: int, hit_kind: np.ndarray, hit_confidence: np.ndarray,
-                 hit_heading_deg: np.ndarray, n_traversals: np.ndarray, n_hit_traversals: np.ndarray,
-                 params: DefectParams, *, hit_spot_kind: np.ndarray | None = None,
-                 n_devices: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-    """(kind, reason) per label from its hits and its hit pattern (see the module docstring). ``hit_spot_kind``:
-    the hits' kinds without the rough-stretch rule (:func:`detect.classify.classify`); ``n_devices``: distinct
-    devices with hits per label. With both, a rough majority hit by ``confirm_devices`` devices takes the spot
-    kinds' majority when that is a one-wheel defect (pothole or cover)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    conf = np.maximum(np.nan_to_num(np.asarray(hit_confidence, dtype=np.float64), nan=0.0), 0.05)
-    weight = _kind_weights(labels, n_labels, hit_kind, conf)
-    count = np.bincount(labels, minlength=n_labels)
-    total = weight.sum(axis=1)
-    n_trav = np.asarray(n_traversals, dtype=np.int64)
-    n_hit = np.asarray(n_hit_traversals, dtype=np.int64)
-    rate = np.where(n_trav > 0, n_hit / np.maximum(n_trav, 1), 0.0)
-    span_idx = [KINDS.index(k) for k in SPANNING_KINDS]
-    spanning = weight[:, span_idx].sum(axis=1)
-    both = both_directions(labels, hit_heading_deg, n_labels)
-    designed = (n_trav >= params.designed_traversals) & (rate >= params.designed_hit_rate) & (
-        both | (spanning > 0.5 * total))
-    sb, jt = KINDS.index("speed_bump"), KINDS.index("joint")
-    majority = _vote(weight)
-    # a rough stretch's weak hits scatter along it; hits at one spot from as many devices as confirm a defect are a
-    # spot: what each hit would have been off the rough stretch, when that is a one-wheel defect
-    spot = np.zeros(n_labels, dtype=bool)
-    spot_weight = weight
-    if hit_spot_kind is not None and n_devices is not None:
-        spot_weight = _kind_weights(labels, n_labels, hit_spot_kind, conf)
-        spot_major = _vote(spot_weight)
-        spot = (majority == "rough") & (np.asarray(n_devices) >= params.confirm_devices) & np.isin(
-            spot_major, ("pothole", "cover"))
-        majority = np.where(spot, spot_major, majority)
-    kinds = np.where(designed, np.where(weight[:, sb] > weight[:, jt], "speed_bump", "joint"), majority)
-    reasons = []
-    for w, sw, is_designed, is_both, is_spot, n in zip(weight.tolist(), spot_weight.tolist(), designed.tolist(),
-                                                       both.tolist(), spot.tolist(), count.tolist(), strict=True):
-        if is_designed:
-            why = "from both directions" if is_both else "by both wheels"
-            reasons.append(f"hit on at least {params.designed_hit_rate:.0%} of the passes {why}: a designed "
-                           f"feature, not a defect (hits said {_told(w)})")
-        elif is_spot:
-            reasons.append(f"confidence-weighted majority of {n} hits ({_told(w)}) on a rough stretch, but hit at "
-                           f"one spot by at least {params.confirm_devices} devices: what its hits were off the "
-                           f"rough stretch ({_told(sw)})")
-        else:
-            reasons.append(f"confidence-weighted majority of {n} hits ({_told(w)})")
-    return kinds.astype(str), reasons
-
-
-def decide_kind(hit_kind: np.ndarray, hit_confidence: np.ndarray, hit_heading_deg: np.ndarray, n_traversals: int,
-                n_hit_traversals: int, params: DefectParams) -> tuple[str, str]:
-    """(kind, reason) of one defect from its hits and its hit pattern (see the module docstring)."""
-    n = np.size(hit_kind)
-    kinds, reasons = decide_kinds(np.zeros(n, dtype=np.int64), 1, hit_kind, hit_confidence, hit_heading_deg,
-                                  np.array([n_traversals]), np.array([n_hit_traversals]), params)
-    return str(kinds[0]), reasons[0]
-
-
-def decide_depth_classes(labels: np.ndarray, n_labels: int, hit_class: np.ndarray, defect_severity: np.ndarray,
-                         kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
-    """Depth class per label (defect) from its hits' classes (for the proud vote), its severity [cm] and its kind
-    (see the module docstring, "Depth class")."""
-    is_proud = np.asarray(hit_class).astype(str) == "proud"
-    share = np.bincount(labels, is_proud.astype(float), minlength=n_labels) / np.maximum(
-        np.bincount(labels, minlength=n_labels), 1)
-    out = depth_class_of(np.asarray(defect_severity, dtype=np.float64) / 100.0)
-    return np.where((np.asarray(kinds) == "cover") & (share > dp.proud_share), "proud", out)
-
-
-def deeper_than_castings(kinds: np.ndarray, reasons: list[str], severity_cm: np.ndarray, depth_class: np.ndarray,
-                         dp: DefectParams) -> tuple[np.ndarray, list[str]]:
-    """(kind, reason) per defect, a sunken ``cover`` (depth class not "proud") whose severity [cm] is deeper than
-    castings sink (``casting_max_depth_cm``) made a ``pothole``: its hits each looked shallow enough for a casting,
-    but the defect's severity, the 75th percentile of many hits, reads the hole's depth far more surely."""
-    sev = np.asarray(severity_cm, dtype=np.float64)
-    deep = (np.asarray(kinds) == "cover") & (np.asarray(depth_class).astype(str) != "proud") & (
-        np.nan_to_num(sev, nan=0.0) > dp.casting_max_depth_cm)
-    out = np.where(deep, "pothole", kinds).astype(str)
-    why = [f"{r}; {s:.1f} cm deep, deeper than castings sink ({dp.casting_max_depth_cm:g} cm)" if d else r
-           for r, d, s in zip(reasons, deep.tolist(), sev.tolist(), strict=True)]
-    return out, why
-
-
 # -------------------------------------------------------------------------------------------- full re-cluster
 
 
@@ -1068,7 +747,7 @@ def _quick_shift(points: np.ndarray, counts: np.ndarray, link: float) -> np.ndar
     density = np.bincount(i, counts[j] * np.exp(-0.5 * (d / sigma) ** 2), minlength=n)
     # strictly higher density, ties broken by index, so the links form a forest
     up = (density[j] > density[i]) | ((density[j] == density[i]) & (j > i))
-    parent = _nearest_per_row(i[up], j[up], d[up], n)
+    parent = nearest_per_row(i[up], j[up], d[up], n)
     parent = np.where(parent < 0, np.arange(n), parent)
     while True:
         nxt = parent[parent]
@@ -1166,7 +845,7 @@ def absorb_pairs(hit_label: np.ndarray, hx_m: np.ndarray, hy_m: np.ndarray, h_he
     if i.size == 0:
         return e, e, e
     # per hit, the largest such cluster; per cluster, the target most of its hits chose
-    best = _nearest_per_row(i, j, -np.asarray(c_size, dtype=np.float64)[j], lab.size)
+    best = nearest_per_row(i, j, -np.asarray(c_size, dtype=np.float64)[j], lab.size)
     has = best >= 0
     pair, votes = np.unique(lab[has] * k + best[has], return_counts=True)
     src, dst = pair // k, pair % k

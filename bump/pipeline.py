@@ -36,14 +36,10 @@ from bump.cluster import (
     DEFAULT_DEFECT_PARAMS,
     SPANNING_KINDS,
     DefectParams,
-    Track,
     assign_hits,
     continued,
     corrected_xy,
-    densify,
     device_latency_samples,
-    find_traversals,
-    find_traversals_of_tracks,
     group_hits,
     latency_samples,
     mean_heading,
@@ -53,7 +49,6 @@ from bump.cluster import (
     same_pass_pairs,
     spanning_labels,
     spans_road,
-    track_from_fixes,
     unique_sorted,
 )
 from bump.landmarks import trip_moves
@@ -63,6 +58,7 @@ from bump.lifecycle import (
 from bump.refresh import SUMMARY_HIT_COLUMNS, refresh_defects
 from bump.report import gps_latency_record
 from bump.store import Store, ids_in, setdiff_ids
+from bump.traversals import Track, densify, find_traversals, find_traversals_of_tracks, track_from_fixes
 from detect import Detection, detect
 from detect.columns import Columns
 from detect.geo import LocalProjection
@@ -510,7 +506,7 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
 
 def _trip_traversals(trip_id: str, device: str, dense: tuple[np.ndarray, ...], defects: Columns, hits: Columns,
                      hit_defect: np.ndarray, dp: DefectParams, *, tree: Any = None) -> Columns:
-    """Traversal rows of one trip: each pass of its track by a defect (:func:`bump.cluster.find_traversals`), hit
+    """Traversal rows of one trip: each pass of its track by a defect (:func:`bump.traversals.find_traversals`), hit
     when one of the trip's hits on that defect is nearer in time to it than to the trip's other passes; plus a
     pass at the first hit of every defect it hit where the track search found none. ``tree``: the search tree of
     the track's points (:func:`bump.cluster.points_tree`) when built before."""

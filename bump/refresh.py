@@ -26,9 +26,6 @@ from bump.cluster import (
     absorb_pairs,
     close_pairs,
     corrected_xy,
-    decide_depth_classes,
-    decide_kinds,
-    deeper_than_castings,
     duplicate_pairs,
     mean_heading,
     merge_forest,
@@ -38,6 +35,7 @@ from bump.cluster import (
     spans_road,
     twin_pairs,
 )
+from bump.kinds import decide_depth_classes, decide_kinds, deeper_than_castings
 from bump.lifecycle import (
     REOPENED,
     Replay,
@@ -98,7 +96,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     not given).
 
     Severity: the upper quartile of the hits' severities (a wheel that clipped the edge understates the depth);
-    depth class: see :func:`bump.cluster.decide_depth_classes`. Confidence: see
+    depth class: see :func:`bump.kinds.decide_depth_classes`. Confidence: see
     :func:`bump.priority.device_confidence`."""
     ids = defects["defect_id"]
     k = ids.size

@@ -47,9 +47,10 @@ import numpy as np
 import ingest
 from bump import cells as cellmap
 from bump import pipeline, views
-from bump.cluster import KINDS, LISTED_KINDS, MINOR_COVER_CLASSES, Track
+from bump.cluster import KINDS, LISTED_KINDS, MINOR_COVER_CLASSES
 from bump.lifecycle import DEFAULT_LIST_STATUSES, STATUSES
 from bump.store import DefectQuery, Store
+from bump.traversals import Track
 from detect import detect
 from detect.columns import Columns
 from detect.geo import haversine_m

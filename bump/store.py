@@ -355,7 +355,7 @@ CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, devic
 """
 
 # A trip that comes by a defect again (a loop round the block) passes it again: a traversal is one pass, keyed by
-# its number within the trip (0, 1, ... in time order; bump.cluster.find_traversals). Stored passes were one per
+# its number within the trip (0, 1, ... in time order; bump.traversals.find_traversals). Stored passes were one per
 # (defect, trip): they become pass 0 (`bump reprocess` finds the others).
 _M11 = """
 CREATE TABLE traversals_by_pass (

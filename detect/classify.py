@@ -42,7 +42,7 @@ The evidence, each from the physics in FIELD_NOTES:
   One trace cannot tell such a weak event from the stretch's own roughness, but many trips can: hits at one spot
   from several cars are a spot, not a stretch. Every event therefore also carries its ``spot_kind``, the kind the
   rules give it without the rough-stretch rule (a long excitation stays ``rough``), for the defect layer to use
-  once the hits repeat (:func:`bump.cluster.decide_kinds`).
+  once the hits repeat (:func:`bump.kinds.decide_kinds`).
 """
 
 from __future__ import annotations

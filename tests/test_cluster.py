@@ -18,25 +18,22 @@ from test_store import (  # noqa: F401  (fixture)
 )
 
 from bump import cells as cellmap
-from bump import cluster, latency, pipeline, refresh, views
+from bump import cluster, latency, pipeline, refresh, traversals, views
 from bump.cluster import (
     DefectParams,
     LatencyCalibration,
-    Track,
     angle_diff_deg,
     corrected_xy,
-    decide_depth_classes,
-    decide_kind,
-    decide_kinds,
     device_latency_s,
     device_latency_samples,
-    find_traversals,
     latency_samples,
     recluster,
     robust_centres,
     weighted_median_by_label,
 )
+from bump.kinds import decide_depth_classes, decide_kind, decide_kinds
 from bump.store import Store
+from bump.traversals import Track, find_traversals
 from detect.params import DetectorParams
 
 P = DefectParams()
@@ -206,7 +203,7 @@ def test_a_trip_that_comes_by_again_passes_again() -> None:
     # against a new defect): the same two passes
     fx, fy, fh, s_fix = block_loop(10.0)
     r = P.max_traversal_radius_m
-    got = [find_traversals(*cluster.densify((fx, fy, s_fix / 10.0), fh, np.full(fx.size, 3.0), P.track_step_m,
+    got = [find_traversals(*traversals.densify((fx, fy, s_fix / 10.0), fh, np.full(fx.size, 3.0), P.track_step_m,
                                             box=box), *d, P)
            for box in (None, (0.5 - r, 0.5 + r, -r, r))]
     for whole, part in zip(*got, strict=True):
@@ -747,7 +744,7 @@ def test_nearest_per_row_matches_the_slow_reference(n_pairs: int) -> None:
     rng = np.random.default_rng(n_pairs)
     i, j = rng.integers(0, 40, n_pairs), rng.permutation(max(n_pairs, 1))[:n_pairs]
     d = rng.integers(0, 6, n_pairs) * 0.5                         # many ties: the smaller j wins
-    assert cluster._nearest_per_row(i, j, d, 45).tolist() == _slow_nearest_per_row(i, j, d, 45).tolist()
+    assert cluster.nearest_per_row(i, j, d, 45).tolist() == _slow_nearest_per_row(i, j, d, 45).tolist()
 
 
 def test_traversals_of_a_long_track_past_a_few_defects_match_the_whole_track() -> None:
@@ -857,11 +854,11 @@ def test_a_track_densified_near_a_box_is_the_whole_track_there(seed: int) -> Non
         x[2], y[2] = x[1], y[1]                                        # a fix repeated: a segment of length 0
     t, head, acc = T0_S + np.cumsum(rng.uniform(0.5, 2.0, n)), rng.uniform(0, 360, n), rng.uniform(2, 9, n)
     step = float(rng.choice([2.0, 0.7, 5.0]))
-    whole = cluster.densify((x, y, t), head, acc, step)
+    whole = traversals.densify((x, y, t), head, acc, step)
     dx, dy = rng.uniform(x.min(), x.max(), 3), rng.uniform(y.min(), y.max(), 3)
     r = P.max_traversal_radius_m
     box = (dx.min() - r, dx.max() + r, dy.min() - r, dy.max() + r)
-    part = cluster.densify((x, y, t), head, acc, step, box=box)
+    part = traversals.densify((x, y, t), head, acc, step, box=box)
     on = {tuple(p) for p in np.column_stack(whole).tolist()}
     assert all(tuple(p) in on for p in np.column_stack(part).tolist())    # points of the whole track, in order
     assert np.all(np.diff(part[0]) >= 0)
@@ -990,18 +987,18 @@ def test_traversals_searched_within_the_widest_radius_of_the_pairs_are_those_of_
         idx, t_pass, dist, pass_no = find_traversals(t, x, y, head, acc, dx, dy, dh, spans, unc, P, tree=tree)
         assert idx.tolist() == want[0] and t_pass.tolist() == want[1] and dist.tolist() == want[2]
         assert pass_no.tolist() == want[3]
-    reach = cluster.traversal_reach_m(cluster.clean_accuracy(acc, P), unc, P)
+    reach = traversals.traversal_reach_m(cluster.clean_accuracy(acc, P), unc, P)
     assert P.traversal_radius_m <= reach <= P.max_traversal_radius_m
 
 
 def test_the_reach_of_a_search_is_the_widest_radius_a_pair_may_have() -> None:
     acc, unc = np.array([3.0, 5.0]), np.array([2.0, np.nan, 3.0])
     widest = P.traversal_sigmas * np.hypot(5.0, 3.0)
-    assert cluster.traversal_reach_m(acc, unc, P) == pytest.approx(widest, rel=1e-8)
-    assert cluster.traversal_reach_m(acc, unc, P) >= widest
-    assert cluster.traversal_reach_m(acc, np.array([np.nan]), P) == P.max_traversal_radius_m   # nothing known
-    assert cluster.traversal_reach_m(np.array([500.0]), unc, P) == P.max_traversal_radius_m
-    assert cluster.traversal_reach_m(np.array([0.1]), np.array([0.1]), P) == pytest.approx(P.traversal_radius_m)
+    assert traversals.traversal_reach_m(acc, unc, P) == pytest.approx(widest, rel=1e-8)
+    assert traversals.traversal_reach_m(acc, unc, P) >= widest
+    assert traversals.traversal_reach_m(acc, np.array([np.nan]), P) == P.max_traversal_radius_m   # nothing known
+    assert traversals.traversal_reach_m(np.array([500.0]), unc, P) == P.max_traversal_radius_m
+    assert traversals.traversal_reach_m(np.array([0.1]), np.array([0.1]), P) == pytest.approx(P.traversal_radius_m)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -1014,7 +1011,7 @@ def test_traversals_of_many_tracks_in_one_search_are_each_tracks_own(seed: int) 
         p[2][:] += (dy.mean() if dy.size else 0.0) - (p[2].mean() if p[2].size else 0.0)
     track = np.repeat(np.arange(len(parts)), [p[0].size for p in parts])
     cat = [np.concatenate([p[k] for p in parts]) for k in range(5)]
-    got = cluster.find_traversals_of_tracks(track, *cat, dx, dy, dh, spans, unc, P)
+    got = traversals.find_traversals_of_tracks(track, *cat, dx, dy, dh, spans, unc, P)
     want: list[list] = [[], [], [], [], []]
     for k, p in enumerate(parts):
         idx, t_pass, dist, pass_no = find_traversals(*p[:5], dx, dy, dh, spans, unc, P)
@@ -1127,7 +1124,7 @@ def test_totals_added_pass_by_pass_are_those_counted_from_every_hit_and_pass(sto
 
 
 def test_a_sunken_cover_deeper_than_castings_sink_is_a_pothole() -> None:
-    from bump.cluster import deeper_than_castings
+    from bump.kinds import deeper_than_castings
 
     kinds = np.array(["cover", "cover", "cover", "pothole", "speed_bump"])
     severity = np.array([5.2, 3.1, 6.0, 1.0, 8.0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bump.cluster import TRACK_MAX_SPEED_MPS, densify
+from bump.traversals import TRACK_MAX_SPEED_MPS, densify
 from detect.geo import LocalProjection, haversine_m, wrap_lon_deg
 from detect.pipeline import _move_ahead
 

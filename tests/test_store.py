@@ -19,8 +19,8 @@ import ingest
 from bump import cells as cellmap
 from bump import pipeline, refresh, views
 from bump import store as store_module
-from bump.cluster import Track
 from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
+from bump.traversals import Track
 from detect import Detection
 from detect.columns import Columns
 from detect.geo import LocalProjection
