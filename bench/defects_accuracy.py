@@ -161,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     one_blas_thread()                         # one core, as the targets say (bump.runtime)
-    params = DetectorParams() if args.gps_latency_s is None else DetectorParams(gps_latency_s=args.gps_latency_s)
-    dp = DefectParams.from_dict(json.loads(args.defect_params)) if args.defect_params else DefectParams()
+    try:
+        params = DetectorParams() if args.gps_latency_s is None else DetectorParams(gps_latency_s=args.gps_latency_s)
+        dp = DefectParams.from_dict(json.loads(args.defect_params)) if args.defect_params else DefectParams()
+    except ValueError as exc:                  # bad JSON, or a field out of range (ParamsError names it)
+        ap.error(str(exc))
     results = []
     for seed in args.seeds:
         folder = Path(args.workdir) / f"{args.scenario}-{seed}"

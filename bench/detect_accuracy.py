@@ -31,6 +31,7 @@ handling or door slams.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -229,8 +230,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-detect-accuracy"))
     ap.add_argument("--no-low-rates", action="store_true", help="skip the decimated runs (25 Hz and below)")
+    ap.add_argument("--params", metavar="JSON", help='DetectorParams fields to change, as a JSON object, e.g. '
+                    '\'{"bump_velocity_mps": 0.35}\' (how sensitive the figures are to one rule)')
     args = ap.parse_args()
-    params = DetectorParams()
+    try:
+        params = DetectorParams.from_dict(json.loads(args.params)) if args.params else DetectorParams()
+    except ValueError as exc:                  # bad JSON, or a field out of range (ParamsError names it)
+        ap.error(f"--params: {exc}")
     print(f"detector {params.version} ({params.digest()}); impacts matched to truth passes within {TOL_S} s")
     for scenario in args.scenario:
         pooled: dict[float, list[tuple[np.ndarray, np.ndarray, float]]] = defaultdict(list)    # rate: seeds'
