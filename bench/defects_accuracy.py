@@ -35,7 +35,7 @@ import numpy as np
 import ingest
 from bump import pipeline, views
 from bump.cluster import DEFECT_KINDS, LISTED_KINDS, DefectParams
-from bump.evaluate import POTHOLE_MIN_DEPTH_M, evaluate_defects, load_truth
+from bump.evaluate import POTHOLE_MIN_DEPTH_M, Truth, evaluate_defects, load_truth
 from bump.runtime import one_blas_thread
 from bump.sim.scenario import SCENARIOS
 from bump.store import Store
@@ -71,19 +71,19 @@ def ingest_all(folder: Path, db: Path, params: DetectorParams, defect_params: De
             "detect_ms_median": 1e3 * float(np.median(detect_s))}
 
 
-def repair_unobservable(doc: dict[str, Any], defect: dict[str, Any], dp: DefectParams) -> str | None:
+def repair_unobservable(truth: Truth, defect: dict[str, Any], dp: DefectParams) -> str | None:
     """Why no data could show that the truth ``defect`` (with ``repaired_after`` [s]) was repaired, or None when
     it could: before the repair fewer than ``confirm_devices`` devices' wheels met it at least
     ``POTHOLE_MIN_DEPTH_M`` deep (it could never be confirmed), or after it fewer than ``repaired_traversals``
     in-lane passes (the least clean streak the lifecycle takes at any hit rate) or from fewer than
-    ``repaired_devices`` devices. ``doc``: the simulator's truth.json (its ``trips``, ``impacts`` and ``passes``)."""
+    ``repaired_devices`` devices, by the simulator's truth (its ``trips``, ``impacts`` and ``passes``)."""
     t_rep = float(defect["repaired_after"])
-    device = {t["trip_id"]: t["device_id"] for t in doc["trips"]}
-    felt_devices = {device[r["trip_id"]] for r in doc["impacts"] if r["defect_id"] == defect["id"]
+    device = {t["trip_id"]: t["device_id"] for t in truth.trips}
+    felt_devices = {device[r["trip_id"]] for r in truth.impacts if r["defect_id"] == defect["id"]
                     and r["t"] <= t_rep and abs(r["input_m"]) >= POTHOLE_MIN_DEPTH_M}
     if len(felt_devices) < dp.confirm_devices:
         return f"felt >= {100 * POTHOLE_MIN_DEPTH_M:.0f} cm by {len(felt_devices)} device(s) before its repair"
-    after = [p for p in doc["passes"] if p["defect_id"] == defect["id"] and p["in_lane"] and p["t"] > t_rep]
+    after = [p for p in truth.passes if p["defect_id"] == defect["id"] and p["in_lane"] and p["t"] > t_rep]
     after_devices = {device[p["trip_id"]] for p in after}
     if len(after) < dp.repaired_traversals or len(after_devices) < dp.repaired_devices:
         return (f"{len(after)} in-lane pass(es) from {len(after_devices)} device(s) after its repair, at least "
@@ -118,8 +118,7 @@ def score(db: Path, folder: Path, as_of_s: float, dp: DefectParams) -> dict[str,
     feature_as_pothole = sum(1 for _, cat, _ in ps.false_positives if cat in FEATURE_CATEGORIES)
     # repaired potholes: status of our nearest defect
     repaired = [d for d in truth.defects if d.get("repaired_after") is not None and d["reportable"]]
-    doc = json.loads((folder / "truth.json").read_text())
-    unobservable = {d["id"]: why for d in repaired if (why := repair_unobservable(doc, d, dp)) is not None}
+    unobservable = {d["id"]: why for d in repaired if (why := repair_unobservable(truth, d, dp)) is not None}
     reached = reached_observable = 0
     states = []
     for d in repaired:

@@ -30,7 +30,8 @@ Truth file::
                   "direction", "reportable", "repaired_after"?}],
      "impacts": [{"trip_id", "t", "defect_id", "type", "wheel", "speed_mps", "input_m"?}],
      "trips": [{"trip_id", "device_id"}], "events": [{"trip_id", "t", "type", "duration_s"?}],
-     "roads"?: [{"road_id", "iso_class", ...}]}
+     "roads"?: [{"road_id", "iso_class", ...}],
+     "passes"?: [{"trip_id", "defect_id", "t", "in_lane", "hit", "present", ...}]}
 
 Types: pothole, cover, speed_bump, hump, joint, rail. ``reportable`` is true for potholes >= 3 cm deep and covers
 sunk > 2.5 cm; when it is missing it is derived by that rule. Truth impact times are trusted as physical events
@@ -99,6 +100,7 @@ class Truth:
     events: tuple[dict[str, Any], ...] = ()
     source: str | None = None
     roads: tuple[dict[str, Any], ...] = ()     # the simulated roads (road_id, iso_class, ...), as the file has them
+    passes: tuple[dict[str, Any], ...] = ()    # every time a trip drove past a defect's spot, as the file has them
 
     @property
     def projection(self) -> LocalProjection:
@@ -147,7 +149,8 @@ class Truth:
             r = _with_trip(r, f"events[{k}]", source)
             events.append({**r, "t": _number(r.get("t"), source, f"events[{k}].t"), "type": str(r.get("type"))})
         roads = tuple(dict(r) for r in _list(doc, "roads", source) if isinstance(r, Mapping))
-        return cls(lat0, lon0, defects, impacts, trips, tuple(events), source, roads)
+        passes = tuple(dict(r) for r in _list(doc, "passes", source) if isinstance(r, Mapping))
+        return cls(lat0, lon0, defects, impacts, trips, tuple(events), source, roads, passes)
 
 
 def load_truth(path: str | Path) -> Truth:
