@@ -303,10 +303,16 @@ def _norm_median(axes: Sequence[np.ndarray]) -> float:
     return _exact_median(sq, np.sqrt)
 
 
+def _median_interval_s(dt: np.ndarray) -> float:
+    """Median sample interval [s] of the intervals ``dt`` [s], over their strided subsample (:func:`_stride`)."""
+    return _exact_median(dt[::_stride(dt.size)])
+
+
 def _rate_stats(dt: np.ndarray) -> tuple[float, float]:
-    """Median sample interval and its robust spread (1.4826 * MAD) [s] from the intervals ``dt`` [s]."""
+    """Median sample interval (:func:`_median_interval_s`) and its robust spread (1.4826 * MAD) [s] from the
+    intervals ``dt`` [s]."""
     sub = dt[::_stride(dt.size)]
-    med = _exact_median(sub)
+    med = _median_interval_s(dt)
     jitter = 1.4826 * _exact_median(np.abs(sub - med))
     return med, jitter
 
@@ -499,7 +505,7 @@ def build_trace(
         elif gt.size >= 2:
             gyro_t = gt
             gyro = _stack3(gaxes, gyro_factor)
-            gyro_rate_hz = 1.0 / _exact_median(gdt)
+            gyro_rate_hz = 1.0 / _median_interval_s(gdt)
             omega_med_rad_s = _norm_median(gaxes) * gyro_factor
             if omega_med_rad_s > GYRO_MAX_MEDIAN_RAD_S:
                 raise UnitError(_gyro_unit_message(omega_med_rad_s, gyro_unit, gyro_unit_hint), source=source,
