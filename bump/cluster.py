@@ -190,20 +190,6 @@ DEFAULT_DEFECT_PARAMS = DefectParams()
 # ------------------------------------------------------------------------------------------------------ arrays
 
 
-def unique_sorted(values: np.ndarray) -> np.ndarray:
-    """``np.unique(values)`` (flattened, sorted, one NaN kept at the end) of an integer or float array, by a sort
-    and a mask: NumPy 2.4's hash-based ``np.unique`` takes ~5x longer on the thousands of keys of a trip."""
-    a = np.sort(np.asarray(values), axis=None)
-    if a.size < 2:
-        return a
-    keep = np.empty(a.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    if a.dtype.kind == "f" and np.isnan(a[-1]):          # NaNs sort last: keep the first
-        keep[int(np.argmax(np.isnan(a))) + 1:] = False
-    return a[keep]
-
-
 # ------------------------------------------------------------------------------------------------------ angles
 
 

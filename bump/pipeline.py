@@ -49,7 +49,6 @@ from bump.cluster import (
     same_pass_pairs,
     spanning_labels,
     spans_road,
-    unique_sorted,
 )
 from bump.landmarks import trip_moves
 from bump.lifecycle import (
@@ -64,6 +63,7 @@ from detect.columns import Columns
 from detect.geo import LocalProjection
 from detect.params import DetectorParams
 from detect.pipeline import IMPACT_DTYPES
+from detect.signal import unique_sorted
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}

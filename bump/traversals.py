@@ -26,8 +26,8 @@ from bump.cluster import (
     clean_accuracy,
     nearest_per_row,
     pairs_within,
-    unique_sorted,
 )
+from detect.signal import unique_sorted
 from ingest.validate import GPS_MAX_SPEED_MPS
 
 

@@ -1089,19 +1089,6 @@ def test_kept_summaries_written_after_the_merges_are_those_of_a_full_refresh(tmp
     slow.close()
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_unique_sorted_is_numpys_unique(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for n in (0, 1, 2, 7, 300):
-        keys = rng.integers(-4, 4, n, dtype=np.int64) * (1 << 40)
-        assert cluster.unique_sorted(keys).tolist() == np.unique(keys).tolist()
-        assert cluster.unique_sorted(keys).dtype == np.int64
-        x = rng.normal(size=n).round(1)
-        x[rng.random(n) < 0.2] = np.nan                       # several NaNs: np.unique keeps one, at the end
-        x[rng.random(n) < 0.1] = np.inf
-        assert np.array_equal(cluster.unique_sorted(x), np.unique(x), equal_nan=True)
-
-
 def test_totals_added_pass_by_pass_are_those_counted_from_every_hit_and_pass(store) -> None:  # noqa: F811
     """A defect's hit and pass totals grow with each trip's hits and passes (stored totals plus the trip's), not
     by counting its whole history again; they must stay what a count of every hit and pass gives: devices that

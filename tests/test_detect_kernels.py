@@ -24,6 +24,7 @@ from detect.signal import (
     running_max_every,
     sample_clock,
     true_runs,
+    unique_sorted,
     whiten,
 )
 
@@ -234,6 +235,19 @@ def test_running_background_ignores_short_bursts() -> None:
     bg = running_background(x, fs, 10.0)
     assert bg.shape == x.shape
     assert np.max(bg) < 1.2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_unique_sorted_is_numpys_unique(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for n in (0, 1, 2, 7, 300):
+        keys = rng.integers(-4, 4, n, dtype=np.int64) * (1 << 40)
+        assert unique_sorted(keys).tolist() == np.unique(keys).tolist()
+        assert unique_sorted(keys).dtype == np.int64
+        x = rng.normal(size=n).round(1)
+        x[rng.random(n) < 0.2] = np.nan                       # several NaNs: np.unique keeps one, at the end
+        x[rng.random(n) < 0.1] = np.inf
+        assert np.array_equal(unique_sorted(x), np.unique(x), equal_nan=True)
 
 
 def test_true_runs_matches_reference() -> None:
