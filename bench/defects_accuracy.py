@@ -56,8 +56,7 @@ def simulate(scenario: str, seed: int, out: Path, workers: int) -> None:
 
 
 def ingest_all(folder: Path, db: Path, params: DetectorParams, defect_params: DefectParams) -> dict[str, Any]:
-    truth_doc = json.loads((folder / "truth.json").read_text())
-    trips = sorted(truth_doc["trips"], key=lambda t: t["end_t"])          # uploaded when they end
+    trips = sorted(load_truth(folder / "truth.json").trips, key=lambda t: t["end_t"])   # uploaded when they end
     store = Store.open(db)
     store_s, detect_s = [], []
     for t in trips:
