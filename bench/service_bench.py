@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -101,9 +102,9 @@ def ten_minute_doc() -> dict:
     return out
 
 
-def tree_cpu_s(root_pid: int) -> float | None:
-    """CPU seconds (user + system) used so far by ``root_pid`` and its live descendants, from /proc (None
-    where there is no /proc)."""
+def tree_cpu_s(root_pid: int) -> dict[int, float] | None:
+    """CPU seconds (user + system) used so far by ``root_pid`` and each of its live descendants, by pid, from /proc
+    (None where there is no /proc)."""
     procs = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -118,7 +119,7 @@ def tree_cpu_s(root_pid: int) -> float | None:
         kids = {pid for pid, (ppid, _) in procs.items() if ppid in tree} - tree
         tree |= kids
         grew = bool(kids)
-    return sum(procs[pid][1] for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return {pid: procs[pid][1] / os.sysconf("SC_CLK_TCK") for pid in tree}
 
 
 def trip_bodies(n: int) -> list[bytes]:
@@ -133,7 +134,10 @@ def trip_bodies(n: int) -> list[bytes]:
     return bodies
 
 
-def upload_bench(url: str, bodies: list[bytes], clients: int, server_pid: int) -> dict[str, float | None]:
+def upload_bench(url: str, bodies: list[bytes], clients: int, server_pid: int) -> dict[str, Any]:
+    """Upload ``bodies`` from ``clients`` threads, each with its own device token and connection. uvicorn's workers
+    share one listening socket and the worker that accepts a connection serves it to the end: now and then every
+    client's connection lands on one worker, which then does all the work (``server_process_cpu_s`` shows it)."""
     tokens = [httpx.post(f"{url}/v1/devices").json()["token"] for _ in range(clients)]
     latencies: list[float] = []
     errors: list[str] = []
@@ -171,13 +175,16 @@ def upload_bench(url: str, bodies: list[bytes], clients: int, server_pid: int) -
         th.join()
     wall = time.perf_counter() - t0
     server1, client1 = tree_cpu_s(server_pid), time.process_time()
-    server_ms = None if server0 is None or server1 is None else 1e3 * (server1 - server0) / len(bodies)
+    used = {} if server0 is None or server1 is None else {pid: server1[pid] - server0.get(pid, 0.0) for pid in server1}
+    server_ms = 1e3 * sum(used.values()) / len(bodies) if used else None
+    per_process_s = sorted((v for v in used.values() if v > 0.0), reverse=True)
     lat = np.array(latencies)
     for e in errors[:5]:
         print("  error:", e)
     return {"trips": len(bodies), "wall_s": wall, "trips_per_s": len(bodies) / wall,
             "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99)), "max_s": float(lat.max()),
-            "errors": len(errors), "server_cpu_ms": server_ms, "client_cpu_ms": 1e3 * (client1 - client0) / len(bodies)}
+            "errors": len(errors), "server_cpu_ms": server_ms, "server_process_cpu_s": per_process_s,
+            "client_cpu_ms": 1e3 * (client1 - client0) / len(bodies)}
 
 
 def fill_defects(db: Path, n: int) -> None:
@@ -248,8 +255,9 @@ def main() -> None:
               f"{up['p50_s']:.2f} s, p99 {up['p99_s']:.2f} s (max {up['max_s']:.2f} s), errors {up['errors']}   "
               f"[target >= 50 trips/s, p99 < 1 s, 0 errors]")
         server = "not measured" if up["server_cpu_ms"] is None else f"{up['server_cpu_ms']:.1f} ms"
+        split = " / ".join(f"{v:.1f}" for v in up["server_process_cpu_s"]) or "not measured"
         print(f"  CPU per upload: server {server} (all workers), clients {up['client_cpu_ms']:.1f} ms "
-              f"(this process), on {os.cpu_count()} cores")
+              f"(this process), on {os.cpu_count()} cores; server CPU by process {split} s")
         if args.reads <= 0:
             return
         db = Path(tmp) / "reads.db"
