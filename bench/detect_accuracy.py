@@ -6,7 +6,9 @@ For each scenario and seed (``bump simulate`` output, generated into --workdir w
   hole by at least half its width; passes no phone could feel (the tyre grazed the edge and moved < 1 cm, or the
   phone was in a hand, being re-mounted or not recording) are counted apart
   (``bump.evaluate.ImpactScore.unscored``), and the recall over all passes is printed too;
-- pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them);
+- pothole-kind impacts on clean road per km driven (no truth feature or non-road event near them), and impacts of
+  any kind the crews' list shows (``bump.cluster.LISTED_KINDS``: pothole, cover, unknown) there: hits that
+  several drivers repeat at one spot become a false defect whatever their kind;
 - why the passes missed were: no candidate near them (and how close their characteristic function came to the
   trigger threshold: its peak over the threshold, median over those passes), or the candidates' rejection reasons;
 - the trigger ceiling by phone rate, pooled over the seeds of a scenario: the recall the characteristic function
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 import ingest
+from bump.cluster import LISTED_KINDS
 from bump.evaluate import Truth, evaluate_impacts, load_truth
 from bump.sim import generate
 from bump.sim.phone import slow_phone
@@ -201,6 +204,8 @@ def score_scenario(folder: Path, params: DetectorParams, low_rates: bool
         "recall_all_passes": (score.tp + sum(u[3] for u in score.unscored)) / n_all if n_all else float("nan"),
         "recall_overlap_ge_half": float(np.mean(wide)) if wide else float("nan"),
         "false_potholes_per_km": score.pothole_fp_by_kind.get("none", 0) / km if km else float("nan"),
+        "false_listed_per_km": (sum(1 for f in score.false_positives if f[4] == "none" and f[3] in LISTED_KINDS)
+                                / km if km else float("nan")),
         "km": km, "handling_or_door_slam_impacts": float(events_reported), **out_missed,
     }
     ceiling: CeilingInputs = {}
@@ -263,7 +268,8 @@ def main() -> None:
             peak = (f" (their characteristic function peaked at a median {r['missed_peak_over_threshold']:.2f} of "
                     "the trigger threshold)" if none else "")
             print(f"  missed {r['missed']:.0f}: no candidate {none:.0f}{peak}{', rejected: ' + why if why else ''}")
-            print(f"  false potholes on clean road: {r['false_potholes_per_km']:.3f} per km")
+            print(f"  false potholes on clean road: {r['false_potholes_per_km']:.3f} per km; of any kind the crews' "
+                  f"list shows ({', '.join(LISTED_KINDS)}): {r['false_listed_per_km']:.3f} per km")
             print(f"  designed features / covers labelled pothole (share of their detected hits): {feats}")
             print(f"  impacts during handling, re-mounts and door slams: {r['handling_or_door_slam_impacts']:.0f}")
             if not args.no_low_rates:
