@@ -20,6 +20,8 @@ from bump import cells as cellmap
 from bump import pipeline, refresh, views
 from bump import store as store_module
 from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
+from bump.store import database as store_database
+from bump.store import rows as store_rows
 from bump.traversals import Track
 from detect import Detection
 from detect.columns import Columns
@@ -359,7 +361,7 @@ def test_a_version_6_database_keeps_its_passes_and_coverage_when_they_move_to_ke
                "hit": [1, 0, 1, 0], "distance_m": [1.0, np.nan, 2.0, 3.0]}
     with old.transaction():
         old._exmany(f"INSERT INTO traversals ({', '.join(v6_columns)}) VALUES ({', '.join('?' * len(v6_columns))})",
-                    store_module._rows(v6_rows, v6_columns))
+                    store_rows._rows(v6_rows, v6_columns))
         old.add_coverage({"cell_key": [7, 5, 7], "trip_id": ["t0", "t1", "t1"],
                           "device_id": ["dev-0", "dev-1", "dev-1"], "t_s": [T0_S, T0_S + 1, T0_S + 2]})
     before = old.coverage_rows()
@@ -483,7 +485,7 @@ def test_latest_hits_filtered_by_kind_and_trip_are_those_of_the_latest(store: St
 
 def test_rows_inserted_many_a_statement_are_those_inserted_one_by_one(tmp_path) -> None:
     stores = [Store.open(tmp_path / f"{k}.db") for k in range(2)]
-    n = 2 * store_module._ROWS_PER_INSERT + 7              # whole batches and a rest
+    n = 2 * store_database._ROWS_PER_INSERT + 7              # whole batches and a rest
     rows = {"defect_id": np.arange(1, n + 1), "trip_id": np.full(n, "t"), "pass_no": np.arange(n) % 2,
             "device_id": np.full(n, "d"),
             "t_s": T0_S + np.arange(n) * 1.0, "hit": np.arange(n) % 2,
@@ -503,7 +505,7 @@ def test_rows_inserted_many_a_statement_are_those_inserted_one_by_one(tmp_path) 
         for part in (rows, flip):
             stores[1]._exmany(f"INSERT INTO traversals ({', '.join(one)}) VALUES ({', '.join('?' * len(one))}) "
                               "ON CONFLICT (defect_id, trip_id, pass_no) DO UPDATE SET hit = excluded.hit",
-                              store_module._rows(part, one))
+                              store_rows._rows(part, one))
     got, want = (s.traversals_of_defects(np.arange(1, n + 1)) for s in stores)
     assert len(got) == n and got["hit"].sum() == len(flip["hit"]) + n // 2 - np.sum(rows["hit"][::3])
     for name in one:
@@ -733,13 +735,13 @@ def test_an_upload_is_stored_as_it_came_with_its_digest_and_track_made_aside(sto
 
 def test_fetched_columns_turn_nulls_into_their_fill_values_and_keep_a_text_none() -> None:
     rows = [(1, "dev-a", 2.5, "None"), (None, None, None, "x"), (3, "dev-b", 1.0, None)]
-    cols = store_module._columns(rows, ["n", "device_id", "t_s", "note"],
+    cols = store_rows._columns(rows, ["n", "device_id", "t_s", "note"],
                                  {"n": "i8", "device_id": "U", "t_s": "f8", "note": "U"})
     assert cols["n"].dtype == np.int64 and cols["n"].tolist() == [1, -1, 3]
     assert cols["device_id"].tolist() == ["dev-a", "", "dev-b"]
     assert cols["note"].tolist() == ["None", "x", ""]            # the text "None" is a value, not a NULL
     assert np.isnan(cols["t_s"][1]) and cols["t_s"][[0, 2]].tolist() == [2.5, 1.0]
-    empty = store_module._columns([], ["n", "device_id"], {"n": "i8", "device_id": "U"})
+    empty = store_rows._columns([], ["n", "device_id"], {"n": "i8", "device_id": "U"})
     assert empty["n"].dtype == np.int64 and empty["device_id"].dtype.kind == "U" and len(empty) == 0
 
 

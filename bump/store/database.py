@@ -1,41 +1,7 @@
-"""Storage of trips, hits, defects, traversals and road cells: the ONLY module of `bump` that speaks SQL.
-
-One SQLite file by default (WAL journal, ``synchronous=FULL``, foreign keys on, a busy timeout), with a versioned
-schema upgraded by :data:`MIGRATIONS` when a database is opened. Everything above this module sees plain Python
-values and NumPy columns (:class:`detect.Columns`), never a cursor or a row object.
-
-Portability: the SQL is ANSI with ``?`` placeholders, ``INSERT ... ON CONFLICT ... DO UPDATE/NOTHING`` and keyset
-pagination, all of which PostgreSQL speaks too. What differs by dialect is collected in :class:`Dialect` (column
-types, how the connection is opened and tuned, placeholder style); a PostgreSQL/PostGIS backend is a second
-:class:`Dialect` plus a connection factory, not a second Store. No SQLite extension (R*Tree, JSON1, FTS) is used:
-spatial look-ups are indexed range and key queries on an integer grid key of ~50 m cells in the local projection.
-
-Tables (migration 1 unless noted)::
-
-    meta              key/value: projection origin, creation time
-    schema_migrations version, name, applied_at_s
-    devices           device_id, first/last seen, trips
-    trips             trip_id, device, times, detector JSON, quality JSON, raw trace (gzip bump.trace/1), track blob
-    defects           position (lat/lon and local x/y, grid key), direction, kind (+reason), status (+crew status),
-                      severity, confidence, priority, counts, first/last seen, detector JSON (5: where the status
-                      replay stands, first pass; 8: the GPS latency of its summary)
-    hits              one detected impact of one trip, linked to the defect it joined; detector JSON
-    traversals        (defect, trip, pass): the trip passed the defect; hit or not (7: stored in key order; 11:
-                      one row per pass)
-    defect_history    every status change: data time, wall time, from, to, reason, actor
-    roughness         (2) per-window roughness of every trip with its road cell key (4: indexed by cell and device)
-    coverage          (2) (cell, trip): the trip passed the cell (4: indexed by cell and device; 7: stored so)
-    cells             (2) per-cell aggregates of roughness readings and coverage
-    tokens            (3) API tokens: sha256 of the secret (never the secret), a short prefix to name it, role,
-                      device (device tokens), label, created, revoked
-
-Errors: :class:`StoreError` (a :class:`ingest.errors.BumpError` and ``ValueError``) for a database that cannot be
-used, :class:`UnknownDefectError` for a defect id that does not exist.
-"""
+"""The :class:`Store`: one open database, its transactions, migrations and every read and write of `bump`."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import operator
@@ -43,17 +9,50 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
+from bump.store.catalogue import (
+    _CELL_COUNTS,
+    _TRIP_INFO,
+    CELL_COLUMNS,
+    CONFIDENCE_DECIMALS,
+    COVERAGE_COLUMNS,
+    DEFECT_COLUMNS,
+    DERIVED_TABLES,
+    HISTORY_COLUMNS,
+    HIT_COLUMNS,
+    INDEXED_DEFECT_COLUMNS,
+    OPTIONAL_DEFECT_COLUMNS,
+    OPTIONAL_HIT_COLUMNS,
+    ROUGHNESS_COLUMNS,
+    TOKEN_COLUMNS,
+    TRAVERSAL_COLUMNS,
+    DefectQuery,
+)
+from bump.store.errors import StoreError, UnknownDefectError
+from bump.store.rows import (
+    _chunks,
+    _columns,
+    _concat,
+    _id_chunks,
+    _known,
+    _padded,
+    _py,
+    _rows,
+    _scalar,
+    _time_window,
+    _values,
+    decode_cursor,
+    encode_cursor,
+    ids_in,
+)
+from bump.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect
 from detect.columns import Columns
-from ingest.errors import BumpError
 
-_IN_CHUNK = 500          # parameters per IN (...) list
 _RANGES_CHUNK = 32       # indexed ranges per compound SELECT (per-defect LIMITs)
 _ROWS_PER_INSERT = 32    # rows per multi-row INSERT (~25 % faster than one statement step per row)
 # WAL pages before a commit also copies the log into the database (SQLite's default 1000 is ~4 MB, about one
@@ -66,519 +65,6 @@ CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default 
 
 
 MAX_LIST_LIMIT = 100_000    # defects in one page of Store.list_defects
-BACKEND_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)   # what the database itself raises (locked, read-only)
-
-
-class StoreError(BumpError, ValueError):
-    """The database cannot be opened, migrated or queried as asked; the message says how to fix it."""
-
-    code = "store"
-
-
-class UnknownDefectError(StoreError, LookupError):
-    """No defect with that id."""
-
-    code = "unknown_defect"
-
-
-# ------------------------------------------------------------------------------------------------------ dialect
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between SQL engines. Only SQLite is implemented; PostgreSQL would use
-    ``BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY``, ``BYTEA``, ``JSONB``, ``DOUBLE PRECISION`` and ``%s``."""
-
-    name: str
-    id_pk: str          # auto-increment integer primary key
-    blob: str
-    json: str
-    real: str
-    placeholder: str
-    clustered: str = ""     # after a CREATE TABLE's ")": rows stored in primary-key order, no separate key index
-
-    def sql(self, text: str) -> str:
-        """Statement text in this dialect (placeholders written ``?``)."""
-        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
-
-    def ddl(self, text: str) -> str:
-        return text.format(id_pk=self.id_pk, blob=self.blob, json=self.json, real=self.real,
-                           clustered=self.clustered)
-
-
-SQLITE = Dialect(name="sqlite", id_pk="INTEGER PRIMARY KEY", blob="BLOB", json="TEXT", real="REAL",
-                 placeholder="?", clustered=" WITHOUT ROWID")
-
-# ---------------------------------------------------------------------------------------------------- migrations
-
-_M1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE devices (
-    device_id TEXT PRIMARY KEY,
-    first_seen_s {real} NOT NULL,
-    last_seen_s {real} NOT NULL,
-    n_trips INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE trips (
-    trip_id TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL REFERENCES devices(device_id),
-    t_start_s {real} NOT NULL,
-    t_end_s {real} NOT NULL,
-    ingested_at_s {real} NOT NULL,
-    source_format TEXT NOT NULL,
-    n_samples INTEGER NOT NULL,
-    n_impacts INTEGER NOT NULL,
-    length_m {real},
-    detector {json} NOT NULL,
-    quality {json} NOT NULL,
-    raw {blob} NOT NULL,
-    raw_sha256 TEXT NOT NULL,
-    track {blob} NOT NULL
-);
-CREATE INDEX trips_t_start ON trips (t_start_s);
-CREATE INDEX trips_device ON trips (device_id);
-CREATE TABLE defects (
-    defect_id {id_pk},
-    status TEXT NOT NULL,
-    crew_status TEXT,
-    crew_at_s {real},
-    kind TEXT NOT NULL,
-    kind_reason TEXT NOT NULL,
-    lat_deg {real} NOT NULL,
-    lon_deg {real} NOT NULL,
-    x_m {real} NOT NULL,
-    y_m {real} NOT NULL,
-    grid_key BIGINT NOT NULL,
-    heading_deg {real},
-    spans INTEGER NOT NULL,
-    uncertainty_m {real} NOT NULL,
-    severity {real},
-    depth_class TEXT,
-    confidence {real} NOT NULL,
-    priority {real} NOT NULL,
-    n_hits INTEGER NOT NULL,
-    n_devices INTEGER NOT NULL,
-    n_traversals INTEGER NOT NULL,
-    n_traversal_hits INTEGER NOT NULL,
-    hit_rate {real},
-    traversals_per_day {real} NOT NULL,
-    first_seen_s {real} NOT NULL,
-    last_seen_s {real} NOT NULL,
-    last_traversal_s {real},
-    status_since_s {real} NOT NULL,
-    created_at_s {real} NOT NULL,
-    updated_at_s {real} NOT NULL,
-    detector {json} NOT NULL
-);
-CREATE INDEX defects_grid ON defects (grid_key);
-CREATE INDEX defects_rank ON defects (priority DESC, defect_id);
-CREATE INDEX defects_lat ON defects (lat_deg);
-CREATE TABLE hits (
-    hit_id {id_pk},
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    defect_id BIGINT REFERENCES defects(defect_id) ON DELETE SET NULL,
-    t_s {real} NOT NULL,
-    lat_deg {real} NOT NULL,
-    lon_deg {real} NOT NULL,
-    x_m {real} NOT NULL,
-    y_m {real} NOT NULL,
-    accuracy_m {real},
-    heading_deg {real},
-    kind TEXT NOT NULL,
-    severity {real},
-    depth_class TEXT,
-    confidence {real} NOT NULL,
-    speed_mps {real},
-    features {json} NOT NULL,
-    detector {json} NOT NULL
-);
-CREATE INDEX hits_defect ON hits (defect_id);
-CREATE INDEX hits_trip ON hits (trip_id);
-CREATE TABLE traversals (
-    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    t_s {real} NOT NULL,
-    hit INTEGER NOT NULL,
-    distance_m {real},
-    PRIMARY KEY (defect_id, trip_id)
-);
-CREATE INDEX traversals_trip ON traversals (trip_id);
-CREATE TABLE defect_history (
-    history_id {id_pk},
-    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
-    t_s {real} NOT NULL,
-    recorded_at_s {real} NOT NULL,
-    from_status TEXT,
-    to_status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    actor TEXT NOT NULL
-);
-CREATE INDEX history_defect ON defect_history (defect_id, history_id);
-"""
-
-_M2 = """
-CREATE TABLE roughness (
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    t_start_s {real} NOT NULL,
-    t_end_s {real} NOT NULL,
-    lat_deg {real} NOT NULL,
-    lon_deg {real} NOT NULL,
-    heading_deg {real},
-    length_m {real},
-    speed_mps {real},
-    rms_mps2 {real},
-    iri_m_per_km {real} NOT NULL,
-    cell_key BIGINT NOT NULL
-);
-CREATE INDEX roughness_cell ON roughness (cell_key);
-CREATE INDEX roughness_trip ON roughness (trip_id);
-CREATE TABLE coverage (
-    cell_key BIGINT NOT NULL,
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    t_s {real} NOT NULL,
-    PRIMARY KEY (cell_key, trip_id)
-);
-CREATE INDEX coverage_trip ON coverage (trip_id);
-CREATE INDEX coverage_t ON coverage (t_s);
-CREATE TABLE cells (
-    cell_key BIGINT PRIMARY KEY,
-    lat_deg {real} NOT NULL,
-    lon_deg {real} NOT NULL,
-    heading_deg {real} NOT NULL,
-    n_readings INTEGER NOT NULL,
-    iri_sum {real} NOT NULL,
-    iri_sumsq {real} NOT NULL,
-    n_rough_devices INTEGER NOT NULL,
-    n_traversals INTEGER NOT NULL,
-    n_devices INTEGER NOT NULL,
-    first_s {real},
-    last_s {real}
-);
-CREATE INDEX cells_lat ON cells (lat_deg);
-"""
-
-_M3 = """
-CREATE TABLE tokens (
-    token_id {id_pk},
-    prefix TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    device_id TEXT,
-    label TEXT,
-    created_at_s {real} NOT NULL,
-    revoked_at_s {real}
-);
-CREATE INDEX tokens_prefix ON tokens (prefix);
-CREATE INDEX tokens_device ON tokens (device_id);
-"""
-
-_M4 = """
-CREATE INDEX roughness_cell_device ON roughness (cell_key, device_id, iri_m_per_km);
-DROP INDEX roughness_cell;
-CREATE INDEX coverage_cell_device ON coverage (cell_key, device_id, t_s);
-"""
-
-_M5 = """
-ALTER TABLE defects ADD COLUMN status_replay TEXT;
-ALTER TABLE defects ADD COLUMN first_traversal_s {real};
-"""
-
-# A defect's latest hits are read on every refresh: an index in time order holding the columns summaries read
-# finds them without reading the rest or each hit's row (its features and detector JSON make it ~1-2 kB).
-_M6 = """
-CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
-    heading_deg, kind, severity, depth_class, confidence, speed_mps);
-DROP INDEX hits_defect;
-CREATE INDEX traversals_defect_time ON traversals (defect_id, t_s, hit);
-"""
-
-# A trip's passes land on ~170 defects spread over the city: in a rowid table every pass wrote a random page of
-# the (defect, trip) key index and of the (defect, time) index, and the table itself. Stored in key order (SQLite
-# WITHOUT ROWID; PostgreSQL keeps a primary-key index) a pass writes one random page, and a defect's passes are
-# read in one range (totals and replays), so the time index goes. Coverage likewise: stored by (cell, device,
-# trip) it is its own (cell, device) index (a trip has one device, so (cell, trip) stays unique): a road-cell
-# pass is written to three B-trees instead of five.
-_M7 = """
-CREATE TABLE traversals_by_defect (
-    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    t_s {real} NOT NULL,
-    hit INTEGER NOT NULL,
-    distance_m {real},
-    PRIMARY KEY (defect_id, trip_id)
-){clustered};
-INSERT INTO traversals_by_defect (defect_id, trip_id, device_id, t_s, hit, distance_m)
-    SELECT defect_id, trip_id, device_id, t_s, hit, distance_m FROM traversals ORDER BY defect_id, trip_id;
-DROP TABLE traversals;
-ALTER TABLE traversals_by_defect RENAME TO traversals;
-CREATE INDEX traversals_trip ON traversals (trip_id);
-CREATE TABLE coverage_by_cell (
-    cell_key BIGINT NOT NULL,
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    t_s {real} NOT NULL,
-    PRIMARY KEY (cell_key, device_id, trip_id)
-){clustered};
-INSERT INTO coverage_by_cell (cell_key, trip_id, device_id, t_s)
-    SELECT cell_key, trip_id, device_id, t_s FROM coverage ORDER BY cell_key, device_id, trip_id;
-DROP TABLE coverage;
-ALTER TABLE coverage_by_cell RENAME TO coverage;
-CREATE INDEX coverage_trip ON coverage (trip_id);
-CREATE INDEX coverage_t ON coverage (t_s);
-"""
-
-# A defect passed without a hit keeps its summary (position, kind, ...) when its hits would give the same one: they
-# did not change, and the GPS latency they are corrected by did not either, which this records (bump.refresh).
-_M8 = """
-ALTER TABLE defects ADD COLUMN latency_s {real};
-ALTER TABLE defects ADD COLUMN latency_devices INTEGER;
-"""
-
-# Whether a device hit a defect before: one seek, not a scan of the defect's hits (a busy defect has thousands)
-_M9 = """
-CREATE INDEX hits_defect_device ON hits (defect_id, device_id, trip_id);
-"""
-
-# A hit's position is corrected by its own trip's GPS latency when the trip told it (detect.latency: forward
-# acceleration against Doppler speed); NULL: the trip did not, and the fleet's and its device's estimates correct it.
-# The defects' summaries read it with their latest hits, so it joins their covering index.
-_M10 = """
-ALTER TABLE hits ADD COLUMN own_latency_s {real};
-DROP INDEX hits_defect_summary;
-CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
-    heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s);
-"""
-
-# A trip that comes by a defect again (a loop round the block) passes it again: a traversal is one pass, keyed by
-# its number within the trip (0, 1, ... in time order; bump.traversals.find_traversals). Stored passes were one per
-# (defect, trip): they become pass 0 (`bump reprocess` finds the others).
-_M11 = """
-CREATE TABLE traversals_by_pass (
-    defect_id BIGINT NOT NULL REFERENCES defects(defect_id) ON DELETE CASCADE,
-    trip_id TEXT NOT NULL REFERENCES trips(trip_id) ON DELETE CASCADE,
-    pass_no INTEGER NOT NULL,
-    device_id TEXT NOT NULL,
-    t_s {real} NOT NULL,
-    hit INTEGER NOT NULL,
-    distance_m {real},
-    PRIMARY KEY (defect_id, trip_id, pass_no)
-){clustered};
-INSERT INTO traversals_by_pass (defect_id, trip_id, pass_no, device_id, t_s, hit, distance_m)
-    SELECT defect_id, trip_id, 0, device_id, t_s, hit, distance_m FROM traversals ORDER BY defect_id, trip_id;
-DROP TABLE traversals;
-ALTER TABLE traversals_by_pass RENAME TO traversals;
-CREATE INDEX traversals_trip ON traversals (trip_id);
-"""
-
-# A hit's spot kind (detect.classify): its kind without the rough-stretch rule, which the defect layer reads once
-# hits repeat at a spot. Hits stored before it was told are taken for what their kind says (`bump reprocess` tells).
-_M12 = """
-ALTER TABLE hits ADD COLUMN spot_kind TEXT;
-UPDATE hits SET spot_kind = kind;
-DROP INDEX hits_defect_summary;
-CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
-    heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s, spot_kind);
-"""
-
-# version -> (name, DDL). Append only: never edit a released migration, add the next one.
-MIGRATIONS: dict[int, tuple[str, str]] = {
-    1: ("trips, hits, defects, traversals, history", _M1),
-    2: ("roughness windows, coverage and road cells", _M2),
-    3: ("API tokens (hashed)", _M3),
-    4: ("road-cell indexes by device (incremental cell aggregates)", _M4),
-    5: ("defects: where the status replay stands (resumed by later passes), first pass", _M5),
-    6: ("covering indexes for defect summaries (latest hits, pass totals)", _M6),
-    7: ("traversals by (defect, trip) and coverage by (cell, device, trip), stored in key order", _M7),
-    8: ("defects: the GPS latency their summary's hits were corrected by (kept while it holds)", _M8),
-    9: ("hits by (defect, device): whether a device hit a defect before, in one seek", _M9),
-    10: ("hits: the GPS latency of their own trip, when it told it", _M10),
-    11: ("traversals by (defect, trip, pass): a trip that comes by again passes again", _M11),
-    12: ("hits: their spot kind (the kind without the rough-stretch rule)", _M12),
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-# --------------------------------------------------------------------------------------------- column catalogue
-
-# a hit's lat_deg/lon_deg are the position its phone reported; x_m/y_m place it in the database's projection, moved
-# by its trip's GPS error read at landmarks when there were any (bump.landmarks, defects 0.8 on)
-HIT_COLUMNS: dict[str, str] = {
-    "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
-    "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",
-    "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8", "own_latency_s": "f8",
-    "spot_kind": "U",
-}
-OPTIONAL_HIT_COLUMNS = ("own_latency_s",)                              # NULL if left out
-DEFECT_COLUMNS: dict[str, str] = {
-    "defect_id": "i8", "status": "U", "crew_status": "U", "crew_at_s": "f8", "kind": "U", "kind_reason": "U",
-    "lat_deg": "f8", "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "grid_key": "i8", "heading_deg": "f8",
-    "spans": "i8", "uncertainty_m": "f8", "severity": "f8", "depth_class": "U", "confidence": "f8",
-    "priority": "f8", "n_hits": "i8", "n_devices": "i8", "n_traversals": "i8", "n_traversal_hits": "i8",
-    "hit_rate": "f8", "traversals_per_day": "f8", "first_seen_s": "f8", "last_seen_s": "f8",
-    "last_traversal_s": "f8", "status_since_s": "f8", "created_at_s": "f8", "updated_at_s": "f8", "detector": "U",
-    "status_replay": "U", "first_traversal_s": "f8", "latency_s": "f8",
-    "latency_devices": "i8",
-}
-OPTIONAL_DEFECT_COLUMNS = ("status_replay", "first_traversal_s", "latency_s", "latency_devices")  # NULL if left out
-INDEXED_DEFECT_COLUMNS = ("priority", "grid_key", "lat_deg")           # columns of the defects' indexes
-TRAVERSAL_COLUMNS: dict[str, str] = {"defect_id": "i8", "trip_id": "U", "pass_no": "i8", "device_id": "U",
-                                     "t_s": "f8", "hit": "i8", "distance_m": "f8"}
-HISTORY_COLUMNS = ("history_id", "defect_id", "t_s", "recorded_at_s", "from_status", "to_status", "reason", "actor")
-ROUGHNESS_COLUMNS: dict[str, str] = {
-    "trip_id": "U", "device_id": "U", "t_start_s": "f8", "t_end_s": "f8", "lat_deg": "f8", "lon_deg": "f8",
-    "heading_deg": "f8", "length_m": "f8", "speed_mps": "f8", "rms_mps2": "f8", "iri_m_per_km": "f8",
-    "cell_key": "i8",
-}
-COVERAGE_COLUMNS: dict[str, str] = {"cell_key": "i8", "trip_id": "U", "device_id": "U", "t_s": "f8"}
-TOKEN_COLUMNS = ("token_id", "prefix", "token_sha256", "role", "device_id", "label", "created_at_s", "revoked_at_s")
-CELL_COLUMNS: dict[str, str] = {
-    "cell_key": "i8", "lat_deg": "f8", "lon_deg": "f8", "heading_deg": "f8", "n_readings": "i8", "iri_sum": "f8",
-    "iri_sumsq": "f8", "n_rough_devices": "i8", "n_traversals": "i8", "n_devices": "i8", "first_s": "f8",
-    "last_s": "f8",
-}
-_CELL_COUNTS = ("n_readings", "iri_sum", "iri_sumsq", "n_rough_devices", "n_traversals", "n_devices")   # additive
-_TRIP_INFO = ("trip_id", "device_id", "t_start_s", "t_end_s", "ingested_at_s", "source_format", "n_samples",
-              "n_impacts", "length_m", "detector", "quality", "raw_sha256")
-DERIVED_TABLES = ("defect_history", "traversals", "hits", "defects", "roughness", "coverage", "cells")
-
-
-CONFIDENCE_DECIMALS = 3                     # confidences are reported to this many decimals
-
-
-@dataclass(frozen=True)
-class DefectQuery:
-    """Filters of :meth:`Store.list_defects`. ``None`` means no filter; bbox is (west, south, east, north) [deg]
-    (west > east crosses the antimeridian). Results are ordered by priority (descending), then id."""
-
-    statuses: tuple[str, ...] | None = None
-    kinds: tuple[str, ...] | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    limit: int = 100
-    cursor: str | None = None
-    min_confidence: float | None = None     # confidence as reported (3 decimals) >= this
-    since_s: float | None = None            # last hit or status change at or after this [s since the epoch]
-    hidden_cover_classes: tuple[str, ...] = ()   # depth classes of kind "cover" left out unless a crew confirmed
-    #                                             them (castings with nothing to fix: bump.cluster.MINOR_COVER_CLASSES)
-
-
-# ----------------------------------------------------------------------------------------------------- helpers
-
-
-def _py(v: Any) -> Any:
-    """A NumPy scalar (or NaN) as a value the driver binds: NaN -> NULL."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
-
-
-def _column(values: Sequence[Any], dtype: str) -> np.ndarray:
-    """A column of fetched values as an array: NULL -> NaN (f8), -1 (i8), "" (text). Converted first as if there
-    were no NULL (``None in values`` compares every value with None: as slow as the conversion), which a NULL makes
-    fail (i8) or shows as the text "None" (then looked for)."""
-    if dtype == "f8":
-        return np.array(values, dtype=np.float64) if values else np.empty(0, dtype=np.float64)
-    if dtype == "i8":
-        try:
-            return np.array(values, dtype=np.int64)
-        except TypeError:                   # a NULL
-            return np.array([-1 if v is None else v for v in values], dtype=np.int64)
-    if not values:
-        return np.empty(0, dtype="U1")
-    out = np.array(values, dtype=str)
-    if (out == "None").any() and None in values:
-        out = np.array(["" if v is None else v for v in values], dtype=str)
-    return out
-
-
-def _columns(rows: list[tuple], names: Sequence[str], dtypes: Mapping[str, str]) -> Columns:
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return Columns({n: _column(c, dtypes[n]) for n, c in zip(names, cols, strict=True)})
-
-
-def _values(a: Any) -> list[Any]:
-    """A column as driver-ready Python values (NaN and inf -> NULL)."""
-    a = np.asarray(a)
-    if a.dtype.kind == "f":
-        vals = a.tolist()
-        return vals if np.isfinite(a).all() else [v if math.isfinite(v) else None for v in vals]
-    if a.dtype.kind in "iubU":              # text: Python str already
-        return a.tolist()
-    return [_py(v) for v in a.tolist()]
-
-
-def _rows(cols: Mapping[str, Any], names: Sequence[str]) -> list[tuple]:
-    return list(zip(*[_values(cols[n]) for n in names], strict=True))
-
-
-def _known(columns: Sequence[str] | None, catalogue: Mapping[str, str], what: str) -> list[str]:
-    """``columns`` (all of the catalogue when None), checked against it: names go into SQL text."""
-    names = list(catalogue) if columns is None else list(columns)
-    unknown = sorted(set(names) - set(catalogue))
-    if unknown:
-        raise StoreError(f"unknown {what} columns {unknown}; choose from {', '.join(catalogue)}")
-    return names
-
-
-def _chunks(values: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[list[Any]]:
-    values = list(values)
-    for i in range(0, len(values), n):
-        yield values[i:i + n]
-
-
-def ids_in(values: Any, among: Any) -> np.ndarray:
-    """``np.isin(values, among)`` of integer keys (ids, grid keys) by a sorted search: the same answer without
-    np.isin's fixed cost (~5 instead of ~30 us for a trip's few hundred ids; it is called dozens of times a trip).
-    Other types go to np.isin."""
-    values, among = np.asarray(values), np.asarray(among)
-    if values.dtype.kind not in "iu" or among.dtype.kind not in "iu":
-        return np.isin(values, among)
-    if among.size == 0:
-        return np.zeros(values.shape, dtype=bool)
-    among = np.sort(among, axis=None)
-    at = np.minimum(np.searchsorted(among, values), among.size - 1)
-    return among[at] == values
-
-
-def setdiff_ids(a: Any, b: Any) -> np.ndarray:
-    """``np.setdiff1d(a, b)`` (sorted unique values of a not in b), by :func:`ids_in` for integer ids."""
-    a = np.unique(np.asarray(a))
-    return a[~ids_in(a, b)]
-
-
-def _id_chunks(ids: Sequence[int], n: int = _IN_CHUNK) -> Iterator[list[int]]:
-    """:func:`_chunks` of integer keys (ids, grid or cell keys), each :func:`_padded`."""
-    for chunk in _chunks(ids, n):
-        yield _padded(chunk)
-
-
-def _padded(ids: list[int], step: int = 16) -> list[int]:
-    """Keys padded with -1 (no defect, no cell) to a multiple of ``step``: few statement texts, each prepared once
-    (SQLite parses a list of 300 parameters in ~0.15 ms)."""
-    return ids + [-1] * (-len(ids) % step)
-
-
-def encode_cursor(priority: float, defect_id: int) -> str:
-    """Opaque keyset cursor: the last row's (priority, id)."""
-    return base64.urlsafe_b64encode(orjson.dumps([priority, defect_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, int]:
-    try:
-        pad = "=" * (-len(cursor) % 4)
-        prio, did = orjson.loads(base64.urlsafe_b64decode(cursor + pad))
-        return float(prio), int(did)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise StoreError(f"invalid cursor {cursor!r}; pass the next_cursor of the previous page unchanged",
-                         field="cursor") from None
-
-
-# ------------------------------------------------------------------------------------------------------- store
 
 
 class Store:
@@ -1370,29 +856,3 @@ class Store:
         """Delete everything computed from the raw traces (hits, defects, traversals, history, maps)."""
         for table in DERIVED_TABLES:
             self._ex(f"DELETE FROM {table}")
-
-
-def _time_window(since_s: float | None, until_s: float | None) -> tuple[str, list[float]]:
-    """SQL WHERE clause and parameters for ``since_s <= t_s < until_s`` (either bound optional)."""
-    where, params = [], []
-    if since_s is not None:
-        where.append("t_s >= ?")
-        params.append(float(since_s))
-    if until_s is not None:
-        where.append("t_s < ?")
-        params.append(float(until_s))
-    return ("WHERE " + " AND ".join(where)) if where else "", params
-
-
-def _scalar(v: Any) -> Any:
-    v = v.item() if isinstance(v, np.generic) else v
-    return None if isinstance(v, float) and not np.isfinite(v) else v
-
-
-def _concat(parts: list[Columns], dtypes: Mapping[str, str]) -> Columns:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return _columns([], list(dtypes), dtypes)
-    if len(parts) == 1:
-        return parts[0]
-    return Columns({n: np.concatenate([p[n] for p in parts]) for n in dtypes})
