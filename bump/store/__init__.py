@@ -1,18 +1,18 @@
 """Storage of trips, hits, defects, traversals and road cells: the ONLY package of `bump` that speaks SQL.
 
 Modules: :mod:`~bump.store.database` (:class:`Store`: the connection, transactions, migrations, every read and
-write), :mod:`~bump.store.schema` (:class:`Dialect` and the migrations' DDL), :mod:`~bump.store.catalogue` (the
+write), :mod:`~bump.store.schema` (``Dialect`` and the migrations' DDL), :mod:`~bump.store.catalogue` (the
 columns each table hands out, :class:`DefectQuery`), :mod:`~bump.store.rows` (rows to NumPy columns and back, id
 sets, the list cursor), :mod:`~bump.store.errors`. Import from ``bump.store``.
 
 One SQLite file by default (WAL journal, ``synchronous=FULL``, foreign keys on, a busy timeout), with a versioned
-schema upgraded by :data:`MIGRATIONS` when a database is opened. Everything above this module sees plain Python
+schema upgraded by ``MIGRATIONS`` when a database is opened. Everything above this module sees plain Python
 values and NumPy columns (:class:`detect.Columns`), never a cursor or a row object.
 
 Portability: the SQL is ANSI with ``?`` placeholders, ``INSERT ... ON CONFLICT ... DO UPDATE/NOTHING`` and keyset
-pagination, all of which PostgreSQL speaks too. What differs by dialect is collected in :class:`Dialect` (column
+pagination, all of which PostgreSQL speaks too. What differs by dialect is collected in ``Dialect`` (column
 types, how the connection is opened and tuned, placeholder style); a PostgreSQL/PostGIS backend is a second
-:class:`Dialect` plus a connection factory, not a second Store. No SQLite extension (R*Tree, JSON1, FTS) is used:
+``Dialect`` plus a connection factory, not a second Store. No SQLite extension (R*Tree, JSON1, FTS) is used:
 spatial look-ups are indexed range and key queries on an integer grid key of ~50 m cells in the local projection.
 
 Tables (migration 1 unless noted)::
@@ -38,26 +38,11 @@ Errors: :class:`StoreError` (a :class:`ingest.errors.BumpError` and ``ValueError
 used, :class:`UnknownDefectError` for a defect id that does not exist.
 """
 
-from bump.store.catalogue import (
-                                  CONFIDENCE_DECIMALS,
-                                  COVERAGE_COLUMNS,
-                                  DEFECT_COLUMNS,
-                                  DERIVED_TABLES,
-                                  HISTORY_COLUMNS,
-                                  HIT_COLUMNS,
-                                  INDEXED_DEFECT_COLUMNS,
-                                  ROUGHNESS_COLUMNS,
-                                  TOKEN_COLUMNS,
-                                  TRAVERSAL_COLUMNS,
-                                  DefectQuery,
-)
+from bump.store.catalogue import CONFIDENCE_DECIMALS, INDEXED_DEFECT_COLUMNS, TRAVERSAL_COLUMNS, DefectQuery
 from bump.store.database import MAX_LIST_LIMIT, Store
 from bump.store.errors import BACKEND_ERRORS, StoreError, UnknownDefectError
-from bump.store.rows import decode_cursor, encode_cursor, ids_in, setdiff_ids
-from bump.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect
+from bump.store.rows import ids_in, setdiff_ids
+from bump.store.schema import SCHEMA_VERSION
 
-__all__ = ["BACKEND_ERRORS", "CONFIDENCE_DECIMALS", "COVERAGE_COLUMNS", "DEFECT_COLUMNS", "DERIVED_TABLES",
-           "HISTORY_COLUMNS", "HIT_COLUMNS", "INDEXED_DEFECT_COLUMNS", "MAX_LIST_LIMIT", "MIGRATIONS",
-           "ROUGHNESS_COLUMNS", "SCHEMA_VERSION", "SQLITE", "TOKEN_COLUMNS", "TRAVERSAL_COLUMNS", "DefectQuery",
-           "Dialect", "Store", "StoreError", "UnknownDefectError", "decode_cursor", "encode_cursor", "ids_in",
-           "setdiff_ids"]
+__all__ = ["BACKEND_ERRORS", "CONFIDENCE_DECIMALS", "INDEXED_DEFECT_COLUMNS", "MAX_LIST_LIMIT", "SCHEMA_VERSION",
+           "TRAVERSAL_COLUMNS", "DefectQuery", "Store", "StoreError", "UnknownDefectError", "ids_in", "setdiff_ids"]
