@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from detect.arrays import unique_sorted
 from detect.columns import Columns
 from detect.geo import LocalProjection
-from detect.signal import unique_sorted
 
 CELL_SIZE_M = 20.0
 N_DIRECTIONS = 4

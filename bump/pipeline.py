@@ -59,11 +59,11 @@ from bump.report import gps_latency_record
 from bump.store import Store, ids_in, setdiff_ids
 from bump.traversals import Track, densify, find_traversals, find_traversals_of_tracks, track_from_fixes
 from detect import Detection, detect
+from detect.arrays import unique_sorted
 from detect.columns import Columns
 from detect.geo import LocalProjection
 from detect.params import DetectorParams
 from detect.pipeline import IMPACT_DTYPES
-from detect.signal import unique_sorted
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
 _SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}

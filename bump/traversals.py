@@ -27,7 +27,7 @@ from bump.cluster import (
     nearest_per_row,
     pairs_within,
 )
-from detect.signal import unique_sorted
+from detect.arrays import unique_sorted
 from ingest.validate import GPS_MAX_SPEED_MPS
 
 

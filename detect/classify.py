@@ -51,9 +51,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from detect.clock import design_rate_hz
 from detect.columns import Columns
 from detect.params import DetectorParams
-from detect.signal import design_rate_hz
 
 KINDS = ("pothole", "speed_bump", "joint", "cover", "rough", "unknown")
 
@@ -74,7 +74,7 @@ def step_depth_m(cf_peak_mps2: np.ndarray, snr: np.ndarray, step_gain_per_s2: fl
 def equivalent_depth_m(feat: Columns, params: DetectorParams, fs_hz: float) -> np.ndarray:
     """Equivalent depth [m] of each one-wheel event: from the impact band's ringing (:func:`step_depth_m`) where
     the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that. The rate
-    is taken as its design key (:func:`detect.signal.design_rate_hz`): a 50 Hz phone whose clock runs 20 ppm slow
+    is taken as its design key (:func:`detect.clock.design_rate_hz`): a 50 Hz phone whose clock runs 20 ppm slow
     is a 50 Hz phone."""
     if design_rate_hz(fs_hz) >= 2.0 * params.impact_band_hz[1]:
         return step_depth_m(feat["cf_peak_mps2"], feat["snr"], params.step_gain_per_s2)

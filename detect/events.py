@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.signal import CHUNK_SAMPLES, block_means, median, moving_rms, running_background, running_median
+from detect.arrays import CHUNK_SAMPLES
+from detect.running import block_means, median, moving_rms, running_background, running_median
 
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
@@ -25,7 +26,7 @@ def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: f
 def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background_window_s: float, ratio: float,
               floor_mps2: float, speed_ref_mps: float) -> tuple[np.ndarray, np.ndarray]:
     """(threshold, background) for a characteristic function, same length [m/s^2]. The threshold's passes run
-    over chunks of :data:`detect.signal.CHUNK_SAMPLES`, in cache."""
+    over chunks of :data:`detect.arrays.CHUNK_SAMPLES`, in cache."""
     background = running_background(cf, fs_hz, background_window_s)
     thr = np.empty_like(background)
     speed_floor = np.empty(min(CHUNK_SAMPLES, thr.size))
@@ -42,7 +43,7 @@ def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background
 
 def trigger(cf: np.ndarray, thr: np.ndarray, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` that exceed ``thr``. Both
-    comparisons run chunk by chunk (:data:`detect.signal.CHUNK_SAMPLES`, in cache); whether a run reaches the
+    comparisons run chunk by chunk (:data:`detect.arrays.CHUNK_SAMPLES`, in cache); whether a run reaches the
     threshold is one ``logical_or.reduceat`` over the runs' bounds."""
     n = cf.size
     above = np.empty(n + 2, dtype=bool)                # cf > release_ratio x thr, between two False

@@ -11,8 +11,8 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
+from detect.filters import bandpass
 from detect.orientation import accel_tilt_deg, angle_from_cos_deg
-from detect.signal import bandpass
 
 SNR_FLOOR_MPS2 = 1e-3    # a background below this [m/s^2] (a silent sensor) is read as this in the SNR
 

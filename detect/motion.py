@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detect.arrays import lines_over_runs
 from detect.geo import haversine_m
-from detect.signal import lines_over_runs
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from detect.signal import block_means, true_runs
+from detect.arrays import true_runs
+from detect.running import block_means
 from ingest.units import G_MPS2
 
 

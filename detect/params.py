@@ -37,7 +37,7 @@ DETECTOR_VERSION = "bump-detect/0.22"     # 0.22: a body lift (bump) needs both 
 #                                           (less than half a step), and the rate is fitted with one intercept per
 #                                           run (a restart had tilted it: up to 0.4 of a step off after the pause).
 #                                           0.19: the grid is locked to the phone's sample clock (rate and phase,
-#                                           detect.signal.sample_clock), not drifting through the samples at the
+#                                           detect.clock.sample_clock), not drifting through the samples at the
 #                                           median interval: linear interpolation half-way between samples had
 #                                           low-passed the impact band (a 50 Hz phone read ~15 % shallower than a
 #                                           100 Hz one); a 50 Hz phone whose clock runs a few ppm slow keeps the

@@ -16,16 +16,18 @@ from typing import Any
 import numpy as np
 
 from detect.classify import body_lift, classify
+from detect.clock import resample_uniform, sample_clock
 from detect.columns import Columns
 from detect.events import characteristic_function, driving_levels, merge, threshold, trigger, vibration_level
 from detect.features import Signals, event_features, quiet_coherence
+from detect.filters import bandpass
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
 from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, handling_spans, orient
 from detect.params import DetectorParams
 from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
-from detect.signal import bandpass, resample_uniform, sample_clock, whiten
+from detect.whiten import whiten
 from ingest.trace import Trace
 
 IMPACT_DTYPES: dict[str, str] = {

@@ -27,7 +27,7 @@ Method (physical; nothing is fitted to a simulator)
    acceleration PSD at the phone is ``S_a(f) = (2 pi f)^4 |H_body(f)|^2 W(f, v) G0 n0^2 v / f^2``.
 
 4. What is measured. ``a_up`` sampled at ``fs`` (phones sample without an anti-alias filter: with ``aliased``
-   the PSD above ``fs / 2`` folds back) and band-passed by ``detect.signal.bandpass``; its power response
+   the PSD above ``fs / 2`` folds back) and band-passed by ``detect.filters.bandpass``; its power response
    ``|B|^4`` (zero phase) is taken from that very filter's impulse response, so the calibration follows the
    filter used, including its edge clipped to 0.9 x Nyquist. Then ``rms^2 = G0 v K_a(v)^2`` and eliminating
    ``G0``::
@@ -84,8 +84,11 @@ import numpy as np
 from scipy import sparse, special
 from scipy.signal import remez
 
+from detect.arrays import CHUNK_SAMPLES
+from detect.clock import design_rate_hz
 from detect.columns import Columns
-from detect.signal import CHUNK_SAMPLES, bandpass, block_means, design_rate_hz, running_background, running_max_every
+from detect.filters import bandpass
+from detect.running import block_means, running_background, running_max_every
 
 N0_CYC_M = 0.1                      # ISO 8608 reference spatial frequency [cycle/m]
 IRI_SPEED_MPS = 80.0 / 3.6          # Golden Car speed [m/s]
@@ -221,7 +224,7 @@ def k_iri() -> float:
 
 @lru_cache(maxsize=64)
 def _band_power(band_hz: tuple[float, float], fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    """(f_hz, |B|^4): power response of :func:`detect.signal.bandpass` from its impulse response."""
+    """(f_hz, |B|^4): power response of :func:`detect.filters.bandpass` from its impulse response."""
     n = int(2 ** np.ceil(np.log2(max(64.0, 120.0 * fs_hz))))
     impulse = np.zeros(n)
     impulse[n // 2] = 1.0
@@ -697,7 +700,7 @@ def roughness_windows(t_s: np.ndarray, a_up_mps2: np.ndarray, speed_mps: np.ndar
 def _monotone_distance_every(distance_m: np.ndarray, m: int) -> tuple[np.ndarray, float] | None:
     """``(d[::m], d[-1])`` of ``d = np.fmax.accumulate(distance_m)`` with its leading non-finite values set to its
     first finite one [m]; None when there is none. The running maximum runs over the maxima of the ``m`` samples
-    before each kept one (:func:`detect.signal.running_max_every`), so only the leading stretch is read again."""
+    before each kept one (:func:`detect.running.running_max_every`), so only the leading stretch is read again."""
     d, last = running_max_every(distance_m, m)
     known = np.isfinite(d)
     if known.all() and np.isfinite(last):

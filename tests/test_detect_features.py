@@ -10,9 +10,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 from test_detect_cases import _trace
 
 from detect.features import FEATURE_DTYPES, IMPACT_PAD_S, _filter_rows, _ptp, _row_reduce, event_features
+from detect.filters import bandpass
 from detect.params import DetectorParams
 from detect.pipeline import build_signals, candidate_events
-from detect.signal import bandpass
 
 
 def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, context_s=0.3, body_context_s=1.0,

@@ -9,24 +9,13 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import ndimage, signal
 
+from detect.arrays import true_runs, unique_sorted
+from detect.clock import resample_uniform, sample_clock
 from detect.events import LEVEL_BLOCK_S, LOUD_QUANTILE, driving_levels, merge, trigger, vibration_level
 from detect.motion import _interp_with_gaps
 from detect.orientation import find_remounts
-from detect.signal import (
-    WHITEN_CLIP_SIGMA,
-    block_means,
-    block_reduce,
-    interp_regular,
-    moving_rms,
-    prediction_error_filter,
-    resample_uniform,
-    running_background,
-    running_max_every,
-    sample_clock,
-    true_runs,
-    unique_sorted,
-    whiten,
-)
+from detect.running import block_means, block_reduce, interp_regular, moving_rms, running_background, running_max_every
+from detect.whiten import WHITEN_CLIP_SIGMA, prediction_error_filter, whiten
 
 rng = np.random.default_rng(42)
 
@@ -451,7 +440,7 @@ def test_braking_after_a_remount_does_not_stretch_its_handling_span() -> None:
 def test_bandpass_matches_scipy_sosfiltfilt(shape: tuple[int, ...]) -> None:
     from scipy import signal as sps
 
-    from detect.signal import _sos, bandpass
+    from detect.filters import _sos, bandpass
     x = rng.normal(size=shape)
     sos = _sos(3.0, 25.0, 100.0, 2)
     ref = sps.sosfiltfilt(sos, x, axis=0, padlen=min(shape[0] - 1, 3 * (2 * sos.shape[0] + 1)))
@@ -634,7 +623,8 @@ def test_bandpass_in_one_transfer_function_matches_sections(band_hz: tuple[float
                                                              axis: int) -> None:
     from scipy import signal as sps
 
-    from detect.signal import _sos, bandpass, design_rate_hz
+    from detect.clock import design_rate_hz
+    from detect.filters import _sos, bandpass
     x = np.cumsum(rng.normal(size=(3000, 4) if axis == 0 else (4, 3000)), axis=axis) + 9.8
     sos = _sos(band_hz[0], band_hz[1], design_rate_hz(fs_hz), 2)
     ref = sps.sosfiltfilt(sos, x, axis=axis, padlen=3 * (2 * sos.shape[0] + 1))
@@ -705,7 +695,7 @@ def test_running_max_every_matches_reference(m: int, kind: str) -> None:
 @pytest.mark.parametrize("order", [2, 4])
 def test_bandpass_from_start_is_the_tail_of_the_whole(shape: tuple[int, ...], axis: int, start: int,
                                                       order: int) -> None:
-    from detect.signal import bandpass
+    from detect.filters import bandpass
     x = rng.normal(size=shape)
     whole = bandpass(x, (0.5, 20.0), 100.0, axis=axis, order=order)
     part = bandpass(x, (0.5, 20.0), 100.0, axis=axis, order=order, start=start)
@@ -723,7 +713,7 @@ def test_bandpass_matches_filtfilt_over_the_concatenated_extension(shape: tuple[
     against lfilter over the concatenation."""
     from scipy import signal as sps
 
-    from detect.signal import BLOCK_MIN_LENGTH, _tf, bandpass
+    from detect.filters import BLOCK_MIN_LENGTH, _tf, bandpass
     x = np.cumsum(rng.normal(size=shape), axis=-1)
     b, a, zi = _tf(*band_hz, 100.0, 2)
     got = bandpass(x, band_hz, 100.0, axis=-1)
@@ -741,7 +731,7 @@ def test_bandpass_matches_filtfilt_over_the_concatenated_extension(shape: tuple[
 def test_median_dt_matches_reference(n: int) -> None:
     import statistics
 
-    from detect.signal import _median_dt_s
+    from detect.clock import _median_dt_s
     t = 1_780_000_000.0 + np.cumsum(rng.uniform(0.005, 0.015, n))
     step = max(1, (n - 1) // 20_000)
     want = statistics.median([t[i + 1] - t[i] for i in range(0, n - 1, step)])
@@ -913,7 +903,8 @@ def test_filtfilt_blocks_matches_reference(rows: int, n: int, start: int, band_h
                                            fs_hz: float) -> None:
     """The block form (first block partial or, at n = 98, whole; backward pass through the block holding
     ``start``; one row or several) against the sample-by-sample recursion."""
-    from detect.signal import _block_filter, _filtfilt_blocks, _tf, design_rate_hz
+    from detect.clock import design_rate_hz
+    from detect.filters import _block_filter, _filtfilt_blocks, _tf
 
     key = (*band_hz, design_rate_hz(fs_hz), 2)
     bf = _block_filter(*key)
@@ -930,7 +921,7 @@ def test_filtfilt_blocks_matches_reference(rows: int, n: int, start: int, band_h
 @pytest.mark.parametrize("n_blocks", [1, 10, 37, 300])
 def test_block_states_match_the_recursion(n_blocks: int) -> None:
     """Block by block (a few blocks) or by doubling (many), against the recursion one block at a time."""
-    from detect.signal import _block_states
+    from detect.filters import _block_states
 
     step = np.array([[0.6, 0.3], [-0.3, 0.6]])
     v = rng.normal(size=(3, n_blocks, 2))
@@ -949,7 +940,8 @@ def test_ill_conditioned_designs_keep_lfilter(band_hz: tuple[float, float], fs_h
     matches the sections."""
     from scipy import signal as sps
 
-    from detect.signal import _block_filter, _edge_states, _sos, bandpass, design_rate_hz
+    from detect.clock import design_rate_hz
+    from detect.filters import _block_filter, _edge_states, _sos, bandpass
     key = (*band_hz, design_rate_hz(fs_hz), 2)
     assert _block_filter(*key) is None and _edge_states(*key, 15) is None
     x = np.cumsum(rng.normal(size=(3, 3000)), axis=1)
@@ -964,7 +956,7 @@ def test_bandpass_in_blocks_matches_the_passes_over_the_extension(shape: tuple[i
     """Inputs large enough for the block form against lfilter over each row's concatenated extension."""
     from scipy import signal as sps
 
-    from detect.signal import BLOCK_MIN_LENGTH, _tf, bandpass
+    from detect.filters import BLOCK_MIN_LENGTH, _tf, bandpass
     x = np.cumsum(rng.normal(size=shape), axis=-1)
     assert shape[-1] >= BLOCK_MIN_LENGTH
     got = np.atleast_2d(bandpass(x, band_hz, 100.0, axis=-1, start=start))
@@ -979,7 +971,8 @@ def test_bandpass_in_blocks_matches_the_passes_over_the_extension(shape: tuple[i
 
 
 def test_modal_basis_makes_the_step_block_diagonal() -> None:
-    from detect.signal import _block_filter, design_rate_hz
+    from detect.clock import design_rate_hz
+    from detect.filters import _block_filter
 
     bf = _block_filter(0.5, 20.0, design_rate_hz(100.0), 2)
     assert bf is not None
@@ -990,7 +983,7 @@ def test_modal_basis_makes_the_step_block_diagonal() -> None:
 
 @pytest.mark.parametrize("n_win", [12, 13, 24])
 def test_moving_rms_across_chunks_matches_reference(n_win: int) -> None:
-    from detect.signal import CHUNK_SAMPLES
+    from detect.arrays import CHUNK_SAMPLES
     x = rng.normal(size=CHUNK_SAMPLES + 1000)
     got = moving_rms(x, n_win)
     check = np.r_[0:50, CHUNK_SAMPLES - 30:CHUNK_SAMPLES + 30, x.size - 50:x.size]   # ends and the chunk seam
@@ -998,8 +991,8 @@ def test_moving_rms_across_chunks_matches_reference(n_win: int) -> None:
 
 
 def test_threshold_across_chunks_matches_reference() -> None:
+    from detect.arrays import CHUNK_SAMPLES
     from detect.events import threshold
-    from detect.signal import CHUNK_SAMPLES
 
     n = CHUNK_SAMPLES + 777
     cf = np.abs(rng.normal(0, 0.3, n))
@@ -1012,7 +1005,7 @@ def test_threshold_across_chunks_matches_reference() -> None:
 
 
 def test_resample_uniform_interpolates_when_a_late_chunk_is_off_grid() -> None:
-    from detect.signal import CHUNK_SAMPLES
+    from detect.arrays import CHUNK_SAMPLES
     n = CHUNK_SAMPLES + 500
     t = 1_780_000_000.0 + np.arange(n) / 100.0
     v = rng.normal(size=n)
@@ -1026,7 +1019,7 @@ def test_resample_uniform_interpolates_when_a_late_chunk_is_off_grid() -> None:
 @pytest.mark.parametrize("n_runs", [1, 7, 900])
 def test_lines_over_runs_match_reference(n_runs: int) -> None:
     """Runs of 0 to ~100 samples (empty ones too), across chunk seams; NaN lines stay NaN."""
-    from detect.signal import lines_over_runs
+    from detect.arrays import lines_over_runs
     counts = rng.integers(0, 100, n_runs)
     a, b = rng.normal(size=n_runs), rng.normal(size=n_runs)
     a[n_runs // 2] = np.nan
@@ -1039,7 +1032,7 @@ def test_lines_over_runs_match_reference(n_runs: int) -> None:
 @pytest.mark.parametrize("kind", ["smooth", "ties", "plateau", "odd", "small", "sample_misses"])
 def test_median_matches_numpy(kind: str) -> None:
     """The bracketed median against np.median, including a bracket from an unrepresentative sample (fallback)."""
-    from detect.signal import median
+    from detect.running import median
     n = 100_001 if kind == "odd" else 100_000
     x = np.cumsum(rng.normal(size=n)) if kind != "small" else rng.normal(size=501)
     if kind == "ties":
@@ -1056,7 +1049,7 @@ def test_median_matches_numpy(kind: str) -> None:
 def test_running_median_matches_ndimage(size: int, k: int) -> None:
     from scipy import ndimage
 
-    from detect.signal import running_median
+    from detect.running import running_median
     x = rng.normal(size=size)
     x[size // 3:size // 2] = 1.0                      # ties
     assert_array_equal(running_median(x, k), ndimage.median_filter(x, size=k, mode="nearest"))

@@ -1,5 +1,5 @@
 """A recording paused and resumed, its sample clock restarting half a period out of phase: the impacts after the
-pause read as they do in the same recording unpaused (``detect.signal.sample_clock`` gives each run between gaps
+pause read as they do in the same recording unpaused (``detect.clock.sample_clock`` gives each run between gaps
 its own phase): measured within 0.4 % of it. One phase for the whole trip put every sample of one run off its grid
 points, and linear interpolation there moved the same impacts' severities by 2-8 %."""
 

@@ -36,7 +36,7 @@ def test_the_impact_band_follows_slow_rates_only() -> None:
 @pytest.mark.parametrize(("rate_hz", "at_least"), [(10.0, 0.65), (5.0, 0.40)])
 def test_slow_phones_still_feel_most_potholes(rate_hz: float, at_least: float) -> None:
     """26 passes; measured 0.73 at 10 Hz and 0.46 at 5 Hz, against 0.62 and 0.35 with the fixed 3 Hz edge (on
-    the grid locked to the slow phone's clock, detect.signal.sample_clock; 0.54 and 0.35 against 0.31 and 0.04
+    the grid locked to the slow phone's clock, detect.clock.sample_clock; 0.54 and 0.35 against 0.31 and 0.04
     when the grid drifted through the samples)."""
     assert len(TRIPS) == 12
     assert _recall(rate_hz, DetectorParams()) >= at_least

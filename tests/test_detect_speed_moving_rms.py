@@ -1,4 +1,4 @@
-"""The chunked moving RMS (detect.signal.moving_rms) against a slow twin, where its chunks meet the signal's ends.
+"""The chunked moving RMS (detect.running.moving_rms) against a slow twin, where its chunks meet the signal's ends.
 
 Each chunk squares the samples its own windows cover, so chunks next to either end repeat the first or last
 sample themselves, and a window may be wider than the whole signal.
@@ -13,7 +13,8 @@ import pytest
 from numpy.testing import assert_allclose
 from test_detect_kernels import moving_rms_twin
 
-from detect.signal import CHUNK_SAMPLES, moving_rms
+from detect.arrays import CHUNK_SAMPLES
+from detect.running import moving_rms
 
 
 @pytest.mark.parametrize(("size", "n_win"), [(1, 1), (1, 7), (5, 12), (40, 200), (CHUNK_SAMPLES - 3, 12),

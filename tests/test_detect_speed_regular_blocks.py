@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detect.arrays import CHUNK_SAMPLES
 from detect.roughness import _block_index, _regular_blocks
-from detect.signal import CHUNK_SAMPLES
 
 
 def regular_twin(t: np.ndarray, t0: float, step: float, n_blocks: int) -> tuple[int, int] | None:

@@ -1,4 +1,4 @@
-"""Resampling a phone's clock onto the grid (detect.signal.resample_uniform) chunk by chunk of grid samples,
+"""Resampling a phone's clock onto the grid (detect.clock.resample_uniform) chunk by chunk of grid samples,
 against a slow twin and against the whole-signal form of the same interpolation, across chunk seams and gaps."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from detect.signal import CHUNK_SAMPLES, resample_uniform
+from detect.arrays import CHUNK_SAMPLES
+from detect.clock import resample_uniform
 
 
 def phone_clock(n: int, fs_hz: float, rng: np.random.Generator) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import signal
 
+from detect.filters import bandpass
 from detect.iri import golden_car_iri
 from detect.roughness import (
     CAL_SPEEDS_MPS,
@@ -40,7 +41,6 @@ from detect.roughness import (
     roughness_windows,
     track_coherence,
 )
-from detect.signal import bandpass
 
 T0_S = 1_780_000_000.0
 BAND_HZ = (0.5, 15.0)          # the interface default
