@@ -155,6 +155,35 @@ def test_a_worker_process_works_on_at_most_uploads_at_once(tmp_path: Path, monke
     assert codes == [201] * 4 and peak[0] == at_once
 
 
+def test_an_upload_that_waited_for_its_worker_asks_the_client_to_reconnect(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept-alive connection stays on the worker that accepted it: an upload queued behind another on its worker
+    answers ``Connection: close``, so that the next one may land on an idle worker; one served at once keeps it."""
+    real = service.upload_trace
+    started = threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "upload_trace", slow)
+    client, tok = _client_and_token(tmp_path, uploads_at_once=1)
+    headers = {**bearer(tok), **JSON}
+    alone = client.post("/v1/traces", content=orjson.dumps(small_trip("alone")), headers=headers)
+    assert alone.status_code == 201 and alone.headers.get("connection", "").lower() != "close"
+    started.clear()
+    first: list = []
+    holder = threading.Thread(target=lambda: first.append(
+        client.post("/v1/traces", content=orjson.dumps(small_trip("first")), headers=headers)))
+    holder.start()
+    assert started.wait(5.0)                                 # the first upload holds the worker's one slot ...
+    queued = client.post("/v1/traces", content=orjson.dumps(small_trip("queued")), headers=headers)
+    holder.join()
+    assert queued.status_code == 201 and queued.headers.get("connection", "").lower() == "close"
+    assert first[0].status_code == 201 and first[0].headers.get("connection", "").lower() != "close"
+
+
 def test_the_pool_never_closes_a_connection_under_a_request(tmp_path) -> None:
     import threading
     import time

@@ -124,13 +124,26 @@ async def upload_trace(request: Request, response: Response, pool: PoolDep, prin
     limits = _limits(settings)
     body, ctype, encoding, name = await _upload(request, limits)
 
+    queued = False
+
     def work() -> service.UploadResult:
-        with request.app.state.upload_slots:                 # settings.uploads_at_once per process
+        nonlocal queued
+        slots = request.app.state.upload_slots               # settings.uploads_at_once per process
+        if not slots.acquire(blocking=False):
+            queued = True
+            slots.acquire()
+        try:
             data, fmt = service.decode_body(body, content_type=ctype, content_encoding=encoding, limits=limits)
             with pool.borrow() as store:
                 return service.upload_trace(store, principal, data, fmt=fmt, params=params, name=name, wire=body)
+        finally:
+            slots.release()
 
     result = await run_in_threadpool(work)
+    if queued:
+        # this worker was busy: the client's next upload comes on a new connection, which a worker idle in accept()
+        # is the likelier to take; kept alive, every connection would stay on the worker that first accepted it
+        response.headers["Connection"] = "close"
     response.status_code = 201 if result.created else 200
     metrics.upload(created=result.created, n_bytes=len(body), n_samples=result.n_samples)
     return result.summary
