@@ -136,8 +136,9 @@ def trip_bodies(n: int) -> list[bytes]:
 
 def upload_bench(url: str, bodies: list[bytes], clients: int, server_pid: int) -> dict[str, Any]:
     """Upload ``bodies`` from ``clients`` threads, each with its own device token and connection. uvicorn's workers
-    share one listening socket and the worker that accepts a connection serves it to the end: now and then every
-    client's connection lands on one worker, which then does all the work (``server_process_cpu_s`` shows it)."""
+    share one listening socket and the worker that accepts a connection serves it until it closes: an upload that
+    waited for its worker is answered ``Connection: close``, so the client reconnects and an idle worker can take
+    it (``server_process_cpu_s`` shows how the work was shared)."""
     tokens = [httpx.post(f"{url}/v1/devices").json()["token"] for _ in range(clients)]
     latencies: list[float] = []
     errors: list[str] = []
