@@ -128,12 +128,7 @@ def list_defects(store: Store, *, status: str | Sequence[str] | None = None, kin
         check_bbox(bbox)
     cols, nxt = store.list_defects(DefectQuery(statuses, kinds, bbox, int(limit), cursor,
                                                hidden_cover_classes=hidden_covers(kind)))
-    rows = [{k: _scalar(cols[k][i]) for k in cols} for i in range(len(cols))]
-    return DefectPage([defect_record(r) for r in rows], nxt)
-
-
-def _scalar(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+    return DefectPage([defect_record(cols.row(i)) for i in range(len(cols))], nxt)
 
 
 def get_defect(store: Store, defect_id: int) -> dict[str, Any]:

@@ -50,6 +50,11 @@ class Columns:
     def with_columns(self, **cols: np.ndarray) -> Columns:
         return Columns({**self.data, **cols})
 
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a dict, NumPy scalars as Python ones (NaN kept: :meth:`to_records` makes it None)."""
+        cells = ((k, col[i]) for k, col in self.data.items())
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in cells}
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: np.asarray(v) for k, v in self.data.items()})
 

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from bump import views
 from bump.cluster import KINDS, LISTED_KINDS
 from bump.lifecycle import DEFAULT_LIST_STATUSES, STATUSES
@@ -17,7 +15,6 @@ from bump.service.auth import Principal, require_crew, require_read
 from bump.service.errors import BadRequestError, NotFoundError
 from bump.service.privacy import PrivacyZones
 from bump.store import DefectQuery, Store
-from detect.columns import Columns
 
 MAX_PAGE = 5000
 
@@ -67,15 +64,11 @@ def list_defects(store: Store, principal: Principal, zones: PrivacyZones, *, pub
     for _ in range(8):                          # refill a page thinned by the privacy filter, a bounded number of times
         cols, nxt = store.list_defects(dataclasses.replace(query, limit=int(limit) - len(out), cursor=nxt))
         hidden = zones.hidden_defects(store, cols["defect_id"].tolist())
-        out += [views.defect_record(row_at(cols, i)) for i in range(len(cols))
+        out += [views.defect_record(cols.row(i)) for i in range(len(cols))
                 if int(cols["defect_id"][i]) not in hidden]
         if nxt is None or len(out) >= int(limit):
             break
     return DefectPage(out, nxt)
-
-
-def row_at(cols: Columns, i: int) -> dict[str, Any]:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in ((k, cols[k][i]) for k in cols)}
 
 
 def scrub(text: str, names: set[str]) -> str:

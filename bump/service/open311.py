@@ -11,7 +11,7 @@ import numpy as np
 from bump import views
 from bump.cluster import MINOR_COVER_CLASSES
 from bump.service.auth import Principal, require_read
-from bump.service.defects import parse_choices, row_at, scrub
+from bump.service.defects import parse_choices, scrub
 from bump.service.errors import BadRequestError, NotFoundError
 from bump.service.privacy import PrivacyZones
 from bump.store import DefectQuery, Store
@@ -118,7 +118,7 @@ def open311_requests(store: Store, principal: Principal, zones: PrivacyZones, *,
                                   field="service_request_id") from None
         cols = store.defects_by_id(ids)
         hidden = zones.hidden_defects(store, cols["defect_id"].tolist())
-        rows = [row_at(cols, i) for i in range(len(cols)) if int(cols["defect_id"][i]) not in hidden
+        rows = [cols.row(i) for i in range(len(cols)) if int(cols["defect_id"][i]) not in hidden
                 and str(cols["status"][i]) in OPEN311_STATUS and str(cols["kind"][i]) in OPEN311_SERVICES]
         return [r for r in (_open311_request(store, row) for row in rows) if r is not None]
     # "all" means every kind a service request can have (speed bumps and joints have no Open311 service)
@@ -137,7 +137,7 @@ def open311_requests(store: Store, principal: Principal, zones: PrivacyZones, *,
             t = float(cols["first_seen_s"][i])
             if int(cols["defect_id"][i]) in hidden or (t0 is not None and t < t0) or (t1 is not None and t > t1):
                 continue
-            req = _open311_request(store, row_at(cols, i))
+            req = _open311_request(store, cols.row(i))
             if req is not None and len(out) < _OPEN311_MAX:
                 out.append(req)
         if cursor is None:
