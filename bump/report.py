@@ -46,7 +46,6 @@ def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) 
     out["quality"] = trace.quality.to_dict()
     out["quality"]["mount_segments"] = int(det.orientation.seg_start.size)
     out["quality"]["gps_latency"] = gps_latency_record(det)
-    out["quality"]["candidates_rejected"] = {
-        str(r): int((det.candidates["rejected"] == r).sum()) for r in set(det.candidates["rejected"].tolist()) if r
-    }
+    reasons = sorted(set(det.candidates["rejected"].tolist()) - {""})       # sorted: the same bytes on every run
+    out["quality"]["candidates_rejected"] = {str(r): int((det.candidates["rejected"] == r).sum()) for r in reasons}
     return out

@@ -321,3 +321,19 @@ def test_ingest_of_paths_that_name_nothing_makes_no_database(tmp_path: Path, cap
     db = tmp_path / "new.db"
     assert main(["ingest", str(tmp_path / "a"), str(tmp_path / "b"), "--db", str(db)]) == 2
     assert not db.exists() and capsys.readouterr().err.count("holds no traces") == 2
+
+
+def test_detect_json_is_the_same_bytes_whatever_the_hash_seed() -> None:
+    """Rejection reasons come sorted: a set's order follows Python's per-process string hashing, so unsorted they
+    differed from run to run (this trace has three reasons: 3! orders)."""
+    import os
+    import subprocess
+    import sys
+
+    trace = str(Path(__file__).resolve().parents[1] / "sample_traces" / "trips" / "smoke-d02-t01.json.gz")
+    outs = {subprocess.run([sys.executable, "-m", "bump.cli.main", "detect", "--json", trace], check=True,
+                           capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2", "3", "4")}
+    assert len(outs) == 1
+    rejected = orjson.loads(outs.pop())["quality"]["candidates_rejected"]
+    assert list(rejected) == sorted(rejected) and len(rejected) == 3
