@@ -11,8 +11,8 @@
 Targets (issue 6): >= 50 trips/s with p99 < 1 s and no errors; GET /v1/defects p99 < 50 ms.
 
 Reading the upload figure. The same uploads made in-process (no HTTP), 100 trips into a new database, one run each:
-one process took 52.5-53.0 ms of CPU per upload (18-19 trips/s); two processes sharing the database took 54-66 ms
-per upload (25-33 trips/s), of which 2-9 ms per upload were spent waiting for SQLite's write lock (each upload
+one process took 51.4-53.0 ms of CPU per upload (18-20 trips/s); two processes sharing the database took 53-84 ms
+per upload, most runs 54-66 (21-33 trips/s), and waited 2-9 ms per upload for SQLite's write lock (each upload
 holds it ~18 ms: the trip, its hits and defects, the commit). Part of the rise is the machine's: a single
 uploader next to a process running ``detect()`` in a loop (no database) took 56 and 76 ms per upload in two
 runs, against 55 alone. Twice one process's throughput (38 trips/s) is the ceiling with today's CPU per upload.
