@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from detect import Columns, Detection
 from detect.pipeline import IMPACT_DTYPES
 from ingest import Trace
@@ -46,6 +48,6 @@ def detection_summary(det: Detection, trace: Trace, *, file: str | None = None) 
     out["quality"] = trace.quality.to_dict()
     out["quality"]["mount_segments"] = int(det.orientation.seg_start.size)
     out["quality"]["gps_latency"] = gps_latency_record(det)
-    reasons = sorted(set(det.candidates["rejected"].tolist()) - {""})       # sorted: the same bytes on every run
-    out["quality"]["candidates_rejected"] = {str(r): int((det.candidates["rejected"] == r).sum()) for r in reasons}
+    reasons, counts = np.unique(det.candidates["rejected"], return_counts=True)   # sorted: the same bytes every run
+    out["quality"]["candidates_rejected"] = {str(r): int(n) for r, n in zip(reasons, counts, strict=True) if r}
     return out
