@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from detect import Detection, DetectorParams, detect
 from detect.geo import LocalProjection
@@ -40,11 +39,13 @@ from detect.params import ParamsError
 from ingest import Source, Trace, read
 from ingest.errors import BumpError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:                  # pandas is imported where a frame is made: the CLI and service start without it
+    import pandas as pd
     from matplotlib.figure import Figure
 
+    TimeLike = float | int | dt.datetime | pd.Timestamp | np.datetime64
+
 TIME_INDEX = "t_trip_s"
-TimeLike = float | int | dt.datetime | pd.Timestamp | np.datetime64
 
 
 class ReplayError(BumpError, ValueError):
@@ -79,6 +80,7 @@ class Replay:
     @property
     def t0(self) -> pd.Timestamp:
         """Time of the first accelerometer sample as a UTC Timestamp (:attr:`t0_s`): index 0.0 of every frame."""
+        import pandas as pd
         return pd.Timestamp(self.t0_s, unit="s", tz="UTC")
 
     @property
@@ -93,6 +95,7 @@ class Replay:
 
     def to_trip_s(self, t: TimeLike) -> float:
         """Seconds since trip start of ``t``: a number is taken as such; a datetime (naive = UTC) is converted."""
+        import pandas as pd
         if isinstance(t, int | float | np.integer | np.floating) and not isinstance(t, bool):
             return float(t)
         if isinstance(t, dt.datetime | pd.Timestamp | np.datetime64):
@@ -104,9 +107,11 @@ class Replay:
 
     def to_datetime(self, index: pd.Index | np.ndarray) -> pd.DatetimeIndex:
         """UTC datetimes of seconds since trip start (e.g. ``r.to_datetime(r.impacts.index)``)."""
+        import pandas as pd
         return self.t0 + pd.to_timedelta(np.asarray(index, dtype=float), unit="s")
 
     def _rel(self, t_s: np.ndarray) -> pd.Index:
+        import pandas as pd
         return pd.Index(np.asarray(t_s, dtype=float) - self.t0_s, name=TIME_INDEX)
 
     # ------------------------------------------------------------------------------------------------ stages
@@ -115,16 +120,19 @@ class Replay:
         """The detector's uniform grid as seconds since trip start; shared by every grid stage.
 
         Computed from the grid's rate rather than by subtracting epoch times, which carry ~0.2 us of rounding."""
+        import pandas as pd
         sig = self.detection.signals
         offset_s = float(sig.t_s[0] - self.t0_s) if sig.t_s.size else 0.0
         return pd.Index(offset_s + np.arange(sig.t_s.size) / sig.fs_hz, name=TIME_INDEX)
 
     def _grid_frame(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
+        import pandas as pd
         return pd.DataFrame(dict(columns), index=self.grid_index, copy=True)
 
     @cached_property
     def raw(self) -> pd.DataFrame:
         """Phone-frame accelerometer including gravity on the phone's own timestamps [m/s^2], and its norm."""
+        import pandas as pd
         acc = self.trace.accel_mps2
         return pd.DataFrame({"accel_x_mps2": acc[:, 0], "accel_y_mps2": acc[:, 1], "accel_z_mps2": acc[:, 2],
                              "norm_mps2": np.linalg.norm(acc, axis=1)}, index=self._rel(self.trace.t_s))
@@ -162,6 +170,7 @@ class Replay:
     @cached_property
     def grid(self) -> pd.DataFrame:
         """All grid stages side by side (oriented, filtered, characteristic, speed)."""
+        import pandas as pd
         return pd.concat([self.oriented, self.filtered, self.characteristic, self.speed], axis=1)
 
     @cached_property
@@ -183,6 +192,7 @@ class Replay:
     @cached_property
     def gps(self) -> pd.DataFrame:
         """GPS fixes: position [deg], local east/north [m], speed, heading, accuracy; empty without GPS."""
+        import pandas as pd
         tr = self.trace
         frame = pd.DataFrame({"lat_deg": tr.lat_deg, "lon_deg": tr.lon_deg, "speed_mps": tr.speed_mps,
                               "heading_deg": tr.heading_deg, "accuracy_m": tr.accuracy_m},
@@ -227,6 +237,7 @@ class Replay:
 
     # ------------------------------------------------------------------------------------------------ plots
     def _span(self) -> str:
+        import pandas as pd
         end = self.t0 + pd.Timedelta(seconds=self.duration_s)
         return (f"0..{self.duration_s:.1f} s since its start ({self.t0.strftime('%Y-%m-%d %H:%M:%S')} to "
                 f"{end.strftime('%H:%M:%S')} UTC)")

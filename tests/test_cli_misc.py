@@ -337,3 +337,17 @@ def test_detect_json_is_the_same_bytes_whatever_the_hash_seed() -> None:
     assert len(outs) == 1
     rejected = orjson.loads(outs.pop())["quality"]["candidates_rejected"]
     assert list(rejected) == sorted(rejected) and len(rejected) == 3
+
+
+def test_detect_on_a_bump_json_trace_never_loads_pandas() -> None:
+    """pandas (~0.3 s to import) is loaded only where a frame is made (``bump.replay``, ``Columns.to_frame``, the CSV
+    formats): ``bump detect`` on ``bump.trace/1`` JSON, the phones' upload format, runs without it."""
+    import subprocess
+    import sys
+
+    trace = str(ROOT / "sample_traces" / "trips" / "smoke-d02-t01.json.gz")
+    code = ("import sys; from bump.cli.main import main; rc = main(['detect', '--json', sys.argv[1]]); "
+            "sys.stderr.write(repr(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, trace], capture_output=True, check=True, cwd=ROOT)
+    assert done.stderr.decode().endswith("[]")
+    assert len(orjson.loads(done.stdout)["impacts"]) > 0

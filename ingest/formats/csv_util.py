@@ -15,11 +15,14 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ingest.errors import SchemaError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Text read as "unknown" (NaN). "\ufffd" is what old Java DecimalFormat wrote for NaN.
 NA_STRINGS = ("", "NaN", "nan", "-NaN", "NA", "N/A", "n/a", "null", "NULL", "None", "\ufffd")
@@ -176,6 +179,7 @@ def read_numeric(data: bytes, columns: Mapping[str, int], *, dialect: Dialect, s
     (:func:`drop_cut_line`). A table with a header but no rows gives empty arrays. Raises :class:`SchemaError`
     naming the file, column, line and value for text that is not a number.
     """
+    import pandas as pd
     names = list(columns)
     positions = [columns[k] for k in names]
     if not names:
@@ -229,6 +233,7 @@ def read_text_column(data: bytes, index: int, *, dialect: Dialect, skiprows: int
                      where: str | None = None) -> pd.Series:
     """Column ``index`` of a CSV as stripped text (one C parse, no per-row Python), missing cells and
     :data:`NA_STRINGS` as ""; SchemaError when the file does not parse."""
+    import pandas as pd
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=dialect.sep, header=None, skiprows=skiprows,
                             names=range(index + 1), index_col=False, usecols=[index], dtype=str, engine="c",
@@ -250,6 +255,7 @@ def parse_datetimes(text: pd.Series, missing: np.ndarray) -> DateTimes:
     against the pattern (years 1900-2099, decimal point or comma) and the kinds are compared, so no pandas error
     (out-of-range years from ``-9999``, mixed zones) can escape: the result names the row instead.
     """
+    import pandas as pd
     present = ~np.asarray(missing, dtype=bool)
     rows = np.flatnonzero(present)
     n = len(text)
@@ -320,6 +326,7 @@ def has_utc_offset(cell: str) -> bool:
 
 def _raise_non_numeric(col: pd.Series, *, name: str, skiprows: int, source: str, where: str | None,
                        dialect: Dialect) -> None:
+    import pandas as pd
     as_num = pd.to_numeric(col.astype("string").str.replace(dialect.decimal, ".", regex=False), errors="coerce")
     bad = np.flatnonzero(as_num.isna().to_numpy() & col.notna().to_numpy())
     i = int(bad[0]) if bad.size else 0

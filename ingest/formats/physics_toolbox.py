@@ -66,9 +66,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
 from ingest.formats.csv_util import (
@@ -89,6 +89,9 @@ from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import SPEED_UNITS
 from ingest.validate import build_trace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "physics_toolbox"
 ONE_FILE = True                        # a recording is one file

@@ -33,9 +33,9 @@ import io
 import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ingest.errors import FormatError, SchemaError, TimestampError, TraceError
 from ingest.formats.csv_util import drop_cut_line
@@ -43,6 +43,9 @@ from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.units import NS_PER_S
 from ingest.validate import build_trace, unknown_device_note
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "sensor_logger"
 ONE_FILE = False                       # a recording is an export of several files (a folder or a zip)
@@ -176,6 +179,7 @@ def read_table(data: bytes, *, source: str, member: str | None, sep: str = ",", 
     """Parse CSV bytes with pandas' C engine; header names are stripped of spaces and a BOM. ``member`` is None
     for a single file; ``hint`` says how to fix an empty file. A last row without a line break (a file cut short)
     is dropped (:func:`~ingest.formats.csv_util.drop_cut_line`), and noted in ``problems`` when given."""
+    import pandas as pd
     data = drop_cut_line(data, header_lines=1, where=member or PurePosixPath(source).name, problems=problems,
                          sep=sep)
     try:
@@ -202,6 +206,7 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], *, source: str, me
 
 def numeric_column(df: pd.DataFrame, column: str, *, source: str, member: str | None) -> np.ndarray:
     """Column as float64; empty cells become NaN; any other non-number raises SchemaError with its line."""
+    import pandas as pd
     col = df[column]
     if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -269,6 +274,7 @@ class _Recording:
         return _epoch_s(df, member, self.src.name), xyz
 
     def metadata(self, problems: list[str]) -> dict[str, str]:
+        import pandas as pd
         member = self.member(METADATA)
         if member is None:
             problems.append(f"no {METADATA}: platform unknown, trip id derived from the data")
@@ -283,6 +289,7 @@ class _Recording:
         return {str(k).strip(): str(v).strip() for k, v in df.iloc[0].items()}
 
     def annotation_count(self) -> int:
+        import pandas as pd
         member = self.member(ANNOTATION)
         if member is None or not self.src.read(member).strip():
             return 0
@@ -311,6 +318,7 @@ def _epoch_s(df: pd.DataFrame, member: str, source: str) -> np.ndarray:
     """``time`` [int ns since the epoch] -> float64 s, split into whole seconds and remainder to stay exact.
 
     TimestampError when the values are too small to be ns since the epoch (ms, us or s written instead)."""
+    import pandas as pd
     col = df[TIME_COLUMN]
     if pd.api.types.is_integer_dtype(col.dtype):
         ns = col.to_numpy(dtype=np.int64)

@@ -32,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ingest.errors import FormatError, SchemaError
 from ingest.formats.csv_util import drop_cut_line, mixed_offset_error, parse_datetimes
@@ -42,6 +42,9 @@ from ingest.formats.sensor_logger import member_field, member_lead, numeric_colu
 from ingest.source import Source
 from ingest.trace import Limits, Trace
 from ingest.validate import build_trace, unknown_device_note
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "sensorlog"
 ONE_FILE = True                        # a recording is one file
