@@ -705,19 +705,20 @@ def test_bandpass_from_start_is_the_tail_of_the_whole(shape: tuple[int, ...], ax
 
 @pytest.mark.parametrize(("shape", "band_hz"), [((100,), (0.5, 20.0)), ((7, 100), (0.5, 20.0)),
                                                ((7, 100), (0.4, 3.0)), ((7, 100), (3.0, 25.0)),
-                                               ((7, 300), (0.4, 3.0)), ((70_001,), (3.0, 25.0))])
+                                               ((7, 300), (0.4, 3.0)), ((40, 300), (0.4, 3.0)),
+                                               ((70_001,), (3.0, 25.0))])
 def test_bandpass_matches_filtfilt_over_the_concatenated_extension(shape: tuple[int, ...],
                                                                    band_hz: tuple[float, float]) -> None:
-    """The piecewise passes over rows shorter than BLOCK_MIN_LENGTH (the extensions' states from matrices, or
-    lfilter for an ill-conditioned design: to 1e-12 of the RMS) and the block form over longer rows (to 1e-10)
-    against lfilter over the concatenation."""
+    """The piecewise passes over rows shorter than BLOCK_MIN_LENGTH or inputs smaller than BLOCK_MIN_SAMPLES (the
+    extensions' states from matrices, or lfilter for an ill-conditioned design: to 1e-12 of the RMS) and the block
+    form over larger ones (to 1e-10) against lfilter over the concatenation."""
     from scipy import signal as sps
 
-    from detect.filters import BLOCK_MIN_LENGTH, _tf, bandpass
+    from detect.filters import BLOCK_MIN_LENGTH, BLOCK_MIN_SAMPLES, _tf, bandpass
     x = np.cumsum(rng.normal(size=shape), axis=-1)
     b, a, zi = _tf(*band_hz, 100.0, 2)
     got = bandpass(x, band_hz, 100.0, axis=-1)
-    tol = 1e-12 if shape[-1] < BLOCK_MIN_LENGTH else 1e-10
+    tol = 1e-12 if shape[-1] < BLOCK_MIN_LENGTH or x.size < BLOCK_MIN_SAMPLES else 1e-10
     for row, want_row in zip(np.atleast_2d(x), np.atleast_2d(got), strict=True):
         pad = 15
         ext = np.concatenate([2 * row[0] - row[pad:0:-1], row, 2 * row[-1] - row[-2:-pad - 2:-1]])
@@ -956,9 +957,9 @@ def test_bandpass_in_blocks_matches_the_passes_over_the_extension(shape: tuple[i
     """Inputs large enough for the block form against lfilter over each row's concatenated extension."""
     from scipy import signal as sps
 
-    from detect.filters import BLOCK_MIN_LENGTH, _tf, bandpass
+    from detect.filters import BLOCK_MIN_LENGTH, BLOCK_MIN_SAMPLES, _tf, bandpass
     x = np.cumsum(rng.normal(size=shape), axis=-1)
-    assert shape[-1] >= BLOCK_MIN_LENGTH
+    assert shape[-1] >= BLOCK_MIN_LENGTH and x.size >= BLOCK_MIN_SAMPLES
     got = np.atleast_2d(bandpass(x, band_hz, 100.0, axis=-1, start=start))
     assert got.flags.c_contiguous and got.shape[-1] == shape[-1] - start
     b, a, zi = _tf(*band_hz, 100.0, 2)
