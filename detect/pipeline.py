@@ -146,12 +146,13 @@ def chance_coherence(sig: Signals, params: DetectorParams) -> float:
     return float(np.quantile(corr, CHANCE_QUANTILE))
 
 
-def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_corr: float = 0.0) -> np.ndarray:
+def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
     """Why each candidate is not a road impact ("" when it is): weak, handling, glitch, stopped, gap.
 
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car:
-    lateral motion in step with the hit, |corr| at least ``weak_coherence`` and ``chance_corr``, what the trip's
-    quiet driving reaches by chance; or the whole body lifted); ``handling``: the phone turned (rotation rate, or
+    lateral motion in step with the hit, |corr| at least ``weak_coherence`` and what the trip's quiet driving
+    reaches by chance, :func:`chance_coherence`, computed only when a weak candidate's coherence is to be judged;
+    or the whole body lifted); ``handling``: the phone turned (rotation rate, or
     a tilt beyond what the car's own GPS-measured acceleration explains), moved sideways more than a car does, or
     lies within ``remount_guard_s`` of a span in which the phone sat in no mount (``sig.handling_spans``: a
     re-mount's hand, orientations held for less than ``min_mount_s`` in between, or an excursion from a mount it
@@ -164,8 +165,11 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams, chance_c
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
-    signature = (feat["lateral_up_corr"] >= max(params.weak_coherence, chance_corr)) | body_lift(feat, params)
-    reasons[(feat["snr"] < params.confirm_snr) & ~signature] = "weak"
+    weak = (feat["snr"] < params.confirm_snr) & ~body_lift(feat, params)
+    coherent = feat["lateral_up_corr"] >= params.weak_coherence
+    if (weak & coherent).any():
+        coherent &= feat["lateral_up_corr"] >= chance_coherence(sig, params)
+    reasons[weak & ~coherent] = "weak"
     span_t = sig.t_s[np.minimum(sig.handling_spans, sig.t_s.size - 1)]          # (k, 2) [s]
     near_hand = ((feat["t_s"][:, None] > span_t[None, :, 0] - params.remount_guard_s)
                     & (feat["t_s"][:, None] < span_t[None, :, 1] + params.remount_guard_s)).any(axis=1)
@@ -261,7 +265,7 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
     starts, stops = candidate_events(sig, params, wheelbase_m)
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
                           max_event_s=params.max_event_s)
-    rejected = reject_reasons(feat, sig, params, chance_coherence(sig, params))
+    rejected = reject_reasons(feat, sig, params)
     still = sig.valid.copy()
     for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):
         still[max(0, s - round(2.0 * sig.fs_hz)):e + round(2.0 * sig.fs_hz)] = False      # loop over events
