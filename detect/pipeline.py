@@ -152,11 +152,11 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car:
     lateral motion in step with the hit, |corr| at least ``weak_coherence`` and what the trip's quiet driving
     reaches by chance, :func:`chance_coherence`, computed only when a weak candidate's coherence is to be judged;
-    or the whole body lifted); ``handling``: the phone turned (rotation rate, or
-    a tilt beyond what the car's own GPS-measured acceleration explains), moved sideways more than a car does, or
-    lies within ``remount_guard_s`` of a span in which the phone sat in no mount (``sig.handling_spans``: a
-    re-mount's hand, orientations held for less than ``min_mount_s`` in between, or an excursion from a mount it
-    came back to); ``stopped``: the car was (nearly) still, e.g. a door slam;
+    or the whole body lifted); ``handling``: the phone turned (rotation rate, or a tilt beyond what the car's own
+    GPS-measured acceleration explains), moved sideways more than a car does, or lies within ``remount_guard_s`` of
+    a span in which the phone sat in no mount (``sig.handling_spans``: a re-mount's hand, orientations held for
+    less than ``min_mount_s`` in between, or an excursion from a mount it came back to); ``stopped``: the car was
+    (nearly) still, e.g. a door slam;
     where the speed is unknown (no GPS, or before the first fix: a door slam before the phone found the
     satellites), a local background below the trip's ``still_background_mps2`` (an idling car) stands for it. An
     impact outside the fixes is kept, unplaced, as in a trace without GPS; ``glitch``: the event's raw vertical
