@@ -38,10 +38,7 @@ from bump.cluster import (
     DefectParams,
     assign_hits,
     continued,
-    corrected_xy,
-    device_latency_samples,
     group_hits,
-    latency_samples,
     mean_heading,
     points_tree,
     recluster,
@@ -365,7 +362,7 @@ def _cluster_trip(store: Store, proj: LocalProjection, trip_id: str, device: str
     latency = 0.0 if told else float(gps_latency.hit_latencies_s(store, np.array([device]), dp)[0])
     if told:
         _add_trip_latency(store, device, trip.own_latency_s, dp)
-    hits = hits.with_columns(**dict(zip(("x_m", "y_m"), corrected_xy(
+    hits = hits.with_columns(**dict(zip(("x_m", "y_m"), gps_latency.corrected_xy(
         hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency), strict=True)))
     hspans = spans_road(hits["kind"])
     learn = dp.latency_calibration and hspans.any() and not told
@@ -462,8 +459,8 @@ def _update_device_latency(store: Store, device: str, hits: Columns, idx: np.nda
     if not ok.any():
         return
     h = hits.select(joined[ok])
-    samples = device_latency_samples(h["x_m"], h["y_m"], h["heading_deg"], h["speed_mps"], near["x_m"][j[ok]],
-                                     near["y_m"][j[ok]], used_latency_s)
+    samples = gps_latency.device_latency_samples(h["x_m"], h["y_m"], h["heading_deg"], h["speed_mps"],
+                                                 near["x_m"][j[ok]], near["y_m"][j[ok]], used_latency_s)
     if samples.size:
         gps_latency.add_device_samples(store, device, samples)
 
@@ -498,7 +495,7 @@ def _update_latency(store: Store, proj: LocalProjection, spanning: Columns, near
     both_input = _latency_input(both)
     a = tuple(v[: len(spanning)] for v in both_input)
     b = tuple(v[len(spanning):] for v in both_input)
-    samples = latency_samples(a, b, dp)
+    samples = gps_latency.latency_samples(a, b, dp)
     if samples.size:
         gps_latency.add_fleet_samples(store, samples)
     return also, wide
@@ -639,12 +636,12 @@ def reprocess(store: Store, params: DetectorParams = DetectorParams(), *,
             if dp.latency_calibration:
                 learn = hits.select(spans & np.isnan(hits["own_latency_s"]))
                 sp = _latency_input(learn)
-                samples = np.concatenate([latency_samples(sp, sp, dp, same=True) if len(learn) >= 2 else np.empty(0),
-                                          [r.own_latency_s for r in per_trip if np.isfinite(r.own_latency_s)]])
+                pairs = gps_latency.latency_samples(sp, sp, dp, same=True) if len(learn) >= 2 else np.empty(0)
+                samples = np.concatenate([pairs, [r.own_latency_s for r in per_trip if np.isfinite(r.own_latency_s)]])
                 if samples.size:
                     gps_latency.add_fleet_samples(store, samples, reset=True)
             latency = gps_latency.hit_latencies_s(store, hits["device_id"], dp, hits["own_latency_s"])
-            hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
+            hx, hy = gps_latency.corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency)
             labels = recluster(hx, hy, hits["heading_deg"], spans, hits["accuracy_m"], trip_idx, dp, t_s=hits["t_s"])
             k = int(labels.max()) + 1
             c = robust_centres(labels, hx, hy, hits["accuracy_m"], trip_idx, k, dp)

@@ -25,7 +25,6 @@ from bump.cluster import (
     DefectParams,
     absorb_pairs,
     close_pairs,
-    corrected_xy,
     duplicate_pairs,
     mean_heading,
     merge_forest,
@@ -284,7 +283,7 @@ def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams
     prev = prev.with_columns(resume=resume, replay=replays)
     latency_s, own, fleet = gps_latency.latencies(store, hits["device_id"], dp, hits["own_latency_s"])
     pass_totals = _pass_totals_resumed(prev, resume, trav)
-    hx, hy = corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
+    hx, hy = gps_latency.corrected_xy(hits["x_m"], hits["y_m"], hits["heading_deg"], hits["speed_mps"], latency_s)
     hits = hits.with_columns(place_x_m=hx, place_y_m=hy)
     summ = _summaries(prev, hits, totals, pass_totals, proj, dp, own=own, fleet=fleet)
     return prev, trav, summ, empty, hits

@@ -21,17 +21,13 @@ from bump import cells as cellmap
 from bump import cluster, latency, pipeline, refresh, traversals, views
 from bump.cluster import (
     DefectParams,
-    LatencyCalibration,
     angle_diff_deg,
-    corrected_xy,
-    device_latency_s,
-    device_latency_samples,
-    latency_samples,
     recluster,
     robust_centres,
     weighted_median_by_label,
 )
 from bump.kinds import decide_depth_classes, decide_kind, decide_kinds
+from bump.latency import LatencyCalibration, corrected_xy, device_latency_s, device_latency_samples, latency_samples
 from bump.store import Store
 from bump.traversals import Track, find_traversals
 from detect.params import DetectorParams
