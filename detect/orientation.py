@@ -21,7 +21,7 @@ import numpy as np
 from scipy import signal as sps
 
 from detect.arrays import true_runs
-from detect.running import block_means
+from detect.running import block_means, median
 from ingest.units import G_MPS2
 
 
@@ -103,12 +103,10 @@ def _cov_columns(x: np.ndarray) -> np.ndarray:
 
 
 def _median(x: np.ndarray) -> float:
-    """``np.median`` of a short 1-D array by one partition at the middle order statistics (NaN if any)."""
+    """``np.median`` of a 1-D array (NaN if any NaN): :func:`detect.running.median` where it has none."""
     if x.size == 0 or np.isnan(x).any():
         return float(np.median(x))
-    k = [(x.size - 1) // 2, x.size // 2]
-    part = np.partition(x, k)
-    return float((part[k[0]] + part[k[1]]) / 2)
+    return median(x)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
