@@ -1,7 +1,7 @@
 """Speed of clustering: a full re-cluster of 1,000,000 hits, and one 10-minute trip ingested into a database that
 already holds 100,000 defects (detection included).
 
-1. Full re-cluster (``bump.cluster.recluster`` + robust centres): synthetic hits of defects on a 10 x 10 km street
+1. Full re-cluster (``bump.recluster.recluster`` + robust centres): synthetic hits of defects on a 10 x 10 km street
    grid (100 m blocks), each defect hit from one direction (road-spanning kinds from both), GPS scatter 2-8 m,
    plus 5 % stray hits; reports the time and how well the clusters match the defects (purity, completeness).
 2. Incremental ingest: a database with 100,000 defects (3 hits and 5 passes each, from 2,000 stored trips) on the
@@ -33,7 +33,8 @@ import orjson
 import ingest
 from bump import pipeline
 from bump.cells import grid_keys
-from bump.cluster import DefectParams, recluster, robust_centres
+from bump.cluster import DefectParams, robust_centres
+from bump.recluster import recluster
 from bump.runtime import one_blas_thread
 from bump.store import Store
 from detect.geo import LocalProjection

@@ -3,7 +3,7 @@
 - :func:`ingest_trace` — one trace in: detection, hits, defects (join / new / merge), traversals, status, priority,
   roughness and coverage cells, all in ONE transaction; a trip already stored is skipped (idempotent by trip_id).
 - :func:`reprocess` — re-run detection with new :class:`detect.DetectorParams` on every stored raw trace and
-  re-cluster everything (:func:`bump.cluster.recluster`); crews' decisions are carried over to the defect at the
+  re-cluster everything (:func:`bump.recluster.recluster`); crews' decisions are carried over to the defect at the
   same spot.
 
 Per trip, incrementally (nothing else of the city is re-clustered): the trip's hits join the nearest compatible defect
@@ -41,16 +41,15 @@ from bump.cluster import (
     group_hits,
     mean_heading,
     points_tree,
-    recluster,
     robust_centres,
     same_pass_pairs,
-    spanning_labels,
     spans_road,
 )
 from bump.landmarks import trip_moves
 from bump.lifecycle import (
     CREW_STATUSES,
 )
+from bump.recluster import recluster, spanning_labels
 from bump.refresh import SUMMARY_HIT_COLUMNS, refresh_defects
 from bump.report import gps_latency_record
 from bump.store import Store, ids_in, setdiff_ids

@@ -22,12 +22,12 @@ from bump import cluster, latency, pipeline, refresh, traversals, views
 from bump.cluster import (
     DefectParams,
     angle_diff_deg,
-    recluster,
     robust_centres,
     weighted_median_by_label,
 )
 from bump.kinds import decide_depth_classes, decide_kind, decide_kinds
 from bump.latency import LatencyCalibration, corrected_xy, device_latency_s, device_latency_samples, latency_samples
+from bump.recluster import recluster, split_apart
 from bump.store import Store
 from bump.traversals import Track, find_traversals
 from detect.params import DetectorParams
@@ -497,11 +497,11 @@ def test_one_trips_pair_does_not_split_a_defect() -> None:
     x, y = rng.normal(0, 4, 20), rng.normal(0, 4, 20)
     x[0], x[1] = -12.0, 12.0                                   # hits 0 and 1: one pass, 24 m apart
     labels = np.zeros(20, dtype=np.int64)
-    one = cluster.split_apart(labels, x, y, (np.array([0]), np.array([1])), np.r_[0, 0, np.arange(2, 20)], 3)
+    one = split_apart(labels, x, y, (np.array([0]), np.array([1])), np.r_[0, 0, np.arange(2, 20)], 3)
     assert np.unique(one).size == 1
     trips = np.r_[0, 0, 1, 1, 2, 2, np.arange(6, 20)]          # three passes saw two defects: a split
     x[2:6] = [-12.0, 12.0, -11.0, 13.0]
-    two = cluster.split_apart(labels, x, y, (np.array([0, 2, 4]), np.array([1, 3, 5])), trips, 3)
+    two = split_apart(labels, x, y, (np.array([0, 2, 4]), np.array([1, 3, 5])), trips, 3)
     assert np.unique(two).size == 2
     assert np.all(two[[0, 2, 4]] == two[0]) and np.all(two[[1, 3, 5]] == two[1]) and two[0] != two[1]
 
@@ -714,7 +714,7 @@ def rng_offset(k: int) -> float:
 
 
 def test_a_hit_or_two_read_as_a_speed_bump_do_not_make_a_recluster_cluster_span_the_road() -> None:
-    from bump.cluster import spanning_labels
+    from bump.recluster import spanning_labels
     labels = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3])
     spans = np.array([True, True, True, True, True, True, True, True, False, False, False])
     # one or two spanning hits: a rumour; three of three: spans; two of five: the directional hits win
