@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from bump.cluster import greedy_match, pairs_within
 from bump.evaluate.inputs import positions
-from bump.evaluate.scores import MatchCounts, clean, quantile
+from bump.evaluate.scores import MatchCounts, clean, count_by, quantile
 from bump.evaluate.truth import DEFECT_FP_CATEGORIES, FEATURE_CATEGORY, Truth, as_truth
 
 
@@ -43,8 +42,7 @@ class DefectScore(MatchCounts):
 
     @property
     def fp_by_kind(self) -> dict[str, int]:
-        counts = Counter(c for _, c, _ in self.false_positives)
-        return {c: counts.get(c, 0) for c in DEFECT_FP_CATEGORIES}
+        return count_by((c for _, c, _ in self.false_positives), DEFECT_FP_CATEGORIES)
 
     def to_dict(self) -> dict[str, Any]:
         return clean({

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 from bump.cluster import greedy_match, pairs_within
 from bump.evaluate.errors import EvaluationInputError
 from bump.evaluate.inputs import impact_times
-from bump.evaluate.scores import MatchCounts, clean, quantile, ratio
+from bump.evaluate.scores import MatchCounts, clean, count_by, quantile, ratio
 from bump.evaluate.truth import FEATURE_CATEGORIES, FEATURE_CATEGORY, IMPACT_FP_CATEGORIES, Truth, as_truth
 
 MIN_FELT_M = 0.01                 # a wheel hit counts for recall when the tyre dropped (or rose) at least this
@@ -59,14 +58,12 @@ class ImpactScore(MatchCounts):
 
     @property
     def fp_by_kind(self) -> dict[str, int]:
-        counts = Counter(f[4] for f in self.false_positives)
-        return {c: counts.get(c, 0) for c in IMPACT_FP_CATEGORIES}
+        return count_by((f[4] for f in self.false_positives), IMPACT_FP_CATEGORIES)
 
     @property
     def pothole_fp_by_kind(self) -> dict[str, int]:
         """Like :attr:`fp_by_kind`, for detections whose kind is "pothole" only."""
-        counts = Counter(f[4] for f in self.false_positives if _is_pothole(f[3]))
-        return {c: counts.get(c, 0) for c in IMPACT_FP_CATEGORIES}
+        return count_by((f[4] for f in self.false_positives if _is_pothole(f[3])), IMPACT_FP_CATEGORIES)
 
     @property
     def n_near_features(self) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,12 @@ def _f1(p: float, r: float) -> float:
         return math.nan
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
+
+
+def count_by(labels: Iterable[str], categories: Iterable[str]) -> dict[str, int]:
+    """How many of ``labels`` fall in each of ``categories`` (0 for one without any), in their order."""
+    counts = Counter(labels)
+    return {c: counts.get(c, 0) for c in categories}
 
 def quantile(values: Iterable[float], q: float) -> float:
     arr = np.asarray(list(values), dtype=np.float64)
