@@ -6,7 +6,13 @@ Structured like ObsPy's trigger module (``classic_sta_lta`` -> ``trigger_onset``
 * threshold: ``max(ratio x local background, floor x (1 + speed / speed_ref))`` — the background (a running
   median) keeps a rough road from firing everywhere; the floor grows with speed as in Pothole Patrol's
   speed-vs-z filter (Eriksson et al., MobiSys 2008);
-* events: runs above ``release_ratio x threshold`` that reach the threshold (hysteresis), merged when closer
+* axle-paired score (:func:`axle_paired_score`): the band RMS of all three car axes, each over its own local
+  background, combined, and required of both axles: the smaller of its value now and its largest value where the
+  rear wheels meet the same spot, one wheelbase later. A defect in the road meets the front and then the rear
+  wheels; a rough road's random peaks, a door or a hand rarely repeat at that delay, so a hit seen on three axes
+  and twice stands out at a lower level than the vertical band alone;
+* events: runs above ``release_ratio x threshold`` that reach the threshold (hysteresis), on the larger of the
+  two (the characteristic function over its threshold, the score over ``confirm_score``), merged when closer
   than the front/rear axle delay (wheelbase / speed) plus ``merge_gap_s``: one event per pass over a defect.
 """
 
@@ -15,12 +21,19 @@ from __future__ import annotations
 import numpy as np
 
 from detect.arrays import CHUNK_SAMPLES
+from detect.filters import bandpass
 from detect.running import block_means, median, moving_rms, running_background, running_median
 
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
     """Short-term RMS of the impact-band vertical acceleration [m/s^2]; at least 2 samples wide."""
     return moving_rms(a_impact_mps2, max(2, round(window_s * fs_hz)))
+
+
+def speed_floor(speed_mps: np.ndarray, floor_mps2: float, speed_ref_mps: float) -> np.ndarray:
+    """``floor x (1 + speed / speed_ref)`` [m/s^2], ``floor`` where the speed is unknown: the least band RMS an
+    impact reaches at each speed (Pothole Patrol's speed-vs-z filter)."""
+    return floor_mps2 * (1.0 + np.nan_to_num(np.maximum(speed_mps, 0.0), nan=0.0) / speed_ref_mps)
 
 
 def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background_window_s: float, ratio: float,
@@ -41,11 +54,50 @@ def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background
     return thr, background
 
 
-def trigger(cf: np.ndarray, thr: np.ndarray, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` that exceed ``thr``. Both
+AXLE_LAGS = 5      # points over the rear axle's arrival window (RMS windows of >= 0.1 s overlap between them)
+
+
+def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], speed_mps: np.ndarray,
+                      fs_hz: float, band_hz: tuple[float, float], *, window_s: float, background_window_s: float,
+                      wheelbase_m: float, spread_m: float, min_speed_mps: float) -> np.ndarray:
+    """Dimensionless detection score per sample: ``s = sqrt(mean over axes of (band RMS / local background)^2)``
+    over the vertical (its ``snr_up``, the characteristic function over its background) and each horizontal car
+    axis (band-passed to ``band_hz``, RMS over ``window_s``, background over ``background_window_s`` as
+    :func:`detect.running.running_background`), then ``min(s(t), max_k s(t + lag_k))`` with the lags spread over
+    ``(wheelbase_m +- spread_m) / speed`` (:data:`AXLE_LAGS` points; the wheelbase is rarely known exactly, and the
+    phone sits between the axles). The speed is floored at ``min_speed_mps``; where it is unknown (no GPS) the
+    lags span every speed from that floor to 30 m/s. Same length as ``snr_up``."""
+    n = snr_up.size
+    total = np.square(snr_up)
+    width = max(2, round(window_s * fs_hz))
+    for a in horizontal_mps2:                          # loop over the two horizontal axes
+        rms = moving_rms(bandpass(a, band_hz, fs_hz), width)
+        rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SCORE_FLOOR_MPS2)
+        total += np.square(rms)
+    s = np.sqrt(total / (1 + len(horizontal_mps2)))
+    known = np.isfinite(speed_mps)
+    v = np.maximum(np.where(known, speed_mps, min_speed_mps), min_speed_mps)
+    near_m, far_m = max(wheelbase_m - spread_m, 0.5), wheelbase_m + spread_m
+    near_s = np.where(known, near_m / v, near_m / 30.0)
+    far_s = far_m / v
+    rear = np.zeros(n)
+    i = np.arange(n)
+    for k in range(AXLE_LAGS):                         # loop over lags
+        lag_s = near_s + (far_s - near_s) * (k / (AXLE_LAGS - 1))
+        np.maximum(rear, s[np.minimum(i + np.round(lag_s * fs_hz).astype(np.int64), n - 1)], out=rear)
+    return np.minimum(s, rear, out=s)
+
+
+SCORE_FLOOR_MPS2 = 1e-3   # a horizontal background below this [m/s^2] (a silent axis) is read as this
+
+
+def trigger(cf: np.ndarray, thr: np.ndarray | float, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` (an array or one level) that
+    exceed ``thr``. Both
     comparisons run chunk by chunk (:data:`detect.arrays.CHUNK_SAMPLES`, in cache); whether a run reaches the
     threshold is one ``logical_or.reduceat`` over the runs' bounds."""
     n = cf.size
+    thr = np.broadcast_to(np.asarray(thr, dtype=float), (n,))
     above = np.empty(n + 2, dtype=bool)                # cf > release_ratio x thr, between two False
     above[0] = above[-1] = False
     strong = np.empty(n, dtype=bool)                   # cf > thr

@@ -59,6 +59,8 @@ class Signals:
     # (k, 2) grid index ranges [start, stop) in which the phone sat in no mount: a re-mount's hand, or an excursion
     # from a mount it came back to (detect.orientation.handling_spans)
     handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
+    # per sample: the three-axis, axle-paired detection score (events.axle_paired_score); empty: the snr stands in
+    score: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def snr(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """The characteristic function over its local background at the grid indices ``idx`` (default: every
@@ -163,7 +165,8 @@ def _interval_index(t_knots: np.ndarray, t_s: np.ndarray, max_steps: int = 3) ->
 
 FEATURE_DTYPES: dict[str, str] = {
     "i_start": "i8", "i_stop": "i8", "i_peak": "i8", "t_s": "f8", "t_start_s": "f8", "duration_s": "f8",
-    "cf_peak_mps2": "f8", "snr": "f8", "impact_p2p_mps2": "f8", "up_p2p_mps2": "f8", "body_p2p_mps2": "f8",
+    "cf_peak_mps2": "f8", "snr": "f8", "score": "f8", "impact_p2p_mps2": "f8", "up_p2p_mps2": "f8",
+    "body_p2p_mps2": "f8",
     "energy_m2ps3": "f8", "sharpness": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
     "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_score": "f8",
     "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
@@ -283,6 +286,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.snr(ip)
+    out["score"] = _event_max(sig.score, s, e) if sig.score.size else out["snr"]
     out["background_ratio"] = sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
@@ -354,6 +358,13 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["decel_mps2"] = (sig.speed_mps[i_before] - sig.speed_mps[i_near]) / np.maximum((i_near - i_before) / fs, 1e-3)
     out["valid"] = _row_reduce(np.logical_and, _windows(sig.valid, first + wide.start, n_wide), 0, ctx_hi)
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
+
+
+def _event_max(x: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Largest ``x`` over each event's samples ``[start, stop)`` (disjoint, ordered, each at least one sample)."""
+    bounds = np.empty(2 * starts.size, dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts, np.maximum(stops, starts + 1)
+    return np.maximum.reduceat(np.append(x, 0.0), np.minimum(bounds, x.size))[0::2]
 
 
 def _window_layout(fs_hz: float, context_s: float, body_context_s: float, longest: int

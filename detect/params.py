@@ -21,7 +21,11 @@ from typing import Any, ClassVar, Self
 
 from ingest.errors import BumpError
 
-DETECTOR_VERSION = "bump-detect/0.22"     # 0.22: a body lift (bump) needs both the displacement and the
+DETECTOR_VERSION = "bump-detect/0.23"     # 0.23: a second trigger, the axle-paired three-axis score: a hit
+#                                           seen on all three car axes and again one wheelbase later (per-trip
+#                                           recall city seeds 1-4 0.935/0.941/0.848/0.743 -> 0.957/0.950/0.914/
+#                                           0.766, hard 0.787/0.586/0.753/0.635 -> 0.826/0.667/0.789/0.752).
+#                                           0.22: a body lift (bump) needs both the displacement and the
 #                                           velocity swing, not either: deep potholes and joints crossed at speed
 #                                           were speed bumps by a displacement alone (detector 0.20, city and hard
 #                                           seeds 1-4: of the hits labelled speed_bump at potholes, castings, joints
@@ -246,7 +250,8 @@ class DetectorParams(VersionedParams):
         "rough_band_hz": BAND, "energy_window_s": POSITIVE, "whiten_order": (0.0, 64.0, True, True),
         "background_window_s": POSITIVE,
         "threshold_ratio": POSITIVE, "threshold_floor_mps2": NON_NEGATIVE, "threshold_speed_ref_mps": POSITIVE,
-        "confirm_snr": NON_NEGATIVE, "weak_coherence": UNIT, "release_ratio": (0.0, 1.0, False, True),
+        "confirm_snr": NON_NEGATIVE, "confirm_score": POSITIVE, "axle_spread_m": NON_NEGATIVE,
+        "weak_coherence": UNIT, "release_ratio": (0.0, 1.0, False, True),
         "merge_gap_s": NON_NEGATIVE, "max_event_s": POSITIVE, "rough_background_ratio": POSITIVE,
         "wheelbase_default_m": POSITIVE, "motion_band_hz": BAND, "bump_lift_m": POSITIVE,
         "bump_velocity_mps": POSITIVE, "one_wheel_coherence": (0.0, 1.0, False, True),
@@ -289,6 +294,10 @@ class DetectorParams(VersionedParams):
     threshold_floor_mps2: float = 0.3    # ... and exceeds this RMS floor, grown with speed:
     threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
     confirm_snr: float = 4.0             # events weaker than this need a clear one-wheel (roll) or lift signature:
+    confirm_score: float = 2.35          # ... and weaker than this axle-paired, three-axis score (events.axle_paired_
+    #                                      score; a trigger level of its own). Set where clean road crosses it as
+    #                                      rarely as it crosses confirm_snr: 0.05 per km, simulator seeds 1-3
+    axle_spread_m: float = 0.5           # the rear axle is looked for at wheelbase +- this [m] behind the front
     weak_coherence: float = 0.6          # |corr(lateral, vertical)| at least this for a weak event to count
     release_ratio: float = 0.5           # hysteresis: an event ends below release_ratio x threshold
     merge_gap_s: float = 0.15            # events closer than this (plus the axle delay) are one event

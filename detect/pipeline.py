@@ -18,8 +18,17 @@ import numpy as np
 from detect.classify import body_lift, classify
 from detect.clock import resample_uniform, sample_clock
 from detect.columns import Columns
-from detect.events import characteristic_function, driving_levels, merge, threshold, trigger, vibration_level
-from detect.features import Signals, event_features, quiet_coherence
+from detect.events import (
+    axle_paired_score,
+    characteristic_function,
+    driving_levels,
+    merge,
+    speed_floor,
+    threshold,
+    trigger,
+    vibration_level,
+)
+from detect.features import SNR_FLOOR_MPS2, Signals, event_features, quiet_coherence
 from detect.filters import bandpass
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
@@ -61,6 +70,11 @@ class Detection:
         return self.gps_latency.latency_or(self.params.gps_latency_s)
 
 
+def vehicle_wheelbase_m(trace: Trace, params: DetectorParams) -> float:
+    """The trace's own wheelbase [m] when its vehicle metadata gives one, else ``params.wheelbase_default_m``."""
+    return float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
+
+
 def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None = None
                   ) -> tuple[Signals, Orientation]:
     """Resample, orient and filter a trace (stages 1-3), with the GPS fixes ``latency_s`` late (default
@@ -92,6 +106,14 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
+    score = axle_paired_score(cf / np.maximum(bg, SNR_FLOOR_MPS2), (a_fwd, a_left), motion.speed_mps, fs, band,
+                              window_s=params.energy_window_s, background_window_s=params.background_window_s,
+                              wheelbase_m=vehicle_wheelbase_m(trace, params), spread_m=params.axle_spread_m,
+                              min_speed_mps=params.min_speed_mps)
+    floor = speed_floor(motion.speed_mps, params.threshold_floor_mps2, params.threshold_speed_ref_mps)
+    score *= np.minimum(1.0, np.divide(cf, floor, out=floor))    # below the speed's floor it fades (smooth road)
+    if not valid.all():
+        score[~valid] = 0.0
     level, level_step = vibration_level(a_imp, valid, fs, params.background_window_s)
     typical, still = driving_levels(bg, level, level_step, motion.speed_mps, valid,
                                     min_speed_mps=params.min_speed_mps, still_ratio=params.still_background_ratio)
@@ -110,13 +132,17 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   still_background_mps2=still, level_mps2=level, level_step=level_step, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz,
-                  car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans)
+                  car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans, score=score)
     return sig, ori
 
 
 def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Start/stop grid indices of candidate events, one per pass over a feature."""
-    starts, stops = trigger(sig.cf_mps2, sig.threshold_mps2, release_ratio=params.release_ratio)
+    """Start/stop grid indices of candidate events, one per pass over a feature: runs where the characteristic
+    function exceeds its threshold or the axle-paired score (:func:`detect.events.axle_paired_score`) exceeds
+    ``confirm_score``, whichever is higher relative to its own level."""
+    level = sig.cf_mps2 / sig.threshold_mps2
+    np.maximum(level, sig.score / params.confirm_score, out=level)
+    starts, stops = trigger(level, 1.0, release_ratio=params.release_ratio)
     if starts.size == 0:
         return starts, stops
     v = sig.speed_mps[stops - 1]
@@ -149,8 +175,10 @@ def chance_coherence(sig: Signals, params: DetectorParams) -> float:
 def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
     """Why each candidate is not a road impact ("" when it is): weak, handling, glitch, stopped, gap.
 
-    ``weak``: below ``confirm_snr`` without the clear signature of a road feature (one wheel rolling the car:
-    lateral motion in step with the hit, |corr| at least ``weak_coherence`` and what the trip's quiet driving
+    ``weak``: below ``confirm_snr`` and ``confirm_score`` (seen on neither the vertical alone nor on three axes
+    and both axles) without the clear signature of a road feature (one wheel rolling the car, for an event above
+    ``threshold_ratio`` x its vertical background: lateral motion in step with the hit, |corr| at least
+    ``weak_coherence`` and what the trip's quiet driving
     reaches by chance, :func:`chance_coherence`, computed only when a weak candidate's coherence is to be judged;
     or the whole body lifted); ``handling``: the phone turned (rotation rate, or a tilt beyond what the car's own
     GPS-measured acceleration explains), moved sideways more than a car does, or lies within ``remount_guard_s`` of
@@ -165,8 +193,8 @@ def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.nd
     """
     reasons = np.full(len(feat), "", dtype="U10")
     speed = feat["speed_mps"]
-    weak = (feat["snr"] < params.confirm_snr) & ~body_lift(feat, params)
-    coherent = feat["lateral_up_corr"] >= params.weak_coherence
+    weak = (feat["snr"] < params.confirm_snr) & (feat["score"] < params.confirm_score) & ~body_lift(feat, params)
+    coherent = (feat["lateral_up_corr"] >= params.weak_coherence) & (feat["snr"] >= params.threshold_ratio)
     if (weak & coherent).any():
         coherent &= feat["lateral_up_corr"] >= chance_coherence(sig, params)
     reasons[weak & ~coherent] = "weak"
@@ -226,7 +254,7 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
         raise TypeError(f"detect() params takes detect.DetectorParams, a dict of their fields (e.g. "
                         f"{{'threshold_ratio': 3.0}}) or None for the defaults, not {type(params).__name__}; e.g. "
                         "detect(trace, DetectorParams(threshold_ratio=3.0))")
-    wheelbase_m = float(trace.vehicle.get("wheelbase_m") or params.wheelbase_default_m)
+    wheelbase_m = vehicle_wheelbase_m(trace, params)
     sig, ori = build_signals(trace, params)
     feat, rejected, still, mounted = _events(sig, params, wheelbase_m)
     own_latency = trip_latency(sig, trace, params, mounted)

@@ -48,6 +48,7 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         out["duration_s"].append((stop - s) / fs)
         out["cf_peak_mps2"].append(sig.cf_mps2[ip])
         out["snr"].append(sig.cf_mps2[ip] / max(sig.background_mps2[ip], 1e-3))
+        out["score"].append(max(sig.score[i] for i in range(s, max(e, s + 1))))
         out["background_ratio"].append(sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6))
         out["impact_p2p_mps2"].append(np.ptp(sel(in_ctx, imp)))
         out["up_p2p_mps2"].append(np.ptp(sel(in_ctx, up)))

@@ -1287,3 +1287,46 @@ def test_quiet_coherence_is_high_only_where_a_mount_rings_every_axis_together() 
     kw = {"motion_band_hz": (0.5, 20.0)}
     assert np.quantile(quiet_coherence(firm, starts, 10, **kw), 0.9) < 0.5
     assert np.quantile(quiet_coherence(floppy, starts, 10, **kw), 0.9) > 0.8
+
+
+# ------------------------------------------------------------------------------------------------ axle-paired score
+def _axle_paired_score_twin(snr_up, horizontal, speed, fs, band, *, window_s, background_window_s, wheelbase_m,
+                            spread_m, min_speed_mps):
+    """Sample by sample: the three axes' SNRs combined, then the smaller of now and the best of the rear axle's
+    lags."""
+    from detect.filters import bandpass
+    from detect.running import moving_rms, running_background
+    n = snr_up.size
+    axes = [list(snr_up)]
+    for a in horizontal:
+        rms = moving_rms(bandpass(a, band, fs), max(2, round(window_s * fs)))
+        bg = running_background(rms, fs, background_window_s)
+        axes.append([r / max(b, 1e-3) for r, b in zip(rms, bg, strict=True)])
+    s = [math.sqrt(sum(ax[i] ** 2 for ax in axes) / len(axes)) for i in range(n)]
+    out = []
+    for i in range(n):
+        known = math.isfinite(speed[i])
+        v = max(speed[i] if known else min_speed_mps, min_speed_mps)
+        near = max(wheelbase_m - spread_m, 0.5)
+        near_s = near / v if known else near / 30.0
+        far_s = (wheelbase_m + spread_m) / v
+        lags = [near_s + (far_s - near_s) * k / 4 for k in range(5)]
+        rear = max(s[min(i + round(lag * fs), n - 1)] for lag in lags)
+        out.append(min(s[i], rear))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fs_hz", [10.0, 100.0])
+def test_axle_paired_score_matches_its_twin(fs_hz: float) -> None:
+    from detect.events import axle_paired_score
+    rng = np.random.default_rng(3)
+    n = round(40 * fs_hz)
+    snr = np.abs(rng.normal(1.0, 0.5, n))
+    horizontal = (rng.normal(0.0, 1.0, n), rng.normal(0.0, 0.5, n))
+    speed = np.linspace(1.0, 20.0, n)
+    speed[n // 3: n // 2] = np.nan                     # no GPS for a while
+    band = (3.0, min(25.0, 0.45 * fs_hz))
+    kw = dict(window_s=0.12, background_window_s=5.0, wheelbase_m=2.7, spread_m=0.5, min_speed_mps=2.5)
+    fast = axle_paired_score(snr, horizontal, speed, fs_hz, band, **kw)
+    assert_allclose(fast, _axle_paired_score_twin(snr, horizontal, speed, fs_hz, band, **kw), rtol=1e-12)
+    assert fast.max() > 0.5
