@@ -55,6 +55,7 @@ def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background
 
 
 AXLE_LAGS = 5      # points over the rear axle's arrival window (RMS windows of >= 0.1 s overlap between them)
+UNKNOWN_SPEED_MAX_MPS = 30.0   # without a speed, the rear axle is looked for at every speed up to this
 
 
 def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], speed_mps: np.ndarray,
@@ -66,7 +67,8 @@ def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...
     :func:`detect.running.running_background`), then ``min(s(t), max_k s(t + lag_k))`` with the lags spread over
     ``(wheelbase_m +- spread_m) / speed`` (:data:`AXLE_LAGS` points; the wheelbase is rarely known exactly, and the
     phone sits between the axles). The speed is floored at ``min_speed_mps``; where it is unknown (no GPS) the
-    lags span every speed from that floor to 30 m/s. Same length as ``snr_up``."""
+    lags span every speed from that floor to :data:`UNKNOWN_SPEED_MAX_MPS`. Same length as ``snr_up``; runs over
+    chunks of :data:`detect.arrays.CHUNK_SAMPLES`, in cache."""
     n = snr_up.size
     total = np.square(snr_up)
     width = max(2, round(window_s * fs_hz))
@@ -75,17 +77,35 @@ def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...
         rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SCORE_FLOOR_MPS2)
         total += np.square(rms)
     s = np.sqrt(total / (1 + len(horizontal_mps2)))
-    known = np.isfinite(speed_mps)
-    v = np.maximum(np.where(known, speed_mps, min_speed_mps), min_speed_mps)
     near_m, far_m = max(wheelbase_m - spread_m, 0.5), wheelbase_m + spread_m
-    near_s = np.where(known, near_m / v, near_m / 30.0)
-    far_s = far_m / v
-    rear = np.zeros(n)
-    i = np.arange(n)
-    for k in range(AXLE_LAGS):                         # loop over lags
-        lag_s = near_s + (far_s - near_s) * (k / (AXLE_LAGS - 1))
-        np.maximum(rear, s[np.minimum(i + np.round(lag_s * fs_hz).astype(np.int64), n - 1)], out=rear)
-    return np.minimum(s, rear, out=s)
+    out = np.empty(n)
+    step = max(1, min(CHUNK_SAMPLES, n))
+    v = np.empty(step)
+    first = np.empty(step)
+    span = np.empty(step)
+    idx = np.empty(step, dtype=np.int64)
+    rear = np.empty(step)
+    for c0 in range(0, n, step):                       # loop over chunks of samples (in cache)
+        m = min(step, n - c0)
+        vc, fc, sc, ic, rc = v[:m], first[:m], span[:m], idx[:m], rear[:m]
+        speed = speed_mps[c0:c0 + m]
+        known = np.isfinite(speed)
+        np.copyto(vc, speed)
+        vc[~known] = min_speed_mps
+        np.maximum(vc, min_speed_mps, out=vc)
+        np.divide(far_m * fs_hz, vc, out=sc)           # the farthest lag [samples]
+        np.divide(near_m * fs_hz, vc, out=fc)          # the nearest ...
+        fc[~known] = near_m * fs_hz / UNKNOWN_SPEED_MAX_MPS   # ... any speed when it is unknown
+        sc -= fc
+        sc /= AXLE_LAGS - 1
+        fc += np.arange(c0, c0 + m) + 0.5              # rounded below by the cast
+        rc.fill(0.0)
+        for _ in range(AXLE_LAGS):                     # loop over lags
+            np.copyto(ic, fc, casting="unsafe")
+            np.maximum(rc, np.take(s, ic, mode="clip"), out=rc)
+            fc += sc
+        np.minimum(s[c0:c0 + m], rc, out=out[c0:c0 + m])
+    return out
 
 
 SCORE_FLOOR_MPS2 = 1e-3   # a horizontal background below this [m/s^2] (a silent axis) is read as this
