@@ -24,6 +24,8 @@ from detect.arrays import CHUNK_SAMPLES
 from detect.filters import bandpass
 from detect.running import block_means, median, moving_rms, running_background, running_median
 
+SNR_FLOOR_MPS2 = 1e-3    # a background below this [m/s^2] (a silent sensor or axis) is read as this in an SNR
+
 
 def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray:
     """Short-term RMS of the impact-band vertical acceleration [m/s^2]; at least 2 samples wide."""
@@ -33,7 +35,7 @@ def characteristic_function(a_impact_mps2: np.ndarray, fs_hz: float, window_s: f
 def speed_floor(speed_mps: np.ndarray, floor_mps2: float, speed_ref_mps: float) -> np.ndarray:
     """``floor x (1 + speed / speed_ref)`` [m/s^2], ``floor`` where the speed is unknown: the least band RMS an
     impact reaches at each speed (Pothole Patrol's speed-vs-z filter)."""
-    return floor_mps2 * (1.0 + np.nan_to_num(np.maximum(speed_mps, 0.0), nan=0.0) / speed_ref_mps)
+    return floor_mps2 + np.nan_to_num(np.maximum(speed_mps, 0.0), nan=0.0) * (floor_mps2 / speed_ref_mps)
 
 
 def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background_window_s: float, ratio: float,
@@ -42,15 +44,10 @@ def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background
     over chunks of :data:`detect.arrays.CHUNK_SAMPLES`, in cache."""
     background = running_background(cf, fs_hz, background_window_s)
     thr = np.empty_like(background)
-    speed_floor = np.empty(min(CHUNK_SAMPLES, thr.size))
     for c0 in range(0, thr.size, CHUNK_SAMPLES):          # loop over chunks of samples
         part = thr[c0:c0 + CHUNK_SAMPLES]
-        floor = speed_floor[:part.size]
-        np.multiply(speed_mps[c0:c0 + part.size], floor_mps2 / speed_ref_mps, out=floor)
-        floor += floor_mps2                                # floor x (1 + v / v_ref); NaN where the speed is unknown
         np.multiply(background[c0:c0 + part.size], ratio, out=part)
-        np.maximum(part, floor_mps2, out=part)             # unknown speed counts as 0
-        np.fmax(part, floor, out=part)                     # fmax: NaN loses
+        np.maximum(part, speed_floor(speed_mps[c0:c0 + part.size], floor_mps2, speed_ref_mps), out=part)
     return thr, background
 
 
@@ -74,7 +71,7 @@ def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...
     width = max(2, round(window_s * fs_hz))
     for a in horizontal_mps2:                          # loop over the two horizontal axes
         rms = moving_rms(bandpass(a, band_hz, fs_hz), width)
-        rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SCORE_FLOOR_MPS2)
+        rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SNR_FLOOR_MPS2)
         total += np.square(rms)
     s = np.sqrt(total / (1 + len(horizontal_mps2)))
     near_m, far_m = max(wheelbase_m - spread_m, 0.5), wheelbase_m + spread_m
@@ -106,9 +103,6 @@ def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...
             fc += sc
         np.minimum(s[c0:c0 + m], rc, out=out[c0:c0 + m])
     return out
-
-
-SCORE_FLOOR_MPS2 = 1e-3   # a horizontal background below this [m/s^2] (a silent axis) is read as this
 
 
 def trigger(cf: np.ndarray, thr: np.ndarray | float, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:

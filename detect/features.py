@@ -11,10 +11,9 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
+from detect.events import SNR_FLOOR_MPS2
 from detect.filters import bandpass
 from detect.orientation import accel_tilt_deg, angle_from_cos_deg
-
-SNR_FLOOR_MPS2 = 1e-3    # a background below this [m/s^2] (a silent sensor) is read as this in the SNR
 
 
 @dataclass(frozen=True)
@@ -361,10 +360,13 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
 
 
 def _event_max(x: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Largest ``x`` over each event's samples ``[start, stop)`` (disjoint, ordered, each at least one sample)."""
+    """Largest ``x`` over each event's samples ``[start, stop)`` (disjoint, ordered, each at least one sample):
+    one ``maximum.reduceat`` over the events and the gaps after them; the last to the end."""
+    if starts.size == 0:
+        return np.empty(0)
     bounds = np.empty(2 * starts.size, dtype=np.int64)
     bounds[0::2], bounds[1::2] = starts, np.maximum(stops, starts + 1)
-    return np.maximum.reduceat(np.append(x, 0.0), np.minimum(bounds, x.size))[0::2]
+    return np.maximum.reduceat(x, bounds if bounds[-1] < x.size else bounds[:-1])[0::2]
 
 
 def _window_layout(fs_hz: float, context_s: float, body_context_s: float, longest: int

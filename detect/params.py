@@ -23,8 +23,8 @@ from ingest.errors import BumpError
 
 DETECTOR_VERSION = "bump-detect/0.23"     # 0.23: a second trigger, the axle-paired three-axis score: a hit
 #                                           seen on all three car axes and again one wheelbase later (per-trip
-#                                           recall city seeds 1-4 0.935/0.941/0.848/0.743 -> 0.957/0.950/0.914/
-#                                           0.766, hard 0.787/0.586/0.753/0.635 -> 0.826/0.667/0.789/0.752).
+#                                           recall city seeds 1-4 0.935/0.941/0.848/0.743 -> 0.968/0.950/0.922/
+#                                           0.789, hard 0.787/0.586/0.753/0.635 -> 0.843/0.682/0.815/0.736).
 #                                           0.22: a body lift (bump) needs both the displacement and the
 #                                           velocity swing, not either: deep potholes and joints crossed at speed
 #                                           were speed bumps by a displacement alone (detector 0.20, city and hard

@@ -19,6 +19,7 @@ from detect.classify import body_lift, classify
 from detect.clock import resample_uniform, sample_clock
 from detect.columns import Columns
 from detect.events import (
+    SNR_FLOOR_MPS2,
     axle_paired_score,
     characteristic_function,
     driving_levels,
@@ -28,7 +29,7 @@ from detect.events import (
     trigger,
     vibration_level,
 )
-from detect.features import SNR_FLOOR_MPS2, Signals, event_features, quiet_coherence
+from detect.features import Signals, event_features, quiet_coherence
 from detect.filters import bandpass
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
