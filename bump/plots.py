@@ -29,6 +29,7 @@ GID_IMPACT = "impact-marker"         # one per accepted impact (stage figure: on
 GID_IMPACT_LINE = "impact-line"      # vertical line of an accepted impact, on every stage axis
 GID_IMPACT_LABEL = "impact-label"    # text naming the kind of an accepted impact
 GID_REJECTED = "rejected-marker"     # one per rejected candidate, greyed, on the cf axis
+GID_SCORE = "axle-score"             # the axle-paired score at the threshold's scale, on the cf axis
 GID_GAP = "gap"                      # shaded gap in the input (no event can start inside)
 GID_TRACK = "track"                  # the GPS track on the map
 GID_ROUGHNESS = "roughness"          # track segments coloured by IRI
@@ -105,11 +106,13 @@ def _in_range(frame: pd.DataFrame, start_s: float, end_s: float) -> pd.DataFrame
 
 def stage_figure(*, raw: pd.DataFrame, oriented: pd.DataFrame, filtered: pd.DataFrame,
                  characteristic: pd.DataFrame, speed: pd.DataFrame, candidates: pd.DataFrame,
-                 impacts: pd.DataFrame, start_s: float, end_s: float, title: str = "",
+                 impacts: pd.DataFrame, confirm_score: float, start_s: float, end_s: float, title: str = "",
                  figsize: tuple[float, float] = (12.0, 10.0)) -> Figure:
     """Five stacked axes sharing x over [start_s, end_s]: raw |a|, oriented axes, impact and body bands,
-    characteristic function with threshold (log y), speed. Accepted impacts: a line on every axis, a marker at
-    the cf peak and the kind written above it; rejected candidates: grey marker and reason.
+    the triggers (log y), speed. The triggers' axis draws the characteristic function with its threshold and the
+    axle-paired score at the threshold's scale (``score / confirm_score x threshold``): each trigger fires where
+    its line crosses the threshold's. Accepted impacts: a line on every axis, a marker at the cf peak and the kind
+    written above it; rejected candidates: grey marker and reason.
     """
     require_matplotlib()
     import matplotlib.pyplot as plt
@@ -141,6 +144,9 @@ def stage_figure(*, raw: pd.DataFrame, oriented: pd.DataFrame, filtered: pd.Data
     _line(ax_cf, positive, "cf_mps2", color="k", lw=0.8, label="cf")
     _line(ax_cf, positive, "threshold_mps2", color="C3", lw=1.0, ls="--", label="threshold")
     _line(ax_cf, positive, "background_mps2", color="0.5", lw=0.8, ls=":", label="background")
+    scaled = (positive["score"] / confirm_score * positive["threshold_mps2"]).to_frame("score_at_threshold")
+    _line(ax_cf, scaled, "score_at_threshold", color="C4", lw=0.8, alpha=0.8, label="axle score (at threshold)",
+          gid=GID_SCORE)
     if np.isfinite(positive["cf_mps2"].to_numpy(dtype=float)).any():
         ax_cf.set_yscale("log")
     ax_cf.set_ylabel("cf [m/s² RMS]")

@@ -4,7 +4,7 @@
 
     import bump
     r = bump.replay("trip.json.gz")              # or a Trace, bytes, or bump.replay(db=..., trip_id=...)
-    r.characteristic.loc[30:40]                   # cf, threshold, background between 30 s and 40 s
+    r.characteristic.loc[30:40]                   # cf, threshold, background, axle score, trigger level
     r.impacts[["kind", "severity", "lat_deg", "lon_deg"]]
     r.plot(start=30, end=40); r.plot_map(); r.zoom(r.impacts.index[0])
 
@@ -36,6 +36,7 @@ import numpy as np
 from detect import Detection, DetectorParams, detect
 from detect.geo import LocalProjection
 from detect.params import ParamsError
+from detect.pipeline import trigger_level
 from ingest import Source, Trace, read
 from ingest.errors import BumpError
 
@@ -156,10 +157,15 @@ class Replay:
 
     @cached_property
     def characteristic(self) -> pd.DataFrame:
-        """Characteristic function, adaptive threshold, local background [m/s^2 RMS]; ``above``: cf > threshold."""
+        """The two triggers: characteristic function, adaptive threshold, local background [m/s^2 RMS]; the
+        axle-paired three-axis ``score`` [unitless, :func:`detect.events.axle_paired_score`]; ``level``, the higher
+        of cf / threshold and score / ``confirm_score`` (:func:`detect.pipeline.trigger_level`); ``above``: level
+        > 1, where candidate events fire."""
         s = self.detection.signals
+        level = trigger_level(s, self.params)
         return self._grid_frame({"cf_mps2": s.cf_mps2, "threshold_mps2": s.threshold_mps2,
-                                 "background_mps2": s.background_mps2, "above": s.cf_mps2 > s.threshold_mps2})
+                                 "background_mps2": s.background_mps2, "score": s.score, "level": level,
+                                 "above": level > 1.0})
 
     @cached_property
     def speed(self) -> pd.DataFrame:
@@ -263,7 +269,8 @@ class Replay:
                               f"{self._span()}; give times within it", source=self.trace.trip_id)
         return stage_figure(raw=self.raw, oriented=self.oriented, filtered=self.filtered,
                             characteristic=self.characteristic, speed=self.speed, candidates=self.candidates,
-                            impacts=self.impacts, start_s=start_s, end_s=end_s, figsize=figsize,
+                            impacts=self.impacts, confirm_score=self.params.confirm_score, start_s=start_s,
+                            end_s=end_s, figsize=figsize,
                             title=self._title() if title is None else title)
 
     def zoom(self, t: TimeLike, half_width_s: float = 2.0, **kw: Any) -> Figure:

@@ -137,13 +137,18 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
     return sig, ori
 
 
-def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Start/stop grid indices of candidate events, one per pass over a feature: runs where the characteristic
-    function exceeds its threshold or the axle-paired score (:func:`detect.events.axle_paired_score`) exceeds
-    ``confirm_score``, whichever is higher relative to its own level."""
+def trigger_level(sig: Signals, params: DetectorParams) -> np.ndarray:
+    """The triggers' level per grid sample [unitless]: the characteristic function over its threshold or the
+    axle-paired score (:func:`detect.events.axle_paired_score`) over ``confirm_score``, whichever is higher. A
+    candidate event is a run where it exceeds 1 (:func:`candidate_events`)."""
     level = sig.cf_mps2 / sig.threshold_mps2
-    np.maximum(level, sig.score / params.confirm_score, out=level)
-    starts, stops = trigger(level, 1.0, release_ratio=params.release_ratio)
+    return np.maximum(level, sig.score / params.confirm_score, out=level)
+
+
+def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start/stop grid indices of candidate events, one per pass over a feature: runs where the
+    :func:`trigger_level` exceeds 1, down to ``release_ratio``."""
+    starts, stops = trigger(trigger_level(sig, params), 1.0, release_ratio=params.release_ratio)
     if starts.size == 0:
         return starts, stops
     v = sig.speed_mps[stops - 1]

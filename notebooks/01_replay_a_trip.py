@@ -160,16 +160,21 @@ print(f"grid rate {r.detection.signals.fs_hz:.0f} Hz, {len(r.oriented)} samples,
 r.filtered.abs().max().round(3).rename("max |value|").to_frame()
 
 # %% [markdown]
-# ## Stage 4 · characteristic function and threshold
+# ## Stage 4 · the two triggers
 #
-# `cf_mps2` is the short-term RMS energy of the whitened impact band (m/s² RMS over ~0.12 s). An event starts where it
+# `cf_mps2` is the short-term RMS energy of the whitened impact band (m/s² RMS over ~0.12 s). It fires where it
 # exceeds `threshold_mps2`: a multiple of the local `background_mps2` (a rough stretch raises its own bar)
-# and never below a floor that grows with speed. `above` marks those samples: it should be a tiny fraction
-# of the trip.
+# and never below a floor that grows with speed. The second trigger, `score`, is the axle-paired three-axis
+# score: the hit seen on the vertical, forward and lateral axes against their own backgrounds, and again one
+# wheelbase later when the rear wheel meets the spot; it fires above `confirm_score` (2.35). `level` is the higher
+# of cf / threshold and score / confirm_score, and `above` (level > 1) marks where a candidate event fires: it
+# should be a tiny fraction of the trip.
 
 # %%
-print(f"cf above threshold {r.characteristic['above'].mean():.2%} of the time; "
-      f"median background {r.characteristic['background_mps2'].median():.3f} m/s² RMS")
+c = r.characteristic
+by_score = c["above"] & ~(c["cf_mps2"] > c["threshold_mps2"])
+print(f"a trigger fires {c['above'].mean():.2%} of the time ({by_score.mean():.2%} by the score alone); "
+      f"median background {c['background_mps2'].median():.3f} m/s² RMS")
 r.characteristic.describe().round(3)
 
 # %% [markdown]
@@ -185,8 +190,9 @@ r.speed.describe().round(2)
 # %% [markdown]
 # ## The whole trip, all stages stacked
 #
-# From top to bottom: raw, oriented, filtered, characteristic (with the threshold), speed. Accepted impacts
-# are vertical lines labelled with their kind and severity; rejected candidates are grey.
+# From top to bottom: raw, oriented, filtered, the triggers, speed. The triggers' axis draws cf with its threshold
+# and the axle score at the threshold's scale, so each fires where its line crosses the dashed threshold. Accepted
+# impacts are vertical lines labelled with their kind and severity; rejected candidates are grey.
 
 # %%
 r.plot()
@@ -194,7 +200,7 @@ r.plot()
 # %% [markdown]
 # ## Candidates and impacts
 #
-# Every excursion above the threshold is a **candidate**; it becomes an **impact** unless it is rejected
+# Every run where a trigger fires is a **candidate**; it becomes an **impact** unless it is rejected
 # (`rejected` says why: `stopped` = the car was not moving, `handling` = the phone was picked up, `weak` = a
 # faint event without a one-wheel or lift signature). The index is the time the first axle met the feature.
 # `severity` is centimetres: the equivalent depth of a hole, or the body lift of a bump.

@@ -26,6 +26,7 @@ from bump.plots import (
     GID_NO_GPS,
     GID_REJECTED,
     GID_ROUGHNESS,
+    GID_SCORE,
     GID_TRACK,
     STAGE_LABELS,
     envelope,
@@ -119,6 +120,31 @@ def test_frames_hold_the_detector_values_at_the_right_times(rep: Replay) -> None
     assert rep.speed["speed_mps"].loc[1.0:4.0].max() < 1.0
     assert rep.speed["speed_mps"].loc[10.0:30.0].min() == pytest.approx(10.0, abs=0.5)
     np.testing.assert_allclose(rep.impacts.index.to_numpy(), rep.impacts["t_s"].to_numpy() - T0, atol=1e-6)
+
+
+def test_above_marks_where_either_trigger_fires(trace: ingest.Trace) -> None:
+    # a candidate fires where cf clears its threshold or the axle-paired score clears confirm_score; with a low
+    # confirm_score the score alone fires on the hits' shoulders, where cf is below its threshold
+    r = bump.replay(trace, params={"confirm_score": 1.0})
+    c, sig = r.characteristic, r.detection.signals
+    np.testing.assert_array_equal(c["score"].to_numpy(), sig.score)
+    level = np.maximum(sig.cf_mps2 / sig.threshold_mps2, sig.score / 1.0)
+    np.testing.assert_allclose(c["level"].to_numpy(), level, rtol=1e-12)
+    np.testing.assert_array_equal(c["above"].to_numpy(), level > 1.0)
+    score_only = c["above"] & ~(c["cf_mps2"] > c["threshold_mps2"])
+    assert score_only.sum() >= 5
+    # every sample above lies in a candidate event (the trigger's runs, merged)
+    inside = np.zeros(len(c), dtype=bool)
+    for i0, i1 in zip(r.candidates["i_start"], r.candidates["i_stop"], strict=True):     # loop over events
+        inside[i0:i1] = True
+    assert inside[c["above"].to_numpy()].all()
+    # the plot draws the score where it crosses the threshold's line exactly when it fires
+    fig = r.plot()
+    (line,) = [a for a in fig.axes[3].get_lines() if a.get_gid() == GID_SCORE]
+    y = line.get_ydata()
+    scaled = (sig.score / 1.0 * sig.threshold_mps2)
+    np.testing.assert_allclose(y[np.isfinite(y)], scaled[sig.score > 0])
+    assert ((y > sig.threshold_mps2) == (sig.score > 1.0))[np.isfinite(y)].all()
 
 
 def test_each_impact_lies_at_a_local_maximum_of_cf(rep: Replay) -> None:
