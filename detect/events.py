@@ -107,9 +107,8 @@ def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...
 
 def trigger(cf: np.ndarray, thr: np.ndarray | float, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Start/stop indices (stop exclusive) of runs above ``release_ratio x thr`` (an array or one level) that
-    exceed ``thr``. Both
-    comparisons run chunk by chunk (:data:`detect.arrays.CHUNK_SAMPLES`, in cache); whether a run reaches the
-    threshold is one ``logical_or.reduceat`` over the runs' bounds."""
+    exceed ``thr``. Both comparisons run chunk by chunk (:data:`detect.arrays.CHUNK_SAMPLES`, in cache); whether a
+    run reaches the threshold is one ``logical_or.reduceat`` over the runs' bounds."""
     n = cf.size
     thr = np.broadcast_to(np.asarray(thr, dtype=float), (n,))
     above = np.empty(n + 2, dtype=bool)                # cf > release_ratio x thr, between two False
