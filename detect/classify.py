@@ -58,9 +58,12 @@ from detect.params import DetectorParams
 KINDS = ("pothole", "speed_bump", "joint", "cover", "rough", "unknown")
 
 
-def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float) -> np.ndarray:
-    """Equivalent depth [m] of a one-wheel drop from the body's vertical velocity swing [m/s]."""
-    return vel_p2p_mps / damper_rate_per_s
+def depth_estimate_m(vel_p2p_mps: np.ndarray, damper_rate_per_s: float, background_mps: np.ndarray | float = 0.0
+                     ) -> np.ndarray:
+    """Equivalent depth [m] of a one-wheel drop from the body's vertical velocity swing [m/s] above the swing the
+    road alone gives there (``background_mps``, removed in quadrature as :func:`step_depth_m` removes the ringing's)."""
+    excess_sq = np.square(vel_p2p_mps) - np.square(background_mps)
+    return np.sqrt(np.maximum(excess_sq, 0.0)) / damper_rate_per_s
 
 
 def step_depth_m(cf_peak_mps2: np.ndarray, snr: np.ndarray, step_gain_per_s2: float) -> np.ndarray:
@@ -78,7 +81,7 @@ def equivalent_depth_m(feat: Columns, params: DetectorParams, fs_hz: float) -> n
     is a 50 Hz phone."""
     if design_rate_hz(fs_hz) >= 2.0 * params.impact_band_hz[1]:
         return step_depth_m(feat["cf_peak_mps2"], feat["snr"], params.step_gain_per_s2)
-    return depth_estimate_m(feat["vel_p2p_mps"], params.damper_rate_per_s)
+    return depth_estimate_m(feat["vel_p2p_mps"], params.damper_rate_per_s, feat["vel_background_mps"])
 
 
 DEPTH_CLASS_EDGES_M = (0.025, 0.05)    # FIELD_NOTES defect sizes: low < 25 mm, moderate 25-50 mm, high > 50 mm

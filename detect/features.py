@@ -168,7 +168,8 @@ FEATURE_DTYPES: dict[str, str] = {
     "body_p2p_mps2": "f8",
     "energy_m2ps3": "f8", "sharpness": "f8", "first_motion": "i8", "roll_ratio": "f8", "lateral_ratio": "f8",
     "horizontal_ratio": "f8", "gyro_max_rad_s": "f8", "axle_score": "f8",
-    "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "disp_p2p_m": "f8", "background_ratio": "f8",
+    "speed_mps": "f8", "decel_mps2": "f8", "vel_p2p_mps": "f8", "vel_background_mps": "f8", "disp_p2p_m": "f8",
+    "background_ratio": "f8",
     "roll_pitch_corr": "f8", "lateral_up_corr": "f8", "tilt_max_deg": "f8", "car_tilt_deg": "f8",
     "valid": "?",
 }
@@ -238,10 +239,37 @@ def _filter_rows(x: np.ndarray, band_hz: tuple[float, float], fs_hz: float, star
     return bandpass(x, band_hz, fs_hz, axis=1, start=start)
 
 
+def _velocity_fs(up: np.ndarray, motion_band_hz: tuple[float, float], fs_hz: float) -> np.ndarray:
+    """Vertical velocity x ``fs_hz`` of each row of the 2-D ``up`` [m/s^2 windows]: the motion band, integrated by a
+    cumulative sum and band-passed again (the filters are linear: scaled by 1 / fs once, where read)."""
+    return _filter_rows(np.cumsum(_filter_rows(up, motion_band_hz, fs_hz), axis=1), motion_band_hz, fs_hz)
+
+
+def _swing_span(margin: int, ctx: int, n_event: np.ndarray | int, fs_hz: float) -> tuple[int, np.ndarray | int]:
+    """Columns ``[lo, hi)`` of a window over which an event's body swings are read: from 0.1 s before the event
+    to the end of its context."""
+    return margin - round(0.1 * fs_hz), margin + ctx + n_event
+
+
+def quiet_velocity_swing(sig: Signals, starts: np.ndarray, width: int, *, motion_band_hz: tuple[float, float],
+                         context_s: float = 0.3, body_context_s: float = 1.0) -> np.ndarray:
+    """``vel_p2p_mps`` of windows ``[start, start + width)`` read as events of :func:`event_features` (same
+    context, filters and span), for windows without an event: the body's swing the road alone gives [m/s]."""
+    fs = sig.fs_hz
+    ctx, _, margin, length, _ = _window_layout(fs, context_s, body_context_s, width)
+    vel_fs = _velocity_fs(_windows(sig.a_up_mps2, np.asarray(starts, dtype=np.int64) - margin, length),
+                          motion_band_hz, fs)
+    return _ptp(vel_fs, *_swing_span(margin, ctx, width, fs)) / fs
+
+
 def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheelbase_m: float,
                    motion_band_hz: tuple[float, float] = (0.5, 20.0), context_s: float = 0.3,
-                   body_context_s: float = 1.0, max_event_s: float = 2.5) -> Columns:
+                   body_context_s: float = 1.0, max_event_s: float = 2.5, quiet_swing_mps: float = 0.0) -> Columns:
     """Columns of :data:`FEATURE_DTYPES`, one row per event [starts, stops) on the grid of ``sig``.
+
+    ``quiet_swing_mps``: the body's velocity swing a window without an event reaches on the trip's typical road
+    (:func:`detect.pipeline.quiet_swing`); ``vel_background_mps`` is that times each event's ``background_ratio``
+    (the road's own share of its ``vel_p2p_mps``; 0 by default: none removed).
 
     All events are read at once through a matrix of padded windows (one row per event, :func:`_windows`),
     filtered along the rows in a handful of calls and reduced over each row's own column range: no loop over
@@ -304,12 +332,12 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     body_lo = ip - body_ctx - (s - margin) - body_first
     body = _filter_rows(up, sig.body_band_hz, fs, start=body_first)
     out["body_p2p_mps2"] = _ptp(body, body_lo, body_lo + 2 * body_ctx)
-    a_motion = _filter_rows(up, motion_band_hz, fs)
     # velocity and displacement times fs and fs^2 (the filters are linear: scaled once, at the end)
-    vel_fs = _filter_rows(np.cumsum(a_motion, axis=1), motion_band_hz, fs)
-    motion_lo, motion_hi = margin - round(0.1 * fs), margin + ctx + n_event
+    vel_fs = _velocity_fs(up, motion_band_hz, fs)
+    motion_lo, motion_hi = _swing_span(margin, ctx, n_event, fs)
     disp_fs2 = _filter_rows(np.cumsum(vel_fs, axis=1), motion_band_hz, fs, start=motion_lo)
     out["vel_p2p_mps"] = _ptp(vel_fs, motion_lo, motion_hi) / fs
+    out["vel_background_mps"] = quiet_swing_mps * out["background_ratio"]
     out["disp_p2p_m"] = _ptp(disp_fs2, 0, motion_hi - motion_lo) / (fs * fs)
     # --- one wheel or both, handling: forward and lateral acceleration, with a gyroscope the roll and pitch rates
     # about each sample's mount axes, in the impact band in one call (rows: every event's forward, left, roll, pitch)

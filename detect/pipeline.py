@@ -29,7 +29,7 @@ from detect.events import (
     trigger,
     vibration_level,
 )
-from detect.features import Signals, event_features, quiet_coherence
+from detect.features import Signals, event_features, quiet_coherence, quiet_velocity_swing
 from detect.filters import bandpass
 from detect.geo import EARTH_RADIUS_M, LocalProjection, wrap_lon_deg
 from detect.latency import NO_ESTIMATE, LatencyEstimate, estimate_gps_latency
@@ -159,23 +159,43 @@ def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -
 
 CHANCE_WINDOWS = 64          # quiet windows of a trip that tell how coherent its mount's own ringing is
 CHANCE_QUANTILE = 0.9
+MIN_QUIET_WINDOWS = 8        # fewer quiet windows tell nothing of the trip's own level
 
 
-def chance_coherence(sig: Signals, params: DetectorParams) -> float:
-    """|corr(lateral, vertical)| that the trip's own quiet driving reaches by chance (its ``CHANCE_QUANTILE`` over
-    up to ``CHANCE_WINDOWS`` windows without an event, computed as an event's): a mount ringing in one narrow band
-    moves every axis together, so a high coherence says nothing of one wheel there; 0 with too few windows."""
+def quiet_starts(sig: Signals, params: DetectorParams) -> np.ndarray:
+    """Grid indices of up to ``CHANCE_WINDOWS`` samples spread evenly over the trip, valid, below the trigger
+    threshold and moving (or of unknown speed): where windows without an event start."""
     n = sig.t_s.size
     step = max(1, n // (CHANCE_WINDOWS + 1))
     idx = np.arange(step, n - step, step)
     speed = sig.speed_mps[idx]
     ok = (sig.valid[idx] & (sig.cf_mps2[idx] < sig.threshold_mps2[idx])
           & np.where(np.isfinite(speed), speed >= params.min_speed_mps, True))
-    idx = idx[ok]
-    if idx.size < 8:
+    return idx[ok]
+
+
+def chance_coherence(sig: Signals, params: DetectorParams) -> float:
+    """|corr(lateral, vertical)| that the trip's own quiet driving reaches by chance (its ``CHANCE_QUANTILE`` over
+    the windows of :func:`quiet_starts`, computed as an event's): a mount ringing in one narrow band moves every axis
+    together, so a high coherence says nothing of one wheel there; 0 with fewer than ``MIN_QUIET_WINDOWS``."""
+    idx = quiet_starts(sig, params)
+    if idx.size < MIN_QUIET_WINDOWS:
         return 0.0
     corr = quiet_coherence(sig, idx, max(1, round(0.1 * sig.fs_hz)), motion_band_hz=params.motion_band_hz)
     return float(np.quantile(corr, CHANCE_QUANTILE))
+
+
+def quiet_swing(sig: Signals, params: DetectorParams, width: int) -> float:
+    """The body's vertical velocity swing [m/s] the trip's typical road gives a window of ``width`` samples without
+    an event (read as an event's ``vel_p2p_mps``), per unit of local background (``background_ratio``): the median
+    over the windows of :func:`quiet_starts`. Below the rates that resolve the impact band the depth is read from
+    the swing, and on a rough road the body swings without any hole; 0 with fewer than ``MIN_QUIET_WINDOWS``."""
+    idx = quiet_starts(sig, params)
+    if idx.size < MIN_QUIET_WINDOWS or width < 1:
+        return 0.0
+    swing = quiet_velocity_swing(sig, idx, width, motion_band_hz=params.motion_band_hz)
+    ratio = sig.background_mps2[idx] / max(sig.typical_background_mps2, 1e-6)
+    return float(np.median(swing / np.maximum(ratio, 1e-6)))
 
 
 def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
@@ -297,8 +317,9 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
     phone handling (for the roughness windows), ``mounted`` also away from re-mounts (for the latency estimate: a
     hand reads metres per second squared forward)."""
     starts, stops = candidate_events(sig, params, wheelbase_m)
+    swing = quiet_swing(sig, params, int(np.median(stops - starts))) if starts.size else 0.0
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
-                          max_event_s=params.max_event_s)
+                          max_event_s=params.max_event_s, quiet_swing_mps=swing)
     rejected = reject_reasons(feat, sig, params)
     still = sig.valid.copy()
     for s, e in zip(feat["i_start"][rejected == "handling"], feat["i_stop"][rejected == "handling"], strict=True):

@@ -108,3 +108,18 @@ def test_step_depth_removes_the_background_in_quadrature_and_needs_the_band_reso
     top_hz = P.impact_band_hz[1]
     assert equivalent_depth_m(feat, P, 2 * top_hz)[0] == pytest.approx(3.2 / P.step_gain_per_s2)
     assert equivalent_depth_m(feat, P, 2 * top_hz - 1)[0] == pytest.approx(0.27 / P.damper_rate_per_s)
+
+
+def test_swing_depth_removes_the_roads_own_swing_in_quadrature_below_the_rates_that_resolve_the_band() -> None:
+    """Below 2 x the band's top the depth is the body's velocity swing above the road's own (vel_background_mps):
+    a swing no larger than the road gives is no hole; at rates that resolve the band the ringing decides alone."""
+    feat = _events(cf_peak_mps2=[3.2] * 3, snr=[1e9] * 3, vel_p2p_mps=[0.25, 0.25, 0.1],
+                   vel_background_mps=[0.0, 0.15, 0.2], lateral_up_corr=[0.8] * 3)     # one wheel
+    low_hz = 2 * P.impact_band_hz[1] - 1
+    assert equivalent_depth_m(feat, P, low_hz) == pytest.approx([0.25 / P.damper_rate_per_s,
+                                                                 0.2 / P.damper_rate_per_s, 0.0])
+    assert classify(feat, P, low_hz).kind.tolist() == ["pothole", "pothole", "cover"]
+    quiet = _events(cf_peak_mps2=[3.2], snr=[1e9], vel_p2p_mps=[0.15], vel_background_mps=[0.12],
+                    lateral_up_corr=[0.8])
+    assert classify(quiet, P, low_hz).kind.tolist() == ["cover"]      # 0.09 / 2.7 = 3.3 cm of the 5.6 cm read
+    assert equivalent_depth_m(feat, P, 2 * P.impact_band_hz[1]) == pytest.approx([3.2 / P.step_gain_per_s2] * 3)

@@ -9,14 +9,22 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from test_detect_cases import _trace
 
-from detect.features import FEATURE_DTYPES, IMPACT_PAD_S, _filter_rows, _ptp, _row_reduce, event_features
+from detect.features import (
+    FEATURE_DTYPES,
+    IMPACT_PAD_S,
+    _filter_rows,
+    _ptp,
+    _row_reduce,
+    event_features,
+    quiet_velocity_swing,
+)
 from detect.filters import bandpass
 from detect.params import DetectorParams
 from detect.pipeline import build_signals, candidate_events
 
 
 def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, context_s=0.3, body_context_s=1.0,
-                       max_event_s=2.5) -> dict[str, list]:
+                       max_event_s=2.5, quiet_swing_mps=0.0) -> dict[str, list]:
     fs, n = sig.fs_hz, sig.t_s.size
     ctx, body_ctx = round(context_s * fs), round(body_context_s * fs)
     e_all = [min(int(b), int(a) + round(max_event_s * fs) + 1) for a, b in zip(starts, stops, strict=True)]
@@ -63,6 +71,7 @@ def reference_features(sig, starts, stops, *, wheelbase_m, motion_band_hz, conte
         disp = bandpass(np.cumsum(vel) / fs, motion_band_hz, fs)
         in_motion = [s - round(0.1 * fs) <= j < e + ctx for j in js]
         out["vel_p2p_mps"].append(np.ptp(sel(in_motion, vel)))
+        out["vel_background_mps"].append(quiet_swing_mps * out["background_ratio"][-1])
         out["disp_p2p_m"].append(np.ptp(sel(in_motion, disp)))
         o = margin - ctx - round(IMPACT_PAD_S * fs)         # impact-band filters run on the narrow window
         hf = bandpass(row(sig.a_forward_mps2)[o:length - o], sig.impact_band_hz, fs)
@@ -102,8 +111,11 @@ def test_batched_features_match_the_one_event_twin(fs_hz: float, hits: tuple[flo
     sig, _ = build_signals(_trace(fs_hz=fs_hz, hits_s=hits, duration_s=60.0), params)
     starts, stops = candidate_events(sig, params, 2.7)
     assert starts.size >= 3                       # includes events near both ends of the trace
-    fast = event_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
-    slow = reference_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
+    fast = event_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz,
+                          quiet_swing_mps=0.07)
+    slow = reference_features(sig, starts, stops, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz,
+                              quiet_swing_mps=0.07)
+    assert np.all(fast["vel_background_mps"] > 0)
     for name in FEATURE_DTYPES:
         if name in ("tilt_max_deg", "roll_pitch_corr", "roll_ratio", "gyro_max_rad_s"):
             continue
@@ -237,3 +249,16 @@ def test_windows_match_clipped_index_gather(first: list[int]) -> None:
     want = [[x[min(max(f + j, 0), 299)] for j in range(25)] for f in first]   # past the ends: first or last
     assert_array_equal(_windows(x, starts, 25), want)
     assert_array_equal(_window_index(starts, 25, 300), np.clip(starts[:, None] + np.arange(25), 0, 299))
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 16.7])
+def test_quiet_swing_reads_windows_as_event_features_reads_events(fs_hz: float) -> None:
+    """quiet_velocity_swing is the vel_p2p_mps the one-event twin reads over the same windows taken as events."""
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(fs_hz=fs_hz, hits_s=(20.0,), duration_s=60.0), params)
+    width = max(2, round(0.4 * sig.fs_hz))
+    starts = np.array([3, round(10.0 * sig.fs_hz), round(40.0 * sig.fs_hz), sig.t_s.size - width - 1])
+    swing = quiet_velocity_swing(sig, starts, width, motion_band_hz=params.motion_band_hz)
+    slow = reference_features(sig, starts, starts + width, wheelbase_m=2.7, motion_band_hz=params.motion_band_hz)
+    assert np.all(swing > 0)
+    assert_allclose(swing, slow["vel_p2p_mps"], rtol=1e-7, atol=1e-9)
