@@ -66,6 +66,11 @@ class Signals:
         sample): a candidate's ``snr`` at its peak, what ``confirm_snr`` is compared with."""
         return self.cf_mps2[idx] / np.maximum(self.background_mps2[idx], SNR_FLOOR_MPS2)
 
+    def background_ratio(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The local background over the trip's typical one at the grid indices ``idx``: how rough the road is
+        there, a candidate's ``background_ratio`` at its peak."""
+        return self.background_mps2[idx] / max(self.typical_background_mps2, 1e-6)
+
     @property
     def has_gyro(self) -> bool:
         return self.gyro_t_s.size >= 2
@@ -314,7 +319,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.snr(ip)
     out["score"] = _event_max(sig.score, s, e) if sig.score.size else out["snr"]
-    out["background_ratio"] = sig.background_mps2[ip] / max(sig.typical_background_mps2, 1e-6)
+    out["background_ratio"] = sig.background_ratio(ip)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
     out["energy_m2ps3"] = (absimp * absimp).sum(axis=1) / fs

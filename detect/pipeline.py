@@ -191,11 +191,10 @@ def quiet_swing(sig: Signals, params: DetectorParams, width: int) -> float:
     over the windows of :func:`quiet_starts`. Below the rates that resolve the impact band the depth is read from
     the swing, and on a rough road the body swings without any hole; 0 with fewer than ``MIN_QUIET_WINDOWS``."""
     idx = quiet_starts(sig, params)
-    if idx.size < MIN_QUIET_WINDOWS or width < 1:
+    if idx.size < MIN_QUIET_WINDOWS:
         return 0.0
     swing = quiet_velocity_swing(sig, idx, width, motion_band_hz=params.motion_band_hz)
-    ratio = sig.background_mps2[idx] / max(sig.typical_background_mps2, 1e-6)
-    return float(np.median(swing / np.maximum(ratio, 1e-6)))
+    return float(np.median(swing / np.maximum(sig.background_ratio(idx), 1e-6)))
 
 
 def reject_reasons(feat: Columns, sig: Signals, params: DetectorParams) -> np.ndarray:
