@@ -74,12 +74,18 @@ def step_depth_m(cf_peak_mps2: np.ndarray, snr: np.ndarray, step_gain_per_s2: fl
     return cf_peak_mps2 * np.sqrt(excess_sq) / step_gain_per_s2
 
 
+def depth_from_swing(params: DetectorParams, fs_hz: float) -> bool:
+    """Whether the depth at ``fs_hz`` [Hz] comes from the body's velocity swing: below twice the impact band's top
+    (the band aliases). The rate is taken as its design key (:func:`detect.clock.design_rate_hz`): a 50 Hz phone
+    whose clock runs 20 ppm slow is a 50 Hz phone."""
+    return design_rate_hz(fs_hz) < 2.0 * params.impact_band_hz[1]
+
+
 def equivalent_depth_m(feat: Columns, params: DetectorParams, fs_hz: float) -> np.ndarray:
     """Equivalent depth [m] of each one-wheel event: from the impact band's ringing (:func:`step_depth_m`) where
-    the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that. The rate
-    is taken as its design key (:func:`detect.clock.design_rate_hz`): a 50 Hz phone whose clock runs 20 ppm slow
-    is a 50 Hz phone."""
-    if design_rate_hz(fs_hz) >= 2.0 * params.impact_band_hz[1]:
+    the rate resolves the band, from the body's velocity swing (:func:`depth_estimate_m`) below that
+    (:func:`depth_from_swing`)."""
+    if not depth_from_swing(params, fs_hz):
         return step_depth_m(feat["cf_peak_mps2"], feat["snr"], params.step_gain_per_s2)
     return depth_estimate_m(feat["vel_p2p_mps"], params.damper_rate_per_s, feat["vel_background_mps"])
 

@@ -274,7 +274,8 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
 
     ``quiet_swing_mps``: the body's velocity swing a window without an event reaches on the trip's typical road
     (:func:`detect.pipeline.quiet_swing`); ``vel_background_mps`` is that times each event's ``background_ratio``
-    (the road's own share of its ``vel_p2p_mps``; 0 by default: none removed).
+    (the road's own share of its ``vel_p2p_mps``; 0 by default: none removed; NaN: not read, at rates whose depth
+    comes from the ringing).
 
     All events are read at once through a matrix of padded windows (one row per event, :func:`_windows`),
     filtered along the rows in a handful of calls and reduced over each row's own column range: no loop over

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.classify import body_lift, classify
+from detect.classify import body_lift, classify, depth_from_swing
 from detect.clock import resample_uniform, sample_clock
 from detect.columns import Columns
 from detect.events import (
@@ -189,7 +189,8 @@ def quiet_swing(sig: Signals, params: DetectorParams, width: int) -> float:
     """The body's vertical velocity swing [m/s] the trip's typical road gives a window of ``width`` samples without
     an event (read as an event's ``vel_p2p_mps``), per unit of local background (``background_ratio``): the median
     over the windows of :func:`quiet_starts`. Below the rates that resolve the impact band the depth is read from
-    the swing, and on a rough road the body swings without any hole; 0 with fewer than ``MIN_QUIET_WINDOWS``."""
+    the swing (:func:`detect.classify.depth_from_swing`; only there is this read), and on a rough road the body
+    swings without any hole; 0 with fewer than ``MIN_QUIET_WINDOWS``."""
     idx = quiet_starts(sig, params)
     if idx.size < MIN_QUIET_WINDOWS:
         return 0.0
@@ -316,7 +317,9 @@ def _events(sig: Signals, params: DetectorParams, wheelbase_m: float
     phone handling (for the roughness windows), ``mounted`` also away from re-mounts (for the latency estimate: a
     hand reads metres per second squared forward)."""
     starts, stops = candidate_events(sig, params, wheelbase_m)
-    swing = quiet_swing(sig, params, int(np.median(stops - starts))) if starts.size else 0.0
+    swing = np.nan                                   # the road's own swing: read only where the depth reads swings
+    if depth_from_swing(params, sig.fs_hz):
+        swing = quiet_swing(sig, params, int(np.median(stops - starts))) if starts.size else 0.0
     feat = event_features(sig, starts, stops, wheelbase_m=wheelbase_m, motion_band_hz=params.motion_band_hz,
                           max_event_s=params.max_event_s, quiet_swing_mps=swing)
     rejected = reject_reasons(feat, sig, params)

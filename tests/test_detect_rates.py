@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ingest
@@ -42,3 +43,16 @@ def test_slow_phones_still_feel_most_potholes(rate_hz: float, at_least: float) -
     assert _recall(rate_hz, DetectorParams()) >= at_least
     # the fixed edge: the old answer, on the vertical trigger alone (the axle-paired score off)
     assert _recall(rate_hz, DetectorParams(impact_low_per_rate=1.0, confirm_score=1e9)) < at_least
+
+
+def test_the_roads_own_swing_is_read_only_where_the_depth_reads_swings() -> None:
+    """Below 2 x the impact band's top (50 Hz) the depth is the velocity swing above the road's own, so every
+    candidate carries a finite, non-negative ``vel_background_mps``; at 100 Hz the depth is the ringing's and the
+    swing is not read (NaN), which saves the quiet windows' filtering on every trace."""
+    p = DetectorParams()
+    trace = ingest.read(TRIPS[0])
+    full = detect(trace, p).candidates["vel_background_mps"]
+    slow = detect(slow_phone(trace, 16.7), p).candidates["vel_background_mps"]
+    assert full.size and slow.size
+    assert np.isnan(full).all()
+    assert np.isfinite(slow).all() and (slow >= 0).all() and (slow > 0).any()
