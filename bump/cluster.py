@@ -52,13 +52,14 @@ from scipy.spatial import cKDTree
 
 from detect.params import NON_NEGATIVE, POSITIVE, UNIT, ParamsError, Range, VersionedParams
 
-DEFECTS_VERSION = "bump-defects/0.8"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
+DEFECTS_VERSION = "bump-defects/0.9"     # 0.2: the full re-cluster splits clusters that several passes saw apart;
 #                                          0.3: ingestion merges a defect into a larger one most of its hits would join;
 #                                          0.4: a one-direction defect merges across directions only if hit as a
 #                                          full-width feature is; 0.5: a tie in the proud vote lists the cover;
 #                                          0.6: a defect's depth class is its severity's, not one hit's;
 #                                          0.7: a defect's direction is a robust mean of its hits' (mean_heading);
-#                                          0.8: a trip's GPS error read at landmarks moves its hits (bump.landmarks)
+#                                          0.8: a trip's GPS error read at landmarks moves its hits (bump.landmarks);
+#                                          0.9: the proud vote counts every hit's first motion (proud_share 2/3)
 SPANNING_KINDS = ("speed_bump", "joint")          # hit by both wheels, from both directions: designed features
 DESIGNED_KINDS = SPANNING_KINDS
 
@@ -130,7 +131,8 @@ class DefectParams(VersionedParams):
     designed_hit_rate: float = 0.8
     designed_traversals: int = 4
     twin_hit_rate: float = 0.6             # each of two opposite defects at one spot hit this often -> one feature
-    proud_share: float = 0.5               # a cover whose hits read proud more often than this stands up (no hole)
+    proud_share: float = 2 / 3             # a cover whose hits lifted the wheel first more often than this stands up
+    #                                        (no hole): a clear majority, as holes lift first on a few passes
     casting_max_depth_cm: float = 4.0      # castings sink at most 4 cm (FIELD_NOTES): a sunken "cover" whose
     #                                        severity is deeper is a pothole
     # --- priority (bump.priority)

@@ -62,7 +62,7 @@ from detect.params import DetectorParams
 from detect.pipeline import IMPACT_DTYPES
 from ingest.source import GZIP_MAGIC, ZIP_MAGIC
 
-_SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected"}
+_SKIP_FEATURES = {"i_start", "i_stop", "i_peak", "valid", "rejected", "first_motion"}   # first_motion: a column
 # joining and passes of a trip (~700 rows a trip): no status, counts (read for the few defects that need them)
 _TRACK_NEAR_COLUMNS = ("defect_id", "x_m", "y_m", "heading_deg", "spans", "uncertainty_m")
 _NEAR_COLUMNS = (*_TRACK_NEAR_COLUMNS, "status", "n_hits")         # ... and what makes a landmark
@@ -182,6 +182,7 @@ def hit_columns(impacts: Columns, proj: LocalProjection, trip_id: str, device_id
         "depth_class": imp["depth_class"].astype(str), "confidence": imp["confidence"], "speed_mps": imp["speed_mps"],
         "own_latency_s": np.full(n, own_latency_s),
         **({"spot_kind": imp["spot_kind"].astype(str)} if "spot_kind" in imp else {}),   # else the store's default
+        **({"first_motion": imp["first_motion"]} if "first_motion" in imp else {}),      # else unknown (NULL)
     })
     extra = [k for k in imp if k not in IMPACT_DTYPES and k not in _SKIP_FEATURES]
     features = Columns({k: imp[k] for k in extra}).to_records(decimals={k: 4 for k in extra}) if extra and n \

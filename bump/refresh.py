@@ -117,7 +117,7 @@ def _summaries(defects: Columns, hits: Columns, totals: Columns, pass_totals: Co
     kinds, reasons = decide_kinds(lab, k, hits["kind"], hits["confidence"], hits["heading_deg"], n_trav, n_trav_hit,
                                   dp, hit_spot_kind=hits["spot_kind"], n_devices=totals["n_devices"][total])
     sev = _group_quantile(lab, hits["severity"], k, 0.75)
-    depth = decide_depth_classes(lab, k, hits["depth_class"], sev, kinds, dp)
+    depth = decide_depth_classes(lab, k, hits["first_motion"], sev, kinds, dp)
     kinds, reasons = deeper_than_castings(kinds, reasons, sev, depth, dp)
     _, dev_idx = np.unique(hits["device_id"], return_inverse=True)
     pair = lab * (int(dev_idx.max(initial=0)) + 1) + dev_idx.ravel()
@@ -240,7 +240,7 @@ OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all
 # what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "t_s", "x_m", "y_m", "accuracy_m",
                        "heading_deg", "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s",
-                       "spot_kind")
+                       "spot_kind", "first_motion")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,

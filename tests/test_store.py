@@ -521,7 +521,7 @@ def test_a_version_7_database_opens_and_its_defects_have_no_kept_summary_yet(tmp
     before = old.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status"])
     old.close()
     new = Store.open(path)
-    assert new.schema_version == SCHEMA_VERSION == 12
+    assert new.schema_version == SCHEMA_VERSION == 13
     after = new.defects_by_id([1, 2], ["defect_id", "priority", "x_m", "status", "latency_s", "latency_devices"])
     for name in before.names:
         assert after[name].tolist() == before[name].tolist(), name
@@ -575,6 +575,31 @@ def test_a_version_11_databases_hits_keep_their_kind_as_their_spot_kind(tmp_path
         ("joint", "joint"), ("pothole", "pothole"), ("pothole", "pothole"), ("rough", "cover"), ("rough", "rough")]
     plan = " ".join(str(r) for r in new._ex(
         "EXPLAIN QUERY PLAN SELECT kind, spot_kind FROM hits WHERE defect_id = ? ORDER BY t_s DESC LIMIT 5",
+        (1,)).fetchall())
+    assert "COVERING INDEX hits_defect_summary" in plan
+    new.close()
+
+
+def test_a_version_12_databases_proud_hits_tell_their_first_motion_and_the_rest_do_not(tmp_path) -> None:
+    """Migration 13: a hit read proud lifted its wheel first (its first motion is up by definition); the others
+    stored before it are unknown (NaN) until reprocessed; new hits store theirs, and the summaries read it from
+    their covering index."""
+    path = tmp_path / "v12.db"
+    old = _old_store_with_hits(path, 12, ["d0", "d1"])
+    with old.transaction():
+        old._ex("UPDATE hits SET depth_class = 'proud' WHERE trip_id = 't0'")
+    old.close()
+    new = Store.open(path)
+    got = new.hits_of_defects([1], ["trip_id", "first_motion"], recent=5)
+    motion = dict(zip(got["trip_id"].tolist(), got["first_motion"].tolist(), strict=True))
+    assert motion["t0"] == 1.0 and np.isnan(motion["t1"])
+    with new.transaction():
+        new.add_hits({**_hit_cols(["cover", "pothole"]), "first_motion": np.array([1, -1])}, [{}, {}], {})
+    got = new.hits_of_defects([1], ["kind", "first_motion"], recent=10)
+    assert sorted(zip(got["kind"].tolist(), got["first_motion"].tolist(), strict=True))[:2] == [
+        ("cover", 1.0), ("pothole", -1.0)]
+    plan = " ".join(str(r) for r in new._ex(
+        "EXPLAIN QUERY PLAN SELECT kind, first_motion FROM hits WHERE defect_id = ? ORDER BY t_s DESC LIMIT 5",
         (1,)).fetchall())
     assert "COVERING INDEX hits_defect_summary" in plan
     new.close()

@@ -11,9 +11,9 @@ HIT_COLUMNS: dict[str, str] = {
     "hit_id": "i8", "trip_id": "U", "device_id": "U", "defect_id": "i8", "t_s": "f8", "lat_deg": "f8",
     "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "accuracy_m": "f8", "heading_deg": "f8", "kind": "U",
     "severity": "f8", "depth_class": "U", "confidence": "f8", "speed_mps": "f8", "own_latency_s": "f8",
-    "spot_kind": "U",
+    "spot_kind": "U", "first_motion": "f8",
 }
-OPTIONAL_HIT_COLUMNS = ("own_latency_s",)                              # NULL if left out
+OPTIONAL_HIT_COLUMNS = ("own_latency_s", "first_motion")               # NULL if left out
 DEFECT_COLUMNS: dict[str, str] = {
     "defect_id": "i8", "status": "U", "crew_status": "U", "crew_at_s": "f8", "kind": "U", "kind_reason": "U",
     "lat_deg": "f8", "lon_deg": "f8", "x_m": "f8", "y_m": "f8", "grid_key": "i8", "heading_deg": "f8",

@@ -307,6 +307,17 @@ CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, devic
     heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s, spot_kind);
 """
 
+# A hit's first motion (detect.features: +1 the wheel was lifted first, -1 dropped first, 0 unclear), which the defect
+# layer's proud vote counts. Hits stored before it was kept tell it where they were read proud (a proud reading is a
+# first motion up by definition); elsewhere it is unknown (NULL) until `bump reprocess`.
+_M13 = """
+ALTER TABLE hits ADD COLUMN first_motion {real};
+UPDATE hits SET first_motion = 1 WHERE depth_class = 'proud';
+DROP INDEX hits_defect_summary;
+CREATE INDEX hits_defect_summary ON hits (defect_id, t_s, hit_id, trip_id, device_id, x_m, y_m, accuracy_m,
+    heading_deg, kind, severity, depth_class, confidence, speed_mps, own_latency_s, spot_kind, first_motion);
+"""
+
 # version -> (name, DDL). Append only: never edit a released migration, add the next one.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("trips, hits, defects, traversals, history", _M1),
@@ -321,5 +332,6 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     10: ("hits: the GPS latency of their own trip, when it told it", _M10),
     11: ("traversals by (defect, trip, pass): a trip that comes by again passes again", _M11),
     12: ("hits: their spot kind (the kind without the rough-stretch rule)", _M12),
+    13: ("hits: their first motion (up or down first), for the defects' proud vote", _M13),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
