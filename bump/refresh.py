@@ -239,8 +239,8 @@ _LOAD_COLUMNS = ("defect_id", "status", "status_since_s", "crew_status", "crew_a
 OWN_LATENCY_STAMP = -2     # defects.latency_devices of a summary whose hits all carry their own trip's latency
 # what summaries read of a defect's latest hits (hit_id: their order)
 SUMMARY_HIT_COLUMNS = ("hit_id", "trip_id", "device_id", "defect_id", "t_s", "x_m", "y_m", "accuracy_m",
-                       "heading_deg", "kind", "severity", "depth_class", "confidence", "speed_mps", "own_latency_s",
-                       "spot_kind", "first_motion")
+                       "heading_deg", "kind", "severity", "confidence", "speed_mps", "own_latency_s", "spot_kind",
+                       "first_motion")
 
 
 def _load(store: Store, ids: np.ndarray, proj: LocalProjection, dp: DefectParams, *, sync: bool = True,

@@ -595,8 +595,8 @@ def test_a_version_12_databases_proud_hits_tell_their_first_motion_and_the_rest_
     assert motion["t0"] == 1.0 and np.isnan(motion["t1"])
     with new.transaction():
         new.add_hits({**_hit_cols(["cover", "pothole"]), "first_motion": np.array([1, -1])}, [{}, {}], {})
-    got = new.hits_of_defects([1], ["kind", "first_motion"], recent=10)
-    assert sorted(zip(got["kind"].tolist(), got["first_motion"].tolist(), strict=True))[:2] == [
+    got = new.hits_of_defects([1], ["kind", "first_motion"], recent=10)      # by hit id: the new two last
+    assert list(zip(got["kind"].tolist(), got["first_motion"].tolist(), strict=True))[-2:] == [
         ("cover", 1.0), ("pothole", -1.0)]
     plan = " ".join(str(r) for r in new._ex(
         "EXPLAIN QUERY PLAN SELECT kind, first_motion FROM hits WHERE defect_id = ? ORDER BY t_s DESC LIMIT 5",
