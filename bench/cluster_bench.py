@@ -36,7 +36,7 @@ from bump.cells import grid_keys
 from bump.cluster import DefectParams, robust_centres
 from bump.recluster import recluster
 from bump.runtime import one_blas_thread
-from bump.store import Store
+from bump.store import SCHEMA_VERSION, Store
 from detect.geo import LocalProjection
 
 ORIGIN = (42.36, -71.06)
@@ -193,7 +193,11 @@ def ten_minute_upload(seed: int, trip_id: str, start_s: float = T0_S + 2e6) -> b
 
 
 def bench_incremental(n_defects: int, repeats: int, workdir: Path, seed: int) -> None:
-    base = workdir / f"base-{n_defects}.db"
+    base = workdir / f"base-{n_defects}-schema{SCHEMA_VERSION}.db"    # one built at this schema: a migrated one
+    # carries the migration's whole WAL and rebuilt indexes into the figures
+    for old in workdir.glob(f"base-{n_defects}*.db"):
+        if old != base:
+            old.unlink()
     if not base.exists():
         t0 = time.perf_counter()
         build_database(base, n_defects, seed)
