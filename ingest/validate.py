@@ -263,24 +263,39 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _exact_median(x: np.ndarray, monotonic: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
-    """``np.median(x)``, or ``np.median(monotonic(x))``, of a non-empty 1-D array, bit for bit.
+_PROBE = 512           # values looked at for a dominant one (:func:`_partitioned`)
 
-    By a sort, not numpy's partition: the intervals of real time stamps (epoch seconds, 10 ms steps quantised to
-    2.4e-7 s) take two values in a periodic order, on which the partition's pivots degenerate (2.1 ms against a
-    sort's 0.1 ms for 20,000 intervals); a sort costs at most ~0.7 ms on any order. NaN sorts last, as numpy's
-    median reads it; the mean of the two middle elements is computed as numpy does, ``(lo + hi) / 2``. A
-    non-decreasing, elementwise ``monotonic`` (e.g. ``np.sqrt``) keeps the order, so it is applied to the middle
-    elements only.
+
+def _partitioned(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` ordered around its ``k``-th order statistic (at ``k``; nothing larger before it, nothing smaller after).
+
+    By numpy's partition, unless one value fills more than an eighth of an evenly strided probe: the partition's
+    pivots degenerate on such a value (the intervals of real time stamps, epoch seconds every 10 ms quantised to
+    2.4e-7 s, are 96 % one value: 2.7 ms for 20,000, 20x slower than on distinct values), and a full sort, fast on
+    few distinct values, takes its place."""
+    probe = x[::max(1, x.size // _PROBE)]
+    if np.unique(probe, return_counts=True)[1].max() * 8 > probe.size:
+        return np.sort(x)
+    return np.partition(x, k)
+
+
+def _exact_median(x: np.ndarray, monotonic: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """``np.median(x)``, or ``np.median(monotonic(x))``, of a non-empty 1-D array, bit for bit, ~5x faster.
+
+    numpy partitions around three points (both middle elements, and the last for its NaN check). One ordering
+    around the upper middle element (:func:`_partitioned`), a max over the lower part for the other and one over
+    the upper part for NaN give the same numbers; the mean of the two is computed as numpy does,
+    ``(lo + hi) / 2``. A non-decreasing, elementwise ``monotonic`` (e.g. ``np.sqrt``) keeps the order, so it is
+    applied to the middle elements only.
     """
     k = x.size // 2
-    ordered = np.sort(x)
-    if np.isnan(ordered[-1]):
+    part = _partitioned(x, k)
+    if np.isnan(part[k:].max()):
         return float("nan")
-    hi = ordered[k] if monotonic is None else monotonic(ordered[k])
+    hi = part[k] if monotonic is None else monotonic(part[k])
     if x.size % 2:
         return float(hi)
-    lo = ordered[k - 1]
+    lo = part[:k].max()
     return float(((lo if monotonic is None else monotonic(lo)) + hi) / 2)
 
 
