@@ -195,8 +195,8 @@ def ten_minute_upload(seed: int, trip_id: str, start_s: float = T0_S + 2e6) -> b
 def bench_incremental(n_defects: int, repeats: int, workdir: Path, seed: int) -> None:
     base = workdir / f"base-{n_defects}-schema{SCHEMA_VERSION}.db"    # one built at this schema: a migrated one
     # carries the migration's whole WAL and rebuilt indexes into the figures
-    for old in workdir.glob(f"base-{n_defects}*.db"):
-        if old != base:
+    for old in (workdir / f"base-{n_defects}.db", *workdir.glob(f"base-{n_defects}-schema*.db")):
+        if old != base and old.exists():
             old.unlink()
     if not base.exists():
         t0 = time.perf_counter()
