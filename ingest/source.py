@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_DECOMPRESSED_BYTES = 2_000_000_000
 SINGLE_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".gz", ".zip")   # a container's lone member: that file
+_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")   # a zip member's local header: signature, ..., name and extra lengths
 
 
 def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
@@ -168,6 +170,33 @@ def _from_folder(path: Path, label: str) -> Source:
     return Source(label, _FolderFiles(path, paths, label), single=False)
 
 
+def _unzip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes:
+    """One member of the zip archive ``data`` (open as ``zf``), unpacked. A deflated member (what phone apps
+    write) is inflated by ISA-L when installed, about twice as fast as ``zipfile`` (zlib) inflates a Sensor
+    Logger export, and checked as ``zipfile`` checks it: its local header's signature, its packed length, its
+    size and its CRC-32 (:class:`zipfile.BadZipFile` or :class:`EOFError` otherwise). Any other member (stored,
+    bzip2, lzma, encrypted) and every member without ISA-L go through ``zipfile``."""
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1 or _zlib is zlib:
+        return zf.read(info)
+    try:
+        signature, n_name, n_extra = _ZIP_LOCAL_HEADER.unpack_from(data, info.header_offset)
+    except struct.error:
+        raise EOFError(f"the local header of {info.filename} is cut short") from None
+    if signature != ZIP_MAGIC:
+        raise zipfile.BadZipFile(f"Bad magic number for file header of {info.filename}")
+    start = info.header_offset + _ZIP_LOCAL_HEADER.size + n_name + n_extra
+    packed = memoryview(data)[start:start + info.compress_size]
+    if len(packed) < info.compress_size:
+        raise EOFError(f"{info.filename} is cut short ({len(packed)} of {info.compress_size} packed bytes)")
+    inflate = _zlib.decompressobj(-_zlib.MAX_WBITS)             # raw deflate: no zlib or gzip header
+    out = inflate.decompress(packed, info.file_size + 1)        # one byte over the size it declares: a lie shows
+    if not inflate.eof or len(out) != info.file_size:
+        raise zipfile.BadZipFile(f"{info.filename} does not unpack to the {info.file_size} bytes it declares")
+    if _zlib.crc32(out) != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return out
+
+
 def _from_bytes(data: bytes, name: str) -> Source:
     if data.startswith(GZIP_MAGIC):
         data = gunzip(data, name=name)
@@ -185,7 +214,7 @@ def _from_bytes(data: bytes, name: str) -> Source:
                             or "__MACOSX" in info.filename:
                         continue
                     member = info.filename
-                    files[member] = zf.read(info)
+                    files[member] = _unzip_member(zf, info, data)
         except FormatError:
             raise
         except NotImplementedError as exc:       # zipfile: "That compression method is not supported"
@@ -195,7 +224,7 @@ def _from_bytes(data: bytes, name: str) -> Source:
             # zipfile: "File <ZipInfo ...> is encrypted, password required for extraction"
             raise FormatError(f"is a password-protected zip archive ({member or 'a member'} is encrypted); export "
                               "it again without a password", source=name, field=member) from exc
-        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, _zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
             # a damaged member shows only when it is unpacked: bad CRC (BadZipFile), corrupt deflate, bzip2
             # (OSError) or lzma data, or a member cut short (EOFError)
             raise FormatError(f"is a damaged zip archive ({type(exc).__name__}: {exc}); export it again",

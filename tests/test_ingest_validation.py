@@ -309,6 +309,64 @@ def test_gunzip_joins_members_and_refuses_bombs_and_truncation(inflate: str, mon
         source.gunzip(b"\x1f\x8b\x08\x00" + b"garbage" * 10, name="x")
 
 
+
+def _zip_of(members: dict[str, bytes], method: int) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("inflate", ["isal", "zlib"])
+def test_zip_members_unpack_as_zipfile_unpacks_them_and_damage_is_named(inflate: str, monkeypatch) -> None:
+    import zipfile
+    import zlib
+
+    from ingest import source
+
+    if inflate == "zlib":
+        monkeypatch.setattr(source, "_zlib", zlib)
+    else:
+        pytest.importorskip("isal")
+    rng = np.random.default_rng(3)
+    members = {"rec/Accelerometer.csv": "\n".join(f"{t},{x:.6f}" for t, x in enumerate(rng.normal(size=4000))).encode(),
+               "rec/Empty.csv": b"", "rec/Metadata.csv": b"version,1\n"}
+    for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED, zipfile.ZIP_BZIP2):
+        got = source._from_bytes(_zip_of(members, method), "rec.zip").members
+        assert dict(got) == members, method
+    good = _zip_of(members, zipfile.ZIP_DEFLATED)
+    central = good.index(b"PK\x01\x02")                  # the first member's central directory entry
+    local = good.index(b"PK\x03\x04")
+    start = local + 30 + int.from_bytes(good[local + 26:local + 28], "little") + int.from_bytes(
+        good[local + 28:local + 30], "little")
+
+    def edited(at: int, value: bytes) -> bytes:
+        return good[:at] + value + good[at + len(value):]
+
+    first = "rec/Accelerometer.csv"
+    size = int.from_bytes(good[central + 24:central + 28], "little")
+    crc = int.from_bytes(good[central + 16:central + 20], "little")
+    second = good.index(b"PK\x03\x04", local + 4)            # the second member's local header
+    cases = {    # (the archive, the member named)
+        "crc": (edited(central + 16, ((crc + 1) % 2**32).to_bytes(4, "little")), first),   # CRC-32 in the directory
+        "short": (edited(central + 24, (size - 1).to_bytes(4, "little")), first),           # one byte fewer declared
+        "data": (edited(start + 8, b"\xa5" * 32), first),                                 # the deflate stream itself
+        "header": (edited(second, b"PK\x05\x06"), "rec/Empty.csv"),                       # a local header's signature
+    }
+    if inflate == "isal":        # zipfile reads a member shorter than it declares without a word
+        cases["long"] = (edited(central + 24, (size + 1).to_bytes(4, "little")), first)
+    for what, (data, member) in cases.items():
+        with pytest.raises(FormatError) as err:
+            source._from_bytes(data, "rec.zip")
+            pytest.fail(f"{what}: read without an error")
+        assert "is a damaged zip archive" in str(err.value) and "export it again" in str(err.value), what
+        assert err.value.field == member, what
+
+
 # --- the fast kernels of build_trace against their slow, obvious twins -------------------------------------------
 
 _values = st.floats(allow_nan=True, allow_infinity=True, width=64)
