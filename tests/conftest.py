@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import io
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -36,3 +38,12 @@ def make_doc(*, duration_s: float = 10.0, rate_hz: float = 50.0, seed: int = 0, 
 @pytest.fixture
 def doc() -> dict[str, Any]:
     return copy.deepcopy(make_doc())
+
+
+def zip_of(members: dict[str, str | bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive of ``members`` (name -> contents), packed with ``method``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import zip_of
 from test_api_support import ROOT, bearer, gz, make_client, small_trip
 from test_ingest_validation import CASES, _input
 
@@ -32,14 +33,6 @@ def upload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                                **kw)
 
         yield send
-
-
-def _zip(files: dict[str, str | bytes]) -> bytes:
-    b = io.BytesIO()
-    with zipfile.ZipFile(b, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return b.getvalue()
 
 
 def _zip_edited(edit: str) -> bytes:
@@ -120,13 +113,13 @@ HTTP_CASES: list[tuple[str, bytes, dict[str, str], dict[str, Any], int, str, str
      "password-protected", None),
     ("zip-unknown-method", _zip_edited("method"), {"Content-Type": "application/zip"}, {}, 415,
      "method bump cannot unpack", None),
-    ("zip-not-sensor-logger", _zip({"notes.txt": "hello", "photo.jpg": b"\xff\xd8"}),
+    ("zip-not-sensor-logger", zip_of({"notes.txt": "hello", "photo.jpg": b"\xff\xd8"}),
      {"Content-Type": "application/zip"}, {}, 415, "not a format bump knows", None),
     ("sensor-logger-without-accelerometer",
-     _zip({"Location.csv": "time,seconds_elapsed,horizontalAccuracy,speed,bearing,altitude,longitude,latitude\n"
+     zip_of({"Location.csv": "time,seconds_elapsed,horizontalAccuracy,speed,bearing,altitude,longitude,latitude\n"
                            "1,0,5,1,1,1,-71,42\n", "Metadata.csv": "version,device name\n1,x\n"}),
      {"Content-Type": "application/zip"}, {}, 415, "no accelerometer file", None),
-    ("sensor-logger-non-numeric", _zip({"TotalAcceleration.csv": "time,seconds_elapsed,z,y,x\n1,0,a,b,c\n",
+    ("sensor-logger-non-numeric", zip_of({"TotalAcceleration.csv": "time,seconds_elapsed,z,y,x\n1,0,a,b,c\n",
                                         "Metadata.csv": "version,device name\n1,x\n"}),
      {"Content-Type": "application/zip"}, {}, 422, "not a number", "TotalAcceleration.csv.x"),
     ("json-number", b"42", {"Content-Type": "application/json"}, {}, 422, "must be a JSON object", None),

@@ -9,15 +9,14 @@ generated values reach the code behind authentication. Examples are bounded to k
 from __future__ import annotations
 
 import gzip
-import io
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
+from conftest import zip_of
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -46,14 +45,6 @@ APP = create_app(Settings(db_path=_DB, upload_burst=100_000, upload_rate_per_min
                           device_register_rate_per_minute=100_000, max_body_bytes=2_000_000))
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
 # bodies for the upload's binary media types (schemathesis cannot make them from "format: binary"): noise, gzip
 # of noise, a real trip cut short or whole; zips of Sensor Logger file names holding noise, one escaping the folder
 _TRIP_GZ = SAMPLE_TRIPS[4].read_bytes()
@@ -64,7 +55,7 @@ schemathesis.openapi.media_type("application/zip", st.one_of(
     st.binary(max_size=256),
     st.dictionaries(st.sampled_from(["Accelerometer.csv", "TotalAcceleration.csv", "Gravity.csv", "Gyroscope.csv",
                                      "Location.csv", "Metadata.csv", "trip/Location.csv", "../escape.csv"]),
-                    st.binary(max_size=512), max_size=4).map(_zip)))
+                    st.binary(max_size=512), max_size=4).map(zip_of)))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

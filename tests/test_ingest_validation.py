@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from conftest import T0_S, make_doc
+from conftest import T0_S, make_doc, zip_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -309,18 +309,6 @@ def test_gunzip_joins_members_and_refuses_bombs_and_truncation(inflate: str, mon
         source.gunzip(b"\x1f\x8b\x08\x00" + b"garbage" * 10, name="x")
 
 
-
-def _zip_of(members: dict[str, bytes], method: int) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("inflate", ["isal", "zlib"])
 def test_zip_members_unpack_as_zipfile_unpacks_them_and_damage_is_named(inflate: str, monkeypatch) -> None:
     import zipfile
@@ -336,9 +324,9 @@ def test_zip_members_unpack_as_zipfile_unpacks_them_and_damage_is_named(inflate:
     members = {"rec/Accelerometer.csv": "\n".join(f"{t},{x:.6f}" for t, x in enumerate(rng.normal(size=4000))).encode(),
                "rec/Empty.csv": b"", "rec/Metadata.csv": b"version,1\n"}
     for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED, zipfile.ZIP_BZIP2):
-        got = source._from_bytes(_zip_of(members, method), "rec.zip").members
+        got = source._from_bytes(zip_of(members, method), "rec.zip").members
         assert dict(got) == members, method
-    good = _zip_of(members, zipfile.ZIP_DEFLATED)
+    good = zip_of(members, zipfile.ZIP_DEFLATED)
     central = good.index(b"PK\x01\x02")                  # the first member's central directory entry
     local = good.index(b"PK\x03\x04")
     start = local + 30 + int.from_bytes(good[local + 26:local + 28], "little") + int.from_bytes(
