@@ -29,7 +29,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_DECOMPRESSED_BYTES = 2_000_000_000
 SINGLE_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".gz", ".zip")   # a container's lone member: that file
-_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")   # a zip member's local header: signature, ..., name and extra lengths
+_ZIP_LOCAL_HEADER = struct.Struct("<4s2xH18xHH")   # a zip member's local header: signature, flags, ..., name and
+_ZIP_UTF8_NAME = 0x800                              # extra lengths; the flag bit of a UTF-8 name (else cp437)
 
 
 def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
@@ -173,18 +174,23 @@ def _from_folder(path: Path, label: str) -> Source:
 def _unzip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> bytes:
     """One member of the zip archive ``data`` (open as ``zf``), unpacked. A deflated member (what phone apps
     write) is inflated by ISA-L when installed, about twice as fast as ``zipfile`` (zlib) inflates a Sensor
-    Logger export, and checked as ``zipfile`` checks it: its local header's signature, its packed length, its
-    size and its CRC-32 (:class:`zipfile.BadZipFile` or :class:`EOFError` otherwise). Any other member (stored,
-    bzip2, lzma, encrypted) and every member without ISA-L go through ``zipfile``."""
+    Logger export, and checked as ``zipfile`` checks it: its local header's signature and name, its packed
+    length, its size and its CRC-32 (:class:`zipfile.BadZipFile` or :class:`EOFError` otherwise). Any other
+    member (stored, bzip2, lzma, encrypted) and every member without ISA-L go through ``zipfile``."""
     if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1 or _zlib is zlib:
         return zf.read(info)
     try:
-        signature, n_name, n_extra = _ZIP_LOCAL_HEADER.unpack_from(data, info.header_offset)
+        signature, flags, n_name, n_extra = _ZIP_LOCAL_HEADER.unpack_from(data, info.header_offset)
     except struct.error:
         raise EOFError(f"the local header of {info.filename} is cut short") from None
     if signature != ZIP_MAGIC:
         raise zipfile.BadZipFile(f"Bad magic number for file header of {info.filename}")
-    start = info.header_offset + _ZIP_LOCAL_HEADER.size + n_name + n_extra
+    name_at = info.header_offset + _ZIP_LOCAL_HEADER.size
+    local_name = data[name_at:name_at + n_name].decode(
+        "utf-8" if flags & _ZIP_UTF8_NAME else "cp437", errors="replace")
+    if local_name != info.orig_filename:
+        raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {local_name!r} differ.")
+    start = name_at + n_name + n_extra
     packed = memoryview(data)[start:start + info.compress_size]
     if len(packed) < info.compress_size:
         raise EOFError(f"{info.filename} is cut short ({len(packed)} of {info.compress_size} packed bytes)")

@@ -344,6 +344,7 @@ def test_zip_members_unpack_as_zipfile_unpacks_them_and_damage_is_named(inflate:
         "short": (edited(central + 24, (size - 1).to_bytes(4, "little")), first),           # one byte fewer declared
         "data": (edited(start + 8, b"\xa5" * 32), first),                                 # the deflate stream itself
         "header": (edited(second, b"PK\x05\x06"), "rec/Empty.csv"),                       # a local header's signature
+        "name": (edited(local + 30, b"sec"), first),          # the local header names another file than the directory
     }
     if inflate == "isal":        # zipfile reads a member shorter than it declares without a word
         cases["long"] = (edited(central + 24, (size + 1).to_bytes(4, "little")), first)
