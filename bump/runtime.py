@@ -5,8 +5,8 @@ one batch job per core), not big linear algebra. OpenBLAS starts a thread per co
 a (3, 3) rotation of a trip, and its idle threads then spin on the other cores for a while: on 2 cores one
 ``detect()`` of an hour of 100 Hz cost 88 ms of CPU with the default pool and 44 ms with one thread, for the same
 45 ms of wall time. So bump's processes keep BLAS to one thread (``threadpoolctl``; an explicit
-``OPENBLAS_NUM_THREADS`` or similar setting in the environment is left alone). A library user calling
-``detect.detect`` decides for their own process.
+``OPENBLAS_NUM_THREADS`` or similar setting in the environment is left alone). ``detect.detect`` called from
+another program runs on one BLAS thread for the time of the call anyway (:mod:`detect.threads`).
 
 Freed memory. A service worker handles each upload in a pool thread, whose glibc arena gives the top of its heap
 back to the kernel (``madvise``) once a request has freed its arrays; the next upload then faults those pages in

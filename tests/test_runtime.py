@@ -39,3 +39,56 @@ def test_keep_freed_memory_on_glibc_unless_the_environment_sets_it(monkeypatch: 
     assert keep_freed_memory() is False                   # an explicit setting is left alone
     monkeypatch.delenv("MALLOC_TOP_PAD_")
     assert keep_freed_memory() is True                    # mallopt accepted M_TOP_PAD
+
+
+def _blas_thread_counts() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_detect_runs_blas_on_one_thread_and_gives_the_process_its_limits_back(monkeypatch: pytest.MonkeyPatch
+                                                                              ) -> None:
+    """A notebook left at OpenBLAS's default pool: detect() runs on one thread (detect.threads), and the process
+    has its own limits again once the last of several concurrent calls ends. (threadpoolctl lets only the thread
+    that first set a limit, here this one, change the pool: calls from other threads run as the process is set.)"""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    import detect.pipeline
+    import ingest
+    from detect import detect as run_detect
+    from detect.threads import one_blas_thread
+    from tests.conftest import make_doc
+
+    trace = ingest.read(json.dumps(make_doc(duration_s=20.0)).encode(), name="probe.json")
+    inside: list[set[int]] = []
+    gate = threading.Barrier(2)
+    build = detect.pipeline.build_signals
+
+    def spying_build(*args: object, **kwargs: object) -> object:
+        inside.append(_blas_thread_counts())
+        if threading.current_thread().name.startswith("detect-"):
+            gate.wait(timeout=30)                  # both threads inside detect() at once
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(detect.pipeline, "build_signals", spying_build)
+    with threadpool_limits(limits=2, user_api="blas"):
+        if _blas_thread_counts() != {2}:
+            pytest.skip("BLAS cannot run 2 threads here (one core)")
+        run_detect(trace)
+        assert inside and all(c == {1} for c in inside), inside
+        assert _blas_thread_counts() == {2}                    # given back
+        with one_blas_thread():                                # a call inside another's time: the outer restores
+            run_detect(trace)
+            assert _blas_thread_counts() == {1}
+        assert _blas_thread_counts() == {2}
+        inside.clear()
+        workers = [threading.Thread(target=run_detect, args=(trace,), name=f"detect-{k}") for k in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=60)
+        assert len(inside) == 2 and not any(w.is_alive() for w in workers), inside      # both ran to the end
+        assert _blas_thread_counts() == {2}                    # the last call out restored it
