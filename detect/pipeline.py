@@ -37,7 +37,7 @@ from detect.motion import coarse_step, motion_on_grid, position_at
 from detect.orientation import Orientation, handling_spans, orient
 from detect.params import DetectorParams
 from detect.roughness import PhoneGyro, ReferenceCar, roughness_windows
-from detect.threads import one_blas_thread
+from detect.threads import blas_on_one_thread
 from detect.whiten import whiten
 from ingest.trace import Trace
 
@@ -281,7 +281,7 @@ def detect(trace: Trace, params: DetectorParams | Mapping[str, Any] | None = Non
         raise TypeError(f"detect() params takes detect.DetectorParams, a dict of their fields (e.g. "
                         f"{{'threshold_ratio': 3.0}}) or None for the defaults, not {type(params).__name__}; e.g. "
                         "detect(trace, DetectorParams(threshold_ratio=3.0))")
-    with one_blas_thread():                 # small matrix products: a thread pool only slows them (detect.threads)
+    with blas_on_one_thread():              # small matrix products: a thread pool only slows them (detect.threads)
         return _detect(trace, params)
 
 

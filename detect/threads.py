@@ -28,7 +28,7 @@ _limiter: Any = None              # the setting to restore once the last call en
 
 
 @contextmanager
-def one_blas_thread() -> Iterator[None]:
+def blas_on_one_thread() -> Iterator[None]:
     """BLAS limited to one thread inside the ``with`` block; the process's own limits restored after the last
     block open in any thread ends."""
     global _users, _controller, _limiter

@@ -29,8 +29,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_DECOMPRESSED_BYTES = 2_000_000_000
 SINGLE_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".gz", ".zip")   # a container's lone member: that file
-_ZIP_LOCAL_HEADER = struct.Struct("<4s2xH18xHH")   # a zip member's local header: signature, flags, ..., name and
-_ZIP_UTF8_NAME = 0x800                              # extra lengths; the flag bit of a UTF-8 name (else cp437)
+# a zip member's local header: signature, flags, ..., name and extra lengths; two of its flag bits
+_ZIP_LOCAL_HEADER = struct.Struct("<4s2xH18xHH")
+_ZIP_ENCRYPTED = 0x1
+_ZIP_UTF8_NAME = 0x800             # the name is UTF-8 (else cp437)
 
 
 def gunzip(data: bytes, *, name: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
@@ -177,7 +179,7 @@ def _unzip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data: bytes) -> by
     Logger export, and checked as ``zipfile`` checks it: its local header's signature and name, its packed
     length, its size and its CRC-32 (:class:`zipfile.BadZipFile` or :class:`EOFError` otherwise). Any other
     member (stored, bzip2, lzma, encrypted) and every member without ISA-L go through ``zipfile``."""
-    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1 or _zlib is zlib:
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & _ZIP_ENCRYPTED or _zlib is zlib:
         return zf.read(info)
     try:
         signature, flags, n_name, n_extra = _ZIP_LOCAL_HEADER.unpack_from(data, info.header_offset)

@@ -59,7 +59,7 @@ def test_detect_runs_blas_on_one_thread_and_gives_the_process_its_limits_back(mo
     import detect.pipeline
     import ingest
     from detect import detect as run_detect
-    from detect.threads import one_blas_thread
+    from detect.threads import blas_on_one_thread
     from tests.conftest import make_doc
 
     trace = ingest.read(json.dumps(make_doc(duration_s=20.0)).encode(), name="probe.json")
@@ -80,7 +80,7 @@ def test_detect_runs_blas_on_one_thread_and_gives_the_process_its_limits_back(mo
         run_detect(trace)
         assert inside and all(c == {1} for c in inside), inside
         assert _blas_thread_counts() == {2}                    # given back
-        with one_blas_thread():                                # a call inside another's time: the outer restores
+        with blas_on_one_thread():                             # a call inside another's time: the outer restores
             run_detect(trace)
             assert _blas_thread_counts() == {1}
         assert _blas_thread_counts() == {2}
