@@ -8,6 +8,7 @@ detector's tuning.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from bump import cells as cellmap
 from bump import pipeline, refresh, views
 from bump import store as store_module
 from bump.store import SCHEMA_VERSION, DefectQuery, Store, StoreError
+from bump.store import checkpoint as store_checkpoint
 from bump.store import database as store_database
 from bump.store import rows as store_rows
 from bump.traversals import Track
@@ -139,6 +141,49 @@ def test_pragmas_wal_full_foreign_keys(store: Store) -> None:
     assert store.pragma("foreign_keys") == 1
     assert store.pragma("busy_timeout") > 0
     assert store.schema_version == SCHEMA_VERSION
+
+
+def test_commits_are_checkpointed_in_the_background_and_the_wal_stays_one_commit_long(tmp_path) -> None:
+    path = tmp_path / "ck.db"
+    store = Store.open(path)
+    assert store.pragma("wal_autocheckpoint") == store_checkpoint.BACKSTOP_PAGES     # the writers' own: a backstop
+    wal_bytes = []
+    for k in range(5):                                  # ~60 pages each, far below the backstop
+        with store.transaction():
+            store.set_meta(f"big-{k}", "x" * 240_000)
+        assert store.wait_for_checkpoint()
+        wal_bytes.append((path.parent / "ck.db-wal").stat().st_size)
+        in_wal, copied = store.checkpointer.last
+        assert in_wal == copied >= 55                   # all of this commit's WAL is in the database file
+    assert store.checkpointer.checkpoints >= 5
+    assert max(wal_bytes) < 1.5 * wal_bytes[0]          # the next writer starts the WAL over: it does not grow
+    copy = tmp_path / "alone.db"                        # the database file alone, without its WAL, holds them all
+    copy.write_bytes(path.read_bytes())
+    con = sqlite3.connect(copy)
+    assert con.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'big-%'").fetchone()[0] == 5
+    con.close()
+    store.close()
+
+
+def _checkpoint_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("bump-checkpoint")]
+
+
+def test_one_checkpointer_per_file_and_process_stopped_by_its_last_user(tmp_path) -> None:
+    before = _checkpoint_threads()
+    a, b = Store.open(tmp_path / "one.db"), Store.open(tmp_path / "one.db")
+    other = Store.open(tmp_path / "two.db")
+    assert a.checkpointer is b.checkpointer and a.checkpointer is not other.checkpointer
+    assert len(_checkpoint_threads()) == len(before) + 2
+    a.close()
+    with b.transaction():                               # the other user's commits are still checkpointed
+        b.set_meta("k", "v")
+    assert b.wait_for_checkpoint() and b.checkpointer.checkpoints >= 1
+    b.close()
+    other.close()
+    assert _checkpoint_threads() == before
+    with Store.open(":memory:") as mem:
+        assert mem.checkpointer is None and mem.wait_for_checkpoint()
 
 
 def test_old_database_is_upgraded_on_open(tmp_path) -> None:
@@ -393,6 +438,7 @@ def test_a_version_6_database_keeps_its_passes_and_coverage_when_they_move_to_ke
 
 def _wal_frames(store: Store, update) -> int:
     """WAL frames (pages) one committed transaction running ``update(store)`` writes."""
+    assert store.wait_for_checkpoint()        # the background one would make the TRUNCATE below busy
     store._ex("PRAGMA wal_checkpoint(TRUNCATE)")
     with store.transaction():
         update(store)

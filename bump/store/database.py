@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bump.store import checkpoint
 from bump.store.catalogue import (
     _CELL_COUNTS,
     _TRIP_INFO,
@@ -55,9 +56,6 @@ from detect.columns import Columns
 
 _RANGES_CHUNK = 32       # indexed ranges per compound SELECT (per-defect LIMITs)
 _ROWS_PER_INSERT = 32    # rows per multi-row INSERT (~25 % faster than one statement step per row)
-# WAL pages before a commit also copies the log into the database (SQLite's default 1000 is ~4 MB, about one
-# 10-minute trip, so nearly every commit paid a checkpoint; pages rewritten by several trips are copied once)
-WAL_CHECKPOINT_PAGES = 10_000
 STATEMENT_CACHE = 512       # prepared statements kept per connection (Python's default 128: a trip's lists of
 #                             keys, padded to a few lengths, are parsed once, not per trip)
 CACHE_KIB = 32 * 1024       # page cache per connection [KiB] (SQLite's default is 2 MiB); a trip's ingest reads
@@ -75,6 +73,7 @@ class Store:
         self.path = path
         self.dialect = dialect
         self._depth = 0
+        self._checkpointer: checkpoint.Checkpointer | None = None      # set by open() (see bump.store.checkpoint)
 
     # -- opening, closing, transactions, migrations
 
@@ -94,7 +93,7 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint.BACKSTOP_PAGES}")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA cache_size = {-CACHE_KIB}")
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -113,10 +112,25 @@ class Store:
             conn.close()
             raise StoreError(f"schema version {found} is newer than this bump ({SCHEMA_VERSION}); upgrade bump",
                              source=path)
+        if path != ":memory:":
+            store._checkpointer = checkpoint.acquire(path)
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            checkpoint.release(self._checkpointer)
+            self._checkpointer = None
         self._conn.close()
+
+    @property
+    def checkpointer(self) -> checkpoint.Checkpointer | None:
+        """This file's background checkpointer (None for ":memory:"): its counts are diagnostics."""
+        return self._checkpointer
+
+    def wait_for_checkpoint(self, timeout_s: float = 10.0) -> bool:
+        """Block until the background checkpoint after this process's last commit is done (benches, tests);
+        False on timeout. Commits never need this: they are durable in the WAL."""
+        return self._checkpointer.wait_idle(timeout_s) if self._checkpointer is not None else True
 
     def __enter__(self) -> Store:
         return self
@@ -153,6 +167,8 @@ class Store:
                 raise
             self._depth = 0
             self._conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.notify()
         finally:
             if journal_in_memory:
                 self._conn.execute("PRAGMA temp_store = DEFAULT")
