@@ -62,13 +62,7 @@ class Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous = FULL")       # sync the WAL before, the database file after, a copy
-        except sqlite3.Error as exc:                         # the writers' backstop checkpoints instead
-            log.warning("no background checkpoints for %s: %s", self.path, exc)
-            self._finish_waiters()
-            return
+        conn: sqlite3.Connection | None = None       # opened at the first commit: a reader never needs it
         try:
             while True:
                 self._wake.wait()
@@ -78,6 +72,9 @@ class Checkpointer:
                 if self._stopping:
                     break
                 try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                        conn.execute("PRAGMA synchronous = FULL")   # sync the WAL before a copy, the file after
                     busy, in_wal, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:                 # e.g. the disk is full: the backstop is still there
                     log.warning("background checkpoint of %s failed: %s", self.path, exc)
@@ -89,7 +86,8 @@ class Checkpointer:
                     self._pending -= served
                     self._idle.notify_all()
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._finish_waiters()
 
     def _finish_waiters(self) -> None:
