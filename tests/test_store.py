@@ -7,6 +7,7 @@ detector's tuning.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_commits_are_checkpointed_in_the_background_and_the_wal_stays_one_commit
 
 
 def _checkpoint_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("bump-checkpoint")]
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("bump-checkpoint"))
 
 
 def test_one_checkpointer_per_file_and_process_stopped_by_its_last_user(tmp_path) -> None:
@@ -180,7 +181,10 @@ def test_one_checkpointer_per_file_and_process_stopped_by_its_last_user(tmp_path
         b.set_meta("k", "v")
     assert b.wait_for_checkpoint() and b.checkpointer.checkpoints >= 1
     b.close()
-    other.close()
+    b.close()                                           # closing twice gives it back once
+    assert _checkpoint_threads() == sorted([*before, "bump-checkpoint two.db"])
+    del other                                           # a store never closed gives it back when collected
+    gc.collect()
     assert _checkpoint_threads() == before
     with Store.open(":memory:") as mem:
         assert mem.checkpointer is None and mem.wait_for_checkpoint()

@@ -7,7 +7,8 @@ import math
 import operator
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class Store:
         self.dialect = dialect
         self._depth = 0
         self._checkpointer: checkpoint.Checkpointer | None = None      # set by open() (see bump.store.checkpoint)
+        self._release: Callable[[], Any] = lambda: None                 # gives it back, once
 
     # -- opening, closing, transactions, migrations
 
@@ -114,12 +116,12 @@ class Store:
                              source=path)
         if path != ":memory:":
             store._checkpointer = checkpoint.acquire(path)
+            store._release = weakref.finalize(store, checkpoint.release, store._checkpointer)   # also if never closed
         return store
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            checkpoint.release(self._checkpointer)
-            self._checkpointer = None
+        self._release()
+        self._checkpointer = None
         self._conn.close()
 
     @property
