@@ -38,39 +38,41 @@ class Checkpointer:
         self.checkpoints = 0          # completed PASSIVE checkpoints (diagnostics, tests)
         self.last = (0, 0)            # the last one's (frames in the WAL, of which now in the database file)
         self._users = 0
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._pending = 0             # notifications not yet served by a checkpoint
+        self._changed = threading.Condition()   # guards the two below; notified when either changes
+        self._pending = 0             # commits not yet followed by a checkpoint
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"bump-checkpoint {Path(path).name}", daemon=True)
         self._thread.start()
 
     def notify(self) -> None:
         """A transaction was committed to this file: checkpoint soon (calls coalesce)."""
-        with self._idle:
+        with self._changed:
             self._pending += 1
-        self._wake.set()
+            self._changed.notify_all()
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Block until every commit notified so far has been followed by a checkpoint (tests, benches)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0 or self._stopping, timeout_s)
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending == 0 or self._stopping, timeout_s)
 
     def _stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+        self._set_stopping()
         self._thread.join()
+
+    def _set_stopping(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None       # opened at the first commit: a reader never needs it
         try:
             while True:
-                self._wake.wait()
-                self._wake.clear()
-                with self._idle:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._pending > 0 or self._stopping)
+                    if self._stopping:
+                        break
                     served = self._pending
-                if self._stopping:
-                    break
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -82,18 +84,13 @@ class Checkpointer:
                     if not busy:
                         self.checkpoints += 1
                         self.last = (int(in_wal), int(copied))
-                with self._idle:
+                with self._changed:
                     self._pending -= served
-                    self._idle.notify_all()
+                    self._changed.notify_all()
         finally:
             if conn is not None:
                 conn.close()
-            self._finish_waiters()
-
-    def _finish_waiters(self) -> None:
-        with self._idle:
-            self._stopping = True
-            self._idle.notify_all()
+            self._set_stopping()                             # wait_idle returns, should the thread end early
 
 
 _REGISTRY: dict[str, Checkpointer] = {}
