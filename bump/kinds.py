@@ -136,7 +136,7 @@ def decide_depth_classes(labels: np.ndarray, n_labels: int, hit_first_motion: np
                          defect_severity: np.ndarray, kinds: np.ndarray, dp: DefectParams) -> np.ndarray:
     """Depth class per label (defect) from its hits' first motions (+1 up, -1 down, 0 unclear, NaN unknown: the
     proud vote), its severity [cm] and its kind (see the module docstring, "Depth class")."""
-    up = np.nan_to_num(np.asarray(hit_first_motion, dtype=np.float64), nan=0.0) > 0
+    up = np.asarray(hit_first_motion, dtype=np.float64) > 0                  # NaN (unknown) compares False
     share = np.bincount(labels, up.astype(float), minlength=n_labels) / np.maximum(
         np.bincount(labels, minlength=n_labels), 1)
     out = depth_class_of(np.asarray(defect_severity, dtype=np.float64) / 100.0)
