@@ -18,6 +18,8 @@ Structured like ObsPy's trigger module (``classic_sta_lta`` -> ``trigger_onset``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from detect.arrays import CHUNK_SAMPLES
@@ -55,54 +57,76 @@ AXLE_LAGS = 5      # points over the rear axle's arrival window (RMS windows of 
 UNKNOWN_SPEED_MAX_MPS = 30.0   # without a speed, the rear axle is looked for at every speed up to this
 
 
-def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], speed_mps: np.ndarray,
-                      fs_hz: float, band_hz: tuple[float, float], *, window_s: float, background_window_s: float,
-                      wheelbase_m: float, spread_m: float, min_speed_mps: float) -> np.ndarray:
-    """Dimensionless detection score per sample: ``s = sqrt(mean over axes of (band RMS / local background)^2)``
-    over the vertical (its ``snr_up``, the characteristic function over its background) and each horizontal car
-    axis (band-passed to ``band_hz``, RMS over ``window_s``, background over ``background_window_s`` as
-    :func:`detect.running.running_background`), then ``min(s(t), max_k s(t + lag_k))`` with the lags spread over
-    ``(wheelbase_m +- spread_m) / speed`` (:data:`AXLE_LAGS` points; the wheelbase is rarely known exactly, and the
-    phone sits between the axles). The speed is floored at ``min_speed_mps``; where it is unknown (no GPS) the
-    lags span every speed from that floor to :data:`UNKNOWN_SPEED_MAX_MPS`. Same length as ``snr_up``; runs over
-    chunks of :data:`detect.arrays.CHUNK_SAMPLES`, in cache."""
-    n = snr_up.size
+@dataclass(frozen=True)
+class AxlePairing:
+    """Where the rear wheels meet what the front ones met: ``(wheelbase_m +- spread_m) / speed`` later, over
+    :data:`AXLE_LAGS` points (the wheelbase is rarely known exactly, and the phone sits between the axles). The
+    speed is floored at ``min_speed_mps``; where it is unknown (no GPS) the lags span every speed from that floor to
+    :data:`UNKNOWN_SPEED_MAX_MPS`."""
+
+    wheelbase_m: float
+    spread_m: float
+    min_speed_mps: float
+
+    def paired(self, s: np.ndarray, speed_mps: np.ndarray, fs_hz: float, at: np.ndarray | None = None
+               ) -> np.ndarray:
+        """``min(s(t), max_k s(t + lag_k))`` at the grid indices ``at`` (default: every sample), over chunks of
+        :data:`detect.arrays.CHUNK_SAMPLES` of them, in cache. A score needs both axles: only where ``s`` itself
+        is high can the pair be, so a caller that only asks whether it exceeds a level reads it where ``s`` does."""
+        n = s.size if at is None else at.size
+        near_m = max(self.wheelbase_m - self.spread_m, 0.5)
+        far_m = self.wheelbase_m + self.spread_m
+        out = np.empty(n)
+        step = max(1, min(CHUNK_SAMPLES, n))
+        v, first, span, rear = np.empty(step), np.empty(step), np.empty(step), np.empty(step)
+        idx = np.empty(step, dtype=np.int64)
+        for c0 in range(0, n, step):                       # loop over chunks of samples (in cache)
+            m = min(step, n - c0)
+            vc, fc, sc, ic, rc = v[:m], first[:m], span[:m], idx[:m], rear[:m]
+            where = np.arange(c0, c0 + m) if at is None else at[c0:c0 + m]
+            speed = speed_mps[c0:c0 + m] if at is None else speed_mps[where]
+            known = np.isfinite(speed)
+            np.copyto(vc, speed)
+            vc[~known] = self.min_speed_mps
+            np.maximum(vc, self.min_speed_mps, out=vc)
+            np.divide(far_m * fs_hz, vc, out=sc)           # the farthest lag [samples]
+            np.divide(near_m * fs_hz, vc, out=fc)          # the nearest ...
+            fc[~known] = near_m * fs_hz / UNKNOWN_SPEED_MAX_MPS   # ... any speed when it is unknown
+            sc -= fc
+            sc /= AXLE_LAGS - 1
+            fc += where + 0.5                              # rounded below by the cast
+            rc.fill(0.0)
+            for _ in range(AXLE_LAGS):                     # loop over lags
+                np.copyto(ic, fc, casting="unsafe")
+                np.maximum(rc, np.take(s, ic, mode="clip"), out=rc)
+                fc += sc
+            now = s[c0:c0 + m] if at is None else s[where]
+            np.minimum(now, rc, out=out[c0:c0 + m])
+        return out
+
+
+def three_axis_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], fs_hz: float,
+                     band_hz: tuple[float, float], *, window_s: float, background_window_s: float) -> np.ndarray:
+    """Dimensionless score per sample: ``s = sqrt(mean over axes of (band RMS / local background)^2)`` over the
+    vertical (its ``snr_up``, the characteristic function over its background) and each horizontal car axis
+    (band-passed to ``band_hz``, RMS over ``window_s``, background over ``background_window_s`` as
+    :func:`detect.running.running_background`). Same length as ``snr_up``."""
     total = np.square(snr_up)
     width = max(2, round(window_s * fs_hz))
     for a in horizontal_mps2:                          # loop over the two horizontal axes
         rms = moving_rms(bandpass(a, band_hz, fs_hz), width)
         rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SNR_FLOOR_MPS2)
         total += np.square(rms)
-    s = np.sqrt(total / (1 + len(horizontal_mps2)))
-    near_m, far_m = max(wheelbase_m - spread_m, 0.5), wheelbase_m + spread_m
-    out = np.empty(n)
-    step = max(1, min(CHUNK_SAMPLES, n))
-    v = np.empty(step)
-    first = np.empty(step)
-    span = np.empty(step)
-    idx = np.empty(step, dtype=np.int64)
-    rear = np.empty(step)
-    for c0 in range(0, n, step):                       # loop over chunks of samples (in cache)
-        m = min(step, n - c0)
-        vc, fc, sc, ic, rc = v[:m], first[:m], span[:m], idx[:m], rear[:m]
-        speed = speed_mps[c0:c0 + m]
-        known = np.isfinite(speed)
-        np.copyto(vc, speed)
-        vc[~known] = min_speed_mps
-        np.maximum(vc, min_speed_mps, out=vc)
-        np.divide(far_m * fs_hz, vc, out=sc)           # the farthest lag [samples]
-        np.divide(near_m * fs_hz, vc, out=fc)          # the nearest ...
-        fc[~known] = near_m * fs_hz / UNKNOWN_SPEED_MAX_MPS   # ... any speed when it is unknown
-        sc -= fc
-        sc /= AXLE_LAGS - 1
-        fc += np.arange(c0, c0 + m) + 0.5              # rounded below by the cast
-        rc.fill(0.0)
-        for _ in range(AXLE_LAGS):                     # loop over lags
-            np.copyto(ic, fc, casting="unsafe")
-            np.maximum(rc, np.take(s, ic, mode="clip"), out=rc)
-            fc += sc
-        np.minimum(s[c0:c0 + m], rc, out=out[c0:c0 + m])
-    return out
+    return np.sqrt(total / (1 + len(horizontal_mps2)))
+
+
+def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], speed_mps: np.ndarray,
+                      fs_hz: float, band_hz: tuple[float, float], *, window_s: float, background_window_s: float,
+                      wheelbase_m: float, spread_m: float, min_speed_mps: float) -> np.ndarray:
+    """The :func:`three_axis_score` required of both axles (:meth:`AxlePairing.paired`) at every sample."""
+    s = three_axis_score(snr_up, horizontal_mps2, fs_hz, band_hz, window_s=window_s,
+                         background_window_s=background_window_s)
+    return AxlePairing(wheelbase_m, spread_m, min_speed_mps).paired(s, speed_mps, fs_hz)
 
 
 def trigger(cf: np.ndarray, thr: np.ndarray | float, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:

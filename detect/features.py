@@ -11,7 +11,7 @@ from functools import cached_property
 import numpy as np
 
 from detect.columns import Columns
-from detect.events import SNR_FLOOR_MPS2
+from detect.events import SNR_FLOOR_MPS2, AxlePairing
 from detect.filters import bandpass
 from detect.orientation import accel_tilt_deg, angle_from_cos_deg
 
@@ -58,8 +58,12 @@ class Signals:
     # (k, 2) grid index ranges [start, stop) in which the phone sat in no mount: a re-mount's hand, or an excursion
     # from a mount it came back to (detect.orientation.handling_spans)
     handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
-    # per sample: the three-axis, axle-paired detection score (events.axle_paired_score); empty: the snr stands in
-    score: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # per sample: the three-axis detection score (events.three_axis_score), the rear axle not yet asked for, and the
+    # factor it fades by on a smooth road (0 in gaps); the axle-paired score is read from them where it is needed
+    # (score_at) or in full (score). Empty: the snr stands in
+    unpaired_score: np.ndarray = field(default_factory=lambda: np.empty(0))
+    score_fade: np.ndarray = field(default_factory=lambda: np.empty(0))
+    pairing: AxlePairing | None = None     # None: the rear axle is not asked for
 
     def snr(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """The characteristic function over its local background at the grid indices ``idx`` (default: every
@@ -70,6 +74,21 @@ class Signals:
         """The local background over the trip's typical one at the grid indices ``idx``: how rough the road is
         there, a candidate's ``background_ratio`` at its peak."""
         return self.background_mps2[idx] / max(self.typical_background_mps2, 1e-6)
+
+    def score_at(self, idx: np.ndarray) -> np.ndarray:
+        """The three-axis, axle-paired detection score at the grid indices ``idx`` (a 1-d integer array)
+        [unitless]: :attr:`unpaired_score` required of both axles (:meth:`detect.events.AxlePairing.paired`), times
+        :attr:`score_fade`. At most ``unpaired_score x score_fade`` there."""
+        if self.pairing is None:
+            return self.unpaired_score[idx] * self.score_fade[idx]
+        return self.pairing.paired(self.unpaired_score, self.speed_mps, self.fs_hz, idx) * self.score_fade[idx]
+
+    @cached_property
+    def score(self) -> np.ndarray:
+        """:meth:`score_at` every sample (empty without :attr:`unpaired_score`), for replay and plots."""
+        if self.pairing is None:
+            return self.unpaired_score * self.score_fade
+        return self.pairing.paired(self.unpaired_score, self.speed_mps, self.fs_hz) * self.score_fade
 
     @property
     def has_gyro(self) -> bool:
@@ -319,7 +338,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.snr(ip)
-    out["score"] = _event_max(sig.score, s, e) if sig.score.size else out["snr"]
+    out["score"] = _event_max_score(sig, s, e) if sig.unpaired_score.size else out["snr"]
     out["background_ratio"] = sig.background_ratio(ip)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
@@ -393,14 +412,15 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     return Columns({k: np.asarray(out[k], dtype=dt) for k, dt in FEATURE_DTYPES.items()})
 
 
-def _event_max(x: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Largest ``x`` over each event's samples ``[start, stop)`` (disjoint, ordered, each at least one sample):
-    one ``maximum.reduceat`` over the events and the gaps after them; the last to the end."""
+def _event_max_score(sig: Signals, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Largest :meth:`Signals.score_at` over each event's samples ``[start, stop)`` (disjoint, ordered, each at
+    least one sample), read at those samples only."""
     if starts.size == 0:
         return np.empty(0)
-    bounds = np.empty(2 * starts.size, dtype=np.int64)
-    bounds[0::2], bounds[1::2] = starts, np.maximum(stops, starts + 1)
-    return np.maximum.reduceat(x, bounds if bounds[-1] < x.size else bounds[:-1])[0::2]
+    length = np.maximum(stops, starts + 1) - starts
+    first = np.concatenate(([0], np.cumsum(length[:-1])))
+    idx = np.arange(int(length.sum())) + np.repeat(starts - first, length)
+    return np.maximum.reduceat(sig.score_at(idx), first)
 
 
 def _window_layout(fs_hz: float, context_s: float, body_context_s: float, longest: int

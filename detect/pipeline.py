@@ -20,11 +20,12 @@ from detect.clock import resample_uniform, sample_clock
 from detect.columns import Columns
 from detect.events import (
     SNR_FLOOR_MPS2,
-    axle_paired_score,
+    AxlePairing,
     characteristic_function,
     driving_levels,
     merge,
     speed_floor,
+    three_axis_score,
     threshold,
     trigger,
     vibration_level,
@@ -108,14 +109,14 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
     thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
                         ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
                         speed_ref_mps=params.threshold_speed_ref_mps)
-    score = axle_paired_score(cf / np.maximum(bg, SNR_FLOOR_MPS2), (a_fwd, a_left), motion.speed_mps, fs, band,
-                              window_s=params.energy_window_s, background_window_s=params.background_window_s,
-                              wheelbase_m=vehicle_wheelbase_m(trace, params), spread_m=params.axle_spread_m,
-                              min_speed_mps=params.min_speed_mps)
-    floor = speed_floor(motion.speed_mps, params.threshold_floor_mps2, params.threshold_speed_ref_mps)
-    score *= np.minimum(1.0, np.divide(cf, floor, out=floor))    # below the speed's floor it fades (smooth road)
+    unpaired = three_axis_score(cf / np.maximum(bg, SNR_FLOOR_MPS2), (a_fwd, a_left), fs, band,
+                                window_s=params.energy_window_s, background_window_s=params.background_window_s)
+    pairing = AxlePairing(wheelbase_m=vehicle_wheelbase_m(trace, params), spread_m=params.axle_spread_m,
+                          min_speed_mps=params.min_speed_mps)
+    fade = speed_floor(motion.speed_mps, params.threshold_floor_mps2, params.threshold_speed_ref_mps)
+    np.minimum(1.0, np.divide(cf, fade, out=fade), out=fade)     # below the speed's floor it fades (smooth road)
     if not valid.all():
-        score[~valid] = 0.0
+        fade[~valid] = 0.0
     level, level_step = vibration_level(a_imp, valid, fs, params.background_window_s)
     typical, still = driving_levels(bg, level, level_step, motion.speed_mps, valid,
                                     min_speed_mps=params.min_speed_mps, still_ratio=params.still_background_ratio)
@@ -134,22 +135,32 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
                   still_background_mps2=still, level_mps2=level, level_step=level_step, speed_mps=motion.speed_mps,
                   distance_m=motion.distance_m, impact_band_hz=band,
                   body_band_hz=params.body_band_hz,
-                  car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans, score=score)
+                  car_accel_mps2=car_accel, car_accel_step=motion.step, handling_spans=spans, unpaired_score=unpaired,
+                  score_fade=fade, pairing=pairing)
     return sig, ori
 
 
-def trigger_level(sig: Signals, params: DetectorParams) -> np.ndarray:
+def trigger_level(sig: Signals, params: DetectorParams, exact_above: float = 0.0) -> np.ndarray:
     """The triggers' level per grid sample [unitless]: the characteristic function over its threshold or the
-    axle-paired score (:func:`detect.events.axle_paired_score`) over ``confirm_score``, whichever is higher. A
-    candidate event is a run where it exceeds 1 (:func:`candidate_events`)."""
+    axle-paired score (:meth:`detect.features.Signals.score_at`) over ``confirm_score``, whichever is higher. A
+    candidate event is a run where it exceeds 1 (:func:`candidate_events`).
+
+    Exact wherever it exceeds ``exact_above``, and at most that elsewhere: the pairing is read only where the
+    unpaired score could reach that level (its bound; a few percent of a trip's samples at the release level)."""
     level = sig.cf_mps2 / sig.threshold_mps2
-    return np.maximum(level, sig.score / params.confirm_score, out=level)
+    if not sig.unpaired_score.size:
+        return level
+    bound = sig.unpaired_score * sig.score_fade
+    idx = np.flatnonzero(bound > exact_above * params.confirm_score)
+    level[idx] = np.maximum(level[idx], sig.score_at(idx) / params.confirm_score)
+    return level
 
 
 def candidate_events(sig: Signals, params: DetectorParams, wheelbase_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Start/stop grid indices of candidate events, one per pass over a feature: runs where the
     :func:`trigger_level` exceeds 1, down to ``release_ratio``."""
-    starts, stops = trigger(trigger_level(sig, params), 1.0, release_ratio=params.release_ratio)
+    starts, stops = trigger(trigger_level(sig, params, exact_above=params.release_ratio), 1.0,
+                            release_ratio=params.release_ratio)
     if starts.size == 0:
         return starts, stops
     v = sig.speed_mps[stops - 1]

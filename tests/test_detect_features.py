@@ -125,6 +125,25 @@ def test_batched_features_match_the_one_event_twin(fs_hz: float, hits: tuple[flo
             assert_allclose(fast[name], np.array(slow[name], dtype=float), rtol=1e-7, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize("exact_above", [0.5, 0.2])
+def test_trigger_level_is_exact_above_its_level_and_below_it_elsewhere(exact_above: float) -> None:
+    from detect.events import trigger
+    from detect.pipeline import trigger_level
+    params = DetectorParams()
+    sig, _ = build_signals(_trace(hits_s=(5.0, 20.0, 33.3), duration_s=60.0), params)
+    exact = np.maximum(sig.cf_mps2 / sig.threshold_mps2, sig.score / params.confirm_score)
+    assert_array_equal(trigger_level(sig, params), exact)
+    fast = trigger_level(sig, params, exact_above=exact_above)
+    high = exact > exact_above
+    assert high.any() and not high.all()               # both sides are there
+    assert_array_equal(fast[high], exact[high])
+    assert (fast[~high] <= exact_above).all()
+    # the events are those of the exact level: runs above exact_above that reach 1
+    for a, b in zip(trigger(fast, 1.0, release_ratio=exact_above), trigger(exact, 1.0, release_ratio=exact_above),
+                    strict=True):
+        assert_array_equal(a, b)
+
+
 def test_tilt_of_a_still_phone_is_small_and_of_a_turned_phone_large() -> None:
     params = DetectorParams()
     sig, _ = build_signals(_trace(hits_s=(20.0,), rotation_deg=(30, 20, 0)), params)

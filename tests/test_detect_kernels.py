@@ -1330,3 +1330,19 @@ def test_axle_paired_score_matches_its_twin(fs_hz: float) -> None:
     fast = axle_paired_score(snr, horizontal, speed, fs_hz, band, **kw)
     assert_allclose(fast, _axle_paired_score_twin(snr, horizontal, speed, fs_hz, band, **kw), rtol=1e-12)
     assert fast.max() > 0.5
+
+
+def test_axle_pairing_at_some_samples_is_the_full_pairing_there() -> None:
+    from detect.arrays import CHUNK_SAMPLES
+    from detect.events import AxlePairing
+    rng = np.random.default_rng(5)
+    n = 3 * CHUNK_SAMPLES + 17                         # several chunks of samples, and of indices below
+    s = np.abs(rng.normal(1.0, 0.5, n))
+    speed = rng.uniform(0.0, 25.0, n)
+    speed[::7] = np.nan
+    pairing = AxlePairing(wheelbase_m=2.7, spread_m=0.5, min_speed_mps=2.5)
+    full = pairing.paired(s, speed, 100.0)
+    assert (full < s).mean() > 0.1                     # the rear axle's lags lower some samples
+    at = np.sort(rng.choice(n, size=2 * CHUNK_SAMPLES + 5, replace=False))
+    assert_array_equal(pairing.paired(s, speed, 100.0, at), full[at])
+    assert pairing.paired(s, speed, 100.0, np.empty(0, dtype=np.int64)).size == 0
