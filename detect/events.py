@@ -40,17 +40,13 @@ def speed_floor(speed_mps: np.ndarray, floor_mps2: float, speed_ref_mps: float) 
     return floor_mps2 + np.nan_to_num(np.maximum(speed_mps, 0.0), nan=0.0) * (floor_mps2 / speed_ref_mps)
 
 
-def threshold(cf: np.ndarray, speed_mps: np.ndarray, fs_hz: float, *, background_window_s: float, ratio: float,
-              floor_mps2: float, speed_ref_mps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(threshold, background) for a characteristic function, same length [m/s^2]. The threshold's passes run
-    over chunks of :data:`detect.arrays.CHUNK_SAMPLES`, in cache."""
+def threshold(cf: np.ndarray, floor_mps2: np.ndarray, fs_hz: float, *, background_window_s: float,
+              ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """(threshold, background) for a characteristic function, same length [m/s^2]: ``max(ratio x background,
+    floor)``, the floor per sample (:func:`speed_floor`)."""
     background = running_background(cf, fs_hz, background_window_s)
-    thr = np.empty_like(background)
-    for c0 in range(0, thr.size, CHUNK_SAMPLES):          # loop over chunks of samples
-        part = thr[c0:c0 + CHUNK_SAMPLES]
-        np.multiply(background[c0:c0 + part.size], ratio, out=part)
-        np.maximum(part, speed_floor(speed_mps[c0:c0 + part.size], floor_mps2, speed_ref_mps), out=part)
-    return thr, background
+    thr = np.multiply(background, ratio)
+    return np.maximum(thr, floor_mps2, out=thr), background
 
 
 AXLE_LAGS = 5      # points over the rear axle's arrival window (RMS windows of >= 0.1 s overlap between them)

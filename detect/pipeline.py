@@ -106,15 +106,14 @@ def build_signals(trace: Trace, params: DetectorParams, latency_s: float | None 
     cf = characteristic_function(a_cf, fs, params.energy_window_s)
     if not valid.all():
         cf[~valid] = 0.0
-    thr, bg = threshold(cf, motion.speed_mps, fs, background_window_s=params.background_window_s,
-                        ratio=params.threshold_ratio, floor_mps2=params.threshold_floor_mps2,
-                        speed_ref_mps=params.threshold_speed_ref_mps)
+    floor = speed_floor(motion.speed_mps, params.threshold_floor_mps2, params.threshold_speed_ref_mps)
+    thr, bg = threshold(cf, floor, fs, background_window_s=params.background_window_s, ratio=params.threshold_ratio)
     unpaired = three_axis_score(cf / np.maximum(bg, SNR_FLOOR_MPS2), (a_fwd, a_left), fs, band,
                                 window_s=params.energy_window_s, background_window_s=params.background_window_s)
     pairing = AxlePairing(wheelbase_m=vehicle_wheelbase_m(trace, params), spread_m=params.axle_spread_m,
                           min_speed_mps=params.min_speed_mps)
-    fade = speed_floor(motion.speed_mps, params.threshold_floor_mps2, params.threshold_speed_ref_mps)
-    np.minimum(1.0, np.divide(cf, fade, out=fade), out=fade)     # below the speed's floor it fades (smooth road)
+    fade = np.divide(cf, floor, out=floor)
+    np.minimum(1.0, fade, out=fade)                              # below the speed's floor it fades (smooth road)
     if not valid.all():
         fade[~valid] = 0.0
     level, level_step = vibration_level(a_imp, valid, fs, params.background_window_s)

@@ -524,13 +524,13 @@ def test_block_median_matches_reference_with_nan(n_block: int) -> None:
 
 
 def test_threshold_matches_reference_with_unknown_speed() -> None:
-    from detect.events import threshold
+    from detect.events import speed_floor, threshold
 
     fs = 50.0
     cf = np.abs(rng.normal(0, 0.3, 2000))
     speed = np.linspace(0.0, 30.0, 2000)
     speed[500:700] = np.nan
-    thr, bg = threshold(cf, speed, fs, background_window_s=5.0, ratio=2.5, floor_mps2=0.4, speed_ref_mps=15.0)
+    thr, bg = threshold(cf, speed_floor(speed, 0.4, 15.0), fs, background_window_s=5.0, ratio=2.5)
     ref = [max(2.5 * b, 0.4 * (1.0 + (0.0 if math.isnan(v) else v) / 15.0))
            for b, v in zip(bg.tolist(), speed.tolist(), strict=True)]
     assert_allclose(thr, ref, rtol=1e-14)
@@ -993,13 +993,13 @@ def test_moving_rms_across_chunks_matches_reference(n_win: int) -> None:
 
 def test_threshold_across_chunks_matches_reference() -> None:
     from detect.arrays import CHUNK_SAMPLES
-    from detect.events import threshold
+    from detect.events import speed_floor, threshold
 
     n = CHUNK_SAMPLES + 777
     cf = np.abs(rng.normal(0, 0.3, n))
     speed = np.linspace(0.0, 30.0, n)
     speed[CHUNK_SAMPLES - 100:CHUNK_SAMPLES + 100] = np.nan
-    thr, bg = threshold(cf, speed, 100.0, background_window_s=5.0, ratio=2.5, floor_mps2=0.4, speed_ref_mps=15.0)
+    thr, bg = threshold(cf, speed_floor(speed, 0.4, 15.0), 100.0, background_window_s=5.0, ratio=2.5)
     ref = [max(2.5 * b, 0.4 * (1.0 + (0.0 if math.isnan(v) else v) / 15.0))
            for b, v in zip(bg.tolist(), speed.tolist(), strict=True)]
     assert_allclose(thr, ref, rtol=1e-14)
