@@ -51,6 +51,12 @@ class Signals:
     distance_m: np.ndarray
     impact_band_hz: tuple[float, float]
     body_band_hz: tuple[float, float]
+    # per sample: the three-axis detection score (events.three_axis_score), the rear axle not yet asked for, and the
+    # factor it fades by on a smooth road (0 in gaps); the axle-paired score is read from them, with the pairing,
+    # where it is needed (score_at) or in full (score)
+    unpaired_score: np.ndarray
+    score_fade: np.ndarray
+    pairing: AxlePairing
     # the car's own horizontal acceleration |GPS dv/dt, centripetal| [m/s^2] (NaN unknown; empty without GPS), value j
     # standing for the grid samples [j * car_accel_step, (j + 1) * car_accel_step)
     car_accel_mps2: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -58,12 +64,6 @@ class Signals:
     # (k, 2) grid index ranges [start, stop) in which the phone sat in no mount: a re-mount's hand, or an excursion
     # from a mount it came back to (detect.orientation.handling_spans)
     handling_spans: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
-    # per sample: the three-axis detection score (events.three_axis_score), the rear axle not yet asked for, and the
-    # factor it fades by on a smooth road (0 in gaps); the axle-paired score is read from them where it is needed
-    # (score_at) or in full (score). Empty: the snr stands in
-    unpaired_score: np.ndarray = field(default_factory=lambda: np.empty(0))
-    score_fade: np.ndarray = field(default_factory=lambda: np.empty(0))
-    pairing: AxlePairing | None = None     # None: the rear axle is not asked for
 
     def snr(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """The characteristic function over its local background at the grid indices ``idx`` (default: every
@@ -75,20 +75,18 @@ class Signals:
         there, a candidate's ``background_ratio`` at its peak."""
         return self.background_mps2[idx] / max(self.typical_background_mps2, 1e-6)
 
-    def score_at(self, idx: np.ndarray) -> np.ndarray:
-        """The three-axis, axle-paired detection score at the grid indices ``idx`` (a 1-d integer array)
-        [unitless]: :attr:`unpaired_score` required of both axles (:meth:`detect.events.AxlePairing.paired`), times
-        :attr:`score_fade`. At most ``unpaired_score x score_fade`` there."""
-        if self.pairing is None:
-            return self.unpaired_score[idx] * self.score_fade[idx]
-        return self.pairing.paired(self.unpaired_score, self.speed_mps, self.fs_hz, idx) * self.score_fade[idx]
+    def score_at(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """The three-axis, axle-paired detection score at the grid indices ``idx`` (a 1-d integer array; default
+        every sample) [unitless]: :attr:`unpaired_score` required of both axles
+        (:meth:`detect.events.AxlePairing.paired`), times :attr:`score_fade`. At most ``unpaired_score x
+        score_fade`` there."""
+        paired = self.pairing.paired(self.unpaired_score, self.speed_mps, self.fs_hz, idx)
+        return paired * (self.score_fade if idx is None else self.score_fade[idx])
 
     @cached_property
     def score(self) -> np.ndarray:
-        """:meth:`score_at` every sample (empty without :attr:`unpaired_score`), for replay and plots."""
-        if self.pairing is None:
-            return self.unpaired_score * self.score_fade
-        return self.pairing.paired(self.unpaired_score, self.speed_mps, self.fs_hz) * self.score_fade
+        """:meth:`score_at` every sample, for replay and plots."""
+        return self.score_at()
 
     @property
     def has_gyro(self) -> bool:
@@ -338,7 +336,7 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
     out["duration_s"] = (stops - s) / fs
     out["cf_peak_mps2"] = sig.cf_mps2[ip]
     out["snr"] = sig.snr(ip)
-    out["score"] = _event_max_score(sig, s, e) if sig.unpaired_score.size else out["snr"]
+    out["score"] = _event_max_score(sig, s, e)
     out["background_ratio"] = sig.background_ratio(ip)
     out["impact_p2p_mps2"] = _ptp(imp, 0, ctx_hi)
     out["up_p2p_mps2"] = _ptp(up, margin - ctx, margin + ctx + n_event)
@@ -413,8 +411,8 @@ def event_features(sig: Signals, starts: np.ndarray, stops: np.ndarray, *, wheel
 
 
 def _event_max_score(sig: Signals, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Largest :meth:`Signals.score_at` over each event's samples ``[start, stop)`` (disjoint, ordered, each at
-    least one sample), read at those samples only."""
+    """Largest :meth:`Signals.score_at` over each event's samples ``[start, stop)`` (at least one sample each),
+    read at those samples only."""
     if starts.size == 0:
         return np.empty(0)
     length = np.maximum(stops, starts + 1) - starts

@@ -147,8 +147,6 @@ def trigger_level(sig: Signals, params: DetectorParams, exact_above: float = 0.0
     Exact wherever it exceeds ``exact_above``, and at most that elsewhere: the pairing is read only where the
     unpaired score could reach that level (its bound; a few percent of a trip's samples at the release level)."""
     level = sig.cf_mps2 / sig.threshold_mps2
-    if not sig.unpaired_score.size:
-        return level
     bound = sig.unpaired_score * sig.score_fade
     idx = np.flatnonzero(bound > exact_above * params.confirm_score)
     level[idx] = np.maximum(level[idx], sig.score_at(idx) / params.confirm_score)
