@@ -39,7 +39,7 @@ from api.schemas import ErrorBody
 from api.settings import Settings
 from bump import service
 from bump.lifecycle import InvalidStatusError, StatusConflictError
-from bump.runtime import keep_freed_memory, one_blas_thread
+from bump.runtime import set_up_process
 from bump.store import StoreError, UnknownDefectError
 from detect.params import DetectorParams
 from ingest.errors import BumpError, FormatError, SizeError, TraceError
@@ -226,8 +226,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The bump HTTP service. Settings come from the argument, else from the environment (``BUMP_*``)."""
     settings = settings if settings is not None else Settings()
-    one_blas_thread()                         # each worker process: see bump.runtime
-    keep_freed_memory()
+    set_up_process()                          # each worker process: see bump.runtime
     app = FastAPI(title="bump", version="0.1.0", lifespan=_lifespan, openapi_tags=TAGS,
                   description="Road defects found by drivers' phones: upload trips, read ranked defects, maps and "
                               "Open311 service requests. Errors: `{\"error\": {\"code\", \"message\", \"field\"}}`.",

@@ -53,7 +53,7 @@ from scipy.signal import lfilter
 import ingest
 from bump import pipeline, views
 from bump.cluster import LISTED_KINDS
-from bump.runtime import one_blas_thread
+from bump.runtime import set_up_process
 from bump.store import Store
 from detect.geo import LocalProjection
 from ingest.formats.bump_json import dumps_document
@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bump-geometry-bench"))
     ap.add_argument("--keep", action="store_true", help="keep the trips and databases in --workdir")
     args = ap.parse_args(argv)
-    one_blas_thread()
+    set_up_process()
     t0 = time.perf_counter()
     seen: dict[str, Counter[str]] = {}
     for name in args.scenario:

@@ -28,7 +28,7 @@ from service_bench import trip_bodies
 
 import ingest
 from bump import pipeline
-from bump.runtime import one_blas_thread
+from bump.runtime import set_up_process
 from bump.store import Store
 from detect import detect
 from ingest.source import gunzip
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=800)
     ap.add_argument("--blocks", type=int, default=8, help="blocks of trips the medians are taken over")
     args = ap.parse_args(argv)
-    one_blas_thread()
+    set_up_process()
     bodies = trip_bodies(args.trips)
     cpu_ms = np.empty(len(bodies))
     with tempfile.TemporaryDirectory() as tmp:

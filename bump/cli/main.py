@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bump.cli import convert, defects, detect, evaluate, info, ingest, reprocess, run, serve, simulate, token
-from bump.runtime import one_blas_thread
+from bump.runtime import set_up_process
 from bump.store import BACKEND_ERRORS
 from ingest.errors import BumpError
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    one_blas_thread()
+    set_up_process()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
