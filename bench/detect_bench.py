@@ -3,7 +3,9 @@
 Prints: samples per second of the full detector (best of N, one core) on a trace whose clock ticks exactly at the
 rate (used as it is), on the same trace without its gyroscope (the issue's trace: accelerometer and GPS; the
 gyroscope adds the roll features and the roughness's lever-arm path) and on the same trace with a phone's clock
-jitter and dropped samples (resampled onto the grid), the peak extra memory either allocates as a multiple of the
+jitter and dropped samples (resampled onto the grid), the fastest full run's user and system CPU and page faults
+(bump's processes keep freed memory, :mod:`bump.runtime`: a run that faults pages in again pays system CPU for
+it), the peak extra memory either allocates as a multiple of the
 trace's own arrays (tracemalloc; NumPy reports its buffers to it), and the ratio against a straightforward
 per-sample Python implementation of Mednis et al.'s Z-DIFF detector measured in the same run. Read as the whole
 detector against one comparison per sample, that ratio is about 1: a Python loop costs ~0.1 us per sample, and no
@@ -37,6 +39,11 @@ import orjson
 import ingest
 from bump.runtime import set_up_process
 from detect import detect
+
+try:
+    import resource
+except ImportError:                           # not on Windows: CPU split and page faults not printed
+    resource = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 T0_S = 1_780_000_000.0
@@ -127,18 +134,30 @@ def zdiff_vectorised(t_s: np.ndarray, z: np.ndarray, threshold_mps2: float = 2.5
 
 def _best_call_s(fn: Callable[[], object], repeat: int) -> float:
     """Best wall time [s] of ``fn()`` over ``repeat`` runs."""
-    best = np.inf
+    return _best_call(fn, repeat)[0]
+
+
+def _best_call(fn: Callable[[], object], repeat: int) -> tuple[float, float, float, int]:
+    """(wall [s], user CPU [s], system CPU [s], minor page faults) of the fastest of ``repeat`` runs of ``fn()``
+    (CPU and faults NaN and -1 where the platform has no ``resource`` module). System CPU and faults tell memory
+    the process gave back and faulted in again from a machine that is merely busy."""
+    best = (np.inf, np.nan, np.nan, -1)
     for _ in range(repeat):
+        r0 = resource.getrusage(resource.RUSAGE_SELF) if resource else None
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        if wall < best[0]:
+            r1 = resource.getrusage(resource.RUSAGE_SELF) if resource else None
+            best = (wall, np.nan, np.nan, -1) if r0 is None or r1 is None else (
+                wall, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime, r1.ru_minflt - r0.ru_minflt)
     return best
 
 
-def _best_time(trace: ingest.Trace, repeat: int) -> float:
-    """Best wall time [s] of ``detect(trace)`` over ``repeat`` runs after a warm-up."""
+def _best_time(trace: ingest.Trace, repeat: int) -> tuple[float, float, float, int]:
+    """:func:`_best_call` of ``detect(trace)`` over ``repeat`` runs after a warm-up."""
     detect(trace)                             # warm-up (filter design caches, imports)
-    return _best_call_s(lambda: detect(trace), repeat)
+    return _best_call(lambda: detect(trace), repeat)
 
 
 def _peak_bytes(trace: ingest.Trace) -> int:
@@ -165,11 +184,11 @@ def main() -> None:
     n = trace.n_samples
     print(f"trace: {args.minutes:g} min at {args.rate:g} Hz, {n} samples, gyro + GPS, {trace.nbytes / 1e6:.1f} MB "
           f"of arrays; {os.cpu_count()} cores, one BLAS thread")
-    best = _best_time(trace, args.repeat)
+    best, user_s, system_s, faults = _best_time(trace, args.repeat)
     det = detect(trace)
-    best_no_gyro = _best_time(synth_trace(args.minutes, args.rate, with_gyro=False), args.repeat)
+    best_no_gyro = _best_time(synth_trace(args.minutes, args.rate, with_gyro=False), args.repeat)[0]
     phone = synth_trace(args.minutes, args.rate, jitter_s=args.jitter_ms / 1e3, drop_fraction=args.drop)
-    best_phone = _best_time(phone, args.repeat)
+    best_phone = _best_time(phone, args.repeat)[0]
     peak = max(_peak_bytes(trace), _peak_bytes(phone))
     z = trace.accel_mps2[:, 2].tolist()
     ts = trace.t_s.tolist()
@@ -183,6 +202,8 @@ def main() -> None:
     vec_s = _best_call_s(lambda: zdiff_vectorised(t_arr, z_arr), max(args.repeat, 5))
     print(f"detect():              {best * 1e3:8.1f} ms  = {n / best / 1e6:6.2f} million samples/s "
           f"({det.n_impacts} impacts, {len(det.roughness)} roughness windows)   target >= 10")
+    if faults >= 0:
+        print(f"  that run: CPU {user_s * 1e3:.1f} ms user + {system_s * 1e3:.1f} ms system, {faults} page faults")
     print(f"  without gyroscope (accelerometer + GPS): {best_no_gyro * 1e3:8.1f} ms  = "
           f"{n / best_no_gyro / 1e6:6.2f} million samples/s")
     print(f"  clock jitter {args.jitter_ms:g} ms, {args.drop:.1%} dropped: {best_phone * 1e3:8.1f} ms  = "
