@@ -158,7 +158,7 @@ class Replay:
     @cached_property
     def characteristic(self) -> pd.DataFrame:
         """The two triggers: characteristic function, adaptive threshold, local background [m/s^2 RMS]; the
-        axle-paired three-axis ``score`` [unitless, :func:`detect.events.axle_paired_score`]; ``level``, the higher
+        axle-paired three-axis ``score`` [unitless, :meth:`detect.features.Signals.score_at`]; ``level``, the higher
         of cf / threshold and score / ``confirm_score`` (:func:`detect.pipeline.trigger_level`); ``above``: level
         > 1, where candidate events fire."""
         s = self.detection.signals

@@ -6,11 +6,11 @@ Structured like ObsPy's trigger module (``classic_sta_lta`` -> ``trigger_onset``
 * threshold: ``max(ratio x local background, floor x (1 + speed / speed_ref))`` — the background (a running
   median) keeps a rough road from firing everywhere; the floor grows with speed as in Pothole Patrol's
   speed-vs-z filter (Eriksson et al., MobiSys 2008);
-* axle-paired score (:func:`axle_paired_score`): the band RMS of all three car axes, each over its own local
-  background, combined, and required of both axles: the smaller of its value now and its largest value where the
-  rear wheels meet the same spot, one wheelbase later. A defect in the road meets the front and then the rear
-  wheels; a rough road's random peaks, a door or a hand rarely repeat at that delay, so a hit seen on three axes
-  and twice stands out at a lower level than the vertical band alone;
+* axle-paired score (:func:`three_axis_score`, :meth:`AxlePairing.paired`): the band RMS of all three car axes, each
+  over its own local background, combined, and required of both axles: the smaller of its value now and its largest
+  value where the rear wheels meet the same spot, one wheelbase later. A defect in the road meets the front and then
+  the rear wheels; a rough road's random peaks, a door or a hand rarely repeat at that delay, so a hit seen on three
+  axes and twice stands out at a lower level than the vertical band alone;
 * events: runs above ``release_ratio x threshold`` that reach the threshold (hysteresis), on the larger of the
   two (the characteristic function over its threshold, the score over ``confirm_score``), merged when closer
   than the front/rear axle delay (wheelbase / speed) plus ``merge_gap_s``: one event per pass over a defect.
@@ -114,15 +114,6 @@ def three_axis_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...]
         rms /= np.maximum(running_background(rms, fs_hz, background_window_s), SNR_FLOOR_MPS2)
         total += np.square(rms)
     return np.sqrt(total / (1 + len(horizontal_mps2)))
-
-
-def axle_paired_score(snr_up: np.ndarray, horizontal_mps2: tuple[np.ndarray, ...], speed_mps: np.ndarray,
-                      fs_hz: float, band_hz: tuple[float, float], *, window_s: float, background_window_s: float,
-                      wheelbase_m: float, spread_m: float, min_speed_mps: float) -> np.ndarray:
-    """The :func:`three_axis_score` required of both axles (:meth:`AxlePairing.paired`) at every sample."""
-    s = three_axis_score(snr_up, horizontal_mps2, fs_hz, band_hz, window_s=window_s,
-                         background_window_s=background_window_s)
-    return AxlePairing(wheelbase_m, spread_m, min_speed_mps).paired(s, speed_mps, fs_hz)
 
 
 def trigger(cf: np.ndarray, thr: np.ndarray | float, *, release_ratio: float) -> tuple[np.ndarray, np.ndarray]:

@@ -298,8 +298,8 @@ class DetectorParams(VersionedParams):
     threshold_floor_mps2: float = 0.3    # ... and exceeds this RMS floor, grown with speed:
     threshold_speed_ref_mps: float = 15.0   # floor x (1 + speed / ref): Pothole Patrol's speed-vs-z filter
     confirm_snr: float = 4.0             # events weaker than this need a clear one-wheel (roll) or lift signature:
-    confirm_score: float = 2.35          # ... and weaker than this axle-paired, three-axis score (events.axle_paired_
-    #                                      score; a trigger level of its own). Set where clean road crosses it as
+    confirm_score: float = 2.35          # ... and weaker than this axle-paired, three-axis score (features.Signals.
+    #                                      score_at; a trigger level of its own). Set where clean road crosses it as
     #                                      rarely as it crosses confirm_snr: 0.05 per km, simulator seeds 1-3
     axle_spread_m: float = 0.5           # the rear axle is looked for at wheelbase +- this [m] behind the front
     weak_coherence: float = 0.6          # |corr(lateral, vertical)| at least this for a weak event to count

@@ -1318,7 +1318,7 @@ def _axle_paired_score_twin(snr_up, horizontal, speed, fs, band, *, window_s, ba
 
 @pytest.mark.parametrize("fs_hz", [10.0, 100.0])
 def test_axle_paired_score_matches_its_twin(fs_hz: float) -> None:
-    from detect.events import axle_paired_score
+    from detect.events import AxlePairing, three_axis_score
     rng = np.random.default_rng(3)
     n = round(40 * fs_hz)
     snr = np.abs(rng.normal(1.0, 0.5, n))
@@ -1327,7 +1327,10 @@ def test_axle_paired_score_matches_its_twin(fs_hz: float) -> None:
     speed[n // 3: n // 2] = np.nan                     # no GPS for a while
     band = (3.0, min(25.0, 0.45 * fs_hz))
     kw = dict(window_s=0.12, background_window_s=5.0, wheelbase_m=2.7, spread_m=0.5, min_speed_mps=2.5)
-    fast = axle_paired_score(snr, horizontal, speed, fs_hz, band, **kw)
+    pairing = AxlePairing(kw["wheelbase_m"], kw["spread_m"], kw["min_speed_mps"])
+    unpaired = three_axis_score(snr, horizontal, fs_hz, band, window_s=kw["window_s"],
+                                background_window_s=kw["background_window_s"])
+    fast = pairing.paired(unpaired, speed, fs_hz)
     assert_allclose(fast, _axle_paired_score_twin(snr, horizontal, speed, fs_hz, band, **kw), rtol=1e-12)
     assert fast.max() > 0.5
 

@@ -59,7 +59,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 def test_kept_memory_is_not_faulted_in_again_for_each_trip() -> None:
     """Once a trip's arrays have been in, the next trips reuse the heap's pages: no page faults (glibc's default
-    trims the heap's top and faults ~780 pages in again per trip; the pad alone, which freezes the adaptive mmap
+    trims the heap's top and faults ~1,500 pages in again per trip; the pad alone, which freezes the adaptive mmap
     threshold at 128 KiB, maps every array anew)."""
     import platform
 
